@@ -1,0 +1,58 @@
+"""trs_analytics: task-run state analytics for Prefect.
+
+Layers, with imports pointing one way (nothing below imports from above)::
+
+    client   (config, auth, retries)         trs_analytics.client
+      -> fetch    (pages -> typed frames)     trs_analytics.fetch
+      -> storage  (Parquet datasets)          trs_analytics.storage
+      -> metrics  (pure functions on frames)  trs_analytics.metrics
+      -> charts   (Altair) / report           trs_analytics.charts, trs_analytics.report
+      -> cli, flows, notebooks                (wiring only)
+
+``schema`` (the data contract) and ``exceptions`` are shared by every layer.
+"""
+
+from __future__ import annotations
+
+from trs_analytics.exceptions import (
+    AuthenticationError,
+    ConfigurationError,
+    NotFoundError,
+    PrefectAPIError,
+    RequestRejectedError,
+    ResponseFormatError,
+    SchemaError,
+    ServerError,
+    StorageError,
+    TransportError,
+    TrsAnalyticsError,
+)
+from trs_analytics.schema import (
+    STATE_TYPES,
+    STATES_SCHEMA,
+    TERMINAL_TYPES,
+    empty_states,
+    validate_states,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "STATES_SCHEMA",
+    "STATE_TYPES",
+    "TERMINAL_TYPES",
+    "AuthenticationError",
+    "ConfigurationError",
+    "NotFoundError",
+    "PrefectAPIError",
+    "RequestRejectedError",
+    "ResponseFormatError",
+    "SchemaError",
+    "ServerError",
+    "StorageError",
+    "TransportError",
+    "TrsAnalyticsError",
+    "__version__",
+    "empty_states",
+    "validate_states",
+]

@@ -1,0 +1,91 @@
+"""Exceptions raised by trs_analytics.
+
+Every error the package raises derives from one base, so callers can catch
+everything with a single ``except TrsAnalyticsError``::
+
+    TrsAnalyticsError
+    ├── ConfigurationError        no API URL, unreadable profile, bad argument
+    ├── PrefectAPIError           the server answered, but not with what we need
+    │   ├── AuthenticationError   401 / 403: credentials or CSRF token rejected
+    │   ├── NotFoundError         404: usually a URL that misses ``/api``
+    │   ├── RequestRejectedError  422: the server refused the request body
+    │   ├── ServerError           5xx / 429 that did not clear after retries
+    │   └── ResponseFormatError   malformed JSON, or a record missing a field
+    ├── TransportError            connection refused, timeout, DNS: no answer
+    ├── SchemaError               a frame misses columns or has the wrong types
+    └── StorageError              a dataset that cannot be read or written safely
+
+Messages are plain sentences: what was found, what was expected, and a
+``Hint:`` with what to do about it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthenticationError",
+    "ConfigurationError",
+    "NotFoundError",
+    "PrefectAPIError",
+    "RequestRejectedError",
+    "ResponseFormatError",
+    "SchemaError",
+    "ServerError",
+    "StorageError",
+    "TransportError",
+    "TrsAnalyticsError",
+]
+
+
+class TrsAnalyticsError(Exception):
+    """Base class of every error raised by trs_analytics."""
+
+
+class ConfigurationError(TrsAnalyticsError):
+    """The package was not given what it needs to run (URL, profile, argument)."""
+
+
+class PrefectAPIError(TrsAnalyticsError):
+    """The Prefect server answered, but the answer cannot be used.
+
+    Attributes:
+        status_code: the HTTP status, or ``None`` when the status was fine
+            but the body was not.
+        url: the URL that was requested (never contains credentials).
+    """
+
+    def __init__(self, message: str, *, status_code: int | None = None, url: str = "") -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.url = url
+
+
+class AuthenticationError(PrefectAPIError):
+    """401 or 403: the server rejected the credentials or the CSRF token."""
+
+
+class NotFoundError(PrefectAPIError):
+    """404: the endpoint does not exist at this URL."""
+
+
+class RequestRejectedError(PrefectAPIError):
+    """422: the server could not validate the request body."""
+
+
+class ServerError(PrefectAPIError):
+    """A retryable failure (429, 5xx) that did not clear within the retry budget."""
+
+
+class ResponseFormatError(PrefectAPIError):
+    """The body is not valid JSON, or a record lacks a field the contract requires."""
+
+
+class TransportError(TrsAnalyticsError):
+    """No answer from the server: connection refused, reset, or timed out."""
+
+
+class SchemaError(TrsAnalyticsError):
+    """A frame passed to a function lacks the columns or types it needs."""
+
+
+class StorageError(TrsAnalyticsError):
+    """A Parquet dataset cannot be read or written safely."""

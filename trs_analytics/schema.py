@@ -1,0 +1,194 @@
+"""The data contract: the columns every layer of trs_analytics agrees on.
+
+One row per task-run state. Fetchers produce frames with exactly
+:data:`STATES_SCHEMA`; storage writes and reads it; metrics and charts read it.
+A change here is a change to the data contract: document it in the README's
+"Data contract" section and bump :data:`SCHEMA_VERSION`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+import polars as pl
+
+from trs_analytics.exceptions import SchemaError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+__all__ = [
+    "DETAILS_COLUMNS",
+    "FAILURE_TYPES",
+    "REQUIRED_METRIC_COLUMNS",
+    "SCHEMA_VERSION",
+    "STATES_SCHEMA",
+    "STATE_TYPES",
+    "StateType",
+    "TERMINAL_TYPES",
+    "UTC_US",
+    "empty_states",
+    "require_columns",
+    "validate_states",
+]
+
+#: Bumped on any change to :data:`STATES_SCHEMA`; stored in Parquet metadata.
+SCHEMA_VERSION: Final = 1
+
+#: Every timestamp in the contract: microseconds, UTC.
+UTC_US: Final = pl.Datetime("us", "UTC")
+
+#: Prefect's nine state types, in lifecycle order.
+STATE_TYPES: Final = (
+    "SCHEDULED",
+    "PENDING",
+    "RUNNING",
+    "PAUSED",
+    "CANCELLING",
+    "COMPLETED",
+    "FAILED",
+    "CANCELLED",
+    "CRASHED",
+)
+
+#: A run whose latest state has one of these types is finished.
+TERMINAL_TYPES: Final = ("COMPLETED", "FAILED", "CANCELLED", "CRASHED")
+
+#: Terminal types that count as a failure in failure rates.
+FAILURE_TYPES: Final = ("FAILED", "CRASHED")
+
+#: The dtype of the ``type`` column.
+StateType: Final = pl.Enum(list(STATE_TYPES))
+
+#: ``state_details`` fields kept, flattened into ``details_<field>`` columns.
+DETAILS_COLUMNS: Final[dict[str, pl.DataType]] = {
+    "details_scheduled_time": UTC_US,
+    "details_cache_key": pl.String(),
+    "details_cache_expiration": UTC_US,
+    "details_retriable": pl.Boolean(),
+    "details_pause_timeout": UTC_US,
+    "details_pause_reschedule": pl.Boolean(),
+    "details_pause_key": pl.String(),
+    "details_child_flow_run_id": pl.String(),
+    "details_refresh_cache": pl.Boolean(),
+    "details_untrackable_result": pl.Boolean(),
+    "details_deferred": pl.Boolean(),
+    "details_transition_id": pl.String(),
+}
+
+#: The states frame: one row per task-run state.
+STATES_SCHEMA: Final = pl.Schema(
+    {
+        # the state itself
+        "id": pl.String(),
+        "task_run_id": pl.String(),
+        "flow_run_id": pl.String(),
+        "type": StateType,
+        "name": pl.String(),
+        "timestamp": UTC_US,
+        "message": pl.String(),
+        **DETAILS_COLUMNS,
+        # the task run it belongs to (as read at fetch time)
+        "task_run_name": pl.String(),
+        "task_key": pl.String(),
+        "task_name": pl.String(),
+        "dynamic_key": pl.String(),
+        "tags": pl.List(pl.String()),
+        "run_count": pl.Int64(),
+        "expected_start_time": UTC_US,
+        # the flow run and flow it belongs to
+        "flow_run_name": pl.String(),
+        "flow_name": pl.String(),
+        "deployment_id": pl.String(),
+        "work_pool_name": pl.String(),
+    }
+)
+
+#: What the metric functions need at the least.
+REQUIRED_METRIC_COLUMNS: Final = ("task_run_id", "type", "name", "timestamp")
+
+
+def empty_states() -> pl.DataFrame:
+    """Return an empty states frame with the contract's schema.
+
+    Examples:
+        >>> import trs_analytics as ta
+        >>> ta.empty_states().schema["timestamp"]
+        Datetime(time_unit='us', time_zone='UTC')
+    """
+    return pl.DataFrame(schema=STATES_SCHEMA)
+
+
+def _schema_of(frame: pl.DataFrame | pl.LazyFrame) -> pl.Schema:
+    return frame.collect_schema() if isinstance(frame, pl.LazyFrame) else frame.schema
+
+
+def require_columns(
+    frame: pl.DataFrame | pl.LazyFrame,
+    columns: Iterable[str],
+    *,
+    caller: str,
+) -> None:
+    """Raise :class:`SchemaError` naming every column of ``columns`` that ``frame`` lacks.
+
+    Args:
+        frame: the frame to check.
+        columns: the column names that must be present.
+        caller: the function name to put in the message.
+
+    Examples:
+        >>> import polars as pl
+        >>> require_columns(pl.DataFrame({"a": [1]}), ["a", "b"], caller="demo")
+        Traceback (most recent call last):
+        ...
+        trs_analytics.exceptions.SchemaError: demo() needs column 'b', which the frame does not have (it has: 'a'). Hint: pass a states frame from trs_analytics.fetch_states() or scan_states().
+    """
+    present = _schema_of(frame).names()
+    missing = [c for c in columns if c not in present]
+    if missing:
+        names = ", ".join(repr(c) for c in missing)
+        noun = "column" if len(missing) == 1 else "columns"
+        has = ", ".join(repr(c) for c in present) or "no columns"
+        msg = (
+            f"{caller}() needs {noun} {names}, which the frame does not have "
+            f"(it has: {has}). Hint: pass a states frame from "
+            "trs_analytics.fetch_states() or scan_states()."
+        )
+        raise SchemaError(msg)
+
+
+def validate_states(frame: pl.DataFrame | pl.LazyFrame) -> None:
+    """Check that ``frame`` has every contract column with the contract's dtype.
+
+    Raises:
+        SchemaError: naming each missing column or each column whose dtype differs.
+
+    Examples:
+        >>> import trs_analytics as ta
+        >>> ta.validate_states(ta.empty_states())
+        >>> ta.validate_states(ta.empty_states().drop("name"))
+        Traceback (most recent call last):
+        ...
+        trs_analytics.exceptions.SchemaError: the states frame lacks column 'name'. Hint: build it with trs_analytics.fetch_states() or read it with scan_states().
+    """
+    schema = _schema_of(frame)
+    missing = [c for c in STATES_SCHEMA if c not in schema]
+    if missing:
+        names = ", ".join(repr(c) for c in missing)
+        noun = "column" if len(missing) == 1 else "columns"
+        msg = (
+            f"the states frame lacks {noun} {names}. Hint: build it with "
+            "trs_analytics.fetch_states() or read it with scan_states()."
+        )
+        raise SchemaError(msg)
+    wrong = [
+        f"{c!r} is {schema[c]}, expected {dtype}"
+        for c, dtype in STATES_SCHEMA.items()
+        if schema[c] != dtype
+    ]
+    if wrong:
+        msg = (
+            f"the states frame has columns of the wrong type: {'; '.join(wrong)}. "
+            "Hint: cast with frame.cast(trs_analytics.STATES_SCHEMA)."
+        )
+        raise SchemaError(msg)
