@@ -1,0 +1,149 @@
+"""Where the client's settings come from, in Prefect's own order.
+
+1. explicit arguments;
+2. environment variables ``PREFECT_API_URL``, ``PREFECT_API_KEY``,
+   ``PREFECT_API_AUTH_STRING``;
+3. the active profile in Prefect's ``profiles.toml`` (``PREFECT_PROFILES_PATH``,
+   else ``$PREFECT_HOME/profiles.toml``, else ``~/.prefect/profiles.toml``; the
+   active profile is ``PREFECT_PROFILE`` or the file's ``active`` key).
+
+Settings are read when a client is made, never at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
+
+from trs_analytics.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = ["ClientSettings", "redact_url", "resolve_settings"]
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """Resolved connection settings. Secrets never appear in the ``repr``.
+
+    Examples:
+        >>> s = ClientSettings(api_url="http://127.0.0.1:4200/api", api_key="pnu_secret")
+        >>> "pnu_secret" in repr(s)
+        False
+        >>> s.is_cloud
+        False
+    """
+
+    api_url: str
+    api_key: str | None = field(default=None, repr=False)
+    auth_string: str | None = field(default=None, repr=False)
+    source: str = "argument"
+
+    @property
+    def is_cloud(self) -> bool:
+        """True for a Prefect Cloud workspace URL (``/api/accounts/…/workspaces/…``)."""
+        return "/accounts/" in self.api_url and "/workspaces/" in self.api_url
+
+
+def redact_url(url: str) -> str:
+    """Drop any ``user:password@`` from a URL, for messages and logs.
+
+    Examples:
+        >>> redact_url("https://admin:pass@prefect.example/api")
+        'https://***@prefect.example/api'
+        >>> redact_url("http://127.0.0.1:4200/api")
+        'http://127.0.0.1:4200/api'
+    """
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"***@{host}"))
+
+
+def _profiles_path(env: Mapping[str, str]) -> Path:
+    if path := env.get("PREFECT_PROFILES_PATH"):
+        return Path(path).expanduser()
+    home = Path(env.get("PREFECT_HOME", "~/.prefect")).expanduser()
+    return home / "profiles.toml"
+
+
+def _active_profile(env: Mapping[str, str]) -> tuple[str, dict[str, str]]:
+    path = _profiles_path(env)
+    if not path.is_file():
+        return "", {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        msg = (
+            f"cannot read Prefect profiles file {path}: {err}. "
+            "Hint: fix the file, or pass api_url= explicitly."
+        )
+        raise ConfigurationError(msg) from err
+    name = env.get("PREFECT_PROFILE") or str(data.get("active", "default"))
+    profile = data.get("profiles", {}).get(name, {})
+    return f"profile '{name}' in {path}", {k: str(v) for k, v in profile.items()}
+
+
+def _check_url(url: str) -> str:
+    url = url.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        msg = (
+            f"api_url {redact_url(url)!r} is not an http(s) URL. "
+            "Hint: use the API address, such as http://127.0.0.1:4200/api."
+        )
+        raise ConfigurationError(msg)
+    return url
+
+
+def resolve_settings(
+    api_url: str | None = None,
+    *,
+    api_key: str | None = None,
+    auth_string: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> ClientSettings:
+    """Resolve settings from arguments, then environment, then the active profile.
+
+    Args:
+        api_url: the API base URL (ending in ``/api``, or a Cloud workspace URL).
+        api_key: a Prefect Cloud API key, sent as ``Authorization: Bearer``.
+        auth_string: ``user:password`` for a self-hosted server with basic auth.
+        env: the environment to read (defaults to ``os.environ``).
+
+    Raises:
+        ConfigurationError: when no URL can be found, or the URL is not http(s).
+
+    Examples:
+        >>> s = resolve_settings(env={"PREFECT_API_URL": "http://127.0.0.1:4200/api/"})
+        >>> s.api_url, s.source
+        ('http://127.0.0.1:4200/api', 'environment')
+    """
+    env = os.environ if env is None else env
+    source = "argument"
+    if api_url is None and env.get("PREFECT_API_URL"):
+        api_url, source = env["PREFECT_API_URL"], "environment"
+    api_key = api_key or env.get("PREFECT_API_KEY") or None
+    auth_string = auth_string or env.get("PREFECT_API_AUTH_STRING") or None
+    if api_url is None or api_key is None or auth_string is None:
+        where, profile = _active_profile(env)
+        if api_url is None and profile.get("PREFECT_API_URL"):
+            api_url, source = profile["PREFECT_API_URL"], where
+        api_key = api_key or profile.get("PREFECT_API_KEY") or None
+        auth_string = auth_string or profile.get("PREFECT_API_AUTH_STRING") or None
+    if not api_url:
+        msg = (
+            "no Prefect API URL was given, and none is set in PREFECT_API_URL or the "
+            "active Prefect profile. Hint: pass api_url='http://127.0.0.1:4200/api' "
+            "(or your Cloud workspace URL), or run 'prefect config set PREFECT_API_URL=...'."
+        )
+        raise ConfigurationError(msg)
+    return ClientSettings(
+        api_url=_check_url(api_url), api_key=api_key, auth_string=auth_string, source=source
+    )
