@@ -1,0 +1,222 @@
+"""Paging generators over the Prefect API. Each yields pages (lists of JSON records).
+
+* :func:`iter_task_run_pages` pages ``/task_runs/filter`` by keyset on
+  ``expected_start_time`` (always set, even for runs that never started), not by
+  offset: each page asks for runs at or after the last timestamp seen and drops
+  the ids already yielded at that timestamp. Runs written meanwhile land on a
+  later page instead of shifting rows between pages, so none is lost or
+  repeated. A page whose runs all share one timestamp is drained by sorting that
+  single timestamp by id with offsets.
+* :func:`iter_event_pages` follows ``next_page`` through ``/events/filter``.
+* :func:`read_by_ids` reads task runs / flow runs / flows 200 ids a call.
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from trs_analytics.exceptions import ResponseFormatError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+    from trs_analytics.client import PrefectClient
+
+__all__ = ["PAGE_LIMIT", "iso", "iter_event_pages", "iter_task_run_pages", "read_by_ids"]
+
+#: The server's cap on ``limit`` (``PREFECT_SERVER_API_DEFAULT_LIMIT``).
+PAGE_LIMIT = 200
+#: Events per page on a self-hosted server.
+EVENT_PAGE_LIMIT = 50
+_ONE_US = timedelta(microseconds=1)
+
+
+def iso(when: datetime) -> str:
+    """Format an aware datetime the way Prefect does (UTC, microseconds, ``Z``).
+
+    Examples:
+        >>> from datetime import timezone
+        >>> iso(datetime(2024, 1, 1, 1, tzinfo=timezone(timedelta(hours=1))))
+        '2024-01-01T00:00:00.000000Z'
+    """
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _parse(ts: str) -> datetime:
+    return datetime.fromisoformat(ts.replace("Z", "+00:00"))
+
+
+def _with_window(
+    body: dict[str, Any], after: datetime | None, before: datetime | None
+) -> dict[str, Any]:
+    body = copy.deepcopy(body)
+    window: dict[str, str] = {}
+    if after is not None:
+        window["after_"] = iso(after)
+    if before is not None:
+        window["before_"] = iso(before)
+    body.setdefault("task_runs", {})["expected_start_time"] = window
+    return body
+
+
+def _check_page(page: Any, url: str) -> list[dict[str, Any]]:
+    if not isinstance(page, list):
+        msg = f"{url} returned {type(page).__name__}, expected a JSON list of task runs."
+        raise ResponseFormatError(msg, url=url)
+    for record in page:
+        if (
+            not isinstance(record, dict)
+            or not record.get("id")
+            or not record.get("expected_start_time")
+        ):
+            msg = (
+                f"{url} returned a task run without 'id' or 'expected_start_time' "
+                f"({str(record)[:120]}). Hint: the server may be older than Prefect 2.10."
+            )
+            raise ResponseFormatError(msg, url=url)
+    return page
+
+
+def iter_task_run_pages(
+    client: PrefectClient,
+    body: dict[str, Any],
+    *,
+    after: datetime | None = None,
+    before: datetime | None = None,
+    page_size: int = PAGE_LIMIT,
+) -> Iterator[list[dict[str, Any]]]:
+    """Yield pages of task runs with ``after <= expected_start_time <= before``.
+
+    Args:
+        client: the API client.
+        body: the filter body (``task_runs``, ``flows``, ``deployments``...);
+            its ``task_runs.expected_start_time`` is set by this function.
+        after: inclusive lower bound, or None.
+        before: inclusive upper bound, or None.
+        page_size: records per call, at most 200.
+    """
+    url = f"{client.api_url}/task_runs/filter"
+    cursor, seen = after, set[str]()
+    while True:
+        request = _with_window(body, cursor, before)
+        page = _check_page(
+            client.post(
+                "/task_runs/filter",
+                json_body={**request, "sort": "EXPECTED_START_TIME_ASC", "limit": page_size},
+            ),
+            url,
+        )
+        fresh = [r for r in page if r["id"] not in seen]
+        if len(page) < page_size:
+            if fresh:
+                yield fresh
+            return
+        last = _parse(page[-1]["expected_start_time"])
+        if cursor is not None and last == cursor:
+            # A whole page at one timestamp: drain it by id, then step past it.
+            yield from _drain_timestamp(client, body, last, seen, page_size, url)
+            seen = set()
+            cursor = last + _ONE_US
+            continue
+        if fresh:
+            yield fresh
+        cursor = last
+        seen = {r["id"] for r in page if _parse(r["expected_start_time"]) == last}
+
+
+def _drain_timestamp(
+    client: PrefectClient,
+    body: dict[str, Any],
+    at: datetime,
+    seen: set[str],
+    page_size: int,
+    url: str,
+) -> Iterator[list[dict[str, Any]]]:
+    request = _with_window(body, at, at)
+    offset = 0
+    while True:
+        page = _check_page(
+            client.post(
+                "/task_runs/filter",
+                json_body={**request, "sort": "ID_DESC", "limit": page_size, "offset": offset},
+            ),
+            url,
+        )
+        fresh = [r for r in page if r["id"] not in seen]
+        seen.update(r["id"] for r in page)
+        if fresh:
+            yield fresh
+        if len(page) < page_size:
+            return
+        offset += page_size
+
+
+def iter_event_pages(
+    client: PrefectClient,
+    *,
+    since: datetime,
+    until: datetime,
+    page_size: int = EVENT_PAGE_LIMIT,
+) -> Iterator[list[dict[str, Any]]]:
+    """Yield pages of ``prefect.task-run.*`` events with ``since <= occurred <= until``, oldest first.
+
+    ``next_page`` is a full URL built by the server; only its path and query are
+    used, re-based onto this client's API URL, so credentials never go to
+    another host and a proxy in between keeps working.
+    """
+    body = {
+        "filter": {
+            "event": {"prefix": ["prefect.task-run."]},
+            "occurred": {"since": iso(since), "until": iso(until)},
+            "order": "ASC",
+        },
+        "limit": page_size,
+    }
+    url = f"{client.api_url}/events/filter"
+    page = client.post("/events/filter", json_body=body)
+    while True:
+        if not isinstance(page, dict) or not isinstance(page.get("events"), list):
+            msg = f"{url} returned {str(page)[:120]!r}, expected an object with 'events'."
+            raise ResponseFormatError(msg, url=url)
+        yield page["events"]
+        next_page = page.get("next_page")
+        if not next_page:
+            return
+        url = _rebase(client, next_page)
+        page = client.get(url)
+
+
+def _rebase(client: PrefectClient, next_page: str) -> str:
+    parts = urlsplit(next_page)
+    path = parts.path
+    marker = path.find("/events/filter")
+    if marker < 0:
+        msg = f"the server's next_page link {next_page!r} does not point at /events/filter."
+        raise ResponseFormatError(msg, url=client.api_url)
+    query = f"?{parts.query}" if parts.query else ""
+    return f"{client.settings.api_url}{path[marker:]}{query}"
+
+
+def read_by_ids(
+    client: PrefectClient,
+    kind: str,
+    ids: Sequence[str],
+    *,
+    page_size: int = PAGE_LIMIT,
+) -> Iterator[dict[str, Any]]:
+    """Read ``kind`` ("task_runs", "flow_runs" or "flows") records by id, 200 a call."""
+    chunks = [list(ids[i : i + page_size]) for i in range(0, len(ids), page_size)]
+
+    def read(chunk: list[str]) -> list[dict[str, Any]]:
+        body = {kind: {"id": {"any_": chunk}}, "limit": page_size}
+        page = client.post(f"/{kind}/filter", json_body=body)
+        if not isinstance(page, list):
+            msg = f"{client.api_url}/{kind}/filter returned {type(page).__name__}, expected a list."
+            raise ResponseFormatError(msg, url=f"{client.api_url}/{kind}/filter")
+        return page
+
+    for page in client.map(read, chunks):
+        yield from page

@@ -1,0 +1,276 @@
+"""JSON records from the Prefect API -> typed Polars frames in the contract's schema.
+
+Two kinds of input become the same state rows:
+
+* a state from ``GET /task_run_states/`` (``id``, ``type``, ``name``, ``timestamp``,
+  ``message``, ``state_details``);
+* a ``prefect.task-run.<State>`` event from ``/events/filter`` (``id`` = the state
+  id, ``occurred`` = the state timestamp, ``payload.validated_state``).
+
+Events carry ``state_details`` with defaults left out; :func:`state_row_from_event`
+fills Prefect's defaults in, so both sources give identical rows.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from trs_analytics.exceptions import ResponseFormatError
+from trs_analytics.schema import DETAILS_COLUMNS, STATE_TYPES, STATES_SCHEMA, UTC_US
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+__all__ = [
+    "ATTRIBUTES_SCHEMA",
+    "ATTRIBUTE_COLUMNS",
+    "STATE_COLUMNS",
+    "attribute_row",
+    "derive_task_name",
+    "parse_timestamps",
+    "state_row_from_api",
+    "state_row_from_event",
+    "states_frame",
+]
+
+#: Columns that come from the state record itself.
+STATE_COLUMNS = ("id", "task_run_id", "flow_run_id", "type", "name", "timestamp", "message")
+#: Columns that come from the task run, its flow run and its flow.
+ATTRIBUTE_COLUMNS = tuple(
+    c for c in STATES_SCHEMA if c not in STATE_COLUMNS and c not in DETAILS_COLUMNS
+)
+
+#: The attributes frame handed to :func:`states_frame` (timestamps still strings).
+ATTRIBUTES_SCHEMA = pl.Schema(
+    {
+        "task_run_id": pl.String(),
+        **{
+            c: (pl.String() if STATES_SCHEMA[c] == UTC_US else STATES_SCHEMA[c])
+            for c in ATTRIBUTE_COLUMNS
+        },
+        "_state_type": pl.String(),
+    }
+)
+
+# Prefect's StateDetails defaults; events omit fields left at their default.
+_DETAIL_DEFAULTS: dict[str, Any] = {
+    "pause_reschedule": False,
+    "untrackable_result": False,
+    "deferred": False,
+}
+_TIME_COLUMNS = [c for c, t in STATES_SCHEMA.items() if t == UTC_US]
+_TASK_KEY_HASH = re.compile(r"-(?:[0-9a-f]{8}|unknown)$")
+
+
+def _missing(*, field: str, record: Mapping[str, Any], what: str, url: str) -> ResponseFormatError:
+    rid = record.get("id", "<no id>")
+    msg = (
+        f"a {what} from {url} has no {field!r} (record id {rid}). Hint: the server may run "
+        "a Prefect version this package does not know; please report it with the version."
+    )
+    return ResponseFormatError(msg, url=url)
+
+
+def _details(details: Mapping[str, Any] | None) -> dict[str, Any]:
+    details = details or {}
+    return {
+        col: details.get(
+            col.removeprefix("details_"), _DETAIL_DEFAULTS.get(col.removeprefix("details_"))
+        )
+        for col in DETAILS_COLUMNS
+    }
+
+
+def state_row_from_api(record: Mapping[str, Any], *, task_run_id: str, url: str) -> dict[str, Any]:
+    """One state from ``/task_run_states/`` -> a row of state columns.
+
+    Examples:
+        >>> row = state_row_from_api(
+        ...     {"id": "s1", "type": "RUNNING", "name": "Running",
+        ...      "timestamp": "2024-01-01T00:00:00Z", "message": "",
+        ...      "state_details": {"flow_run_id": "f1", "retriable": True}},
+        ...     task_run_id="t1", url="test")
+        >>> row["flow_run_id"], row["details_retriable"], row["details_deferred"]
+        ('f1', True, False)
+    """
+    for field in ("id", "type", "name", "timestamp"):
+        if record.get(field) is None:
+            raise _missing(field=field, record=record, what="task-run state", url=url)
+    details = record.get("state_details") or {}
+    return {
+        "id": record["id"],
+        "task_run_id": details.get("task_run_id") or task_run_id,
+        "flow_run_id": details.get("flow_run_id"),
+        "type": record["type"],
+        "name": record["name"],
+        "timestamp": record["timestamp"],
+        "message": record.get("message"),
+        **_details(details),
+    }
+
+
+def _resource_id(resource: Mapping[str, Any], prefix: str) -> str | None:
+    rid = resource.get("prefect.resource.id", "")
+    return rid.removeprefix(prefix) if isinstance(rid, str) and rid.startswith(prefix) else None
+
+
+def state_row_from_event(event: Mapping[str, Any], *, url: str) -> dict[str, Any] | None:
+    """One ``prefect.task-run.*`` event -> a row of state columns, or None if not a state change.
+
+    Examples:
+        >>> event = {"id": "s1", "occurred": "2024-01-01T00:00:00Z",
+        ...          "event": "prefect.task-run.Running",
+        ...          "resource": {"prefect.resource.id": "prefect.task-run.t1"},
+        ...          "related": [{"prefect.resource.id": "prefect.flow-run.f1",
+        ...                       "prefect.resource.role": "flow-run"}],
+        ...          "payload": {"validated_state": {"type": "RUNNING", "name": "Running",
+        ...                                          "message": "", "state_details": {}}}}
+        >>> row = state_row_from_event(event, url="test")
+        >>> row["task_run_id"], row["flow_run_id"], row["type"]
+        ('t1', 'f1', 'RUNNING')
+    """
+    state = (event.get("payload") or {}).get("validated_state")
+    if state is None:
+        return None
+    task_run_id = _resource_id(event.get("resource") or {}, "prefect.task-run.")
+    if task_run_id is None:
+        raise _missing(
+            field="resource prefect.task-run id", record=event, what="task-run event", url=url
+        )
+    for field in ("id", "occurred"):
+        if event.get(field) is None:
+            raise _missing(field=field, record=event, what="task-run event", url=url)
+    for field in ("type", "name"):
+        if state.get(field) is None:
+            raise _missing(
+                field=f"payload.validated_state.{field}",
+                record=event,
+                what="task-run event",
+                url=url,
+            )
+    details = state.get("state_details") or {}
+    flow_run_id = details.get("flow_run_id")
+    for related in event.get("related") or []:
+        if flow_run_id is None and related.get("prefect.resource.role") == "flow-run":
+            flow_run_id = _resource_id(related, "prefect.flow-run.")
+    return {
+        "id": event["id"],
+        "task_run_id": task_run_id,
+        "flow_run_id": flow_run_id,
+        "type": state["type"],
+        "name": state["name"],
+        "timestamp": event["occurred"],
+        "message": state.get("message"),
+        **_details(details),
+    }
+
+
+def derive_task_name(name: str | None, task_key: str | None, dynamic_key: str | None) -> str | None:
+    """The task's own name (``@task(name=...)``) from a task run's fields.
+
+    Prefect names a task run ``f"{task.name}-{dynamic_key[:3]}"`` (older releases
+    used the whole dynamic key), so that suffix is removed. A custom
+    ``task_run_name`` has no such suffix; then the task key, which is
+    ``f"{function qualname}-{8 hex digits}"``, gives the function's name.
+
+    Examples:
+        >>> derive_task_name("extract-3d7", "ex-5187e2fe", "3d713350-3b0b")
+        'extract'
+        >>> derive_task_name("load-7", "load-9a1dacf0", "7")
+        'load'
+        >>> derive_task_name("nightly run for acme", "report-9a1dacf0", "2")
+        'report'
+    """
+    if name and dynamic_key:
+        for suffix in (f"-{dynamic_key[:3]}", f"-{dynamic_key}"):
+            if name.endswith(suffix) and len(name) > len(suffix):
+                return name[: -len(suffix)]
+    if task_key:
+        return _TASK_KEY_HASH.sub("", task_key)
+    return name
+
+
+def attribute_row(
+    task_run: Mapping[str, Any],
+    flow_run: Mapping[str, Any] | None,
+    flow: Mapping[str, Any] | None,
+    *,
+    url: str,
+) -> dict[str, Any]:
+    """A task run (+ its flow run and flow) -> the contract's attribute columns.
+
+    The extra key ``_state_type`` (the task run's current state type) is kept
+    for filtering and dropped before a frame leaves the fetch layer.
+    """
+    for field in ("id", "name", "task_key"):
+        if task_run.get(field) is None:
+            raise _missing(field=field, record=task_run, what="task run", url=url)
+    flow_run = flow_run or {}
+    flow = flow or {}
+    name, key, dyn = task_run["name"], task_run["task_key"], task_run.get("dynamic_key")
+    return {
+        "task_run_id": task_run["id"],
+        "task_run_name": name,
+        "task_key": key,
+        "task_name": derive_task_name(name, key, dyn),
+        "dynamic_key": dyn,
+        "tags": list(task_run.get("tags") or []),
+        "run_count": task_run.get("run_count"),
+        "expected_start_time": task_run.get("expected_start_time"),
+        "flow_run_name": flow_run.get("name"),
+        "flow_name": flow.get("name"),
+        "deployment_id": flow_run.get("deployment_id"),
+        "work_pool_name": flow_run.get("work_pool_name"),
+        "_state_type": task_run.get("state_type"),
+    }
+
+
+def parse_timestamps(frame: pl.DataFrame, columns: Iterable[str], *, url: str) -> pl.DataFrame:
+    """Parse ISO-8601 string columns into ``Datetime("us", "UTC")``; raise on garbage."""
+    columns = [c for c in columns if c in frame.columns and frame.schema[c] == pl.String]
+    try:
+        return frame.with_columns(
+            pl.col(c).str.to_datetime(
+                format="%Y-%m-%dT%H:%M:%S%.f%#z", time_unit="us", time_zone="UTC", strict=True
+            )
+            for c in columns
+        )
+    except pl.exceptions.InvalidOperationError as err:
+        msg = (
+            f"a timestamp from {url} is not ISO-8601 ({str(err).splitlines()[0]}). "
+            "Hint: the server should send times like 2024-01-01T00:00:00.123456Z."
+        )
+        raise ResponseFormatError(msg, url=url) from err
+
+
+def states_frame(
+    state_rows: list[dict[str, Any]],
+    attributes: pl.DataFrame,
+    *,
+    url: str,
+) -> pl.DataFrame:
+    """Join state rows with task-run attributes into a frame of exactly ``STATES_SCHEMA``.
+
+    Raises:
+        ResponseFormatError: on an unknown state type or an unparseable timestamp.
+    """
+    string_schema = {
+        c: pl.String() if STATES_SCHEMA[c] == UTC_US or c == "type" else STATES_SCHEMA[c]
+        for c in (*STATE_COLUMNS, *DETAILS_COLUMNS)
+    }
+    states = pl.DataFrame(state_rows, schema=string_schema)
+    unknown = states.filter(~pl.col("type").is_in(STATE_TYPES))["type"].unique().to_list()
+    if unknown:
+        msg = (
+            f"{url} returned state type(s) {sorted(unknown)} that are not among Prefect's "
+            f"{len(STATE_TYPES)} known types {list(STATE_TYPES)}. Hint: this server may be newer "
+            "than trs_analytics; upgrade trs_analytics or report the new type."
+        )
+        raise ResponseFormatError(msg, url=url)
+    states = parse_timestamps(states, _TIME_COLUMNS, url=url)
+    joined = states.join(attributes, on="task_run_id", how="left", maintain_order="left")
+    joined = parse_timestamps(joined, _TIME_COLUMNS, url=url)
+    return joined.select(pl.col(c).cast(t) for c, t in STATES_SCHEMA.items())
