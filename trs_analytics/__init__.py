@@ -14,6 +14,7 @@ Layers, with imports pointing one way (nothing below imports from above)::
 
 from __future__ import annotations
 
+from trs_analytics.client import PrefectClient
 from trs_analytics.exceptions import (
     AuthenticationError,
     ConfigurationError,
@@ -27,6 +28,7 @@ from trs_analytics.exceptions import (
     TransportError,
     TrsAnalyticsError,
 )
+from trs_analytics.fetch import StateFilters, fetch_states, iter_states, parse_when
 from trs_analytics.schema import (
     STATE_TYPES,
     STATES_SCHEMA,
@@ -34,6 +36,7 @@ from trs_analytics.schema import (
     empty_states,
     validate_states,
 )
+from trs_analytics.storage import scan_states, write_states
 
 __version__ = "0.1.0"
 
@@ -45,14 +48,21 @@ __all__ = [
     "ConfigurationError",
     "NotFoundError",
     "PrefectAPIError",
+    "PrefectClient",
     "RequestRejectedError",
     "ResponseFormatError",
     "SchemaError",
     "ServerError",
+    "StateFilters",
     "StorageError",
     "TransportError",
     "TrsAnalyticsError",
     "__version__",
     "empty_states",
+    "fetch_states",
+    "iter_states",
+    "parse_when",
+    "scan_states",
     "validate_states",
+    "write_states",
 ]
