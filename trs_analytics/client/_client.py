@@ -362,7 +362,9 @@ class PrefectClient:
                 with attempt:
                     return self._send_once(method, self._url(path), **kwargs)
         except _RetryableError as err:
-            raise err.final from err.__cause__
+            final = err.final
+            final.args = (f"{final} Gave up after {self._max_attempts} attempts.",)
+            raise final from err.__cause__
         msg = "unreachable"  # pragma: no cover
         raise AssertionError(msg)  # pragma: no cover
 
