@@ -1,0 +1,210 @@
+"""Serve the real Prefect 3.9.1 recordings in ``tests/recordings`` through ``httpx.MockTransport``.
+
+* :func:`recording` / :func:`recorded_body` / :func:`response` load one recording.
+* :class:`Router` is a ``MockTransport`` handler that answers by method and path
+  the way the recorded server would (task runs, flow runs and flows filtered by
+  the request body; states by ``task_run_id``; events paged through the
+  recorded ``next_page`` links). Tests edit ``router.data`` to break a record,
+  and pass ``fault=`` to answer a request with an error first.
+
+The recording holds two of the three event pages (5 events a page, 13 in all);
+the third page is built here from the recorded states of the last task run,
+shaped like the recorded events of its twin ``cached-f63``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+RECORDINGS = Path(__file__).parent / "recordings"
+
+#: The four recorded task runs, in expected start order.
+FLAKY = "01a2225e-9367-7c27-9c43-42f1168b899b"
+EXTRACT = "01a2225e-9378-74d8-abb9-6fde02e73980"
+CACHED_MISS = "01a2225e-937d-77e6-b523-958707b7c969"
+CACHED_HIT = "01a2225e-9382-7b97-8797-68a616e52191"
+TASK_RUN_IDS = (FLAKY, EXTRACT, CACHED_MISS, CACHED_HIT)
+
+#: A window that holds every recorded state.
+SINCE = "2026-11-28T13:35:00Z"
+UNTIL = "2026-11-28T13:37:00Z"
+
+
+def recording(name: str) -> dict[str, Any]:
+    """The raw recording: ``{"request", "status", "headers", "body"}``."""
+    return json.loads((RECORDINGS / f"{name}.json").read_text())  # type: ignore[no-any-return]
+
+
+def recorded_body(name: str) -> Any:
+    """The recorded response body, parsed."""
+    return json.loads(recording(name)["body"])
+
+
+def response(name: str, *, status: int | None = None, body: str | None = None) -> httpx.Response:
+    """The recorded response (status, headers, body text), optionally altered."""
+    rec = recording(name)
+    return httpx.Response(
+        status or rec["status"],
+        headers=rec["headers"],
+        content=(rec["body"] if body is None else body).encode(),
+    )
+
+
+def _token(next_page: str) -> str:
+    return parse_qs(urlsplit(next_page).query)["page-token"][0]
+
+
+def _third_event_page(page2: dict[str, Any], states: list[dict[str, Any]]) -> dict[str, Any]:
+    """Events for the last task run's states, in the shape of the recorded ones."""
+    twins = page2["events"][2:5]  # cached-f63: Pending, Running, Completed
+    events = []
+    for twin, state in zip(twins, states, strict=True):
+        event = copy.deepcopy(twin)
+        run_id = state["state_details"]["task_run_id"]
+        event.update(
+            id=state["id"], occurred=state["timestamp"], event=f"prefect.task-run.{state['name']}"
+        )
+        event["resource"].update(
+            {
+                "prefect.resource.id": f"prefect.task-run.{run_id}",
+                "prefect.resource.name": "cached-54f",
+                "prefect.state-name": state["name"],
+                "prefect.state-type": state["type"],
+                "prefect.state-timestamp": state["timestamp"].replace("Z", "+00:00"),
+            }
+        )
+        event["payload"]["validated_state"].update(name=state["name"], type=state["type"])
+        event["payload"]["task_run"].update(
+            name="cached-54f", dynamic_key="54fc967f-923e-45b9-bc6a-8456aad9eb9b"
+        )
+        events.append(event)
+    return {**page2, "events": events, "next_page": None}
+
+
+def _time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _match_task_run(run: dict[str, Any], where: dict[str, Any]) -> bool:
+    unknown = set(where) - {"id", "expected_start_time", "state", "end_time"}
+    assert not unknown, f"the router cannot filter task runs on {unknown}"
+    if "any_" in where.get("id", {}) and run["id"] not in where["id"]["any_"]:
+        return False
+    expected = _time(run["expected_start_time"])
+    window = where.get("expected_start_time", {})
+    if "after_" in window and expected < _time(window["after_"]):
+        return False
+    if "before_" in window and expected > _time(window["before_"]):
+        return False
+    types = where.get("state", {}).get("type", {}).get("any_")
+    if types is not None and run["state_type"] not in types:
+        return False
+    ended = where.get("end_time", {}).get("after_")
+    return ended is None or (run["end_time"] is not None and _time(run["end_time"]) >= _time(ended))
+
+
+def _by_ids(records: list[dict[str, Any]], where: dict[str, Any]) -> list[dict[str, Any]]:
+    ids = where.get("id", {}).get("any_")
+    return [r for r in records if ids is None or r["id"] in ids]
+
+
+class Router:
+    """A ``MockTransport`` handler that answers like the recorded server.
+
+    Args:
+        fault: called first with every request; a response it returns is sent
+            instead of the recorded one, an ``httpx`` error it raises is what
+            the transport raises, and ``None`` lets the request through.
+
+    Attributes:
+        data: the parsed recorded bodies by recording name (edit them to break a page).
+        requests: every request received, in order, faulted ones included.
+    """
+
+    def __init__(self, *, fault: Callable[[httpx.Request], httpx.Response | None] | None = None):
+        self.fault = fault
+        self.requests: list[httpx.Request] = []
+        self._lock = threading.Lock()
+        names = ["task_runs_filter", "flow_runs_filter", "flows_filter", "events_filter_page1"]
+        names += ["events_filter_page2", *(f"task_run_states_{i}" for i in TASK_RUN_IDS)]
+        self.data: dict[str, Any] = {name: recorded_body(name) for name in names}
+        self.data["events_filter_page3"] = _third_event_page(
+            self.data["events_filter_page2"], self.data[f"task_run_states_{CACHED_HIT}"]
+        )
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        with self._lock:
+            self.requests.append(request)
+        if self.fault is not None and (answer := self.fault(request)) is not None:
+            return answer
+        return self.serve(request)
+
+    def paths(self) -> list[str]:
+        """``"METHOD /path"`` of every request received."""
+        return [f"{r.method} {r.url.path}" for r in self.requests]
+
+    def serve(self, request: httpx.Request) -> httpx.Response:
+        """The recorded answer to ``request`` (a recorded 404 for unknown paths)."""
+        path = request.url.path
+        route = path[path.find("/api/") :] if "/api/" in path else path
+        body = json.loads(request.content) if request.content else {}
+        handlers: dict[str, Callable[[httpx.Request, dict[str, Any]], Any]] = {
+            "POST /api/task_runs/filter": self._task_runs,
+            "POST /api/flow_runs/filter": lambda _, b: _by_ids(
+                self.data["flow_runs_filter"], b.get("flow_runs", {})
+            ),
+            "POST /api/flows/filter": lambda _, b: _by_ids(
+                self.data["flows_filter"], b.get("flows", {})
+            ),
+            "GET /api/task_run_states/": lambda r, _: self.data.get(
+                f"task_run_states_{r.url.params['task_run_id']}", []
+            ),
+            "POST /api/events/filter": self._events_first_page,
+            "GET /api/events/filter/next": self._events_next_page,
+        }
+        handler = handlers.get(f"{request.method} {route}")
+        if handler is None:
+            return response("error_404_no_api_prefix")
+        return httpx.Response(200, json=handler(request, body))
+
+    def _task_runs(self, _: httpx.Request, body: dict[str, Any]) -> list[dict[str, Any]]:
+        runs = [
+            r
+            for r in self.data["task_runs_filter"]
+            if _match_task_run(r, body.get("task_runs", {}))
+        ]
+        if body.get("sort") == "EXPECTED_START_TIME_ASC":
+            runs.sort(key=lambda r: r["expected_start_time"])
+        offset = body.get("offset", 0)
+        return runs[offset : offset + body.get("limit", 200)]
+
+    def _events_first_page(self, _: httpx.Request, body: dict[str, Any]) -> dict[str, Any]:
+        occurred = body["filter"]["occurred"]
+        pages = [self.data[f"events_filter_page{n}"] for n in (1, 2, 3)]
+        inside = [
+            e
+            for page in pages
+            for e in page["events"]
+            if _time(occurred["since"]) <= _time(e["occurred"]) <= _time(occurred["until"])
+        ]
+        if not inside:
+            return {**pages[0], "events": [], "total": 0, "next_page": None}
+        return pages[0]
+
+    def _events_next_page(self, request: httpx.Request, _: dict[str, Any]) -> dict[str, Any]:
+        token = request.url.params["page-token"]
+        for before, after in ((1, 2), (2, 3)):
+            if _token(self.data[f"events_filter_page{before}"]["next_page"]) == token:
+                return self.data[f"events_filter_page{after}"]  # type: ignore[no-any-return]
+        raise AssertionError(f"no recorded event page has the token {token[:20]}...")
