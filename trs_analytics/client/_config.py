@@ -17,7 +17,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from trs_analytics.exceptions import ConfigurationError
 
@@ -102,6 +102,15 @@ def _check_url(url: str) -> str:
     return url
 
 
+def _split_credentials(url: str) -> tuple[str, str | None]:
+    """Move ``user:password@`` out of a URL, so it is sent as basic auth and never logged."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    return urlunsplit(parts._replace(netloc=host)), unquote(userinfo)
+
+
 def resolve_settings(
     api_url: str | None = None,
     *,
@@ -110,6 +119,9 @@ def resolve_settings(
     env: Mapping[str, str] | None = None,
 ) -> ClientSettings:
     """Resolve settings from arguments, then environment, then the active profile.
+
+    A ``user:password@`` in the URL becomes the auth string (unless one is set),
+    so the stored URL never holds a password.
 
     Args:
         api_url: the API base URL (ending in ``/api``, or a Cloud workspace URL).
@@ -144,6 +156,7 @@ def resolve_settings(
             "(or your Cloud workspace URL), or run 'prefect config set PREFECT_API_URL=...'."
         )
         raise ConfigurationError(msg)
+    api_url, userinfo = _split_credentials(_check_url(api_url))
     return ClientSettings(
-        api_url=_check_url(api_url), api_key=api_key, auth_string=auth_string, source=source
+        api_url=api_url, api_key=api_key, auth_string=auth_string or userinfo, source=source
     )
