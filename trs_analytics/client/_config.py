@@ -79,7 +79,7 @@ def _active_profile(env: Mapping[str, str]) -> tuple[str, dict[str, str]]:
         return "", {}
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as err:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
         msg = (
             f"cannot read Prefect profiles file {path}: {err}. "
             "Hint: fix the file, or pass api_url= explicitly."
