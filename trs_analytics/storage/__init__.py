@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+from trs_analytics.storage._dataset import (
+    DEFAULT_OVERLAP,
+    DEFAULT_SINCE,
+    MARKER_NAME,
+    DatasetLockedError,
+    DatasetProgress,
+    ExportResult,
+    export_states,
+    read_dataset_info,
+)
 from trs_analytics.storage._parquet import (
     SCHEMA_VERSION_KEY,
     atomic_write_parquet,
@@ -11,9 +21,17 @@ from trs_analytics.storage._parquet import (
 )
 
 __all__ = [
+    "DEFAULT_OVERLAP",
+    "DEFAULT_SINCE",
+    "MARKER_NAME",
     "SCHEMA_VERSION_KEY",
+    "DatasetLockedError",
+    "DatasetProgress",
+    "ExportResult",
     "atomic_write_parquet",
+    "export_states",
     "list_parquet_files",
+    "read_dataset_info",
     "scan_states",
     "write_states",
 ]

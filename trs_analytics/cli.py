@@ -1,0 +1,562 @@
+"""The ``trs-analytics`` command: export, fetch, info and report.
+
+Each command parses its options, calls the library, and turns a library error
+into one ``Error: ...`` line on stderr and an exit code a scheduler can act on
+(see :data:`EXIT_CODES` and ``docs/cli.md``). Nothing here computes anything.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, NoReturn, cast
+
+import click
+
+from trs_analytics.client import PrefectClient
+from trs_analytics.exceptions import (
+    AuthenticationError,
+    ConfigurationError,
+    PrefectAPIError,
+    ServerError,
+    StorageError,
+    TransportError,
+    TrsAnalyticsError,
+)
+from trs_analytics.fetch import fetch_states
+from trs_analytics.schema import STATE_TYPES
+from trs_analytics.storage import (
+    DEFAULT_OVERLAP,
+    MARKER_NAME,
+    DatasetLockedError,
+    export_states,
+    read_dataset_info,
+    scan_states,
+    write_states,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from trs_analytics.fetch import Source
+    from trs_analytics.storage import DatasetProgress
+
+__all__ = ["EXIT_CODES", "main"]
+
+#: Exit codes, most specific first: ``(exception class, code, meaning)``.
+EXIT_CODES: Final[tuple[tuple[type[BaseException], int, str], ...]] = (
+    (DatasetLockedError, 75, "another export is writing the dataset: try again later"),
+    (AuthenticationError, 4, "the server refused the credentials"),
+    (TransportError, 3, "the server could not be reached: try again later"),
+    (ServerError, 3, "the server kept failing (5xx, 429): try again later"),
+    (PrefectAPIError, 5, "the server answered, but not with the Prefect API (wrong URL?)"),
+    (StorageError, 6, "the dataset or file cannot be read or written safely"),
+    (ConfigurationError, 2, "a bad option, or no API URL configured"),
+    (TrsAnalyticsError, 1, "any other error"),
+)
+
+_AGE: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNITS: Final = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+logger = logging.getLogger("trs_analytics.cli")
+
+
+# -- output: text or JSON lines --------------------------------------------
+
+
+class _JSONFormatter(logging.Formatter):
+    """One JSON object per log record, for log collectors."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat().replace("+00:00", "Z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        data.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        return json.dumps(data, default=str)
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is now (progress bars and test runners swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:  # a logging failure must not end the export
+            self.handleError(record)
+
+
+class _Output:
+    """Where the CLI's messages go: plain text, or JSON lines with ``--log-format json``."""
+
+    def __init__(self, *, log_format: str, quiet: bool, verbose: bool) -> None:
+        self.json = log_format == "json"
+        self.quiet = quiet
+        self.handler = _StderrHandler()
+        self.handler.setFormatter(
+            _JSONFormatter() if self.json else logging.Formatter("%(levelname)s: %(message)s")
+        )
+        self.level = logging.INFO if (verbose or self.json) else logging.WARNING
+
+    def install(self) -> None:
+        package = logging.getLogger("trs_analytics")
+        package.addHandler(self.handler)
+        package.setLevel(self.level)
+
+    def uninstall(self) -> None:
+        logging.getLogger("trs_analytics").removeHandler(self.handler)
+
+    def summary(self, text: str, **fields: Any) -> None:
+        """The result line: stdout, unless ``--quiet``."""
+        if self.quiet:
+            return
+        if self.json:
+            record = {"time": _now_iso(), "level": "info", "message": text, **fields}
+            click.echo(json.dumps(record, default=str))
+        else:
+            click.echo(text)
+
+    def error(self, message: str) -> None:
+        """The one ``Error:`` line, on stderr."""
+        if self.json:
+            record = {"time": _now_iso(), "level": "error", "message": f"Error: {message}"}
+            click.echo(json.dumps(record), err=True)
+        else:
+            click.echo(f"Error: {message}", err=True)
+
+    def progress_enabled(self) -> bool:
+        return not self.quiet and not self.json and sys.stderr.isatty()
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _output() -> _Output:
+    out = click.get_current_context().find_object(_Output)
+    return out if out is not None else _Output(log_format="text", quiet=False, verbose=False)
+
+
+def _fail(err: TrsAnalyticsError) -> NoReturn:
+    code = next(code for kind, code, _ in EXIT_CODES if isinstance(err, kind))
+    _output().error(" ".join(str(err).split()))
+    sys.exit(code)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn library errors into one ``Error:`` line and the matching exit code."""
+    try:
+        yield
+    except TrsAnalyticsError as err:
+        _fail(err)
+    except KeyboardInterrupt:
+        _output().error("interrupted; the dataset keeps every file written before the interrupt.")
+        sys.exit(130)
+
+
+# -- option types ------------------------------------------------------------
+
+
+def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> timedelta:
+    match = _AGE.match(value)
+    if not match:
+        msg = f"{value!r} is not a duration. Use a number and a unit, such as 90s, 10m, 2h or 1d."
+        raise click.BadParameter(msg)
+    return timedelta(**{_UNITS[match[2]]: float(match[1])})
+
+
+_STATE_TYPE = click.Choice(STATE_TYPES, case_sensitive=False)
+
+
+def _filter_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--flow", "flows", multiple=True, help="Keep runs of this flow (repeatable)."),
+        click.option(
+            "--deployment",
+            "deployments",
+            multiple=True,
+            help="Keep runs of this deployment, by name or id (repeatable).",
+        ),
+        click.option(
+            "--work-pool", "work_pools", multiple=True, help="Keep runs of this work pool."
+        ),
+        click.option("--task", "tasks", multiple=True, help="Keep this task name (repeatable)."),
+        click.option("--tag", "tags", multiple=True, help="Keep runs carrying every tag given."),
+        click.option(
+            "--state-type",
+            "state_types",
+            multiple=True,
+            type=_STATE_TYPE,
+            help="Keep runs whose current state has this type (repeatable).",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _client_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option(
+            "--api-url",
+            metavar="URL",
+            help="Prefect API URL, such as http://127.0.0.1:4200/api. "
+            "Default: PREFECT_API_URL, then the active Prefect profile.",
+        ),
+        click.option(
+            "--concurrency", type=click.IntRange(1, 64), default=8, show_default=True,
+            help="Requests in flight at once.",
+        ),
+        click.option(
+            "--requests-per-minute", type=click.FloatRange(min=1), default=None,
+            help="Stay under this request rate (Prefect Cloud limits per account).",
+        ),
+        click.option(
+            "--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+            help="Seconds to wait for one response.",
+        ),
+        click.option(
+            "--max-attempts", type=click.IntRange(1, 20), default=6, show_default=True,
+            help="Attempts per request; 429, 5xx and dropped connections are retried.",
+        ),
+    ]  # fmt: skip
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _client(options: dict[str, Any]) -> PrefectClient:
+    return PrefectClient(
+        options["api_url"],
+        concurrency=options["concurrency"],
+        requests_per_minute=options["requests_per_minute"],
+        timeout=options["timeout"],
+        max_attempts=options["max_attempts"],
+    )
+
+
+# -- progress ----------------------------------------------------------------
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[DatasetProgress], None] | None]:
+    """A rich progress bar on stderr over the export window, or nothing."""
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    task = bar.add_task("export", total=1.0, detail="")
+
+    def update(progress: DatasetProgress) -> None:
+        bar.update(
+            task,
+            completed=progress.fraction,
+            description=f"export via {progress.source}",
+            detail=f"{progress.states} states, {progress.task_runs} task runs, "
+            f"{progress.requests} requests",
+        )
+
+    with bar:
+        yield update
+
+
+# -- the commands --------------------------------------------------------------
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="trs-analytics")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: logs, the summary and errors as one JSON object a line, for log collectors.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary line.")
+@click.option("--verbose", "-v", is_flag=True, help="Log what is being done (INFO level).")
+@click.pass_context
+def main(ctx: click.Context, log_format: str, quiet: bool, verbose: bool) -> None:
+    """Task-run state analytics for Prefect: export states to Parquet, report on them.
+
+    Exit codes: 0 ok; 1 other error; 2 bad option or configuration; 3 server
+    unreachable or failing (retry later); 4 credentials refused; 5 not the
+    Prefect API at that URL; 6 dataset unreadable or not writable safely;
+    75 another export is writing the dataset.
+
+    Example:
+
+        trs-analytics export --api-url http://127.0.0.1:4200/api --out states/
+    """
+    output = _Output(log_format=log_format, quiet=quiet, verbose=verbose)
+    output.install()
+    ctx.call_on_close(output.uninstall)
+    ctx.obj = output
+
+
+@main.command()
+@click.option(
+    "--out",
+    "-o",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The dataset folder (created if missing; must be empty or a dataset).",
+)
+@click.option(
+    "--since",
+    metavar="WHEN",
+    help="Start of the window: ISO-8601 (2026-01-01T00:00:00Z), a date, or an age (7d). "
+    "Default: the dataset's cursor minus --overlap; 7d for a new dataset.",
+)
+@click.option("--until", metavar="WHEN", help="End of the window (exclusive). Default: now.")
+@click.option(
+    "--source",
+    type=click.Choice(["auto", "events", "states"]),
+    default="auto",
+    show_default=True,
+    help="auto: events inside the server's event retention (7 days), per-run states before.",
+)
+@click.option(
+    "--overlap",
+    default=f"{int(DEFAULT_OVERLAP.total_seconds() // 60)}m",
+    show_default=True,
+    callback=_duration,
+    metavar="AGE",
+    help="How much before the cursor is read again, to catch states recorded late.",
+)
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Wait this long for another export of the same dataset to finish (else exit 75).",
+)
+@click.option(
+    "--flush-rows",
+    type=click.IntRange(min=1),
+    default=100_000,
+    show_default=True,
+    help="States held in memory before they are written to the dataset.",
+)
+@_filter_options
+@_client_options
+def export(
+    out: Path,
+    since: str | None,
+    until: str | None,
+    source: str,
+    overlap: timedelta,
+    wait: float,
+    flush_rows: int,
+    flows: tuple[str, ...],
+    deployments: tuple[str, ...],
+    work_pools: tuple[str, ...],
+    tasks: tuple[str, ...],
+    tags: tuple[str, ...],
+    state_types: tuple[str, ...],
+    **client_options: Any,
+) -> None:
+    """Export task-run states into a Parquet dataset partitioned by day, incrementally.
+
+    The first run reads the last 7 days (or --since). Each later run starts at
+    the dataset's cursor minus --overlap and skips states it already holds, so
+    running it twice adds nothing. Writes are atomic and a lock keeps two runs
+    apart. It prints the source it used and a summary line.
+
+    Example:
+
+        trs-analytics export --api-url http://127.0.0.1:4200/api --since 7d --out states/
+    """
+    output = _output()
+    with _errors(), ExitStack() as stack:
+        client = stack.enter_context(_client(client_options))
+        on_progress = stack.enter_context(_progress(output.progress_enabled()))
+        result = export_states(
+            out,
+            client=client,
+            since=since,
+            until=until,
+            source=cast("Source", source),
+            overlap=overlap,
+            wait=wait,
+            flush_rows=flush_rows,
+            on_progress=on_progress,
+            flow_names=flows,
+            deployments=deployments,
+            work_pools=work_pools,
+            task_names=tasks,
+            tags=tags,
+            state_types=state_types,
+        )
+    output.summary(result.summary(), event="export", **result.as_dict())
+
+
+@main.command()
+@click.option(
+    "--out",
+    "-o",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The Parquet file to write.",
+)
+@click.option(
+    "--since", metavar="WHEN", default="1d", show_default=True, help="Start of the window."
+)
+@click.option("--until", metavar="WHEN", help="End of the window (exclusive). Default: now.")
+@click.option(
+    "--source",
+    type=click.Choice(["auto", "events", "states"]),
+    default="auto",
+    show_default=True,
+    help="Where states are read from (see export).",
+)
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
+@_filter_options
+@_client_options
+def fetch(
+    out: Path,
+    since: str,
+    until: str | None,
+    source: str,
+    force: bool,
+    flows: tuple[str, ...],
+    deployments: tuple[str, ...],
+    work_pools: tuple[str, ...],
+    tasks: tuple[str, ...],
+    tags: tuple[str, ...],
+    state_types: tuple[str, ...],
+    **client_options: Any,
+) -> None:
+    """Fetch the task-run states of one window into a single Parquet file.
+
+    Example:
+
+        trs-analytics fetch --api-url http://127.0.0.1:4200/api --since 1d --out states.parquet
+    """
+    output = _output()
+    started = time.monotonic()
+    with _errors():
+        if out.exists() and not force:
+            msg = f"{out} exists. Hint: pass --force to replace it, or choose another --out."
+            raise StorageError(msg)
+        with _client(client_options) as client:
+            states = fetch_states(
+                client=client,
+                since=since,
+                until=until,
+                source=cast("Source", source),
+                flow_names=flows,
+                deployments=deployments,
+                work_pools=work_pools,
+                task_names=tasks,
+                tags=tags,
+                state_types=state_types,
+            )
+            write_states(states, out)
+            requests = client.stats.requests
+    task_runs = states["task_run_id"].n_unique()
+    seconds = time.monotonic() - started
+    output.summary(
+        f"fetched {task_runs} task runs, {states.height} states in {requests} requests, "
+        f"{seconds:.1f} s; wrote {out}",
+        event="fetch",
+        out=str(out),
+        task_runs=task_runs,
+        states=states.height,
+        requests=requests,
+        seconds=round(seconds, 3),
+    )
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+def info(path: Path, as_json: bool) -> None:
+    """Summarise a dataset folder or Parquet file: states, task runs, days, cursor.
+
+    Example:
+
+        trs-analytics info states/
+    """
+    import polars as pl
+
+    with _errors():
+        frame = scan_states(path)
+        stats = frame.select(
+            states=pl.len(),
+            task_runs=pl.col("task_run_id").n_unique(),
+            first=pl.col("timestamp").min(),
+            last=pl.col("timestamp").max(),
+        ).collect()
+        dataset = read_dataset_info(path) if (path / MARKER_NAME).is_file() else {}
+    row = stats.row(0, named=True)
+    facts: dict[str, Any] = {"path": str(path), **row}
+    if dataset:
+        facts["cursor"] = dataset.get("cursor")
+        facts["filters"] = dataset.get("filters") or {}
+        facts["exports"] = len(dataset.get("history") or [])
+    if as_json:
+        click.echo(json.dumps(facts, default=str))
+        return
+    for key, value in facts.items():
+        click.echo(f"{key}: {value}")
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    "-o",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The HTML report to write.",
+)
+def report(path: Path, out: Path) -> None:
+    """Write the HTML report of a dataset folder or a Parquet file of states.
+
+    No server is needed: it reads only PATH.
+
+    Example:
+
+        trs-analytics report data/sample_states.parquet --out report.html
+    """
+    output = _output()
+    started = time.monotonic()
+    with _errors():
+        from trs_analytics.report import write_report
+
+        states = scan_states(path)
+        written = write_report(states, out)
+    seconds = time.monotonic() - started
+    output.summary(
+        f"wrote {written or out} from {path} in {seconds:.1f} s",
+        event="report",
+        out=str(written or out),
+        path=str(path),
+        seconds=round(seconds, 3),
+    )
+
+
+if __name__ == "__main__":
+    main()
