@@ -1,0 +1,455 @@
+"""fetch_states end to end over the recorded server, clean and with faults injected.
+
+The real client talks to :class:`recorded.Router` through ``httpx.MockTransport``:
+both sources must give the same 13 states of the recorded workload, retried
+faults must not change a single row, and a broken page must raise rather than
+return fewer rows.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import polars as pl
+import pytest
+from recorded import (
+    CACHED_HIT,
+    CACHED_MISS,
+    EXTRACT,
+    FLAKY,
+    SINCE,
+    UNTIL,
+    Router,
+    recorded_body,
+    response,
+)
+
+from trs_analytics.client import PrefectClient
+from trs_analytics.exceptions import (
+    AuthenticationError,
+    PrefectAPIError,
+    ResponseFormatError,
+    ServerError,
+)
+from trs_analytics.fetch import fetch_states, resolve_source
+from trs_analytics.schema import STATES_SCHEMA
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+API = "http://test/api"
+SOURCES = ["states", "events"]
+NAMES = {
+    FLAKY: ["Pending", "Running", "Retrying", "Completed"],
+    EXTRACT: ["Pending", "Running", "Completed"],
+    CACHED_MISS: ["Pending", "Running", "Completed"],
+    CACHED_HIT: ["Pending", "Running", "Cached"],
+}
+TASK_NAMES = {FLAKY: "flaky", EXTRACT: "extract", CACHED_MISS: "cached", CACHED_HIT: "cached"}
+
+
+@pytest.fixture(autouse=True)
+def _no_user_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """PrefectClient reads os.environ and ~/.prefect: point both away from the user's."""
+    for name in ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_API_AUTH_STRING"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PREFECT_PROFILES_PATH", str(tmp_path / "no-profiles.toml"))
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    return []
+
+
+@pytest.fixture
+def connect(sleeps: list[float]) -> Iterator[Callable[..., PrefectClient]]:
+    """Make clients on a router; close them after the test."""
+    clients: list[PrefectClient] = []
+
+    def make(router: Router, url: str = API, **kwargs: Any) -> PrefectClient:
+        client = PrefectClient(
+            url, transport=httpx.MockTransport(router), sleep=sleeps.append, **kwargs
+        )
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+def fetch(
+    client: PrefectClient, source: str, since: str = SINCE, until: str = UNTIL
+) -> pl.DataFrame:
+    return fetch_states(client=client, since=since, until=until, source=source)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def clean() -> pl.DataFrame:
+    """The frame from a clean run of the events source (the states source must equal it)."""
+    with PrefectClient(
+        API, transport=httpx.MockTransport(Router()), sleep=lambda _: None
+    ) as client:
+        return fetch(client, "events")
+
+
+# -- clean runs ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_both_sources_give_the_recorded_workload(
+    source: str, connect: Callable[..., PrefectClient], clean: pl.DataFrame, sleeps: list[float]
+) -> None:
+    router = Router()
+    frame = fetch(connect(router), source)
+    assert frame.schema == STATES_SCHEMA
+    assert frame.height == 13
+    assert frame["id"].n_unique() == 13
+    assert frame["timestamp"].is_sorted()
+    names = frame.group_by("task_run_id", maintain_order=True).agg("name", "task_name")
+    assert {r["task_run_id"]: r["name"] for r in names.iter_rows(named=True)} == NAMES
+    assert {r["task_run_id"]: r["task_name"] for r in names.iter_rows(named=True)} == {
+        k: [v] * len(NAMES[k]) for k, v in TASK_NAMES.items()
+    }
+    assert frame["flow_name"].unique().to_list() == ["demo"]
+    assert frame["flow_run_name"].unique().to_list() == ["papaya-pegasus"]
+    terminal = frame["type"].cast(pl.String) == "COMPLETED"
+    assert frame["details_untrackable_result"].to_list() == terminal.to_list()
+    assert terminal.sum() == 4
+    runs = frame.unique("task_run_id").sort("task_run_id")
+    assert runs["run_count"].to_list() == [2, 1, 1, 1]  # flaky was retried once
+    assert frame.equals(clean)
+    assert sleeps == []
+
+
+@pytest.mark.parametrize(
+    ("source", "requests"),
+    [
+        (
+            "states",
+            ["POST /api/task_runs/filter", "POST /api/flow_runs/filter", "POST /api/flows/filter"]
+            + ["GET /api/task_run_states/"] * 4
+            + ["POST /api/task_runs/filter"] * 2,
+        ),
+        (
+            "events",
+            ["POST /api/events/filter"]
+            + ["GET /api/events/filter/next"] * 2
+            + [
+                "POST /api/task_runs/filter",
+                "POST /api/flow_runs/filter",
+                "POST /api/flows/filter",
+            ],
+        ),
+    ],
+)
+def test_each_source_sends_the_requests_it_should(
+    source: str, requests: list[str], connect: Callable[..., PrefectClient]
+) -> None:
+    router = Router()
+    fetch(connect(router), source)
+    assert router.paths() == requests
+
+
+# -- windows ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("since", "until", "expected"),
+    [
+        pytest.param(
+            "2026-11-28T13:35:53.205Z",
+            "2026-11-28T13:35:53.214Z",
+            [(FLAKY, "Completed")]
+            + [(EXTRACT, n) for n in NAMES[EXTRACT]]
+            + [(CACHED_MISS, "Pending"), (CACHED_MISS, "Running")],
+            id="runs-straddling-both-ends",
+        ),
+        pytest.param(
+            "2026-11-28T13:35:53.191266Z",
+            "2026-11-28T13:35:53.200833Z",
+            [(FLAKY, "Pending")],
+            id="since-inclusive-until-exclusive",
+        ),
+        pytest.param(
+            "2026-11-28T13:35:53.220261Z",
+            UNTIL,
+            [(CACHED_HIT, "Cached")],
+            id="only-the-last-state",
+        ),
+        pytest.param("2026-11-28T13:36:00Z", UNTIL, [], id="empty"),
+    ],
+)
+@pytest.mark.parametrize("source", SOURCES)
+def test_a_window_keeps_the_states_whose_timestamp_is_inside(
+    source: str,
+    since: str,
+    until: str,
+    expected: list[tuple[str, str]],
+    connect: Callable[..., PrefectClient],
+) -> None:
+    frame = fetch(connect(Router()), source, since=since, until=until)
+    assert frame.schema == STATES_SCHEMA
+    assert list(zip(frame["task_run_id"], frame["name"], strict=True)) == expected
+
+
+# -- faults that clear -------------------------------------------------------------------
+
+
+class OneInThree:
+    """Answer every third distinct request with a fault once; its retry goes through."""
+
+    def __init__(self) -> None:
+        self.count = itertools.count()
+        self.faulted: set[tuple[str, str, bytes]] = set()
+        self.kinds = itertools.cycle(["connect", "429", "503"])
+        self.injected: list[str] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, request: httpx.Request) -> httpx.Response | None:
+        key = (request.method, str(request.url), request.content)
+        with self.lock:
+            if key in self.faulted or next(self.count) % 3:
+                return None
+            self.faulted.add(key)
+            kind = next(self.kinds)
+            self.injected.append(kind)
+        if kind == "connect":
+            raise httpx.ConnectError("connection reset by peer", request=request)
+        if kind == "429":
+            return httpx.Response(429, headers={"Retry-After": "2"}, json={"detail": "slow down"})
+        return httpx.Response(503, text="Service Unavailable")
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_faults_that_clear_change_no_row(
+    source: str, connect: Callable[..., PrefectClient], clean: pl.DataFrame, sleeps: list[float]
+) -> None:
+    faults = OneInThree()
+    router = Router(fault=faults)
+    client = connect(router)
+    frame = fetch(client, source)
+    assert frame.equals(clean)
+    assert len(faults.injected) >= 2
+    assert client.stats.retries == len(faults.injected) == len(sleeps)
+    assert len(router.requests) == client.stats.requests
+    # the 429s asked for 2 s and got at least that
+    assert sum(s >= 2 for s in sleeps) >= faults.injected.count("429")
+
+
+# -- faults that do not clear, and broken pages ---------------------------------------------
+
+
+def test_a_401_on_one_task_run_raises_instead_of_dropping_it(
+    connect: Callable[..., PrefectClient], sleeps: list[float]
+) -> None:
+    def refuse_extract(request: httpx.Request) -> httpx.Response | None:
+        if request.url.params.get("task_run_id") == EXTRACT:
+            return response("error_401_wrong_auth")
+        return None
+
+    router = Router(fault=refuse_extract)
+    with pytest.raises(AuthenticationError, match="refused with 401"):
+        fetch(connect(router), "states")
+    assert sleeps == []
+
+
+def test_an_event_page_that_keeps_failing_raises_server_error(
+    connect: Callable[..., PrefectClient], sleeps: list[float]
+) -> None:
+    def fail_next_pages(request: httpx.Request) -> httpx.Response | None:
+        if request.url.path.endswith("/next"):
+            return httpx.Response(502, text="Bad Gateway")
+        return None
+
+    router = Router(fault=fail_next_pages)
+    with pytest.raises(ServerError, match="Gave up after 3 attempts"):
+        fetch(connect(router, max_attempts=3), "events")
+    assert router.paths().count("GET /api/events/filter/next") == 3
+    assert len(sleeps) == 2
+
+
+def _break(data: dict[str, Any], recording: str, index: int, path: str, value: Any) -> None:
+    record = (
+        data[recording]["events"][index]
+        if recording.startswith("events")
+        else data[recording][index]
+    )
+    *parents, leaf = path.split(".")
+    for key in parents:
+        record = record[key]
+    if value is None:
+        del record[leaf]
+    else:
+        record[leaf] = value
+
+
+@pytest.mark.parametrize(
+    ("source", "recording", "index", "path", "value", "message"),
+    [
+        ("states", f"task_run_states_{CACHED_HIT}", 2, "timestamp", None, "has no 'timestamp'"),
+        ("states", f"task_run_states_{EXTRACT}", 0, "type", None, "has no 'type'"),
+        ("states", f"task_run_states_{EXTRACT}", 1, "id", None, "has no 'id'"),
+        ("states", f"task_run_states_{FLAKY}", 2, "type", "EXPLODED", "['EXPLODED']"),
+        ("states", f"task_run_states_{FLAKY}", 0, "timestamp", "2026-11-28 13:35", "not ISO-8601"),
+        ("states", "task_runs_filter", 3, "task_key", None, "has no 'task_key'"),
+        (
+            "states",
+            "task_runs_filter",
+            1,
+            "expected_start_time",
+            None,
+            "without 'id' or 'expected_start_time'",
+        ),
+        (
+            "events",
+            "events_filter_page2",
+            3,
+            "payload.validated_state.type",
+            None,
+            "has no 'payload.validated_state.type'",
+        ),
+        ("events", "events_filter_page3", 2, "occurred", None, "has no 'occurred'"),
+        (
+            "events",
+            "events_filter_page1",
+            0,
+            "payload.validated_state.type",
+            "EXPLODED",
+            "['EXPLODED']",
+        ),
+        ("events", "events_filter_page2", 0, "occurred", "13:35:53 yesterday", "not ISO-8601"),
+        ("events", "task_runs_filter", 0, "task_key", None, "has no 'task_key'"),
+    ],
+)
+def test_a_page_with_a_broken_record_raises_instead_of_returning_fewer_rows(
+    source: str,
+    recording: str,
+    index: int,
+    path: str,
+    value: Any,
+    message: str,
+    connect: Callable[..., PrefectClient],
+) -> None:
+    router = Router()
+    _break(router.data, recording, index, path, value)
+    with pytest.raises(ResponseFormatError) as info:
+        fetch(connect(router), source)
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("recording", "body"),
+    [
+        ("events_filter_page2", {"detail": "not events"}),
+        ("events_filter_page2", {"events": None}),
+        ("task_runs_filter", {"detail": "not a list"}),
+        ("flow_runs_filter", {"unexpected": "object"}),
+    ],
+)
+def test_a_page_of_the_wrong_shape_raises(
+    recording: str, body: dict[str, Any], connect: Callable[..., PrefectClient]
+) -> None:
+    router = Router()
+    router.data[recording] = body
+    source = "events" if recording.startswith("events") else "states"
+    with pytest.raises(ResponseFormatError):
+        fetch(connect(router), source)
+
+
+# -- next_page is re-based onto the client's URL -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("api_url", "path"),
+    [
+        (API, "/api/events/filter/next"),
+        ("http://proxy.internal:8080/prefect/api", "/prefect/api/events/filter/next"),
+    ],
+)
+def test_next_page_goes_to_the_clients_host_not_the_recorded_one(
+    api_url: str, path: str, connect: Callable[..., PrefectClient], clean: pl.DataFrame
+) -> None:
+    router = Router()
+    frame = fetch(connect(router, api_url), "events")
+    assert frame.equals(clean)
+    recorded_next = [recorded_body(f"events_filter_page{n}")["next_page"] for n in (1, 2)]
+    assert all(url.startswith("http://127.0.0.1:4299/api/") for url in recorded_next)
+    pages = [r for r in router.requests if r.url.path.endswith("/next")]
+    origin = httpx.URL(api_url)
+    assert [(r.url.scheme, r.url.host, r.url.port, r.url.path) for r in pages] == [
+        (origin.scheme, origin.host, origin.port, path)
+    ] * 2
+    assert [r.url.params["page-token"] for r in pages] == [
+        httpx.URL(url).params["page-token"] for url in recorded_next
+    ]
+    assert all(r.url.host != "127.0.0.1" for r in router.requests)
+
+
+def test_next_page_that_is_not_an_events_link_raises(connect: Callable[..., PrefectClient]) -> None:
+    router = Router()
+    router.data["events_filter_page1"]["next_page"] = "http://127.0.0.1:4299/api/admin/settings"
+    with pytest.raises(ResponseFormatError, match="does not point at /events/filter"):
+        fetch(connect(router), "events")
+
+
+# -- source="auto" ---------------------------------------------------------------------------
+
+
+def _events_probe(request: httpx.Request) -> bool:
+    return request.url.path.endswith("/events/filter") and json.loads(request.content)["limit"] == 1
+
+
+def test_auto_picks_events_for_a_recent_window(
+    connect: Callable[..., PrefectClient], clean: pl.DataFrame
+) -> None:
+    # If the window is older than a week when this runs, the server is asked whether
+    # it still holds older events; this one says yes, like a server that keeps them.
+    router = Router(fault=lambda r: response("events_filter_page1") if _events_probe(r) else None)
+    frame = fetch(connect(router), "auto")
+    assert frame.equals(clean)
+    assert "GET /api/task_run_states/" not in router.paths()
+    assert "GET /api/events/filter/next" in router.paths()
+
+
+NOW = datetime(2026, 11, 28, 14, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("age", "probe", "chosen", "requests"),
+    [
+        (timedelta(hours=1), None, "events", 0),
+        (timedelta(days=6), None, "events", 0),
+        (timedelta(days=30), "events_filter_page1", "events", 1),
+        (timedelta(days=30), "empty", "states", 1),
+        (timedelta(days=30), "error_422_limit", "states", 1),
+    ],
+)
+def test_resolve_source(
+    age: timedelta,
+    probe: str | None,
+    chosen: str,
+    requests: int,
+    connect: Callable[..., PrefectClient],
+) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        assert _events_probe(request)
+        if probe == "empty":
+            return httpx.Response(200, json={"events": [], "total": 0, "next_page": None})
+        return response(probe or "error_404_no_api_prefix")
+
+    router = Router(fault=answer)
+    assert resolve_source(connect(router), NOW - age, now=NOW) == chosen
+    assert len(router.requests) == requests
+
+
+def test_resolve_source_does_not_hide_other_errors(connect: Callable[..., PrefectClient]) -> None:
+    router = Router(fault=lambda _: response("error_401_wrong_auth"))
+    with pytest.raises(PrefectAPIError, match="401"):
+        resolve_source(connect(router), NOW - timedelta(days=30), now=NOW)
