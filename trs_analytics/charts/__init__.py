@@ -1,0 +1,54 @@
+"""Charts: Altair charts of task-run states, aggregated in Polars first.
+
+Every chart function takes a states frame (DataFrame or LazyFrame), computes
+what it draws with :mod:`trs_analytics.metrics`, aggregates it to a few rows
+per group or time bucket, and returns an Altair chart. It never displays or
+saves: display it in a notebook, put it in a report
+(:func:`trs_analytics.report.write_report`) or save it with :func:`save_chart`.
+Each chart has a companion function that returns the aggregated frame it draws.
+
+State types have the same colours in every chart (:data:`STATE_COLORS`, the
+Prefect UI's).
+"""
+
+from __future__ import annotations
+
+from trs_analytics.charts._durations import (
+    DURATION_METRICS,
+    DurationMetric,
+    duration_chart,
+    duration_stats,
+)
+from trs_analytics.charts._failures import failure_rate_chart, failure_rate_series
+from trs_analytics.charts._lateness import wait_chart, wait_series
+from trs_analytics.charts._retries import retry_chart, retry_outcomes
+from trs_analytics.charts._save import ChartFormat, chart_spec, save_chart
+from trs_analytics.charts._theme import CONFIG, STATE_COLORS, AnyChart, state_color, state_scale
+from trs_analytics.charts._timeline import flow_run_segments, pick_flow_run, timeline_chart
+from trs_analytics.charts._transitions import transition_chart, transition_counts
+
+__all__ = [
+    "CONFIG",
+    "DURATION_METRICS",
+    "STATE_COLORS",
+    "AnyChart",
+    "ChartFormat",
+    "DurationMetric",
+    "chart_spec",
+    "duration_chart",
+    "duration_stats",
+    "failure_rate_chart",
+    "failure_rate_series",
+    "flow_run_segments",
+    "pick_flow_run",
+    "retry_chart",
+    "retry_outcomes",
+    "save_chart",
+    "state_color",
+    "state_scale",
+    "timeline_chart",
+    "transition_chart",
+    "transition_counts",
+    "wait_chart",
+    "wait_series",
+]

@@ -1,0 +1,127 @@
+"""Helpers the chart modules share: seconds, readable durations, bucket widths, top groups."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, Final
+
+import altair as alt
+import polars as pl
+
+from trs_analytics.exceptions import ConfigurationError
+
+__all__ = ["auto_every", "check_top", "human", "log_seconds", "seconds", "top_groups"]
+
+#: Bucket widths :func:`auto_every` picks from, smallest first.
+_WIDTHS: Final = (
+    ("1m", timedelta(minutes=1)),
+    ("5m", timedelta(minutes=5)),
+    ("15m", timedelta(minutes=15)),
+    ("30m", timedelta(minutes=30)),
+    ("1h", timedelta(hours=1)),
+    ("3h", timedelta(hours=3)),
+    ("6h", timedelta(hours=6)),
+    ("12h", timedelta(hours=12)),
+    ("1d", timedelta(days=1)),
+    ("1w", timedelta(weeks=1)),
+)
+
+
+def seconds(column: str | pl.Expr) -> pl.Expr:
+    """Turn a Duration column into float seconds."""
+    expr = pl.col(column) if isinstance(column, str) else column
+    return expr.dt.total_microseconds().cast(pl.Float64) / 1e6
+
+
+def human(column: str | pl.Expr) -> pl.Expr:
+    """Format float seconds as a short readable string: ``'250 ms'``, ``'4.2 s'``, ``'3 min 5 s'``.
+
+    Examples:
+        >>> pl.DataFrame({"s": [0.25, 4.24, 185.0, 7500.0, None]}).select(
+        ...     human("s"))["s"].to_list()
+        ['250 ms', '4.2 s', '3 min 5 s', '2 h 5 min', None]
+    """
+    s = pl.col(column) if isinstance(column, str) else column
+    whole = s.round(0).cast(pl.Int64)
+    return (
+        pl.when(s < 1)
+        .then(pl.format("{} ms", (s * 1000).round(0).cast(pl.Int64)))
+        .when(s < 60)
+        .then(pl.format("{} s", s.round(1)))
+        .when(s < 3600)
+        .then(pl.format("{} min {} s", whole // 60, whole % 60))
+        .otherwise(pl.format("{} h {} min", whole // 3600, (whole % 3600) // 60))
+    )
+
+
+def auto_every(span: timedelta | None, *, buckets: int = 60) -> str:
+    """Pick a bucket width that cuts ``span`` into at most about ``buckets`` buckets.
+
+    Examples:
+        >>> auto_every(timedelta(days=7))
+        '3h'
+        >>> auto_every(timedelta(minutes=20))
+        '1m'
+    """
+    if span is None:
+        return "1h"
+    for name, width in _WIDTHS:
+        if span / width <= buckets:
+            return name
+    return _WIDTHS[-1][0]
+
+
+def check_top(top: int) -> int:
+    """Refuse a ``top`` that is not a positive number of groups."""
+    if top < 1:
+        msg = f"top={top} must be at least 1. Hint: top is how many groups the chart shows."
+        raise ConfigurationError(msg)
+    return top
+
+
+def top_groups(frame: pl.DataFrame, key: str, score: str, top: int) -> list[str]:
+    """Return, as text, the ``top`` values of ``key`` with the highest ``score`` (ties by key).
+
+    Null groups are left out. Filter with ``pl.col(key).cast(pl.String).is_in(...)``.
+    """
+    ranked = frame.filter(pl.col(key).is_not_null()).sort(
+        [score, key], descending=[True, False], nulls_last=True
+    )
+    return ranked[key].cast(pl.String).head(top).to_list()
+
+
+#: Ticks of a logarithmic seconds axis, with their labels.
+_LOG_TICKS: Final = (
+    (0.001, "1 ms"),
+    (0.01, "10 ms"),
+    (0.1, "100 ms"),
+    (1.0, "1 s"),
+    (10.0, "10 s"),
+    (60.0, "1 min"),
+    (600.0, "10 min"),
+    (3600.0, "1 h"),
+    (36000.0, "10 h"),
+    (86400.0, "1 d"),
+    (864000.0, "10 d"),
+)
+
+
+def log_seconds(low: float | None, high: float | None, title: str) -> tuple[Any, Any]:
+    """Return a log ``alt.Scale`` and ``alt.Axis`` for seconds from ``low`` to ``high``.
+
+    Ticks sit at readable durations (1 ms, 1 s, 1 min, 1 h...) and the domain
+    starts and ends on a tick, so no box is cut off.
+
+    Examples:
+        >>> scale, axis = log_seconds(0.5, 90.0, "Run time")
+        >>> scale.domain, axis.values
+        ([0.1, 600.0], [0.1, 1.0, 10.0, 60.0, 600.0])
+    """
+    ticks = [v for v, _ in _LOG_TICKS]
+    lo = max([v for v in ticks if low is not None and v <= low] or [ticks[0]])
+    hi = min([v for v in ticks if high is not None and v >= high] or [ticks[-1]])
+    values = [v for v in ticks if lo <= v <= hi]
+    labels = " : ".join(f"datum.value == {v} ? '{text}'" for v, text in _LOG_TICKS)
+    scale = alt.Scale(type="log", domain=[lo, hi], clamp=True)
+    axis = alt.Axis(values=values, labelExpr=f"{labels} : ''", title=title, grid=True)
+    return scale, axis

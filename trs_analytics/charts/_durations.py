@@ -1,0 +1,176 @@
+"""Distribution of a duration per task: a box per group with p50 and p95 marked."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final, Literal
+
+import altair as alt
+import polars as pl
+
+from trs_analytics.charts._common import check_top, human, log_seconds, seconds, top_groups
+from trs_analytics.charts._theme import NEUTRAL, STATE_COLORS
+from trs_analytics.exceptions import ConfigurationError
+from trs_analytics.metrics import end_to_end, lateness, queue_wait, retry_wait, run_time
+from trs_analytics.schema import require_columns
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from trs_analytics.charts._theme import AnyChart
+
+__all__ = ["DURATION_METRICS", "DurationMetric", "duration_chart", "duration_stats"]
+
+#: The named durations :func:`duration_chart` can draw.
+DurationMetric = Literal["run_time", "queue_wait", "end_to_end", "retry_wait", "lateness"]
+
+#: Each named duration: the metric function and its axis label.
+DURATION_METRICS: Final[dict[str, tuple[Callable[[pl.LazyFrame], pl.LazyFrame], str]]] = {
+    "run_time": (run_time, "Run time"),
+    "queue_wait": (queue_wait, "Queue wait"),
+    "end_to_end": (end_to_end, "End-to-end time"),
+    "retry_wait": (retry_wait, "Retry wait"),
+    "lateness": (lateness, "Lateness"),
+}
+
+#: Shortest duration drawn, in seconds (the axis is logarithmic).
+_FLOOR: Final = 1e-3
+
+_QUANTILES: Final = {"p25": 0.25, "p50": 0.5, "p75": 0.75, "p95": 0.95}
+
+
+def _measure(
+    states: pl.DataFrame | pl.LazyFrame,
+    metric: DurationMetric | Callable[[pl.LazyFrame], pl.LazyFrame],
+) -> tuple[pl.LazyFrame, str]:
+    if callable(metric):
+        return metric(states.lazy()), "Duration"
+    if metric not in DURATION_METRICS:
+        msg = (
+            f"metric={metric!r} is not one of {sorted(DURATION_METRICS)}. Hint: pass a name, "
+            "or a function from a states LazyFrame to a frame with a 'duration' column."
+        )
+        raise ConfigurationError(msg)
+    function, label = DURATION_METRICS[metric]
+    return function(states.lazy()), label
+
+
+def duration_stats(
+    states: pl.DataFrame | pl.LazyFrame,
+    *,
+    metric: DurationMetric | Callable[[pl.LazyFrame], pl.LazyFrame] = "run_time",
+    by: str = "task_name",
+) -> pl.DataFrame:
+    """Aggregate a duration per group into what :func:`duration_chart` draws.
+
+    Args:
+        states: a states frame.
+        metric: a named duration (``"run_time"``, ``"queue_wait"``,
+            ``"end_to_end"``, ``"retry_wait"``, ``"lateness"``) or a function
+            from a states LazyFrame to a frame with a ``duration`` column (for
+            example ``lambda s: ta.durations(s, start="PENDING", end="TERMINAL")``).
+        by: the grouping column (``tags``: a run counts in each of its tags).
+
+    Returns:
+        One row per group, by descending p95: ``by``, ``count`` and, in
+        seconds, ``min``, ``p25``, ``p50``, ``p75``, ``p95``, ``max``.
+
+    Examples:
+        >>> from datetime import UTC, datetime
+        >>> import polars as pl
+        >>> t = lambda s: datetime(2026, 1, 1, 0, 0, s, tzinfo=UTC)
+        >>> states = pl.DataFrame({
+        ...     "task_run_id": ["a", "a", "b", "b"], "task_name": ["etl"] * 4,
+        ...     "type": ["RUNNING", "COMPLETED"] * 2, "name": ["Running", "Completed"] * 2,
+        ...     "timestamp": [t(0), t(2), t(0), t(4)],
+        ... })
+        >>> duration_stats(states).select("task_name", "count", "p50", "max").rows()
+        [('etl', 2, 3.0, 4.0)]
+    """
+    measured, _ = _measure(states, metric)
+    require_columns(measured, ["duration", by], caller="duration_stats")
+    if by == "tags":
+        measured = measured.explode("tags", empty_as_null=True, keep_nulls=True)
+    s = pl.col("_s")
+    stats = (
+        measured.select(by, _s=seconds("duration"))
+        .drop_nulls("_s")
+        .group_by(by)
+        .agg(
+            count=pl.len().cast(pl.UInt32),
+            min=s.min(),
+            **{name: s.quantile(q, interpolation="linear") for name, q in _QUANTILES.items()},
+            max=s.max(),
+        )
+    )
+    return stats.sort(["p95", by], descending=[True, False], nulls_last=True).collect()
+
+
+def duration_chart(
+    states: pl.DataFrame | pl.LazyFrame,
+    *,
+    metric: DurationMetric | Callable[[pl.LazyFrame], pl.LazyFrame] = "run_time",
+    by: str = "task_name",
+    top: int = 25,
+    title: str | None = None,
+) -> AnyChart:
+    """Chart the distribution of a duration per group: box p25-p75, p50 tick, p95 diamond.
+
+    Whiskers go from the shortest to the longest duration; the axis is
+    logarithmic (durations below 1 ms are drawn at 1 ms). Groups are ordered
+    by p95, longest first; only the ``top`` longest are drawn.
+
+    Args:
+        states: a states frame (DataFrame or LazyFrame).
+        metric: what to measure; see :func:`duration_stats`.
+        by: the grouping column.
+        top: how many groups to draw.
+        title: the chart title (default: the metric's name).
+
+    Returns:
+        A layered Altair chart with one row of data per group.
+
+    Examples:
+        >>> import trs_analytics as ta
+        >>> chart = duration_chart(ta.generate_states(200, seed=1), top=5)
+        >>> [layer.mark.type for layer in chart.layer]
+        ['rule', 'bar', 'tick', 'point']
+        >>> len(chart.data)
+        5
+    """
+    stats = duration_stats(states, metric=metric, by=by)
+    groups = top_groups(stats, by, "p95", check_top(top))
+    _, label = _measure(states.lazy().head(0), metric)
+    data = stats.filter(pl.col(by).cast(pl.String).is_in(groups)).with_columns(
+        *(pl.col(c).clip(lower_bound=_FLOOR).alias(f"{c}_x") for c in ("min", *_QUANTILES, "max")),
+        *(human(c).alias(f"{c}_label") for c in ("min", *_QUANTILES, "max")),
+    )
+    y = alt.Y(f"{by}:N", sort=groups, title=None, axis=alt.Axis(labelLimit=220))
+    x_scale, x_axis = log_seconds(data["min_x"].min(), data["max_x"].max(), f"{label} (log scale)")  # type: ignore[arg-type]
+    tooltip = [
+        alt.Tooltip(f"{by}:N", title=by.replace("_", " ")),
+        alt.Tooltip("count:Q", title="runs", format=","),
+        *(alt.Tooltip(f"{c}_label:N", title=c) for c in ("min", *_QUANTILES, "max")),
+    ]
+    base = alt.Chart().encode(y=y, tooltip=tooltip)
+    whisker = base.mark_rule(color=NEUTRAL[1]).encode(
+        x=alt.X("min_x:Q", scale=x_scale, axis=x_axis), x2="max_x:Q"
+    )
+    box = base.mark_bar(color=STATE_COLORS["RUNNING"], opacity=0.35, size=14).encode(
+        x="p25_x:Q", x2="p75_x:Q"
+    )
+    median = base.mark_tick(color=STATE_COLORS["RUNNING"], thickness=3, size=18).encode(x="p50_x:Q")
+    p95 = base.mark_point(
+        shape="diamond", filled=True, size=70, color=STATE_COLORS["FAILED"]
+    ).encode(x="p95_x:Q")
+    shown = f"the {len(groups)} with the longest p95" if len(groups) < stats.height else "all"
+    return alt.layer(whisker, box, median, p95, data=data).properties(
+        title=alt.TitleParams(
+            title or f"{label} per {by.replace('_', ' ')}",
+            subtitle=(
+                f"Box: p25-p75 · blue tick: p50 · red diamond: p95 · whiskers: min-max. "
+                f"{stats.height} groups, {shown} shown."
+            ),
+        ),
+        width=520,
+        height=alt.Step(22),
+    )

@@ -1,0 +1,183 @@
+"""Failure rate over time per group, with the 95% Wilson band, final and first-attempt rates."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+import altair as alt
+import polars as pl
+
+from trs_analytics.charts._common import auto_every, check_top, top_groups
+from trs_analytics.charts._theme import STATE_COLORS
+from trs_analytics.metrics import failure_rates
+
+if TYPE_CHECKING:
+    from trs_analytics.charts._theme import AnyChart
+
+__all__ = ["failure_rate_chart", "failure_rate_series"]
+
+#: The two rates drawn, with their colours.
+_RATES: Final = {
+    "final": ("failure_rate", "ci_low", "ci_high", STATE_COLORS["FAILED"]),
+    "first attempt": (
+        "first_attempt_failure_rate",
+        "first_attempt_ci_low",
+        "first_attempt_ci_high",
+        STATE_COLORS["SCHEDULED"],
+    ),
+}
+
+
+def failure_rate_series(
+    states: pl.DataFrame | pl.LazyFrame,
+    *,
+    by: str | None = "task_name",
+    every: str | None = None,
+    top: int = 6,
+) -> pl.DataFrame:
+    """Aggregate what :func:`failure_rate_chart` draws: one row per group, bucket and rate.
+
+    Args:
+        states: a states frame.
+        by: ``task_name``, ``flow_name`` or another per-run column; ``None``
+            for all runs together.
+        every: bucket width (``"1h"``, ``"1d"``); default: about 40 buckets
+            over the span of the data.
+        top: how many groups to keep: those with the most failed runs.
+
+    Returns:
+        Columns ``group`` (the ``by`` value as text, ``"all runs"`` when
+        ``by`` is None), ``bucket``, ``rate`` (``"final"`` or ``"first
+        attempt"``), ``value``, ``low``, ``high`` (95% Wilson band), ``runs``,
+        ``failed`` (runs that failed, finally or at their first attempt).
+        Buckets with no finished run are left out.
+
+    Examples:
+        >>> from datetime import UTC, datetime
+        >>> import polars as pl
+        >>> t = lambda s: datetime(2026, 1, 1, 0, 0, s, tzinfo=UTC)
+        >>> states = pl.DataFrame({
+        ...     "task_run_id": ["a", "a", "b", "b", "b"], "task_name": ["etl"] * 5,
+        ...     "type": ["RUNNING", "FAILED", "RUNNING", "RUNNING", "COMPLETED"],
+        ...     "name": ["Running", "Failed", "Running", "Retrying", "Completed"],
+        ...     "timestamp": [t(0), t(1), t(0), t(1), t(2)],
+        ... })
+        >>> failure_rate_series(states, every="1d").select("rate", "value", "runs", "failed").rows()
+        [('final', 0.5, 2, 1), ('first attempt', 1.0, 2, 2)]
+    """
+    check_top(top)
+    lf = states.lazy()
+    if every is None:
+        span = lf.select(pl.col("timestamp").max() - pl.col("timestamp").min()).collect().item()
+        every = auto_every(span, buckets=40)
+    rates = failure_rates(lf, by=by, every=every).collect()
+    key = by if by is not None else "_group"
+    if by is None:
+        rates = rates.with_columns(_group=pl.lit("all runs"))
+    totals = rates.group_by(key).agg(pl.col("failed").sum()).filter(pl.col("failed") > 0)
+    groups = top_groups(totals, key, "failed", top) if by is not None else ["all runs"]
+    rates = rates.filter(pl.col(key).cast(pl.String).is_in(groups) & (pl.col("runs") > 0))
+    failed = {"final": "failed", "first attempt": "first_attempt_failed"}
+    parts = [
+        rates.select(
+            group=pl.col(key).cast(pl.String),
+            bucket="bucket",
+            rate=pl.lit(rate),
+            value=value,
+            low=low,
+            high=high,
+            runs="runs",
+            failed=failed[rate],
+        )
+        for rate, (value, low, high, _) in _RATES.items()
+    ]
+    order = {g: i for i, g in enumerate(groups)}
+    return (
+        pl.concat(parts)
+        .with_columns(_order=pl.col("group").replace_strict(order, default=len(order)))
+        .sort("_order", "bucket", "rate")
+        .drop("_order")
+    )
+
+
+def failure_rate_chart(
+    states: pl.DataFrame | pl.LazyFrame,
+    *,
+    by: str | None = "task_name",
+    every: str | None = None,
+    top: int = 6,
+    columns: int = 3,
+    title: str | None = None,
+) -> AnyChart:
+    """Chart failure rates over time: final rate and first-attempt rate, each with its Wilson band.
+
+    A run is counted in the bucket of its first state. The final rate is the
+    share of finished runs (completed + failed) that ended FAILED or CRASHED;
+    the first-attempt rate the share whose first attempt failed (retried or
+    not), so the gap between the lines is what retries rescued. One panel
+    per group (the ``top`` groups with the most failed runs).
+
+    Args:
+        states: a states frame (DataFrame or LazyFrame).
+        by: ``task_name``, ``flow_name`` or another per-run column; ``None``
+            for one panel over all runs.
+        every: bucket width such as ``"1h"``; default: about 40 buckets.
+        top: how many groups (panels) to draw.
+        columns: panels per row.
+        title: the chart title.
+
+    Returns:
+        Small multiples (an ``alt.FacetChart``), or a single layered chart when
+        ``by`` is None.
+
+    Examples:
+        >>> import trs_analytics as ta
+        >>> chart = failure_rate_chart(ta.generate_states(500, seed=2), by="flow_name", top=2)
+        >>> type(chart).__name__, chart.to_dict()["facet"]["field"]
+        ('FacetChart', 'group')
+    """
+    data = failure_rate_series(states, by=by, every=every, top=top)
+    groups = data["group"].unique(maintain_order=True).to_list()
+    color = alt.Color(
+        "rate:N",
+        title="failure rate",
+        scale=alt.Scale(domain=list(_RATES), range=[c for *_, c in _RATES.values()]),
+        legend=alt.Legend(orient="top", symbolType="stroke", symbolStrokeWidth=3, symbolOpacity=1),
+    )
+    x = alt.X(
+        "bucket:T", title=None, axis=alt.Axis(format="%b %d %H:%M", labelAngle=0, tickCount=4)
+    )
+    tooltip = [
+        alt.Tooltip("group:N", title=(by or "group").replace("_", " ")),
+        alt.Tooltip("bucket:T", title="bucket start (UTC)", format="%Y-%m-%d %H:%M"),
+        alt.Tooltip("rate:N", title="rate"),
+        alt.Tooltip("value:Q", title="failure rate", format=".1%"),
+        alt.Tooltip("low:Q", title="95% low", format=".1%"),
+        alt.Tooltip("high:Q", title="95% high", format=".1%"),
+        alt.Tooltip("failed:Q", title="failed runs", format=","),
+        alt.Tooltip("runs:Q", title="finished runs", format=","),
+    ]
+    base = alt.Chart().encode(x=x, color=color)
+    band = base.mark_area(opacity=0.14, interpolate="step-after").encode(
+        y=alt.Y("low:Q", title="failed / finished runs", axis=alt.Axis(format="%")), y2="high:Q"
+    )
+    line = base.mark_line(interpolate="step-after", strokeWidth=2).encode(
+        y="value:Q",
+        strokeDash=alt.StrokeDash(
+            "rate:N", scale=alt.Scale(domain=list(_RATES), range=[[1, 0], [5, 3]]), legend=None
+        ),
+    )
+    points = base.mark_point(filled=True, size=28, opacity=0.0).encode(y="value:Q", tooltip=tooltip)
+    heading = alt.TitleParams(
+        title or f"Failure rate per {(by or 'run').replace('_', ' ')} over time",
+        subtitle=(
+            "Final: runs that ended Failed/Crashed. First attempt: runs whose first attempt "
+            "failed. Bands: 95% Wilson intervals."
+        ),
+    )
+    layered = alt.layer(band, line, points, data=data)
+    if by is None:
+        return layered.properties(title=heading, width=560, height=220)
+    return layered.properties(width=240, height=140).facet(
+        facet=alt.Facet("group:N", sort=groups, title=None), columns=columns, title=heading
+    )

@@ -1,0 +1,209 @@
+"""A Gantt chart of one flow run: a bar per state of each task run, one per attempt."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import altair as alt
+import polars as pl
+
+from trs_analytics.charts._common import human, seconds
+from trs_analytics.charts._theme import state_scale
+from trs_analytics.exceptions import ConfigurationError
+from trs_analytics.metrics._common import RUN, timeline
+from trs_analytics.schema import TERMINAL_TYPES, require_columns
+
+if TYPE_CHECKING:
+    from trs_analytics.charts._theme import AnyChart
+
+__all__ = ["flow_run_segments", "pick_flow_run", "timeline_chart"]
+
+
+def pick_flow_run(states: pl.DataFrame | pl.LazyFrame) -> str:
+    """Pick the flow run worth looking at: the one with the most retries (latest on ties).
+
+    Raises:
+        ConfigurationError: ``states`` has no flow run.
+
+    Examples:
+        >>> import trs_analytics as ta
+        >>> states = ta.generate_states(100, seed=4)
+        >>> pick_flow_run(states) in set(states["flow_run_id"])
+        True
+    """
+    require_columns(states, ["flow_run_id"], caller="pick_flow_run")
+    running = (pl.col("type") == "RUNNING").cast(pl.Int64)
+    ranked = (
+        states.lazy()
+        .filter(pl.col("flow_run_id").is_not_null())
+        .group_by("flow_run_id")
+        .agg(retries=running.sum() - pl.col(RUN).n_unique(), start=pl.col("timestamp").min())
+        .sort("retries", "start", "flow_run_id", descending=True)
+        .head(1)
+        .collect()
+    )
+    if ranked.is_empty():
+        msg = "the states frame has no flow run. Hint: check that 'flow_run_id' is filled in."
+        raise ConfigurationError(msg)
+    return str(ranked["flow_run_id"][0])
+
+
+def flow_run_segments(states: pl.DataFrame | pl.LazyFrame, flow_run_id: str) -> pl.DataFrame:
+    """Cut one flow run's task runs into state segments: each state until the next one.
+
+    Args:
+        states: a states frame.
+        flow_run_id: the flow run to draw.
+
+    Returns:
+        One row per state: ``task_run_id``, ``task_run`` (its name, else its
+        id), ``type`` (as text), ``name``, ``attempt`` (1 for the first
+        RUNNING state and what precedes it, 2 from the first retry on...),
+        ``start``, ``end`` (the next state's timestamp; null for a run's
+        last state), ``seconds``, ``label`` and ``terminal``.
+
+    Raises:
+        ConfigurationError: the flow run has no states in ``states``.
+
+    Examples:
+        >>> from datetime import UTC, datetime
+        >>> import polars as pl
+        >>> t = lambda s: datetime(2026, 1, 1, 0, 0, s, tzinfo=UTC)
+        >>> states = pl.DataFrame({
+        ...     "task_run_id": ["a"] * 5, "flow_run_id": ["f"] * 5,
+        ...     "type": ["PENDING", "RUNNING", "SCHEDULED", "RUNNING", "COMPLETED"],
+        ...     "name": ["Pending", "Running", "AwaitingRetry", "Retrying", "Completed"],
+        ...     "timestamp": [t(0), t(2), t(5), t(9), t(10)],
+        ... })
+        >>> flow_run_segments(states, "f").select("name", "attempt", "seconds").rows()
+        [('Pending', 1, 2.0), ('Running', 1, 3.0), ('AwaitingRetry', 1, 4.0), ('Retrying', 2, 1.0), ('Completed', 2, None)]
+    """
+    require_columns(states, ["flow_run_id"], caller="flow_run_segments")
+    one = states.lazy().filter(pl.col("flow_run_id") == flow_run_id)
+    name = pl.col("task_run_name") if "task_run_name" in one.collect_schema() else pl.lit(None)
+    running = (pl.col("type") == "RUNNING").cast(pl.UInt32)
+    segments = (
+        timeline(one, caller="flow_run_segments")
+        .with_columns(
+            task_run=pl.coalesce(name.cast(pl.String), pl.col(RUN)),
+            attempt=pl.max_horizontal(running.cum_sum().over(RUN), pl.lit(1, pl.UInt32)),
+            start=pl.col("timestamp"),
+            end=pl.col("timestamp").shift(-1).over(RUN),
+            terminal=pl.col("type").is_in(TERMINAL_TYPES),
+        )
+        .with_columns(seconds=seconds(pl.col("end") - pl.col("start")))
+        .select(
+            RUN,
+            "task_run",
+            pl.col("type").cast(pl.String),
+            "name",
+            "attempt",
+            "start",
+            "end",
+            "seconds",
+            label=pl.coalesce(human("seconds"), pl.lit("")),
+            terminal="terminal",
+        )
+        .collect()
+    )
+    if segments.is_empty():
+        msg = (
+            f"flow run {flow_run_id!r} has no states in this frame. Hint: pick one from "
+            "states['flow_run_id'].unique(), or call pick_flow_run(states)."
+        )
+        raise ConfigurationError(msg)
+    return segments
+
+
+def timeline_chart(
+    states: pl.DataFrame | pl.LazyFrame,
+    flow_run_id: str | None = None,
+    *,
+    title: str | None = None,
+) -> AnyChart:
+    """Draw one flow run as a Gantt chart: a row per task run, a bar per state.
+
+    Each RUNNING bar is one attempt (Running, then Retrying...); the orange
+    bars between them are the waits before a retry (AwaitingRetry), grey the
+    time pending. A run's last state is a marker in its state's colour
+    (a terminal state has no duration).
+
+    Args:
+        states: a states frame (DataFrame or LazyFrame).
+        flow_run_id: the flow run to draw; default: :func:`pick_flow_run`.
+        title: the chart title (default: the flow and flow run names).
+
+    Returns:
+        A layered Altair chart with one row of data per state of the flow run.
+
+    Examples:
+        >>> import trs_analytics as ta
+        >>> states = ta.generate_states(80, seed=5)
+        >>> spec = timeline_chart(states).to_dict()
+        >>> [layer["mark"]["type"] for layer in spec["layer"]]
+        ['bar', 'point']
+        >>> spec["layer"][0]["encoding"]["color"]["field"]
+        'type'
+    """
+    run_id = flow_run_id if flow_run_id is not None else pick_flow_run(states)
+    data = flow_run_segments(states, run_id)
+    order = (
+        data.group_by("task_run").agg(pl.col("start").min()).sort("start", "task_run")["task_run"]
+    )
+    types = data["type"].unique().to_list()
+    y = alt.Y("task_run:N", sort=order.to_list(), title=None, axis=alt.Axis(labelLimit=220))
+    color = alt.Color(
+        "type:N", title="state", scale=state_scale(types), legend=alt.Legend(orient="top")
+    )
+    tooltip = [
+        alt.Tooltip("task_run:N", title="task run"),
+        alt.Tooltip("name:N", title="state"),
+        alt.Tooltip("type:N", title="type"),
+        alt.Tooltip("attempt:Q", title="attempt"),
+        alt.Tooltip("start:T", title="from (UTC)", format="%H:%M:%S.%L"),
+        alt.Tooltip("end:T", title="to (UTC)", format="%H:%M:%S.%L"),
+        alt.Tooltip("label:N", title="lasted"),
+    ]
+    x = alt.X("start:T", title="time (UTC)", axis=alt.Axis(format="%H:%M:%S", labelAngle=0))
+    bars = (
+        alt.Chart()
+        .transform_filter("isValid(datum.end)")
+        .mark_bar(height={"band": 0.65}, stroke="white", strokeWidth=1, cornerRadius=2)
+        .encode(x=x, x2="end:T", y=y, color=color, tooltip=tooltip)
+    )
+    ends = (
+        alt.Chart()
+        .transform_filter("!isValid(datum.end)")
+        .mark_point(
+            shape="diamond", filled=True, size=110, opacity=1, stroke="white", strokeWidth=1
+        )
+        .encode(x=x, y=y, color=color, tooltip=tooltip)
+    )
+    flow = _flow_title(states, run_id)
+    return alt.layer(bars, ends, data=data).properties(
+        title=alt.TitleParams(
+            title or flow,
+            subtitle=[
+                "One row per task run. Blue bars: attempts; orange: waiting (scheduled, "
+                "awaiting retry); grey: pending; diamonds: final states.",
+                f"Flow run {run_id}.",
+            ],
+        ),
+        width=620,
+        height=alt.Step(24),
+    )
+
+
+def _flow_title(states: pl.DataFrame | pl.LazyFrame, flow_run_id: str) -> str:
+    names = [c for c in ("flow_name", "flow_run_name") if c in states.lazy().collect_schema()]
+    if not names:
+        return "Flow run timeline"
+    row = (
+        states.lazy()
+        .filter(pl.col("flow_run_id") == flow_run_id)
+        .select(pl.col(names).drop_nulls().first())
+        .collect()
+        .row(0, named=True)
+    )
+    parts = [str(row[c]) for c in names if row[c] is not None]
+    return " / ".join(parts) + " — timeline" if parts else "Flow run timeline"

@@ -1,0 +1,166 @@
+"""State-transition counts (from → to) as a heatmap."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+import altair as alt
+import polars as pl
+
+from trs_analytics.exceptions import ConfigurationError
+from trs_analytics.metrics._common import RUN, timeline
+
+if TYPE_CHECKING:
+    from trs_analytics.charts._theme import AnyChart
+
+__all__ = ["transition_chart", "transition_counts"]
+
+
+def transition_counts(
+    states: pl.DataFrame | pl.LazyFrame, *, level: Literal["type", "name"] = "type"
+) -> pl.DataFrame:
+    """Count how often a task run went from one state to the next.
+
+    Each run's states are de-duplicated and ordered by timestamp (as the
+    metrics do); every pair of consecutive states is one transition.
+
+    Args:
+        states: a states frame.
+        level: ``"type"`` counts transitions between state types, ``"name"``
+            between state names.
+
+    Returns:
+        Columns ``from``, ``to`` (text), ``count``, ``share`` (of all
+        transitions leaving ``from``), ``from_order`` and ``to_order`` (the
+        state type's lifecycle position times 1000 plus the state's mean
+        position in its run: what orders the axes), by descending count.
+
+    Examples:
+        >>> from datetime import UTC, datetime
+        >>> import polars as pl
+        >>> t = lambda s: datetime(2026, 1, 1, 0, 0, s, tzinfo=UTC)
+        >>> states = pl.DataFrame({
+        ...     "task_run_id": ["a", "a", "a", "b", "b"],
+        ...     "type": ["PENDING", "RUNNING", "COMPLETED", "PENDING", "RUNNING"],
+        ...     "name": ["Pending", "Running", "Completed", "Pending", "Running"],
+        ...     "timestamp": [t(0), t(1), t(2), t(0), t(1)],
+        ... })
+        >>> transition_counts(states).select("from", "to", "count", "share").rows()
+        [('PENDING', 'RUNNING', 2, 1.0), ('RUNNING', 'COMPLETED', 1, 1.0)]
+    """
+    if level not in ("type", "name"):
+        msg = f"level={level!r} is not 'type' or 'name'. Hint: use level='type' or level='name'."
+        raise ConfigurationError(msg)
+    column = pl.col(level).cast(pl.String)
+    position = pl.int_range(pl.len()).over(RUN).cast(pl.Float64)
+    order = pl.col("type").to_physical().cast(pl.Float64) * 1000 + position
+    pairs = (
+        timeline(states, caller="transition_counts")
+        .with_columns(_order=order)
+        .with_columns(
+            to=column.shift(-1).over(RUN),
+            _to_order=pl.col("_order").shift(-1).over(RUN),
+        )
+        .filter(pl.col("to").is_not_null())
+        .group_by(column.alias("from"), "to")
+        .agg(
+            count=pl.len().cast(pl.UInt32),
+            from_order=pl.col("_order").mean(),
+            to_order=pl.col("_to_order").mean(),
+        )
+    )
+    return (
+        pairs.with_columns(share=pl.col("count") / pl.col("count").sum().over("from"))
+        .select("from", "to", "count", "share", "from_order", "to_order")
+        .sort(["count", "from", "to"], descending=[True, False, False])
+        .collect()
+    )
+
+
+def _axis_order(data: pl.DataFrame, column: str) -> list[str]:
+    order = (
+        data.group_by(column).agg(pl.col(f"{column}_order").mean()).sort(f"{column}_order", column)
+    )
+    return [str(v) for v in order[column].to_list()]
+
+
+def transition_chart(
+    states: pl.DataFrame | pl.LazyFrame,
+    *,
+    level: Literal["type", "name"] = "type",
+    title: str | None = None,
+) -> AnyChart:
+    """Chart state-transition counts as a heatmap: rows are *from*, columns are *to*.
+
+    The colour is the count on a log scale; each cell is labelled with its
+    count. Rows and columns follow Prefect's state lifecycle.
+
+    Args:
+        states: a states frame (DataFrame or LazyFrame).
+        level: ``"type"`` or ``"name"`` (Running vs Retrying, AwaitingRetry...).
+        title: the chart title.
+
+    Returns:
+        A layered Altair chart with one row of data per observed transition.
+
+    Examples:
+        >>> import trs_analytics as ta
+        >>> spec = transition_chart(ta.generate_states(100, seed=6)).to_dict()
+        >>> [layer["mark"]["type"] for layer in spec["layer"]]
+        ['rect', 'text']
+        >>> spec["layer"][0]["encoding"]["color"]["scale"]["type"]
+        'log'
+    """
+    data = transition_counts(states, level=level)
+    top = int(data["count"].max() or 1)  # type: ignore[arg-type]
+    x = alt.X(
+        "to:N",
+        sort=_axis_order(data, "to"),
+        title="to",
+        axis=alt.Axis(orient="top", labelAngle=-30),
+    )
+    y = alt.Y("from:N", sort=_axis_order(data, "from"), title="from")
+    tooltip = [
+        alt.Tooltip("from:N"),
+        alt.Tooltip("to:N"),
+        alt.Tooltip("count:Q", format=","),
+        alt.Tooltip("share:Q", title="share of transitions leaving 'from'", format=".1%"),
+    ]
+    cells = (
+        alt.Chart()
+        .mark_rect(stroke="white", strokeWidth=2, cornerRadius=3)
+        .encode(
+            x=x,
+            y=y,
+            color=alt.Color(
+                "count:Q",
+                title="transitions",
+                scale=alt.Scale(type="log", scheme="blues", domain=[1, max(top, 10)]),
+                legend=alt.Legend(format="~s"),
+            ),
+            tooltip=tooltip,
+        )
+    )
+    dark = max(top, 10) ** 0.6
+    labels = (
+        alt.Chart()
+        .mark_text(fontSize=11)
+        .encode(
+            x=x,
+            y=y,
+            text=alt.Text("count:Q", format=",.3~s"),
+            color=alt.condition(
+                f"datum.count > {dark:.0f}", alt.value("white"), alt.value("#1F2937")
+            ),
+            tooltip=tooltip,
+        )
+    )
+    noun = "state type" if level == "type" else "state name"
+    return alt.layer(cells, labels, data=data).properties(
+        title=alt.TitleParams(
+            title or f"Transitions between {noun}s",
+            subtitle="How often a task run went from the row's state to the column's state.",
+        ),
+        width=alt.Step(64),
+        height=alt.Step(34),
+    )
