@@ -1,0 +1,484 @@
+"""Analysis benchmark: the headline metrics on 10M synthetic states, trs_analytics vs pandas vs DuckDB.
+
+    uv run python benchmarks/bench_analysis.py            # 10M states, 3 rounds
+    uv run python benchmarks/bench_analysis.py --quick    # 1M states, 1 round
+
+The headline metrics, computed the same way by all three engines:
+
+* ``durations``: run time per task run (time in RUNNING-type states, null while
+  still running), summarised per task: count, nulls, mean, min, p50/p90/p95/p99
+  (linear interpolation), max.
+* ``retries``: per task run: attempts (RUNNING-type states), retries, final state type.
+* ``failures``: per task and UTC day of the run's first state: runs
+  (completed + failed), completed, failed (FAILED or CRASHED), crashed,
+  cancelled, unfinished, failure rate.
+
+Every engine starts from each run's timeline: states ordered by run, timestamp,
+state-type order and id, with a state repeated (same run and id as the row
+before) dropped, exactly as ``trs_analytics.metrics`` does.
+
+Engines (each in a fresh child process, for its own peak RSS):
+
+* ``trs_eager``: ``trs_analytics`` metrics on an in-memory ``pl.DataFrame`` (all columns).
+* ``trs_lazy``: the same on ``scan_states(parquet)`` (reads the file every time).
+* ``pandas``: vectorised pandas on the columns the metrics need, loaded from the Parquet file.
+* ``duckdb_arrow``: DuckDB SQL on the Arrow table (all columns) in memory.
+* ``duckdb_parquet``: the same SQL on ``read_parquet(...)``.
+
+The three engines' results are first checked to agree on a 100k-state sample.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import WORK, machine, median, ru_maxrss_kib, run_child, save_results  # noqa: E402
+
+THIS = Path(__file__).resolve()
+ENGINES = ("trs_eager", "trs_lazy", "pandas", "duckdb_arrow", "duckdb_parquet")
+METRICS = ("durations", "retries", "failures")
+COLUMNS = ["id", "task_run_id", "task_name", "type", "name", "timestamp"]
+TYPE_ORDER = (
+    "SCHEDULED",
+    "PENDING",
+    "RUNNING",
+    "PAUSED",
+    "CANCELLING",
+    "COMPLETED",
+    "FAILED",
+    "CANCELLED",
+    "CRASHED",
+)
+QUANTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
+STATES_PER_RUN = 3.17  # what generate_states gives with the settings below
+
+
+# --------------------------------------------------------------------------- data
+def dataset(states: int) -> Path:
+    """The synthetic Parquet file of about ``states`` states (generated once, cached)."""
+    import trs_analytics as ta
+
+    path = WORK / f"analysis-{states}.parquet"
+    if not path.exists():
+        frame = generate(states, seed=42)
+        ta.write_states(frame, path)
+    return path
+
+
+def generate(states: int, *, seed: int) -> Any:
+    import trs_analytics as ta
+
+    return ta.generate_states(
+        round(states / STATES_PER_RUN), seed=seed, days=30, n_flows=20, n_tasks=200
+    )
+
+
+# --------------------------------------------------------------------------- trs_analytics
+def trs_metrics(states: Any) -> dict[str, Any]:
+    """The three headline metrics with trs_analytics (a DataFrame or a LazyFrame)."""
+    import polars as pl
+
+    import trs_analytics as ta
+
+    def done(frame: Any) -> Any:
+        return frame.collect() if isinstance(frame, pl.LazyFrame) else frame
+
+    return {
+        "durations": lambda: done(ta.summarize(ta.run_time(states), by="task_name")),
+        "retries": lambda: done(
+            ta.retry_counts(states).select(
+                "task_run_id", "task_name", "attempts", "retries", "final_type"
+            )
+        ),
+        "failures": lambda: done(ta.failure_rates(states, by="task_name", every="1d")),
+    }
+
+
+# --------------------------------------------------------------------------- pandas
+def pandas_load(path: Path) -> Any:
+    import pandas as pd
+
+    frame = pd.read_parquet(path, columns=COLUMNS)
+    frame["type"] = frame["type"].astype(pd.CategoricalDtype(TYPE_ORDER, ordered=True))
+    return frame
+
+
+def pandas_timeline(df: Any) -> Any:
+    """Sorted, de-duplicated states with ``run`` (a run counter) and ``next_ts``."""
+    df = df.assign(_order=df["type"].cat.codes).sort_values(
+        ["task_run_id", "timestamp", "_order", "id"], kind="stable", ignore_index=True
+    )
+    run = df["task_run_id"]
+    same_run = run.eq(run.shift())
+    df = df[~(same_run & df["id"].eq(df["id"].shift()))].reset_index(drop=True)
+    run = df["task_run_id"]
+    new_run = run.ne(run.shift())
+    last_of_run = run.ne(run.shift(-1))
+    return df.assign(
+        run=new_run.cumsum(),
+        next_ts=df["timestamp"].shift(-1).where(~last_of_run),
+    )
+
+
+def pandas_runs(tl: Any) -> Any:
+    """One row per run: task, attempts, final type, first timestamp, run time."""
+    import pandas as pd
+
+    running = tl["type"].eq("RUNNING")
+    spent = (tl["next_ts"] - tl["timestamp"]).where(running)
+    open_running = running & tl["next_ts"].isna()
+    per = tl.assign(attempts=running, spent=spent, open_running=open_running).groupby(
+        "run", sort=True
+    )
+    runs = per.agg(
+        task_run_id=("task_run_id", "first"),
+        task_name=("task_name", "first"),
+        attempts=("attempts", "sum"),
+        final_type=("type", "last"),
+        start_time=("timestamp", "first"),
+        run_time=("spent", "sum"),
+        open_running=("open_running", "any"),
+        ran=("attempts", "any"),
+    )
+    runs["run_time"] = runs["run_time"].where(runs["ran"] & ~runs["open_running"], pd.NaT)
+    return runs
+
+
+def pandas_metrics(df: Any) -> dict[str, Any]:
+    import pandas as pd
+
+    def durations() -> Any:
+        runs = pandas_runs(pandas_timeline(df))
+        runs = runs[runs["ran"]]
+        seconds = runs["run_time"].dt.total_seconds()
+        grouped = seconds.groupby(runs["task_name"], sort=True)
+        out = pd.DataFrame(
+            {
+                "count": grouped.count(),
+                "nulls": grouped.size() - grouped.count(),
+                "mean": grouped.mean(),
+                "min": grouped.min(),
+            }
+        )
+        quantiles = grouped.quantile(list(QUANTILES.values())).unstack()
+        quantiles.columns = list(QUANTILES)
+        return out.join(quantiles).assign(max=grouped.max()).reset_index()
+
+    def retries() -> Any:
+        runs = pandas_runs(pandas_timeline(df))
+        return pd.DataFrame(
+            {
+                "task_run_id": runs["task_run_id"],
+                "task_name": runs["task_name"],
+                "attempts": runs["attempts"],
+                "retries": (runs["attempts"] - 1).clip(lower=0),
+                "final_type": runs["final_type"],
+            }
+        ).reset_index(drop=True)
+
+    def failures() -> Any:
+        runs = pandas_runs(pandas_timeline(df))
+        final = runs["final_type"]
+        failed = final.isin(["FAILED", "CRASHED"])
+        completed = final.eq("COMPLETED")
+        flags = pd.DataFrame(
+            {
+                "task_name": runs["task_name"],
+                "bucket": runs["start_time"].dt.floor("D"),
+                "completed": completed,
+                "failed": failed,
+                "crashed": final.eq("CRASHED"),
+                "cancelled": final.eq("CANCELLED"),
+                "unfinished": ~final.isin(["COMPLETED", "FAILED", "CANCELLED", "CRASHED"]),
+            }
+        )
+        out = flags.groupby(["task_name", "bucket"], sort=True).sum().reset_index()
+        out.insert(2, "runs", out["completed"] + out["failed"])
+        out["failure_rate"] = out["failed"] / out["runs"].where(out["runs"] > 0)
+        return out
+
+    return {"durations": durations, "retries": retries, "failures": failures}
+
+
+# --------------------------------------------------------------------------- DuckDB
+def duckdb_sql(source: str) -> dict[str, str]:
+    """The three metrics as DuckDB SQL over ``source`` (a table name or ``read_parquet(...)``)."""
+    order = ", ".join(f"'{t}'" for t in TYPE_ORDER)
+    window = "PARTITION BY task_run_id ORDER BY timestamp, _order, id"
+    timeline = f"""
+        WITH ordered AS (
+            SELECT task_run_id, task_name, type::VARCHAR AS type, timestamp, id,
+                   list_position([{order}], type::VARCHAR) AS _order
+            FROM {source}
+        ),
+        dedup AS (
+            SELECT * FROM ordered
+            QUALIFY lag(id) OVER ({window}) IS DISTINCT FROM id
+        ),
+        tl AS (
+            SELECT *, lead(timestamp) OVER w AS next_ts, row_number() OVER w AS rn
+            FROM dedup WINDOW w AS ({window})
+        ),
+        per_run AS (
+            SELECT task_run_id,
+                   arg_min(task_name, rn) AS task_name,
+                   count(*) FILTER (WHERE type = 'RUNNING') AS attempts,
+                   arg_max(type, rn) AS final_type,
+                   min(timestamp) AS start_time,
+                   CASE WHEN bool_or(type = 'RUNNING' AND next_ts IS NULL) THEN NULL
+                        ELSE sum(epoch_us(next_ts) - epoch_us(timestamp))
+                             FILTER (WHERE type = 'RUNNING') / 1e6 END AS run_time
+            FROM tl GROUP BY task_run_id
+        )
+    """
+    qs = ", ".join(str(q) for q in QUANTILES.values())
+    qcols = ", ".join(f"q[{i + 1}] AS {name}" for i, name in enumerate(QUANTILES))
+    return {
+        "durations": f"""{timeline}
+            SELECT task_name, count, nulls, mean, min, {qcols}, max FROM (
+                SELECT task_name, count(run_time) AS count,
+                       count(*) - count(run_time) AS nulls, avg(run_time) AS mean,
+                       min(run_time) AS min, quantile_cont(run_time, [{qs}]) AS q,
+                       max(run_time) AS max
+                FROM per_run WHERE attempts > 0 GROUP BY task_name
+            ) ORDER BY task_name""",
+        "retries": f"""{timeline}
+            SELECT task_run_id, task_name, attempts, greatest(attempts - 1, 0) AS retries,
+                   final_type
+            FROM per_run ORDER BY task_run_id""",
+        "failures": f"""{timeline}
+            SELECT task_name, date_trunc('day', start_time) AS bucket,
+                   count(*) FILTER (WHERE final_type IN ('COMPLETED', 'FAILED', 'CRASHED')) AS runs,
+                   count(*) FILTER (WHERE final_type = 'COMPLETED') AS completed,
+                   count(*) FILTER (WHERE final_type IN ('FAILED', 'CRASHED')) AS failed,
+                   count(*) FILTER (WHERE final_type = 'CRASHED') AS crashed,
+                   count(*) FILTER (WHERE final_type = 'CANCELLED') AS cancelled,
+                   count(*) FILTER (WHERE final_type NOT IN
+                       ('COMPLETED', 'FAILED', 'CANCELLED', 'CRASHED')) AS unfinished,
+                   failed / nullif(runs, 0) AS failure_rate
+            FROM per_run GROUP BY ALL ORDER BY task_name, bucket""",
+    }
+
+
+def duckdb_metrics(con: Any, source: str) -> dict[str, Any]:
+    return {name: (lambda sql=sql: con.sql(sql).to_arrow_table()) for name, sql in duckdb_sql(source).items()}
+
+
+def duckdb_connect() -> Any:
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+# --------------------------------------------------------------------------- agreement
+def check_agreement(states: int = 100_000) -> dict[str, Any]:
+    """Compute every metric with the three engines on a sample; raise if they differ."""
+    import tempfile
+
+    import numpy as np
+    import polars as pl
+
+    import trs_analytics as ta
+
+    frame = generate(states, seed=7)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "sample.parquet"
+        ta.write_states(frame, path)
+        trs = {k: f() for k, f in trs_metrics(frame).items()}
+        lazy = {k: f() for k, f in trs_metrics(ta.scan_states(path)).items()}
+        pdf = pandas_load(path)
+        pds = {k: pl.from_pandas(f(), include_index=False) for k, f in pandas_metrics(pdf).items()}
+        con = duckdb_connect()
+        con.register("states", frame.to_arrow())
+        ddb = {k: pl.from_arrow(f()) for k, f in duckdb_metrics(con, "states").items()}
+
+    def seconds(column: pl.Series) -> pl.Series:
+        if column.dtype == pl.Duration:
+            return column.dt.total_microseconds() / 1e6
+        return column.cast(pl.Float64)
+
+    def same(a: pl.DataFrame, b: pl.DataFrame, what: str) -> None:
+        if a.height != b.height:
+            raise AssertionError(f"{what}: {a.height} rows vs {b.height}")
+        for column in b.columns:
+            x, y = a[column], b[column]
+            if x.dtype.is_numeric() or x.dtype == pl.Duration or y.dtype == pl.Duration:
+                xs, ys = seconds(x).to_numpy(), seconds(y).to_numpy()
+                if not np.allclose(xs, ys, rtol=1e-9, atol=1e-6, equal_nan=True):
+                    raise AssertionError(f"{what}.{column} differs")
+            elif x.cast(pl.String).to_list() != y.cast(pl.String).to_list():
+                raise AssertionError(f"{what}.{column} differs")
+
+    checked = {}
+    for metric in METRICS:
+        reference = pds[metric]
+        if metric == "failures":
+            cols = [*reference.columns]
+            trs[metric] = trs[metric].select(cols)
+            lazy[metric] = lazy[metric].select(cols)
+            reference = reference.with_columns(pl.col("bucket").dt.replace_time_zone("UTC"))
+        if metric == "durations":
+            trs[metric] = trs[metric].select(reference.columns)
+            lazy[metric] = lazy[metric].select(reference.columns)
+        same(trs[metric], reference, f"trs vs pandas: {metric}")
+        same(lazy[metric], reference, f"trs lazy vs pandas: {metric}")
+        same(ddb[metric].select(reference.columns), reference, f"duckdb vs pandas: {metric}")
+        checked[metric] = {"rows": reference.height}
+    return {"states": frame.height, "metrics": checked, "agree": True}
+
+
+# --------------------------------------------------------------------------- children
+def run_engine(engine: str, path: Path) -> None:
+    """Child process: load for ``engine``, run each metric once, print timings as JSON."""
+    import psutil
+
+    import polars as pl
+
+    import trs_analytics as ta
+
+    if engine.startswith("duckdb"):
+        import pyarrow.parquet as pq
+
+        con = duckdb_connect()
+    if engine == "pandas":
+        import pandas as pd  # noqa: F401
+    rss_before_load = psutil.Process().memory_info().rss
+    started = time.perf_counter()
+    if engine == "trs_eager":
+        metrics = trs_metrics(pl.read_parquet(path))
+    elif engine == "trs_lazy":
+        metrics = trs_metrics(ta.scan_states(path))
+    elif engine == "pandas":
+        metrics = pandas_metrics(pandas_load(path))
+    elif engine == "duckdb_arrow":
+        table = pq.read_table(path)
+        con.register("states", table)
+        metrics = duckdb_metrics(con, "states")
+    else:
+        metrics = duckdb_metrics(con, f"read_parquet('{path}')")
+    load_s = time.perf_counter() - started
+    rss_after_load = psutil.Process().memory_info().rss
+    seconds = {}
+    for name in METRICS:
+        started = time.perf_counter()
+        result = metrics[name]()
+        seconds[name] = time.perf_counter() - started
+        del result
+    print(
+        json.dumps(
+            {
+                "load_s": load_s,
+                "seconds": seconds,
+                "total_s": sum(seconds.values()),
+                "rss_before_load_mib": rss_before_load / 2**20,
+                "rss_after_load_mib": rss_after_load / 2**20,
+                "ru_maxrss_kib": ru_maxrss_kib(),
+            }
+        )
+    )
+
+
+# --------------------------------------------------------------------------- parent
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--engine", choices=ENGINES, help=argparse.SUPPRESS)
+    parser.add_argument("--path", help=argparse.SUPPRESS)
+    parser.add_argument("--states", type=int, default=10_000_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="1M states, one round")
+    parser.add_argument("--engines", nargs="*", default=list(ENGINES), choices=ENGINES)
+    parser.add_argument("--no-check", action="store_true", help="skip the agreement check")
+    args = parser.parse_args()
+    if args.engine:
+        run_engine(args.engine, Path(args.path))
+        return
+    import polars as pl
+
+    states = 1_000_000 if args.quick else args.states
+    rounds = 1 if args.quick else args.rounds
+    results: dict[str, Any] = {"machine": machine(), "args": vars(args)}
+    if not args.no_check:
+        results["agreement"] = check_agreement()
+        print(f"agreement on a sample: {results['agreement']}", flush=True)
+    path = dataset(states)
+    info = pl.scan_parquet(path).select(pl.len()).collect().item()
+    data_mib = pl.read_parquet(path).estimated_size() / 2**20
+    needed_mib = pl.read_parquet(path, columns=COLUMNS).estimated_size() / 2**20
+    results["data"] = {
+        "path": path.name,
+        "states": info,
+        "in_memory_mib": round(data_mib, 1),
+        "in_memory_needed_columns_mib": round(needed_mib, 1),
+        "parquet_mib": round(path.stat().st_size / 2**20, 1),
+    }
+    print(f"data: {results['data']}", flush=True)
+    samples: dict[str, list[dict[str, Any]]] = {e: [] for e in args.engines}
+    for r in range(rounds):
+        for engine in args.engines:
+            child = run_child([str(THIS), "--engine", engine, "--path", str(path)], poll=0.05)
+            result = {**child.result, "peak_rss_mib": child.peak_rss_mib}
+            result.pop("ru_maxrss_kib", None)
+            samples[engine].append(result)
+            times = " ".join(f"{k} {v:6.2f}s" for k, v in result["seconds"].items())
+            print(
+                f"[round {r + 1}] {engine:14s} load {result['load_s']:6.2f}s {times} "
+                f"peak {result['peak_rss_mib']:.0f} MiB",
+                flush=True,
+            )
+    results["samples"] = samples
+    results["summary"] = summarize(samples, data_mib)
+    print(json.dumps(results["summary"], indent=2))
+    name = "analysis_quick" if args.quick else "analysis"
+    print(f"results: {save_results(name, results)}")
+
+
+def summarize(samples: dict[str, list[dict[str, Any]]], data_mib: float) -> dict[str, Any]:
+    summary: dict[str, Any] = {}
+    for engine, runs in samples.items():
+        summary[engine] = {
+            "load_s": median([r["load_s"] for r in runs]),
+            **{m: median([r["seconds"][m] for r in runs]) for m in METRICS},
+            "total_s": median([r["total_s"] for r in runs]),
+            "peak_rss_mib": median([r["peak_rss_mib"] for r in runs]),
+            "peak_over_data": median([r["peak_rss_mib"] for r in runs]) / data_mib,
+            "peak_minus_start_over_data": median(
+                [(r["peak_rss_mib"] - r["rss_before_load_mib"]) for r in runs]
+            )
+            / data_mib,
+        }
+    pairs = {
+        "pandas_over_trs_eager": ("pandas", "trs_eager"),
+        "trs_eager_over_duckdb_arrow": ("trs_eager", "duckdb_arrow"),
+        "trs_lazy_over_duckdb_parquet": ("trs_lazy", "duckdb_parquet"),
+        "pandas_load_plus_total_over_trs_lazy": ("pandas", "trs_lazy"),
+    }
+    ratios: dict[str, Any] = {}
+    for name, (a, b) in pairs.items():
+        if a not in samples or b not in samples:
+            continue
+        add_load = name.startswith("pandas_load")
+        per_metric = {}
+        for m in [*METRICS, "total"]:
+            key = (lambda r, m=m: r["total_s"]) if m == "total" else (lambda r, m=m: r["seconds"][m])
+            per_metric[m] = median(
+                [
+                    (key(x) + (x["load_s"] if add_load else 0)) / key(y)
+                    for x, y in zip(samples[a], samples[b])
+                ]
+            )
+        ratios[name] = per_metric
+    summary["ratios"] = ratios
+    return summary
+
+
+if __name__ == "__main__":
+    main()
