@@ -555,6 +555,9 @@ def export_states(
     if client is not None and api_url is not None:
         msg = "pass api_url or client, not both. Hint: the client already knows its URL."
         raise ConfigurationError(msg)
+    if source not in ("auto", "events", "states"):
+        msg = f"source must be 'auto', 'events' or 'states', got {source!r}."
+        raise ConfigurationError(msg)
     if flush_rows < 1 or target_file_rows < 1:
         msg = "flush_rows and target_file_rows must be at least 1."
         raise ConfigurationError(msg)

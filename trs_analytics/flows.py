@@ -1,0 +1,105 @@
+"""A Prefect flow that runs the incremental export, for ``.serve()`` or a deployment.
+
+Prefect is not a dependency of trs_analytics: this module needs it installed
+(``pip install prefect``) and says so when it is not. Serve it on a schedule
+from any machine that can reach the server and write the dataset folder::
+
+    from trs_analytics.flows import export_flow
+
+    export_flow.serve(
+        name="trs-analytics-export",
+        cron="*/15 * * * *",
+        parameters={"out": "/data/prefect-states"},
+    )
+
+Inside a flow run ``PREFECT_API_URL`` is set, so ``api_url`` may be left out:
+the flow exports from the server that runs it. Each run is one
+:func:`trs_analytics.storage.export_states` call: it starts at the dataset's
+cursor minus the overlap, so a missed or failed run is caught up by the next.
+Two runs that overlap in time do not corrupt the dataset: the second one fails
+at once on the dataset's lock (or waits ``wait_seconds``).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, cast
+
+try:
+    from prefect import flow, get_run_logger
+except ImportError as err:  # pragma: no cover - exercised only without prefect
+    msg = (
+        "trs_analytics.flows needs Prefect, which is not installed. "
+        "Hint: pip install prefect (or use the 'trs-analytics export' command from cron)."
+    )
+    raise ImportError(msg) from err
+
+from trs_analytics.storage import DEFAULT_OVERLAP, export_states
+
+if TYPE_CHECKING:
+    from trs_analytics.fetch import Source
+
+__all__ = ["export_flow"]
+
+
+@flow(name="trs-analytics-export", retries=1, retry_delay_seconds=60)
+def export_flow(
+    out: str,
+    api_url: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    source: str = "auto",
+    overlap_minutes: float = DEFAULT_OVERLAP.total_seconds() / 60,
+    wait_seconds: float = 0.0,
+    flow_names: list[str] | None = None,
+    deployments: list[str] | None = None,
+    work_pools: list[str] | None = None,
+    task_names: list[str] | None = None,
+    tags: list[str] | None = None,
+    state_types: list[str] | None = None,
+) -> dict[str, Any]:
+    """Export task-run states into the Parquet dataset ``out``, incrementally.
+
+    Parameters are JSON-friendly so a deployment's UI can edit them; they
+    mean what they mean for ``trs-analytics export``.
+
+    Args:
+        out: the dataset folder (missing, empty, or an existing dataset).
+        api_url: the API URL; default the flow run's own ``PREFECT_API_URL``.
+        since: start of the window (ISO-8601 or an age such as ``7d``);
+            default the dataset's cursor minus the overlap (7 days for a new one).
+        until: end of the window; default now.
+        source: ``"auto"``, ``"events"`` or ``"states"``.
+        overlap_minutes: how much before the cursor is read again.
+        wait_seconds: how long to wait for another export's lock.
+        flow_names: keep runs of these flows.
+        deployments: keep runs of these deployments (names or ids).
+        work_pools: keep runs of these work pools.
+        task_names: keep these tasks.
+        tags: keep runs carrying all of these tags.
+        state_types: keep runs whose current state has one of these types.
+
+    Returns:
+        the export's :meth:`~trs_analytics.storage.ExportResult.as_dict`.
+
+    Examples:
+        >>> export_flow(out="/data/prefect-states", since="1d")  # doctest: +SKIP
+        {'out': '/data/prefect-states', 'source': 'events', ...}
+    """
+    result = export_states(
+        out,
+        api_url=api_url,
+        since=since,
+        until=until,
+        source=cast("Source", source),
+        overlap=timedelta(minutes=overlap_minutes),
+        wait=wait_seconds,
+        flow_names=flow_names,
+        deployments=deployments,
+        work_pools=work_pools,
+        task_names=task_names,
+        tags=tags,
+        state_types=state_types,
+    )
+    get_run_logger().info("%s", result.summary())
+    return result.as_dict()
