@@ -1,0 +1,920 @@
+"""A known Prefect workload and its ground truth, for integration tests.
+
+:func:`run_workload` runs the flows below in a **subprocess** (this file run as a
+script) against a Prefect server, so Prefect's settings and global state never
+touch the calling process, then waits until the server shows every state, and
+returns the :class:`GroundTruth` the subprocess wrote.
+
+The workload is planned in advance and deterministic: whether a call fails, and
+on which attempts, is a parameter of the call (``fail_attempts``), never chance.
+The ground truth is also *observed*: every execution of a task body appends a
+JSON line (task run id, attempt, raise/return) and every flow records the state
+each call returned; the subprocess checks the observations against the plan and
+:func:`run_workload` raises :class:`WorkloadError` if they disagree.
+
+Composition at ``scale=1`` (everything is multiplied by ``scale``)::
+
+    flow         runs  task runs per run                                    task runs
+    (none)          -  ping x6 succeed, probe x2 fail                               8
+    etl             6  extract x8, transform x8 (1 fails), load x4 (retries)    120
+    reports         6  lookup_region x6 (3 miss + 3 cache hits),
+                       render_report x3 (custom name), publish x3 (delay)        72
+    maintenance     6  vacuum x2, rotate_logs, sync_remote, check_disk           30
+                                                                          total 230
+
+The state names of each pattern, as Prefect 3.9.1 records them, are in
+:data:`PATTERNS`. Task runs outside a flow run first, before any flow: in 3.9.1
+a task called outside a flow *after* a flow ran in the same process is recorded
+by the server with that finished flow's ``flow_run_id`` (the client's events
+worker attaches the stale flow run as a related resource).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import httpx
+import polars as pl
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+
+__all__ = [
+    "FLOW_RUNS_PER_SCALE",
+    "PATTERNS",
+    "STATE_TYPE_OF_NAME",
+    "TASKS",
+    "TASK_RUNS_PER_SCALE",
+    "Call",
+    "FlowRunTruth",
+    "GroundTruth",
+    "Pattern",
+    "TaskRunTruth",
+    "TaskSpec",
+    "WorkloadError",
+    "plan",
+    "run_workload",
+    "wait_until_recorded",
+]
+
+# --------------------------------------------------------------------------- plan
+
+
+class WorkloadError(RuntimeError):
+    """The workload did not run as planned, or its states never became readable."""
+
+
+#: The type of every state name the workload produces.
+STATE_TYPE_OF_NAME: Final[Mapping[str, str]] = {
+    "Pending": "PENDING",
+    "Running": "RUNNING",
+    "Retrying": "RUNNING",
+    "AwaitingRetry": "SCHEDULED",
+    "Completed": "COMPLETED",
+    "Cached": "COMPLETED",
+    "Failed": "FAILED",
+}
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """One behaviour of a task call and the states Prefect 3.9.1 records for it.
+
+    Attributes:
+        name: the pattern's id, e.g. ``"retry_once_then_succeed"``.
+        states: the state names, in timestamp order.
+        executions: how many times the task body runs (0 for a cache hit).
+        description: what the call does.
+    """
+
+    name: str
+    states: tuple[str, ...]
+    executions: int
+    description: str
+
+    @property
+    def state_types(self) -> tuple[str, ...]:
+        """The state types, in order."""
+        return tuple(STATE_TYPE_OF_NAME[name] for name in self.states)
+
+    @property
+    def attempts(self) -> int:
+        """RUNNING-type states: one per attempt (a cache hit enters Running once)."""
+        return self.state_types.count("RUNNING")
+
+    @property
+    def final_name(self) -> str:
+        """The name of the last state."""
+        return self.states[-1]
+
+    @property
+    def final_type(self) -> str:
+        """The type of the last state."""
+        return self.state_types[-1]
+
+
+_P, _R, _C, _F = "Pending", "Running", "Completed", "Failed"
+
+#: Every pattern in the workload, by name.
+PATTERNS: Final[Mapping[str, Pattern]] = {
+    p.name: p
+    for p in (
+        Pattern("succeed", (_P, _R, _C), 1, "returns on the first attempt"),
+        Pattern("fail", (_P, _R, _F), 1, "raises, no retries configured"),
+        Pattern(
+            "retry_once_then_succeed",
+            (_P, _R, "Retrying", _C),
+            2,
+            "retries=2, delay 0: raises once, then returns",
+        ),
+        Pattern(
+            "retry_twice_then_succeed",
+            (_P, _R, "Retrying", "Retrying", _C),
+            3,
+            "retries=2, delay 0: raises twice, then returns",
+        ),
+        Pattern(
+            "await_retry_then_succeed",
+            (_P, _R, "AwaitingRetry", "Retrying", _C),
+            2,
+            "retries=2, delay 0.2 s: raises once, then returns",
+        ),
+        Pattern(
+            "retries_exhausted",
+            (_P, _R, "Retrying", "Retrying", _F),
+            3,
+            "retries=2, delay 0: raises on all three attempts",
+        ),
+        Pattern(
+            "await_retry_exhausted",
+            (_P, _R, "AwaitingRetry", "Retrying", _F),
+            2,
+            "retries=1, delay 0.2 s: raises on both attempts",
+        ),
+        Pattern("cache_miss", (_P, _R, _C), 1, "cache_policy=INPUTS, first call: runs"),
+        Pattern("cache_hit", (_P, _R, "Cached"), 0, "same inputs again: body never runs"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """How one ``@task`` of the workload is declared.
+
+    Attributes:
+        name: the task's name (and its function's name, so ``task_key`` starts with it).
+        retries: ``retries=``.
+        retry_delay_seconds: ``retry_delay_seconds=``.
+        tags: ``tags=``.
+        task_run_name: ``task_run_name=`` template, or None for Prefect's default.
+        cached: ``cache_policy=INPUTS, persist_result=True``.
+    """
+
+    name: str
+    retries: int = 0
+    retry_delay_seconds: float = 0.0
+    tags: tuple[str, ...] = ()
+    task_run_name: str | None = None
+    cached: bool = False
+
+
+#: Every task of the workload, by name.
+TASKS: Final[Mapping[str, TaskSpec]] = {
+    t.name: t
+    for t in (
+        TaskSpec("ping", tags=("standalone",)),
+        TaskSpec("probe", tags=("standalone",)),
+        TaskSpec("extract", tags=("etl", "io")),
+        TaskSpec("transform", tags=("etl",)),
+        TaskSpec("load", retries=2, tags=("db", "etl")),
+        TaskSpec("lookup_region", cached=True),
+        TaskSpec("render_report", tags=("reports",), task_run_name="report-{item}"),
+        TaskSpec("publish", retries=2, retry_delay_seconds=0.2, tags=("external", "reports")),
+        TaskSpec("vacuum", tags=("maintenance",)),
+        TaskSpec("rotate_logs", retries=2, tags=("maintenance",)),
+        TaskSpec("sync_remote", retries=1, retry_delay_seconds=0.2, tags=("maintenance",)),
+        TaskSpec("check_disk", tags=("maintenance",)),
+    )
+}
+
+#: A call that fails on every attempt.
+ALWAYS: Final = 99
+
+
+@dataclass(frozen=True)
+class Call:
+    """One planned task call: ``TASKS[task](item, fail_attempts, return_state=True)``.
+
+    Attributes:
+        task: the task's name.
+        item: the call's first parameter (a label; the cache key for cached tasks).
+        fail_attempts: the body raises on attempts ``1..fail_attempts``.
+        pattern: the name of the expected :class:`Pattern`.
+    """
+
+    task: str
+    item: str
+    fail_attempts: int
+    pattern: str
+
+
+def _plan_standalone(scale: int) -> list[Call]:
+    pings = [Call("ping", f"ping-{i}", 0, "succeed") for i in range(6 * scale)]
+    probes = [Call("probe", f"probe-{i}", ALWAYS, "fail") for i in range(2 * scale)]
+    return pings + probes
+
+
+def _plan_etl(batch: int, nonce: str) -> list[Call]:
+    del nonce
+    extract = [Call("extract", f"b{batch}-e{i}", 0, "succeed") for i in range(8)]
+    transform = [
+        Call("transform", f"b{batch}-t{i}", ALWAYS, "fail")
+        if i == 5
+        else Call("transform", f"b{batch}-t{i}", 0, "succeed")
+        for i in range(8)
+    ]
+    load = [
+        Call("load", f"b{batch}-l0", 0, "succeed"),
+        Call("load", f"b{batch}-l1", 1, "retry_once_then_succeed"),
+        Call("load", f"b{batch}-l2", 2, "retry_twice_then_succeed"),
+        Call("load", f"b{batch}-l3", 0, "succeed"),
+    ]
+    return extract + transform + load
+
+
+_REGIONS: Final = ("emea", "amer", "apac")
+
+
+def _plan_reports(batch: int, nonce: str) -> list[Call]:
+    # The nonce keeps cache keys unique to this run, so the first call always misses.
+    lookups = [
+        Call("lookup_region", f"{nonce}-b{batch}-{region}", 0, kind)
+        for kind in ("cache_miss", "cache_hit")
+        for region in _REGIONS
+    ]
+    renders = [
+        Call("render_report", f"{region}-b{batch}", ALWAYS, "fail")
+        if region == "apac" and batch % 2 == 1
+        else Call("render_report", f"{region}-b{batch}", 0, "succeed")
+        for region in _REGIONS
+    ]
+    publishes = [
+        Call("publish", f"{region}-b{batch}", 1, "await_retry_then_succeed")
+        if region == "emea"
+        else Call("publish", f"{region}-b{batch}", 0, "succeed")
+        for region in _REGIONS
+    ]
+    return lookups + renders + publishes
+
+
+def _plan_maintenance(batch: int, nonce: str) -> list[Call]:
+    del nonce
+    return [
+        Call("vacuum", f"b{batch}-v0", 0, "succeed"),
+        Call("vacuum", f"b{batch}-v1", 0, "succeed"),
+        Call("rotate_logs", f"b{batch}", ALWAYS, "retries_exhausted"),
+        Call("sync_remote", f"b{batch}", ALWAYS, "await_retry_exhausted"),
+        Call("check_disk", f"b{batch}", ALWAYS, "fail"),
+    ]
+
+
+#: The flows, by name, and the calls each flow run makes for a batch index.
+FLOWS: Final[Mapping[str, Callable[[int, str], list[Call]]]] = {
+    "etl": _plan_etl,
+    "reports": _plan_reports,
+    "maintenance": _plan_maintenance,
+}
+
+#: Flow runs of each flow per unit of scale.
+FLOW_RUNS_PER_SCALE: Final = 6
+
+
+def plan(scale: int, nonce: str = "n") -> list[tuple[str | None, int, list[Call]]]:
+    """Return the workload as ``(flow name or None, batch, calls)``, in run order.
+
+    Calls outside any flow come first (flow name None), then flow runs interleave.
+
+    Examples:
+        >>> sum(len(calls) for _, _, calls in plan(1))
+        230
+        >>> sum(len(calls) for _, _, calls in plan(3)) == 3 * TASK_RUNS_PER_SCALE
+        True
+        >>> [(flow, batch) for flow, batch, _ in plan(1)][:4]
+        [(None, 0), ('etl', 0), ('reports', 0), ('maintenance', 0)]
+    """
+    runs: list[tuple[str | None, int, list[Call]]] = [(None, 0, _plan_standalone(scale))]
+    for batch in range(FLOW_RUNS_PER_SCALE * scale):
+        runs.extend((name, batch, make(batch, nonce)) for name, make in FLOWS.items())
+    return runs
+
+
+#: Task runs the workload makes per unit of scale.
+TASK_RUNS_PER_SCALE: Final = sum(len(calls) for _, _, calls in plan(1))
+
+# --------------------------------------------------------------------------- truth
+
+
+@dataclass(frozen=True)
+class TaskRunTruth:
+    """What one task run of the workload is, as planned and as observed.
+
+    Attributes:
+        task_run_id: the task run's id (from the state the call returned).
+        task_name: the ``@task`` name.
+        run_name: the task run's name seen by the body at run time (None for a
+            cache hit, whose body never runs).
+        name_pattern: a regex the server's task-run ``name`` matches.
+        flow_name: the flow's name, None outside a flow.
+        flow_run_id: the flow run's id, None outside a flow.
+        batch: the flow run's batch index (0 outside a flow).
+        item: the call's ``item`` parameter.
+        pattern: the :class:`Pattern` name.
+        executions: task-body executions observed (0 for a cache hit).
+        attempts: RUNNING-type states expected (Running + Retrying; 1 for a cache hit).
+        retries: Retrying states expected (``attempts - 1``).
+        max_retries: the task's configured ``retries``.
+        final_type: the last state's type.
+        final_name: the last state's name.
+        tags: the task run's tags, sorted.
+        states: the state names the server holds, in timestamp order.
+    """
+
+    task_run_id: str
+    task_name: str
+    run_name: str | None
+    name_pattern: str
+    flow_name: str | None
+    flow_run_id: str | None
+    batch: int
+    item: str
+    pattern: str
+    executions: int
+    attempts: int
+    retries: int
+    max_retries: int
+    final_type: str
+    final_name: str
+    tags: tuple[str, ...]
+    states: tuple[str, ...]
+
+    @property
+    def n_states(self) -> int:
+        """How many states the server holds for this task run."""
+        return len(self.states)
+
+    @property
+    def state_types(self) -> tuple[str, ...]:
+        """The state types, in order."""
+        return tuple(STATE_TYPE_OF_NAME[name] for name in self.states)
+
+    @property
+    def task_key_prefix(self) -> str:
+        """``task_key`` is this plus 8 hex digits (the function is named like the task)."""
+        return f"{self.task_name}-"
+
+
+@dataclass(frozen=True)
+class FlowRunTruth:
+    """One flow run of the workload.
+
+    Attributes:
+        flow_run_id: its id.
+        flow_name: the flow's name.
+        batch: its batch index.
+        final_type: its final state type (the flows always complete).
+        task_run_ids: its task runs, in call order.
+    """
+
+    flow_run_id: str
+    flow_name: str
+    batch: int
+    final_type: str
+    task_run_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """Everything the workload did, loaded from the JSON its subprocess wrote.
+
+    Attributes:
+        scale: the ``scale`` it ran at.
+        prefect_version: the client's Prefect version.
+        nonce: a random label unique to this run (part of every cache key).
+        started_at: UTC, just before the first task call.
+        finished_at: UTC, just after the last flow returned (states may be
+            persisted by the server a few seconds later).
+        task_runs: every task run, by id, in call order.
+        flow_runs: every flow run, by id, in run order.
+        mismatches: observations that disagreed with the plan (empty when all is well).
+        elapsed_seconds: wall time of the subprocess's flows, for reports.
+    """
+
+    scale: int
+    prefect_version: str
+    nonce: str
+    started_at: datetime
+    finished_at: datetime
+    task_runs: dict[str, TaskRunTruth]
+    flow_runs: dict[str, FlowRunTruth]
+    mismatches: tuple[str, ...] = ()
+    elapsed_seconds: float = 0.0
+
+    @property
+    def n_task_runs(self) -> int:
+        """How many task runs the workload made."""
+        return len(self.task_runs)
+
+    @property
+    def n_states(self) -> int:
+        """How many states the server holds for all of them."""
+        return sum(truth.n_states for truth in self.task_runs.values())
+
+    def pattern_counts(self) -> dict[str, int]:
+        """Task runs per pattern name."""
+        return dict(Counter(truth.pattern for truth in self.task_runs.values()))
+
+    def select(
+        self,
+        *,
+        flow_name: str | None = None,
+        in_flow: bool | None = None,
+        pattern: str | None = None,
+        task_name: str | None = None,
+    ) -> list[TaskRunTruth]:
+        """Task runs matching every filter that is not None, in call order.
+
+        Args:
+            flow_name: the flow's name.
+            in_flow: True for task runs inside a flow run, False for those outside.
+            pattern: a :data:`PATTERNS` name.
+            task_name: a :data:`TASKS` name.
+        """
+        return [
+            truth
+            for truth in self.task_runs.values()
+            if (flow_name is None or truth.flow_name == flow_name)
+            and (in_flow is None or (truth.flow_run_id is not None) == in_flow)
+            and (pattern is None or truth.pattern == pattern)
+            and (task_name is None or truth.task_name == task_name)
+        ]
+
+    def to_frame(self) -> pl.DataFrame:
+        """One row per task run (``states`` as a list column)."""
+        rows = [{**asdict(truth), "n_states": truth.n_states} for truth in self.task_runs.values()]
+        return pl.DataFrame(rows, infer_schema_length=None)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict; :meth:`from_json` reads it back."""
+        data = asdict(self)
+        data["started_at"] = self.started_at.isoformat()
+        data["finished_at"] = self.finished_at.isoformat()
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> GroundTruth:
+        """Build a :class:`GroundTruth` from :meth:`to_json`'s dict."""
+        task_runs = {
+            key: TaskRunTruth(
+                **{**value, "tags": tuple(value["tags"]), "states": tuple(value["states"])}
+            )
+            for key, value in data["task_runs"].items()
+        }
+        flow_runs = {
+            key: FlowRunTruth(**{**value, "task_run_ids": tuple(value["task_run_ids"])})
+            for key, value in data["flow_runs"].items()
+        }
+        return cls(
+            scale=data["scale"],
+            prefect_version=data["prefect_version"],
+            nonce=data["nonce"],
+            started_at=datetime.fromisoformat(data["started_at"]),
+            finished_at=datetime.fromisoformat(data["finished_at"]),
+            task_runs=task_runs,
+            flow_runs=flow_runs,
+            mismatches=tuple(data.get("mismatches", ())),
+            elapsed_seconds=data.get("elapsed_seconds", 0.0),
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> GroundTruth:
+        """Read a ground-truth JSON file."""
+        return cls.from_json(json.loads(path.read_text()))
+
+    def dump(self, path: Path) -> None:
+        """Write this ground truth as JSON."""
+        path.write_text(json.dumps(self.to_json(), indent=1))
+
+
+# --------------------------------------------------------------------------- running
+
+#: Seconds the subprocess may take per unit of scale (plus a fixed startup allowance).
+RUN_TIMEOUT_PER_SCALE: Final = 120.0
+#: Seconds to wait for the server to show every state after the run.
+RECORD_TIMEOUT: Final = 60.0
+
+
+def run_workload(
+    api_url: str,
+    *,
+    scale: int = 1,
+    out_dir: Path,
+    auth_string: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> GroundTruth:
+    """Run the workload against ``api_url`` in a subprocess and return its ground truth.
+
+    Waits until the server shows every expected state of every task run.
+
+    Args:
+        api_url: the server's API URL, e.g. ``http://127.0.0.1:4200/api``.
+        scale: multiplies every count (``scale * TASK_RUNS_PER_SCALE`` task runs).
+        out_dir: where the subprocess writes ``ground_truth.json``, its logs and
+            its ``PREFECT_HOME`` (result storage for the cached task).
+        auth_string: ``user:password`` when the server demands basic auth.
+        env: the subprocess's base environment (default ``os.environ``); every
+            ``PREFECT_*`` variable in it is dropped.
+
+    Raises:
+        WorkloadError: the subprocess failed, observations disagree with the
+            plan, or the states did not all become readable in time.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    child_env = _workload_env(api_url, out_dir / "home", auth_string, env or os.environ)
+    log_path = out_dir / "workload.log"
+    command = [sys.executable, str(Path(__file__).resolve()), "--api-url", api_url]
+    command += ["--scale", str(scale), "--out", str(out_dir)]
+    with log_path.open("wb") as log:
+        try:
+            result = subprocess.run(
+                command,
+                env=child_env,
+                cwd=out_dir,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=30.0 + RUN_TIMEOUT_PER_SCALE * scale,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as err:
+            raise WorkloadError(f"Workload timed out. Log tail:\n{_tail(log_path)}") from err
+    if result.returncode != 0:
+        raise WorkloadError(
+            f"Workload exited with code {result.returncode}. Log tail:\n{_tail(log_path)}"
+        )
+    truth = GroundTruth.load(out_dir / "ground_truth.json")
+    if truth.mismatches:
+        shown = "\n".join(truth.mismatches[:20])
+        raise WorkloadError(
+            f"{len(truth.mismatches)} observations disagree with the plan:\n{shown}"
+        )
+    headers = _auth_headers(auth_string)
+    wait_until_recorded(api_url, truth.task_runs.values(), headers=headers)
+    return truth
+
+
+def wait_until_recorded(
+    api_url: str,
+    task_runs: Iterable[TaskRunTruth],
+    *,
+    headers: Mapping[str, str] | None = None,
+    timeout: float = RECORD_TIMEOUT,
+) -> None:
+    """Poll ``/task_run_states/`` until every task run shows all its expected states.
+
+    Raises:
+        WorkloadError: after ``timeout`` seconds, naming some runs still incomplete.
+    """
+    waiting = {truth.task_run_id: truth.n_states for truth in task_runs}
+    deadline = time.monotonic() + timeout
+    seen: dict[str, int] = {}
+    with httpx.Client(base_url=api_url, headers=dict(headers or {}), timeout=10.0) as client:
+        while waiting:
+            for task_run_id, expected in list(waiting.items()):
+                response = client.get("/task_run_states/", params={"task_run_id": task_run_id})
+                response.raise_for_status()
+                seen[task_run_id] = len(response.json())
+                if seen[task_run_id] >= expected:
+                    del waiting[task_run_id]
+            if not waiting:
+                return
+            if time.monotonic() > deadline:
+                sample = ", ".join(
+                    f"{key}: {seen.get(key, 0)}/{value}" for key, value in list(waiting.items())[:5]
+                )
+                raise WorkloadError(
+                    f"{len(waiting)} task runs still lack states after {timeout:.0f} s "
+                    f"(seen/expected: {sample}). Hint: is the server's task-run recorder on?"
+                )
+            time.sleep(0.5)
+
+
+def _workload_env(
+    api_url: str, home: Path, auth_string: str | None, base: Mapping[str, str]
+) -> dict[str, str]:
+    env = {key: value for key, value in base.items() if not key.startswith("PREFECT_")}
+    env.update(
+        PREFECT_HOME=str(home),
+        PREFECT_PROFILES_PATH=str(home / "profiles.toml"),
+        PREFECT_API_URL=api_url,
+        PREFECT_LOGGING_TO_API_ENABLED="false",
+        PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW="ignore",
+        PREFECT_LOGGING_LEVEL="WARNING",
+        PYTHONUNBUFFERED="1",
+    )
+    if auth_string is not None:
+        env["PREFECT_API_AUTH_STRING"] = auth_string
+    return env
+
+
+def _auth_headers(auth_string: str | None) -> dict[str, str]:
+    if auth_string is None:
+        return {}
+    return {"Authorization": "Basic " + base64.b64encode(auth_string.encode()).decode("ascii")}
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+# --------------------------------------------------------------------------- subprocess side
+# Everything below runs only in the workload subprocess; it imports Prefect lazily so
+# that importing this module (conftest does) never loads Prefect into pytest.
+
+_EXECUTIONS_LOG: list[Path] = []  # the JSON-lines file, set by _main
+_CALLS: list[dict[str, Any]] = []
+_FLOW_RUNS: list[dict[str, Any]] = []
+_LOCK = threading.Lock()
+_TASK_OBJECTS: dict[str, Any] = {}
+
+
+def _body(item: str, fail_attempts: int) -> str:
+    """The body every task shares: record the execution, then raise or return."""
+    from prefect.runtime import task_run
+
+    attempt = int(task_run.run_count)
+    outcome = "raise" if attempt <= fail_attempts else "return"
+    line = {
+        "task_run_id": str(task_run.id),
+        "task_name": task_run.task_name,
+        "run_name": task_run.name,
+        "attempt": attempt,
+        "outcome": outcome,
+        "item": item,
+    }
+    with _LOCK, _EXECUTIONS_LOG[0].open("a") as log:
+        log.write(json.dumps(line) + "\n")
+    if outcome == "raise":
+        raise WorkloadError(f"planned failure of {item!r} on attempt {attempt}")
+    return item
+
+
+# One module-level function per task, so each task_key starts with the task's name.
+def ping(item: str, fail_attempts: int) -> str:
+    """Standalone: always succeeds."""
+    return _body(item, fail_attempts)
+
+
+def probe(item: str, fail_attempts: int) -> str:
+    """Standalone: always fails."""
+    return _body(item, fail_attempts)
+
+
+def extract(item: str, fail_attempts: int) -> str:
+    """etl: always succeeds."""
+    return _body(item, fail_attempts)
+
+
+def transform(item: str, fail_attempts: int) -> str:
+    """etl: one call in eight fails, no retries."""
+    return _body(item, fail_attempts)
+
+
+def load(item: str, fail_attempts: int) -> str:
+    """etl: retried immediately (retries=2, delay 0)."""
+    return _body(item, fail_attempts)
+
+
+def lookup_region(item: str, fail_attempts: int) -> str:
+    """reports: cached on its inputs."""
+    return _body(item, fail_attempts)
+
+
+def render_report(item: str, fail_attempts: int) -> str:
+    """reports: custom task-run name ``report-{item}``."""
+    return _body(item, fail_attempts)
+
+
+def publish(item: str, fail_attempts: int) -> str:
+    """reports: retried after 0.2 s (AwaitingRetry)."""
+    return _body(item, fail_attempts)
+
+
+def vacuum(item: str, fail_attempts: int) -> str:
+    """maintenance: always succeeds."""
+    return _body(item, fail_attempts)
+
+
+def rotate_logs(item: str, fail_attempts: int) -> str:
+    """maintenance: exhausts retries=2 with no delay."""
+    return _body(item, fail_attempts)
+
+
+def sync_remote(item: str, fail_attempts: int) -> str:
+    """maintenance: exhausts retries=1 with a 0.2 s delay."""
+    return _body(item, fail_attempts)
+
+
+def check_disk(item: str, fail_attempts: int) -> str:
+    """maintenance: always fails, no retries."""
+    return _body(item, fail_attempts)
+
+
+def _make_tasks() -> None:
+    from prefect import task
+    from prefect.cache_policies import INPUTS, NO_CACHE
+
+    functions = {name: globals()[name] for name in TASKS}
+    for name, spec in TASKS.items():
+        _TASK_OBJECTS[name] = task(
+            functions[name],
+            name=name,
+            retries=spec.retries,
+            retry_delay_seconds=spec.retry_delay_seconds,
+            tags=list(spec.tags),
+            task_run_name=spec.task_run_name,
+            cache_policy=INPUTS if spec.cached else NO_CACHE,
+            persist_result=spec.cached,
+        )
+
+
+def _run_calls(calls: list[Call], flow_name: str | None, batch: int) -> None:
+    from prefect.runtime import flow_run
+
+    flow_run_id = str(flow_run.id) if flow_name is not None else None
+    for call in calls:
+        state = _TASK_OBJECTS[call.task](call.item, call.fail_attempts, return_state=True)
+        _CALLS.append(
+            {
+                "call": asdict(call),
+                "task_run_id": str(state.state_details.task_run_id),
+                "final_type": state.type.value,
+                "final_name": state.name,
+                "flow_name": flow_name,
+                "flow_run_id": flow_run_id,
+                "batch": batch,
+            }
+        )
+
+
+def _make_flow(name: str) -> Any:
+    from prefect import flow
+
+    def flow_body(batch: int, nonce: str) -> int:
+        _run_calls(FLOWS[name](batch, nonce), name, batch)
+        return batch
+
+    flow_body.__name__ = flow_body.__qualname__ = name
+    return flow(flow_body, name=name, log_prints=False)
+
+
+def _name_pattern(spec: TaskSpec, call: Call, flow_name: str | None) -> str:
+    if spec.task_run_name is not None:
+        return re.escape(spec.task_run_name.format(item=call.item))
+    if flow_name is None:  # outside a flow the name has no dynamic-key suffix
+        return re.escape(spec.name)
+    return re.escape(spec.name) + "-[0-9a-f]{3}"
+
+
+def _truth_of(
+    record: dict[str, Any], executions: list[dict[str, Any]]
+) -> tuple[TaskRunTruth, list[str]]:
+    call = Call(**record["call"])
+    spec, pattern = TASKS[call.task], PATTERNS[call.pattern]
+    task_run_id = record["task_run_id"]
+    problems = []
+    outcomes = [e["outcome"] for e in sorted(executions, key=lambda e: e["attempt"])]
+    planned = [
+        "raise" if attempt <= call.fail_attempts else "return"
+        for attempt in range(1, pattern.executions + 1)
+    ]
+    if outcomes != planned:
+        problems.append(f"{task_run_id} {call}: executions {outcomes}, planned {planned}")
+    if (record["final_type"], record["final_name"]) != (pattern.final_type, pattern.final_name):
+        problems.append(
+            f"{task_run_id} {call}: returned {record['final_type']}/{record['final_name']}, "
+            f"planned {pattern.final_type}/{pattern.final_name}"
+        )
+    truth = TaskRunTruth(
+        task_run_id=task_run_id,
+        task_name=call.task,
+        run_name=executions[0]["run_name"] if executions else None,
+        name_pattern=_name_pattern(spec, call, record["flow_name"]),
+        flow_name=record["flow_name"],
+        flow_run_id=record["flow_run_id"],
+        batch=record["batch"],
+        item=call.item,
+        pattern=call.pattern,
+        executions=len(executions),
+        attempts=pattern.attempts,
+        retries=pattern.attempts - 1,
+        max_retries=spec.retries,
+        final_type=record["final_type"],
+        final_name=record["final_name"],
+        tags=tuple(sorted(spec.tags)),
+        states=pattern.states,
+    )
+    return truth, problems
+
+
+def _main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run the trs_analytics test workload.")
+    parser.add_argument("--api-url", required=True)
+    parser.add_argument("--scale", type=int, default=1)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    if os.environ.get("PREFECT_API_URL") != args.api_url:
+        parser.error("PREFECT_API_URL must equal --api-url (run_workload sets it)")
+
+    import prefect
+
+    _EXECUTIONS_LOG.append(args.out / "executions.jsonl")
+    _EXECUTIONS_LOG[0].write_text("")
+    _make_tasks()
+    flows = {name: _make_flow(name) for name in FLOWS}
+    nonce = uuid.uuid4().hex[:12]
+    started_at = datetime.now(UTC)
+    clock = time.monotonic()
+    for flow_name, batch, calls in plan(args.scale, nonce):
+        if flow_name is None:
+            _run_calls(calls, None, batch)
+            continue
+        state = flows[flow_name](batch, nonce, return_state=True)
+        flow_run_id = str(state.state_details.flow_run_id)
+        _FLOW_RUNS.append(
+            {
+                "flow_run_id": flow_run_id,
+                "flow_name": flow_name,
+                "batch": batch,
+                "final_type": state.type.value,
+            }
+        )
+    elapsed = time.monotonic() - clock
+    finished_at = datetime.now(UTC)
+
+    executions = [json.loads(line) for line in _EXECUTIONS_LOG[0].read_text().splitlines()]
+    by_run: dict[str, list[dict[str, Any]]] = {}
+    for execution in executions:
+        by_run.setdefault(execution["task_run_id"], []).append(execution)
+    task_runs: dict[str, TaskRunTruth] = {}
+    mismatches: list[str] = []
+    for record in _CALLS:
+        truth, problems = _truth_of(record, by_run.pop(record["task_run_id"], []))
+        task_runs[truth.task_run_id] = truth
+        mismatches += problems
+    mismatches += [f"{key}: executions of a task run no call returned" for key in by_run]
+    flow_runs = {
+        fr["flow_run_id"]: FlowRunTruth(
+            **fr,
+            task_run_ids=tuple(
+                t.task_run_id for t in task_runs.values() if t.flow_run_id == fr["flow_run_id"]
+            ),
+        )
+        for fr in _FLOW_RUNS
+    }
+    mismatches += [
+        f"flow run {key} ended {value.final_type}"
+        for key, value in flow_runs.items()
+        if value.final_type != "COMPLETED"
+    ]
+    truth = GroundTruth(
+        scale=args.scale,
+        prefect_version=prefect.__version__,
+        nonce=nonce,
+        started_at=started_at,
+        finished_at=finished_at,
+        task_runs=task_runs,
+        flow_runs=flow_runs,
+        mismatches=tuple(mismatches),
+        elapsed_seconds=round(elapsed, 3),
+    )
+    truth.dump(args.out / "ground_truth.json")
+    print(f"workload: {truth.n_task_runs} task runs, {truth.n_states} states, {elapsed:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())
