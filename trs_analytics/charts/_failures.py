@@ -164,7 +164,9 @@ def failure_rate_chart(
     line = base.mark_line(interpolate="step-after", strokeWidth=2).encode(
         y="value:Q",
         strokeDash=alt.StrokeDash(
-            "rate:N", scale=alt.Scale(domain=list(_RATES), range=[[1, 0], [5, 3]]), legend=None
+            "rate:N",
+            title="failure rate",
+            scale=alt.Scale(domain=list(_RATES), range=[[1, 0], [5, 3]]),
         ),
     )
     points = base.mark_point(filled=True, size=28, opacity=0.0).encode(y="value:Q", tooltip=tooltip)

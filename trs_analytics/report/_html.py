@@ -1,0 +1,144 @@
+"""The report's HTML: a page template, tables and chart embeds, with the Vega JS inlined."""
+
+from __future__ import annotations
+
+import html
+import json
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+import vl_convert as vlc
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from trs_analytics.report._tables import Headline
+
+__all__ = ["card", "chart_block", "javascript", "page", "script_json", "table"]
+
+_CSS = """
+:root { --ink: #1f2937; --muted: #5f6b7a; --line: #e6e9ee; --bg: #f6f7f9; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 14px/1.45 Helvetica, Arial, sans-serif; color: var(--ink);
+       background: var(--bg); }
+main { max-width: 1180px; margin: 0 auto; padding: 28px 24px 64px; }
+h1 { font-size: 26px; margin: 0 0 4px; }
+h2 { font-size: 19px; margin: 36px 0 10px; }
+p.meta, p.caption { color: var(--muted); margin: 0 0 14px; }
+.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(250px, 1fr)); gap: 12px; }
+.card { background: white; border: 1px solid var(--line); border-radius: 8px; padding: 12px 14px; }
+.card .label { color: var(--muted); font-size: 12px; text-transform: uppercase;
+               letter-spacing: .04em; }
+.card .value { font-size: 24px; font-weight: bold; margin: 2px 0; }
+.card .note { color: var(--muted); font-size: 12px; }
+.chart { background: white; border: 1px solid var(--line); border-radius: 8px; padding: 8px;
+         margin: 0 0 16px; overflow-x: auto; }
+table { border-collapse: collapse; background: white; border: 1px solid var(--line);
+        border-radius: 8px; width: 100%; }
+th, td { text-align: left; padding: 6px 10px; border-bottom: 1px solid var(--line); }
+th { color: var(--muted); font-weight: normal; font-size: 12px; text-transform: uppercase; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.empty { color: var(--muted); font-style: italic; }
+footer { color: var(--muted); font-size: 12px; margin-top: 40px; }
+"""
+
+
+@cache
+def javascript() -> str:
+    """Return the Vega, Vega-Lite and vega-embed JavaScript, bundled for a ``<script>`` tag."""
+    bundle: str = vlc.javascript_bundle()  # type: ignore[call-arg]
+    return bundle.replace("</script", "<\\/script")
+
+
+def script_json(value: Any) -> str:
+    """Serialise ``value`` as JSON that is safe inside a ``<script>`` element.
+
+    Examples:
+        >>> script_json({"a": "</script>"})
+        '{"a": "<\\\\/script>"}'
+    """
+    return json.dumps(value, default=str).replace("</", "<\\/")
+
+
+def card(headline: Headline) -> str:
+    """Render one headline number as an HTML card."""
+    return (
+        '<div class="card">'
+        f'<div class="label">{html.escape(headline.label)}</div>'
+        f'<div class="value">{html.escape(headline.value)}</div>'
+        f'<div class="note">{html.escape(headline.note)}</div></div>'
+    )
+
+
+def table(frame: pl.DataFrame, *, empty: str) -> str:
+    """Render a small frame as an HTML table (numbers right-aligned); ``empty`` when it has no rows.
+
+    Examples:
+        >>> import polars as pl
+        >>> table(pl.DataFrame({"task": ["a<b"], "runs": [3]}), empty="none")
+        '<table><thead><tr><th>task</th><th>runs</th></tr></thead><tbody><tr><td>a&lt;b</td><td class="num">3</td></tr></tbody></table>'
+    """
+    if frame.is_empty():
+        return f'<p class="empty">{html.escape(empty)}</p>'
+    numeric = {name for name, dtype in frame.schema.items() if dtype.is_numeric()}
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in frame.columns)
+    rows = []
+    for row in frame.iter_rows(named=True):
+        cells = []
+        for name, value in row.items():
+            text = "-" if value is None else (f"{value:,}" if name in numeric else str(value))
+            css = ' class="num"' if name in numeric else ""
+            cells.append(f"<td{css}>{html.escape(text)}</td>")
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def chart_block(index: int) -> str:
+    """Return the element a chart is drawn into."""
+    return f'<div class="chart" id="chart-{index}" data-chart="{index}"></div>'
+
+
+def page(
+    *, title: str, meta: str, body: str, specs: list[dict[str, Any]], config: dict[str, Any]
+) -> str:
+    """Assemble the whole page: CSS, body, the inlined JS bundle and the chart embeds.
+
+    Charts are drawn as SVG by vega-embed; each chart's menu saves it as PNG
+    or SVG. When every chart is drawn, ``<body>`` gets ``data-charts-rendered``
+    (the count) and any failure is written into ``data-chart-errors``.
+    """
+    embed = f"""
+const specs = {script_json(specs)};
+const config = {script_json(config)};
+const opts = {{renderer: "svg", config: config,
+  actions: {{export: true, source: false, compiled: false, editor: false}}}};
+Promise.allSettled(specs.map((spec, i) =>
+  vegaEmbed(document.getElementById("chart-" + i), spec, opts)))
+  .then(results => {{
+    const failed = results.filter(r => r.status === "rejected");
+    failed.forEach(r => console.error("chart failed:", r.reason));
+    document.body.dataset.chartsRendered = String(results.length - failed.length);
+    document.body.dataset.chartErrors = failed.map(r => String(r.reason)).join("; ");
+  }});
+"""
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}</title>
+<style>{_CSS}</style>
+<script>{javascript()}</script>
+</head>
+<body>
+<main>
+<h1>{html.escape(title)}</h1>
+<p class="meta">{html.escape(meta)}</p>
+{body}
+<footer>Written by trs_analytics. Charts: Vega-Lite, rendered in the page (no network needed);
+use a chart's ⋯ menu to save it as PNG or SVG.</footer>
+</main>
+<script>{embed}</script>
+</body>
+</html>
+"""

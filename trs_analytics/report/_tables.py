@@ -1,0 +1,212 @@
+"""The numbers and tables of the report, computed with the metrics layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from trs_analytics.metrics import (
+    compare_windows,
+    failure_rates,
+    lateness,
+    queue_wait,
+    retry_counts,
+    run_time,
+    summarize,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = ["Headline", "headlines", "regression_table", "worst_by_failure_rate", "worst_by_p95"]
+
+
+@dataclass(frozen=True)
+class Headline:
+    """One headline number: what it is, its value as text, and a note under it."""
+
+    label: str
+    value: str
+    note: str = ""
+
+
+def fmt_seconds(value: timedelta | float | None) -> str:
+    """Format a duration (or float seconds) for a person.
+
+    Examples:
+        >>> fmt_seconds(timedelta(milliseconds=250)), fmt_seconds(4.24), fmt_seconds(185)
+        ('250 ms', '4.2 s', '3 min 5 s')
+        >>> fmt_seconds(7500.0), fmt_seconds(None)
+        ('2 h 5 min', '-')
+    """
+    if value is None:
+        return "-"
+    s = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if s < 1:
+        return f"{s * 1000:.0f} ms"
+    if s < 60:
+        return f"{s:.1f} s"
+    whole = round(s)
+    if s < 3600:
+        return f"{whole // 60} min {whole % 60} s"
+    return f"{whole // 3600} h {(whole % 3600) // 60} min"
+
+
+def fmt_rate(value: float | None) -> str:
+    """Format a rate as a percentage (``'-'`` for null).
+
+    Examples:
+        >>> fmt_rate(0.04321), fmt_rate(None)
+        ('4.32%', '-')
+    """
+    return "-" if value is None else f"{value:.2%}"
+
+
+def headlines(states: pl.DataFrame) -> list[Headline]:
+    """Compute the report's headline numbers from a states frame.
+
+    Examples:
+        >>> import trs_analytics as ta
+        >>> [h.label for h in headlines(ta.generate_states(50, seed=1))][:3]
+        ['Task runs', 'Flow runs', 'Final failure rate']
+    """
+    runs = retry_counts(states)
+    overall = failure_rates(states, by=None).row(0, named=True)
+    run = summarize(run_time(states)).row(0, named=True)
+    queue = summarize(queue_wait(states)).row(0, named=True)
+    late = summarize(lateness(states)).row(0, named=True)
+    flows = states["flow_run_id"].n_unique() if "flow_run_id" in states.columns else 0
+    retried = int((runs["retries"] > 0).sum())
+    return [
+        Headline("Task runs", f"{runs.height:,}", f"{states.height:,} states"),
+        Headline(
+            "Flow runs", f"{flows:,}", f"{int((~runs['terminal']).sum()):,} task runs unfinished"
+        ),
+        Headline(
+            "Final failure rate",
+            fmt_rate(overall["failure_rate"]),
+            f"95% CI {fmt_rate(overall['ci_low'])} to {fmt_rate(overall['ci_high'])}; "
+            f"{overall['failed']:,} of {overall['runs']:,} finished runs",
+        ),
+        Headline(
+            "First-attempt failure rate",
+            fmt_rate(overall["first_attempt_failure_rate"]),
+            f"{overall['first_attempt_failed']:,} runs failed their first attempt",
+        ),
+        Headline(
+            "Retried runs",
+            f"{retried:,}",
+            f"{int(runs['retries'].sum()):,} retries; {overall['rescued']:,} runs rescued",
+        ),
+        Headline("Run time p50 / p95", f"{fmt_seconds(run['p50'])} / {fmt_seconds(run['p95'])}"),
+        Headline("Queue wait p95", fmt_seconds(queue["p95"]), f"p50 {fmt_seconds(queue['p50'])}"),
+        Headline("Lateness p95", fmt_seconds(late["p95"]), f"p50 {fmt_seconds(late['p50'])}"),
+    ]
+
+
+def worst_by_p95(states: pl.DataFrame, *, by: str = "task_name", top: int = 10) -> pl.DataFrame:
+    """Return the ``top`` groups with the longest p95 run time, as display text.
+
+    Examples:
+        >>> import trs_analytics as ta
+        >>> worst_by_p95(ta.generate_states(300, seed=1), top=2).columns
+        ['task_name', 'runs', 'p50', 'p95', 'p99', 'max']
+    """
+    stats = summarize(run_time(states), by=by).filter(pl.col("count") > 0)
+    rows = stats.sort("p95", descending=True, nulls_last=True).head(top)
+    return rows.select(
+        pl.col(by).cast(pl.String),
+        runs=pl.col("count"),
+        **{
+            c: pl.col(c).map_elements(fmt_seconds, return_dtype=pl.String)
+            for c in ("p50", "p95", "p99", "max")
+        },
+    )
+
+
+def worst_by_failure_rate(
+    states: pl.DataFrame, *, by: str = "task_name", top: int = 10
+) -> pl.DataFrame:
+    """Return the ``top`` groups with the highest failure rate, ranked by its 95% lower bound.
+
+    Ranking by the Wilson lower bound puts a task that failed 30 of 100 runs
+    above one that failed 1 of 2: both may be bad, but only one is shown to be.
+
+    Examples:
+        >>> import trs_analytics as ta
+        >>> worst_by_failure_rate(ta.generate_states(300, seed=1), top=2).columns
+        ['task_name', 'runs', 'failed', 'failure rate', '95% CI', 'first attempt', 'rescued']
+    """
+    rates = failure_rates(states, by=by).filter(pl.col("failed") > 0)
+    rows = rates.sort(["ci_low", "failure_rate"], descending=True, nulls_last=True).head(top)
+    return rows.select(
+        pl.col(by).cast(pl.String),
+        "runs",
+        "failed",
+        pl.col("failure_rate").map_elements(fmt_rate, return_dtype=pl.String).alias("failure rate"),
+        pl.format(
+            "{} to {}",
+            pl.col("ci_low").map_elements(fmt_rate, return_dtype=pl.String),
+            pl.col("ci_high").map_elements(fmt_rate, return_dtype=pl.String),
+        ).alias("95% CI"),
+        pl.col("first_attempt_failure_rate")
+        .map_elements(fmt_rate, return_dtype=pl.String)
+        .alias("first attempt"),
+        "rescued",
+    )
+
+
+def regression_table(
+    states: pl.DataFrame,
+    *,
+    period: str,
+    now: datetime | None,
+    by: str | Sequence[str] = "task_name",
+) -> tuple[pl.DataFrame, str]:
+    """Compare the last ``period`` with the one before; return the regressed groups and a caption.
+
+    Examples:
+        >>> import trs_analytics as ta
+        >>> table, caption = regression_table(ta.generate_states(300, seed=1), period="1d", now=None)
+        >>> table.columns[:3], caption.startswith("Current period")
+        (['task_name', 'why', 'runs (prev → now)'], True)
+    """
+    compared = compare_windows(states, window=period, at=now, by=by)
+    caption = "No runs to compare."
+    if compared.height:
+        first = compared.row(0, named=True)
+        caption = (
+            f"Current period {first['current_start']:%Y-%m-%d %H:%M} to "
+            f"{first['current_end']:%Y-%m-%d %H:%M} UTC, compared with the {period} before. "
+            "Flagged when the failure rate is significantly higher (one-sided z-test, 5%) or the "
+            "p95 run time is at least 1.5 times longer, with at least 20 runs in each period."
+        )
+    flagged = compared.filter(pl.col("regressed")).sort(
+        ["failure_rate_worse", "p95_ratio"], descending=True, nulls_last=True
+    )
+    keys = [by] if isinstance(by, str) else list(by)
+    why = pl.concat_list(
+        pl.when(pl.col("failure_rate_worse")).then(pl.lit("failure rate")),
+        pl.when(pl.col("p95_worse")).then(pl.lit("p95")),
+    ).list.drop_nulls()
+    table = flagged.select(
+        *(pl.col(k).cast(pl.String) for k in keys),
+        why=why.list.join(" + "),
+        **{
+            "runs (prev → now)": pl.format("{} → {}", "runs_previous", "runs_current"),
+            "failure rate (prev → now)": pl.format(
+                "{} → {}",
+                pl.col("failure_rate_previous").map_elements(fmt_rate, return_dtype=pl.String),
+                pl.col("failure_rate_current").map_elements(fmt_rate, return_dtype=pl.String),
+            ),
+            "p95 run time (prev → now)": pl.format(
+                "{} → {}",
+                pl.col("p95_previous").map_elements(fmt_seconds, return_dtype=pl.String),
+                pl.col("p95_current").map_elements(fmt_seconds, return_dtype=pl.String),
+            ),
+        },
+    )
+    return table, caption
