@@ -12,14 +12,16 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import psutil
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 ROOT = Path(__file__).resolve().parent
 WORK = ROOT / ".work"
@@ -108,12 +110,23 @@ class ChildResult:
     wall_s: float
 
 
-def run_child(args: list[str], *, env: dict[str, str] | None = None, poll: float = 0.02) -> ChildResult:
+class MemoryCapError(RuntimeError):
+    """A child outgrew the RSS cap and was killed (to protect a shared machine)."""
+
+
+def run_child(
+    args: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    poll: float = 0.02,
+    max_rss_mib: float | None = None,
+) -> ChildResult:
     """Run ``python args...`` in a fresh process; return its last stdout JSON line and peak RSS.
 
     RSS is polled (process and its children) every ``poll`` seconds; the
     child's own peak (``ru_maxrss_kib``, VmHWM) is taken too when it reports
-    one, and the larger wins.
+    one, and the larger wins. A child whose RSS passes ``max_rss_mib`` is
+    killed and :class:`MemoryCapError` raised.
     """
     started = time.perf_counter()
     process = subprocess.Popen(
@@ -127,6 +140,10 @@ def run_child(args: list[str], *, env: dict[str, str] | None = None, poll: float
                 c.memory_info().rss for c in proc.children(recursive=True)
             )
             peak = max(peak, rss)
+        if max_rss_mib is not None and peak > max_rss_mib * 2**20:
+            process.kill()
+            process.wait()
+            raise MemoryCapError(f"{args} passed {max_rss_mib:.0f} MiB RSS and was killed")
         time.sleep(poll)
     out, err = process.communicate()
     wall = time.perf_counter() - started

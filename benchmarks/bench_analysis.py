@@ -39,7 +39,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import WORK, machine, median, ru_maxrss_kib, run_child, save_results  # noqa: E402
+from _common import WORK, MemoryCapError, machine, median, ru_maxrss_kib, run_child, save_results
 
 THIS = Path(__file__).resolve()
 ENGINES = ("trs_eager", "trs_lazy", "pandas", "duckdb_arrow", "duckdb_parquet")
@@ -268,7 +268,10 @@ def duckdb_sql(source: str) -> dict[str, str]:
 
 
 def duckdb_metrics(con: Any, source: str) -> dict[str, Any]:
-    return {name: (lambda sql=sql: con.sql(sql).to_arrow_table()) for name, sql in duckdb_sql(source).items()}
+    return {
+        name: (lambda sql=sql: con.sql(sql).to_arrow_table())
+        for name, sql in duckdb_sql(source).items()
+    }
 
 
 def duckdb_connect() -> Any:
@@ -339,9 +342,8 @@ def check_agreement(states: int = 100_000) -> dict[str, Any]:
 # --------------------------------------------------------------------------- children
 def run_engine(engine: str, path: Path) -> None:
     """Child process: load for ``engine``, run each metric once, print timings as JSON."""
-    import psutil
-
     import polars as pl
+    import psutil
 
     import trs_analytics as ta
 
@@ -397,6 +399,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1M states, one round")
     parser.add_argument("--engines", nargs="*", default=list(ENGINES), choices=ENGINES)
     parser.add_argument("--no-check", action="store_true", help="skip the agreement check")
+    parser.add_argument(
+        "--max-rss-gib",
+        type=float,
+        default=None,
+        help="kill a child above this RSS (default: available memory minus 3 GiB)",
+    )
     args = parser.parse_args()
     if args.engine:
         run_engine(args.engine, Path(args.path))
@@ -421,10 +429,24 @@ def main() -> None:
         "parquet_mib": round(path.stat().st_size / 2**20, 1),
     }
     print(f"data: {results['data']}", flush=True)
+    import psutil
+
+    cap_mib = (
+        args.max_rss_gib * 1024
+        if args.max_rss_gib
+        else psutil.virtual_memory().available / 2**20 - 3 * 1024
+    )
+    results["rss_cap_mib"] = round(cap_mib)
     samples: dict[str, list[dict[str, Any]]] = {e: [] for e in args.engines}
     for r in range(rounds):
         for engine in args.engines:
-            child = run_child([str(THIS), "--engine", engine, "--path", str(path)], poll=0.05)
+            command = [str(THIS), "--engine", engine, "--path", str(path)]
+            try:
+                child = run_child(command, poll=0.05, max_rss_mib=cap_mib)
+            except MemoryCapError:
+                print(f"[round {r + 1}] {engine:14s} killed above {cap_mib:.0f} MiB", flush=True)
+                samples[engine].append({"killed_above_mib": cap_mib})
+                continue
             result = {**child.result, "peak_rss_mib": child.peak_rss_mib}
             result.pop("ru_maxrss_kib", None)
             samples[engine].append(result)
@@ -443,7 +465,12 @@ def main() -> None:
 
 def summarize(samples: dict[str, list[dict[str, Any]]], data_mib: float) -> dict[str, Any]:
     summary: dict[str, Any] = {}
+    killed = {e: [r for r in runs if "killed_above_mib" in r] for e, runs in samples.items()}
+    samples = {e: [r for r in runs if "seconds" in r] for e, runs in samples.items()}
     for engine, runs in samples.items():
+        if not runs:
+            summary[engine] = {"killed_above_mib": killed[engine][0]["killed_above_mib"]}
+            continue
         summary[engine] = {
             "load_s": median([r["load_s"] for r in runs]),
             **{m: median([r["seconds"][m] for r in runs]) for m in METRICS},
@@ -463,16 +490,18 @@ def summarize(samples: dict[str, list[dict[str, Any]]], data_mib: float) -> dict
     }
     ratios: dict[str, Any] = {}
     for name, (a, b) in pairs.items():
-        if a not in samples or b not in samples:
+        if not samples.get(a) or not samples.get(b) or len(samples[a]) != len(samples[b]):
             continue
         add_load = name.startswith("pandas_load")
         per_metric = {}
         for m in [*METRICS, "total"]:
-            key = (lambda r, m=m: r["total_s"]) if m == "total" else (lambda r, m=m: r["seconds"][m])
+            key = (
+                (lambda r, m=m: r["total_s"]) if m == "total" else (lambda r, m=m: r["seconds"][m])
+            )
             per_metric[m] = median(
                 [
                     (key(x) + (x["load_s"] if add_load else 0)) / key(y)
-                    for x, y in zip(samples[a], samples[b])
+                    for x, y in zip(samples[a], samples[b], strict=False)
                 ]
             )
         ratios[name] = per_metric

@@ -42,7 +42,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (  # noqa: E402
+from _common import (
     WORK,
     machine,
     median,
@@ -56,6 +56,7 @@ from _common import (  # noqa: E402
 HOME = WORK / "prefect-home"
 WINDOW_FILE = WORK / "fetch-window.json"
 VARIANTS = ("prefect", "trs_states", "trs_events", "raw_events", "raw_states")
+CHILDREN = (*VARIANTS, "export")
 THIS = Path(__file__).resolve()
 
 
@@ -191,13 +192,16 @@ def child_raw_states(args: argparse.Namespace) -> dict[str, Any]:
 def run_as_child(args: argparse.Namespace) -> None:
     import psutil
 
+    if args.child == "prefect":
+        import prefect.client.orchestration  # noqa: F401  (before the baseline RSS)
+    elif args.child in ("trs_states", "trs_events", "export"):
+        import trs_analytics  # noqa: F401
     rss_after_imports = psutil.Process().memory_info().rss
     if args.child == "prefect":
         result = child_prefect(args)
+    elif args.child == "export":
+        result = child_export(args)
     elif args.child in ("trs_states", "trs_events"):
-        import trs_analytics  # noqa: F401  (imported before measuring the baseline RSS)
-
-        rss_after_imports = psutil.Process().memory_info().rss
         result = child_trs(args, args.child.removeprefix("trs_"))
     elif args.child == "raw_events":
         result = child_raw_events(args)
@@ -205,7 +209,7 @@ def run_as_child(args: argparse.Namespace) -> None:
         result = child_raw_states(args)
     result["rss_after_imports_mib"] = rss_after_imports / 2**20
     result["ru_maxrss_kib"] = ru_maxrss_kib()
-    print(json.dumps(result))
+    print(json.dumps(result, default=str))
 
 
 # --------------------------------------------------------------------------- parent
@@ -216,12 +220,20 @@ def count_task_runs(api_url: str) -> int:
 
 
 def run_workload(api_url: str, task_runs: int, seed: int) -> None:
-    env = prefect_env(WORK / "client-home", PREFECT_API_URL=api_url, PREFECT_LOGGING_LEVEL="CRITICAL")
+    env = prefect_env(
+        WORK / "client-home", PREFECT_API_URL=api_url, PREFECT_LOGGING_LEVEL="CRITICAL"
+    )
     log = WORK / "workload.log"
     with log.open("ab") as out:
         subprocess.run(
-            [sys.executable, str(THIS.parent / "_workload.py"), "--task-runs", str(task_runs)]
-            + ["--seed", str(seed)],
+            [
+                sys.executable,
+                str(THIS.parent / "_workload.py"),
+                "--task-runs",
+                str(task_runs),
+                "--seed",
+                str(seed),
+            ],
             env=env,
             check=True,
             stdout=out,
@@ -269,8 +281,16 @@ def ensure_data(api_url: str, task_runs: int) -> dict[str, str]:
 def latency_proxy(api_url: str, delay_ms: float):
     upstream = api_url.removesuffix("/api")
     process = subprocess.Popen(
-        [sys.executable, str(THIS.parent / "latency_proxy.py"), "--upstream", upstream]
-        + ["--delay-ms", str(delay_ms), "--idle-seconds", "600"],
+        [
+            sys.executable,
+            str(THIS.parent / "latency_proxy.py"),
+            "--upstream",
+            upstream,
+            "--delay-ms",
+            str(delay_ms),
+            "--idle-seconds",
+            "600",
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -285,11 +305,21 @@ def latency_proxy(api_url: str, delay_ms: float):
 
 
 def measure(
-    variant: str, api_url: str, window: dict[str, str], *, max_task_runs: int = 0
+    variant: str,
+    api_url: str,
+    window: dict[str, str],
+    *,
+    max_task_runs: int = 0,
+    out: Path | None = None,
 ) -> dict[str, Any]:
     args = [str(THIS), "--child", variant, "--api-url", api_url]
-    args += ["--since", window["since"], "--until", window["until"]]
+    if window.get("since"):
+        args += ["--since", window["since"]]
+    if variant != "export":
+        args += ["--until", window["until"]]
     args += ["--max-task-runs", str(max_task_runs)]
+    if out is not None:
+        args += ["--out", str(out)]
     env = prefect_env(WORK / "client-home", PREFECT_API_URL=api_url)
     child = run_child(args, env=env)
     result = dict(child.result)
@@ -346,30 +376,56 @@ def summarize(samples: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     for name, (a, b) in pairs.items():
         if a in samples and b in samples:
             ratios[name] = median(
-                [x["states_per_s"] / y["states_per_s"] for x, y in zip(samples[a], samples[b])]
+                [
+                    x["states_per_s"] / y["states_per_s"]
+                    for x, y in zip(samples[a], samples[b], strict=False)
+                ]
             )
     summary["ratios"] = ratios
     return summary
 
 
-def incremental(api_url: str, *, task_runs: int, overlap_s: float, seed: int) -> dict[str, Any]:
-    """Add a slice of new task runs, then read what is new the way an incremental export does."""
-    mark = datetime.now(UTC)
+def child_export(args: argparse.Namespace) -> dict[str, Any]:
+    """One ``export_states`` call into ``--out`` (events source, default overlap)."""
+    import trs_analytics as ta
+    from trs_analytics.storage._dataset import export_states
+
+    with ta.PrefectClient(args.api_url, concurrency=args.concurrency) as client:
+        result = export_states(args.out, client=client, since=args.since, source="events")
+    summary = result.as_dict()
+    return {
+        "states": result.added,
+        "read": result.states,
+        "requests": result.requests,
+        "seconds": result.seconds,
+        "export": summary,
+    }
+
+
+def incremental(
+    api_url: str, window: dict[str, str], *, task_runs: int, seed: int
+) -> dict[str, Any]:
+    """Requests per new state of an incremental ``export_states`` while work keeps arriving.
+
+    A first export fills a new dataset; a slice of workload runs right before
+    it and another right after, so the second export's overlap (10 minutes by
+    default) re-reads real recent states, as a scheduled export does.
+    """
+    out = WORK / f"export-{int(time.time())}"
     run_workload(api_url, task_runs, seed=seed)
     wait_settled(api_url)
-    window = {
-        "since": (mark - timedelta(seconds=overlap_s)).isoformat(),
-        "until": datetime.now(UTC).isoformat(),
-    }
-    result = measure("trs_events", api_url, window)
-    result["overlap_s"] = overlap_s
-    result["slice_task_runs"] = task_runs
-    return result
+    first = measure("export", api_url, window, out=out)
+    run_workload(api_url, task_runs, seed=seed + 1)
+    wait_settled(api_url)
+    second = measure("export", api_url, {**window, "since": ""}, out=out)
+    second["requests_per_new_state"] = second["requests"] / max(1, second["states"])
+    return {"first_export": first, "incremental_export": second, "slice_task_runs": task_runs}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=CHILDREN, help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--api-url", help=argparse.SUPPRESS)
     parser.add_argument("--since", help=argparse.SUPPRESS)
     parser.add_argument("--until", help=argparse.SUPPRESS)
@@ -385,7 +441,9 @@ def main() -> None:
         default=1_000,
         help="task runs read by the sequential Prefect baseline with latency (0: all)",
     )
-    parser.add_argument("--skip", nargs="*", default=[], choices=["local", "latency", "incremental"])
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=["local", "latency", "incremental"]
+    )
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=VARIANTS)
     args = parser.parse_args()
     if args.child:
@@ -421,7 +479,7 @@ def main() -> None:
             )
         if "incremental" not in args.skip:
             results["incremental"] = incremental(
-                api_url, task_runs=100 if args.quick else 300, overlap_s=300, seed=int(time.time())
+                api_url, window, task_runs=100 if args.quick else 300, seed=int(time.time())
             )
             print(f"incremental: {results['incremental']}", flush=True)
     name = "fetch_quick" if args.quick else "fetch"

@@ -75,10 +75,7 @@ class LatencyProxy:
         out += [f"content-length: {len(content)}", "", ""]
         writer.write("\r\n".join(out).encode("latin-1") + content)
         await writer.drain()
-        keep_alive = not any(
-            k.lower() == "connection" and v.lower() == "close" for k, v in headers
-        )
-        return keep_alive
+        return not any(k.lower() == "connection" and v.lower() == "close" for k, v in headers)
 
 
 async def serve(args: argparse.Namespace) -> None:
