@@ -37,14 +37,16 @@ def human(column: str | pl.Expr) -> pl.Expr:
     """Format float seconds as a short readable string: ``'250 ms'``, ``'4.2 s'``, ``'3 min 5 s'``.
 
     Examples:
-        >>> pl.DataFrame({"s": [0.25, 4.24, 185.0, 7500.0, None]}).select(
+        >>> pl.DataFrame({"s": [0.0005, 0.25, 4.24, 185.0, 7500.0, None]}).select(
         ...     human("s"))["s"].to_list()
-        ['250 ms', '4.2 s', '3 min 5 s', '2 h 5 min', None]
+        ['0.5 ms', '250 ms', '4.2 s', '3 min 5 s', '2 h 5 min', None]
     """
     s = pl.col(column) if isinstance(column, str) else column
     whole = s.round(0).cast(pl.Int64)
     return (
-        pl.when(s < 1)
+        pl.when(s < 0.01)
+        .then(pl.format("{} ms", (s * 1000).round(1)))
+        .when(s < 1)
         .then(pl.format("{} ms", (s * 1000).round(0).cast(pl.Int64)))
         .when(s < 60)
         .then(pl.format("{} s", s.round(1)))

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+import pytest
+
+from trs_analytics.charts import wait_chart, wait_series
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+HOUR = 3600.0
+
+
+@pytest.fixture
+def states(make_states):
+    rows = []
+    expected = {}
+    # hour 0: three runs, late by 1, 2 and 6 s; queued 0.5, 1, 1.5 s
+    for i, (late, queue) in enumerate([(1, 0.5), (2, 1.0), (6, 1.5)]):
+        rid = f"r{i}"
+        expected[rid] = T0
+        rows += [(rid, "PENDING", "Pending", late - queue), (rid, "RUNNING", "Running", late)]
+    # hour 1: one run, expected at 1h, late by 10 s, queued 3 s
+    expected["s"] = T0 + timedelta(hours=1)
+    rows += [("s", "PENDING", "Pending", HOUR + 7), ("s", "RUNNING", "Running", HOUR + 10)]
+    return make_states(rows, expected_start_time=expected)
+
+
+def test_series_quantiles_per_bucket(states):
+    series = wait_series(states, every="1h")
+    got = {
+        (r["metric"], r["bucket"].hour, r["quantile"]): (r["seconds"], r["runs"])
+        for r in series.iter_rows(named=True)
+    }
+    assert got[("Lateness", 0, "p50")] == (2.0, 3)
+    assert got[("Lateness", 0, "p95")] == (pytest.approx(2 + 0.9 * 4), 3)  # linear
+    assert got[("Queue wait", 0, "p50")] == (1.0, 3)
+    assert got[("Lateness", 1, "p50")] == (10.0, 1)
+    assert got[("Queue wait", 1, "p95")] == (3.0, 1)
+    assert len(got) == 8
+
+
+def test_chart_panels_and_encodings(states, rows_of):
+    chart = wait_chart(states, every="1h")
+    spec = chart.to_dict()
+    assert spec["facet"]["row"]["field"] == "metric"
+    assert spec["facet"]["row"]["sort"] == ["Lateness", "Queue wait"]
+    line, points = spec["spec"]["layer"]
+    assert line["mark"]["type"] == "line"
+    assert line["encoding"]["x"]["field"] == "bucket"
+    assert line["encoding"]["y"]["field"] == "y"
+    assert line["encoding"]["y"]["scale"]["type"] == "log"
+    assert line["encoding"]["color"]["field"] == "quantile"
+    assert {t["field"] for t in points["encoding"]["tooltip"]} >= {"label", "runs", "bucket"}
+    rows = pl.DataFrame(rows_of(chart))
+    assert rows.height == 8
+    assert rows.filter(metric="Lateness", quantile="p50")["label"].to_list() == ["2.0 s", "10.0 s"]

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import pytest
+
+from trs_analytics.charts import STATE_COLORS, flow_run_segments, pick_flow_run, timeline_chart
+from trs_analytics.exceptions import ConfigurationError
+
+
+@pytest.fixture
+def states(make_states):
+    rows = [
+        # flow run f1: one task run retried once after a 4 s wait, one clean
+        ("a", "PENDING", "Pending", 0),
+        ("a", "RUNNING", "Running", 1),
+        ("a", "SCHEDULED", "AwaitingRetry", 3),
+        ("a", "RUNNING", "Retrying", 7),
+        ("a", "COMPLETED", "Completed", 9),
+        ("b", "PENDING", "Pending", 2),
+        ("b", "RUNNING", "Running", 2.5),
+        ("b", "FAILED", "Failed", 4),
+        # flow run f2: no retry, later
+        ("c", "RUNNING", "Running", 100),
+        ("c", "COMPLETED", "Completed", 101),
+    ]
+    flows = {"a": "f1", "b": "f1", "c": "f2"}
+    names = {"a": "load-1", "b": "check-2", "c": "late-3"}
+    return make_states(rows, flow_run_id=flows, task_run_name=names, flow_name="nightly")
+
+
+def test_segments_give_attempts_and_waits(states):
+    seg = flow_run_segments(states, "f1").filter(task_run_id="a")
+    assert seg["name"].to_list() == ["Pending", "Running", "AwaitingRetry", "Retrying", "Completed"]
+    assert seg["attempt"].to_list() == [1, 1, 1, 2, 2]
+    assert seg["seconds"].to_list() == [1.0, 2.0, 4.0, 2.0, None]
+    assert seg["terminal"].to_list() == [False, False, False, False, True]
+
+
+def test_pick_flow_run_prefers_retries(states):
+    assert pick_flow_run(states) == "f1"
+
+
+def test_chart_bars_per_state_coloured_by_type(states, rows_of):
+    chart = timeline_chart(states, "f1")
+    spec = chart.to_dict()
+    bars, ends = spec["layer"]
+    assert bars["mark"]["type"] == "bar"
+    assert (bars["encoding"]["x"]["field"], bars["encoding"]["x2"]["field"]) == ("start", "end")
+    assert bars["encoding"]["y"]["sort"] == ["load-1", "check-2"]  # by start
+    colour = bars["encoding"]["color"]
+    assert colour["field"] == "type"
+    assert dict(zip(colour["scale"]["domain"], colour["scale"]["range"], strict=True)) == {
+        t: STATE_COLORS[t] for t in ("SCHEDULED", "PENDING", "RUNNING", "COMPLETED", "FAILED")
+    }
+    assert ends["mark"]["type"] == "point"
+    assert spec["title"]["text"] == "nightly — timeline"
+    rows = rows_of(chart)
+    assert len(rows) == 8
+    assert sum(r["type"] == "RUNNING" for r in rows) == 3  # three attempts drawn
+
+
+def test_unknown_flow_run(states):
+    with pytest.raises(ConfigurationError, match="flow run 'nope' has no states"):
+        timeline_chart(states, "nope")
