@@ -14,6 +14,7 @@ Layers, with imports pointing one way (nothing below imports from above)::
 
 from __future__ import annotations
 
+from trs_analytics.charts import save_chart
 from trs_analytics.client import PrefectClient
 from trs_analytics.exceptions import (
     AuthenticationError,
@@ -29,6 +30,7 @@ from trs_analytics.exceptions import (
     TrsAnalyticsError,
 )
 from trs_analytics.fetch import StateFilters, fetch_states, iter_states, parse_when
+from trs_analytics.report import write_report
 from trs_analytics.schema import (
     STATE_TYPES,
     STATES_SCHEMA,
@@ -62,7 +64,9 @@ __all__ = [
     "fetch_states",
     "iter_states",
     "parse_when",
+    "save_chart",
     "scan_states",
     "validate_states",
+    "write_report",
     "write_states",
 ]
