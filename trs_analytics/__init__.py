@@ -30,6 +30,21 @@ from trs_analytics.exceptions import (
     TrsAnalyticsError,
 )
 from trs_analytics.fetch import StateFilters, fetch_states, iter_states, parse_when
+from trs_analytics.metrics import (
+    compare_windows,
+    durations,
+    end_to_end,
+    failure_rates,
+    lateness,
+    queue_wait,
+    regressions,
+    retry_counts,
+    retry_distribution,
+    retry_wait,
+    run_time,
+    summarize,
+    time_in_state,
+)
 from trs_analytics.report import write_report
 from trs_analytics.schema import (
     STATE_TYPES,
@@ -39,6 +54,7 @@ from trs_analytics.schema import (
     validate_states,
 )
 from trs_analytics.storage import scan_states, write_states
+from trs_analytics.synthetic import generate_states
 
 __version__ = "0.1.0"
 
@@ -60,12 +76,26 @@ __all__ = [
     "TransportError",
     "TrsAnalyticsError",
     "__version__",
+    "compare_windows",
+    "durations",
     "empty_states",
+    "end_to_end",
+    "failure_rates",
     "fetch_states",
+    "generate_states",
     "iter_states",
+    "lateness",
     "parse_when",
+    "queue_wait",
+    "regressions",
+    "retry_counts",
+    "retry_distribution",
+    "retry_wait",
+    "run_time",
     "save_chart",
     "scan_states",
+    "summarize",
+    "time_in_state",
     "validate_states",
     "write_report",
     "write_states",

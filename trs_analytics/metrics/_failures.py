@@ -1,0 +1,157 @@
+"""Failure rates per group and time bucket, with 95% Wilson intervals.
+
+A task run's outcome is the type of its latest state (see :func:`retry_counts`):
+
+- COMPLETED counts as a success, FAILED and CRASHED as a failure;
+- CANCELLED is counted apart (``cancelled``): cancelling is a decision taken
+  about a run, not an outcome of its code;
+- a run whose latest state is not terminal is counted apart (``unfinished``),
+  never as a success.
+
+``runs = completed + failed`` is the denominator of every rate.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+import polars as pl
+
+from trs_analytics.metrics._common import (
+    Frame,
+    as_list,
+    carried,
+    explode_tags,
+    like,
+    parse_every,
+    timeline,
+)
+from trs_analytics.metrics._retries import outcomes
+from trs_analytics.schema import FAILURE_TYPES
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = ["Z95", "failure_rates", "wilson"]
+
+#: The 97.5th percentile of the standard normal distribution.
+Z95: Final = 1.959963984540054
+
+
+def wilson(successes: pl.Expr, trials: pl.Expr, *, z: float = Z95) -> tuple[pl.Expr, pl.Expr]:
+    """Return the (low, high) Wilson score interval for ``successes / trials``.
+
+    Both bounds are null where ``trials`` is 0.
+
+    Examples:
+        >>> import polars as pl
+        >>> low, high = wilson(pl.col("x"), pl.col("n"))
+        >>> pl.DataFrame({"x": [0, 5], "n": [10, 10]}).select(
+        ...     low=low.round(4), high=high.round(4)).rows()
+        [(0.0, 0.2775), (0.2366, 0.7634)]
+    """
+    n = trials.cast(pl.Float64)
+    p = successes.cast(pl.Float64) / n
+    z2 = z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z / (1 + z2 / n) * (p * (1 - p) / n + z2 / (4 * n * n)).sqrt()
+    valid = trials > 0
+    low = pl.when(valid).then((centre - half).clip(lower_bound=0.0))
+    high = pl.when(valid).then((centre + half).clip(upper_bound=1.0))
+    return low, high
+
+
+def failure_rates(
+    states: Frame,
+    *,
+    by: str | Sequence[str] | None = "task_name",
+    every: str | None = None,
+) -> Frame:
+    """Compute final and first-attempt failure rates per group, optionally per time bucket.
+
+    Args:
+        states: a states frame (DataFrame or LazyFrame).
+        by: grouping column(s): ``task_name``, ``task_key``, ``flow_name``,
+            ``tags`` or any column that is constant within a task run;
+            ``None`` for one overall row. A run counts once in each of its
+            ``tags`` (a run without tags in a null tag).
+        every: bucket width such as ``"1h"`` or ``"1d"``; a run falls in the
+            UTC bucket that holds its *first* state's timestamp, so it stays
+            in one bucket while it is still running. ``None``: no buckets.
+
+    Returns:
+        The kind of frame given, ordered by group (and ``bucket``): the ``by``
+        columns, ``bucket`` (start of the bucket, when ``every`` is given),
+        ``runs`` (completed + failed), ``completed``, ``failed`` (FAILED or
+        CRASHED), ``crashed``, ``cancelled``, ``unfinished``, ``failure_rate``,
+        ``ci_low``, ``ci_high`` (95% Wilson interval), ``first_attempt_failed``
+        (runs whose first attempt failed, retried or not),
+        ``first_attempt_failure_rate``, ``first_attempt_ci_low``,
+        ``first_attempt_ci_high``, ``rescued``. Rates are null when ``runs`` is 0.
+
+    Raises:
+        SchemaError: a required or ``by`` column is missing.
+        ConfigurationError: ``every`` is not a positive duration.
+
+    Examples:
+        >>> from datetime import UTC, datetime
+        >>> import polars as pl
+        >>> import trs_analytics as ta
+        >>> t = lambda s: datetime(2026, 1, 1, 0, 0, s, tzinfo=UTC)
+        >>> states = pl.DataFrame({
+        ...     "task_run_id": ["a", "a", "b", "b", "b", "c", "c", "d"],
+        ...     "task_name": ["etl"] * 8,
+        ...     "type": ["RUNNING", "COMPLETED", "RUNNING", "RUNNING", "COMPLETED",
+        ...              "RUNNING", "FAILED", "RUNNING"],
+        ...     "name": ["Running", "Completed", "Running", "Retrying", "Completed",
+        ...              "Running", "Failed", "Running"],
+        ...     "timestamp": [t(0), t(1), t(0), t(1), t(2), t(0), t(1), t(0)],
+        ... })
+        >>> ta.failure_rates(states).select(
+        ...     "task_name", "runs", "failed", "unfinished", "failure_rate",
+        ...     "first_attempt_failure_rate").rows()
+        [('etl', 3, 1, 1, 0.3333333333333333, 0.6666666666666666)]
+    """
+    keys: list[str] = as_list(by)
+    lf = timeline(states, caller="failure_rates", needs=keys)
+    runs = explode_tags(outcomes(lf, carried(states, keys)), keys)
+    groups = list(keys)
+    if every is not None:
+        runs = runs.with_columns(bucket=pl.col("start_time").dt.truncate(parse_every(every)))
+        groups.append("bucket")
+    final = pl.col("final_type")
+    failed = final.is_in(FAILURE_TYPES)
+    counted = (final == "COMPLETED") | failed
+    agg = (runs.group_by(groups) if groups else runs.group_by(pl.lit(0).alias("_all"))).agg(
+        runs=counted.sum().cast(pl.UInt32),
+        completed=(final == "COMPLETED").sum().cast(pl.UInt32),
+        failed=failed.sum().cast(pl.UInt32),
+        crashed=(final == "CRASHED").sum().cast(pl.UInt32),
+        cancelled=(final == "CANCELLED").sum().cast(pl.UInt32),
+        unfinished=(~pl.col("terminal")).sum().cast(pl.UInt32),
+        first_attempt_failed=(counted & pl.col("first_attempt_failed")).sum().cast(pl.UInt32),
+        rescued=pl.col("rescued").sum().cast(pl.UInt32),
+    )
+    low, high = wilson(pl.col("failed"), pl.col("runs"))
+    first_low, first_high = wilson(pl.col("first_attempt_failed"), pl.col("runs"))
+    n = pl.when(pl.col("runs") > 0).then(pl.col("runs"))
+    result = agg.select(
+        *groups,
+        "runs",
+        "completed",
+        "failed",
+        "crashed",
+        "cancelled",
+        "unfinished",
+        failure_rate=pl.col("failed") / n,
+        ci_low=low,
+        ci_high=high,
+        first_attempt_failed="first_attempt_failed",
+        first_attempt_failure_rate=pl.col("first_attempt_failed") / n,
+        first_attempt_ci_low=first_low,
+        first_attempt_ci_high=first_high,
+        rescued="rescued",
+    )
+    if groups:
+        result = result.sort(groups, nulls_last=True)
+    return like(states, result)

@@ -1,0 +1,156 @@
+"""Attempts, retries and final outcome of each task run, counted from its states.
+
+Every attempt of a task run enters a RUNNING-type state exactly once, on
+every Prefect version: ``Running`` for the first attempt, then ``Retrying``
+(Prefect 3, with or without an ``AwaitingRetry`` in between) or ``Running``
+again after ``Awaiting Retry`` (older Prefect 2). So ``attempts`` is the
+number of RUNNING-type states and ``retries = max(attempts - 1, 0)``. The
+``run_count`` column is not used: it was wrong on retried runs before Prefect 3.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from trs_analytics.metrics._common import (
+    RUN,
+    Frame,
+    as_list,
+    carried,
+    explode_tags,
+    like,
+    timeline,
+    with_run_columns,
+)
+from trs_analytics.schema import FAILURE_TYPES, TERMINAL_TYPES
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = ["outcomes", "retry_counts", "retry_distribution"]
+
+
+def outcomes(lf: pl.LazyFrame, carry: Sequence[str]) -> pl.LazyFrame:
+    """Aggregate a timeline (see :func:`timeline`) into one row per task run, in run order."""
+    failure = pl.col("type").is_in(FAILURE_TYPES)
+    runs = lf.group_by("_run").agg(
+        attempts=(pl.col("type") == "RUNNING").sum().cast(pl.UInt32),
+        final_type=pl.col("type").last(),
+        final_name=pl.col("name").last(),
+        start_time=pl.col("timestamp").first(),
+        end_time=pl.col("timestamp").last(),
+        _failed_before_end=(failure.sum() - failure.last().cast(pl.UInt32)) > 0,
+    )
+    retried = pl.col("attempts") > 1
+    runs = runs.with_columns(
+        retries=(pl.col("attempts").cast(pl.Int64) - 1).clip(lower_bound=0).cast(pl.UInt32),
+        terminal=pl.col("final_type").is_in(TERMINAL_TYPES),
+        first_attempt_failed=retried | pl.col("final_type").is_in(FAILURE_TYPES),
+        rescued=(pl.col("final_type") == "COMPLETED") & (retried | pl.col("_failed_before_end")),
+    )
+    return with_run_columns(lf, runs, carry).select(
+        RUN,
+        *carry,
+        "attempts",
+        "retries",
+        "final_type",
+        "final_name",
+        "terminal",
+        "first_attempt_failed",
+        "rescued",
+        "start_time",
+        "end_time",
+    )
+
+
+def retry_counts(states: Frame) -> Frame:
+    """Count attempts and retries of each task run and give its final outcome.
+
+    Args:
+        states: a states frame (DataFrame or LazyFrame).
+
+    Returns:
+        The kind of frame given, one row per task run, ordered by
+        ``task_run_id``: the run's columns (``task_name``, ``flow_name``...
+        those present), ``attempts`` (RUNNING-type states), ``retries``
+        (``attempts - 1``, at least 0), ``final_type`` and ``final_name``
+        (the run's latest state), ``terminal`` (the latest state is
+        COMPLETED, FAILED, CANCELLED or CRASHED), ``first_attempt_failed``
+        (the run was retried, or ended FAILED/CRASHED), ``rescued`` (ended
+        COMPLETED after a retry or an earlier FAILED/CRASHED state),
+        ``start_time`` and ``end_time`` (its first and latest state).
+
+    Raises:
+        SchemaError: a required column is missing or ``timestamp`` has no time zone.
+
+    Examples:
+        >>> from datetime import UTC, datetime
+        >>> import polars as pl
+        >>> import trs_analytics as ta
+        >>> t = lambda s: datetime(2026, 1, 1, 0, 0, s, tzinfo=UTC)
+        >>> states = pl.DataFrame({
+        ...     "task_run_id": ["p3"] * 5 + ["p2"] * 4,
+        ...     "type": ["PENDING", "RUNNING", "RUNNING", "RUNNING", "COMPLETED",
+        ...              "PENDING", "RUNNING", "SCHEDULED", "RUNNING"],
+        ...     "name": ["Pending", "Running", "Retrying", "Retrying", "Completed",
+        ...              "Pending", "Running", "Awaiting Retry", "Running"],
+        ...     "timestamp": [t(0), t(1), t(2), t(3), t(4), t(0), t(1), t(2), t(3)],
+        ... })
+        >>> ta.retry_counts(states).select(
+        ...     "task_run_id", "attempts", "retries", "final_type", "terminal", "rescued")
+        shape: (2, 6)
+        ┌─────────────┬──────────┬─────────┬────────────┬──────────┬─────────┐
+        │ task_run_id ┆ attempts ┆ retries ┆ final_type ┆ terminal ┆ rescued │
+        │ ---         ┆ ---      ┆ ---     ┆ ---        ┆ ---      ┆ ---     │
+        │ str         ┆ u32      ┆ u32     ┆ enum       ┆ bool     ┆ bool    │
+        ╞═════════════╪══════════╪═════════╪════════════╪══════════╪═════════╡
+        │ p2          ┆ 2        ┆ 1       ┆ RUNNING    ┆ false    ┆ false   │
+        │ p3          ┆ 3        ┆ 2       ┆ COMPLETED  ┆ true     ┆ true    │
+        └─────────────┴──────────┴─────────┴────────────┴──────────┴─────────┘
+    """
+    lf = timeline(states, caller="retry_counts")
+    return like(states, outcomes(lf, carried(states)))
+
+
+def retry_distribution(states: Frame, *, by: str | Sequence[str] | None = "task_name") -> Frame:
+    """Count finished task runs by number of retries, per group.
+
+    Only runs in a terminal state count: a running run may still retry.
+
+    Args:
+        states: a states frame.
+        by: the grouping column(s), ``None`` for one overall distribution. A
+            run counts once in each of its ``tags`` when ``tags`` is among them.
+
+    Returns:
+        The kind of frame given: the ``by`` columns, ``retries``, ``runs`` and
+        ``share`` (of the group's finished runs), ordered by group and retries.
+
+    Examples:
+        >>> from datetime import UTC, datetime
+        >>> import polars as pl
+        >>> import trs_analytics as ta
+        >>> t = lambda s: datetime(2026, 1, 1, 0, 0, s, tzinfo=UTC)
+        >>> states = pl.DataFrame({
+        ...     "task_run_id": ["a", "a", "b", "b", "b", "c", "c"],
+        ...     "task_name": ["etl"] * 7,
+        ...     "type": ["RUNNING", "COMPLETED", "RUNNING", "RUNNING", "FAILED",
+        ...              "RUNNING", "COMPLETED"],
+        ...     "name": ["Running", "Completed", "Running", "Retrying", "Failed",
+        ...              "Running", "Completed"],
+        ...     "timestamp": [t(0), t(1), t(0), t(1), t(2), t(0), t(1)],
+        ... })
+        >>> ta.retry_distribution(states).rows()
+        [('etl', 0, 2, 0.6666666666666666), ('etl', 1, 1, 0.3333333333333333)]
+    """
+    keys: list[str] = as_list(by)
+    lf = timeline(states, caller="retry_distribution", needs=keys)
+    runs = explode_tags(outcomes(lf, carried(states, keys)), keys).filter(pl.col("terminal"))
+    counted = runs.group_by(*keys, "retries").agg(runs=pl.len().cast(pl.UInt32))
+    total = pl.col("runs").sum().over(keys) if keys else pl.col("runs").sum()
+    result = counted.with_columns(share=pl.col("runs") / total).sort(
+        [*keys, "retries"], nulls_last=True
+    )
+    return like(states, result)
