@@ -84,7 +84,7 @@ def test_plan_grows_linearly(scale: int) -> None:
     runs = plan(scale)
     assert sum(len(calls) for _, _, calls in runs) == scale * TASK_RUNS_PER_SCALE
     flows = Counter(flow for flow, _, _ in runs if flow is not None)
-    assert flows == {"etl": 6 * scale, "reports": 6 * scale, "maintenance": 6 * scale}
+    assert flows == {"etl": 3 * scale, "reports": 3 * scale, "maintenance": 3 * scale}
     assert runs[0][0] is None  # calls outside a flow come first
 
 
@@ -360,13 +360,14 @@ def test_flow_runs_completed_with_their_names(
         flow_runs = _filter_all(client, "/flow_runs/filter", body)
         flows = _filter_all(client, "/flows/filter", {})
     flow_names = {flow["id"]: flow["name"] for flow in flows}
-    assert len(flow_runs) == len(workload.flow_runs) == 18
+    assert len(flow_runs) == len(workload.flow_runs) == 9
     for run in flow_runs:
         truth = workload.flow_runs[run["id"]]
         assert flow_names[run["flow_id"]] == truth.flow_name
         assert run["state_type"] == "COMPLETED"
         assert (
-            len(truth.task_run_ids) == {"etl": 20, "reports": 12, "maintenance": 5}[truth.flow_name]
+            len(truth.task_run_ids)
+            == {"etl": 40, "reports": 24, "maintenance": 10}[truth.flow_name]
         )
 
 

@@ -14,13 +14,16 @@ each call returned; the subprocess checks the observations against the plan and
 
 Composition at ``scale=1`` (everything is multiplied by ``scale``)::
 
-    flow         runs  task runs per run                                    task runs
+    flow         runs  task runs per batch (two batches per flow run)        task runs
     (none)          -  ping x6 succeed, probe x2 fail                               8
-    etl             6  extract x8, transform x8 (1 fails), load x4 (retries)    120
-    reports         6  lookup_region x6 (3 miss + 3 cache hits),
+    etl             3  extract x8, transform x8 (1 fails), load x4 (retries)    120
+    reports         3  lookup_region x6 (3 miss + 3 cache hits),
                        render_report x3 (custom name), publish x3 (delay)        72
-    maintenance     6  vacuum x2, rotate_logs, sync_remote, check_disk           30
+    maintenance     3  vacuum x2, rotate_logs, sync_remote, check_disk           30
                                                                           total 230
+
+Only load, render_report, publish, rotate_logs and sync_remote carry tags: a
+tagged task run costs Prefect's client a concurrency-slot request per attempt.
 
 The state names of each pattern, as Prefect 3.9.1 records them, are in
 :data:`PATTERNS`. Task runs outside a flow run first, before any flow: in 3.9.1
@@ -42,7 +45,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -54,6 +57,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
 
 __all__ = [
+    "BATCHES_PER_FLOW_RUN",
     "FLOW_RUNS_PER_SCALE",
     "PATTERNS",
     "STATE_TYPE_OF_NAME",
@@ -66,6 +70,7 @@ __all__ = [
     "TaskRunTruth",
     "TaskSpec",
     "WorkloadError",
+    "flow_calls",
     "plan",
     "run_workload",
     "wait_until_recorded",
@@ -196,18 +201,18 @@ class TaskSpec:
 TASKS: Final[Mapping[str, TaskSpec]] = {
     t.name: t
     for t in (
-        TaskSpec("ping", tags=("standalone",)),
-        TaskSpec("probe", tags=("standalone",)),
-        TaskSpec("extract", tags=("etl", "io")),
-        TaskSpec("transform", tags=("etl",)),
+        TaskSpec("ping"),
+        TaskSpec("probe"),
+        TaskSpec("extract"),
+        TaskSpec("transform"),
         TaskSpec("load", retries=2, tags=("db", "etl")),
         TaskSpec("lookup_region", cached=True),
         TaskSpec("render_report", tags=("reports",), task_run_name="report-{item}"),
         TaskSpec("publish", retries=2, retry_delay_seconds=0.2, tags=("external", "reports")),
-        TaskSpec("vacuum", tags=("maintenance",)),
+        TaskSpec("vacuum"),
         TaskSpec("rotate_logs", retries=2, tags=("maintenance",)),
         TaskSpec("sync_remote", retries=1, retry_delay_seconds=0.2, tags=("maintenance",)),
-        TaskSpec("check_disk", tags=("maintenance",)),
+        TaskSpec("check_disk"),
     )
 }
 
@@ -224,12 +229,14 @@ class Call:
         item: the call's first parameter (a label; the cache key for cached tasks).
         fail_attempts: the body raises on attempts ``1..fail_attempts``.
         pattern: the name of the expected :class:`Pattern`.
+        batch: the batch the call belongs to (two batches make one flow run).
     """
 
     task: str
     item: str
     fail_attempts: int
     pattern: str
+    batch: int = 0
 
 
 def _plan_standalone(scale: int) -> list[Call]:
@@ -292,7 +299,7 @@ def _plan_maintenance(batch: int, nonce: str) -> list[Call]:
     ]
 
 
-#: The flows, by name, and the calls each flow run makes for a batch index.
+#: The flows, by name, and the calls each makes for one batch.
 FLOWS: Final[Mapping[str, Callable[[int, str], list[Call]]]] = {
     "etl": _plan_etl,
     "reports": _plan_reports,
@@ -300,11 +307,32 @@ FLOWS: Final[Mapping[str, Callable[[int, str], list[Call]]]] = {
 }
 
 #: Flow runs of each flow per unit of scale.
-FLOW_RUNS_PER_SCALE: Final = 6
+FLOW_RUNS_PER_SCALE: Final = 3
+#: Batches of calls one flow run makes (fewer, bigger flow runs: each flow run
+#: costs up to 1 s on exit, joining Prefect's heartbeat thread).
+BATCHES_PER_FLOW_RUN: Final = 2
+
+
+def flow_calls(flow_name: str, index: int, nonce: str = "n") -> list[Call]:
+    """The calls flow run ``index`` of ``flow_name`` makes, in order.
+
+    Examples:
+        >>> calls = flow_calls("maintenance", 1)
+        >>> [(c.task, c.batch) for c in calls][:3]
+        [('vacuum', 2), ('vacuum', 2), ('rotate_logs', 2)]
+        >>> len(calls), len(flow_calls("etl", 0)), len(flow_calls("reports", 0))
+        (10, 40, 24)
+    """
+    first = index * BATCHES_PER_FLOW_RUN
+    return [
+        replace(call, batch=batch)
+        for batch in range(first, first + BATCHES_PER_FLOW_RUN)
+        for call in FLOWS[flow_name](batch, nonce)
+    ]
 
 
 def plan(scale: int, nonce: str = "n") -> list[tuple[str | None, int, list[Call]]]:
-    """Return the workload as ``(flow name or None, batch, calls)``, in run order.
+    """Return the workload as ``(flow name or None, flow run index, calls)``, in run order.
 
     Calls outside any flow come first (flow name None), then flow runs interleave.
 
@@ -317,8 +345,8 @@ def plan(scale: int, nonce: str = "n") -> list[tuple[str | None, int, list[Call]
         [(None, 0), ('etl', 0), ('reports', 0), ('maintenance', 0)]
     """
     runs: list[tuple[str | None, int, list[Call]]] = [(None, 0, _plan_standalone(scale))]
-    for batch in range(FLOW_RUNS_PER_SCALE * scale):
-        runs.extend((name, batch, make(batch, nonce)) for name, make in FLOWS.items())
+    for index in range(FLOW_RUNS_PER_SCALE * scale):
+        runs.extend((name, index, flow_calls(name, index, nonce)) for name in FLOWS)
     return runs
 
 
@@ -340,7 +368,7 @@ class TaskRunTruth:
         name_pattern: a regex the server's task-run ``name`` matches.
         flow_name: the flow's name, None outside a flow.
         flow_run_id: the flow run's id, None outside a flow.
-        batch: the flow run's batch index (0 outside a flow).
+        batch: the call's batch (0 outside a flow; a flow run makes two batches).
         item: the call's ``item`` parameter.
         pattern: the :class:`Pattern` name.
         executions: task-body executions observed (0 for a cache hit).
@@ -394,14 +422,14 @@ class FlowRunTruth:
     Attributes:
         flow_run_id: its id.
         flow_name: the flow's name.
-        batch: its batch index.
+        index: its index among the runs of its flow.
         final_type: its final state type (the flows always complete).
         task_run_ids: its task runs, in call order.
     """
 
     flow_run_id: str
     flow_name: str
-    batch: int
+    index: int
     final_type: str
     task_run_ids: tuple[str, ...]
 
@@ -761,7 +789,7 @@ def _make_tasks() -> None:
         )
 
 
-def _run_calls(calls: list[Call], flow_name: str | None, batch: int) -> None:
+def _run_calls(calls: list[Call], flow_name: str | None) -> None:
     from prefect.runtime import flow_run
 
     flow_run_id = str(flow_run.id) if flow_name is not None else None
@@ -775,7 +803,6 @@ def _run_calls(calls: list[Call], flow_name: str | None, batch: int) -> None:
                 "final_name": state.name,
                 "flow_name": flow_name,
                 "flow_run_id": flow_run_id,
-                "batch": batch,
             }
         )
 
@@ -783,9 +810,9 @@ def _run_calls(calls: list[Call], flow_name: str | None, batch: int) -> None:
 def _make_flow(name: str) -> Any:
     from prefect import flow
 
-    def flow_body(batch: int, nonce: str) -> int:
-        _run_calls(FLOWS[name](batch, nonce), name, batch)
-        return batch
+    def flow_body(index: int, nonce: str) -> int:
+        _run_calls(flow_calls(name, index, nonce), name)
+        return index
 
     flow_body.__name__ = flow_body.__qualname__ = name
     return flow(flow_body, name=name, log_prints=False)
@@ -825,7 +852,7 @@ def _truth_of(
         name_pattern=_name_pattern(spec, call, record["flow_name"]),
         flow_name=record["flow_name"],
         flow_run_id=record["flow_run_id"],
-        batch=record["batch"],
+        batch=call.batch,
         item=call.item,
         pattern=call.pattern,
         executions=len(executions),
@@ -858,17 +885,17 @@ def _main(argv: list[str] | None = None) -> int:
     nonce = uuid.uuid4().hex[:12]
     started_at = datetime.now(UTC)
     clock = time.monotonic()
-    for flow_name, batch, calls in plan(args.scale, nonce):
+    for flow_name, index, calls in plan(args.scale, nonce):
         if flow_name is None:
-            _run_calls(calls, None, batch)
+            _run_calls(calls, None)
             continue
-        state = flows[flow_name](batch, nonce, return_state=True)
+        state = flows[flow_name](index, nonce, return_state=True)
         flow_run_id = str(state.state_details.flow_run_id)
         _FLOW_RUNS.append(
             {
                 "flow_run_id": flow_run_id,
                 "flow_name": flow_name,
-                "batch": batch,
+                "index": index,
                 "final_type": state.type.value,
             }
         )
