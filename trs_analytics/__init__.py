@@ -14,7 +14,8 @@ Layers, with imports pointing one way (nothing below imports from above)::
 
 from __future__ import annotations
 
-from trs_analytics.charts import save_chart
+from typing import TYPE_CHECKING
+
 from trs_analytics.client import PrefectClient
 from trs_analytics.exceptions import (
     AuthenticationError,
@@ -45,7 +46,6 @@ from trs_analytics.metrics import (
     summarize,
     time_in_state,
 )
-from trs_analytics.report import write_report
 from trs_analytics.schema import (
     STATE_TYPES,
     STATES_SCHEMA,
@@ -55,6 +55,10 @@ from trs_analytics.schema import (
 )
 from trs_analytics.storage import scan_states, write_states
 from trs_analytics.synthetic import generate_states
+
+if TYPE_CHECKING:
+    from trs_analytics.charts import save_chart
+    from trs_analytics.report import write_report
 
 __version__ = "0.1.0"
 
@@ -100,3 +104,17 @@ __all__ = [
     "write_report",
     "write_states",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """Import the chart and report layers (Altair, vl-convert) only when first used."""
+    if name == "save_chart":
+        from trs_analytics.charts import save_chart
+
+        return save_chart
+    if name == "write_report":
+        from trs_analytics.report import write_report
+
+        return write_report
+    msg = f"module 'trs_analytics' has no attribute {name!r}"
+    raise AttributeError(msg)
