@@ -8,7 +8,8 @@ saves: display it in a notebook, put it in a report
 Each chart has a companion function that returns the aggregated frame it draws.
 
 State types have the same colours in every chart (:data:`STATE_COLORS`, the
-Prefect UI's).
+Prefect UI's). In a notebook, ``alt.theme.enable(THEME)`` gives charts the
+look they have in reports and saved files.
 """
 
 from __future__ import annotations
@@ -23,7 +24,14 @@ from trs_analytics.charts._failures import failure_rate_chart, failure_rate_seri
 from trs_analytics.charts._lateness import wait_chart, wait_series
 from trs_analytics.charts._retries import retry_chart, retry_outcomes
 from trs_analytics.charts._save import ChartFormat, chart_spec, save_chart
-from trs_analytics.charts._theme import CONFIG, STATE_COLORS, AnyChart, state_color, state_scale
+from trs_analytics.charts._theme import (
+    CONFIG,
+    STATE_COLORS,
+    THEME,
+    AnyChart,
+    state_color,
+    state_scale,
+)
 from trs_analytics.charts._timeline import flow_run_segments, pick_flow_run, timeline_chart
 from trs_analytics.charts._transitions import transition_chart, transition_counts
 
@@ -31,6 +39,7 @@ __all__ = [
     "CONFIG",
     "DURATION_METRICS",
     "STATE_COLORS",
+    "THEME",
     "AnyChart",
     "ChartFormat",
     "DurationMetric",

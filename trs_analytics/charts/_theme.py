@@ -89,3 +89,13 @@ def state_scale(types: tuple[str, ...] | list[str] = STATE_TYPES) -> alt.Scale:
     """
     ordered = [t for t in STATE_TYPES if t in types]
     return alt.Scale(domain=ordered, range=[STATE_COLORS[t] for t in ordered])
+
+
+#: Name of the Altair theme with :data:`CONFIG`; ``alt.theme.enable(THEME)`` in a notebook.
+THEME: Final = "trs_analytics"
+
+
+@alt.theme.register(THEME, enable=False)
+def _theme() -> alt.theme.ThemeConfig:
+    """Altair theme: the look of saved charts and reports, for notebooks (registered, not enabled)."""
+    return {"config": CONFIG}  # type: ignore[typeddict-item]
