@@ -239,7 +239,9 @@ def match(selector: Selector, *, argument: str) -> pl.Expr:
     """
     if isinstance(selector, pl.Expr):
         return selector
-    tokens = [selector] if isinstance(selector, str) else list(selector)
+    tokens: list[object] = [selector] if isinstance(selector, str) else []
+    if isinstance(selector, Collection) and not isinstance(selector, str):
+        tokens = list(selector)
     if not tokens or not all(isinstance(t, str) for t in tokens):
         msg = (
             f"{argument}= must name at least one state type or state name, got {selector!r}. "
@@ -247,7 +249,7 @@ def match(selector: Selector, *, argument: str) -> pl.Expr:
             f"'{TERMINAL}', '{ANY}', a list of them, or a boolean pl.Expr."
         )
         raise ConfigurationError(msg)
-    return pl.any_horizontal(_token(t) for t in tokens)
+    return pl.any_horizontal(_token(str(t)) for t in tokens)
 
 
 def parse_every(every: str) -> str:
