@@ -50,7 +50,7 @@ __all__ = [
 ]
 
 #: Seconds to wait for ``/api/health`` after starting the process.
-STARTUP_TIMEOUT: Final = 60.0
+STARTUP_TIMEOUT: Final = 180.0
 #: Seconds between ``SIGTERM`` and ``SIGKILL`` when stopping.
 STOP_TIMEOUT: Final = 10.0
 #: Lines of the server's log quoted in errors.

@@ -542,9 +542,9 @@ class GroundTruth:
         """Read a ground-truth JSON file."""
         return cls.from_json(json.loads(path.read_text()))
 
-    def dump(self, path: Path) -> None:
-        """Write this ground truth as JSON."""
-        path.write_text(json.dumps(self.to_json(), indent=1))
+    def dump(self, path: Path, *, indent: int | None = 1) -> None:
+        """Write this ground truth as JSON (``indent=None``: compact)."""
+        path.write_text(json.dumps(self.to_json(), indent=indent) + "\n")
 
 
 # --------------------------------------------------------------------------- running
