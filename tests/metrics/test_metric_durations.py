@@ -129,6 +129,8 @@ NAMED = [
     (ta.end_to_end, LATE, [19.0]),
     (ta.end_to_end, UNFINISHED, [None]),
     (ta.end_to_end, NEVER_RAN, [4.0]),
+    # a Failed state written between attempts is not the end
+    (ta.end_to_end, "Pending@0 Running@1 Failed@2 Running@3 Completed@5", [5.0]),
 ]
 
 
@@ -216,6 +218,16 @@ def test_a_state_with_a_skewed_clock_reorders_the_timeline_instead_of_going_nega
     frame = states({"r": "Running@1 Pending@2 Completed@5"})
     assert seconds(ta.queue_wait(frame)["duration"]) == [None]
     assert seconds(ta.end_to_end(frame)["duration"]) == [4.0]
+
+
+def test_equal_timestamps_are_ordered_by_lifecycle_then_id() -> None:
+    # same microsecond: Pending (PENDING) before Running (RUNNING) before Completed
+    frame = states({"r": "Completed@1 Running@1 Pending@1"})
+    assert ta.durations(frame, start="*", end="*", occurrence="every")["start_state"].to_list() == [
+        "Pending",
+        "Running",
+    ]
+    assert ta.retry_counts(frame)["final_name"].to_list() == ["Completed"]
 
 
 def test_duplicates_without_an_id_column_are_dropped_by_content() -> None:

@@ -29,6 +29,7 @@ from trs_analytics.metrics._common import (
     total_in_run,
     with_run_columns,
 )
+from trs_analytics.schema import TERMINAL_TYPES
 
 __all__ = [
     "Occurrence",
@@ -184,10 +185,12 @@ def queue_wait(states: Frame) -> Frame:
 
 
 def end_to_end(states: Frame) -> Frame:
-    """Measure end-to-end time: a run's first state to its first terminal state after it.
+    """Measure end-to-end time: a run's first state to its final, terminal state.
 
-    Same output as :func:`durations` with ``start="*"``, ``end="TERMINAL"``,
-    ``occurrence="first"``; runs not yet terminal have a null ``duration``.
+    The end is the run's latest state when that state is terminal (a Failed
+    state written between attempts is not the end). Runs not yet terminal
+    have a null ``end_time`` and ``duration``. Otherwise the output is that
+    of :func:`durations` with ``occurrence="first"``.
 
     Examples:
         >>> from datetime import UTC, datetime
@@ -203,7 +206,8 @@ def end_to_end(states: Frame) -> Frame:
         >>> ta.end_to_end(states).select("task_run_id", "end_state", "duration").rows()
         [('a', 'Failed', datetime.timedelta(seconds=7)), ('b', None, None)]
     """
-    return durations(states, start="*", end="TERMINAL")
+    final = pl.col("_last") & pl.col("type").is_in(TERMINAL_TYPES)
+    return durations(states, start="*", end=final)
 
 
 def retry_wait(states: Frame, *, occurrence: Occurrence = "every") -> Frame:

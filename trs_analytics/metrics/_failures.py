@@ -55,9 +55,21 @@ def wilson(successes: pl.Expr, trials: pl.Expr, *, z: float = Z95) -> tuple[pl.E
     z2 = z * z
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
     half = z / (1 + z2 / n) * (p * (1 - p) / n + z2 / (4 * n * n)).sqrt()
-    valid = trials > 0
-    low = pl.when(valid).then((centre - half).clip(lower_bound=0.0))
-    high = pl.when(valid).then((centre + half).clip(upper_bound=1.0))
+    # at p = 0 (p = 1) the bound is exactly 0 (1): say so rather than leave rounding noise
+    low = (
+        pl.when(trials <= 0)
+        .then(None)
+        .when(successes == 0)
+        .then(0.0)
+        .otherwise((centre - half).clip(lower_bound=0.0))
+    )
+    high = (
+        pl.when(trials <= 0)
+        .then(None)
+        .when(successes == trials)
+        .then(1.0)
+        .otherwise((centre + half).clip(upper_bound=1.0))
+    )
     return low, high
 
 

@@ -40,6 +40,14 @@ _METRICS: dict[str, Callable[[pl.LazyFrame], pl.LazyFrame]] = {
 }
 
 
+def _quantile(value: pl.Expr, q: float, *, duration: bool) -> pl.Expr:
+    """Linear-interpolated quantile; a Duration's is rounded to the nearest microsecond."""
+    if not duration:
+        return value.quantile(q, interpolation="linear")
+    micros = value.dt.total_microseconds().quantile(q, interpolation="linear")
+    return micros.round().cast(pl.Int64).cast(pl.Duration("us"))
+
+
 def summarize(
     frame: Frame,
     *,
@@ -49,7 +57,8 @@ def summarize(
     """Describe the distribution of a column per group: count, mean, min, quantiles, max.
 
     Quantiles interpolate linearly between the two nearest values (like
-    NumPy's default and DuckDB's ``quantile_cont``). Nulls (for example the
+    NumPy's default and DuckDB's ``quantile_cont``); quantiles of durations
+    are rounded to the microsecond. Nulls (for example the
     durations of runs that have not finished) are left out and counted in
     ``nulls``.
 
@@ -90,12 +99,13 @@ def summarize(
     require_columns(frame, [value, *keys], caller="summarize")
     lf = explode_tags(frame.lazy(), keys)
     v: pl.Expr = pl.col(value)
+    is_duration = isinstance(frame.lazy().collect_schema()[value], pl.Duration)
     stats = [
         v.count().cast(pl.UInt32).alias("count"),
         v.null_count().cast(pl.UInt32).alias("nulls"),
         v.mean().alias("mean"),
         v.min().alias("min"),
-        *(v.quantile(q, interpolation="linear").alias(name) for name, q in QUANTILES.items()),
+        *(_quantile(v, q, duration=is_duration).alias(name) for name, q in QUANTILES.items()),
         v.max().alias("max"),
     ]
     result = lf.group_by(keys).agg(stats).sort(keys, nulls_last=True) if keys else lf.select(stats)
@@ -233,10 +243,7 @@ def _window_stats(per_run: pl.LazyFrame, keys: list[str]) -> pl.LazyFrame:
             (counted & inside).sum().cast(pl.UInt32).alias(f"runs_{name}"),
             (failed & inside).sum().cast(pl.UInt32).alias(f"failed_{name}"),
             pl.col("duration").filter(inside).count().cast(pl.UInt32).alias(f"durations_{name}"),
-            pl.col("duration")
-            .filter(inside)
-            .quantile(0.95, interpolation="linear")
-            .alias(f"p95_{name}"),
+            _quantile(pl.col("duration").filter(inside), 0.95, duration=True).alias(f"p95_{name}"),
         ]
     grouped = per_run.group_by(keys) if keys else per_run.group_by(pl.lit(0).alias("_all"))
     return grouped.agg(stats)
