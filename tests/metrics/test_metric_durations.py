@@ -223,10 +223,9 @@ def test_a_state_with_a_skewed_clock_reorders_the_timeline_instead_of_going_nega
 def test_equal_timestamps_are_ordered_by_lifecycle_then_id() -> None:
     # same microsecond: Pending (PENDING) before Running (RUNNING) before Completed
     frame = states({"r": "Completed@1 Running@1 Pending@1"})
-    assert ta.durations(frame, start="*", end="*", occurrence="every")["start_state"].to_list() == [
-        "Pending",
-        "Running",
-    ]
+    steps = ta.durations(frame, start="*", end="*", occurrence="every")
+    assert steps["start_state"].to_list() == ["Pending", "Running", "Completed"]
+    assert steps["end_state"].to_list() == ["Running", "Completed", None]
     assert ta.retry_counts(frame)["final_name"].to_list() == ["Completed"]
 
 

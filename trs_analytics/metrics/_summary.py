@@ -99,7 +99,7 @@ def summarize(
     require_columns(frame, [value, *keys], caller="summarize")
     lf = explode_tags(frame.lazy(), keys)
     v: pl.Expr = pl.col(value)
-    is_duration = isinstance(frame.lazy().collect_schema()[value], pl.Duration)
+    is_duration: bool = isinstance(frame.lazy().collect_schema()[value], pl.Duration)
     stats = [
         v.count().cast(pl.UInt32).alias("count"),
         v.null_count().cast(pl.UInt32).alias("nulls"),
