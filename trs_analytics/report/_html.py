@@ -31,7 +31,7 @@ p.meta, p.caption { color: var(--muted); margin: 0 0 14px; }
                letter-spacing: .04em; }
 .card .value { font-size: 24px; font-weight: bold; margin: 2px 0; }
 .card .note { color: var(--muted); font-size: 12px; }
-.chart { background: white; border: 1px solid var(--line); border-radius: 8px; padding: 8px;
+.chart { background: white; border: 1px solid var(--line); border-radius: 8px; padding: 8px; width: fit-content; max-width: 100%;
          margin: 0 0 16px; overflow-x: auto; }
 table { border-collapse: collapse; background: white; border: 1px solid var(--line);
         border-radius: 8px; width: 100%; }

@@ -1,0 +1,43 @@
+"""Snapshots of the Vega-Lite specs the charts produce on a small, fixed synthetic frame.
+
+A failing snapshot shows what changed in a chart. When the change is intended, write the
+snapshots again with ``UPDATE_SNAPSHOTS=1 uv run pytest tests/charts/test_snapshots.py``
+and review the diff.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+import trs_analytics as ta
+from trs_analytics import charts
+
+SNAPSHOTS = Path(__file__).parent / "__snapshots__"
+
+CHARTS = {
+    "duration_chart": lambda s: charts.duration_chart(s, top=5),
+    "failure_rate_chart": lambda s: charts.failure_rate_chart(s, by="flow_name", every="1d", top=2),
+    "retry_chart": lambda s: charts.retry_chart(s, top=5),
+    "timeline_chart": charts.timeline_chart,
+    "transition_chart": charts.transition_chart,
+    "wait_chart": lambda s: charts.wait_chart(s, every="1d"),
+}
+
+
+@pytest.fixture(scope="module")
+def states():
+    return ta.generate_states(400, seed=5, days=2, n_tasks=8, n_flows=2)
+
+
+@pytest.mark.parametrize("name", list(CHARTS))
+def test_spec_matches_snapshot(name, states):
+    spec = json.dumps(CHARTS[name](states).to_dict(), indent=1, sort_keys=True) + "\n"
+    path = SNAPSHOTS / f"{name}.json"
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
+        path.write_text(spec, encoding="utf-8")
+    assert path.exists(), f"no snapshot {path.name}. Hint: run with UPDATE_SNAPSHOTS=1 once."
+    assert spec == path.read_text(encoding="utf-8")
