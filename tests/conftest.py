@@ -27,6 +27,7 @@ from tests.workload import GroundTruth, run_workload
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
 #: The basic-auth string of ``prefect_server_auth``.
 PREFECT_AUTH_STRING: Final = "trs:s3cret"
@@ -49,6 +50,17 @@ class ServerFactory(Protocol):
     def __call__(self, *, auth_string: str | None = None, csrf: bool = False) -> PrefectServer:
         """Return the session's server for this configuration, starting it if needed."""
         ...
+
+
+def pytest_ignore_collect(collection_path: Path) -> bool | None:
+    """Keep ``--doctest-modules`` away from conftest files (they hold no doctests).
+
+    ``tests/conftest.py`` and ``tests/charts/conftest.py`` both import as the
+    top-level module ``conftest`` (no ``__init__.py``), so collecting them as
+    doctest modules fails with "import file mismatch". Pytest still loads both
+    as conftests; this only skips the doctest collection.
+    """
+    return True if collection_path.name == "conftest.py" else None
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

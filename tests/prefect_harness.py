@@ -14,7 +14,9 @@ Use it as a context manager, which always stops the server::
 
 or call :meth:`PrefectServer.stop` yourself. Servers still running when the
 interpreter exits are stopped by an ``atexit`` hook, and on Linux the server
-also receives ``SIGTERM`` if the process that started it dies.
+also receives ``SIGTERM`` if the process that started it dies (``PR_SET_PDEATHSIG``;
+it fires when the starting *thread* ends, so start servers from a thread that
+outlives them, as pytest's main thread does).
 """
 
 from __future__ import annotations
