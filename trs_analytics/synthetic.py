@@ -12,7 +12,7 @@ gives the same frame (with the same Polars version).
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 import polars as pl
@@ -33,6 +33,8 @@ _ANIMALS: Final = ("otter", "falcon", "lynx", "panda", "heron", "badger", "koala
 _RETRY_POLICIES: Final = ((0, 0.0), (0, 0.0), (1, 0.0), (2, 1.0), (3, 5.0), (1, 30.0))
 
 _TASK_RUNS_PER_FLOW_RUN: Final = 8
+
+_MICROSECOND: Final = timedelta(microseconds=1)
 
 
 def _uniform(key: pl.Expr, seed: int, stream: int) -> pl.Expr:
@@ -197,7 +199,9 @@ def _state_rows(runs: pl.LazyFrame, seed: int) -> pl.LazyFrame:
     first_us = pl.col("expected_us") + pl.when(pl.col("prefix") == 0).then(
         (_uniform(pl.col("run_idx"), seed, 30) * 50_000).cast(pl.Int64)
     ).otherwise(0)
-    elapsed = pl.col("gap_us").cum_sum().over("run_idx") - pl.col("gap_us")
+    # rows are grouped by run in order: a global running sum, restarted at each run's first row
+    before = pl.col("gap_us").cum_sum() - pl.col("gap_us")
+    elapsed = before - pl.when(pl.col("j") == 0).then(before).forward_fill()
     return lf.with_columns(timestamp_us=first_us + elapsed)
 
 
@@ -221,7 +225,7 @@ def generate_states(
     Cancelled``; about 0.5% of runs are still running (no terminal state).
 
     Args:
-        n_task_runs: how many task runs (about 3.7 states each).
+        n_task_runs: how many task runs (about 3.2 states each).
         seed: the random seed; the same seed gives the same frame.
         start: the earliest flow-run start (time-zone aware).
         days: the span over which flow runs start.
@@ -257,11 +261,6 @@ def generate_states(
     runs = _histories(runs.join(_tasks(n_tasks, n_flows, seed), on="task_idx", how="left"))
     states = _state_rows(runs.sort("run_idx"), seed)
     return states.select(_columns(seed)).collect()
-
-
-_MICROSECOND: Final = datetime(1970, 1, 1, 0, 0, 0, 1, tzinfo=UTC) - datetime(
-    1970, 1, 1, tzinfo=UTC
-)
 
 
 def _columns(seed: int) -> list[pl.Expr]:
