@@ -532,27 +532,34 @@ def info(path: Path, as_json: bool) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="The HTML report to write.",
 )
-def report(path: Path, out: Path) -> None:
+@click.option("--title", help='The page title. Default: "Task-run report".')
+@click.option(
+    "--period",
+    default="1d",
+    show_default=True,
+    metavar="AGE",
+    help="Compare the last period with the one before it, for regressions (1d, 7d).",
+)
+def report(path: Path, out: Path, title: str | None, period: str) -> None:
     """Write the HTML report of a dataset folder or a Parquet file of states.
 
-    No server is needed: it reads only PATH.
+    No server is needed: it reads only PATH. The page is self-contained (works offline).
 
     Example:
 
         trs-analytics report data/sample_states.parquet --out report.html
     """
+    from trs_analytics.report import write_report
+
     output = _output()
     started = time.monotonic()
     with _errors():
-        from trs_analytics.report import write_report
-
-        states = scan_states(path)
-        written = write_report(states, out)
+        written = write_report(scan_states(path), out, title=title, period=period)
     seconds = time.monotonic() - started
     output.summary(
-        f"wrote {written or out} from {path} in {seconds:.1f} s",
+        f"wrote {written} from {path} in {seconds:.1f} s",
         event="report",
-        out=str(written or out),
+        out=str(written),
         path=str(path),
         seconds=round(seconds, 3),
     )

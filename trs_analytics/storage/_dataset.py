@@ -523,7 +523,8 @@ def export_states(
         source: ``"auto"``, ``"events"`` or ``"states"``.
         overlap: how much before the cursor an incremental export reads again.
         wait: seconds to wait for another export's lock before giving up.
-        flush_rows: states held in memory before they are written.
+        flush_rows: states held in memory before they are written (events are
+            also read in batches of at most this many).
         target_file_rows: a day's part file grows up to about this many states.
         on_progress: called with a :class:`DatasetProgress` after each batch.
         flow_names: keep runs of these flows (as in :func:`~trs_analytics.fetch_states`).
@@ -590,6 +591,7 @@ def export_states(
             until=end,
             source=chosen,
             client=client,
+            batch_size=min(flush_rows, 5_000),
             flow_names=filters.flow_names,
             deployments=filters.deployments,
             work_pools=filters.work_pools,

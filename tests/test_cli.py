@@ -1,0 +1,281 @@
+"""The ``trs-analytics`` command: docs, summaries, JSON logs, exit codes, bad input.
+
+Commands run through click's ``CliRunner`` (in-process) against the real test
+server; one runs as a real subprocess to check what a terminal or cron sees.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+import pytest
+from click.testing import CliRunner, Result
+
+from tests.conftest import PREFECT_AUTH_STRING
+from tests.prefect_harness import free_port
+from trs_analytics.cli import EXIT_CODES, main
+from trs_analytics.storage import MARKER_NAME, scan_states
+from trs_analytics.storage._dataset import _locked
+
+if TYPE_CHECKING:
+    from tests.prefect_harness import PrefectServer
+    from tests.workload import GroundTruth
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+SUMMARY = re.compile(
+    r"^exported (\d+) task runs, (\d+) states \((\d+) new\) via (events|states) "
+    r"in (\d+) requests, [\d.]+ s; .+ has (\d+) states in (\d+) files$"
+)
+
+
+@pytest.fixture(autouse=True)
+def _no_user_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_API_AUTH_STRING"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PREFECT_PROFILES_PATH", str(tmp_path / "no-profiles.toml"))
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(main, [str(a) for a in args], env=env)
+
+
+def window(workload: GroundTruth) -> list[str]:
+    since = (workload.started_at - timedelta(minutes=1)).isoformat()
+    until = (workload.finished_at + timedelta(minutes=1)).isoformat()
+    return ["--since", since, "--until", until]
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != ".lock"
+    }
+
+
+def assert_one_error_line(result: Result, code: int, pattern: str) -> None:
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert result.exit_code == code, result.output
+    assert len(errors) == 1, result.stderr
+    assert re.search(pattern, errors[0]), errors[0]
+    assert "Traceback" not in result.output
+    assert isinstance(result.exception, SystemExit)
+
+
+# -- docs ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(main.commands))  # type: ignore[attr-defined]
+def test_every_command_is_documented_with_an_example(name: str) -> None:
+    assert f"\n## {name}\n" in DOCS, f"docs/cli.md has no '## {name}' section"
+    command = main.commands[name]  # type: ignore[attr-defined]
+    with click.Context(command, info_name=name) as ctx:
+        assert "Example:" in command.get_help(ctx)
+    assert f"trs-analytics {name} " in DOCS
+
+
+def test_the_group_help_has_an_example_and_the_exit_codes() -> None:
+    result = run("--help")
+    assert result.exit_code == 0
+    assert "Example:" in result.stdout
+    for _, code, _ in EXIT_CODES:
+        assert f" {code} " in result.stdout.replace("\n", " ").replace(";", " ")
+
+
+def test_every_exit_code_is_in_the_docs_table() -> None:
+    for _, code, _ in EXIT_CODES:
+        assert re.search(rf"^\| {code} \| ", DOCS, flags=re.MULTILINE), code
+
+
+# -- against the real server ----------------------------------------------------------
+
+
+def test_export_prints_one_summary_line_then_adds_nothing(
+    tmp_path: Path, prefect_server: PrefectServer, workload: GroundTruth
+) -> None:
+    out = tmp_path / "ds"
+    api = ["--api-url", prefect_server.api_url]
+    first = run("export", *api, "--out", out, *window(workload))
+    assert first.exit_code == 0, first.output
+    assert first.stderr == ""  # no progress bar when stderr is not a terminal, no logs
+    match = SUMMARY.match(first.stdout.strip())
+    assert match, first.stdout
+    task_runs, states, new, source, _, rows, _ = match.groups()
+    assert int(task_runs) >= workload.n_task_runs
+    assert int(states) == int(new) == int(rows) >= workload.n_states
+    assert source == "events"
+
+    until = window(workload)[-1]
+    second = run("export", *api, "--out", out, "--until", until)
+    match = SUMMARY.match(second.stdout.strip())
+    assert match, second.stdout
+    assert match.group(3) == "0"
+    assert match.group(6) == rows
+
+
+def test_json_logs_quiet_and_info(
+    tmp_path: Path, prefect_server: PrefectServer, workload: GroundTruth
+) -> None:
+    out = tmp_path / "ds"
+    api = ["--api-url", prefect_server.api_url]
+    result = run("--log-format", "json", "export", *api, "--out", out, *window(workload))
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["event"] == "export"
+    assert summary["source"] == "events"
+    assert summary["added"] == summary["rows"] >= workload.n_states
+    logs = [json.loads(line) for line in result.stderr.splitlines()]
+    assert {record["level"] for record in logs} == {"info"}
+    assert any("via events" in record["message"] for record in logs)
+
+    quiet = run("--quiet", "export", *api, "--out", out, *window(workload))
+    assert (quiet.exit_code, quiet.stdout, quiet.stderr) == (0, "", "")
+
+    info = run("info", out, "--json")
+    assert json.loads(info.stdout)["states"] == summary["rows"]
+    assert json.loads(info.stdout)["cursor"] == summary["until"]
+
+
+def test_fetch_writes_one_file_and_will_not_replace_it(
+    tmp_path: Path, prefect_server: PrefectServer, workload: GroundTruth
+) -> None:
+    out = tmp_path / "states.parquet"
+    api = ["--api-url", prefect_server.api_url]
+    result = run("fetch", *api, "--out", out, *window(workload), "--flow", "etl")
+    assert result.exit_code == 0, result.output
+    assert scan_states(out).collect()["task_run_id"].n_unique() == len(
+        workload.select(flow_name="etl")
+    )
+    again = run("fetch", *api, "--out", out, *window(workload))
+    assert_one_error_line(again, 6, r"exists\. Hint: pass --force")
+
+
+def test_report_from_an_exported_dataset(
+    tmp_path: Path, prefect_server: PrefectServer, workload: GroundTruth
+) -> None:
+    out = tmp_path / "ds"
+    exported = run("export", "--api-url", prefect_server.api_url, "--out", out, *window(workload))
+    assert exported.exit_code == 0, exported.output
+    html = tmp_path / "report.html"
+    result = run("report", out, "--out", html)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"wrote {html} from {out}")
+    assert "<html" in html.read_text(encoding="utf-8").lower()
+
+
+def test_the_readme_main_job_runs_on_the_bundled_sample(tmp_path: Path) -> None:
+    sample = ROOT / "data" / "sample_states.parquet"
+    if not sample.exists():
+        pytest.skip("data/sample_states.parquet is not there yet")
+    html = tmp_path / "report.html"
+    result = run("report", sample, "--out", html)
+    assert result.exit_code == 0, result.output
+    assert html.stat().st_size > 0
+
+
+# -- bad input: one Error line, an exit code, nothing overwritten -----------------------
+
+
+def test_an_unreachable_server(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}/api"
+    result = run("export", "--api-url", url, "--out", tmp_path / "ds", "--max-attempts", "2")
+    assert_one_error_line(result, 3, r"Connection refused\. Hint: is the Prefect server running")
+
+
+def test_a_url_without_api(tmp_path: Path, prefect_server: PrefectServer) -> None:
+    result = run("export", "--api-url", prefect_server.url, "--out", tmp_path / "ds")
+    assert_one_error_line(result, 5, r"404 Not Found\. Hint: check that the API URL ends in /api")
+
+
+@pytest.mark.parametrize("auth", [None, "trs:wrong"])
+def test_wrong_credentials(
+    tmp_path: Path, prefect_server_auth: PrefectServer, auth: str | None
+) -> None:
+    assert auth != PREFECT_AUTH_STRING
+    env = {"PREFECT_API_AUTH_STRING": auth} if auth else None
+    result = run("export", "--api-url", prefect_server_auth.api_url, "--out", tmp_path, env=env)
+    assert_one_error_line(result, 4, r"refused with 401.*Hint: set PREFECT_API_KEY")
+
+
+def test_no_api_url_at_all(tmp_path: Path) -> None:
+    result = run("export", "--out", tmp_path / "ds")
+    assert_one_error_line(result, 2, r"no Prefect API URL was given")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--since", "yesterday"], r"cannot read 'yesterday' as a time"),
+        (["--since", "2026-01-01T00:00:00"], r"has no time zone"),
+        (["--overlap", "ten minutes"], r"is not a duration"),
+        (["--state-type", "DONE"], r"'DONE' is not one of"),
+    ],
+)
+def test_bad_options_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    result = run("export", "--api-url", "http://127.0.0.1:9/api", "--out", tmp_path, *args)
+    assert result.exit_code == 2, result.output
+    assert re.search(message, result.stderr)
+    assert "Traceback" not in result.output
+
+
+def test_a_folder_that_holds_something_else(tmp_path: Path) -> None:
+    (tmp_path / "thesis.tex").write_text("do not touch")
+    result = run("export", "--api-url", "http://127.0.0.1:9/api", "--out", tmp_path)
+    assert_one_error_line(result, 6, r"holds other files \(thesis.tex\).*nothing was written")
+    assert [p.name for p in tmp_path.iterdir()] == ["thesis.tex"]
+
+
+def test_a_corrupted_parquet_file_in_the_dataset(
+    tmp_path: Path, prefect_server: PrefectServer, workload: GroundTruth
+) -> None:
+    out = tmp_path / "ds"
+    api = ["--api-url", prefect_server.api_url]
+    assert run("export", *api, "--out", out, *window(workload)).exit_code == 0
+    part = next(out.rglob("part-*.parquet"))
+    part.write_bytes(part.read_bytes()[: part.stat().st_size // 2])
+    before = snapshot(out)
+    result = run("export", *api, "--out", out, *window(workload))
+    assert_one_error_line(result, 6, rf"{part.name} is not a readable Parquet file.*Hint")
+    assert snapshot(out) == before
+    assert_one_error_line(run("report", out, "--out", tmp_path / "r.html"), 6, r"not a readable")
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_a_dataset_locked_by_another_export(tmp_path: Path) -> None:
+    out = tmp_path / "ds"
+    out.mkdir()
+    (out / MARKER_NAME).write_text(
+        json.dumps({"format": "trs_analytics.dataset", "format_version": 1, "filters": {}})
+    )
+    with _locked(out, wait=0):
+        result = run("export", "--api-url", "http://127.0.0.1:9/api", "--out", out)
+    assert_one_error_line(result, 75, r"being written by another export \(pid \d+")
+
+
+def test_a_real_process_prints_no_traceback(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}/api"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    command = [sys.executable, "-m", "trs_analytics.cli", "--log-format", "json", "export"]
+    done = subprocess.run(
+        [*command, "--api-url", url, "--out", str(tmp_path / "ds"), "--max-attempts", "1"],
+        capture_output=True,
+        text=True,
+        env={**env, "PREFECT_PROFILES_PATH": str(tmp_path / "none.toml")},
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 3
+    assert done.stdout == ""
+    (line,) = done.stderr.splitlines()
+    record = json.loads(line)
+    assert record["level"] == "error"
+    assert record["message"].startswith("Error: POST ")

@@ -1,0 +1,95 @@
+"""trs_analytics.flows: the export as a Prefect flow, run against the real test server."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import httpx
+import polars as pl
+
+from trs_analytics.storage import read_dataset_info, scan_states
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests.prefect_harness import PrefectServer
+    from tests.workload import GroundTruth
+
+RUN_FLOW = textwrap.dedent(
+    """
+    import json, sys
+    from trs_analytics.flows import export_flow
+
+    result = export_flow(out=sys.argv[1], since=sys.argv[2], until=sys.argv[3])
+    print("RESULT " + json.dumps(result))
+    """
+)
+
+
+def test_the_export_flow_runs_on_the_server_and_writes_the_dataset(
+    tmp_path: Path, prefect_server: PrefectServer, workload: GroundTruth
+) -> None:
+    out = tmp_path / "ds"
+    since = (workload.started_at - timedelta(minutes=1)).isoformat()
+    until = (workload.finished_at + timedelta(minutes=1)).isoformat()
+    env = {**prefect_server.client_env(), "PREFECT_LOGGING_LEVEL": "WARNING"}
+    done = subprocess.run(
+        [sys.executable, "-c", RUN_FLOW, str(out), since, until],
+        env=env,  # PREFECT_API_URL: the flow exports from the server that runs it
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
+    result = json.loads(line.removeprefix("RESULT "))
+    assert result["source"] == "events"
+    assert result["added"] == result["rows"] >= workload.n_states
+
+    frame = scan_states(out).collect()
+    mine = frame.filter(pl.col("task_run_id").is_in(list(workload.task_runs)))
+    assert mine.height == workload.n_states
+    assert read_dataset_info(out)["cursor"] == result["until"]
+
+    runs = httpx.post(
+        f"{prefect_server.api_url}/flow_runs/filter",
+        json={"flows": {"name": {"any_": ["trs-analytics-export"]}}},
+        timeout=10,
+    ).json()
+    ours = [run for run in runs if run["parameters"].get("out") == str(out)]
+    assert [run["state_type"] for run in ours] == ["COMPLETED"]
+
+
+def test_without_prefect_the_import_says_what_to_install() -> None:
+    script = textwrap.dedent(
+        """
+        import sys
+        sys.modules["prefect"] = None  # as if Prefect were not installed
+        import trs_analytics, trs_analytics.cli
+        try:
+            import trs_analytics.flows
+        except ImportError as err:
+            print(err)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "trs_analytics.flows needs Prefect, which is not installed. Hint: pip install" in (
+        done.stdout
+    )
+
+
+def test_the_package_and_the_cli_do_not_import_prefect() -> None:
+    script = "import sys, trs_analytics, trs_analytics.cli; print('prefect' in sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "False"
