@@ -9,12 +9,14 @@ in the browser itself (it decodes the PNG on a canvas).
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import json
 import os
 import re
 import select
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -78,7 +80,8 @@ class DevTools:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            close_fds=False,  # fds 3 and 4 must survive; Python's own fds are close-on-exec
+            close_fds=False,
+            start_new_session=True,  # its own process group, ended as a whole in close()  # fds 3 and 4 must survive; Python's own fds are close-on-exec
             preexec_fn=wire,
         )
         os.close(to_chrome_r)
@@ -88,14 +91,16 @@ class DevTools:
         self.events: list[dict[str, Any]] = []
 
     def close(self) -> None:
+        """Ask Chromium to quit, then make sure its whole process group is gone."""
+        with contextlib.suppress(RuntimeError, TimeoutError, OSError):
+            self.send("Browser.close", timeout=10)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=10)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)  # renderer, GPU... started by it
+        self.process.wait()
         os.close(self._to_chrome)
         os.close(self._from_chrome)
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
     def _read(self, deadline: float) -> dict[str, Any]:
         while b"\0" not in self._buffer:
@@ -193,7 +198,7 @@ Array.from(document.querySelectorAll(".chart")).map(el => {
 
 def open_in_chromium(html: Path, screenshot: Path, *, wait_ms: int = 45_000) -> dict[str, Any]:
     """Load ``html`` in headless Chromium; return errors, chart stats and screenshot stats."""
-    with tempfile.TemporaryDirectory() as profile:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         browser = DevTools(Path(profile))
         try:
             target = browser.send("Target.createTarget", url="about:blank")["targetId"]
@@ -292,7 +297,7 @@ def test_report_has_numbers_tables_and_regressions(report: Path, states: pl.Data
 
 def test_report_renders_in_chromium(report: Path, tmp_path: Path) -> None:
     result = open_in_chromium(report, tmp_path / "report.png")
-    assert result["errors"] == []
+    assert result["errors"] == [], "\n".join(result["errors"])
     assert result["rendered"] == "6"
     assert len(result["charts"]) == 6
     for chart in result["charts"]:
@@ -330,3 +335,15 @@ def test_report_uses_now_and_period(states: pl.DataFrame, tmp_path: Path) -> Non
     assert "<title>Nightly</title>" in text
     assert "Regressions against the previous 12h" in text
     assert f"to {end.astimezone(UTC):%Y-%m-%d %H:%M} UTC" in text
+
+
+def test_bad_period_fails_before_drawing(states: pl.DataFrame, tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="window='soon'"):
+        write_report(states, tmp_path / "r.html", period="soon")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_report_makes_its_folder(tmp_path: Path) -> None:
+    out = tmp_path / "a" / "b" / "report.html"
+    assert write_report(ta.generate_states(50, seed=2), out) == out
+    assert [p.name for p in out.parent.iterdir()] == ["report.html"]

@@ -72,12 +72,13 @@ def _span(states: pl.DataFrame) -> str:
 def _body(states: pl.DataFrame, period: str, now: datetime | None) -> tuple[str, list[Any]]:
     cards = "".join(card(h) for h in headlines(states))
     sections = [f'<h2>Headline numbers</h2><div class="cards">{cards}</div>']
+    # first, so that a bad period or now fails before the charts are drawn
+    regressed, regression_caption = regression_table(states, period=period, now=now)
     specs: list[dict[str, Any]] = []
     charts = _charts(states)
     for heading, caption, chart in charts[:3]:
         sections.append(_chart_section(heading, caption, len(specs)))
         specs.append(chart_spec(chart))
-    regressed, regression_caption = regression_table(states, period=period, now=now)
     sections += [
         "<h2>Worst tasks by p95 run time</h2>",
         table(worst_by_p95(states), empty="No task has a measured run time."),
@@ -118,7 +119,8 @@ def write_report(
 
     Args:
         states: a states frame, e.g. ``trs_analytics.scan_states(path)``.
-        out: the HTML file to write (its folder must exist).
+        out: the HTML file to write (missing folders are made); it is replaced
+            atomically.
         title: the page title; default: "Task-run report".
         period: the comparison window for regressions (``"1d"``, ``"7d"``).
         now: the end of the current period (time-zone aware); default: the
@@ -159,7 +161,9 @@ def write_report(
         "All times UTC; failure rates count Failed and Crashed runs among finished ones."
     )
     path = Path(out)
-    path.write_text(
-        page(title=heading, meta=meta, body=body, specs=specs, config=CONFIG), encoding="utf-8"
-    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    html = page(title=heading, meta=meta, body=body, specs=specs, config=CONFIG)
+    partial.write_text(html, encoding="utf-8")
+    partial.replace(path)  # atomic: a reader never sees half a report
     return path
