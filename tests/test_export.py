@@ -266,7 +266,7 @@ def test_leftover_temporary_files_are_removed(tmp_path: Path, client: PrefectCli
     assert not any(p.exists() for p in leftovers)
 
 
-def test_an_export_interrupted_after_writing_keeps_the_cursor_and_the_rerun_adds_nothing(
+def test_an_export_interrupted_midway_keeps_the_cursor_and_the_rerun_adds_the_rest(
     tmp_path: Path, client: PrefectClient
 ) -> None:
     out = tmp_path / "ds"
@@ -274,15 +274,16 @@ def test_an_export_interrupted_after_writing_keeps_the_cursor_and_the_rerun_adds
     def crash(progress: DatasetProgress) -> None:
         raise KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt):  # after the first batch (one page, 5 events)
         export(out, client, flush_rows=1, on_progress=crash)
     written = scan_states(out).collect()
-    assert written.height == 13  # the batch was written before the interrupt...
-    assert read_dataset_info(out)["cursor"] is None  # ...but the window was not finished
+    assert written.height == 5
+    assert read_dataset_info(out)["cursor"] is None  # the window was not finished
     rerun = export(out, client)
-    assert (rerun.states, rerun.added) == (13, 0)
+    assert (rerun.states, rerun.added) == (13, 8)
     assert read_dataset_info(out)["cursor"] == UNTIL
-    assert scan_states(out).collect().equals(written)
+    after = scan_states(out).collect()
+    assert after["id"].n_unique() == after.height == 13
 
 
 def test_a_day_grows_new_parts_and_never_holds_a_state_twice(tmp_path: Path) -> None:
