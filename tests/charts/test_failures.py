@@ -62,8 +62,10 @@ def test_chart_layers_and_encodings(states, rows_of):
     spec = chart.to_dict()
     assert spec["facet"]["field"] == "group"
     layers = spec["spec"]["layer"]
-    assert [layer["mark"]["type"] for layer in layers] == ["area", "line", "point"]
-    band, line, points = layers
+    assert [layer["mark"]["type"] for layer in layers] == ["area", "line", "line", "point"]
+    band, first, line, points = layers
+    assert first["transform"] == [{"filter": "(datum.rate === 'first attempt')"}]
+    assert line["transform"] == [{"filter": "(datum.rate === 'final')"}]  # drawn on top
     assert (band["encoding"]["y"]["field"], band["encoding"]["y2"]["field"]) == ("low", "high")
     assert band["encoding"]["y"]["axis"]["format"] == "%"
     assert line["encoding"]["y"]["field"] == "value"

@@ -8,7 +8,7 @@ import altair as alt
 import polars as pl
 
 from trs_analytics.charts._common import auto_every, check_top, top_groups
-from trs_analytics.charts._theme import STATE_COLORS
+from trs_analytics.charts._theme import NEUTRAL, STATE_COLORS
 from trs_analytics.metrics import failure_rates
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ _RATES: Final = {
         "first_attempt_failure_rate",
         "first_attempt_ci_low",
         "first_attempt_ci_high",
-        STATE_COLORS["SCHEDULED"],
+        NEUTRAL[0],
     ),
 }
 
@@ -169,6 +169,9 @@ def failure_rate_chart(
             scale=alt.Scale(domain=list(_RATES), range=[[1, 0], [5, 3]]),
         ),
     )
+    # two line layers, so the final rate is drawn over the first-attempt rate where they meet
+    first_line = line.transform_filter(alt.datum.rate == "first attempt")
+    final_line = line.transform_filter(alt.datum.rate == "final")
     points = base.mark_point(filled=True, size=28, opacity=0.0).encode(y="value:Q", tooltip=tooltip)
     heading = alt.TitleParams(
         title or f"Failure rate per {(by or 'run').replace('_', ' ')} over time",
@@ -177,7 +180,7 @@ def failure_rate_chart(
             "failed. Bands: 95% Wilson intervals."
         ),
     )
-    layered = alt.layer(band, line, points, data=data)
+    layered = alt.layer(band, first_line, final_line, points, data=data)
     if by is None:
         return layered.properties(title=heading, width=560, height=220)
     return layered.properties(width=240, height=140).facet(

@@ -8,7 +8,7 @@ import altair as alt
 import polars as pl
 
 from trs_analytics.charts._common import auto_every, human, log_seconds, seconds
-from trs_analytics.charts._theme import NEUTRAL, STATE_COLORS
+from trs_analytics.charts._theme import NEUTRAL
 from trs_analytics.metrics import lateness, queue_wait
 from trs_analytics.metrics._common import parse_every
 
@@ -116,7 +116,7 @@ def wait_chart(
     color = alt.Color(
         "quantile:N",
         title=None,
-        scale=alt.Scale(domain=["p50", "p95"], range=[NEUTRAL[0], STATE_COLORS["SCHEDULED"]]),
+        scale=alt.Scale(domain=["p50", "p95"], range=[NEUTRAL[3], NEUTRAL[0]]),
         legend=alt.Legend(orient="top", symbolType="stroke", symbolStrokeWidth=3),
     )
     x = alt.X("bucket:T", title=None, axis=alt.Axis(format="%b %d", labelAngle=0, tickCount=8))

@@ -38,7 +38,8 @@ STATE_COLORS: Final[dict[str, str]] = {
     "CRASHED": "#EA580C",
 }
 
-#: Colours for series that are not state types (quantiles, metrics), in order.
+#: Colours for series that are not state types (quantiles, rates), so that no such
+#: series is mistaken for a state: slate, light slate, mauve, teal.
 NEUTRAL: Final = ("#4C5D73", "#9AA5B4", "#B07AA1", "#76B7B2")
 
 #: Chart configuration applied when a chart is saved or put in a report.
