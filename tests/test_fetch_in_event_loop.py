@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 import httpx
-import polars as pl
 
 import trs_analytics as ta
 from tests.recorded import Router
+
+if TYPE_CHECKING:
+    import polars as pl
 
 
 def _fetch(source: ta.fetch.Source) -> pl.DataFrame:

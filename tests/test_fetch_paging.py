@@ -52,7 +52,9 @@ class FakeServer:
         return httpx.Response(200, json=rows[offset : offset + body["limit"]])
 
 
-def _runs(n: int, *, start: int = 0, spacing: float = 1.0, prefix: str = "r") -> list[dict[str, str]]:
+def _runs(
+    n: int, *, start: int = 0, spacing: float = 1.0, prefix: str = "r"
+) -> list[dict[str, str]]:
     return [
         {"id": f"{prefix}{i:06d}", "expected_start_time": _ts(i * spacing)}
         for i in range(start, start + n)
