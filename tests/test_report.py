@@ -22,16 +22,14 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import polars as pl
 import pytest
 
 import trs_analytics as ta
 from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.report import write_report
-
-if TYPE_CHECKING:
-    import polars as pl
 
 SAMPLE = Path(__file__).parent.parent / "data" / "sample_states.parquet"
 CHROMIUM_FLAGS = [
@@ -347,3 +345,10 @@ def test_report_makes_its_folder(tmp_path: Path) -> None:
     out = tmp_path / "a" / "b" / "report.html"
     assert write_report(ta.generate_states(50, seed=2), out) == out
     assert [p.name for p in out.parent.iterdir()] == ["report.html"]
+
+
+def test_report_without_failures_draws_the_overall_rate(tmp_path: Path) -> None:
+    states = ta.generate_states(300, seed=4).filter(~pl.col("type").is_in(["FAILED", "CRASHED"]))
+    text = write_report(states, tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "No task run failed: the rate over all runs." in text
+    assert '"all runs"' in text

@@ -11,6 +11,7 @@ from trs_analytics.charts import (
     chart_spec,
     duration_chart,
     failure_rate_chart,
+    failure_rate_series,
     retry_chart,
     timeline_chart,
     transition_chart,
@@ -42,11 +43,7 @@ def _charts(states: pl.DataFrame) -> list[tuple[str, str, AnyChart]]:
             "Time spent running, over all attempts, per task run.",
             duration_chart(states, metric="run_time", top=20),
         ),
-        (
-            "Failure rates over time",
-            "The tasks with the most failed runs.",
-            failure_rate_chart(states, by="task_name", top=6),
-        ),
+        _failure_section(states),
         (
             "Retries",
             "Retried runs per task, coloured by how they ended.",
@@ -60,6 +57,15 @@ def _charts(states: pl.DataFrame) -> list[tuple[str, str, AnyChart]]:
             timeline_chart(states),
         ),
     ]
+
+
+def _failure_section(states: pl.DataFrame) -> tuple[str, str, AnyChart]:
+    """Failure rates per task, or over all runs when no task failed (no empty panels)."""
+    if failure_rate_series(states, by="task_name", top=1).is_empty():
+        caption = "No task run failed: the rate over all runs."
+        return "Failure rates over time", caption, failure_rate_chart(states, by=None)
+    chart = failure_rate_chart(states, by="task_name", top=6)
+    return "Failure rates over time", "The tasks with the most failed runs.", chart
 
 
 def _span(states: pl.DataFrame) -> str:
