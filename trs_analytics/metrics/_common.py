@@ -48,6 +48,7 @@ __all__ = [
     "carried",
     "cum_in_run",
     "explode_tags",
+    "join_run_columns",
     "like",
     "match",
     "next_in_run",
@@ -174,16 +175,25 @@ def timeline(
 
 
 def with_run_columns(tl: pl.LazyFrame, agg: pl.LazyFrame, carry: Sequence[str]) -> pl.LazyFrame:
-    """Put ``task_run_id`` and the ``carry`` columns on ``agg``, which is keyed by ``_run``.
+    """Put ``task_run_id`` and the ``carry`` columns beside ``agg``, one row per run.
 
-    Aggregating on the integer ``_run`` alone and joining the run's columns
-    afterwards is several times faster than carrying strings through a
-    ``group_by``. The result is ordered by ``_run`` (that is, by ``task_run_id``).
+    ``agg`` must have exactly one row for every run of the timeline ``tl``,
+    keyed by ``_run`` (as a ``group_by("_run")`` over ``tl`` gives). Placing
+    the run's first row beside it is several times faster than carrying
+    strings through the ``group_by`` or joining them back. The result is
+    ordered by ``_run``, that is by ``task_run_id``.
+    """
+    firsts = tl.filter(pl.col("_first")).select(RUN, *carry)
+    return pl.concat([firsts, agg.sort("_run")], how="horizontal")
+
+
+def join_run_columns(tl: pl.LazyFrame, agg: pl.LazyFrame, carry: Sequence[str]) -> pl.LazyFrame:
+    """Like :func:`with_run_columns` for an ``agg`` with any number of rows per ``_run``.
+
+    The result keeps ``agg``'s order.
     """
     firsts = tl.filter(pl.col("_first")).select("_run", RUN, *carry)
-    return agg.sort("_run", maintain_order=True).join(
-        firsts, on="_run", how="left", maintain_order="left"
-    )
+    return agg.join(firsts, on="_run", how="left", maintain_order="left")
 
 
 def next_in_run(mask: pl.Expr, value: pl.Expr) -> pl.Expr:

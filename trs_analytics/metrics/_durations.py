@@ -22,6 +22,7 @@ from trs_analytics.metrics._common import (
     Selector,
     carried,
     cum_in_run,
+    join_run_columns,
     like,
     match,
     next_in_run,
@@ -288,7 +289,7 @@ def time_in_state(states: Frame, *, level: Literal["type", "name"] = "type") -> 
         )
         .sort("_run", level)
     )
-    result = with_run_columns(tl, agg, carry).select(RUN, *carry, level, "entries", "duration")
+    result = join_run_columns(tl, agg, carry).select(RUN, *carry, level, "entries", "duration")
     return like(states, result)
 
 
@@ -321,20 +322,22 @@ def run_time(states: Frame) -> Frame:
     """
     carry = carried(states)
     tl = timeline(states, caller="run_time")
+    running = pl.col("type") == "RUNNING"
     agg = (
         tl.with_columns(_next=_next_timestamp)
-        .filter(pl.col("type") == "RUNNING")
         .group_by("_run")
         .agg(
-            attempts=pl.len().cast(pl.UInt32),
-            start_time=pl.col("timestamp").first(),
-            end_time=pl.col("_next").last(),
-            duration=(pl.col("_next") - pl.col("timestamp")).sum(),
+            attempts=running.sum().cast(pl.UInt32),
+            start_time=pl.col("timestamp").filter(running).first(),
+            end_time=pl.col("_next").filter(running).last(),
+            duration=(pl.col("_next") - pl.col("timestamp")).filter(running).sum(),
         )
         .with_columns(duration=pl.when(pl.col("end_time").is_not_null()).then("duration"))
     )
-    result = with_run_columns(tl, agg, carry).select(
-        RUN, *carry, "attempts", "start_time", "end_time", "duration"
+    result = (
+        with_run_columns(tl, agg, carry)
+        .filter(pl.col("attempts") > 0)
+        .select(RUN, *carry, "attempts", "start_time", "end_time", "duration")
     )
     return like(states, result)
 
@@ -371,17 +374,20 @@ def lateness(states: Frame) -> Frame:
     carry = carried(states)
     tl = timeline(states, caller="lateness", needs=["expected_start_time"])
     diff = pl.col("end_time") - pl.col("start_time")
+    running = pl.col("type") == "RUNNING"
     agg = (
-        tl.filter(pl.col("type") == "RUNNING")
-        .group_by("_run")
+        tl.group_by("_run")
         .agg(
-            start_time=pl.col("expected_start_time").first(),
-            end_time=pl.col("timestamp").first(),
+            _ran=running.any(),
+            start_time=pl.col("expected_start_time").filter(running).first(),
+            end_time=pl.col("timestamp").filter(running).first(),
         )
         .with_columns(negative=(diff < pl.duration(microseconds=0)).fill_null(value=False))
         .with_columns(duration=pl.when(~pl.col("negative")).then(diff))
     )
-    result = with_run_columns(tl, agg, carry).select(
-        RUN, *carry, "start_time", "end_time", "duration", "negative"
+    result = (
+        with_run_columns(tl, agg, carry)
+        .filter(pl.col("_ran"))
+        .select(RUN, *carry, "start_time", "end_time", "duration", "negative")
     )
     return like(states, result)
