@@ -1,0 +1,174 @@
+"""Print the Markdown tables of benchmarks/README.md from the JSON in benchmarks/results/.
+
+uv run python benchmarks/_report.py
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def load(name: str) -> dict[str, Any] | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def row(*cells: object) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def fetch_tables(data: dict[str, Any]) -> list[str]:
+    out = []
+    for setting in ("local", "latency"):
+        if setting not in data:
+            continue
+        summary = data[setting]["summary"]
+        rounds = len(next(iter(data[setting]["samples"].values())))
+        title = (
+            "local server"
+            if setting == "local"
+            else f"+{data['args']['delay_ms']:.0f} ms a request"
+        )
+        out += [f"**{title}** (median of {rounds} rounds)", ""]
+        out += [
+            row("variant", "states", "seconds", "states/s", "requests/state", "peak RSS MiB"),
+            row("---", "---:", "---:", "---:", "---:", "---:"),
+        ]
+        for variant, s in summary.items():
+            if variant == "ratios":
+                continue
+            out.append(
+                row(
+                    variant,
+                    f"{s['states']:.0f}",
+                    f"{s['seconds']:.1f}",
+                    f"{s['states_per_s']:.0f}",
+                    f"{s['requests_per_state']:.3f}",
+                    f"{s['peak_rss_mib']:.0f}",
+                )
+            )
+        out += ["", "ratios of states/s, within a round, median: "]
+        out.append(", ".join(f"{k} **{v:.2f}x**" for k, v in summary["ratios"].items()))
+        out.append("")
+    if "incremental" in data:
+        inc = data["incremental"]["incremental_export"]
+        export = inc["export"]
+        out.append(
+            f"**incremental export** (`export_states`, events, default 10 min overlap) after a "
+            f"slice of {data['incremental']['slice_task_runs']} new task runs: "
+            f"{inc['requests']} requests for {inc['states']} new states "
+            f"({export['states']} read, overlap included) = "
+            f"**{inc['requests_per_new_state']:.3f} requests per new state**, {inc['seconds']:.1f} s."
+        )
+    return out
+
+
+def analysis_tables(data: dict[str, Any]) -> list[str]:
+    summary = data["summary"]
+    d = data["data"]
+    out = [
+        f"{d['states']:,} states; in memory {d['in_memory_mib']:.0f} MiB (all 30 columns), "
+        f"{d['in_memory_needed_columns_mib']:.0f} MiB (the 6 columns the metrics read); "
+        f"Parquet {d['parquet_mib']:.0f} MiB. Median of {data.get('rounds_done', '?')} rounds.",
+        "",
+        row(
+            "engine",
+            "load s",
+            "durations s",
+            "retries s",
+            "failures s",
+            "total s",
+            "peak RSS MiB",
+            "peak / data",
+        ),
+        row("---", "---:", "---:", "---:", "---:", "---:", "---:", "---:"),
+    ]
+    for engine, s in summary.items():
+        if engine == "ratios":
+            continue
+        if "killed_above_mib" in s:
+            out.append(row(engine, *["killed"] * 5, f"> {s['killed_above_mib']:.0f}", ""))
+            continue
+        out.append(
+            row(
+                engine,
+                f"{s['load_s']:.2f}",
+                f"{s['durations']:.2f}",
+                f"{s['retries']:.2f}",
+                f"{s['failures']:.2f}",
+                f"{s['total_s']:.2f}",
+                f"{s['peak_rss_mib']:.0f}",
+                f"{s['peak_over_data']:.2f}",
+            )
+        )
+    out += ["", row("ratio (same round, median)", "durations", "retries", "failures", "total")]
+    out.append(row("---", "---:", "---:", "---:", "---:"))
+    for name, r in summary["ratios"].items():
+        out.append(
+            row(name, *(f"{r[m]:.2f}" for m in ("durations", "retries", "failures", "total")))
+        )
+    return out
+
+
+def export_tables(data: dict[str, Any]) -> list[str]:
+    d = data["data"]
+    out = [
+        f"{d['states']:,} states, {d['columns']} columns, {d['in_memory_mib']:.0f} MiB in memory; "
+        f"median of {data['args']['repeats'] if not data['args']['quick'] else 3} writes.",
+        "",
+        row(
+            "compression",
+            "write s",
+            "states/s written",
+            "MiB per 1M states",
+            "bytes/state",
+            "x smaller than memory",
+            "read back s",
+        ),
+        row("---", "---:", "---:", "---:", "---:", "---:", "---:"),
+    ]
+    for name, s in data["summary"].items():
+        out.append(
+            row(
+                name,
+                f"{s['write_s']:.2f}",
+                f"{s['write_states_per_s']:,.0f}",
+                f"{s['file_mib_per_million_states']:.1f}",
+                f"{s['bytes_per_state']:.1f}",
+                f"{s['ratio_to_in_memory']:.1f}",
+                f"{s['read_s']:.2f}",
+            )
+        )
+    return out
+
+
+def main() -> None:
+    sections = {
+        "fetch": fetch_tables,
+        "analysis": analysis_tables,
+        "export": export_tables,
+    }
+    names = sys.argv[1:] or list(sections)
+    for name in names:
+        kind = name.split("_")[0]
+        data = load(name)
+        if data is None:
+            continue
+        m = data["machine"]
+        print(f"### {name}\n")
+        print(
+            f"{m['date']}, {m['cpus']} CPUs, {m['memory_gib']} GiB, Python {m['python']}, "
+            f"Polars {m['polars']}; load average {m['loadavg_1m_at_start']:.1f} at start, "
+            f"{data.get('loadavg_1m_at_end', 0):.1f} at end.\n"
+        )
+        print("\n".join(sections[kind](data)))
+        print()
+
+
+if __name__ == "__main__":
+    main()
