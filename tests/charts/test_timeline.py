@@ -44,7 +44,8 @@ def test_chart_bars_per_state_coloured_by_type(states, rows_of):
     spec = chart.to_dict()
     bars, ends = spec["layer"]
     assert bars["mark"]["type"] == "bar"
-    assert (bars["encoding"]["x"]["field"], bars["encoding"]["x2"]["field"]) == ("start", "end")
+    assert (bars["encoding"]["x"]["field"], bars["encoding"]["x2"]["field"]) == ("x0", "x1")
+    assert bars["encoding"]["x"]["title"].startswith("seconds since the flow run's first")
     assert bars["encoding"]["y"]["sort"] == ["load-1", "check-2"]  # by start
     colour = bars["encoding"]["color"]
     assert colour["field"] == "type"
@@ -55,6 +56,8 @@ def test_chart_bars_per_state_coloured_by_type(states, rows_of):
     assert spec["title"]["text"] == "nightly — timeline"
     rows = rows_of(chart)
     assert len(rows) == 8
+    wait = next(r for r in rows if r["name"] == "AwaitingRetry")
+    assert (wait["x0"], wait["x1"], wait["from_utc"]) == (3.0, 7.0, "00:00:03.000")
     assert sum(r["type"] == "RUNNING" for r in rows) == 3  # three attempts drawn
 
 

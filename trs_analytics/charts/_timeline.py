@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import altair as alt
@@ -160,16 +161,22 @@ def timeline_chart(
         alt.Tooltip("name:N", title="state"),
         alt.Tooltip("type:N", title="type"),
         alt.Tooltip("attempt:Q", title="attempt"),
-        alt.Tooltip("start:T", title="from (UTC)", format="%H:%M:%S.%L"),
-        alt.Tooltip("end:T", title="to (UTC)", format="%H:%M:%S.%L"),
+        alt.Tooltip("from_utc:N", title="from (UTC)"),
+        alt.Tooltip("to_utc:N", title="to (UTC)"),
         alt.Tooltip("label:N", title="lasted"),
     ]
-    x = alt.X("start:T", title="time (UTC)", axis=alt.Axis(format="%H:%M:%S", labelAngle=0))
+    origin, unit, data = _offsets(data)
+    x = alt.X(
+        "x0:Q",
+        title=f"{unit} since the flow run's first task-run state ({origin:%Y-%m-%d %H:%M:%S} UTC)",
+        axis=alt.Axis(labelAngle=0, tickCount=8),
+        scale=alt.Scale(nice=False, zero=True),
+    )
     bars = (
         alt.Chart()
         .transform_filter("isValid(datum.end)")
         .mark_bar(height={"band": 0.65}, stroke="white", strokeWidth=1, cornerRadius=2)
-        .encode(x=x, x2="end:T", y=y, color=color, tooltip=tooltip)
+        .encode(x=x, x2="x1:Q", y=y, color=color, tooltip=tooltip)
     )
     ends = (
         alt.Chart()
@@ -192,6 +199,39 @@ def timeline_chart(
         width=620,
         height=alt.Step(24),
     )
+
+
+def _offsets(data: pl.DataFrame) -> tuple[datetime, str, pl.DataFrame]:
+    """Add ``x0``/``x1`` (time since the first state, in a unit fit for the span) and text times.
+
+    Numbers, not timestamps: a flow run of a second needs sub-millisecond positions, which
+    a browser's date parsing would round.
+
+    Examples:
+        >>> from datetime import UTC, datetime, timedelta
+        >>> t0 = datetime(2026, 1, 1, tzinfo=UTC)
+        >>> data = pl.DataFrame({"start": [t0, t0 + timedelta(minutes=3)],
+        ...                      "end": [t0 + timedelta(minutes=3), None]})
+        >>> origin, unit, out = _offsets(data)
+        >>> unit, out["x0"].to_list(), out["x1"].to_list(), out["to_utc"].to_list()
+        ('minutes', [0.0, 3.0], [3.0, None], ['00:03:00.000', None])
+    """
+    origin = data["start"].min()
+    assert isinstance(origin, datetime)
+    ends = pl.max_horizontal(pl.col("start"), pl.col("end"))
+    span = data.select(seconds(ends.max() - pl.col("start").min())).item() or 0.0
+    unit, size = ("seconds", 1.0) if span < 120 else ("minutes", 60.0)
+    if span >= 7200:
+        unit, size = "hours", 3600.0
+    since = seconds(pl.col("start") - origin) / size
+    until = seconds(pl.col("end") - origin) / size
+    out = data.with_columns(
+        x0=since,
+        x1=until,
+        from_utc=pl.col("start").dt.strftime("%H:%M:%S%.3f"),
+        to_utc=pl.col("end").dt.strftime("%H:%M:%S%.3f"),
+    )
+    return origin, unit, out
 
 
 def _flow_title(states: pl.DataFrame | pl.LazyFrame, flow_run_id: str) -> str:
