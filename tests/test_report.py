@@ -262,9 +262,8 @@ def _errors(events: list[dict[str, Any]]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def states() -> pl.DataFrame:
-    if SAMPLE.exists():
-        return ta.scan_states(SAMPLE).collect()
-    return ta.generate_states(5_000, seed=11, days=3)
+    assert SAMPLE.exists(), f"the bundled sample {SAMPLE} is missing"
+    return ta.scan_states(SAMPLE).collect()
 
 
 @pytest.fixture(scope="module")
