@@ -400,6 +400,13 @@ def iter_states(
         >>> frames = iter_states("http://127.0.0.1:4200/api", since="1h")  # doctest: +SKIP
         >>> sum(f.height for f in frames)  # doctest: +SKIP
         1234
+
+        Arguments are checked when the first batch is asked for:
+
+        >>> next(iter_states("http://127.0.0.1:4200/api", since="1h", source="cache"))
+        Traceback (most recent call last):
+        ...
+        trs_analytics.exceptions.ConfigurationError: source must be one of ['auto', 'states', 'events'], got 'cache'.
     """
     if source not in _SOURCES:
         msg = f"source must be one of {list(_SOURCES)}, got {source!r}."
@@ -479,6 +486,13 @@ def fetch_states(
         >>> import trs_analytics as ta
         >>> states = ta.fetch_states("http://127.0.0.1:4200/api", since="1d")  # doctest: +SKIP
         >>> states.select("task_name", "type", "timestamp").head(2)  # doctest: +SKIP
+
+        Times without a zone are refused rather than guessed:
+
+        >>> ta.fetch_states("http://127.0.0.1:4200/api", since="2026-01-01T00:00:00")
+        Traceback (most recent call last):
+        ...
+        trs_analytics.exceptions.ConfigurationError: time '2026-01-01T00:00:00' has no time zone. Hint: write it in UTC with a Z, such as 2026-01-01T00:00:00Z, or give an offset such as +02:00.
     """
     frames = list(
         iter_states(
