@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from trs_analytics.fetch._api import (
     DEFAULT_EVENT_RETENTION,
+    FilterKwargs,
     Source,
     StateFilters,
     fetch_states,
@@ -15,6 +16,7 @@ from trs_analytics.fetch._window import parse_when
 
 __all__ = [
     "DEFAULT_EVENT_RETENTION",
+    "FilterKwargs",
     "Source",
     "StateFilters",
     "derive_task_name",

@@ -20,7 +20,7 @@ from collections import OrderedDict
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, Unpack
 
 import polars as pl
 
@@ -47,7 +47,14 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
     from datetime import date
 
-__all__ = ["Source", "StateFilters", "fetch_states", "iter_states", "resolve_source"]
+__all__ = [
+    "FilterKwargs",
+    "Source",
+    "StateFilters",
+    "fetch_states",
+    "iter_states",
+    "resolve_source",
+]
 
 logger = logging.getLogger("trs_analytics.fetch")
 
@@ -63,6 +70,20 @@ def _tuple(value: str | Iterable[str] | None) -> tuple[str, ...]:
     if value is None:
         return ()
     return (value,) if isinstance(value, str) else tuple(value)
+
+
+class FilterKwargs(TypedDict, total=False):
+    """The filter keywords of :func:`fetch_states`, :func:`iter_states` and exports.
+
+    Each takes one value or several; see :class:`StateFilters` for their meaning.
+    """
+
+    flow_names: str | Iterable[str] | None
+    deployments: str | Iterable[str] | None
+    work_pools: str | Iterable[str] | None
+    task_names: str | Iterable[str] | None
+    tags: str | Iterable[str] | None
+    state_types: str | Iterable[str] | None
 
 
 @dataclass(frozen=True)
@@ -112,6 +133,22 @@ class StateFilters:
             task_names=_tuple(task_names),
             tags=_tuple(tags),
             state_types=types,
+        )
+
+    def as_kwargs(self) -> FilterKwargs:
+        """These filters as keywords for :func:`fetch_states` or :func:`iter_states`.
+
+        Examples:
+            >>> StateFilters(tags=("prod",)).as_kwargs()["tags"]
+            ('prod',)
+        """
+        return FilterKwargs(
+            flow_names=self.flow_names,
+            deployments=self.deployments,
+            work_pools=self.work_pools,
+            task_names=self.task_names,
+            tags=self.tags,
+            state_types=self.state_types,
         )
 
     def server_body(self, deployment_ids: Sequence[str]) -> dict[str, Any]:
@@ -377,12 +414,7 @@ def iter_states(
     client: PrefectClient | None = None,
     batch_size: int = 5_000,
     on_batch: Callable[[pl.DataFrame], None] | None = None,
-    flow_names: str | Iterable[str] | None = None,
-    deployments: str | Iterable[str] | None = None,
-    work_pools: str | Iterable[str] | None = None,
-    task_names: str | Iterable[str] | None = None,
-    tags: str | Iterable[str] | None = None,
-    state_types: str | Iterable[str] | None = None,
+    **filters: Unpack[FilterKwargs],
 ) -> Iterator[pl.DataFrame]:
     """Stream task-run states as frames of the contract's schema, batch by batch.
 
@@ -414,14 +446,7 @@ def iter_states(
     if client is not None and api_url is not None:
         msg = "pass api_url or client, not both. Hint: the client already knows its URL."
         raise ConfigurationError(msg)
-    filters = StateFilters.from_kwargs(
-        flow_names=flow_names,
-        deployments=deployments,
-        work_pools=work_pools,
-        task_names=task_names,
-        tags=tags,
-        state_types=state_types,
-    )
+    chosen_filters = StateFilters.from_kwargs(**filters)
     start, end = _window(since, until)
     with ExitStack() as stack:
         if client is None:
@@ -431,9 +456,9 @@ def iter_states(
             "reading states %s .. %s from %s via %s", iso(start), iso(end), client.api_url, chosen
         )
         batches = (
-            _iter_events(client, filters, start, end, batch_size)
+            _iter_events(client, chosen_filters, start, end, batch_size)
             if chosen == "events"
-            else _iter_per_run(client, filters, start, end)
+            else _iter_per_run(client, chosen_filters, start, end)
         )
         for batch in batches:
             if on_batch is not None:
@@ -448,12 +473,7 @@ def fetch_states(
     until: datetime | date | str | None = None,
     source: Source = "auto",
     client: PrefectClient | None = None,
-    flow_names: str | Iterable[str] | None = None,
-    deployments: str | Iterable[str] | None = None,
-    work_pools: str | Iterable[str] | None = None,
-    task_names: str | Iterable[str] | None = None,
-    tags: str | Iterable[str] | None = None,
-    state_types: str | Iterable[str] | None = None,
+    **filters: Unpack[FilterKwargs],
 ) -> pl.DataFrame:
     """Fetch every task-run state with ``since <= timestamp < until`` into one frame.
 
@@ -470,6 +490,7 @@ def fetch_states(
             ``"states"`` (one request per task run, any age) or ``"auto"``.
         client: a :class:`~trs_analytics.client.PrefectClient` to use instead of
             making one from ``api_url`` (its retries, budget and concurrency apply).
+        **filters: any of (see :class:`FilterKwargs`), each one value or several:
         flow_names: keep runs of these flows.
         deployments: keep runs of these deployments (names or ids).
         work_pools: keep runs whose flow run used these work pools.
@@ -501,12 +522,7 @@ def fetch_states(
             until=until,
             source=source,
             client=client,
-            flow_names=flow_names,
-            deployments=deployments,
-            work_pools=work_pools,
-            task_names=task_names,
-            tags=tags,
-            state_types=state_types,
+            **filters,
         )
     )
     if not frames:

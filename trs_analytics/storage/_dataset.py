@@ -50,13 +50,19 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Final
+from typing import IO, TYPE_CHECKING, Any, Final, Unpack
 
 import polars as pl
 
 from trs_analytics.client import PrefectClient
 from trs_analytics.exceptions import ConfigurationError, StorageError
-from trs_analytics.fetch import StateFilters, iter_states, parse_when, resolve_source
+from trs_analytics.fetch import (
+    FilterKwargs,
+    StateFilters,
+    iter_states,
+    parse_when,
+    resolve_source,
+)
 from trs_analytics.schema import SCHEMA_VERSION, STATES_SCHEMA
 from trs_analytics.storage._parquet import (
     _check_file,
@@ -66,7 +72,7 @@ from trs_analytics.storage._parquet import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Iterator
     from datetime import date
 
     from trs_analytics.fetch import Source
@@ -495,12 +501,7 @@ def export_states(
     flush_rows: int = 100_000,
     target_file_rows: int = 1_000_000,
     on_progress: Callable[[DatasetProgress], None] | None = None,
-    flow_names: str | Iterable[str] | None = None,
-    deployments: str | Iterable[str] | None = None,
-    work_pools: str | Iterable[str] | None = None,
-    task_names: str | Iterable[str] | None = None,
-    tags: str | Iterable[str] | None = None,
-    state_types: str | Iterable[str] | None = None,
+    **filter_kwargs: Unpack[FilterKwargs],
 ) -> ExportResult:
     """Fetch task-run states into a day-partitioned Parquet dataset, incrementally.
 
@@ -527,7 +528,8 @@ def export_states(
             also read in batches of at most this many).
         target_file_rows: a day's part file grows up to about this many states.
         on_progress: called with a :class:`DatasetProgress` after each batch.
-        flow_names: keep runs of these flows (as in :func:`~trs_analytics.fetch_states`).
+        **filter_kwargs: the filters of :func:`~trs_analytics.fetch_states`:
+        flow_names: keep runs of these flows.
         deployments: keep runs of these deployments (names or ids).
         work_pools: keep runs whose flow run used these work pools.
         task_names: keep these tasks.
@@ -562,14 +564,7 @@ def export_states(
     if flush_rows < 1 or target_file_rows < 1:
         msg = "flush_rows and target_file_rows must be at least 1."
         raise ConfigurationError(msg)
-    filters = StateFilters.from_kwargs(
-        flow_names=flow_names,
-        deployments=deployments,
-        work_pools=work_pools,
-        task_names=task_names,
-        tags=tags,
-        state_types=state_types,
-    )
+    filters = StateFilters.from_kwargs(**filter_kwargs)
     folder = Path(out)
     started, clock = datetime.now(UTC), time.monotonic()
     _open_dataset(folder, filters)  # refuses a foreign folder before the lock file is made
@@ -592,12 +587,7 @@ def export_states(
             source=chosen,
             client=client,
             batch_size=min(flush_rows, 5_000),
-            flow_names=filters.flow_names,
-            deployments=filters.deployments,
-            work_pools=filters.work_pools,
-            task_names=filters.task_names,
-            tags=filters.tags,
-            state_types=filters.state_types,
+            **filters.as_kwargs(),
         ):
             writer.add(batch)
             states += batch.height
