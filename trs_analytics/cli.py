@@ -535,10 +535,11 @@ def info(path: Path, as_json: bool) -> None:
 @click.option("--title", help='The page title. Default: "Task-run report".')
 @click.option(
     "--period",
-    default="1d",
+    default="auto",
     show_default=True,
     metavar="AGE",
-    help="Compare the last period with the one before it, for regressions (1d, 7d).",
+    help="Compare the last period with the one before it, for regressions (1d, 7d); "
+    "auto: the longest of 7d, 1d, 1h, 10m, 1m that fits twice in the data.",
 )
 def report(path: Path, out: Path, title: str | None, period: str) -> None:
     """Write the HTML report of a dataset folder or a Parquet file of states.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +75,32 @@ def _span(states: pl.DataFrame) -> str:
     return f"States from {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC"
 
 
+#: Candidate periods for ``period="auto"``, longest first.
+AUTO_PERIODS = (
+    ("7d", timedelta(days=7)),
+    ("1d", timedelta(days=1)),
+    ("1h", timedelta(hours=1)),
+    ("10m", timedelta(minutes=10)),
+    ("1m", timedelta(minutes=1)),
+)
+
+
+def auto_period(states: pl.DataFrame) -> str:
+    """The longest of 7d, 1d, 1h, 10m and 1m that the data spans at least twice.
+
+    Examples:
+        >>> import trs_analytics as ta
+        >>> auto_period(ta.generate_states(300, seed=1, days=3))
+        '1d'
+    """
+    first, last = states["timestamp"].min(), states["timestamp"].max()
+    if isinstance(first, datetime) and isinstance(last, datetime):
+        for name, length in AUTO_PERIODS:
+            if last - first >= 2 * length:
+                return name
+    return AUTO_PERIODS[-1][0]
+
+
 def _body(states: pl.DataFrame, period: str, now: datetime | None) -> tuple[str, list[Any]]:
     cards = "".join(card(h) for h in headlines(states))
     sections = [f'<h2>Headline numbers</h2><div class="cards">{cards}</div>']
@@ -111,7 +137,7 @@ def write_report(
     out: str | Path,
     *,
     title: str | None = None,
-    period: str = "1d",
+    period: str = "auto",
     now: datetime | None = None,
 ) -> Path:
     """Write a self-contained HTML report of a states dataset, readable offline.
@@ -128,7 +154,9 @@ def write_report(
         out: the HTML file to write (missing folders are made); it is replaced
             atomically.
         title: the page title; default: "Task-run report".
-        period: the comparison window for regressions (``"1d"``, ``"7d"``).
+        period: the comparison window for regressions (``"1d"``, ``"7d"``);
+            ``"auto"`` (default): the longest of 7d, 1d, 1h, 10m and 1m that
+            the data spans at least twice (:func:`auto_period`).
         now: the end of the current period (time-zone aware); default: the
             latest run start in the data.
 
@@ -160,6 +188,8 @@ def write_report(
         msg = "write_report() got no task-run states. Hint: check the dataset path and its filters."
         raise ConfigurationError(msg)
     heading = title or "Task-run report"
+    if period == "auto":
+        period = auto_period(frame)
     body, specs = _body(frame, period, now)
     generated = datetime.now(UTC)
     meta = (
