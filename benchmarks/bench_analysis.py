@@ -63,13 +63,20 @@ STATES_PER_RUN = 3.17  # what generate_states gives with the settings below
 
 
 # --------------------------------------------------------------------------- data
-def dataset(states: int) -> Path:
-    """The synthetic Parquet file of about ``states`` states (generated once, cached)."""
+def dataset(states: int, *, order: str = "run") -> Path:
+    """The synthetic Parquet file of about ``states`` states (generated once, cached).
+
+    ``generate_states`` emits rows grouped by task run, which flatters every
+    engine's sort; ``order="timestamp"`` writes them as an export does.
+    """
     import trs_analytics as ta
 
-    path = WORK / f"analysis-{states}.parquet"
+    suffix = "" if order == "run" else f"-{order}"
+    path = WORK / f"analysis-{states}{suffix}.parquet"
     if not path.exists():
         frame = generate(states, seed=42)
+        if order == "timestamp":
+            frame = frame.sort("timestamp", "id")
         ta.write_states(frame, path)
     return path
 
@@ -403,6 +410,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1M states, one round")
     parser.add_argument("--engines", nargs="*", default=list(ENGINES), choices=ENGINES)
     parser.add_argument("--no-check", action="store_true", help="skip the agreement check")
+    parser.add_argument("--name", help="results file name (default: analysis or analysis_quick)")
+    parser.add_argument(
+        "--order",
+        choices=["run", "timestamp"],
+        default="run",
+        help="row order of the dataset file: as generated (by run) or by timestamp, id "
+        "(as fetch_states and export_states leave it)",
+    )
     parser.add_argument(
         "--max-rss-gib",
         type=float,
@@ -421,7 +436,7 @@ def main() -> None:
     if not args.no_check:
         results["agreement"] = check_agreement()
         print(f"agreement on a sample: {results['agreement']}", flush=True)
-    path = dataset(states)
+    path = dataset(states, order=args.order)
     info = pl.scan_parquet(path).select(pl.len()).collect().item()
     data_mib = pl.read_parquet(path).estimated_size() / 2**20
     needed_mib = pl.read_parquet(path, columns=COLUMNS).estimated_size() / 2**20
@@ -464,7 +479,8 @@ def main() -> None:
         results["rounds_done"] = r + 1
         results["samples"] = samples
         results["summary"] = summarize(samples, data_mib)
-        saved = save_results("analysis_quick" if args.quick else "analysis", results)
+        name = args.name or ("analysis_quick" if args.quick else "analysis")
+        saved = save_results(name, results)
     print(json.dumps(results["summary"], indent=2))
     print(f"results: {saved}")
 
