@@ -85,6 +85,12 @@ def export_flow(
     Examples:
         >>> export_flow(out="/data/prefect-states", since="1d")  # doctest: +SKIP
         {'out': '/data/prefect-states', 'source': 'events', ...}
+
+        Serve it on a schedule from any machine that reaches the server:
+
+        >>> export_flow.name
+        'trs-analytics-export'
+        >>> export_flow.serve(cron="*/15 * * * *", parameters={"out": "/data/states"})  # doctest: +SKIP
     """
     result = export_states(
         out,
