@@ -16,11 +16,14 @@ The window applies to the **state timestamp**: a row is returned when
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, Unpack
 
 import polars as pl
 
@@ -60,6 +63,7 @@ logger = logging.getLogger("trs_analytics.fetch")
 
 Source = Literal["auto", "states", "events"]
 _SOURCES = ("auto", "states", "events")
+T = TypeVar("T")
 #: How far back a self-hosted server keeps events by default.
 DEFAULT_EVENT_RETENTION = timedelta(days=7)
 _RETENTION_MARGIN = timedelta(hours=1)
@@ -366,6 +370,44 @@ def _event_fallback(event: dict[str, Any]) -> dict[str, Any]:
     return snapshot
 
 
+_DONE = object()
+
+
+def _prefetch(items: Iterator[T], *, depth: int) -> Iterator[T]:
+    """Iterate ``items`` on a background thread, at most ``depth`` items ahead.
+
+    Errors are re-raised in the consumer; closing the generator stops the thread.
+    """
+    buffer: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        buffer.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            buffer.put(_DONE)
+        except BaseException as err:  # handed to the consumer, raised there
+            buffer.put(err)
+
+    thread = threading.Thread(target=produce, name="trs-prefetch", daemon=True)
+    thread.start()
+    try:
+        while (item := buffer.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
 def _iter_events(
     client: PrefectClient,
     filters: StateFilters,
@@ -373,13 +415,12 @@ def _iter_events(
     end: datetime,
     batch_size: int,
 ) -> Iterator[pl.DataFrame]:
+    """Page events on one thread while the previous batch's lookups run on another."""
     deployment_ids = _resolve_deployments(client, filters.deployments)
     attributes = _Attributes(client)
     url = f"{client.api_url}/events/filter"
-    rows: list[dict[str, Any]] = []
-    latest: dict[str, dict[str, Any]] = {}
 
-    def flush() -> pl.DataFrame:
+    def finish(rows: list[dict[str, Any]], latest: dict[str, dict[str, Any]]) -> pl.DataFrame:
         found = {tr["id"]: tr for tr in read_by_ids(client, "task_runs", sorted(latest))}
         runs = [found.get(i) or _event_fallback(latest[i]) for i in sorted(latest)]
         attrs = filters.apply(attributes.rows(runs), deployment_ids)
@@ -387,22 +428,34 @@ def _iter_events(
         keep = frame.filter(pl.col("task_run_id").is_in(attrs["task_run_id"].implode()))
         return _in_window(keep, start, end)
 
-    for page in iter_event_pages(client, since=start, until=end):
-        for event in page:
-            row = state_row_from_event(event, url=url)
-            if row is None:
-                continue
-            rows.append(row)
-            latest[row["task_run_id"]] = event
-        if len(rows) >= batch_size:
-            frame = flush()
-            rows, latest = [], {}
-            if frame.height:
+    def batches() -> Iterator[tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]]:
+        rows: list[dict[str, Any]] = []
+        latest: dict[str, dict[str, Any]] = {}
+        for page in _prefetch(iter_event_pages(client, since=start, until=end), depth=8):
+            for event in page:
+                row = state_row_from_event(event, url=url)
+                if row is not None:
+                    rows.append(row)
+                    latest[row["task_run_id"]] = event
+            if len(rows) >= batch_size:
+                yield rows, latest
+                rows, latest = [], {}
+        if rows:
+            yield rows, latest
+
+    # One lookup in flight while paging goes on; batches stay in order.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="trs-lookup") as pool:
+        pending: Future[pl.DataFrame] | None = None
+        try:
+            for rows, latest in batches():
+                submitted = pool.submit(finish, rows, latest)
+                if pending is not None and (frame := pending.result()).height:
+                    yield frame
+                pending = submitted
+            if pending is not None and (frame := pending.result()).height:
                 yield frame
-    if rows:
-        frame = flush()
-        if frame.height:
-            yield frame
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def iter_states(
