@@ -7,6 +7,7 @@ into one ``Error: ...`` line on stderr and an exit code a scheduler can act on
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -29,7 +30,7 @@ from trs_analytics.exceptions import (
     TransportError,
     TrsAnalyticsError,
 )
-from trs_analytics.fetch import fetch_states
+from trs_analytics.fetch import FilterKwargs, fetch_states
 from trs_analytics.schema import STATE_TYPES
 from trs_analytics.storage import (
     DEFAULT_OVERLAP,
@@ -180,8 +181,17 @@ _STATE_TYPE = click.Choice(STATE_TYPES, case_sensitive=False)
 
 
 def _filter_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the six filter options; the command receives them as one ``filters`` dict."""
+
+    @functools.wraps(fn)
+    def command(**kwargs: Any) -> Any:
+        filters = {name: kwargs.pop(name) for name in FilterKwargs.__annotations__}
+        return fn(filters=cast("FilterKwargs", filters), **kwargs)
+
     options = [
-        click.option("--flow", "flows", multiple=True, help="Keep runs of this flow (repeatable)."),
+        click.option(
+            "--flow", "flow_names", multiple=True, help="Keep runs of this flow (repeatable)."
+        ),
         click.option(
             "--deployment",
             "deployments",
@@ -191,7 +201,9 @@ def _filter_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--work-pool", "work_pools", multiple=True, help="Keep runs of this work pool."
         ),
-        click.option("--task", "tasks", multiple=True, help="Keep this task name (repeatable)."),
+        click.option(
+            "--task", "task_names", multiple=True, help="Keep this task name (repeatable)."
+        ),
         click.option("--tag", "tags", multiple=True, help="Keep runs carrying every tag given."),
         click.option(
             "--state-type",
@@ -202,8 +214,8 @@ def _filter_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         ),
     ]
     for option in reversed(options):
-        fn = option(fn)
-    return fn
+        command = option(command)
+    return command
 
 
 def _client_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -369,12 +381,7 @@ def export(
     overlap: timedelta,
     wait: float,
     flush_rows: int,
-    flows: tuple[str, ...],
-    deployments: tuple[str, ...],
-    work_pools: tuple[str, ...],
-    tasks: tuple[str, ...],
-    tags: tuple[str, ...],
-    state_types: tuple[str, ...],
+    filters: FilterKwargs,
     **client_options: Any,
 ) -> None:
     """Export task-run states into a Parquet dataset partitioned by day, incrementally.
@@ -402,12 +409,7 @@ def export(
             wait=wait,
             flush_rows=flush_rows,
             on_progress=on_progress,
-            flow_names=flows,
-            deployments=deployments,
-            work_pools=work_pools,
-            task_names=tasks,
-            tags=tags,
-            state_types=state_types,
+            **filters,
         )
     output.summary(result.summary(), event="export", **result.as_dict())
 
@@ -440,12 +442,7 @@ def fetch(
     until: str | None,
     source: str,
     force: bool,
-    flows: tuple[str, ...],
-    deployments: tuple[str, ...],
-    work_pools: tuple[str, ...],
-    tasks: tuple[str, ...],
-    tags: tuple[str, ...],
-    state_types: tuple[str, ...],
+    filters: FilterKwargs,
     **client_options: Any,
 ) -> None:
     """Fetch the task-run states of one window into a single Parquet file.
@@ -466,12 +463,7 @@ def fetch(
                 since=since,
                 until=until,
                 source=cast("Source", source),
-                flow_names=flows,
-                deployments=deployments,
-                work_pools=work_pools,
-                task_names=tasks,
-                tags=tags,
-                state_types=state_types,
+                **filters,
             )
             write_states(states, out)
             requests = client.stats.requests
