@@ -6,8 +6,6 @@ import contextlib
 import json
 import os
 import platform
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -17,8 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import psutil
+
+from tests.prefect_harness import clean_prefect_env, start_prefect_server
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -27,78 +26,16 @@ ROOT = Path(__file__).resolve().parent
 WORK = ROOT / ".work"
 RESULTS = ROOT / "results"
 
-#: Services a read-only benchmark server does not need (the event persister and
-#: task-run recorder stay on, so workload states become readable).
-QUIET_SERVICES = {
-    "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
-    "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED": "false",
-    "PREFECT_SERVER_SERVICES_FOREMAN_ENABLED": "false",
-    "PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_ENABLED": "false",
-    "PREFECT_SERVER_SERVICES_CANCELLATION_CLEANUP_ENABLED": "false",
-    "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED": "false",
-}
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def prefect_env(home: Path, **settings: str) -> dict[str, str]:
-    """``os.environ`` without the user's ``PREFECT_*`` settings, with ``home`` as PREFECT_HOME."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(
-        PREFECT_HOME=str(home),
-        PREFECT_PROFILES_PATH=str(home / "profiles.toml"),
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_SERVER_UI_ENABLED="false",
-    )
-    env.update(settings)
-    return env
+# The benchmarks start Prefect servers with the tests' harness (same environment
+# cleaning, quiet services, process-group stop); only the kept PREFECT_HOME differs.
+prefect_env = clean_prefect_env
 
 
 @contextlib.contextmanager
 def prefect_server(home: Path, *, timeout: float = 90.0) -> Iterator[str]:
     """Run ``prefect server start`` on ``home`` (kept between runs); yield its API URL."""
-    home.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    prefect = Path(sys.executable).parent / "prefect"
-    with (home / "server.log").open("ab") as log:
-        process = subprocess.Popen(
-            [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=home,
-            env=prefect_env(home, **QUIET_SERVICES),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    api_url = f"http://127.0.0.1:{port}/api"
-    try:
-        wait_healthy(api_url, process, timeout)
-        yield api_url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-def wait_healthy(api_url: str, process: subprocess.Popen[bytes], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the Prefect server exited with {process.returncode}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{api_url}/health", timeout=2).json() is True:
-                return
-        time.sleep(0.3)
-    raise RuntimeError(f"the Prefect server at {api_url} was not healthy after {timeout} s")
+    with start_prefect_server(home, timeout=timeout) as server:
+        yield server.api_url
 
 
 @dataclass
