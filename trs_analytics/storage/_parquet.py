@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import polars as pl
 
-from trs_analytics.exceptions import SchemaError, StorageError
+from trs_analytics.engines import (
+    Engine,
+    check_duckdb_utc,
+    check_engine,
+    check_spark_utc,
+    import_engine,
+)
+from trs_analytics.exceptions import ConfigurationError, SchemaError, StorageError
 from trs_analytics.schema import SCHEMA_VERSION, STATES_SCHEMA, empty_states, validate_states
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    import duckdb
+    import pyspark.sql
 
 __all__ = [
     "SCHEMA_VERSION_KEY",
@@ -134,30 +145,216 @@ def _check_file(file: Path) -> None:
         raise StorageError(msg) from err
 
 
-def scan_states(path: str | os.PathLike[str]) -> pl.LazyFrame:
-    """Lazily read states from a Parquet file or a folder of them (a dataset).
+#: A path another engine reads itself: ``s3://``, ``gs://``, ``abfss://``, ``dbfs:/``, ...
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")
 
-    Hidden files (``.`` or ``_`` prefix, such as in-progress writes) are skipped.
-    Every file's schema is checked against the contract before the scan is built.
 
-    Raises:
-        StorageError: when the path does not exist, or a file is damaged or
-            holds something other than states.
+def _is_uri(path: str | os.PathLike[str]) -> bool:
+    return isinstance(path, str) and _URI.match(path) is not None and not path.startswith("file:")
 
-    Examples:
-        >>> import tempfile, trs_analytics as ta
-        >>> ta.scan_states(tempfile.mkdtemp()).collect().height
-        0
-    """
+
+def _local_files(path: str | os.PathLike[str]) -> list[Path]:
+    """The checked Parquet files of a local file or dataset folder."""
     root = Path(path)
     if not root.exists():
         msg = f"{root} does not exist. Hint: export states there first, or check the path."
         raise StorageError(msg)
     files = [root] if root.is_file() else list_parquet_files(root)
-    if not files:
-        return empty_states().lazy()
     for file in files:
         _check_file(file)
+    return files
+
+
+@overload
+def scan_states(
+    path: str | os.PathLike[str],
+    engine: Literal["polars"] = ...,
+    *,
+    connection: None = ...,
+    spark: None = ...,
+) -> pl.LazyFrame: ...
+
+
+@overload
+def scan_states(
+    path: str | os.PathLike[str],
+    engine: Literal["duckdb"],
+    *,
+    connection: duckdb.DuckDBPyConnection | None = ...,
+    spark: None = ...,
+) -> duckdb.DuckDBPyRelation: ...
+
+
+@overload
+def scan_states(
+    path: str | os.PathLike[str],
+    engine: Literal["spark"],
+    *,
+    connection: None = ...,
+    spark: pyspark.sql.SparkSession | None = ...,
+) -> pyspark.sql.DataFrame: ...
+
+
+@overload
+def scan_states(
+    path: str | os.PathLike[str],
+    engine: Engine = ...,
+    *,
+    connection: duckdb.DuckDBPyConnection | None = ...,
+    spark: pyspark.sql.SparkSession | None = ...,
+) -> pl.LazyFrame | duckdb.DuckDBPyRelation | pyspark.sql.DataFrame: ...
+
+
+def scan_states(
+    path: str | os.PathLike[str],
+    engine: Engine = "polars",
+    *,
+    connection: duckdb.DuckDBPyConnection | None = None,
+    spark: pyspark.sql.SparkSession | None = None,
+) -> pl.LazyFrame | duckdb.DuckDBPyRelation | pyspark.sql.DataFrame:
+    """Lazily read states from a Parquet file or a dataset folder, on one engine.
+
+    A dataset is what ``trs-analytics export`` writes (``day=YYYY-MM-DD/part-*.parquet``);
+    the ``day`` partition is not a column of the result. Hidden files (``.`` or
+    ``_`` prefix, such as in-progress writes) are skipped, and every file's
+    schema is checked against the contract before the scan is built.
+
+    Every engine gives the contract's columns (:data:`~trs_analytics.STATES_SCHEMA`)
+    with UTC timestamps. On DuckDB and Spark, which have no ``Enum``, ``type``
+    is a string; timestamps are ``TIMESTAMP WITH TIME ZONE`` (DuckDB) or
+    ``TimestampType`` (Spark), both shown in the session time zone, which must
+    be UTC.
+
+    Args:
+        path: a ``.parquet`` file or a dataset folder. With ``engine="duckdb"``
+            or ``"spark"`` it may also be a URI the engine reads itself
+            (``s3://bucket/states/``, ``dbfs:/states/``); then the files are
+            not checked here.
+        engine: ``"polars"`` (a ``pl.LazyFrame``), ``"duckdb"`` (a
+            ``duckdb.DuckDBPyRelation``) or ``"spark"`` (a ``pyspark.sql.DataFrame``).
+        connection: the DuckDB connection to read on (its ``TimeZone`` must be
+            UTC); by default a new in-memory connection set to UTC.
+        spark: the SparkSession to read on (its ``spark.sql.session.timeZone``
+            must be UTC); by default the active session, or a new local one,
+            with the session time zone set to UTC.
+
+    Raises:
+        StorageError: the path does not exist, or a file is damaged or holds
+            something other than states.
+        ConfigurationError: an unknown engine, an argument for another engine,
+            or a connection or session whose time zone is not UTC.
+        MissingDependencyError: the engine's package is not installed.
+
+    Examples:
+        >>> import tempfile, trs_analytics as ta
+        >>> ta.scan_states(tempfile.mkdtemp()).collect().height
+        0
+        >>> rel = ta.scan_states("data/sample_states.parquet", engine="duckdb")
+        >>> rel.aggregate("count(*) AS states, count(DISTINCT task_run_id) AS runs").fetchall()
+        [(8928, 2760)]
+        >>> dict(zip(rel.columns, map(str, rel.types)))["timestamp"]
+        'TIMESTAMP WITH TIME ZONE'
+        >>> rel.filter("type = 'FAILED'").aggregate("min(timestamp)").fetchall()[0][0].tzname()
+        'UTC'
+    """
+    engine = check_engine(engine)
+    if connection is not None and engine != "duckdb":
+        msg = f"connection= is a DuckDB connection, but engine={engine!r}. Hint: pass engine='duckdb'."
+        raise ConfigurationError(msg)
+    if spark is not None and engine != "spark":
+        msg = f"spark= is a SparkSession, but engine={engine!r}. Hint: pass engine='spark'."
+        raise ConfigurationError(msg)
+    if engine == "duckdb":
+        return _scan_duckdb(path, connection)
+    if engine == "spark":
+        return _scan_spark(path, spark)
+    return _scan_polars(path)
+
+
+def _scan_polars(path: str | os.PathLike[str]) -> pl.LazyFrame:
+    files = _local_files(path)
+    if not files:
+        return empty_states().lazy()
     return pl.scan_parquet(files, hive_partitioning=False, extra_columns="ignore").select(
         STATES_SCHEMA.names()
     )
+
+
+def _sql_type(dtype: pl.DataType) -> str:
+    """The DuckDB / Spark SQL type of a contract column (no Enum: ``type`` is a string)."""
+    if isinstance(dtype, pl.Datetime):
+        return "TIMESTAMP"  # Spark's; DuckDB's is TIMESTAMPTZ (see _duckdb_type)
+    if isinstance(dtype, pl.List):
+        return "ARRAY<STRING>"
+    return {pl.Int64: "BIGINT", pl.Boolean: "BOOLEAN"}.get(type(dtype), "STRING")
+
+
+def _duckdb_type(dtype: pl.DataType) -> str:
+    if isinstance(dtype, pl.Datetime):
+        return "TIMESTAMPTZ"
+    if isinstance(dtype, pl.List):
+        return "VARCHAR[]"
+    return _sql_type(dtype).replace("STRING", "VARCHAR")
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _scan_duckdb(
+    path: str | os.PathLike[str], connection: duckdb.DuckDBPyConnection | None
+) -> duckdb.DuckDBPyRelation:
+    duckdb = import_engine("duckdb")
+    if connection is None:
+        connection = duckdb.connect()
+        connection.sql("SET TimeZone = 'UTC'")
+    check_duckdb_utc(connection)
+    casts = [
+        f"CAST({_quote(c)} AS {_duckdb_type(t)}) AS {_quote(c)}" for c, t in STATES_SCHEMA.items()
+    ]
+    if _is_uri(path):
+        source: Any = (
+            f"{str(path).rstrip('/')}/**/*.parquet"
+            if not str(path).endswith(".parquet")
+            else str(path)
+        )
+    else:
+        files = _local_files(path)
+        if not files:
+            empty = ", ".join(
+                f"CAST(NULL AS {_duckdb_type(t)}) AS {_quote(c)}" for c, t in STATES_SCHEMA.items()
+            )
+            return connection.sql(f"SELECT {empty} WHERE false")
+        source = [str(f) for f in files]
+    relation = connection.read_parquet(source, hive_partitioning=False, union_by_name=True)
+    return relation.select(", ".join(casts))
+
+
+def _spark_session(spark: pyspark.sql.SparkSession | None) -> pyspark.sql.SparkSession:
+    if spark is not None:
+        check_spark_utc(spark)
+        return spark
+    pyspark_sql = import_engine("spark").sql  # the extra's presence, checked with its hint
+    active = pyspark_sql.SparkSession.getActiveSession()
+    if active is not None:
+        check_spark_utc(active)
+        return active  # type: ignore[no-any-return]
+    builder = pyspark_sql.SparkSession.builder.appName("trs_analytics")
+    return builder.config("spark.sql.session.timeZone", "UTC").getOrCreate()  # type: ignore[no-any-return]
+
+
+def _scan_spark(
+    path: str | os.PathLike[str], spark: pyspark.sql.SparkSession | None
+) -> pyspark.sql.DataFrame:
+    session = _spark_session(spark)
+    columns = ", ".join(f"{c} {_sql_type(t)}" for c, t in STATES_SCHEMA.items())
+    casts = [f"CAST(`{c}` AS {_sql_type(t)}) AS `{c}`" for c, t in STATES_SCHEMA.items()]
+    if _is_uri(path):
+        # Spark lists the folder itself (hidden _/. names are skipped by Spark too)
+        reader = session.read.option("recursiveFileLookup", "true")
+        frame = reader.option("pathGlobFilter", "*.parquet").parquet(str(path))
+        return frame.selectExpr(*casts)
+    files = _local_files(path)
+    if not files:
+        return session.createDataFrame([], schema=columns)
+    return session.read.parquet(*(str(f) for f in files)).selectExpr(*casts)

@@ -1,0 +1,174 @@
+"""The engines a states frame can live on: Polars (default), DuckDB and PySpark.
+
+Polars is always installed; DuckDB and PySpark are optional extras
+(``pip install 'trs-analytics[duckdb]'``, ``'trs-analytics[spark]'``). This
+module names the engines, imports an optional one only when it is asked for
+(with an error naming the extra when it is missing), and tells which engine a
+native frame belongs to. It imports nothing from the other layers, so every
+layer may use it.
+
+Two traps every engine but Polars sets: there is no ``Enum`` (``type`` is a
+plain string there), and a timestamp is shown and bucketed in the *session's*
+time zone (DuckDB's ``TimeZone`` setting, Spark's ``spark.sql.session.timeZone``),
+which must be UTC for days to be UTC days. :func:`check_duckdb_utc` and
+:func:`check_spark_utc` refuse a connection or session that is not UTC.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any, Final, Literal, get_args
+
+from trs_analytics.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+__all__ = [
+    "ENGINES",
+    "UTC_NAMES",
+    "Engine",
+    "MissingDependencyError",
+    "check_duckdb_utc",
+    "check_engine",
+    "check_spark_utc",
+    "engine_of",
+    "import_engine",
+]
+
+#: An engine name, as ``scan_states(..., engine=...)`` takes it.
+Engine = Literal["polars", "duckdb", "spark"]
+
+#: Every engine name, the default first.
+ENGINES: Final[tuple[Engine, ...]] = get_args(Engine)
+
+#: The module each engine needs, and the extra that installs it.
+_MODULES: Final[dict[Engine, tuple[str, str]]] = {
+    "polars": ("polars", ""),
+    "duckdb": ("duckdb", "duckdb"),
+    "spark": ("pyspark", "spark"),
+}
+
+#: Time-zone names that mean UTC, as DuckDB and Spark report them.
+UTC_NAMES: Final = frozenset({"UTC", "Etc/UTC", "GMT", "Etc/GMT", "Z", "+00:00", "UTC+00:00"})
+
+
+class MissingDependencyError(ConfigurationError):
+    """An optional engine was asked for, but its package is not installed."""
+
+
+def check_engine(engine: str) -> Engine:
+    """Return ``engine`` when it names an engine, or raise :class:`ConfigurationError`.
+
+    Examples:
+        >>> check_engine("duckdb")
+        'duckdb'
+        >>> check_engine("pandas")
+        Traceback (most recent call last):
+        ...
+        trs_analytics.exceptions.ConfigurationError: engine='pandas' is not an engine trs_analytics runs on; expected one of 'polars', 'duckdb', 'spark'. Hint: convert a pandas frame with polars.from_pandas() and use engine='polars'.
+    """
+    if engine in ENGINES:
+        return engine
+    names = ", ".join(repr(e) for e in ENGINES)
+    msg = (
+        f"engine={engine!r} is not an engine trs_analytics runs on; expected one of {names}. "
+        "Hint: convert a pandas frame with polars.from_pandas() and use engine='polars'."
+    )
+    raise ConfigurationError(msg)
+
+
+def import_engine(engine: str) -> ModuleType:
+    """Import and return the module behind ``engine`` (``polars``, ``duckdb``, ``pyspark``).
+
+    Raises:
+        ConfigurationError: ``engine`` is not an engine name.
+        MissingDependencyError: the engine's package is not installed; the
+            message names the extra that installs it.
+
+    Examples:
+        >>> import_engine("polars").__name__
+        'polars'
+        >>> import_engine("duckdb").__name__
+        'duckdb'
+    """
+    module, extra = _MODULES[check_engine(engine)]
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        msg = (
+            f"engine={engine!r} needs {module}, which is not installed ({err}). "
+            f"Hint: pip install 'trs-analytics[{extra}]'."
+        )
+        raise MissingDependencyError(msg) from err
+
+
+def engine_of(frame: object) -> Engine | None:
+    """The engine a native frame belongs to, or ``None`` for anything else.
+
+    Polars DataFrame and LazyFrame give ``"polars"``, a DuckDB relation
+    ``"duckdb"``, a PySpark DataFrame (classic or Connect) ``"spark"``. The
+    test looks at the class's module, so it imports no optional package.
+
+    Examples:
+        >>> import duckdb, polars as pl
+        >>> engine_of(pl.DataFrame({"a": [1]}).lazy())
+        'polars'
+        >>> engine_of(duckdb.sql("SELECT 1 AS a"))
+        'duckdb'
+        >>> engine_of([1, 2]) is None
+        True
+    """
+    module = type(frame).__module__
+    root = module.split(".", 1)[0]
+    if root == "polars":
+        return "polars"
+    if root in ("duckdb", "_duckdb"):
+        return "duckdb"
+    if root == "pyspark" and type(frame).__name__ == "DataFrame":
+        return "spark"
+    return None
+
+
+def check_duckdb_utc(connection: Any) -> None:
+    """Raise :class:`ConfigurationError` unless the DuckDB connection's ``TimeZone`` is UTC.
+
+    DuckDB truncates a ``TIMESTAMPTZ`` to days in the connection's time zone, so
+    a non-UTC connection would put runs in the wrong day.
+
+    Examples:
+        >>> import duckdb
+        >>> con = duckdb.connect()
+        >>> _ = con.sql("SET TimeZone = 'Europe/Paris'")
+        >>> check_duckdb_utc(con)
+        Traceback (most recent call last):
+        ...
+        trs_analytics.exceptions.ConfigurationError: the DuckDB connection's TimeZone is 'Europe/Paris', expected UTC (days and hours are bucketed in it). Hint: run connection.sql("SET TimeZone = 'UTC'") first.
+        >>> _ = con.sql("SET TimeZone = 'UTC'")
+        >>> check_duckdb_utc(con)
+    """
+    rows = connection.sql("SELECT current_setting('TimeZone')").fetchall()
+    zone = str(rows[0][0]) if rows else ""
+    if zone not in UTC_NAMES:
+        msg = (
+            f"the DuckDB connection's TimeZone is {zone!r}, expected UTC (days and hours are "
+            "bucketed in it). Hint: run connection.sql(\"SET TimeZone = 'UTC'\") first."
+        )
+        raise ConfigurationError(msg)
+
+
+def check_spark_utc(spark: Any) -> None:
+    """Raise :class:`ConfigurationError` unless ``spark.sql.session.timeZone`` is UTC.
+
+    Spark reads a Parquet UTC timestamp as an instant but shows it, casts it to
+    a date and truncates it in the session time zone (the JVM's zone unless
+    set), so a non-UTC session would put runs in the wrong day.
+    """
+    zone = str(spark.conf.get("spark.sql.session.timeZone"))
+    if zone not in UTC_NAMES:
+        msg = (
+            f"the SparkSession's spark.sql.session.timeZone is {zone!r}, expected UTC (days and "
+            "hours are bucketed in it). Hint: spark.conf.set('spark.sql.session.timeZone', "
+            "'UTC'), or build the session with .config('spark.sql.session.timeZone', 'UTC')."
+        )
+        raise ConfigurationError(msg)
