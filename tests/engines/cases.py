@@ -1,0 +1,71 @@
+"""Every public metric, as a table of calls the cross-engine tests run on each engine.
+
+A case is ``(id, call, ordered)``: ``call(states)`` returns the metric on any
+engine's frame; ``ordered`` says the metric documents its row order (then the
+order is compared too).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+import trs_analytics as ta
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    call: Callable[[Any], Any]
+    ordered: bool = False
+
+
+def cases(*, window: str, min_runs: int) -> list[Any]:
+    """The metric calls; ``window``/``min_runs`` size compare_windows to the data."""
+    table = [
+        Case("retry_counts", ta.retry_counts, ordered=True),
+        Case("retry_distribution", ta.retry_distribution, ordered=True),
+        Case("retry_distribution-by-none", lambda s: ta.retry_distribution(s, by=None), True),
+        Case("failure_rates", ta.failure_rates, ordered=True),
+        Case("failure_rates-by-flow", lambda s: ta.failure_rates(s, by="flow_name"), True),
+        Case("failure_rates-by-tags", lambda s: ta.failure_rates(s, by="tags"), True),
+        Case(
+            "failure_rates-every",
+            lambda s: ta.failure_rates(s, by=None, every=window),
+            ordered=True,
+        ),
+        Case(
+            "durations-pending-running", lambda s: ta.durations(s, start="PENDING", end="RUNNING")
+        ),
+        Case(
+            "durations-every-step",
+            lambda s: ta.durations(s, start="*", end="*", occurrence="every"),
+        ),
+        Case(
+            "durations-last-running-terminal",
+            lambda s: ta.durations(s, start="RUNNING", end="TERMINAL", occurrence="last"),
+        ),
+        Case("queue_wait", ta.queue_wait),
+        Case("end_to_end", ta.end_to_end),
+        Case("retry_wait", ta.retry_wait),
+        Case("time_in_state", ta.time_in_state),
+        Case("time_in_state-name", lambda s: ta.time_in_state(s, level="name")),
+        Case("run_time", ta.run_time),
+        Case("lateness", ta.lateness),
+        Case("summarize-run_time", lambda s: ta.summarize(ta.run_time(s), by="task_name")),
+        Case("summarize-end_to_end", lambda s: ta.summarize(ta.end_to_end(s))),
+        Case(
+            "compare_windows",
+            lambda s: ta.compare_windows(s, window=window, min_runs=min_runs),
+        ),
+        Case(
+            "regressions",
+            lambda s: ta.regressions(s, window=window, min_runs=min_runs, metric="end_to_end"),
+        ),
+    ]
+    return [pytest.param(case, id=case.id) for case in table]

@@ -1,0 +1,113 @@
+"""Every public metric gives the same answer on Polars (eager, lazy), DuckDB and PySpark.
+
+The reference is the metric on an eager Polars frame; each engine's result
+must be that engine's kind of frame and equal the reference (see
+:func:`tests.engines.native.assert_same`). Data: the bundled real-server
+sample, and hypothesis-generated histories with duplicates, ties at one
+instant, skewed clocks, runs with no flow and null tags.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import trs_analytics as ta
+from tests.engines.cases import Case, cases
+from tests.engines.native import KIND_OF, assert_same, kind
+from tests.metrics.builders import TYPE_OF, at
+from tests.metrics.test_metric_properties import Run, runs
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample_states.parquet"
+
+#: Hypothesis examples per (metric, engine): Spark answers each query in ~0.1-1 s.
+EXAMPLES = {"polars-eager": 15, "polars-lazy": 15, "duckdb": 15, "spark": 2}
+
+
+def check(case: Case, states: pl.DataFrame, native: Any, engine: str) -> None:
+    result = case.call(native)
+    assert kind(result) == KIND_OF[engine], f"{case.id} on {engine} returned {type(result)}"
+    assert_same(result, case.call(states), ordered=case.ordered)
+
+
+@pytest.fixture(scope="module")
+def sample() -> pl.DataFrame:
+    return pl.read_parquet(SAMPLE)
+
+
+@pytest.fixture(scope="module")
+def sample_on_engine(sample: pl.DataFrame, on_engine: Callable[[pl.DataFrame], Any]) -> Any:
+    return on_engine(sample)
+
+
+@pytest.mark.parametrize("case", cases(window="5m", min_runs=5))
+def test_sample(case: Case, engine: str, sample: pl.DataFrame, sample_on_engine: Any) -> None:
+    check(case, sample, sample_on_engine, engine)
+
+
+# -- generated histories ---------------------------------------------------------------
+
+FLOWS = [None, ("flow-run-a", "etl"), ("flow-run-b", "etl"), ("flow-run-c", "report")]
+TAGS = [None, [], ["etl"], ["etl", "critical"], ["critical", None]]
+SKEWS_US = [0, 0, 0, -2_000_000, 1_500_000, -50, 7]
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> pl.DataFrame:
+    """Runs as Prefect writes them, then messed up the way real data arrives."""
+    generated: list[Run] = draw(runs(max_runs=6))
+    rows: list[dict[str, Any]] = []
+    for run in generated:
+        flow = draw(st.sampled_from(FLOWS))
+        tags = draw(st.sampled_from(TAGS))
+        stamps = list(run.micros)
+        for i in range(1, len(stamps)):
+            if draw(st.integers(0, 9)) == 0:  # a tie: two states at one instant
+                stamps[i] = stamps[i - 1]
+            stamps[i] += draw(st.sampled_from(SKEWS_US))  # a worker's skewed clock
+        for i, (name, micros) in enumerate(zip(run.names, stamps, strict=True)):
+            row = {
+                "id": f"{run.run_id}-{i}",
+                "task_run_id": run.run_id,
+                "flow_run_id": flow and flow[0],
+                "flow_name": flow and flow[1],
+                "task_name": f"task-{int(run.run_id[-1]) % 2}",
+                "tags": tags,
+                "type": TYPE_OF[name],
+                "name": name,
+                "timestamp": at(0) + timedelta(microseconds=max(micros, 0)),
+                "expected_start_time": at(0) + timedelta(microseconds=run.micros[0] // 2),
+            }
+            rows.append(row)
+            if draw(st.integers(0, 7)) == 0:  # delivered twice (export overlap)
+                rows.append(dict(row))
+    order = draw(st.permutations(range(len(rows))))
+    frame = pl.DataFrame([rows[i] for i in order], schema_overrides={"tags": pl.List(pl.String)})
+    missing = [
+        pl.lit(None, dtype).alias(c) for c, dtype in ta.STATES_SCHEMA.items() if c not in frame
+    ]
+    return frame.with_columns(missing).select(ta.STATES_SCHEMA.names()).cast(ta.STATES_SCHEMA)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("case", cases(window="1m", min_runs=1))
+def test_generated(case: Case, engine: str, on_engine: Callable[[pl.DataFrame], Any]) -> None:
+    @settings(
+        max_examples=EXAMPLES[engine],
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(histories())
+    def holds(states: pl.DataFrame) -> None:
+        check(case, states, on_engine(states), engine)
+
+    holds()
