@@ -1,0 +1,202 @@
+"""Beyond one machine's memory: the report's metrics on a 100M-state dataset, on DuckDB.
+
+    uv run python benchmarks/bench_scale.py                       # 100M states, memory_limit 3GB
+    uv run python benchmarks/bench_scale.py --states 2000000 --name scale_dev   # to develop
+
+1. The dataset is written once to ``benchmarks/.work/states-<N>/`` in the
+   layout ``export_states`` writes (``day=YYYY-MM-DD/part-NNNNN.parquet``),
+   chunk by chunk (``--chunk-states`` per call of ``generate_states``, each chunk
+   its own seed and days), so generating it never holds more than one chunk.
+2. A fresh child process opens it with ``scan_states(DIR, engine="duckdb",
+   connection=con)`` on a connection with ``memory_limit`` (default 3GB: the
+   target is a peak RSS <= 4 GiB for the whole process), 2 threads and a spill
+   folder, and computes the report's metrics with the trs_analytics functions
+   (the headline figures, the per-task tables, the per-day failure rates, the
+   retry distribution and the window comparison), each fetched to Polars.
+   Its time per metric and its peak RSS (VmHWM, and the parent's RSS polling)
+   go to ``results/<name>.json``.
+
+``--variant sql`` times the hand-written DuckDB SQL of ``bench_analysis.py``
+instead (the three analysis metrics), for comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import WORK, machine, ru_maxrss_kib, run_child, save_results
+
+THIS = Path(__file__).resolve()
+STATES_PER_RUN = 3.17
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+# --------------------------------------------------------------------------- data
+def build_dataset(states: int, chunk_states: int) -> Path:
+    """Write (or finish writing) the dataset of about ``states`` states; return its folder."""
+    import polars as pl
+
+    import trs_analytics as ta
+
+    root = WORK / f"states-{states}"
+    chunks = -(-states // chunk_states)
+    days_per_chunk = 1.0
+    for k in range(chunks):
+        done = root / f"_chunk-{k:05d}.done"  # hidden from readers (leading "_")
+        if done.exists():
+            continue
+        frame = ta.generate_states(
+            round(min(chunk_states, states - k * chunk_states) / STATES_PER_RUN),
+            seed=1000 + k,
+            start=START + timedelta(days=k * days_per_chunk),
+            days=days_per_chunk,
+            n_flows=20,
+            n_tasks=200,
+        ).sort("timestamp", "id")
+        day = pl.col("timestamp").dt.date().cast(pl.String)
+        for (name,), part in (
+            frame.with_columns(_day=day).partition_by("_day", as_dict=True).items()
+        ):
+            ta.write_states(part.drop("_day"), root / f"day={name}" / f"part-{k:05d}.parquet")
+        del frame
+        root.mkdir(parents=True, exist_ok=True)
+        done.write_text("ok\n")
+        print(f"chunk {k + 1}/{chunks} written", flush=True)
+    return root
+
+
+# --------------------------------------------------------------------------- metrics
+def report_metrics(states: Any) -> dict[str, Any]:
+    """What the HTML report computes (trs_analytics.report._tables and its charts)."""
+    import trs_analytics as ta
+
+    return {
+        "failure_rate_overall": lambda: ta.failure_rates(states, by=None),
+        "run_time_overall": lambda: ta.summarize(ta.run_time(states)),
+        "queue_wait_overall": lambda: ta.summarize(ta.queue_wait(states)),
+        "lateness_overall": lambda: ta.summarize(ta.lateness(states)),
+        "run_time_by_task": lambda: ta.summarize(ta.run_time(states), by="task_name"),
+        "failure_rates_by_task": lambda: ta.failure_rates(states, by="task_name"),
+        "failure_rates_by_task_day": lambda: ta.failure_rates(states, by="task_name", every="1d"),
+        "retry_distribution": lambda: ta.retry_distribution(states, by="task_name"),
+        "compare_windows_7d": lambda: ta.compare_windows(states, window="7d"),
+    }
+
+
+def run(folder: Path, variant: str, memory_limit: str, threads: int) -> None:
+    """Child process: open the dataset on DuckDB, time each metric, print JSON."""
+    import duckdb
+    from bench_analysis import collected, duckdb_metrics
+
+    import trs_analytics as ta
+
+    spill = WORK / "duckdb-spill"
+    shutil.rmtree(spill, ignore_errors=True)
+    spill.mkdir(parents=True)
+    con = duckdb.connect(
+        config={
+            "memory_limit": memory_limit,
+            "threads": threads,
+            "temp_directory": str(spill),
+            "preserve_insertion_order": False,
+        }
+    )
+    con.sql("SET TimeZone = 'UTC'")
+    if variant == "trs":
+        states = ta.scan_states(folder, engine="duckdb", connection=con)
+        metrics = {k: (lambda f=f: collected(f())) for k, f in report_metrics(states).items()}
+    else:
+        metrics = duckdb_metrics(con, f"read_parquet('{folder}/**/*.parquet')")
+    seconds: dict[str, float] = {}
+    rows: dict[str, int] = {}
+    for name, compute in metrics.items():
+        started = time.perf_counter()
+        result = compute()
+        seconds[name] = time.perf_counter() - started
+        rows[name] = len(result)
+        print(f"{name}: {seconds[name]:.1f}s, {rows[name]} rows", file=sys.stderr, flush=True)
+        del result
+    spilled = sum(f.stat().st_size for f in spill.rglob("*") if f.is_file())
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "rows": rows,
+                "total_s": sum(seconds.values()),
+                "duckdb_version": duckdb.__version__,
+                "spill_left_mib": spilled / 2**20,
+                "ru_maxrss_kib": ru_maxrss_kib(),
+            }
+        )
+    )
+
+
+# --------------------------------------------------------------------------- parent
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--states", type=int, default=100_000_000)
+    parser.add_argument("--chunk-states", type=int, default=5_000_000)
+    parser.add_argument("--memory-limit", default="3GB", help="DuckDB memory_limit")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--variant", choices=["trs", "sql"], default="trs")
+    parser.add_argument("--build-only", action="store_true", help="write the dataset and stop")
+    parser.add_argument("--name", help="results file name (default: scale)")
+    args = parser.parse_args()
+    if args.child:
+        run(Path(args.child), args.variant, args.memory_limit, args.threads)
+        return
+    started = time.perf_counter()
+    folder = build_dataset(args.states, args.chunk_states)
+    build_s = time.perf_counter() - started
+    if args.build_only:
+        return
+    import polars as pl
+
+    import trs_analytics as ta
+
+    files = list(folder.rglob("*.parquet"))
+    lf = ta.scan_states(folder)
+    count = lf.select(pl.len()).collect().item()
+    data = {
+        "folder": folder.name,
+        "states": count,
+        "files": len(files),
+        "parquet_mib": round(sum(f.stat().st_size for f in files) / 2**20, 1),
+    }
+    results: dict[str, Any] = {"machine": machine(), "args": vars(args), "data": data}
+    print(f"data: {data}", flush=True)
+    command = [
+        str(THIS),
+        "--child",
+        str(folder),
+        "--variant",
+        args.variant,
+        "--memory-limit",
+        args.memory_limit,
+        "--threads",
+        str(args.threads),
+    ]
+    child = run_child(command, poll=0.05)
+    result = {**child.result, "peak_rss_mib": child.peak_rss_mib, "wall_s": child.wall_s}
+    result.pop("ru_maxrss_kib", None)
+    results["run"] = result
+    results["build_s_this_run"] = build_s
+    results["peak_rss_target_mib"] = 4096
+    results["met"] = result["peak_rss_mib"] <= 4096
+    saved = save_results(args.name or "scale", results)
+    print(json.dumps(result, indent=2))
+    print(f"results: {saved}")
+
+
+if __name__ == "__main__":
+    main()
