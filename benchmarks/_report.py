@@ -84,15 +84,16 @@ def analysis_tables(data: dict[str, Any]) -> list[str]:
             "failures s",
             "total s",
             "peak RSS MiB",
-            "peak / data",
+            "columns read MiB",
+            "peak / read",
         ),
-        row("---", "---:", "---:", "---:", "---:", "---:", "---:", "---:"),
+        row("---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:"),
     ]
     for engine, s in summary.items():
         if engine == "ratios":
             continue
         if "killed_above_mib" in s:
-            out.append(row(engine, *["killed"] * 5, f"> {s['killed_above_mib']:.0f}", ""))
+            out.append(row(engine, *["killed"] * 5, f"> {s['killed_above_mib']:.0f}", "", ""))
             continue
         out.append(
             row(
@@ -103,7 +104,8 @@ def analysis_tables(data: dict[str, Any]) -> list[str]:
                 f"{s['failures']:.2f}",
                 f"{s['total_s']:.2f}",
                 f"{s['peak_rss_mib']:.0f}",
-                f"{s['peak_over_data']:.2f}",
+                f"{s.get('read_mib', d['in_memory_mib']):.0f}",
+                f"{s.get('peak_over_read', s.get('peak_over_data', 0)):.2f}",
             )
         )
     out += ["", row("ratio (same round, median)", "durations", "retries", "failures", "total")]
@@ -112,6 +114,28 @@ def analysis_tables(data: dict[str, Any]) -> list[str]:
         out.append(
             row(name, *(f"{r[m]:.2f}" for m in ("durations", "retries", "failures", "total")))
         )
+    return out
+
+
+def scale_tables(data: dict[str, Any]) -> list[str]:
+    d, r = data["data"], data["run"]
+    out = [
+        f"{d['states']:,} states in {d['files']} Parquet files ({d['parquet_mib']:.0f} MiB), "
+        f"variant `{data['args']['variant']}`, DuckDB {r['duckdb_version']}, "
+        f"memory_limit {data['args']['memory_limit']}, {data['args']['threads']} threads.",
+        "",
+        row("metric", "seconds", "result rows"),
+        row("---", "---:", "---:"),
+    ]
+    for name, seconds in r["seconds"].items():
+        out.append(row(name, f"{seconds:.1f}", f"{r['rows'][name]:,}"))
+    out += [
+        row("**total**", f"**{r['total_s']:.1f}**", ""),
+        "",
+        f"Peak RSS of the whole process: **{r['peak_rss_mib']:,.0f} MiB** "
+        f"(target 4,096 MiB: {'met' if data['met'] else '**missed**'}); "
+        f"wall time with start-up {r['wall_s']:.0f} s.",
+    ]
     return out
 
 
@@ -151,6 +175,7 @@ def main() -> None:
     sections = {
         "fetch": fetch_tables,
         "analysis": analysis_tables,
+        "scale": scale_tables,
         "export": export_tables,
     }
     names = sys.argv[1:] or list(sections)
