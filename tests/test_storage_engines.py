@@ -78,6 +78,19 @@ def test_dataset_reads_every_part_once_without_the_day_column(
     assert portable(got).sort(key).equals(portable(states).sort(key))
 
 
+@pytest.mark.parametrize("engine", ["duckdb", "spark"])
+def test_a_uri_is_listed_by_the_engine(
+    engine: str, dataset: tuple[Path, pl.DataFrame], request: pytest.FixtureRequest
+) -> None:
+    if engine == "spark":
+        request.getfixturevalue("spark")
+    root, states = dataset
+    got = to_polars(ta.scan_states(f"file://{root}/", engine=engine))  # type: ignore[call-overload]
+    assert got.schema == PORTABLE_SCHEMA
+    key = ["task_run_id", "id"]
+    assert got.sort(key).equals(portable(states).sort(key))
+
+
 def test_empty_dataset_has_the_contract_columns(engine: str, tmp_path: Path) -> None:
     got = read(tmp_path, engine)
     assert got.height == 0

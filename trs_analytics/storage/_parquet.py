@@ -150,7 +150,7 @@ _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")
 
 
 def _is_uri(path: str | os.PathLike[str]) -> bool:
-    return isinstance(path, str) and _URI.match(path) is not None and not path.startswith("file:")
+    return isinstance(path, str) and _URI.match(path) is not None
 
 
 def _local_files(path: str | os.PathLike[str]) -> list[Path]:
