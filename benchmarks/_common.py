@@ -57,13 +57,16 @@ def run_child(
     env: dict[str, str] | None = None,
     poll: float = 0.02,
     max_rss_mib: float | None = None,
+    timeout_s: float | None = None,
 ) -> ChildResult:
     """Run ``python args...`` in a fresh process; return its last stdout JSON line and peak RSS.
 
     RSS is polled (process and its children) every ``poll`` seconds; the
     child's own peak (``ru_maxrss_kib``, VmHWM) is taken too when it reports
     one, and the larger wins. A child whose RSS passes ``max_rss_mib`` is
-    killed and :class:`MemoryCapError` raised.
+    killed and :class:`MemoryCapError` raised. A child still running after
+    ``timeout_s`` is killed and :class:`TimeoutError` raised (its peak RSS so
+    far in the message).
     """
     started = time.perf_counter()
     process = subprocess.Popen(
@@ -81,6 +84,10 @@ def run_child(
             process.kill()
             process.wait()
             raise MemoryCapError(f"{args} passed {max_rss_mib:.0f} MiB RSS and was killed")
+        if timeout_s is not None and time.perf_counter() - started > timeout_s:
+            process.kill()
+            process.wait()
+            raise TimeoutError(f"peak_rss_mib={peak / 2**20:.1f}")
         time.sleep(poll)
     out, err = process.communicate()
     wall = time.perf_counter() - started

@@ -119,6 +119,10 @@ def analysis_tables(data: dict[str, Any]) -> list[str]:
 
 def scale_tables(data: dict[str, Any]) -> list[str]:
     d, r = data["data"], data["run"]
+    if not data["met"]:
+        verdict = "**missed**"
+    else:
+        verdict = "met" if r.get("complete", True) else "not passed up to the cut"
     out = [
         f"{d['states']:,} states in {d['files']} Parquet files ({d['parquet_mib']:.0f} MiB), "
         f"variant `{data['args']['variant']}`, DuckDB {r['duckdb_version']}, "
@@ -132,8 +136,14 @@ def scale_tables(data: dict[str, Any]) -> list[str]:
     out += [
         row("**total**", f"**{r['total_s']:.1f}**", ""),
         "",
-        f"Peak RSS of the whole process: **{r['peak_rss_mib']:,.0f} MiB** "
-        f"(target 4,096 MiB: {'met' if data['met'] else '**missed**'}); "
+        (
+            ""
+            if r.get("complete", True)
+            else f"The run was stopped after {r['cut_after_min']:.1f} min (its deadline); "
+            "the metrics not listed had not finished. "
+        )
+        + f"Peak RSS of the whole process: **{r['peak_rss_mib']:,.0f} MiB** "
+        f"(target 4,096 MiB: {verdict}); "
         f"wall time with start-up {r['wall_s']:.0f} s.",
     ]
     return out

@@ -38,6 +38,7 @@ from _common import WORK, machine, ru_maxrss_kib, run_child, save_results
 THIS = Path(__file__).resolve()
 STATES_PER_RUN = 3.17
 START = datetime(2026, 1, 1, tzinfo=UTC)
+PROGRESS = WORK / "scale-progress.json"  # the child's figures after each metric
 
 
 # --------------------------------------------------------------------------- data
@@ -79,15 +80,16 @@ def report_metrics(states: Any) -> dict[str, Any]:
     """What the HTML report computes (trs_analytics.report._tables and its charts)."""
     import trs_analytics as ta
 
+    # in the order the report needs them most, so a run cut at its deadline keeps those
     return {
+        "failure_rates_by_task_day": lambda: ta.failure_rates(states, by="task_name", every="1d"),
+        "run_time_by_task": lambda: ta.summarize(ta.run_time(states), by="task_name"),
+        "retry_distribution": lambda: ta.retry_distribution(states, by="task_name"),
+        "failure_rates_by_task": lambda: ta.failure_rates(states, by="task_name"),
         "failure_rate_overall": lambda: ta.failure_rates(states, by=None),
         "run_time_overall": lambda: ta.summarize(ta.run_time(states)),
         "queue_wait_overall": lambda: ta.summarize(ta.queue_wait(states)),
         "lateness_overall": lambda: ta.summarize(ta.lateness(states)),
-        "run_time_by_task": lambda: ta.summarize(ta.run_time(states), by="task_name"),
-        "failure_rates_by_task": lambda: ta.failure_rates(states, by="task_name"),
-        "failure_rates_by_task_day": lambda: ta.failure_rates(states, by="task_name", every="1d"),
-        "retry_distribution": lambda: ta.retry_distribution(states, by="task_name"),
         "compare_windows_7d": lambda: ta.compare_windows(states, window="7d"),
     }
 
@@ -125,6 +127,8 @@ def run(folder: Path, variant: str, memory_limit: str, threads: int) -> None:
         rows[name] = len(result)
         print(f"{name}: {seconds[name]:.1f}s, {rows[name]} rows", file=sys.stderr, flush=True)
         del result
+        progress = {"seconds": seconds, "rows": rows, "ru_maxrss_kib": ru_maxrss_kib()}
+        PROGRESS.write_text(json.dumps(progress))
     spilled = sum(f.stat().st_size for f in spill.rglob("*") if f.is_file())
     print(
         json.dumps(
@@ -150,6 +154,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--variant", choices=["trs", "sql"], default="trs")
     parser.add_argument("--build-only", action="store_true", help="write the dataset and stop")
+    parser.add_argument(
+        "--timeout-min",
+        type=float,
+        default=120,
+        help="stop the run after this long, keeping the metrics that finished",
+    )
     parser.add_argument("--name", help="results file name (default: scale)")
     args = parser.parse_args()
     if args.child:
@@ -186,8 +196,26 @@ def main() -> None:
         "--threads",
         str(args.threads),
     ]
-    child = run_child(command, poll=0.05)
-    result = {**child.result, "peak_rss_mib": child.peak_rss_mib, "wall_s": child.wall_s}
+    PROGRESS.unlink(missing_ok=True)
+    started = time.perf_counter()
+    try:
+        child = run_child(command, poll=0.05, timeout_s=args.timeout_min * 60)
+        result = {**child.result, "peak_rss_mib": child.peak_rss_mib, "wall_s": child.wall_s}
+        result["complete"] = True
+    except TimeoutError as err:  # cut at the deadline: keep the metrics that finished
+        done = (
+            json.loads(PROGRESS.read_text()) if PROGRESS.exists() else {"seconds": {}, "rows": {}}
+        )
+        polled = float(str(err).split("=")[1])
+        result = {
+            **done,
+            "total_s": sum(done["seconds"].values()),
+            "peak_rss_mib": max(polled, done.get("ru_maxrss_kib", 0) / 1024),
+            "wall_s": time.perf_counter() - started,
+            "complete": False,
+            "cut_after_min": args.timeout_min,
+            "duckdb_version": __import__("duckdb").__version__,
+        }
     result.pop("ru_maxrss_kib", None)
     results["run"] = result
     results["build_s_this_run"] = build_s
