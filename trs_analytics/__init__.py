@@ -43,8 +43,10 @@ from trs_analytics.metrics import (
     retry_distribution,
     retry_wait,
     run_time,
+    state_intervals,
     summarize,
     time_in_state,
+    transitions,
 )
 from trs_analytics.schema import (
     STATE_TYPES,
@@ -98,8 +100,10 @@ __all__ = [
     "run_time",
     "save_chart",
     "scan_states",
+    "state_intervals",
     "summarize",
     "time_in_state",
+    "transitions",
     "validate_states",
     "write_report",
     "write_states",

@@ -8,8 +8,9 @@ A change here is a change to the data contract: document it in the README's
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
+import narwhals as nw
 import polars as pl
 
 from trs_analytics.exceptions import SchemaError
@@ -123,8 +124,15 @@ def _schema_of(frame: pl.DataFrame | pl.LazyFrame) -> pl.Schema:
     return frame.collect_schema() if isinstance(frame, pl.LazyFrame) else frame.schema
 
 
+def _names_of(frame: Any) -> list[str]:
+    if isinstance(frame, pl.DataFrame | pl.LazyFrame):
+        return _schema_of(frame).names()
+    wrapped = frame if isinstance(frame, nw.LazyFrame | nw.DataFrame) else nw.from_native(frame)
+    return wrapped.collect_schema().names()
+
+
 def require_columns(
-    frame: pl.DataFrame | pl.LazyFrame,
+    frame: object,
     columns: Iterable[str],
     *,
     caller: str,
@@ -132,7 +140,8 @@ def require_columns(
     """Raise :class:`SchemaError` naming every column of ``columns`` that ``frame`` lacks.
 
     Args:
-        frame: the frame to check.
+        frame: the frame to check: Polars, narwhals, or any engine narwhals reads
+            (a DuckDB relation, a PySpark DataFrame).
         columns: the column names that must be present.
         caller: the function name to put in the message.
 
@@ -143,7 +152,7 @@ def require_columns(
         ...
         trs_analytics.exceptions.SchemaError: demo() needs column 'b', which the frame does not have (it has: 'a'). Hint: pass a states frame from trs_analytics.fetch_states() or scan_states().
     """
-    present = _schema_of(frame).names()
+    present = _names_of(frame)
     missing = [c for c in columns if c not in present]
     if missing:
         names = ", ".join(repr(c) for c in missing)

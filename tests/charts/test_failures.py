@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import narwhals as nw
 import polars as pl
 import pytest
 
@@ -49,8 +50,8 @@ def test_series_values_and_wilson_band(states):
     assert day1["value"].to_list() == [0.25, 0.5]
     assert day1["runs"].to_list() == [4, 4]
     assert day1["failed"].to_list() == [1, 2]
-    low, high = wilson(pl.col("x"), pl.col("n"))
-    expected = pl.DataFrame({"x": [1, 2], "n": [4, 4]}).select(low=low, high=high)
+    low, high = wilson(nw.col("x"), nw.col("n"))
+    expected = nw.from_native(pl.DataFrame({"x": [1, 2], "n": [4, 4]})).select(low=low, high=high)
     assert day1["low"].to_list() == pytest.approx(expected["low"].to_list())
     assert day1["high"].to_list() == pytest.approx(expected["high"].to_list())
     day2 = series.filter(pl.col("bucket").dt.day() == 2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
+import narwhals as nw
 import polars as pl
 import pytest
 
@@ -84,9 +85,9 @@ def test_failure_rates_wilson_interval_values() -> None:
 def test_wilson_reference_values(
     failed: int, runs: int, low: float | None, high: float | None
 ) -> None:
-    lo, hi = wilson(pl.col("x"), pl.col("n"))
+    lo, hi = wilson(nw.col("x"), nw.col("n"))
     got = (
-        pl.DataFrame({"x": [failed], "n": [runs]})
+        nw.from_native(pl.DataFrame({"x": [failed], "n": [runs]}))
         .select(lo.round(4).alias("low"), hi.round(4).alias("high"))
         .row(0)
     )

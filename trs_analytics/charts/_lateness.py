@@ -9,8 +9,7 @@ import polars as pl
 
 from trs_analytics.charts._common import auto_every, human, log_seconds, seconds
 from trs_analytics.charts._theme import NEUTRAL
-from trs_analytics.metrics import lateness, queue_wait
-from trs_analytics.metrics._common import parse_every
+from trs_analytics.metrics import lateness, parse_every, queue_wait
 
 if TYPE_CHECKING:
     from trs_analytics.charts._theme import AnyChart

@@ -11,7 +11,7 @@ import polars as pl
 from trs_analytics.charts._common import human, seconds
 from trs_analytics.charts._theme import state_scale
 from trs_analytics.exceptions import ConfigurationError
-from trs_analytics.metrics._common import RUN, timeline
+from trs_analytics.metrics import RUN, state_intervals
 from trs_analytics.schema import TERMINAL_TYPES, require_columns
 
 if TYPE_CHECKING:
@@ -82,17 +82,16 @@ def flow_run_segments(states: pl.DataFrame | pl.LazyFrame, flow_run_id: str) -> 
     require_columns(states, ["flow_run_id"], caller="flow_run_segments")
     one = states.lazy().filter(pl.col("flow_run_id") == flow_run_id)
     name = pl.col("task_run_name") if "task_run_name" in one.collect_schema() else pl.lit(None)
-    running = (pl.col("type") == "RUNNING").cast(pl.UInt32)
+    intervals = state_intervals(one)
+    assert isinstance(intervals, pl.LazyFrame)
     segments = (
-        timeline(one, caller="flow_run_segments")
-        .with_columns(
+        intervals.with_columns(
             task_run=pl.coalesce(name.cast(pl.String), pl.col(RUN)),
-            attempt=pl.max_horizontal(running.cum_sum().over(RUN), pl.lit(1, pl.UInt32)),
-            start=pl.col("timestamp"),
-            end=pl.col("timestamp").shift(-1).over(RUN),
+            start=pl.col("start_time"),
+            end=pl.col("end_time"),
             terminal=pl.col("type").is_in(TERMINAL_TYPES),
+            seconds=seconds(pl.col("duration")),
         )
-        .with_columns(seconds=seconds(pl.col("end") - pl.col("start")))
         .select(
             RUN,
             "task_run",

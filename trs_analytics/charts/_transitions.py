@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING, Literal
 import altair as alt
 import polars as pl
 
-from trs_analytics.exceptions import ConfigurationError
-from trs_analytics.metrics._common import RUN, timeline
+from trs_analytics.metrics import transitions
 
 if TYPE_CHECKING:
     from trs_analytics.charts._theme import AnyChart
@@ -48,37 +47,9 @@ def transition_counts(
         >>> transition_counts(states).select("from", "to", "count", "share").rows()
         [('PENDING', 'RUNNING', 2, 1.0), ('RUNNING', 'COMPLETED', 1, 1.0)]
     """
-    if level not in ("type", "name"):
-        msg = f"level={level!r} is not 'type' or 'name'. Hint: use level='type' or level='name'."
-        raise ConfigurationError(msg)
-    column = pl.col(level).cast(pl.String)
-    # timeline() sorts by run first, so a run's states are contiguous: plain shifts
-    # with a same-run mask are much cheaper than window functions over 300k runs
-    row = pl.int_range(pl.len())
-    run_starts = pl.col(RUN).ne_missing(pl.col(RUN).shift(1))
-    position = (row - pl.when(run_starts).then(row).forward_fill()).cast(pl.Float64)
-    same_run = pl.col(RUN).eq_missing(pl.col(RUN).shift(-1))
-    pairs = (
-        timeline(states, caller="transition_counts")
-        .with_columns(_order=pl.col("type").to_physical().cast(pl.Float64) * 1000 + position)
-        .with_columns(
-            to=pl.when(same_run).then(column.shift(-1)),
-            _to_order=pl.when(same_run).then(pl.col("_order").shift(-1)),
-        )
-        .filter(pl.col("to").is_not_null())
-        .group_by(column.alias("from"), "to")
-        .agg(
-            count=pl.len().cast(pl.UInt32),
-            from_order=pl.col("_order").mean(),
-            to_order=pl.col("_to_order").mean(),
-        )
-    )
-    return (
-        pairs.with_columns(share=pl.col("count") / pl.col("count").sum().over("from"))
-        .select("from", "to", "count", "share", "from_order", "to_order")
-        .sort(["count", "from", "to"], descending=[True, False, False])
-        .collect()
-    )
+    result = transitions(states.lazy(), level=level)
+    assert isinstance(result, pl.LazyFrame)
+    return result.collect()
 
 
 def _axis_order(data: pl.DataFrame, column: str) -> list[str]:

@@ -1,14 +1,18 @@
 """Metrics: pure functions from a states frame to durations, retries and failure rates.
 
-Each function takes a DataFrame or a LazyFrame and returns the same kind: a
-LazyFrame stays lazy (nothing is collected). Every function first builds each
-task run's *timeline*: its states de-duplicated (by ``id``) and ordered by
-``timestamp``. ``docs/metrics.md`` describes the semantics in full.
+Each function takes a frame of any supported engine (a Polars DataFrame or
+LazyFrame, a DuckDB relation, a PySpark DataFrame) and returns the same kind:
+lazy inputs stay lazy (nothing is computed). Each metric is written once, in
+narwhals expressions (:mod:`trs_analytics.metrics._frames` is the only place
+that tells the engines apart). Every function first builds each task run's
+*timeline*: its states de-duplicated and ordered by ``timestamp``.
+``docs/metrics.md`` describes the semantics in full, ``docs/engines.md`` the engines.
 """
 
 from __future__ import annotations
 
-from trs_analytics.metrics._common import ANY, TERMINAL, Selector
+from trs_analytics.metrics._buckets import parse_every
+from trs_analytics.metrics._common import ANY, RUN, TERMINAL, Selector
 from trs_analytics.metrics._durations import (
     Occurrence,
     durations,
@@ -21,11 +25,20 @@ from trs_analytics.metrics._durations import (
 )
 from trs_analytics.metrics._failures import failure_rates, wilson
 from trs_analytics.metrics._retries import retry_counts, retry_distribution
-from trs_analytics.metrics._summary import Metric, compare_windows, regressions, summarize
+from trs_analytics.metrics._states import state_intervals, transitions
+from trs_analytics.metrics._summary import (
+    CompareOptions,
+    Metric,
+    compare_windows,
+    regressions,
+    summarize,
+)
 
 __all__ = [
     "ANY",
+    "RUN",
     "TERMINAL",
+    "CompareOptions",
     "Metric",
     "Occurrence",
     "Selector",
@@ -34,13 +47,16 @@ __all__ = [
     "end_to_end",
     "failure_rates",
     "lateness",
+    "parse_every",
     "queue_wait",
     "regressions",
     "retry_counts",
     "retry_distribution",
     "retry_wait",
     "run_time",
+    "state_intervals",
     "summarize",
     "time_in_state",
+    "transitions",
     "wilson",
 ]

@@ -1,69 +1,73 @@
 """Shared plumbing of the metrics: input checks, the run timeline, selectors.
 
-Every metric starts from :func:`timeline`, which turns a states frame into
-one clean, ordered history per task run:
+Every metric starts from :func:`timeline`, which turns a states frame of any
+engine into one clean history per task run:
 
 1. the required columns are checked (:func:`trs_analytics.schema.require_columns`);
-2. ``type`` is cast to the contract's Enum and ``timestamp`` to UTC microseconds
-   (a naive ``timestamp`` is refused: its time zone is unknown);
-3. duplicated states are dropped: rows with the same ``id`` (when the frame has
-   an ``id`` column), otherwise rows with the same ``type``, ``name`` and
-   ``timestamp`` within a task run;
-4. each run's states are ordered by ``timestamp``, ties broken by the state
-   type's lifecycle order and then by ``id``;
-5. states without a ``task_run_id`` (they belong to no run) or without a
-   ``timestamp`` (they cannot be placed) are dropped.
+2. ``timestamp`` must be time-zone aware (a naive one is refused: its zone is
+   unknown); it is read as integer microseconds since the epoch (``_us``), and
+   ``type`` gets its lifecycle rank (``_rank``);
+3. states without a ``task_run_id`` (they belong to no run) or without a
+   ``timestamp`` (they cannot be placed) are dropped;
+4. duplicated states are dropped: rows with the same ``id`` (rows without an
+   ``id``, or frames without the column, are de-duplicated on ``task_run_id``,
+   ``timestamp``, ``type`` and ``name``). This is a hash de-duplication: no sort.
 
-The timeline also has helper columns: ``_run`` (an integer per run, in
-``task_run_id`` order), ``_first`` and ``_last`` (the run's first/last state).
+A run's states are *ordered* by :data:`ORDER`: timestamp, then the type's
+lifecycle rank, then name, then id. Metrics that need the order (durations
+between consecutive states) use it in ``over(..., order_by=ORDER)`` windows;
+metrics that don't (counts, outcomes, rates) use hash aggregates only: a run's
+latest state is the maximum of the integer key ``_us * 16 + _rank``.
 
-Everything here builds lazy expressions; nothing is collected.
+Everything here builds lazy narwhals expressions; nothing is computed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from typing import Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final
 
+import narwhals as nw
 import polars as pl
 
-from trs_analytics.exceptions import ConfigurationError, SchemaError
+from trs_analytics.exceptions import ConfigurationError
+from trs_analytics.metrics._frames import distinct, lazy, micros, require_utc, schema_of
 from trs_analytics.schema import (
+    FAILURE_TYPES,
     REQUIRED_METRIC_COLUMNS,
     STATE_TYPES,
     TERMINAL_TYPES,
-    UTC_US,
-    StateType,
     require_columns,
 )
 
+if TYPE_CHECKING:
+    from trs_analytics.metrics._frames import Frame
+
 __all__ = [
     "ANY",
+    "ORDER",
+    "RANK_BITS",
     "RUN",
     "RUN_COLUMNS",
     "TERMINAL",
-    "Frame",
     "Selector",
     "as_list",
     "carried",
-    "cum_in_run",
     "explode_tags",
-    "join_run_columns",
-    "like",
+    "final_names",
+    "group_keys",
+    "is_type",
     "match",
-    "next_in_run",
-    "parse_every",
+    "outcomes",
     "timeline",
-    "total_in_run",
-    "with_run_columns",
+    "type_of_rank",
+    "with_polars_selectors",
 ]
 
-#: A metric returns the kind of frame it was given.
-Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
-
 #: A state selector: a state type (``"RUNNING"``), a state name (``"AwaitingRetry"``),
-#: ``"TERMINAL"``, ``"*"``, a collection of those, or a boolean expression.
-Selector = str | Collection[str] | pl.Expr
+#: ``"TERMINAL"``, ``"*"``, a collection of those, or a boolean expression (a
+#: ``narwhals`` expression on any engine, a ``polars`` expression on Polars frames).
+Selector = str | Collection[str] | nw.Expr | pl.Expr
 
 #: Selector token matching every state.
 ANY: Final = "*"
@@ -73,6 +77,12 @@ TERMINAL: Final = "TERMINAL"
 
 #: The column that identifies a task run.
 RUN: Final = "task_run_id"
+
+#: How a run's states are ordered: timestamp, lifecycle rank, name, id.
+ORDER: Final = ("_us", "_rank", "name", "id")
+
+#: The lifecycle rank takes the low bits of the ordering key ``_us * 16 + _rank``.
+RANK_BITS: Final = 16
 
 #: Per-run attributes carried from the states into the metric outputs, when present.
 RUN_COLUMNS: Final = (
@@ -89,62 +99,87 @@ RUN_COLUMNS: Final = (
     "work_pool_name",
 )
 
+#: Timestamps among the carried columns (read as microseconds, like ``timestamp``).
+_CARRIED_TIMESTAMPS: Final = ("expected_start_time",)
+
 
 def as_list(value: str | Sequence[str] | None) -> list[str]:
-    """Turn ``None``, one name or a sequence of names into a list of names."""
+    """Turn ``None``, one name or a sequence of names into a list of names.
+
+    Examples:
+        >>> as_list("task_name"), as_list(None), as_list(("a", "b"))
+        (['task_name'], [], ['a', 'b'])
+    """
     if value is None:
         return []
     return [value] if isinstance(value, str) else list(value)
 
 
-def like(template: Frame, result: pl.LazyFrame) -> Frame:
-    """Return ``result`` as the kind of frame ``template`` is (collect only for a DataFrame)."""
-    if isinstance(template, pl.DataFrame):
-        return result.collect()
-    return result
+def group_keys(keys: Sequence[str]) -> list[str]:
+    """The grouping columns a per-run aggregate carries (the run id itself excluded)."""
+    return [k for k in dict.fromkeys(keys) if k not in (RUN, "type", "name", "timestamp")]
 
 
-def _schema(frame: pl.DataFrame | pl.LazyFrame) -> pl.Schema:
-    return frame.collect_schema() if isinstance(frame, pl.LazyFrame) else frame.schema
-
-
-def carried(frame: pl.DataFrame | pl.LazyFrame, extra: Sequence[str] = ()) -> list[str]:
+def carried(frame: Any, extra: Sequence[str] = ()) -> list[str]:
     """Name the per-run columns of ``frame`` that metric outputs carry through.
 
     Args:
-        frame: the states frame.
+        frame: the states frame (any engine).
         extra: more columns to carry (for example a ``by`` column); they must exist.
     """
-    names = _schema(frame).names()
+    names = schema_of(frame).names()
     out: list[str] = [c for c in RUN_COLUMNS if c in names]
     out += [c for c in extra if c not in out and c not in (RUN, "type", "name", "timestamp")]
     return out
 
 
-def _utc_timestamp(dtype: pl.DataType, caller: str) -> pl.Expr:
-    if not isinstance(dtype, pl.Datetime):
-        msg = (
-            f"{caller}() needs column 'timestamp' of type Datetime, found {dtype}. "
-            "Hint: parse it with pl.col('timestamp').str.to_datetime(time_zone='UTC')."
-        )
-        raise SchemaError(msg)
-    if dtype.time_zone is None:
-        msg = (
-            f"{caller}() needs a time-zone-aware 'timestamp', found {dtype} without a "
-            "time zone. Hint: if the values are UTC, use "
-            "pl.col('timestamp').dt.replace_time_zone('UTC')."
-        )
-        raise SchemaError(msg)
-    return pl.col("timestamp").dt.convert_time_zone("UTC").cast(UTC_US)
+def _rank() -> nw.Expr:
+    """The state type's position in the lifecycle (0 = SCHEDULED ... 8 = CRASHED)."""
+    ranks = {t: i for i, t in enumerate(STATE_TYPES)}
+    return (
+        nw.col("type")
+        .cast(nw.String())
+        .replace_strict(ranks, default=None, return_dtype=nw.Int64())
+    )
 
 
-def timeline(
-    frame: pl.DataFrame | pl.LazyFrame, *, caller: str, needs: Sequence[str] = ()
-) -> pl.LazyFrame:
-    """Return the de-duplicated states of ``frame``, ordered per task run, as a LazyFrame.
+def type_of_rank(rank: nw.Expr) -> nw.Expr:
+    """The state type (a string) of a lifecycle rank: the inverse of the timeline's ``_rank``."""
+    expr: nw.Expr = nw.lit(None, dtype=nw.String())
+    for i, name in reversed(list(enumerate(STATE_TYPES))):
+        expr = nw.when(rank == i).then(nw.lit(name)).otherwise(expr)
+    return expr
+
+
+def is_type(*types: str) -> nw.Expr:
+    """Whether a timeline row's state type is one of ``types`` (compared by rank)."""
+    return nw.col("_rank").is_in([STATE_TYPES.index(t) for t in types])
+
+
+def _zone(dtype: Any) -> str | None:
+    return dtype.time_zone if isinstance(dtype, nw.Datetime) else None
+
+
+def _deduplicated(lf: nw.LazyFrame[Any], *, has_id: bool) -> nw.LazyFrame[Any]:
+    """Drop repeated states: by ``id``; rows without one by run, timestamp, type and name."""
+    by_content = [RUN, "timestamp", "type", "name"]
+    if not has_id:
+        return distinct(lf, by_content)
+    with_id = distinct(lf.filter(~nw.col("id").is_null()), ["id"])
+    without_id = distinct(lf.filter(nw.col("id").is_null()), by_content)
+    return nw.concat([with_id, without_id], how="vertical")
+
+
+def timeline(states: Any, *, caller: str, needs: Sequence[str] = ()) -> nw.LazyFrame[Any]:
+    """Return the de-duplicated states of ``states`` as a narwhals LazyFrame.
+
+    Adds ``_us`` (the timestamp in microseconds since the epoch), ``_rank``
+    (the type's lifecycle rank) and ``_key`` (``_us * 16 + _rank``, whose
+    per-run maximum is the run's latest state). Carried timestamps
+    (``expected_start_time``) are read as microseconds too.
 
     Args:
-        frame: a states frame.
+        states: a states frame of any supported engine.
         caller: the public function's name, for error messages.
         needs: columns needed beyond :data:`REQUIRED_METRIC_COLUMNS`.
 
@@ -152,104 +187,108 @@ def timeline(
         SchemaError: a required column is missing, or ``timestamp`` is not a
             time-zone-aware Datetime.
     """
-    require_columns(frame, [*REQUIRED_METRIC_COLUMNS, *needs], caller=caller)
-    schema = _schema(frame)
-    ts = _utc_timestamp(schema["timestamp"], caller)
-    lf = frame.lazy().with_columns(ts, pl.col("type").cast(StateType))
-    lf = lf.filter(pl.col(RUN).is_not_null() & pl.col("timestamp").is_not_null())
-    has_id = "id" in schema.names()
-    # ties of one run at one instant: lifecycle order, then id (or name without ids);
-    # a string key costs a third of the sort, so name is not added when id decides
-    tie = "id" if has_id else "name"
-    lf = lf.sort([RUN, "timestamp", pl.col("type").to_physical(), tie], nulls_last=True)
-    same_run = pl.col(RUN) == pl.col(RUN).shift(1)
-    if has_id:
-        duplicate = same_run & (pl.col("id") == pl.col("id").shift(1))
-    else:
-        duplicate = same_run & pl.all_horizontal(
-            pl.col(c).eq_missing(pl.col(c).shift(1)) for c in ("timestamp", "type", "name")
+    lf = lazy(states, caller=caller)
+    require_columns(lf, [*REQUIRED_METRIC_COLUMNS, *needs], caller=caller)
+    require_utc(lf, "timestamp", caller=caller)
+    schema = lf.collect_schema()
+    names = schema.names()
+    lf = lf.filter(~nw.col(RUN).is_null() & ~nw.col("timestamp").is_null())
+    lf = _deduplicated(lf, has_id="id" in names)
+    extra = [
+        micros(c, time_zone=_zone(schema[c])).alias(c) for c in _CARRIED_TIMESTAMPS if c in names
+    ]
+    lf = lf.with_columns(
+        *extra, _us=micros("timestamp", time_zone=_zone(schema["timestamp"])), _rank=_rank()
+    )
+    if "id" not in names:
+        lf = lf.with_columns(id=nw.lit(None, dtype=nw.String()))
+    return lf.with_columns(_key=nw.col("_us") * RANK_BITS + nw.col("_rank"))
+
+
+def outcomes(tl: nw.LazyFrame[Any], carry: Sequence[str]) -> nw.LazyFrame[Any]:
+    """Aggregate a :func:`timeline` into one row per task run, with hash aggregates only.
+
+    Columns: ``task_run_id``, the ``carry`` columns, ``attempts``,
+    ``retries``, ``final_type``, ``terminal``, ``first_attempt_failed``,
+    ``rescued``, ``start_time``, ``end_time`` (microseconds), in no order.
+    """
+    runs = (
+        tl.with_columns(
+            _running=is_type("RUNNING").cast(nw.Int64()),
+            _failure=is_type(*FAILURE_TYPES).cast(nw.Int64()),
         )
-    lf = lf.filter(~duplicate.fill_null(value=False))
-    return lf.with_columns(
-        _first=pl.col(RUN).ne_missing(pl.col(RUN).shift(1)),
-        _last=pl.col(RUN).ne_missing(pl.col(RUN).shift(-1)),
-    ).with_columns(_run=pl.col("_first").cast(pl.UInt32).cum_sum())
+        .group_by(RUN)
+        .agg(
+            *(nw.col(c).any_value() for c in carry),
+            attempts=nw.col("_running").sum(),
+            _failures=nw.col("_failure").sum(),
+            _last_key=nw.col("_key").max(),
+            start_time=nw.col("_us").min(),
+            end_time=nw.col("_us").max(),
+        )
+    )
+    final_rank = nw.col("_last_key") % RANK_BITS
+    runs = runs.with_columns(final_type=type_of_rank(final_rank))
+    final = nw.col("final_type")
+    final_failed = final.is_in(FAILURE_TYPES)
+    retried = nw.col("attempts") > 1
+    failed_before_end = (nw.col("_failures") - final_failed.cast(nw.Int64())) > 0
+    return runs.with_columns(
+        retries=nw.when(retried).then(nw.col("attempts") - 1).otherwise(nw.lit(0)),
+        terminal=final.is_in(TERMINAL_TYPES),
+        first_attempt_failed=retried | final_failed,
+        rescued=(final == "COMPLETED") & (retried | failed_before_end),
+    )
 
 
-def with_run_columns(tl: pl.LazyFrame, agg: pl.LazyFrame, carry: Sequence[str]) -> pl.LazyFrame:
-    """Put ``task_run_id`` and the ``carry`` columns beside ``agg``, one row per run.
+def final_names(tl: nw.LazyFrame[Any], runs: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
+    """Add ``final_name`` (the name of each run's latest state) to :func:`outcomes`' rows.
 
-    ``agg`` must have exactly one row for every run of the timeline ``tl``,
-    keyed by ``_run`` (as a ``group_by("_run")`` over ``tl`` gives). Placing
-    the run's first row beside it is several times faster than carrying
-    strings through the ``group_by`` or joining them back. The result is
-    ordered by ``_run``, that is by ``task_run_id``.
+    The latest state is the one with the run's largest ``_key``; among
+    states tied on it, the largest name (the :data:`ORDER`).
     """
-    firsts = tl.filter(pl.col("_first")).select(RUN, *carry)
-    return pl.concat([firsts, agg.sort("_run")], how="horizontal")
+    lasts = (
+        tl.select(RUN, "_key", "name")
+        .join(runs.select(RUN, "_last_key"), on=RUN, how="inner")
+        .filter(nw.col("_key") == nw.col("_last_key"))
+        .group_by(RUN)
+        .agg(final_name=nw.col("name").max())
+    )
+    return runs.join(lasts, on=RUN, how="left")
 
 
-def join_run_columns(tl: pl.LazyFrame, agg: pl.LazyFrame, carry: Sequence[str]) -> pl.LazyFrame:
-    """Like :func:`with_run_columns` for an ``agg`` with any number of rows per ``_run``.
-
-    The result keeps ``agg``'s order.
-    """
-    firsts = tl.filter(pl.col("_first")).select("_run", RUN, *carry)
-    return agg.join(firsts, on="_run", how="left", maintain_order="left")
-
-
-def next_in_run(mask: pl.Expr, value: pl.Expr) -> pl.Expr:
-    """``value`` at the first *later* row of the same run where ``mask`` holds, else null.
-
-    Works on a :func:`timeline` (rows of a run are contiguous and ordered)
-    with global shifts and fills, which are much faster than ``.over()``
-    with millions of runs.
-    """
-    position = pl.int_range(pl.len(), dtype=pl.UInt32)
-    target = pl.when(mask).then(position).shift(-1).backward_fill()
-    owner = pl.col("_run").gather(target)
-    return pl.when(owner == pl.col("_run")).then(value.gather(target))
-
-
-def cum_in_run(x: pl.Expr) -> pl.Expr:
-    """Cumulative sum of ``x`` within each run of a :func:`timeline` (this row included)."""
-    total = x.cum_sum()
-    return total - pl.when(pl.col("_first")).then(total - x).forward_fill()
-
-
-def total_in_run(x: pl.Expr) -> pl.Expr:
-    """Sum of ``x`` over each run of a :func:`timeline`, on every row of the run."""
-    return pl.when(pl.col("_last")).then(cum_in_run(x)).backward_fill()
-
-
-def _token(token: str) -> pl.Expr:
+def _token(token: str) -> nw.Expr:
     if token == ANY:
-        return pl.lit(value=True)
+        return nw.lit(value=True)
     if token == TERMINAL:
-        return pl.col("type").is_in(TERMINAL_TYPES)
+        return is_type(*TERMINAL_TYPES)
     if token in STATE_TYPES:
-        return pl.col("type") == token
-    return pl.col("name") == token
+        return is_type(token)
+    return nw.col("name") == token
 
 
-def match(selector: Selector, *, argument: str) -> pl.Expr:
+def match(selector: Selector, *, argument: str) -> nw.Expr:
     """Build the boolean expression that picks the states ``selector`` names.
 
     A string is a state type when it is one of the nine upper-case types
     (``"RUNNING"``), all terminal types for ``"TERMINAL"``, every state for
     ``"*"``, and otherwise an exact state name (``"AwaitingRetry"``). A
-    collection matches any of its members; an expression is used as it is.
+    collection matches any of its members; a narwhals expression is used as
+    it is (a Polars expression is turned into a column beforehand by
+    :func:`with_polars_selectors`).
 
     Raises:
         ConfigurationError: ``selector`` is an empty collection or not a selector.
 
     Examples:
+        >>> import narwhals as nw
         >>> import polars as pl
-        >>> states = pl.DataFrame({"type": ["PENDING", "RUNNING"], "name": ["Pending", "Retrying"]})
+        >>> states = nw.from_native(pl.DataFrame(
+        ...     {"type": ["PENDING", "RUNNING"], "name": ["Pending", "Retrying"], "_rank": [1, 2]}))
         >>> states.select(m=match(["PENDING", "Retrying"], argument="start"))["m"].to_list()
         [True, True]
     """
-    if isinstance(selector, pl.Expr):
+    if isinstance(selector, nw.Expr):
         return selector
     tokens: list[object] = [selector] if isinstance(selector, str) else []
     if isinstance(selector, Collection) and not isinstance(selector, str):
@@ -258,34 +297,47 @@ def match(selector: Selector, *, argument: str) -> pl.Expr:
         msg = (
             f"{argument}= must name at least one state type or state name, got {selector!r}. "
             f"Hint: use a type such as 'RUNNING', a name such as 'AwaitingRetry', "
-            f"'{TERMINAL}', '{ANY}', a list of them, or a boolean pl.Expr."
+            f"'{TERMINAL}', '{ANY}', a list of them, or a boolean expression."
         )
         raise ConfigurationError(msg)
-    return pl.any_horizontal(_token(str(t)) for t in tokens)
+    return nw.any_horizontal(*(_token(str(t)) for t in tokens), ignore_nulls=True)
 
 
-def parse_every(every: str) -> str:
-    """Check a bucket width such as ``"1d"`` or ``"6h"`` and return it.
+def with_polars_selectors(
+    states: Frame, selectors: dict[str, Selector], *, caller: str
+) -> tuple[Frame, dict[str, Selector]]:
+    """Evaluate Polars-expression selectors as columns of a Polars frame.
+
+    A ``pl.Expr`` cannot travel through narwhals, so it is computed on the
+    user's own Polars frame (as a column ``_sel_<argument>``) and the selector
+    becomes that column.
 
     Raises:
-        ConfigurationError: ``every`` is not a positive Polars duration string.
+        ConfigurationError: a ``pl.Expr`` selector on a frame of another engine.
     """
-    try:
-        probe = pl.select(pl.lit(0).cast(UTC_US).dt.truncate(every)).item()
-    except (pl.exceptions.PolarsError, ValueError, TypeError) as err:
-        msg = f"every={every!r} is not a duration. Hint: use a string such as '1h', '1d' or '1w'."
-        raise ConfigurationError(msg) from err
-    if probe is None or every.strip().startswith(("-", "0")):
-        msg = f"every={every!r} must be a positive duration. Hint: use '1h', '1d' or '1w'."
-        raise ConfigurationError(msg)
-    return every
+    out = dict(selectors)
+    for argument, selector in selectors.items():
+        if not isinstance(selector, pl.Expr):
+            continue
+        if not isinstance(states, pl.DataFrame | pl.LazyFrame):
+            msg = (
+                f"{caller}({argument}=...) got a Polars expression for a "
+                f"{type(states).__name__}. Hint: write it with narwhals "
+                "(import narwhals as nw; nw.col('name') == 'Retrying'), which runs on every engine."
+            )
+            raise ConfigurationError(msg)
+        column = f"_sel_{argument}"
+        states = states.with_columns(selector.alias(column))  # type: ignore[assignment]
+        out[argument] = nw.col(column)
+    return states, out
 
 
-def explode_tags(lf: pl.LazyFrame, by: Sequence[str]) -> pl.LazyFrame:
+def explode_tags(lf: nw.LazyFrame[Any], by: Sequence[str]) -> nw.LazyFrame[Any]:
     """Give a run one row per tag when ``tags`` is a grouping column.
 
-    A run with no tags gets one row whose ``tags`` is null, so it is still counted.
+    A run with no tags (or null tags) gets one row whose ``tags`` is null, so
+    it is still counted.
     """
     if "tags" not in by:
         return lf
-    return lf.explode("tags", empty_as_null=True, keep_nulls=True)
+    return lf.explode("tags")

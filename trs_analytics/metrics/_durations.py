@@ -11,26 +11,29 @@ negative difference is reported as null and flagged.
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
-import polars as pl
+import narwhals as nw
 
 from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.metrics._common import (
+    ORDER,
     RUN,
-    Frame,
     Selector,
     carried,
-    cum_in_run,
-    join_run_columns,
-    like,
+    is_type,
     match,
-    next_in_run,
     timeline,
-    total_in_run,
-    with_run_columns,
+    type_of_rank,
+    with_polars_selectors,
 )
+from trs_analytics.metrics._frames import finish
 from trs_analytics.schema import TERMINAL_TYPES
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from trs_analytics.metrics._frames import Frame
 
 __all__ = [
     "Occurrence",
@@ -46,10 +49,21 @@ __all__ = [
 #: Which start states of a run give a duration.
 Occurrence = Literal["first", "last", "every"]
 
-#: The next state's timestamp within the run (null for a run's last state).
-_next_timestamp = pl.when(~pl.col("_last")).then(pl.col("timestamp").shift(-1))
-
 _OUT = ("occurrence", "start_state", "end_state", "start_time", "end_time", "duration")
+
+
+def _in_run(expr: nw.Expr) -> nw.Expr:
+    """``expr`` evaluated along each run's ordered states (a window over the run)."""
+    return expr.over(RUN, order_by=list(ORDER))
+
+
+#: The next state's timestamp within the run (null for a run's last state).
+def _next_us() -> nw.Expr:
+    return _in_run(nw.col("_us").shift(-1))
+
+
+def _carried_times(carry: Sequence[str]) -> list[str]:
+    return [c for c in carry if c == "expected_start_time"]
 
 
 def _occurrence(occurrence: str) -> Occurrence:
@@ -65,34 +79,72 @@ def _occurrence(occurrence: str) -> Occurrence:
 
 
 def _between(
-    lf: pl.LazyFrame, start: pl.Expr, end: pl.Expr, occurrence: Occurrence, carry: list[str]
-) -> pl.LazyFrame:
+    tl: nw.LazyFrame[Any],
+    start: nw.Expr,
+    end: nw.Expr,
+    occurrence: Occurrence,
+    carry: list[str],
+) -> nw.LazyFrame[Any]:
     """Measure from each selected start state to the next end state after it."""
-    # ``& row`` broadcasts a scalar selector (``"*"``, ``pl.lit(True)``) to every row
-    row = pl.col(RUN).is_not_null()
-    is_end = end.fill_null(value=False) & row
-    lf = lf.with_columns(
-        _start=start.fill_null(value=False) & row,
-        end_time=next_in_run(is_end, pl.col("timestamp")),
-        end_state=next_in_run(is_end, pl.col("name")),
+    lf = tl.with_columns(
+        _start=start.fill_null(value=False), _end=end.fill_null(value=False)
+    ).with_columns(
+        # the end state after each row: the next row's value if it is an end, filled
+        # backwards over the rows that are not
+        _end_us=_in_run(nw.when(nw.col("_end")).then(nw.col("_us")).shift(-1)),
+        _end_name=_in_run(nw.when(nw.col("_end")).then(nw.col("name")).shift(-1)),
+        occurrence=_in_run(nw.col("_start").cast(nw.Int64()).cum_sum()),
+        _occurrences=nw.col("_start").cast(nw.Int64()).sum().over(RUN),
     )
-    starts = pl.col("_start").cast(pl.UInt32)
-    lf = lf.with_columns(occurrence=cum_in_run(starts), _occurrences=total_in_run(starts))
-    lf = lf.filter(pl.col("_start"))
+    lf = lf.with_columns(
+        end_time=_in_run(nw.col("_end_us").fill_null(strategy="backward")),
+        end_state=_in_run(nw.col("_end_name").fill_null(strategy="backward")),
+    ).filter(nw.col("_start"))
     if occurrence == "first":
-        lf = lf.filter(pl.col("occurrence") == 1)
+        lf = lf.filter(nw.col("occurrence") == 1)
     elif occurrence == "last":
-        lf = lf.filter(pl.col("occurrence") == pl.col("_occurrences"))
+        lf = lf.filter(nw.col("occurrence") == nw.col("_occurrences"))
     return lf.select(
         RUN,
         *carry,
         "occurrence",
-        "end_state",
-        start_state="name",
-        start_time="timestamp",
-        end_time="end_time",
-        duration=pl.col("end_time") - pl.col("timestamp"),
-    ).select(RUN, *carry, *_OUT)
+        start_state=nw.col("name"),
+        end_state=nw.col("end_state"),
+        start_time=nw.col("_us"),
+        end_time=nw.col("end_time"),
+        duration=nw.col("end_time") - nw.col("_us"),
+    ).sort(RUN, "occurrence")
+
+
+def _durations(
+    states: Frame,
+    *,
+    start: Selector,
+    end: Selector,
+    occurrence: str,
+    caller: str,
+    helpers: Callable[[nw.LazyFrame[Any]], nw.LazyFrame[Any]] | None = None,
+) -> Frame:
+    how = _occurrence(occurrence)
+    native, selectors = with_polars_selectors(states, {"start": start, "end": end}, caller=caller)
+    tl = timeline(native, caller=caller)
+    if helpers is not None:
+        tl = helpers(tl)
+    carry = carried(states)
+    result = _between(
+        tl,
+        match(selectors["start"], argument="start"),
+        match(selectors["end"], argument="end"),
+        how,
+        carry,
+    )
+    return finish(
+        result,
+        states,
+        timestamps=["start_time", "end_time", *_carried_times(carry)],
+        durations=["duration"],
+        counts=["occurrence"],
+    )
 
 
 def durations(
@@ -111,10 +163,12 @@ def durations(
     null. Runs with no ``start`` state give no row.
 
     Args:
-        states: a states frame (DataFrame or LazyFrame).
+        states: a states frame: a Polars DataFrame or LazyFrame, a DuckDB
+            relation or a PySpark DataFrame.
         start: the state(s) to measure from: a state type (``"PENDING"``), a
             state name (``"AwaitingRetry"``), ``"TERMINAL"``, ``"*"`` (any
-            state), a collection of these, or a boolean ``pl.Expr``.
+            state), a collection of these, or a boolean expression
+            (``narwhals`` on any engine, ``polars`` on Polars frames).
         end: the state(s) to measure to, in the same forms.
         occurrence: ``"first"`` measures from the run's first start state,
             ``"last"`` from its last, ``"every"`` gives one row per start
@@ -155,11 +209,7 @@ def durations(
         │ Retrying    ┆ Completed     ┆ 1s           │
         └─────────────┴───────────────┴──────────────┘
     """
-    how = _occurrence(occurrence)
-    lf = timeline(states, caller="durations")
-    carry = carried(states)
-    result = _between(lf, match(start, argument="start"), match(end, argument="end"), how, carry)
-    return like(states, result)
+    return _durations(states, start=start, end=end, occurrence=occurrence, caller="durations")
 
 
 def queue_wait(states: Frame) -> Frame:
@@ -182,7 +232,13 @@ def queue_wait(states: Frame) -> Frame:
         >>> ta.queue_wait(states)["duration"].to_list()
         [datetime.timedelta(seconds=2)]
     """
-    return durations(states, start=["SCHEDULED", "PENDING"], end="RUNNING")
+    return _durations(
+        states,
+        start=["SCHEDULED", "PENDING"],
+        end="RUNNING",
+        occurrence="first",
+        caller="queue_wait",
+    )
 
 
 def end_to_end(states: Frame) -> Frame:
@@ -207,8 +263,14 @@ def end_to_end(states: Frame) -> Frame:
         >>> ta.end_to_end(states).select("task_run_id", "end_state", "duration").rows()
         [('a', 'Failed', datetime.timedelta(seconds=7)), ('b', None, None)]
     """
-    final = pl.col("_last") & pl.col("type").is_in(TERMINAL_TYPES)
-    return durations(states, start="*", end=final)
+    final = nw.col("_is_last") & is_type(*TERMINAL_TYPES)
+
+    def last_row(tl: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
+        return tl.with_columns(_is_last=_next_us().is_null())
+
+    return _durations(
+        states, start="*", end=final, occurrence="first", caller="end_to_end", helpers=last_row
+    )
 
 
 def retry_wait(states: Frame, *, occurrence: Occurrence = "every") -> Frame:
@@ -237,10 +299,20 @@ def retry_wait(states: Frame, *, occurrence: Occurrence = "every") -> Frame:
         >>> ta.retry_wait(states)["duration"].dt.total_seconds().to_list()
         [3, 4]
     """
-    running = (pl.col("type") == "RUNNING").cast(pl.UInt32)
-    after_first_attempt = cum_in_run(running) - running > 0
-    start = (pl.col("type") == "SCHEDULED") & after_first_attempt
-    return durations(states, start=start, end="RUNNING", occurrence=occurrence)
+    running = is_type("RUNNING").cast(nw.Int64())
+
+    def attempts_before(tl: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
+        return tl.with_columns(_attempts_before=_in_run(running.cum_sum()) - running)
+
+    start = is_type("SCHEDULED") & (nw.col("_attempts_before") > 0)
+    return _durations(
+        states,
+        start=start,
+        end="RUNNING",
+        occurrence=occurrence,
+        caller="retry_wait",
+        helpers=attempts_before,
+    )
 
 
 def time_in_state(states: Frame, *, level: Literal["type", "name"] = "type") -> Frame:
@@ -279,18 +351,29 @@ def time_in_state(states: Frame, *, level: Literal["type", "name"] = "type") -> 
         raise ConfigurationError(msg)
     carry = carried(states)
     tl = timeline(states, caller="time_in_state")
-    agg = (
-        tl.with_columns(_next=_next_timestamp)
-        .filter(~pl.col("_last"))
-        .group_by("_run", level)
+    key = "_rank" if level == "type" else "name"
+    result = (
+        tl.with_columns(_next=_next_us())
+        .filter(~nw.col("_next").is_null())
+        .group_by(RUN, key)
         .agg(
-            entries=pl.len().cast(pl.UInt32),
-            duration=(pl.col("_next") - pl.col("timestamp")).sum(),
+            *(nw.col(c).any_value() for c in carry),
+            entries=nw.len(),
+            duration=(nw.col("_next") - nw.col("_us")).sum(),
         )
-        .sort("_run", level)
+        .sort(RUN, key)
     )
-    result = join_run_columns(tl, agg, carry).select(RUN, *carry, level, "entries", "duration")
-    return like(states, result)
+    if level == "type":
+        result = result.with_columns(type=type_of_rank(nw.col("_rank")))
+    result = result.select(RUN, *carry, level, "entries", "duration")
+    return finish(
+        result,
+        states,
+        timestamps=_carried_times(carry),
+        durations=["duration"],
+        counts=["entries"],
+        state_types=["type"] if level == "type" else [],
+    )
 
 
 def run_time(states: Frame) -> Frame:
@@ -322,24 +405,41 @@ def run_time(states: Frame) -> Frame:
     """
     carry = carried(states)
     tl = timeline(states, caller="run_time")
-    running = pl.col("type") == "RUNNING"
-    agg = (
-        tl.with_columns(_next=_next_timestamp)
-        .group_by("_run")
-        .agg(
-            attempts=running.sum().cast(pl.UInt32),
-            start_time=pl.col("timestamp").filter(running).first(),
-            end_time=pl.col("_next").filter(running).last(),
-            duration=(pl.col("_next") - pl.col("timestamp")).filter(running).sum(),
-        )
-        .with_columns(duration=pl.when(pl.col("end_time").is_not_null()).then("duration"))
-    )
+    running = is_type("RUNNING")
     result = (
-        with_run_columns(tl, agg, carry)
-        .filter(pl.col("attempts") > 0)
+        tl.with_columns(_next=_next_us())
+        .with_columns(
+            _running=running.cast(nw.Int64()),
+            _start=nw.when(running).then(nw.col("_us")),
+            _end=nw.when(running).then(nw.col("_next")),
+            _open=(running & nw.col("_next").is_null()).cast(nw.Int64()),
+            _time=nw.when(running).then(nw.col("_next") - nw.col("_us")),
+        )
+        .group_by(RUN)
+        .agg(
+            *(nw.col(c).any_value() for c in carry),
+            attempts=nw.col("_running").sum(),
+            start_time=nw.col("_start").min(),
+            end_time=nw.col("_end").max(),
+            _open=nw.col("_open").sum(),
+            duration=nw.col("_time").sum(),
+        )
+        .filter(nw.col("attempts") > 0)
+        .with_columns(
+            # a run still in a RUNNING state: its time is not known yet
+            end_time=nw.when(nw.col("_open") == 0).then(nw.col("end_time")),
+            duration=nw.when(nw.col("_open") == 0).then(nw.col("duration")),
+        )
         .select(RUN, *carry, "attempts", "start_time", "end_time", "duration")
+        .sort(RUN)
     )
-    return like(states, result)
+    return finish(
+        result,
+        states,
+        timestamps=["start_time", "end_time", *_carried_times(carry)],
+        durations=["duration"],
+        counts=["attempts"],
+    )
 
 
 def lateness(states: Frame) -> Frame:
@@ -373,21 +473,31 @@ def lateness(states: Frame) -> Frame:
     """
     carry = carried(states)
     tl = timeline(states, caller="lateness", needs=["expected_start_time"])
-    diff = pl.col("end_time") - pl.col("start_time")
-    running = pl.col("type") == "RUNNING"
-    agg = (
-        tl.group_by("_run")
-        .agg(
-            _ran=running.any(),
-            start_time=pl.col("expected_start_time").filter(running).first(),
-            end_time=pl.col("timestamp").filter(running).first(),
-        )
-        .with_columns(negative=(diff < pl.duration(microseconds=0)).fill_null(value=False))
-        .with_columns(duration=pl.when(~pl.col("negative")).then(diff))
-    )
+    running = is_type("RUNNING")
+    diff = nw.col("end_time") - nw.col("start_time")
     result = (
-        with_run_columns(tl, agg, carry)
-        .filter(pl.col("_ran"))
+        tl.with_columns(
+            _running=running.cast(nw.Int64()),
+            _expected=nw.when(running).then(nw.col("expected_start_time")),
+            _start=nw.when(running).then(nw.col("_us")),
+        )
+        .group_by(RUN)
+        .agg(
+            *(nw.col(c).any_value() for c in carry if c != "expected_start_time"),
+            *([nw.col("expected_start_time").min()] if "expected_start_time" in carry else []),
+            _ran=nw.col("_running").sum(),
+            start_time=nw.col("_expected").min(),
+            end_time=nw.col("_start").min(),
+        )
+        .filter(nw.col("_ran") > 0)
+        .with_columns(negative=(diff < 0).fill_null(value=False))
+        .with_columns(duration=nw.when(~nw.col("negative")).then(diff))
         .select(RUN, *carry, "start_time", "end_time", "duration", "negative")
+        .sort(RUN)
     )
-    return like(states, result)
+    return finish(
+        result,
+        states,
+        timestamps=["start_time", "end_time", *_carried_times(carry)],
+        durations=["duration"],
+    )

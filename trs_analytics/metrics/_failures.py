@@ -9,28 +9,31 @@ A task run's outcome is the type of its latest state (see :func:`retry_counts`):
   never as a success.
 
 ``runs = completed + failed`` is the denominator of every rate.
+
+Rates are hash aggregates over the runs (no sort), on every engine.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-import polars as pl
+import narwhals as nw
 
+from trs_analytics.metrics._buckets import bucket_of
 from trs_analytics.metrics._common import (
-    Frame,
     as_list,
-    carried,
     explode_tags,
-    like,
-    parse_every,
+    group_keys,
+    outcomes,
     timeline,
 )
-from trs_analytics.metrics._retries import outcomes
+from trs_analytics.metrics._frames import finish
 from trs_analytics.schema import FAILURE_TYPES
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+    from trs_analytics.metrics._frames import Frame
 
 __all__ = ["Z95", "failure_rates", "wilson"]
 
@@ -38,37 +41,43 @@ __all__ = ["Z95", "failure_rates", "wilson"]
 Z95: Final = 1.959963984540054
 
 
-def wilson(successes: pl.Expr, trials: pl.Expr, *, z: float = Z95) -> tuple[pl.Expr, pl.Expr]:
+def wilson(successes: nw.Expr, trials: nw.Expr, *, z: float = Z95) -> tuple[nw.Expr, nw.Expr]:
     """Return the (low, high) Wilson score interval for ``successes / trials``.
 
     Both bounds are null where ``trials`` is 0.
 
     Examples:
+        >>> import narwhals as nw
         >>> import polars as pl
-        >>> low, high = wilson(pl.col("x"), pl.col("n"))
-        >>> pl.DataFrame({"x": [0, 5], "n": [10, 10]}).select(
+        >>> low, high = wilson(nw.col("x"), nw.col("n"))
+        >>> nw.from_native(pl.DataFrame({"x": [0, 5], "n": [10, 10]})).select(
         ...     low=low.round(4), high=high.round(4)).rows()
         [(0.0, 0.2775), (0.2366, 0.7634)]
     """
-    n = trials.cast(pl.Float64)
-    p = successes.cast(pl.Float64) / n
+    n = trials.cast(nw.Float64())
+    p = successes.cast(nw.Float64()) / n
     z2 = z * z
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
     half = z / (1 + z2 / n) * (p * (1 - p) / n + z2 / (4 * n * n)).sqrt()
+    none = nw.lit(None, dtype=nw.Float64())
     # at p = 0 (p = 1) the bound is exactly 0 (1): say so rather than leave rounding noise
     low = (
-        pl.when(trials <= 0)
-        .then(None)
-        .when(successes == 0)
-        .then(0.0)
-        .otherwise((centre - half).clip(lower_bound=0.0))
+        nw.when(trials <= 0)
+        .then(none)
+        .otherwise(
+            nw.when(successes == 0)
+            .then(nw.lit(0.0))
+            .otherwise((centre - half).clip(lower_bound=0.0))
+        )
     )
     high = (
-        pl.when(trials <= 0)
-        .then(None)
-        .when(successes == trials)
-        .then(1.0)
-        .otherwise((centre + half).clip(upper_bound=1.0))
+        nw.when(trials <= 0)
+        .then(none)
+        .otherwise(
+            nw.when(successes == trials)
+            .then(nw.lit(1.0))
+            .otherwise((centre + half).clip(upper_bound=1.0))
+        )
     )
     return low, high
 
@@ -125,28 +134,43 @@ def failure_rates(
         [('etl', 3, 1, 1, 0.3333333333333333, 0.6666666666666666)]
     """
     keys: list[str] = as_list(by)
-    lf = timeline(states, caller="failure_rates", needs=keys)
-    runs = explode_tags(outcomes(lf, carried(states, keys)), keys)
+    tl = timeline(states, caller="failure_rates", needs=keys)
+    runs = explode_tags(outcomes(tl, group_keys(keys)), keys)
     groups = list(keys)
     if every is not None:
-        runs = runs.with_columns(bucket=pl.col("start_time").dt.truncate(parse_every(every)))
+        runs = runs.with_columns(bucket=bucket_of(nw.col("start_time"), every))
         groups.append("bucket")
-    final = pl.col("final_type")
+    final = nw.col("final_type")
     failed = final.is_in(FAILURE_TYPES)
     counted = (final == "COMPLETED") | failed
-    agg = (runs.group_by(groups) if groups else runs.group_by(pl.lit(0).alias("_all"))).agg(
-        runs=counted.sum().cast(pl.UInt32),
-        completed=(final == "COMPLETED").sum().cast(pl.UInt32),
-        failed=failed.sum().cast(pl.UInt32),
-        crashed=(final == "CRASHED").sum().cast(pl.UInt32),
-        cancelled=(final == "CANCELLED").sum().cast(pl.UInt32),
-        unfinished=(~pl.col("terminal")).sum().cast(pl.UInt32),
-        first_attempt_failed=(counted & pl.col("first_attempt_failed")).sum().cast(pl.UInt32),
-        rescued=pl.col("rescued").sum().cast(pl.UInt32),
+    flags = runs.with_columns(
+        _counted=counted.cast(nw.Int64()),
+        _completed=(final == "COMPLETED").cast(nw.Int64()),
+        _failed=failed.cast(nw.Int64()),
+        _crashed=(final == "CRASHED").cast(nw.Int64()),
+        _cancelled=(final == "CANCELLED").cast(nw.Int64()),
+        _unfinished=(~nw.col("terminal")).cast(nw.Int64()),
+        _first=(counted & nw.col("first_attempt_failed")).cast(nw.Int64()),
+        _rescued=nw.col("rescued").cast(nw.Int64()),
     )
-    low, high = wilson(pl.col("failed"), pl.col("runs"))
-    first_low, first_high = wilson(pl.col("first_attempt_failed"), pl.col("runs"))
-    n = pl.when(pl.col("runs") > 0).then(pl.col("runs"))
+    sums = {
+        "runs": "_counted",
+        "completed": "_completed",
+        "failed": "_failed",
+        "crashed": "_crashed",
+        "cancelled": "_cancelled",
+        "unfinished": "_unfinished",
+        "first_attempt_failed": "_first",
+        "rescued": "_rescued",
+    }
+    totals = [nw.col(flag).sum().alias(name) for name, flag in sums.items()]
+    if groups:
+        agg = flags.group_by(*groups, drop_null_keys=False).agg(*totals)
+    else:
+        agg = flags.select(*totals)
+    low, high = wilson(nw.col("failed"), nw.col("runs"))
+    first_low, first_high = wilson(nw.col("first_attempt_failed"), nw.col("runs"))
+    n = nw.when(nw.col("runs") > 0).then(nw.col("runs").cast(nw.Float64()))
     result = agg.select(
         *groups,
         "runs",
@@ -155,15 +179,20 @@ def failure_rates(
         "crashed",
         "cancelled",
         "unfinished",
-        failure_rate=pl.col("failed") / n,
+        failure_rate=nw.col("failed") / n,
         ci_low=low,
         ci_high=high,
-        first_attempt_failed="first_attempt_failed",
-        first_attempt_failure_rate=pl.col("first_attempt_failed") / n,
+        first_attempt_failed=nw.col("first_attempt_failed"),
+        first_attempt_failure_rate=nw.col("first_attempt_failed") / n,
         first_attempt_ci_low=first_low,
         first_attempt_ci_high=first_high,
-        rescued="rescued",
+        rescued=nw.col("rescued"),
     )
     if groups:
         result = result.sort(groups, nulls_last=True)
-    return like(states, result)
+    return finish(
+        result,
+        states,
+        timestamps=["bucket"] if every is not None else [],
+        counts=list(sums),
+    )

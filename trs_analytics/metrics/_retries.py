@@ -6,70 +6,56 @@ every Prefect version: ``Running`` for the first attempt, then ``Retrying``
 again after ``Awaiting Retry`` (older Prefect 2). So ``attempts`` is the
 number of RUNNING-type states and ``retries = max(attempts - 1, 0)``. The
 ``run_count`` column is not used: it was wrong on retried runs before Prefect 3.
+
+Both metrics are hash aggregates over the runs (see
+:func:`~trs_analytics.metrics._common.outcomes`): no sort, on every engine.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import polars as pl
+import narwhals as nw
 
 from trs_analytics.metrics._common import (
     RUN,
-    Frame,
     as_list,
     carried,
     explode_tags,
-    like,
+    final_names,
+    group_keys,
+    outcomes,
     timeline,
-    with_run_columns,
 )
-from trs_analytics.schema import FAILURE_TYPES, TERMINAL_TYPES
+from trs_analytics.metrics._frames import finish
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["outcomes", "retry_counts", "retry_distribution"]
+    from trs_analytics.metrics._frames import Frame
 
+__all__ = ["retry_counts", "retry_distribution"]
 
-def outcomes(lf: pl.LazyFrame, carry: Sequence[str]) -> pl.LazyFrame:
-    """Aggregate a timeline (see :func:`timeline`) into one row per task run, in run order."""
-    failure = pl.col("type").is_in(FAILURE_TYPES)
-    runs = lf.group_by("_run").agg(
-        attempts=(pl.col("type") == "RUNNING").sum().cast(pl.UInt32),
-        final_type=pl.col("type").last(),
-        final_name=pl.col("name").last(),
-        start_time=pl.col("timestamp").first(),
-        end_time=pl.col("timestamp").last(),
-        _failed_before_end=(failure.sum() - failure.last().cast(pl.UInt32)) > 0,
-    )
-    retried = pl.col("attempts") > 1
-    runs = runs.with_columns(
-        retries=(pl.col("attempts").cast(pl.Int64) - 1).clip(lower_bound=0).cast(pl.UInt32),
-        terminal=pl.col("final_type").is_in(TERMINAL_TYPES),
-        first_attempt_failed=retried | pl.col("final_type").is_in(FAILURE_TYPES),
-        rescued=(pl.col("final_type") == "COMPLETED") & (retried | pl.col("_failed_before_end")),
-    )
-    return with_run_columns(lf, runs, carry).select(
-        RUN,
-        *carry,
-        "attempts",
-        "retries",
-        "final_type",
-        "final_name",
-        "terminal",
-        "first_attempt_failed",
-        "rescued",
-        "start_time",
-        "end_time",
-    )
+#: retry_counts' columns after the run's own.
+_OUTCOME_COLUMNS = (
+    "attempts",
+    "retries",
+    "final_type",
+    "final_name",
+    "terminal",
+    "first_attempt_failed",
+    "rescued",
+    "start_time",
+    "end_time",
+)
 
 
 def retry_counts(states: Frame) -> Frame:
     """Count attempts and retries of each task run and give its final outcome.
 
     Args:
-        states: a states frame (DataFrame or LazyFrame).
+        states: a states frame: a Polars DataFrame or LazyFrame, a DuckDB
+            relation or a PySpark DataFrame.
 
     Returns:
         The kind of frame given, one row per task run, ordered by
@@ -110,8 +96,21 @@ def retry_counts(states: Frame) -> Frame:
         │ p3          ┆ 3        ┆ 2       ┆ COMPLETED  ┆ true     ┆ true    │
         └─────────────┴──────────┴─────────┴────────────┴──────────┴─────────┘
     """
-    lf = timeline(states, caller="retry_counts")
-    return like(states, outcomes(lf, carried(states)))
+    tl = timeline(states, caller="retry_counts")
+    carry = carried(states)
+    runs = final_names(tl, outcomes(tl, carry))
+    result = runs.select(RUN, *carry, *_OUTCOME_COLUMNS).sort(RUN)
+    return finish(
+        result,
+        states,
+        timestamps=["start_time", "end_time", *_carried_timestamps(carry)],
+        counts=["attempts", "retries"],
+        state_types=["final_type"],
+    )
+
+
+def _carried_timestamps(carry: Sequence[str]) -> list[str]:
+    return [c for c in carry if c == "expected_start_time"]
 
 
 def retry_distribution(states: Frame, *, by: str | Sequence[str] | None = "task_name") -> Frame:
@@ -146,11 +145,11 @@ def retry_distribution(states: Frame, *, by: str | Sequence[str] | None = "task_
         [('etl', 0, 2, 0.6666666666666666), ('etl', 1, 1, 0.3333333333333333)]
     """
     keys: list[str] = as_list(by)
-    lf = timeline(states, caller="retry_distribution", needs=keys)
-    runs = explode_tags(outcomes(lf, carried(states, keys)), keys).filter(pl.col("terminal"))
-    counted = runs.group_by(*keys, "retries").agg(runs=pl.len().cast(pl.UInt32))
-    total = pl.col("runs").sum().over(keys) if keys else pl.col("runs").sum()
-    result = counted.with_columns(share=pl.col("runs") / total).sort(
+    tl = timeline(states, caller="retry_distribution", needs=keys)
+    runs = explode_tags(outcomes(tl, group_keys(keys)), keys).filter(nw.col("terminal"))
+    counted = runs.group_by(*keys, "retries", drop_null_keys=False).agg(runs=nw.len())
+    total = nw.col("runs").sum().over(*keys) if keys else nw.col("runs").sum()
+    result = counted.with_columns(share=nw.col("runs") / total).sort(
         [*keys, "retries"], nulls_last=True
     )
-    return like(states, result)
+    return finish(result, states, counts=["runs", "retries"])

@@ -4,28 +4,30 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from statistics import NormalDist
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, Unpack
 
-import polars as pl
+import narwhals as nw
 
 from trs_analytics.exceptions import ConfigurationError
+from trs_analytics.metrics._buckets import duration_micros
 from trs_analytics.metrics._common import (
     RUN,
-    Frame,
     as_list,
-    carried,
     explode_tags,
-    like,
+    group_keys,
+    outcomes,
     timeline,
 )
 from trs_analytics.metrics._durations import end_to_end, queue_wait, run_time
-from trs_analytics.metrics._retries import outcomes
-from trs_analytics.schema import FAILURE_TYPES, UTC_US, require_columns
+from trs_analytics.metrics._frames import EPOCH, finish, lazy
+from trs_analytics.schema import FAILURE_TYPES, require_columns
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-__all__ = ["QUANTILES", "Metric", "compare_windows", "regressions", "summarize"]
+    from trs_analytics.metrics._frames import Frame
+
+__all__ = ["QUANTILES", "CompareOptions", "Metric", "compare_windows", "regressions", "summarize"]
 
 #: The quantiles :func:`summarize` reports, by column name.
 QUANTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
@@ -33,19 +35,28 @@ QUANTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
 #: The per-run durations :func:`compare_windows` can compare.
 Metric = Literal["run_time", "end_to_end", "queue_wait"]
 
-_METRICS: dict[str, Callable[[pl.LazyFrame], pl.LazyFrame]] = {
+_METRICS: dict[str, Callable[[Any], Any]] = {
     "run_time": run_time,
     "end_to_end": end_to_end,
     "queue_wait": queue_wait,
 }
 
 
-def _quantile(value: pl.Expr, q: float, *, duration: bool) -> pl.Expr:
-    """Linear-interpolated quantile; a Duration's is rounded to the nearest microsecond."""
-    if not duration:
-        return value.quantile(q, interpolation="linear")
-    micros = value.dt.total_microseconds().quantile(q, interpolation="linear")
-    return micros.round().cast(pl.Int64).cast(pl.Duration("us"))
+class CompareOptions(TypedDict, total=False):
+    """The options of :func:`compare_windows`, which :func:`regressions` takes too."""
+
+    window: str | timedelta
+    at: datetime | None
+    by: str | Sequence[str] | None
+    metric: Metric
+    min_runs: int
+    p95_ratio: float
+    alpha: float
+
+
+def _quantile(value: nw.Expr, q: float) -> nw.Expr:
+    """Linear-interpolated quantile (NumPy's default, DuckDB's ``quantile_cont``)."""
+    return value.quantile(q, interpolation="linear")
 
 
 def summarize(
@@ -96,50 +107,44 @@ def summarize(
         └───────────┴───────┴───────┴──────────────┴──────────────┘
     """
     keys: list[str] = as_list(by)
-    require_columns(frame, [value, *keys], caller="summarize")
-    lf = explode_tags(frame.lazy(), keys)
-    v: pl.Expr = pl.col(value)
-    is_duration: bool = isinstance(frame.lazy().collect_schema()[value], pl.Duration)
+    lf = lazy(frame, caller="summarize")
+    require_columns(lf, [value, *keys], caller="summarize")
+    is_duration = isinstance(lf.collect_schema()[value], nw.Duration)
+    lf = explode_tags(lf, keys)
+    v = nw.col(value).dt.total_microseconds() if is_duration else nw.col(value)
+    lf = lf.with_columns(_v=v)
+    x = nw.col("_v")
     stats = [
-        v.count().cast(pl.UInt32).alias("count"),
-        v.null_count().cast(pl.UInt32).alias("nulls"),
-        v.mean().alias("mean"),
-        v.min().alias("min"),
-        *(_quantile(v, q, duration=is_duration).alias(name) for name, q in QUANTILES.items()),
-        v.max().alias("max"),
+        x.count().alias("count"),
+        x.null_count().alias("nulls"),
+        x.mean().alias("mean"),
+        x.min().alias("min"),
+        *(_quantile(x, q).alias(name) for name, q in QUANTILES.items()),
+        x.max().alias("max"),
     ]
-    result = lf.group_by(keys).agg(stats).sort(keys, nulls_last=True) if keys else lf.select(stats)
-    return like(frame, result)
-
-
-def _window_string(window: str | timedelta) -> str:
-    if isinstance(window, timedelta):
-        micros = window // timedelta(microseconds=1)
-        text = f"{micros}us"
+    if keys:
+        result = lf.group_by(*keys, drop_null_keys=False).agg(*stats).sort(keys, nulls_last=True)
     else:
-        text = window
-    epoch = pl.lit(0).cast(UTC_US)
-    try:
-        ok = pl.select(epoch.dt.offset_by(text) > epoch).item()
-    except (pl.exceptions.PolarsError, ValueError, TypeError) as err:
-        msg = f"window={window!r} is not a duration. Hint: use a string such as '1d' or '7d'."
-        raise ConfigurationError(msg) from err
-    if not ok:
-        msg = f"window={window!r} must be positive. Hint: use a string such as '1d' or '7d'."
-        raise ConfigurationError(msg)
-    return text
+        result = lf.select(*stats)
+    spread = ["mean", "min", *QUANTILES, "max"]
+    return finish(
+        result,
+        frame,
+        durations=spread if is_duration else [],
+        counts=["count", "nulls"],
+    )
 
 
-def _at(at: datetime | None) -> pl.Expr:
+def _at_micros(at: datetime | None) -> int | None:
     if at is None:
-        return pl.col("start_time").max()
+        return None
     if at.tzinfo is None:
         msg = (
             f"at={at!r} has no time zone. Hint: pass an aware datetime, "
             "for example datetime(2026, 1, 8, tzinfo=UTC)."
         )
         raise ConfigurationError(msg)
-    return pl.lit(at).cast(UTC_US)
+    return (at - EPOCH) // timedelta(microseconds=1)
 
 
 def compare_windows(
@@ -209,72 +214,92 @@ def compare_windows(
         )
         raise ConfigurationError(msg)
     keys: list[str] = as_list(by)
-    step = _window_string(window)
-    end = _at(at)
-    lf = timeline(states, caller="compare_windows", needs=keys)
-    per_run = outcomes(lf, carried(states, keys)).join(
-        _METRICS[metric](states.lazy()).select(RUN, "duration"), on=RUN, how="left"
+    step = duration_micros(window, argument="window")
+    end = _at_micros(at)
+    tl = timeline(states, caller="compare_windows", needs=keys)
+    measured = lazy(_METRICS[metric](states), caller="compare_windows").select(
+        RUN, _duration=nw.col("duration").dt.total_microseconds()
     )
-    per_run = per_run.with_columns(current_end=end).with_columns(
-        current_start=pl.col("current_end").dt.offset_by(f"-{step}")
+    per_run = outcomes(tl, group_keys(keys)).join(measured, on=RUN, how="left")
+    current_end = nw.col("start_time").max() if end is None else nw.lit(end)
+    per_run = per_run.with_columns(current_end=current_end).with_columns(
+        current_start=nw.col("current_end") - step,
+        previous_start=nw.col("current_end") - 2 * step,
     )
     per_run = per_run.with_columns(
-        previous_start=pl.col("current_start").dt.offset_by(f"-{step}")
-    ).with_columns(
-        _current=(pl.col("start_time") > pl.col("current_start"))
-        & (pl.col("start_time") <= pl.col("current_end")),
-        _previous=(pl.col("start_time") > pl.col("previous_start"))
-        & (pl.col("start_time") <= pl.col("current_start")),
+        _current=(nw.col("start_time") > nw.col("current_start"))
+        & (nw.col("start_time") <= nw.col("current_end")),
+        _previous=(nw.col("start_time") > nw.col("previous_start"))
+        & (nw.col("start_time") <= nw.col("current_start")),
     )
-    per_run = explode_tags(per_run.filter(pl.col("_current") | pl.col("_previous")), keys)
+    per_run = explode_tags(per_run.filter(nw.col("_current") | nw.col("_previous")), keys)
     agg = _window_stats(per_run, keys)
-    return like(states, _flag(agg, keys, min_runs, p95_ratio, NormalDist().inv_cdf(1 - alpha)))
+    z_crit = NormalDist().inv_cdf(1 - alpha)
+    return finish(
+        _flag(agg, keys, min_runs, p95_ratio, z_crit),
+        states,
+        timestamps=["previous_start", "current_start", "current_end"],
+        durations=["p95_previous", "p95_current"],
+        counts=[f"{c}_{w}" for c in ("runs", "failed", "durations") for w in _WINDOWS],
+    )
 
 
-def _window_stats(per_run: pl.LazyFrame, keys: list[str]) -> pl.LazyFrame:
-    failed = pl.col("final_type").is_in(FAILURE_TYPES)
-    counted = (pl.col("final_type") == "COMPLETED") | failed
-    stats: list[pl.Expr] = [
-        pl.col("previous_start", "current_start", "current_end").first(),
+#: The two windows compared, in the order of the output columns.
+_WINDOWS = ("previous", "current")
+
+
+def _window_stats(per_run: nw.LazyFrame[Any], keys: list[str]) -> nw.LazyFrame[Any]:
+    failed = nw.col("final_type").is_in(FAILURE_TYPES)
+    counted = (nw.col("final_type") == "COMPLETED") | failed
+    flags = []
+    stats: list[nw.Expr] = [
+        nw.col("previous_start", "current_start", "current_end").max(),
     ]
-    for name in ("previous", "current"):
-        inside = pl.col(f"_{name}")
-        stats += [
-            (counted & inside).sum().cast(pl.UInt32).alias(f"runs_{name}"),
-            (failed & inside).sum().cast(pl.UInt32).alias(f"failed_{name}"),
-            pl.col("duration").filter(inside).count().cast(pl.UInt32).alias(f"durations_{name}"),
-            _quantile(pl.col("duration").filter(inside), 0.95, duration=True).alias(f"p95_{name}"),
+    for name in _WINDOWS:
+        inside = nw.col(f"_{name}")
+        flags += [
+            (counted & inside).cast(nw.Int64()).alias(f"_counted_{name}"),
+            (failed & inside).cast(nw.Int64()).alias(f"_failed_{name}"),
+            nw.when(inside).then(nw.col("_duration")).alias(f"_duration_{name}"),
         ]
-    grouped = per_run.group_by(keys) if keys else per_run.group_by(pl.lit(0).alias("_all"))
-    return grouped.agg(stats)
+        stats += [
+            nw.col(f"_counted_{name}").sum().alias(f"runs_{name}"),
+            nw.col(f"_failed_{name}").sum().alias(f"failed_{name}"),
+            nw.col(f"_duration_{name}").count().alias(f"durations_{name}"),
+            _quantile(nw.col(f"_duration_{name}"), 0.95).alias(f"p95_{name}"),
+        ]
+    lf = per_run.with_columns(*flags)
+    if keys:
+        return lf.group_by(*keys, drop_null_keys=False).agg(*stats)
+    return lf.select(*stats)
 
 
 def _flag(
-    agg: pl.LazyFrame, keys: list[str], min_runs: int, p95_ratio: float, z_crit: float
-) -> pl.LazyFrame:
-    n1, n2 = pl.col("runs_previous"), pl.col("runs_current")
-    f1, f2 = pl.col("failed_previous"), pl.col("failed_current")
-    r1 = f1 / pl.when(n1 > 0).then(n1)
-    r2 = f2 / pl.when(n2 > 0).then(n2)
-    pooled = (f1 + f2) / pl.when(n1 + n2 > 0).then(n1 + n2)
-    se = (pooled * (1 - pooled) * (1 / n1 + 1 / n2)).sqrt()
-    z = pl.when(se > 0).then((r2 - r1) / se)
-    p95_1 = pl.col("p95_previous").dt.total_microseconds()
-    p95_2 = pl.col("p95_current").dt.total_microseconds()
+    agg: nw.LazyFrame[Any], keys: list[str], min_runs: int, p95_ratio: float, z_crit: float
+) -> nw.LazyFrame[Any]:
+    n1, n2 = nw.col("runs_previous"), nw.col("runs_current")
+    f1, f2 = nw.col("failed_previous"), nw.col("failed_current")
+    both = (n1 > 0) & (n2 > 0)
+    r1 = nw.when(n1 > 0).then(f1 / n1)
+    r2 = nw.when(n2 > 0).then(f2 / n2)
+    pooled = nw.when(both).then((f1 + f2) / (n1 + n2))
+    se = nw.when(both).then((pooled * (1 - pooled) * (1 / n1 + 1 / n2)).sqrt())
+    z = nw.when(se > 0).then((r2 - r1) / se)
+    p95_1, p95_2 = nw.col("p95_previous"), nw.col("p95_current")
     enough_runs = (n1 >= min_runs) & (n2 >= min_runs)
-    enough_durations = (pl.col("durations_previous") >= min_runs) & (
-        pl.col("durations_current") >= min_runs
+    enough_durations = (nw.col("durations_previous") >= min_runs) & (
+        nw.col("durations_current") >= min_runs
     )
     out = agg.with_columns(
         failure_rate_previous=r1,
         failure_rate_current=r2,
         z=z,
         failure_rate_worse=(enough_runs & (z > z_crit)).fill_null(value=False),
-        p95_ratio=p95_2 / pl.when(p95_1 > 0).then(p95_1),
+        p95_ratio=nw.when(p95_1 > 0).then(p95_2 / p95_1),
         p95_worse=(enough_durations & (p95_2 >= p95_ratio * p95_1) & (p95_2 > p95_1)).fill_null(
             value=False
         ),
-    ).with_columns(regressed=pl.col("failure_rate_worse") | pl.col("p95_worse"))
+    ).with_columns(regressed=nw.col("failure_rate_worse") | nw.col("p95_worse"))
     out = out.select(
         *keys,
         "previous_start",
@@ -299,20 +324,10 @@ def _flag(
     return out.sort(keys, nulls_last=True) if keys else out
 
 
-def regressions(
-    states: Frame,
-    *,
-    window: str | timedelta = "7d",
-    at: datetime | None = None,
-    by: str | Sequence[str] | None = "task_name",
-    metric: Metric = "run_time",
-    min_runs: int = 20,
-    p95_ratio: float = 1.5,
-    alpha: float = 0.05,
-) -> Frame:
+def regressions(states: Frame, **options: Unpack[CompareOptions]) -> Frame:
     """Return the rows of :func:`compare_windows` whose failure rate or p95 got significantly worse.
 
-    Takes the same arguments as :func:`compare_windows`.
+    Takes the same options as :func:`compare_windows` (:class:`CompareOptions`).
 
     Examples:
         >>> import trs_analytics as ta
@@ -320,14 +335,6 @@ def regressions(
         >>> ta.regressions(states, window="1d", min_runs=1_000).height
         0
     """
-    table = compare_windows(
-        states,
-        window=window,
-        at=at,
-        by=by,
-        metric=metric,
-        min_runs=min_runs,
-        p95_ratio=p95_ratio,
-        alpha=alpha,
-    )
-    return table.filter(pl.col("regressed"))
+    table: Any = compare_windows(states, **options)
+    flagged = lazy(table, caller="regressions").filter(nw.col("regressed"))
+    return finish(flagged, states)

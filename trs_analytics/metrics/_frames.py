@@ -1,0 +1,239 @@
+"""Engines: how a metric takes any engine's frame and gives back the same kind.
+
+Every metric is written once, with narwhals expressions, on a
+:class:`narwhals.LazyFrame`. This module is the only place that knows the
+engines apart:
+
+- :func:`lazy` wraps a Polars ``DataFrame``/``LazyFrame``, a DuckDB relation
+  or a PySpark ``DataFrame`` as a narwhals ``LazyFrame``;
+- :func:`finish` turns the metric's lazy result back into the kind of frame
+  it was given, and gives its columns their engine's types.
+
+Time is computed in integer microseconds since the epoch inside every metric
+(:data:`US`): engines disagree on casting timestamps to integers and on
+interval arithmetic, but all of them subtract two timestamps and read the
+microseconds of the difference the same way. :func:`finish` turns the
+microsecond columns back into timestamps and durations:
+
+============  ========================  ==================  =====================
+kind          Polars                    DuckDB              Spark
+============  ========================  ==================  =====================
+timestamp     ``Datetime("us", "UTC")`` ``TIMESTAMPTZ``     ``TIMESTAMP`` (UTC)
+duration      ``Duration("us")``        ``INTERVAL``        ``INTERVAL DAY TO SECOND``
+count         ``UInt32``                ``BIGINT``          ``BIGINT``
+state type    ``Enum`` (the contract)   ``VARCHAR``         ``STRING``
+============  ========================  ==================  =====================
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
+
+import narwhals as nw
+import polars as pl
+
+from trs_analytics.exceptions import ConfigurationError, SchemaError
+from trs_analytics.schema import UTC_US, StateType
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from narwhals.typing import IntoFrame
+
+__all__ = [
+    "EPOCH",
+    "Frame",
+    "distinct",
+    "finish",
+    "from_micros",
+    "is_polars",
+    "lazy",
+    "micros",
+    "schema_of",
+]
+
+#: A metric returns the kind of frame it was given: Polars DataFrame or LazyFrame,
+#: DuckDB relation (``duckdb.DuckDBPyRelation``) or PySpark ``DataFrame``.
+Frame = TypeVar("Frame")
+
+#: The origin of every microsecond count.
+EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def lazy(frame: IntoFrame | Any, *, caller: str) -> nw.LazyFrame[Any]:
+    """Wrap any supported engine's frame as a narwhals LazyFrame.
+
+    Raises:
+        ConfigurationError: ``frame`` is not a frame of a supported engine.
+
+    Examples:
+        >>> import polars as pl
+        >>> lazy(pl.DataFrame({"a": [1]}), caller="demo").implementation.name
+        'POLARS'
+    """
+    if isinstance(frame, nw.LazyFrame):
+        return frame
+    try:
+        wrapped = nw.from_native(frame)
+    except TypeError as err:
+        msg = (
+            f"{caller}() needs a Polars DataFrame or LazyFrame, a DuckDB relation or a "
+            f"PySpark DataFrame, got {type(frame).__name__}. Hint: read states with "
+            "trs_analytics.scan_states(path, engine=...)."
+        )
+        raise ConfigurationError(msg) from err
+    return wrapped.lazy() if isinstance(wrapped, nw.DataFrame) else wrapped
+
+
+def is_polars(frame: nw.LazyFrame[Any]) -> bool:
+    """Whether ``frame`` is computed by Polars."""
+    return bool(frame.implementation.is_polars())
+
+
+def schema_of(frame: Any) -> nw.Schema:
+    """The column names and narwhals dtypes of any supported frame (without computing it).
+
+    Examples:
+        >>> import polars as pl
+        >>> schema_of(pl.LazyFrame({"a": [1]})).names()
+        ['a']
+    """
+    native = frame if isinstance(frame, nw.LazyFrame) else nw.from_native(frame)
+    return native.collect_schema()
+
+
+def micros(column: str, *, time_zone: str | None = "UTC") -> nw.Expr:
+    """A timestamp column as integer microseconds since the epoch, on every engine.
+
+    Args:
+        column: an aware timestamp column.
+        time_zone: its time zone; other zones than UTC are converted first.
+
+    Examples:
+        >>> from datetime import UTC, datetime
+        >>> import narwhals as nw
+        >>> import polars as pl
+        >>> frame = pl.DataFrame({"t": [datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC)]})
+        >>> nw.from_native(frame).select(us=micros("t"))["us"].to_list()
+        [1000000]
+    """
+    value = nw.col(column)
+    if time_zone not in (None, "UTC", "Etc/UTC"):
+        value = value.dt.convert_time_zone("UTC")
+    return (value - nw.lit(EPOCH)).dt.total_microseconds()
+
+
+def from_micros(
+    result: nw.LazyFrame[Any],
+    *,
+    timestamps: Sequence[str] = (),
+    durations: Sequence[str] = (),
+) -> nw.LazyFrame[Any]:
+    """Turn integer-microsecond columns back into timestamps and durations.
+
+    The only engine-specific expressions of the metrics live here: narwhals
+    has no portable way to build a timestamp or an interval from an integer.
+    """
+    if not timestamps and not durations:
+        return result
+    impl = result.implementation
+    if impl.is_polars():
+        native = result.to_native()
+        native = native.with_columns(
+            *(pl.col(c).cast(pl.Int64).cast(UTC_US) for c in timestamps),
+            *(pl.col(c).round().cast(pl.Int64).cast(pl.Duration("us")) for c in durations),
+        )
+        return cast("nw.LazyFrame[Any]", nw.from_native(native))
+    if impl.is_duckdb():
+        import duckdb
+
+        native = result.to_native()
+        exprs = [
+            *(f'make_timestamptz(CAST("{c}" AS BIGINT)) AS "{c}"' for c in timestamps),
+            *(f'to_microseconds(CAST(round("{c}") AS BIGINT)) AS "{c}"' for c in durations),
+        ]
+        replaced = ", ".join(exprs)
+        rel = native.project(f"* REPLACE ({replaced})")
+        assert isinstance(rel, duckdb.DuckDBPyRelation)
+        return nw.from_native(rel)
+    if impl.is_pyspark() or impl.is_pyspark_connect():
+        from pyspark.sql import functions as F
+
+        native = result.to_native()
+        for c in timestamps:
+            native = native.withColumn(c, F.timestamp_micros(F.col(c).cast("bigint")))
+        for c in durations:
+            whole = F.round(F.col(c)).cast("bigint")
+            native = native.withColumn(
+                c, F.expr("INTERVAL 0 SECONDS") + F.make_dt_interval(secs=whole / F.lit(1e6))
+            )
+        return cast("nw.LazyFrame[Any]", nw.from_native(native))
+    msg = f"engine {impl.name} is not supported. Hint: use Polars, DuckDB or PySpark frames."
+    raise ConfigurationError(msg)
+
+
+def finish(
+    result: nw.LazyFrame[Any],
+    template: Frame,
+    *,
+    timestamps: Sequence[str] = (),
+    durations: Sequence[str] = (),
+    counts: Sequence[str] = (),
+    state_types: Sequence[str] = (),
+) -> Frame:
+    """Return ``result`` as the kind of frame ``template`` is, with its engine's types.
+
+    Args:
+        result: the metric's lazy result.
+        template: the frame the metric was given.
+        timestamps: integer-microsecond columns to turn into UTC timestamps.
+        durations: integer- (or float-) microsecond columns to turn into durations.
+        counts: counts, ``UInt32`` on Polars (``BIGINT`` elsewhere).
+        state_types: state-type columns, the contract's ``Enum`` on Polars.
+    """
+    result = from_micros(result, timestamps=timestamps, durations=durations)
+    if not result.implementation.is_polars():
+        return cast("Frame", result.to_native())
+    native: pl.LazyFrame = result.to_native()
+    native = native.with_columns(
+        *(pl.col(c).cast(pl.UInt32) for c in counts),
+        *(pl.col(c).cast(StateType) for c in state_types),
+    )
+    return cast("Frame", native.collect() if isinstance(template, pl.DataFrame) else native)
+
+
+def distinct(frame: nw.LazyFrame[Any], subset: Sequence[str]) -> nw.LazyFrame[Any]:
+    """Keep one row (any) of each group of rows equal on ``subset``; nulls compare equal.
+
+    A hash de-duplication on every engine. On Polars it is a filter on
+    ``is_first_distinct``, which is many times faster than ``unique`` when the
+    frame carries wide columns (a list of tags, long strings).
+    """
+    if frame.implementation.is_polars():
+        native: pl.LazyFrame = frame.to_native()
+        key = pl.col(subset[0]) if len(subset) == 1 else pl.struct(*subset)
+        return nw.from_native(native.filter(key.is_first_distinct()))
+    return frame.unique(subset=list(subset), keep="any")
+
+
+def require_utc(frame: nw.LazyFrame[Any], column: str, *, caller: str) -> None:
+    """Refuse a ``column`` that is not a time-zone-aware timestamp.
+
+    Raises:
+        SchemaError: naming the dtype found, with a hint on how to fix it.
+    """
+    dtype = frame.collect_schema()[column]
+    if not isinstance(dtype, nw.Datetime):
+        msg = (
+            f"{caller}() needs column {column!r} of type Datetime, found {dtype}. "
+            f"Hint: parse it with pl.col({column!r}).str.to_datetime(time_zone='UTC')."
+        )
+        raise SchemaError(msg)
+    if dtype.time_zone is None:
+        msg = (
+            f"{caller}() needs a time-zone-aware {column!r}, found {dtype} without a "
+            "time zone. Hint: if the values are UTC, use "
+            f"pl.col({column!r}).dt.replace_time_zone('UTC') (DuckDB: TIMESTAMPTZ)."
+        )
+        raise SchemaError(msg)
