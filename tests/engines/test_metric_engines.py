@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample_states.parquet"
 
 #: Hypothesis examples per (metric, engine): Spark answers each query in ~0.1-1 s.
-EXAMPLES = {"polars-eager": 15, "polars-lazy": 15, "duckdb": 15, "spark": 2}
+EXAMPLES = {"polars-eager": 10, "polars-lazy": 10, "duckdb": 5, "spark": 2}
 
 
 def check(case: Case, states: pl.DataFrame, native: Any, engine: str) -> None:
