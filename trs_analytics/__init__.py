@@ -46,6 +46,7 @@ from trs_analytics.metrics import (
     state_intervals,
     summarize,
     time_in_state,
+    to_polars,
     transitions,
 )
 from trs_analytics.schema import (
@@ -103,6 +104,7 @@ __all__ = [
     "state_intervals",
     "summarize",
     "time_in_state",
+    "to_polars",
     "transitions",
     "validate_states",
     "write_report",

@@ -13,9 +13,9 @@ import functools
 import math
 from typing import TYPE_CHECKING, Any, Final
 
-import narwhals as nw
 import polars as pl
 
+import trs_analytics as ta
 from trs_analytics.engines import engine_of
 
 if TYPE_CHECKING:
@@ -96,18 +96,8 @@ def kind(frame: object) -> str:
 
 
 def to_polars(result: object) -> pl.DataFrame:
-    """Any engine's frame as a Polars DataFrame."""
-    if isinstance(result, pl.DataFrame):
-        return result
-    if isinstance(result, pl.LazyFrame):
-        return result.collect()
-    frame = nw.from_native(result)
-    if isinstance(frame, nw.DataFrame):
-        out = frame.to_polars()
-    else:
-        out = frame.collect(backend="polars").to_native()
-    assert isinstance(out, pl.DataFrame)
-    return out
+    """Any engine's frame as a Polars DataFrame (the package's own conversion)."""
+    return ta.to_polars(result)
 
 
 def _normal_form(frame: pl.DataFrame) -> pl.DataFrame:

@@ -24,6 +24,7 @@ from trs_analytics.metrics._durations import (
     time_in_state,
 )
 from trs_analytics.metrics._failures import failure_rates, wilson
+from trs_analytics.metrics._frames import to_polars
 from trs_analytics.metrics._retries import retry_counts, retry_distribution
 from trs_analytics.metrics._states import state_intervals, transitions
 from trs_analytics.metrics._summary import (
@@ -57,6 +58,7 @@ __all__ = [
     "state_intervals",
     "summarize",
     "time_in_state",
+    "to_polars",
     "transitions",
     "wilson",
 ]

@@ -31,7 +31,7 @@ import narwhals as nw
 import polars as pl
 
 from trs_analytics.exceptions import ConfigurationError
-from trs_analytics.metrics._frames import distinct, lazy, micros, require_utc, schema_of
+from trs_analytics.metrics._frames import distinct, lazy, require_utc, schema_of, with_micros
 from trs_analytics.schema import (
     FAILURE_TYPES,
     REQUIRED_METRIC_COLUMNS,
@@ -156,10 +156,6 @@ def is_type(*types: str) -> nw.Expr:
     return nw.col("_rank").is_in([STATE_TYPES.index(t) for t in types])
 
 
-def _zone(dtype: Any) -> str | None:
-    return dtype.time_zone if isinstance(dtype, nw.Datetime) else None
-
-
 def _deduplicated(lf: nw.LazyFrame[Any], *, has_id: bool) -> nw.LazyFrame[Any]:
     """Drop repeated states: by ``id``; rows without one by run, timestamp, type and name."""
     by_content = [RUN, "timestamp", "type", "name"]
@@ -190,16 +186,13 @@ def timeline(states: Any, *, caller: str, needs: Sequence[str] = ()) -> nw.LazyF
     lf = lazy(states, caller=caller)
     require_columns(lf, [*REQUIRED_METRIC_COLUMNS, *needs], caller=caller)
     require_utc(lf, "timestamp", caller=caller)
-    schema = lf.collect_schema()
-    names = schema.names()
+    names = lf.collect_schema().names()
     lf = lf.filter(~nw.col(RUN).is_null() & ~nw.col("timestamp").is_null())
     lf = _deduplicated(lf, has_id="id" in names)
-    extra = [
-        micros(c, time_zone=_zone(schema[c])).alias(c) for c in _CARRIED_TIMESTAMPS if c in names
-    ]
-    lf = lf.with_columns(
-        *extra, _us=micros("timestamp", time_zone=_zone(schema["timestamp"])), _rank=_rank()
-    )
+    stamps = {"_us": "timestamp"} | {f"_{c}": c for c in _CARRIED_TIMESTAMPS if c in names}
+    lf = with_micros(lf, timestamps=stamps)
+    carried_us = [nw.col(f"_{c}").alias(c) for c in _CARRIED_TIMESTAMPS if c in names]
+    lf = lf.with_columns(*carried_us, _rank=_rank())
     if "id" not in names:
         lf = lf.with_columns(id=nw.lit(None, dtype=nw.String()))
     return lf.with_columns(_key=nw.col("_us") * RANK_BITS + nw.col("_rank"))

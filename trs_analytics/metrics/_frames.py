@@ -47,10 +47,12 @@ __all__ = [
     "distinct",
     "finish",
     "from_micros",
+    "is_duration",
     "is_polars",
     "lazy",
-    "micros",
     "schema_of",
+    "to_polars",
+    "with_micros",
 ]
 
 #: A metric returns the kind of frame it was given: Polars DataFrame or LazyFrame,
@@ -103,25 +105,58 @@ def schema_of(frame: Any) -> nw.Schema:
     return native.collect_schema()
 
 
-def micros(column: str, *, time_zone: str | None = "UTC") -> nw.Expr:
-    """A timestamp column as integer microseconds since the epoch, on every engine.
+def with_micros(
+    frame: nw.LazyFrame[Any],
+    *,
+    timestamps: dict[str, str] | None = None,
+    durations: dict[str, str] | None = None,
+) -> nw.LazyFrame[Any]:
+    """Add integer-microsecond columns read from timestamps (since the epoch) and durations.
+
+    Engines disagree on turning time into integers (the one trap that
+    narwhals does not cover on every engine), so each is done natively here.
 
     Args:
-        column: an aware timestamp column.
-        time_zone: its time zone; other zones than UTC are converted first.
+        frame: a narwhals LazyFrame.
+        timestamps: new column -> aware timestamp column (any time zone).
+        durations: new column -> duration (interval) column.
 
     Examples:
         >>> from datetime import UTC, datetime
-        >>> import narwhals as nw
         >>> import polars as pl
-        >>> frame = pl.DataFrame({"t": [datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC)]})
-        >>> nw.from_native(frame).select(us=micros("t"))["us"].to_list()
+        >>> frame = lazy(pl.DataFrame({"t": [datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC)]}), caller="x")
+        >>> with_micros(frame, timestamps={"us": "t"}).collect()["us"].to_list()
         [1000000]
     """
-    value = nw.col(column)
-    if time_zone not in (None, "UTC", "Etc/UTC"):
-        value = value.dt.convert_time_zone("UTC")
-    return (value - nw.lit(EPOCH)).dt.total_microseconds()
+    stamps, spans = timestamps or {}, durations or {}
+    impl = frame.implementation
+    if impl.is_polars():
+        native: pl.LazyFrame = frame.to_native()
+        return nw.from_native(
+            native.with_columns(
+                *(pl.col(c).dt.epoch("us").alias(new) for new, c in stamps.items()),
+                *(pl.col(c).dt.total_microseconds().alias(new) for new, c in spans.items()),
+            )
+        )
+    if impl.is_duckdb():
+        rel = frame.to_native()
+        exprs = [
+            *(f'epoch_us("{c}") AS "{new}"' for new, c in stamps.items()),
+            *(f'epoch_us("{c}") AS "{new}"' for new, c in spans.items()),
+        ]
+        return nw.from_native(rel.project(", ".join(["*", *exprs]))) if exprs else frame
+    if impl.is_pyspark() or impl.is_pyspark_connect():
+        from pyspark.sql import functions as F
+
+        df = frame.to_native()
+        for new, c in stamps.items():
+            df = df.withColumn(new, F.unix_micros(F.col(c)))
+        for new, c in spans.items():
+            epoch = F.expr("TIMESTAMP '1970-01-01 00:00:00 UTC'")
+            df = df.withColumn(new, F.unix_micros(epoch + F.col(c)))
+        return cast("nw.LazyFrame[Any]", nw.from_native(df))
+    msg = f"engine {impl.name} is not supported. Hint: use Polars, DuckDB or PySpark frames."
+    raise ConfigurationError(msg)
 
 
 def from_micros(
@@ -134,6 +169,10 @@ def from_micros(
 
     The only engine-specific expressions of the metrics live here: narwhals
     has no portable way to build a timestamp or an interval from an integer.
+    Fractional microseconds (means, interpolated quantiles) are rounded half
+    up, ``floor(round(x, 3) + 0.5)``, the same on every engine: engines
+    interpolate quantiles with different float rounding, and a value such as
+    39945.5 may arrive as 39945.4999999; a nanosecond snap first makes them agree.
     """
     if not timestamps and not durations:
         return result
@@ -142,7 +181,10 @@ def from_micros(
         native = result.to_native()
         native = native.with_columns(
             *(pl.col(c).cast(pl.Int64).cast(UTC_US) for c in timestamps),
-            *(pl.col(c).round().cast(pl.Int64).cast(pl.Duration("us")) for c in durations),
+            *(
+                (pl.col(c).round(3) + 0.5).floor().cast(pl.Int64).cast(pl.Duration("us"))
+                for c in durations
+            ),
         )
         return cast("nw.LazyFrame[Any]", nw.from_native(native))
     if impl.is_duckdb():
@@ -151,7 +193,10 @@ def from_micros(
         native = result.to_native()
         exprs = [
             *(f'make_timestamptz(CAST("{c}" AS BIGINT)) AS "{c}"' for c in timestamps),
-            *(f'to_microseconds(CAST(round("{c}") AS BIGINT)) AS "{c}"' for c in durations),
+            *(
+                f'to_microseconds(CAST(floor(round("{c}", 3) + 0.5) AS BIGINT)) AS "{c}"'
+                for c in durations
+            ),
         ]
         replaced = ", ".join(exprs)
         rel = native.project(f"* REPLACE ({replaced})")
@@ -164,10 +209,10 @@ def from_micros(
         for c in timestamps:
             native = native.withColumn(c, F.timestamp_micros(F.col(c).cast("bigint")))
         for c in durations:
-            whole = F.round(F.col(c)).cast("bigint")
-            native = native.withColumn(
-                c, F.expr("INTERVAL 0 SECONDS") + F.make_dt_interval(secs=whole / F.lit(1e6))
-            )
+            # exact: whole microseconds as a decimal number of seconds
+            whole = F.floor(F.round(F.col(c), 3) + F.lit(0.5)).cast("decimal(20,0)")
+            seconds = (whole / F.lit(1_000_000)).cast("decimal(18,6)")
+            native = native.withColumn(c, F.make_dt_interval(secs=seconds))
         return cast("nw.LazyFrame[Any]", nw.from_native(native))
     msg = f"engine {impl.name} is not supported. Hint: use Polars, DuckDB or PySpark frames."
     raise ConfigurationError(msg)
@@ -215,6 +260,45 @@ def distinct(frame: nw.LazyFrame[Any], subset: Sequence[str]) -> nw.LazyFrame[An
         key = pl.col(subset[0]) if len(subset) == 1 else pl.struct(*subset)
         return nw.from_native(native.filter(key.is_first_distinct()))
     return frame.unique(subset=list(subset), keep="any")
+
+
+def to_polars(frame: Any) -> pl.DataFrame:
+    """Compute a frame of any supported engine into a Polars DataFrame.
+
+    Small results (aggregates, what a chart draws) come to Polars this way.
+    Durations stay durations: DuckDB's ``INTERVAL`` (which Polars cannot read
+    from Arrow) is read through its microseconds.
+
+    Examples:
+        >>> import duckdb
+        >>> to_polars(duckdb.sql("SELECT INTERVAL 90 SECOND AS d"))["d"].to_list()
+        [datetime.timedelta(seconds=90)]
+    """
+    if isinstance(frame, pl.DataFrame):
+        return frame
+    if isinstance(frame, pl.LazyFrame):
+        return frame.collect()
+    wrapped = lazy(frame, caller="to_polars")
+    spans = [c for c in wrapped.collect_schema().names() if is_duration(wrapped, c)]
+    if spans and wrapped.implementation.is_duckdb():
+        replaced = ", ".join(f'epoch_us("{c}") AS "{c}"' for c in spans)
+        micros = wrapped.to_native().project(f"* REPLACE ({replaced})")
+        out = pl.from_arrow(micros.to_arrow_table())
+        assert isinstance(out, pl.DataFrame)
+        return out.with_columns(pl.col(c).cast(pl.Duration("us")) for c in spans)
+    collected: pl.DataFrame = wrapped.collect(backend="polars").to_native()
+    return collected
+
+
+def is_duration(frame: nw.LazyFrame[Any], column: str) -> bool:
+    """Whether ``column`` holds durations (narwhals does not map Spark's intervals)."""
+    if isinstance(frame.collect_schema()[column], nw.Duration):
+        return True
+    if frame.implementation.is_pyspark() or frame.implementation.is_pyspark_connect():
+        from pyspark.sql.types import DayTimeIntervalType
+
+        return isinstance(frame.to_native().schema[column].dataType, DayTimeIntervalType)
+    return False
 
 
 def require_utc(frame: nw.LazyFrame[Any], column: str, *, caller: str) -> None:

@@ -19,7 +19,7 @@ from trs_analytics.metrics._common import (
     timeline,
 )
 from trs_analytics.metrics._durations import end_to_end, queue_wait, run_time
-from trs_analytics.metrics._frames import EPOCH, finish, lazy
+from trs_analytics.metrics._frames import EPOCH, finish, is_duration, lazy, with_micros
 from trs_analytics.schema import FAILURE_TYPES, require_columns
 
 if TYPE_CHECKING:
@@ -109,10 +109,9 @@ def summarize(
     keys: list[str] = as_list(by)
     lf = lazy(frame, caller="summarize")
     require_columns(lf, [value, *keys], caller="summarize")
-    is_duration = isinstance(lf.collect_schema()[value], nw.Duration)
+    duration = is_duration(lf, value)
     lf = explode_tags(lf, keys)
-    v = nw.col(value).dt.total_microseconds() if is_duration else nw.col(value)
-    lf = lf.with_columns(_v=v)
+    lf = with_micros(lf, durations={"_v": value}) if duration else lf.with_columns(_v=nw.col(value))
     x = nw.col("_v")
     stats = [
         x.count().alias("count"),
@@ -130,7 +129,7 @@ def summarize(
     return finish(
         result,
         frame,
-        durations=spread if is_duration else [],
+        durations=spread if duration else [],
         counts=["count", "nulls"],
     )
 
@@ -217,9 +216,10 @@ def compare_windows(
     step = duration_micros(window, argument="window")
     end = _at_micros(at)
     tl = timeline(states, caller="compare_windows", needs=keys)
-    measured = lazy(_METRICS[metric](states), caller="compare_windows").select(
-        RUN, _duration=nw.col("duration").dt.total_microseconds()
-    )
+    measured = with_micros(
+        lazy(_METRICS[metric](states), caller="compare_windows"),
+        durations={"_duration": "duration"},
+    ).select(RUN, "_duration")
     per_run = outcomes(tl, group_keys(keys)).join(measured, on=RUN, how="left")
     current_end = nw.col("start_time").max() if end is None else nw.lit(end)
     per_run = per_run.with_columns(current_end=current_end).with_columns(
