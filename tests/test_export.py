@@ -22,6 +22,7 @@ import pytest
 from tests.recorded import SINCE, UNTIL, Router
 from trs_analytics.client import PrefectClient
 from trs_analytics.exceptions import ConfigurationError, StorageError
+from trs_analytics.export import export_states
 from trs_analytics.fetch import parse_when
 from trs_analytics.schema import STATES_SCHEMA, empty_states
 from trs_analytics.storage import (
@@ -30,7 +31,6 @@ from trs_analytics.storage import (
     DatasetLockedError,
     DatasetProgress,
     ExportResult,
-    export_states,
     read_dataset_info,
     scan_states,
 )
@@ -119,9 +119,9 @@ def test_export_writes_one_file_per_day_and_moves_the_cursor(
     assert frame["id"].n_unique() == 13
     assert frame["timestamp"].is_sorted()
     info = read_dataset_info(out)
-    assert info["cursor"] == UNTIL
-    assert info["filters"] == {}
-    assert [h["added"] for h in info["history"]] == [13]
+    assert info.cursor == parse_when(UNTIL)
+    assert info.filters == {}
+    assert [h["added"] for h in info.history] == [13]
 
 
 def test_exporting_twice_adds_and_rewrites_nothing(tmp_path: Path, client: PrefectClient) -> None:
@@ -149,7 +149,7 @@ def test_without_since_the_window_starts_at_the_cursor_minus_the_overlap(
     export(out, client, until="2026-11-28T13:36:00Z")
     later = export(out, client, since=None, until=UNTIL, overlap=timedelta(minutes=2))
     assert later.since == parse_when("2026-11-28T13:34:00Z")
-    assert read_dataset_info(out)["cursor"] == UNTIL
+    assert read_dataset_info(out).cursor == parse_when(UNTIL)
     assert scan_states(out).collect()["id"].n_unique() == 13
 
 
@@ -163,7 +163,7 @@ def test_a_backfill_does_not_move_the_cursor_back(tmp_path: Path, client: Prefec
     out = tmp_path / "ds"
     export(out, client)
     export(out, client, since="2026-11-28T13:00:00Z", until="2026-11-28T13:36:00Z")
-    assert read_dataset_info(out)["cursor"] == UNTIL
+    assert read_dataset_info(out).cursor == parse_when(UNTIL)
 
 
 def test_progress_is_reported_per_batch(tmp_path: Path, client: PrefectClient) -> None:
@@ -278,10 +278,10 @@ def test_an_export_interrupted_midway_keeps_the_cursor_and_the_rerun_adds_the_re
         export(out, client, flush_rows=1, on_progress=crash)
     written = scan_states(out).collect()
     assert written.height == 5
-    assert read_dataset_info(out)["cursor"] is None  # the window was not finished
+    assert read_dataset_info(out).cursor is None  # the window was not finished
     rerun = export(out, client)
     assert (rerun.states, rerun.added) == (13, 8)
-    assert read_dataset_info(out)["cursor"] == UNTIL
+    assert read_dataset_info(out).cursor == parse_when(UNTIL)
     after = scan_states(out).collect()
     assert after["id"].n_unique() == after.height == 13
 
@@ -394,4 +394,4 @@ def test_a_filtered_export_keeps_only_its_flow(
     expected = workload.select(flow_name="etl")
     assert set(frame["task_run_id"].unique()) == {t.task_run_id for t in expected}
     assert frame.height == sum(t.n_states for t in expected)
-    assert read_dataset_info(out)["filters"] == {"flow_names": ["etl"]}
+    assert read_dataset_info(out).filters == {"flow_names": ["etl"]}
