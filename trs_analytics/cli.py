@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn, cast
 import click
 
 from trs_analytics._atomic import check_writable, storage_error
+from trs_analytics._progress import progress_bar
 from trs_analytics._time import iso, parse_age
 from trs_analytics.client import PrefectClient
 from trs_analytics.exceptions import (
@@ -49,7 +50,6 @@ if TYPE_CHECKING:
     from datetime import timedelta
 
     from trs_analytics.fetch import Source
-    from trs_analytics.storage import DatasetProgress
 
 __all__ = ["EXIT_CODES", "main"]
 
@@ -72,7 +72,7 @@ def _exit_code_help() -> str:
     """The exit codes of :data:`EXIT_CODES` as help lines, one code a line, sorted.
 
     Examples:
-        >>> print(_exit_code_help().splitlines()[1])
+        >>> print(_exit_code_help().splitlines()[2])
           0    ok
     """
     meanings: dict[int, list[str]] = {0: ["ok"]}
@@ -327,41 +327,6 @@ def _client(options: dict[str, Any]) -> PrefectClient:
     )
 
 
-# -- progress ----------------------------------------------------------------
-
-
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Callable[[DatasetProgress], None] | None]:
-    """A rich progress bar on stderr over the export window, or nothing."""
-    if not enabled:
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    bar = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.fields[detail]}"),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    )
-    task = bar.add_task("export", total=1.0, detail="")
-
-    def update(progress: DatasetProgress) -> None:
-        bar.update(
-            task,
-            completed=progress.fraction,
-            description=f"export via {progress.source}",
-            detail=f"{progress.states} states, {progress.task_runs} task runs, "
-            f"{progress.requests} requests",
-        )
-
-    with bar:
-        yield update
-
-
 def _require_parquet(path: Path) -> None:
     """A folder to report on must hold Parquet files; say so before anything else."""
     if path.is_dir() and not list_parquet_files(path):
@@ -484,7 +449,8 @@ def export(
     output = _output()
     with _errors(), ExitStack() as stack:
         client = stack.enter_context(_client(client_options))
-        on_progress = stack.enter_context(_progress(output.progress_enabled()))
+        bar = progress_bar(output.progress_enabled(), title="export")
+        on_progress = stack.enter_context(bar)
         result = export_states(
             out,
             client=client,
@@ -495,6 +461,7 @@ def export(
             wait=wait,
             flush_rows=flush_rows,
             on_progress=on_progress,
+            progress=False,  # the bar above, or none (--quiet, JSON, not a terminal)
             **filters,
         )
     output.summary(result.summary(), event="export", **result.as_dict())
@@ -552,6 +519,7 @@ def fetch(
                 since=since,
                 until=until,
                 source=cast("Source", source),
+                progress=output.progress_enabled(),
                 **filters,
             )
             write_states(states, out)

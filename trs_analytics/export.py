@@ -23,6 +23,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Unpack
 
+from trs_analytics._progress import Tally, progress_bar
 from trs_analytics._time import iso, parse_when
 from trs_analytics.client import PrefectClient
 from trs_analytics.exceptions import ConfigurationError
@@ -46,8 +47,6 @@ if TYPE_CHECKING:
     import os
     from collections.abc import Callable
     from datetime import date
-
-    import polars as pl
 
     from trs_analytics.fetch import Source
 
@@ -79,33 +78,6 @@ def _window(
     return start, end
 
 
-class _Tally:
-    """Counts what the batches brought, for progress and the result."""
-
-    def __init__(self, client: PrefectClient, start: datetime, end: datetime, source: str):
-        self.client, self.start, self.end, self.source = client, start, end, source
-        self.requests0, self.retries0 = client.stats.requests, client.stats.retries
-        self.states = 0
-        self.task_runs: set[str] = set()
-        self.latest: datetime | None = None
-
-    def add(self, batch: pl.DataFrame) -> DatasetProgress:
-        self.states += batch.height
-        self.task_runs.update(batch["task_run_id"].to_list())
-        newest = batch["timestamp"].max()
-        if isinstance(newest, datetime):
-            self.latest = newest if self.latest is None else max(self.latest, newest)
-        return DatasetProgress(
-            since=self.start,
-            until=self.end,
-            source=self.source,
-            states=self.states,
-            task_runs=len(self.task_runs),
-            requests=self.client.stats.requests - self.requests0,
-            latest=self.latest,
-        )
-
-
 def export_states(
     out: str | os.PathLike[str],
     *,
@@ -119,6 +91,7 @@ def export_states(
     flush_rows: int = 100_000,
     target_file_rows: int = 1_000_000,
     on_progress: Callable[[DatasetProgress], None] | None = None,
+    progress: bool = True,
     **filter_kwargs: Unpack[FilterKwargs],
 ) -> ExportResult:
     """Fetch task-run states into a day-partitioned Parquet dataset, incrementally.
@@ -147,6 +120,8 @@ def export_states(
         target_file_rows: a day's part file grows up to about this many states.
         on_progress: called with a :class:`~trs_analytics.storage.DatasetProgress`
             after each batch.
+        progress: without ``on_progress``, draw a progress bar in a notebook or a
+            terminal (never in a non-interactive run); ``False`` turns it off.
         **filter_kwargs: the filters of :func:`~trs_analytics.fetch_states`:
         flow_names: keep runs of these flows (checked against the server).
         deployments: keep runs of these deployments (names or ids).
@@ -195,13 +170,16 @@ def export_states(
         ) as dataset,
         ExitStack() as stack,
     ):
+        if on_progress is None:
+            on_progress = stack.enter_context(progress_bar(progress, title="export_states"))
         start, end = _window(dataset.info, since, until, overlap)
         if client is None:
             client = stack.enter_context(PrefectClient(api_url))
         check_flow_names(client, filters.flow_names)
         chosen = resolve_source(client, start) if source == "auto" else source
         logger.info("exporting %s .. %s via %s into %s", iso(start), iso(end), chosen, out)
-        tally = _Tally(client, start, end, chosen)
+        requests0, retries0 = client.stats.requests, client.stats.retries
+        tally = Tally(since=start, until=end, source=chosen, requests=lambda: client.stats.requests)
         for batch in iter_states(
             since=start,
             until=end,
@@ -211,9 +189,10 @@ def export_states(
             **filters.as_kwargs(),
         ):
             dataset.add(batch)
-            progress = tally.add(batch)
             if on_progress is not None:
-                on_progress(progress)
+                on_progress(tally.add(batch))
+            else:
+                tally.add(batch)
         dataset.flush()
         rows, files = dataset.size()
         result = ExportResult(
@@ -227,8 +206,8 @@ def export_states(
             rows=rows,
             files=files,
             days=dataset.days,
-            requests=client.stats.requests - tally.requests0,
-            retries=client.stats.retries - tally.retries0,
+            requests=client.stats.requests - requests0,
+            retries=client.stats.retries - retries0,
             seconds=time.monotonic() - clock,
         )
         dataset.commit(result, started=started)

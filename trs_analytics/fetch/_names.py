@@ -28,7 +28,7 @@ def closest_names(wanted: str, known: Iterable[str], *, n: int = 3) -> list[str]
 
     Examples:
         >>> closest_names("truth-et1", ["truth-etl", "truth-report", "probe"])
-        ['truth-etl']
+        ['truth-etl', 'truth-report']
         >>> closest_names("zzz", ["truth-etl"])
         []
     """
@@ -60,10 +60,14 @@ def check_flow_names(client: PrefectClient, flow_names: Sequence[str]) -> None:
         ConfigurationError: a name matches no flow.
 
     Examples:
-        >>> check_flow_names(client, ["truth-et1"])  # doctest: +SKIP
+        >>> import httpx
+        >>> from trs_analytics.client import PrefectClient
+        >>> server = httpx.MockTransport(lambda _: httpx.Response(200, json=[{"name": "etl"}]))
+        >>> with PrefectClient("http://127.0.0.1:4200/api", transport=server) as client:
+        ...     check_flow_names(client, ["et1"])  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ConfigurationError: no flow is named 'truth-et1' on http://127.0.0.1:4200/api; the closest: 'truth-etl'. Hint: ...
+        trs_analytics.exceptions.ConfigurationError: no flow is named 'et1' on http://127.0.0.1:4200/api; the closest: 'etl'. Hint: ...
     """
     if not flow_names:
         return

@@ -66,6 +66,7 @@ from typing import IO, TYPE_CHECKING, Any, Final, Self
 import polars as pl
 
 from trs_analytics._atomic import storage_error, write_json_atomic
+from trs_analytics._progress import Progress
 from trs_analytics._time import iso, parse_when
 from trs_analytics.exceptions import ConfigurationError, StorageError
 from trs_analytics.schema import SCHEMA_VERSION, STATES_SCHEMA
@@ -106,43 +107,9 @@ class DatasetLockedError(StorageError):
     """Another export holds the dataset's lock."""
 
 
-@dataclass(frozen=True, kw_only=True)
-class DatasetProgress:
-    """How far an export has got; passed to ``on_progress`` after every batch.
-
-    Attributes:
-        since: start of the window being read.
-        until: end of the window being read.
-        source: ``"events"`` or ``"states"``.
-        states: states read so far (overlap re-reads included).
-        task_runs: distinct task runs among them.
-        requests: HTTP requests sent so far.
-        latest: the newest state timestamp read so far, or ``None``.
-
-    Examples:
-        >>> day = datetime(2026, 1, 1, tzinfo=UTC)
-        >>> DatasetProgress(since=day, until=day + timedelta(hours=4), source="events",
-        ...                 states=10, task_runs=3, requests=2,
-        ...                 latest=day + timedelta(hours=1)).fraction
-        0.25
-    """
-
-    since: datetime
-    until: datetime
-    source: str
-    states: int
-    task_runs: int
-    requests: int
-    latest: datetime | None
-
-    @property
-    def fraction(self) -> float:
-        """A rough 0..1 share of the window covered (states come in time order for events)."""
-        if self.latest is None:
-            return 0.0
-        span = (self.until - self.since).total_seconds()
-        done = (self.latest - self.since).total_seconds()
-        return min(1.0, max(0.0, done / span)) if span > 0 else 1.0
+#: How far an export has got; passed to ``on_progress`` after every batch
+#: (the record every fetcher reports, see :class:`trs_analytics._progress.Progress`).
+DatasetProgress = Progress
 
 
 @dataclass(frozen=True)
