@@ -403,3 +403,62 @@ def test_info_help_promises_what_info_prints(tmp_path: Path) -> None:
     for key in ("cursor", "filters", "exports"):  # printed for a dataset
         assert key in helped, key
     assert "days" not in helped
+
+
+# -- issue 14.13: the README as a new user follows it -----------------------------------
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+DEV_ONLY = ("prefect", "duckdb", "pandas", "jupyterlab", "IPython", "hypothesis", "pytest")
+
+
+def test_the_readme_main_job_installs_only_what_the_report_needs(tmp_path: Path) -> None:
+    assert "uv run --no-dev trs-analytics report data/sample_states.parquet" in README
+    html = tmp_path / "report.html"
+    code = (
+        "import sys; from trs_analytics.cli import main\n"
+        f"try: main(['report', {str(SAMPLE)!r}, '--out', {str(html)!r}, '-q'])\n"
+        "except SystemExit as done: assert done.code in (0, None), done.code\n"
+        f"print(sorted(m for m in {DEV_ONLY!r} if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"  # no dev-group package is imported by the report
+    assert html.stat().st_size > 0
+
+
+def test_the_readme_quickstart_runs_as_pasted(monkeypatch: pytest.MonkeyPatch) -> None:
+    section = README.split("## Notebook quickstart", 1)[1]
+    first_block = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert "127.0.0.1" not in first_block  # the sample first; the server comes second
+    monkeypatch.chdir(ROOT)
+    exec(compile(first_block, "README.md", "exec"), {})  # the README's own code
+
+
+def test_the_readme_states_the_samples_real_span() -> None:
+    import polars as pl
+
+    match = re.search(r"sample_states\.parquet` holds .*?\((\d+) min (\d+) s of", README)
+    assert match, "the README does not say how long the sample is"
+    stamps = pl.read_parquet(SAMPLE, columns=["timestamp"])["timestamp"]
+    span = (stamps.max() - stamps.min()).total_seconds()  # type: ignore[operator]
+    assert int(match[1]) * 60 + int(match[2]) == int(span)
+    assert not re.search(r"\b12 minutes\b", README)
+
+
+def test_what_the_readme_writes_is_ignored_by_git() -> None:
+    ignored = (ROOT / ".gitignore").read_text(encoding="utf-8").splitlines()
+    assert "/report.html" in ignored
+    if (ROOT / ".git").exists():
+        check = subprocess.run(["git", "check-ignore", "-q", "report.html"], cwd=ROOT, check=False)
+        assert check.returncode == 0
+
+
+def test_the_cron_example_lets_cron_mail_failures() -> None:
+    cron = DOCS.split("### cron", 1)[1].split("### ", 1)[0]
+    quiet = next(line for line in cron.splitlines() if line.startswith("*/15") and "-q" in line)
+    assert "MAILTO=" in cron
+    assert ">" not in quiet  # output left to cron, which mails it only when there is some
+    mailed = next(line for line in cron.splitlines() if ">>" in line)
+    assert "|| echo" in mailed  # the logging variant still prints on a non-zero exit
