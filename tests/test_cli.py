@@ -333,6 +333,15 @@ def test_a_flow_name_with_a_typo_is_an_error_naming_the_closest(
     assert fixed.exit_code == 0, fixed.output
 
 
+def test_a_work_pool_that_does_not_exist_is_an_error(
+    tmp_path: Path, prefect_server: PrefectServer
+) -> None:
+    args = ["--api-url", prefect_server.api_url, "--out", tmp_path / "ds", "--since", "1h"]
+    result = run("export", *args, "--work-pool", "no-such-pool")
+    assert_one_error_line(result, 2, r"no work pool is named 'no-such-pool' on .*Hint: ")
+    assert not (tmp_path / "ds").exists()
+
+
 def test_a_failed_first_export_does_not_fix_the_dataset(tmp_path: Path) -> None:
     out = tmp_path / "ds"
     for args in (["--since", "yesterday"], ["--max-attempts", "1", "--tag", "prod"]):

@@ -33,7 +33,7 @@ from trs_analytics.exceptions import (
     TrsAnalyticsError,
 )
 from trs_analytics.export import export_states
-from trs_analytics.fetch import FilterKwargs, StateFilters, check_flow_names, fetch_states
+from trs_analytics.fetch import FilterKwargs, StateFilters, check_names, fetch_states
 from trs_analytics.schema import STATE_TYPES
 from trs_analytics.storage import (
     DEFAULT_OVERLAP,
@@ -513,7 +513,8 @@ def fetch(
             raise StorageError(msg)
         check_writable(out.parent)  # now, not after a download of minutes
         with _client(client_options) as client:
-            check_flow_names(client, StateFilters.from_kwargs(**filters).flow_names)
+            chosen = StateFilters.from_kwargs(**filters)
+            check_names(client, flow_names=chosen.flow_names, work_pools=chosen.work_pools)
             states = fetch_states(
                 client=client,
                 since=since,

@@ -7,7 +7,7 @@ know nothing of each other; this module combines them. One export:
    filters are refused before anything is written);
 2. resolves the window: ``since``, else the dataset's cursor minus the overlap,
    else :data:`~trs_analytics.storage.DEFAULT_SINCE` ago;
-3. checks the flow names with the server and picks the source;
+3. checks the flow and work pool names with the server and picks the source;
 4. streams batches into the dataset, then commits: files first, cursor last.
 
 A failure at any step before the first rows are written leaves no trace in a
@@ -30,7 +30,7 @@ from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.fetch import (
     FilterKwargs,
     StateFilters,
-    check_flow_names,
+    check_names,
     iter_states,
     resolve_source,
 )
@@ -125,7 +125,7 @@ def export_states(
         **filter_kwargs: the filters of :func:`~trs_analytics.fetch_states`:
         flow_names: keep runs of these flows (checked against the server).
         deployments: keep runs of these deployments (names or ids).
-        work_pools: keep runs whose flow run used these work pools.
+        work_pools: keep runs whose flow run used these work pools (checked too).
         task_names: keep these tasks.
         tags: keep runs that carry all of these tags.
         state_types: keep runs whose current state has one of these types.
@@ -139,8 +139,8 @@ def export_states(
             is damaged (nothing is written then), or it cannot be written (full
             disk, read-only: what was stored before is kept).
         DatasetLockedError: another export is writing to ``out``.
-        ConfigurationError: a bad argument, a flow name the server does not
-            know, or filters that differ from the dataset's.
+        ConfigurationError: a bad argument, a flow or work pool name the server
+            does not know, or filters that differ from the dataset's.
         PrefectAPIError: the server refused or failed (see its subclasses).
         TransportError: the server could not be reached.
 
@@ -175,7 +175,7 @@ def export_states(
         start, end = _window(dataset.info, since, until, overlap)
         if client is None:
             client = stack.enter_context(PrefectClient(api_url))
-        check_flow_names(client, filters.flow_names)
+        check_names(client, flow_names=filters.flow_names, work_pools=filters.work_pools)
         chosen = resolve_source(client, start) if source == "auto" else source
         logger.info("exporting %s .. %s via %s into %s", iso(start), iso(end), chosen, out)
         requests0, retries0 = client.stats.requests, client.stats.retries
