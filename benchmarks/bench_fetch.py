@@ -388,7 +388,7 @@ def summarize(samples: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
 def child_export(args: argparse.Namespace) -> dict[str, Any]:
     """One ``export_states`` call into ``--out`` (events source, default overlap)."""
     import trs_analytics as ta
-    from trs_analytics.storage._dataset import export_states
+    from trs_analytics.export import export_states
 
     with ta.PrefectClient(args.api_url, concurrency=args.concurrency) as client:
         result = export_states(args.out, client=client, since=args.since, source="events")

@@ -20,6 +20,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from tests.conftest import PREFECT_AUTH_STRING
+from tests.disks import disk, read_only
 from tests.prefect_harness import free_port
 from trs_analytics.cli import EXIT_CODES, main
 from trs_analytics.storage import MARKER_NAME, scan_states
@@ -34,6 +35,10 @@ DOCS = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
 SUMMARY = re.compile(
     r"^exported (\d+) task runs, (\d+) states \((\d+) new\) via (events|states) "
     r"in (\d+) requests, [\d.]+ s; .+ has (\d+) states in (\d+) files$"
+)
+NOTHING_NEW = re.compile(
+    r"^nothing new: the (\d+) task runs \((\d+) states\) read via (?:events|states) in \d+ "
+    r"requests, [\d.]+ s were already in .+; it has (\d+) states in \d+ files$"
 )
 
 
@@ -116,10 +121,9 @@ def test_export_prints_one_summary_line_then_adds_nothing(
 
     until = window(workload)[-1]
     second = run("export", *api, "--out", out, "--until", until)
-    match = SUMMARY.match(second.stdout.strip())
+    match = NOTHING_NEW.match(second.stdout.strip())
     assert match, second.stdout
-    assert match.group(3) == "0"
-    assert match.group(6) == rows
+    assert match.group(3) == rows
 
 
 def test_json_logs_quiet_and_info(
@@ -279,3 +283,191 @@ def test_a_real_process_prints_no_traceback(tmp_path: Path) -> None:
     record = json.loads(line)
     assert record["level"] == "error"
     assert record["message"].startswith("Error: POST ")
+
+
+# -- issue 14: writes that fail, first exports that fail, typos, wrong files ------------
+
+SAMPLE = ROOT / "data" / "sample_states.parquet"
+DEAD = "http://127.0.0.1:9/api"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["report", SAMPLE, "--out", "{ro}/report.html"],
+        ["export", "--api-url", DEAD, "--out", "{ro}/ds"],
+        ["fetch", "--api-url", DEAD, "--out", "{ro}/states.parquet"],  # before any request
+    ],
+    ids=["report", "export", "fetch"],
+)
+def test_a_read_only_destination_is_one_error_line_and_exit_6(
+    tmp_path: Path, command: list[str | Path]
+) -> None:
+    with read_only(tmp_path / "ro") as folder:
+        args = [str(a).replace("{ro}", str(folder)) for a in command]
+        result = run(*args)
+        assert_one_error_line(result, 6, r"(Read-only file system|Permission denied)\. Hint: ")
+        assert list(folder.iterdir()) == []
+
+
+def test_a_report_on_a_full_disk_is_one_error_line_and_exit_6(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with disk(tmp_path / "disk", monkeypatch) as make_full:
+        make_full()
+        result = run("report", SAMPLE, "--out", tmp_path / "disk" / "report.html")
+        assert_one_error_line(result, 6, r"No space left on device\. Hint: the disk is full")
+        assert not (tmp_path / "disk" / "report.html").exists()
+
+
+@pytest.mark.parametrize("command", ["export", "fetch"])
+def test_a_flow_name_with_a_typo_is_an_error_naming_the_closest(
+    tmp_path: Path, prefect_server: PrefectServer, workload: GroundTruth, command: str
+) -> None:
+    out = tmp_path / ("ds" if command == "export" else "states.parquet")
+    api = ["--api-url", prefect_server.api_url]
+    result = run(command, *api, "--out", out, *window(workload), "--flow", "et1")
+    assert_one_error_line(result, 2, r"no flow is named 'et1' .*the closest: 'etl'.*Hint")
+    assert not out.exists()  # nothing recorded: the corrected command is not refused
+    fixed = run(command, *api, "--out", out, *window(workload), "--flow", "etl")
+    assert fixed.exit_code == 0, fixed.output
+
+
+def test_a_work_pool_that_does_not_exist_is_an_error(
+    tmp_path: Path, prefect_server: PrefectServer
+) -> None:
+    args = ["--api-url", prefect_server.api_url, "--out", tmp_path / "ds", "--since", "1h"]
+    result = run("export", *args, "--work-pool", "no-such-pool")
+    assert_one_error_line(result, 2, r"no work pool is named 'no-such-pool' on .*Hint: ")
+    assert not (tmp_path / "ds").exists()
+
+
+def test_a_failed_first_export_does_not_fix_the_dataset(tmp_path: Path) -> None:
+    out = tmp_path / "ds"
+    for args in (["--since", "yesterday"], ["--max-attempts", "1", "--tag", "prod"]):
+        result = run("export", "--api-url", DEAD, "--out", out, *args)
+        assert result.exit_code in (2, 3), result.output
+        assert not out.exists()
+
+
+def test_a_csv_is_not_called_damaged_parquet(tmp_path: Path) -> None:
+    csv = tmp_path / "states.csv"
+    csv.write_text("id,task_run_id\n1,a\n")
+    for command in (["report", csv, "--out", tmp_path / "r.html"], ["info", csv]):
+        result = run(*command)
+        assert_one_error_line(result, 6, r"states\.csv is not a readable Parquet file: it is not")
+        assert "damaged" not in result.stderr
+
+
+@pytest.mark.parametrize("marker", [False, True], ids=["folder", "dataset"])
+def test_a_folder_with_no_parquet_says_so(tmp_path: Path, marker: bool) -> None:
+    if marker:
+        (tmp_path / MARKER_NAME).write_text(
+            json.dumps({"format": "trs_analytics.dataset", "format_version": 1, "filters": {}})
+        )
+    result = run("report", tmp_path, "--out", tmp_path / "r.html")
+    assert_one_error_line(result, 6, r"holds no Parquet files.*Hint")
+    assert "write_report" not in result.stderr
+
+
+def test_json_logs_print_the_summary_once(
+    tmp_path: Path, prefect_server: PrefectServer, workload: GroundTruth
+) -> None:
+    args = ["export", "--api-url", prefect_server.api_url, "--out", tmp_path / "ds"]
+    result = run("--log-format", "json", *args, *window(workload))
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in (result.stdout + result.stderr).splitlines()]
+    summaries = [line for line in lines if line["message"].startswith("exported ")]
+    assert len(summaries) == 1
+    assert summaries[0]["event"] == "export"
+
+
+def test_output_options_work_after_the_command(tmp_path: Path) -> None:
+    html = tmp_path / "r.html"
+    assert run("report", SAMPLE, "--out", html, "-q").stdout == ""
+    assert run("report", SAMPLE, "--out", html, "--quiet").stdout == ""
+    record = json.loads(run("report", SAMPLE, "--out", html, "--log-format", "json").stdout)
+    assert record["event"] == "report"
+    verbose = run("report", SAMPLE, "--out", html, "-v")
+    assert verbose.exit_code == 0, verbose.output
+    failed = run("export", "--api-url", DEAD, "--out", tmp_path / "ds", "--log-format", "json")
+    assert json.loads(failed.stderr.splitlines()[-1])["message"].startswith("Error: ")
+
+
+def test_the_help_lists_exit_130_and_keeps_example_lines() -> None:
+    top = run("--help").stdout
+    assert re.search(r"^\s+130\s+interrupted", top, flags=re.MULTILINE), top
+    for name, command in main.commands.items():  # type: ignore[attr-defined]
+        doc = command.callback.__doc__ or ""
+        example = next(line.strip() for line in doc.splitlines() if "trs-analytics " in line)
+        shown = run(name, "--help").stdout
+        assert any(line.strip() == example for line in shown.splitlines()), (name, shown)
+
+
+def test_info_help_promises_what_info_prints(tmp_path: Path) -> None:
+    facts = json.loads(run("info", SAMPLE, "--json").stdout)
+    helped = " ".join(run("info", "--help").stdout.split())
+    for key in facts:
+        assert key in helped, key
+    for key in ("cursor", "filters", "exports"):  # printed for a dataset
+        assert key in helped, key
+    assert "days" not in helped
+
+
+# -- issue 14.13: the README as a new user follows it -----------------------------------
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+DEV_ONLY = ("prefect", "duckdb", "pandas", "jupyterlab", "IPython", "hypothesis", "pytest")
+
+
+def test_the_readme_main_job_installs_only_what_the_report_needs(tmp_path: Path) -> None:
+    assert "uv run --no-dev trs-analytics report data/sample_states.parquet" in README
+    html = tmp_path / "report.html"
+    code = (
+        "import sys; from trs_analytics.cli import main\n"
+        f"try: main(['report', {str(SAMPLE)!r}, '--out', {str(html)!r}, '-q'])\n"
+        "except SystemExit as done: assert done.code in (0, None), done.code\n"
+        f"print(sorted(m for m in {DEV_ONLY!r} if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"  # no dev-group package is imported by the report
+    assert html.stat().st_size > 0
+
+
+def test_the_readme_quickstart_runs_as_pasted(monkeypatch: pytest.MonkeyPatch) -> None:
+    section = README.split("## Notebook quickstart", 1)[1]
+    first_block = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert "127.0.0.1" not in first_block  # the sample first; the server comes second
+    monkeypatch.chdir(ROOT)
+    exec(compile(first_block, "README.md", "exec"), {})  # the README's own code
+
+
+def test_the_readme_states_the_samples_real_span() -> None:
+    import polars as pl
+
+    match = re.search(r"sample_states\.parquet` holds .*?\((\d+) min (\d+) s of", README)
+    assert match, "the README does not say how long the sample is"
+    stamps = pl.read_parquet(SAMPLE, columns=["timestamp"])["timestamp"]
+    span = (stamps.max() - stamps.min()).total_seconds()  # type: ignore[operator]
+    assert int(match[1]) * 60 + int(match[2]) == int(span)
+    assert not re.search(r"\b12 minutes\b", README)
+
+
+def test_what_the_readme_writes_is_ignored_by_git() -> None:
+    ignored = (ROOT / ".gitignore").read_text(encoding="utf-8").splitlines()
+    assert "/report.html" in ignored
+    if (ROOT / ".git").exists():
+        check = subprocess.run(["git", "check-ignore", "-q", "report.html"], cwd=ROOT, check=False)
+        assert check.returncode == 0
+
+
+def test_the_cron_example_lets_cron_mail_failures() -> None:
+    cron = DOCS.split("### cron", 1)[1].split("### ", 1)[0]
+    quiet = next(line for line in cron.splitlines() if line.startswith("*/15") and "-q" in line)
+    assert "MAILTO=" in cron
+    assert ">" not in quiet  # output left to cron, which mails it only when there is some
+    mailed = next(line for line in cron.splitlines() if ">>" in line)
+    assert "|| echo" in mailed  # the logging variant still prints on a non-zero exit

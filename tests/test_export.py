@@ -4,33 +4,44 @@ The first half runs the real client over the recorded Prefect server
 (:class:`recorded.Router` through ``httpx.MockTransport``: 4 task runs, 13
 states), so the dataset's mechanics are checked in milliseconds. The second
 half exports the known workload from a real Prefect server and checks the
-dataset against its ground truth.
+dataset against its ground truth. Then: full disks and read-only folders (a real
+tmpfs as root, see :mod:`tests.disks`), first exports that fail, and progress
+bars (terminal, a real Jupyter kernel, and nothing in a non-interactive run).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import nbformat
 import polars as pl
 import pytest
+from nbclient import NotebookClient
+from rich.console import Console
 
+from tests.disks import disk, read_only
 from tests.recorded import SINCE, UNTIL, Router
+from trs_analytics._progress import Progress, progress_bar
 from trs_analytics.client import PrefectClient
-from trs_analytics.exceptions import ConfigurationError, StorageError
-from trs_analytics.fetch import parse_when
+from trs_analytics.exceptions import ConfigurationError, StorageError, TransportError
+from trs_analytics.export import export_states
+from trs_analytics.fetch import fetch_states, iter_states, parse_when
 from trs_analytics.schema import STATES_SCHEMA, empty_states
 from trs_analytics.storage import (
     DEFAULT_OVERLAP,
     MARKER_NAME,
+    Dataset,
+    DatasetInfo,
     DatasetLockedError,
     DatasetProgress,
     ExportResult,
-    export_states,
     read_dataset_info,
     scan_states,
 )
@@ -38,12 +49,12 @@ from trs_analytics.storage._dataset import _locked, _Writer
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
     from tests.prefect_harness import PrefectServer
     from tests.workload import GroundTruth
 
 API = "http://test/api"
+ROOT = Path(__file__).resolve().parents[1]
 DAY = "day=2026-11-28"
 
 
@@ -119,9 +130,9 @@ def test_export_writes_one_file_per_day_and_moves_the_cursor(
     assert frame["id"].n_unique() == 13
     assert frame["timestamp"].is_sorted()
     info = read_dataset_info(out)
-    assert info["cursor"] == UNTIL
-    assert info["filters"] == {}
-    assert [h["added"] for h in info["history"]] == [13]
+    assert info.cursor == parse_when(UNTIL)
+    assert info.filters == {}
+    assert [h["added"] for h in info.history] == [13]
 
 
 def test_exporting_twice_adds_and_rewrites_nothing(tmp_path: Path, client: PrefectClient) -> None:
@@ -149,7 +160,7 @@ def test_without_since_the_window_starts_at_the_cursor_minus_the_overlap(
     export(out, client, until="2026-11-28T13:36:00Z")
     later = export(out, client, since=None, until=UNTIL, overlap=timedelta(minutes=2))
     assert later.since == parse_when("2026-11-28T13:34:00Z")
-    assert read_dataset_info(out)["cursor"] == UNTIL
+    assert read_dataset_info(out).cursor == parse_when(UNTIL)
     assert scan_states(out).collect()["id"].n_unique() == 13
 
 
@@ -163,7 +174,7 @@ def test_a_backfill_does_not_move_the_cursor_back(tmp_path: Path, client: Prefec
     out = tmp_path / "ds"
     export(out, client)
     export(out, client, since="2026-11-28T13:00:00Z", until="2026-11-28T13:36:00Z")
-    assert read_dataset_info(out)["cursor"] == UNTIL
+    assert read_dataset_info(out).cursor == parse_when(UNTIL)
 
 
 def test_progress_is_reported_per_batch(tmp_path: Path, client: PrefectClient) -> None:
@@ -278,10 +289,10 @@ def test_an_export_interrupted_midway_keeps_the_cursor_and_the_rerun_adds_the_re
         export(out, client, flush_rows=1, on_progress=crash)
     written = scan_states(out).collect()
     assert written.height == 5
-    assert read_dataset_info(out)["cursor"] is None  # the window was not finished
+    assert read_dataset_info(out).cursor is None  # the window was not finished
     rerun = export(out, client)
     assert (rerun.states, rerun.added) == (13, 8)
-    assert read_dataset_info(out)["cursor"] == UNTIL
+    assert read_dataset_info(out).cursor == parse_when(UNTIL)
     after = scan_states(out).collect()
     assert after["id"].n_unique() == after.height == 13
 
@@ -394,4 +405,193 @@ def test_a_filtered_export_keeps_only_its_flow(
     expected = workload.select(flow_name="etl")
     assert set(frame["task_run_id"].unique()) == {t.task_run_id for t in expected}
     assert frame.height == sum(t.n_states for t in expected)
-    assert read_dataset_info(out)["filters"] == {"flow_names": ["etl"]}
+    assert read_dataset_info(out).filters == {"flow_names": ["etl"]}
+
+
+# -- full disks, read-only folders, first exports that fail (issue 14.1, 14.2) --------
+
+MIDDLE = "2026-11-28T13:36:00Z"
+
+
+# -- a full disk ---------------------------------------------------------------------
+
+
+def test_a_full_disk_fails_cleanly_and_keeps_every_stored_row(
+    tmp_path: Path, client: PrefectClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with disk(tmp_path / "disk", monkeypatch) as make_full:
+        out = tmp_path / "disk" / "ds"
+        first = export(out, client, until=MIDDLE)
+        assert first.added > 0
+        before = snapshot(out)
+        make_full()
+        with pytest.raises(StorageError, match=r"No space left on device\. Hint: the disk is full"):
+            export(out, client)
+        assert snapshot(out) == before  # no file lost, none half-written, cursor kept
+        assert read_dataset_info(out).cursor == first.until
+        assert scan_states(out).collect().height == first.rows
+
+
+def test_a_read_only_folder_is_one_storage_error_and_stays_as_it_was(
+    tmp_path: Path, client: PrefectClient
+) -> None:
+    with read_only(tmp_path / "ro") as folder:
+        with pytest.raises(StorageError, match=r"cannot create the dataset folder .*Hint"):
+            export(folder / "ds", client)
+        assert list(folder.iterdir()) == []
+
+
+# -- a first export that fails records nothing --------------------------------------
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new folder", "empty folder"])
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"since": "yesterday"}, ConfigurationError),
+        ({"since": UNTIL, "until": SINCE}, ConfigurationError),
+    ],
+)
+def test_a_first_export_that_fails_leaves_nothing_behind(
+    tmp_path: Path,
+    client: PrefectClient,
+    existing: bool,
+    kwargs: dict[str, str],
+    error: type[Exception],
+) -> None:
+    out = tmp_path / "ds"
+    if existing:
+        out.mkdir()
+    with pytest.raises(error):
+        export(out, client, **kwargs)
+    assert (list(out.iterdir()) == []) if existing else not out.exists()
+    assert export(out, client, flow_names="demo").added == 13  # its filters were not fixed
+
+
+def test_an_unreachable_server_on_the_first_export_leaves_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "ds"
+    with (
+        PrefectClient("http://127.0.0.1:9/api", max_attempts=1) as dead,
+        pytest.raises(TransportError),
+    ):
+        export_states(out, client=dead, since=SINCE, until=UNTIL, flow_names="typo")
+    assert not out.exists()
+
+
+def test_a_first_export_killed_after_its_first_rows_is_a_dataset(
+    tmp_path: Path, client: PrefectClient
+) -> None:
+    def crash(_progress: object) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        export(tmp_path / "ds", client, flush_rows=1, on_progress=crash)
+    info = read_dataset_info(tmp_path / "ds")
+    assert (info.cursor, info.filters, info.exports) == (None, {}, 0)
+    assert sorted(p.name for p in (tmp_path / "ds").iterdir() if p.name != ".lock") == [
+        MARKER_NAME,
+        "day=2026-11-28",
+    ]
+
+
+# -- the Dataset on its own -----------------------------------------------------------
+
+
+def test_a_dataset_opened_and_closed_without_rows_leaves_nothing(tmp_path: Path) -> None:
+    with Dataset.open(tmp_path / "ds", filters={"tags": ["prod"]}) as dataset:
+        assert dataset.is_new
+        assert dataset.info.filters == {"tags": ["prod"]}
+    assert not (tmp_path / "ds").exists()
+
+
+def test_a_commit_without_rows_records_the_cursor(tmp_path: Path, client: PrefectClient) -> None:
+    quiet = {"since": "2026-11-28T12:00:00Z", "until": "2026-11-28T12:30:00Z"}
+    result = export(tmp_path / "ds", client, flow_names="demo", **quiet)
+    info = read_dataset_info(tmp_path / "ds")
+    assert isinstance(info, DatasetInfo)
+    assert isinstance(result, ExportResult)
+    assert (info.cursor, info.filters, info.exports) == (result.until, {"flow_names": ["demo"]}, 1)
+    assert result.summary().startswith("nothing new: the server has no task-run states from")
+
+
+def test_the_lock_file_removed_by_a_failed_first_export_is_not_shared(tmp_path: Path) -> None:
+    out = tmp_path / "ds"
+    out.mkdir()
+    first = Dataset.open(out)
+    second_handle = (out / ".lock").open("a+")  # a waiter that opened the old lock file
+    first.close()  # never committed: removes .lock while holding it
+    assert not (out / ".lock").exists()
+    with Dataset.open(out) as again:  # locks a new file, not the removed one
+        assert (out / ".lock").exists()
+        assert os.fstat(second_handle.fileno()).st_ino != (out / ".lock").stat().st_ino
+        assert again.is_new
+    second_handle.close()
+
+
+# -- progress bars (issue 14.12) -----------------------------------------------------
+
+WINDOW = {"since": SINCE, "until": UNTIL, "source": "events"}
+
+
+def test_iter_states_reports_counts_and_requests(client: PrefectClient) -> None:
+    seen: list[Progress] = []
+    frames = list(iter_states(client=client, on_progress=seen.append, batch_size=5, **WINDOW))  # type: ignore[arg-type]
+    assert len(seen) == len(frames) > 1
+    assert (seen[-1].task_runs, seen[-1].states) == (4, 13)
+    assert 0 < seen[0].requests <= seen[-1].requests
+    assert [p.states for p in seen] == sorted(p.states for p in seen)
+
+
+def test_nothing_is_drawn_in_a_non_interactive_run(
+    client: PrefectClient, capfd: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert fetch_states(client=client, **WINDOW).height == 13  # type: ignore[arg-type]
+    export_states(tmp_path / "ds", client=client, **WINDOW)  # type: ignore[arg-type]
+    assert capfd.readouterr() == ("", "")
+
+
+def test_a_terminal_draws_counts_and_requests(client: PrefectClient) -> None:
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=160)
+    with progress_bar(title="fetch", console=console, interval=0) as on_progress:
+        assert on_progress is not None
+        list(iter_states(client=client, on_progress=on_progress, **WINDOW))  # type: ignore[arg-type]
+    assert "4 task runs, 13 states" in screen.getvalue()
+    assert "requests via events" in screen.getvalue()
+
+
+def test_off_draws_nothing_even_on_a_terminal() -> None:
+    console = Console(file=io.StringIO(), force_terminal=True)
+    with progress_bar(False, console=console) as on_progress:
+        assert on_progress is None
+
+
+NOTEBOOK_CODE = """
+import httpx
+from tests.recorded import SINCE, UNTIL, Router
+import trs_analytics as ta
+client = ta.PrefectClient("http://test/api", transport=httpx.MockTransport(Router()))
+frame = ta.fetch_states(client=client, since=SINCE, until=UNTIL, source="events")
+"""
+
+
+def test_a_notebook_shows_an_html_bar_and_progress_false_shows_none() -> None:
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_code_cell(NOTEBOOK_CODE),
+        nbformat.v4.new_code_cell(
+            "quiet = ta.fetch_states(client=client, since=SINCE, until=UNTIL, progress=False)"
+        ),
+        nbformat.v4.new_code_cell("print(frame.height, quiet.height)"),
+    ]
+    runner = NotebookClient(
+        notebook, kernel_name="python3", timeout=60, resources={"metadata": {"path": str(ROOT)}}
+    )
+    runner.execute()
+    shown = notebook.cells[0].outputs
+    bars = [o["data"]["text/html"] for o in shown if "text/html" in o.get("data", {})]
+    assert len(bars) == 1, shown  # one bar, updated in place
+    assert "<progress" in bars[0]
+    assert "done: 4 task runs, 13 states" in bars[0]
+    assert notebook.cells[1].outputs == []
+    assert notebook.cells[2].outputs[0]["text"] == "13 13\n"

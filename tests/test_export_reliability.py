@@ -25,7 +25,8 @@ import polars as pl
 import pytest
 
 from tests.faultproxy import FaultProxy
-from trs_analytics.storage import export_states, scan_states
+from trs_analytics.export import export_states
+from trs_analytics.storage import scan_states
 
 if TYPE_CHECKING:
     from pathlib import Path

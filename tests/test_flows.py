@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import httpx
 import polars as pl
 
+from trs_analytics.fetch import parse_when
 from trs_analytics.storage import read_dataset_info, scan_states
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ def test_the_export_flow_runs_on_the_server_and_writes_the_dataset(
     frame = scan_states(out).collect()
     mine = frame.filter(pl.col("task_run_id").is_in(list(workload.task_runs)))
     assert mine.height == workload.n_states
-    assert read_dataset_info(out)["cursor"] == result["until"]
+    assert read_dataset_info(out).cursor == parse_when(result["until"])
 
     runs = httpx.post(
         f"{prefect_server.api_url}/flow_runs/filter",

@@ -17,14 +17,14 @@ PACKAGE = ROOT / "trs_analytics"
 
 # Lower layers first. A module may import only from its own layer or layers before it.
 LAYERS = [
-    {"exceptions", "schema"},
+    {"exceptions", "schema", "_time", "_atomic", "_progress"},
     {"client"},
     {"fetch"},
     {"storage"},
     {"metrics", "synthetic"},
     {"charts"},
     {"report"},
-    {"cli", "flows", "__init__"},
+    {"export", "cli", "flows", "__init__"},
 ]
 
 

@@ -7,9 +7,11 @@ Layers, with imports pointing one way (nothing below imports from above)::
       -> storage  (Parquet datasets)          trs_analytics.storage
       -> metrics  (pure functions on frames)  trs_analytics.metrics
       -> charts   (Altair) / report           trs_analytics.charts, trs_analytics.report
-      -> cli, flows, notebooks                (wiring only)
+      -> export, cli, flows, notebooks        (use cases and wiring)
 
-``schema`` (the data contract) and ``exceptions`` are shared by every layer.
+``schema`` (the data contract), ``exceptions`` and the base helpers ``_time``
+(parsing and formatting times) and ``_atomic`` (atomic file writes) are shared
+by every layer.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from trs_analytics.exceptions import (
     TransportError,
     TrsAnalyticsError,
 )
+from trs_analytics.export import export_states
 from trs_analytics.fetch import StateFilters, fetch_states, iter_states, parse_when
 from trs_analytics.metrics import (
     compare_windows,
@@ -87,6 +90,7 @@ __all__ = [
     "durations",
     "empty_states",
     "end_to_end",
+    "export_states",
     "failure_rates",
     "fetch_states",
     "generate_states",

@@ -10,16 +10,18 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import re
 import sys
 import time
 from contextlib import ExitStack, contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NoReturn, cast
 
 import click
 
+from trs_analytics._atomic import check_writable, storage_error
+from trs_analytics._progress import progress_bar
+from trs_analytics._time import iso, parse_age
 from trs_analytics.client import PrefectClient
 from trs_analytics.exceptions import (
     AuthenticationError,
@@ -30,13 +32,14 @@ from trs_analytics.exceptions import (
     TransportError,
     TrsAnalyticsError,
 )
-from trs_analytics.fetch import FilterKwargs, fetch_states
+from trs_analytics.export import export_states
+from trs_analytics.fetch import FilterKwargs, StateFilters, check_names, fetch_states
 from trs_analytics.schema import STATE_TYPES
 from trs_analytics.storage import (
     DEFAULT_OVERLAP,
     MARKER_NAME,
     DatasetLockedError,
-    export_states,
+    list_parquet_files,
     read_dataset_info,
     scan_states,
     write_states,
@@ -44,26 +47,40 @@ from trs_analytics.storage import (
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from datetime import timedelta
 
     from trs_analytics.fetch import Source
-    from trs_analytics.storage import DatasetProgress
 
 __all__ = ["EXIT_CODES", "main"]
 
-#: Exit codes, most specific first: ``(exception class, code, meaning)``.
+#: Exit codes, most specific first: ``(exception class, code, meaning)``. The
+#: top-level help and docs/cli.md's table are written from this one table.
 EXIT_CODES: Final[tuple[tuple[type[BaseException], int, str], ...]] = (
     (DatasetLockedError, 75, "another export is writing the dataset: try again later"),
     (AuthenticationError, 4, "the server refused the credentials"),
     (TransportError, 3, "the server could not be reached: try again later"),
     (ServerError, 3, "the server kept failing (5xx, 429): try again later"),
     (PrefectAPIError, 5, "the server answered, but not with the Prefect API (wrong URL?)"),
-    (StorageError, 6, "the dataset or file cannot be read or written safely"),
+    (StorageError, 6, "the dataset or file cannot be read, or written safely (read-only, full)"),
     (ConfigurationError, 2, "a bad option, or no API URL configured"),
     (TrsAnalyticsError, 1, "any other error"),
+    (KeyboardInterrupt, 130, "interrupted (Ctrl-C); files written before are kept"),
 )
 
-_AGE: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_UNITS: Final = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+def _exit_code_help() -> str:
+    """The exit codes of :data:`EXIT_CODES` as help lines, one code a line, sorted.
+
+    Examples:
+        >>> print(_exit_code_help().splitlines()[2])
+          0    ok
+    """
+    meanings: dict[int, list[str]] = {0: ["ok"]}
+    for _, code, meaning in EXIT_CODES:
+        meanings.setdefault(code, []).append(meaning)
+    lines = [f"  {code:<4} {'; '.join(text)}" for code, text in sorted(meanings.items())]
+    return "\b\nExit codes:\n" + "\n".join(lines)
+
 
 logger = logging.getLogger("trs_analytics.cli")
 
@@ -76,7 +93,7 @@ class _JSONFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         data: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat().replace("+00:00", "Z"),
+            "time": iso(datetime.fromtimestamp(record.created, UTC)),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -101,13 +118,23 @@ class _Output:
     """Where the CLI's messages go: plain text, or JSON lines with ``--log-format json``."""
 
     def __init__(self, *, log_format: str, quiet: bool, verbose: bool) -> None:
-        self.json = log_format == "json"
-        self.quiet = quiet
         self.handler = _StderrHandler()
+        self.json, self.quiet, self.verbose = False, False, False
+        self.configure(log_format=log_format, quiet=quiet, verbose=verbose)
+
+    def configure(
+        self, *, log_format: str | None = None, quiet: bool = False, verbose: bool = False
+    ) -> None:
+        """Apply output options, given before or after the subcommand (later ones add)."""
+        if log_format is not None:
+            self.json = log_format == "json"
+        self.quiet = self.quiet or quiet
+        self.verbose = self.verbose or verbose
         self.handler.setFormatter(
             _JSONFormatter() if self.json else logging.Formatter("%(levelname)s: %(message)s")
         )
-        self.level = logging.INFO if (verbose or self.json) else logging.WARNING
+        self.level = logging.INFO if (self.verbose or self.json) else logging.WARNING
+        logging.getLogger("trs_analytics").setLevel(self.level)
 
     def install(self) -> None:
         package = logging.getLogger("trs_analytics")
@@ -140,7 +167,7 @@ class _Output:
 
 
 def _now_iso() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    return iso(datetime.now(UTC))
 
 
 def _output() -> _Output:
@@ -161,6 +188,9 @@ def _errors() -> Iterator[None]:
         yield
     except TrsAnalyticsError as err:
         _fail(err)
+    except OSError as err:  # a write outside the atomic writer (such as the report's)
+        where = f" {err.filename}" if err.filename else ""
+        _fail(storage_error(err, f"cannot write{where}"))
     except KeyboardInterrupt:
         _output().error("interrupted; the dataset keeps every file written before the interrupt.")
         sys.exit(130)
@@ -170,11 +200,50 @@ def _errors() -> Iterator[None]:
 
 
 def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> timedelta:
-    match = _AGE.match(value)
-    if not match:
+    age = parse_age(value)
+    if age is None:
         msg = f"{value!r} is not a duration. Use a number and a unit, such as 90s, 10m, 2h or 1d."
         raise click.BadParameter(msg)
-    return timedelta(**{_UNITS[match[2]]: float(match[1])})
+    return age
+
+
+def _set_output(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """Callback of the output options a subcommand repeats (``export -q``)."""
+    output = ctx.find_object(_Output)
+    if output is None or value in (None, False):
+        return
+    if param.name == "log_format":
+        output.configure(log_format=value)
+    else:
+        output.configure(quiet=param.name == "quiet", verbose=param.name == "verbose")
+
+
+_LOG_FORMAT_HELP = (
+    "json: logs, the summary and errors as one JSON object a line, for log collectors."
+)
+_QUIET_HELP = "No progress bar and no summary line."
+_VERBOSE_HELP = "Log what is being done (INFO level)."
+
+
+def _output_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Accept -q, -v and --log-format after the subcommand too, as users type them."""
+    options = [
+        click.option(
+            "--log-format", type=click.Choice(["text", "json"]), default=None,
+            expose_value=False, is_eager=True, callback=_set_output, help=_LOG_FORMAT_HELP,
+        ),
+        click.option(
+            "--quiet", "-q", is_flag=True, expose_value=False, is_eager=True,
+            callback=_set_output, help=_QUIET_HELP,
+        ),
+        click.option(
+            "--verbose", "-v", is_flag=True, expose_value=False, is_eager=True,
+            callback=_set_output, help=_VERBOSE_HELP,
+        ),
+    ]  # fmt: skip
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
 
 
 _STATE_TYPE = click.Choice(STATE_TYPES, case_sensitive=False)
@@ -258,68 +327,49 @@ def _client(options: dict[str, Any]) -> PrefectClient:
     )
 
 
-# -- progress ----------------------------------------------------------------
-
-
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Callable[[DatasetProgress], None] | None]:
-    """A rich progress bar on stderr over the export window, or nothing."""
-    if not enabled:
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    bar = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.fields[detail]}"),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    )
-    task = bar.add_task("export", total=1.0, detail="")
-
-    def update(progress: DatasetProgress) -> None:
-        bar.update(
-            task,
-            completed=progress.fraction,
-            description=f"export via {progress.source}",
-            detail=f"{progress.states} states, {progress.task_runs} task runs, "
-            f"{progress.requests} requests",
+def _require_parquet(path: Path) -> None:
+    """A folder to report on must hold Parquet files; say so before anything else."""
+    if path.is_dir() and not list_parquet_files(path):
+        kind = "dataset" if (path / MARKER_NAME).is_file() else "folder"
+        msg = (
+            f"{path} holds no Parquet files, so there is nothing to report on ({kind} with no "
+            "states yet). Hint: pass a Parquet file of states or a folder written by "
+            "'trs-analytics export', such as data/sample_states.parquet."
         )
-
-    with bar:
-        yield update
+        raise StorageError(msg)
 
 
 # -- the commands --------------------------------------------------------------
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+_MAIN_HELP = """Task-run state analytics for Prefect: export states to Parquet, report on them.
+
+-q, -v and --log-format may also be given after the command (export -q).
+
+\b
+Example:
+  trs-analytics report data/sample_states.parquet --out report.html
+  trs-analytics export --api-url http://127.0.0.1:4200/api --out states/
+
+"""
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help=_MAIN_HELP + _exit_code_help(),
+)
 @click.version_option(package_name="trs-analytics")
 @click.option(
     "--log-format",
     type=click.Choice(["text", "json"]),
     default="text",
     show_default=True,
-    help="json: logs, the summary and errors as one JSON object a line, for log collectors.",
+    help=_LOG_FORMAT_HELP,
 )
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary line.")
-@click.option("--verbose", "-v", is_flag=True, help="Log what is being done (INFO level).")
+@click.option("--quiet", "-q", is_flag=True, help=_QUIET_HELP)
+@click.option("--verbose", "-v", is_flag=True, help=_VERBOSE_HELP)
 @click.pass_context
 def main(ctx: click.Context, log_format: str, quiet: bool, verbose: bool) -> None:
-    """Task-run state analytics for Prefect: export states to Parquet, report on them.
-
-    Exit codes: 0 ok; 1 other error; 2 bad option or configuration; 3 server
-    unreachable or failing (retry later); 4 credentials refused; 5 not the
-    Prefect API at that URL; 6 dataset unreadable or not writable safely;
-    75 another export is writing the dataset.
-
-    Example:
-
-        trs-analytics export --api-url http://127.0.0.1:4200/api --out states/
-    """
     output = _Output(log_format=log_format, quiet=quiet, verbose=verbose)
     output.install()
     ctx.call_on_close(output.uninstall)
@@ -373,6 +423,7 @@ def main(ctx: click.Context, log_format: str, quiet: bool, verbose: bool) -> Non
 )
 @_filter_options
 @_client_options
+@_output_options
 def export(
     out: Path,
     since: str | None,
@@ -391,14 +442,15 @@ def export(
     running it twice adds nothing. Writes are atomic and a lock keeps two runs
     apart. It prints the source it used and a summary line.
 
+    \b
     Example:
-
-        trs-analytics export --api-url http://127.0.0.1:4200/api --since 7d --out states/
+      trs-analytics export --api-url http://127.0.0.1:4200/api --since 7d --out states/
     """
     output = _output()
     with _errors(), ExitStack() as stack:
         client = stack.enter_context(_client(client_options))
-        on_progress = stack.enter_context(_progress(output.progress_enabled()))
+        bar = progress_bar(output.progress_enabled(), title="export")
+        on_progress = stack.enter_context(bar)
         result = export_states(
             out,
             client=client,
@@ -409,6 +461,7 @@ def export(
             wait=wait,
             flush_rows=flush_rows,
             on_progress=on_progress,
+            progress=False,  # the bar above, or none (--quiet, JSON, not a terminal)
             **filters,
         )
     output.summary(result.summary(), event="export", **result.as_dict())
@@ -436,6 +489,7 @@ def export(
 @click.option("--force", is_flag=True, help="Replace --out if it exists.")
 @_filter_options
 @_client_options
+@_output_options
 def fetch(
     out: Path,
     since: str,
@@ -447,9 +501,9 @@ def fetch(
 ) -> None:
     """Fetch the task-run states of one window into a single Parquet file.
 
+    \b
     Example:
-
-        trs-analytics fetch --api-url http://127.0.0.1:4200/api --since 1d --out states.parquet
+      trs-analytics fetch --api-url http://127.0.0.1:4200/api --since 1d --out states.parquet
     """
     output = _output()
     started = time.monotonic()
@@ -457,12 +511,16 @@ def fetch(
         if out.exists() and not force:
             msg = f"{out} exists. Hint: pass --force to replace it, or choose another --out."
             raise StorageError(msg)
+        check_writable(out.parent)  # now, not after a download of minutes
         with _client(client_options) as client:
+            chosen = StateFilters.from_kwargs(**filters)
+            check_names(client, flow_names=chosen.flow_names, work_pools=chosen.work_pools)
             states = fetch_states(
                 client=client,
                 since=since,
                 until=until,
                 source=cast("Source", source),
+                progress=output.progress_enabled(),
                 **filters,
             )
             write_states(states, out)
@@ -484,12 +542,17 @@ def fetch(
 @main.command()
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@_output_options
 def info(path: Path, as_json: bool) -> None:
-    """Summarise a dataset folder or Parquet file: states, task runs, days, cursor.
+    """Summarise a dataset folder or Parquet file of states.
 
+    Prints the path, states, task_runs, first and last (the oldest and newest
+    state time, UTC); for a dataset also its cursor, filters and the number of
+    exports.
+
+    \b
     Example:
-
-        trs-analytics info states/
+      trs-analytics info states/
     """
     import polars as pl
 
@@ -501,13 +564,13 @@ def info(path: Path, as_json: bool) -> None:
             first=pl.col("timestamp").min(),
             last=pl.col("timestamp").max(),
         ).collect()
-        dataset = read_dataset_info(path) if (path / MARKER_NAME).is_file() else {}
+        dataset = read_dataset_info(path) if (path / MARKER_NAME).is_file() else None
     row = stats.row(0, named=True)
     facts: dict[str, Any] = {"path": str(path), **row}
-    if dataset:
-        facts["cursor"] = dataset.get("cursor")
-        facts["filters"] = dataset.get("filters") or {}
-        facts["exports"] = len(dataset.get("history") or [])
+    if dataset is not None:
+        facts["cursor"] = iso(dataset.cursor) if dataset.cursor else None
+        facts["filters"] = dataset.filters
+        facts["exports"] = dataset.exports
     if as_json:
         click.echo(json.dumps(facts, default=str))
         return
@@ -533,20 +596,22 @@ def info(path: Path, as_json: bool) -> None:
     help="Compare the last period with the one before it, for regressions (1d, 7d); "
     "auto: the longest of 7d, 1d, 1h, 10m, 1m that fits twice in the data.",
 )
+@_output_options
 def report(path: Path, out: Path, title: str | None, period: str) -> None:
     """Write the HTML report of a dataset folder or a Parquet file of states.
 
     No server is needed: it reads only PATH. The page is self-contained (works offline).
 
+    \b
     Example:
-
-        trs-analytics report data/sample_states.parquet --out report.html
+      trs-analytics report data/sample_states.parquet --out report.html
     """
     from trs_analytics.report import write_report
 
     output = _output()
     started = time.monotonic()
     with _errors():
+        _require_parquet(path)
         written = write_report(scan_states(path), out, title=title, period=period)
     seconds = time.monotonic() - started
     output.summary(

@@ -14,7 +14,7 @@ from any machine that can reach the server and write the dataset folder::
 
 Inside a flow run ``PREFECT_API_URL`` is set, so ``api_url`` may be left out:
 the flow exports from the server that runs it. Each run is one
-:func:`trs_analytics.storage.export_states` call: it starts at the dataset's
+:func:`trs_analytics.export.export_states` call: it starts at the dataset's
 cursor minus the overlap, so a missed or failed run is caught up by the next.
 Two runs that overlap in time do not corrupt the dataset: the second one fails
 at once on the dataset's lock (or waits ``wait_seconds``).
@@ -34,7 +34,8 @@ except ImportError as err:  # pragma: no cover - exercised only without prefect
     )
     raise ImportError(msg) from err
 
-from trs_analytics.storage import DEFAULT_OVERLAP, export_states
+from trs_analytics.export import export_states
+from trs_analytics.storage import DEFAULT_OVERLAP
 
 if TYPE_CHECKING:
     from trs_analytics.fetch import Source

@@ -11,6 +11,7 @@ from trs_analytics.fetch._api import (
     iter_states,
     resolve_source,
 )
+from trs_analytics.fetch._names import check_names
 from trs_analytics.fetch._records import derive_task_name
 from trs_analytics.fetch._window import parse_when
 
@@ -19,6 +20,7 @@ __all__ = [
     "FilterKwargs",
     "Source",
     "StateFilters",
+    "check_names",
     "derive_task_name",
     "fetch_states",
     "iter_states",

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, Unpack
 
 import polars as pl
 
+from trs_analytics._progress import Progress, Tally, progress_bar
 from trs_analytics.client import PrefectClient
 from trs_analytics.exceptions import ConfigurationError, RequestRejectedError
 from trs_analytics.fetch._pages import (
@@ -467,6 +468,7 @@ def iter_states(
     client: PrefectClient | None = None,
     batch_size: int = 5_000,
     on_batch: Callable[[pl.DataFrame], None] | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
     **filters: Unpack[FilterKwargs],
 ) -> Iterator[pl.DataFrame]:
     """Stream task-run states as frames of the contract's schema, batch by batch.
@@ -479,7 +481,9 @@ def iter_states(
 
     Args: as :func:`fetch_states`, plus
         batch_size: events per batch for the events source.
-        on_batch: called with each batch before it is yielded (progress bars).
+        on_batch: called with each batch before it is yielded.
+        on_progress: called with a :class:`~trs_analytics._progress.Progress` (task
+            runs, states, requests so far) after each batch: progress bars.
 
     Examples:
         >>> frames = iter_states("http://127.0.0.1:4200/api", since="1h")  # doctest: +SKIP
@@ -513,9 +517,12 @@ def iter_states(
             if chosen == "events"
             else _iter_per_run(client, chosen_filters, start, end)
         )
+        tally = Tally(since=start, until=end, source=chosen, requests=lambda: client.stats.requests)
         for batch in batches:
             if on_batch is not None:
                 on_batch(batch)
+            if on_progress is not None:
+                on_progress(tally.add(batch))
             yield batch
 
 
@@ -526,6 +533,7 @@ def fetch_states(
     until: datetime | date | str | None = None,
     source: Source = "auto",
     client: PrefectClient | None = None,
+    progress: bool = True,
     **filters: Unpack[FilterKwargs],
 ) -> pl.DataFrame:
     """Fetch every task-run state with ``since <= timestamp < until`` into one frame.
@@ -543,6 +551,8 @@ def fetch_states(
             ``"states"`` (one request per task run, any age) or ``"auto"``.
         client: a :class:`~trs_analytics.client.PrefectClient` to use instead of
             making one from ``api_url`` (its retries, budget and concurrency apply).
+        progress: draw a progress bar in a notebook or a terminal (never in a
+            non-interactive run); ``False`` turns it off.
         **filters: any of (see :class:`FilterKwargs`), each one value or several:
         flow_names: keep runs of these flows.
         deployments: keep runs of these deployments (names or ids).
@@ -568,16 +578,18 @@ def fetch_states(
         ...
         trs_analytics.exceptions.ConfigurationError: time '2026-01-01T00:00:00' has no time zone. Hint: write it in UTC with a Z, such as 2026-01-01T00:00:00Z, or give an offset such as +02:00.
     """
-    frames = list(
-        iter_states(
-            api_url,
-            since=since,
-            until=until,
-            source=source,
-            client=client,
-            **filters,
+    with progress_bar(progress) as on_progress:
+        frames = list(
+            iter_states(
+                api_url,
+                since=since,
+                until=until,
+                source=source,
+                client=client,
+                on_progress=on_progress,
+                **filters,
+            )
         )
-    )
     if not frames:
         return empty_states()
     return (

@@ -14,10 +14,11 @@
 from __future__ import annotations
 
 import copy
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from trs_analytics._time import iso as iso_utc
 from trs_analytics.exceptions import ResponseFormatError
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ def iso(when: datetime) -> str:
         >>> iso(datetime(2024, 1, 1, 1, tzinfo=timezone(timedelta(hours=1))))
         '2024-01-01T00:00:00.000000Z'
     """
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return iso_utc(when, timespec="microseconds")
 
 
 def _parse(ts: str) -> datetime:

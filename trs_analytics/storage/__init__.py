@@ -1,4 +1,4 @@
-"""Storage layer: states frames <-> Parquet files and datasets."""
+"""Storage layer: states frames <-> Parquet files and datasets (no network)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ from trs_analytics.storage._dataset import (
     DEFAULT_OVERLAP,
     DEFAULT_SINCE,
     MARKER_NAME,
+    Dataset,
+    DatasetInfo,
     DatasetLockedError,
     DatasetProgress,
     ExportResult,
-    export_states,
     read_dataset_info,
 )
 from trs_analytics.storage._parquet import (
@@ -25,11 +26,12 @@ __all__ = [
     "DEFAULT_SINCE",
     "MARKER_NAME",
     "SCHEMA_VERSION_KEY",
+    "Dataset",
+    "DatasetInfo",
     "DatasetLockedError",
     "DatasetProgress",
     "ExportResult",
     "atomic_write_parquet",
-    "export_states",
     "list_parquet_files",
     "read_dataset_info",
     "scan_states",

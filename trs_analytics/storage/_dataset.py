@@ -1,4 +1,4 @@
-"""Incremental, crash-safe Parquet datasets of task-run states.
+"""Incremental, crash-safe Parquet datasets of task-run states (no network here).
 
 A dataset is a folder that :func:`scan_states` (and any Parquet reader that
 globs ``**/*.parquet``) reads as one table::
@@ -12,17 +12,22 @@ globs ``**/*.parquet``) reads as one table::
       day=2026-01-02/
         part-00000.parquet
 
-Three rules make every write safe against a crash or a ``SIGKILL`` at any moment:
+:class:`Dataset` is its one writer: it opens and locks the folder, keeps the
+cursor, merges new rows into day partitions and commits. Fetching is not its
+business: :func:`trs_analytics.export.export_states` combines a fetch and a
+``Dataset``. Four rules make every write safe against a crash or a ``SIGKILL``
+at any moment:
 
 1. **One rename per change.** A file is written to a hidden temporary name in
    its own folder, flushed to disk, then renamed to its final name
-   (``os.replace``, atomic on POSIX). New rows for a day are merged into the
+   (:mod:`trs_analytics._atomic`). New rows for a day are merged into the
    day's newest part under the *same* name, or go to a new part; an existing
    row is never written twice. So a reader sees each file before or after a
    change, never half of one, and never one state in two files: readers do
    not depend on a manifest or a clean-up having run. Hidden names (``.``/``_``)
    are skipped by readers, so a crash leaves at worst a hidden temporary file,
-   which the next export removes.
+   which the next export removes. A full disk or a read-only folder fails the
+   rename's write, not the file already there: nothing stored is lost.
 2. **The cursor moves last.** ``_trs_dataset.json`` (itself replaced
    atomically) records the end of the last complete window only after every
    file of that window is durable. A killed export leaves the old cursor, so
@@ -32,6 +37,13 @@ Three rules make every write safe against a crash or a ``SIGKILL`` at any moment
    second export fails at once with :class:`DatasetLockedError` (or waits
    ``wait`` seconds). The lock dies with its process, so a killed export never
    leaves a stale lock.
+4. **Nothing is recorded before data.** A new dataset's marker (and so its
+   filters) is written just before its first Parquet file, or at its first
+   commit. A first export that fails before that removes its lock file (and
+   the folder, when it made it and it is empty), so the corrected command
+   starts afresh instead of being refused. The lock file may be removed only
+   while it is held; a waiting export that then wins the lock on the removed
+   file sees that the path no longer names it, and locks the new file instead.
 
 Small files do not pile up: an export every five minutes keeps merging its
 new rows into the day's last part, so a day is one file until it outgrows
@@ -46,45 +58,33 @@ import json
 import logging
 import os
 import time
-import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Final, Unpack
+from typing import IO, TYPE_CHECKING, Any, Final, Self
 
 import polars as pl
 
-from trs_analytics.client import PrefectClient
+from trs_analytics._atomic import storage_error, write_json_atomic
+from trs_analytics._progress import Progress
+from trs_analytics._time import iso, parse_when
 from trs_analytics.exceptions import ConfigurationError, StorageError
-from trs_analytics.fetch import (
-    FilterKwargs,
-    StateFilters,
-    iter_states,
-    parse_when,
-    resolve_source,
-)
 from trs_analytics.schema import SCHEMA_VERSION, STATES_SCHEMA
-from trs_analytics.storage._parquet import (
-    _check_file,
-    _fsync_dir,
-    atomic_write_parquet,
-    list_parquet_files,
-)
+from trs_analytics.storage._parquet import _check_file, atomic_write_parquet, list_parquet_files
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
-    from datetime import date
-
-    from trs_analytics.fetch import Source
+    from collections.abc import Callable, Iterable, Iterator, Mapping
+    from types import TracebackType
 
 __all__ = [
     "DEFAULT_OVERLAP",
     "DEFAULT_SINCE",
     "MARKER_NAME",
+    "Dataset",
+    "DatasetInfo",
     "DatasetLockedError",
     "DatasetProgress",
     "ExportResult",
-    "export_states",
     "read_dataset_info",
 ]
 
@@ -95,6 +95,7 @@ MARKER_NAME: Final = "_trs_dataset.json"
 _LOCK_NAME: Final = ".lock"
 _FORMAT: Final = "trs_analytics.dataset"
 _FORMAT_VERSION: Final = 1
+_PARTITIONING: Final = "day=YYYY-MM-DD/part-NNNNN.parquet, UTC day of the state timestamp"
 #: How far back the first export of a dataset reads when no ``since`` is given.
 DEFAULT_SINCE: Final = "7d"
 #: How much of the previous window every incremental export reads again.
@@ -106,41 +107,14 @@ class DatasetLockedError(StorageError):
     """Another export holds the dataset's lock."""
 
 
-@dataclass(frozen=True)
-class DatasetProgress:
-    """How far an export has got; passed to ``on_progress`` after every batch.
-
-    Attributes:
-        since: start of the window being read.
-        until: end of the window being read.
-        source: ``"events"`` or ``"states"``.
-        states: states read so far (overlap re-reads included).
-        task_runs: distinct task runs among them.
-        requests: HTTP requests sent so far.
-        latest: the newest state timestamp read so far, or ``None``.
-    """
-
-    since: datetime
-    until: datetime
-    source: str
-    states: int
-    task_runs: int
-    requests: int
-    latest: datetime | None
-
-    @property
-    def fraction(self) -> float:
-        """A rough 0..1 share of the window covered (states come in time order for events)."""
-        if self.latest is None:
-            return 0.0
-        span = (self.until - self.since).total_seconds()
-        done = (self.latest - self.since).total_seconds()
-        return min(1.0, max(0.0, done / span)) if span > 0 else 1.0
+#: How far an export has got; passed to ``on_progress`` after every batch
+#: (the record every fetcher reports, see :class:`trs_analytics._progress.Progress`).
+DatasetProgress = Progress
 
 
 @dataclass(frozen=True)
 class ExportResult:
-    """What one :func:`export_states` call did.
+    """What one export did.
 
     Attributes:
         out: the dataset folder.
@@ -173,7 +147,7 @@ class ExportResult:
     seconds: float = 0.0
 
     def summary(self) -> str:
-        """One line for logs and the CLI.
+        """One line for logs and the CLI, saying what happened.
 
         Examples:
             >>> r = ExportResult(Path("out"), "events", datetime(2026, 1, 1, tzinfo=UTC),
@@ -181,11 +155,27 @@ class ExportResult:
             ...                  added=100, rows=1000, files=2, requests=5, seconds=1.25)
             >>> r.summary()
             'exported 40 task runs, 120 states (100 new) via events in 5 requests, 1.2 s; out has 1000 states in 2 files'
+            >>> replace(r, added=0).summary()
+            'nothing new: the 40 task runs (120 states) read via events in 5 requests, 1.2 s were already in out; it has 1000 states in 2 files'
+            >>> replace(r, added=0, states=0, task_runs=0).summary()
+            'nothing new: the server has no task-run states from 2026-01-01T00:00:00Z to 2026-01-02T00:00:00Z (events, 5 requests, 1.2 s); out has 1000 states in 2 files'
         """
+        how = f"via {self.source} in {self.requests} requests, {self.seconds:.1f} s"
+        holds = f"{self.rows} states in {self.files} files"
+        if self.states == 0:
+            return (
+                f"nothing new: the server has no task-run states from {iso(self.since)} to "
+                f"{iso(self.until)} ({self.source}, {self.requests} requests, "
+                f"{self.seconds:.1f} s); {self.out} has {holds}"
+            )
+        if self.added == 0:
+            return (
+                f"nothing new: the {self.task_runs} task runs ({self.states} states) read "
+                f"{how} were already in {self.out}; it has {holds}"
+            )
         return (
             f"exported {self.task_runs} task runs, {self.states} states ({self.added} new) "
-            f"via {self.source} in {self.requests} requests, {self.seconds:.1f} s; "
-            f"{self.out} has {self.rows} states in {self.files} files"
+            f"{how}; {self.out} has {holds}"
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -193,36 +183,81 @@ class ExportResult:
         data = asdict(self)
         data.update(
             out=str(self.out),
-            since=_iso(self.since),
-            until=_iso(self.until),
+            since=iso(self.since),
+            until=iso(self.until),
             days=list(self.days),
         )
         return data
 
 
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 # -- the marker ------------------------------------------------------------
 
 
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with tmp.open("w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+@dataclass(frozen=True, kw_only=True)
+class DatasetInfo:
+    """What a dataset's marker (``_trs_dataset.json``) records.
+
+    Attributes:
+        path: the dataset folder.
+        filters: the filters every export of this dataset uses, JSON-ready
+            (``{"flow_names": ["etl"]}``); empty for every task run.
+        cursor: the end of the last complete export window, or ``None``
+            before the first one completed.
+        history: one JSON record per export, the newest last (at most 100).
+        created: when the dataset was created.
+        format_version: the marker's format version.
+        schema_version: the states schema version of the dataset's files.
+
+    Examples:
+        >>> info = DatasetInfo(path=Path("states"), filters={"flow_names": ["etl"]})
+        >>> info.exports, info.cursor is None
+        (0, True)
+        >>> DatasetInfo.from_json(Path("states"), info.to_json()) == info
+        True
+    """
+
+    path: Path
+    filters: dict[str, list[str]] = field(default_factory=dict)
+    cursor: datetime | None = None
+    history: tuple[dict[str, Any], ...] = ()
+    created: datetime | None = None
+    format_version: int = _FORMAT_VERSION
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def exports(self) -> int:
+        """How many exports completed (as far as the kept history goes)."""
+        return len(self.history)
+
+    def to_json(self) -> dict[str, Any]:
+        """The marker's JSON object."""
+        return {
+            "format": _FORMAT,
+            "format_version": self.format_version,
+            "schema_version": self.schema_version,
+            "partitioning": _PARTITIONING,
+            "created": iso(self.created) if self.created else None,
+            "filters": self.filters,
+            "cursor": iso(self.cursor) if self.cursor else None,
+            "history": list(self.history),
+        }
+
+    @classmethod
+    def from_json(cls, path: Path, data: Mapping[str, Any]) -> Self:
+        """Read a marker's JSON object (already checked for its format)."""
+        cursor, created = data.get("cursor"), data.get("created")
+        return cls(
+            path=path,
+            filters={k: list(v) for k, v in (data.get("filters") or {}).items()},
+            cursor=parse_when(str(cursor)) if cursor else None,
+            history=tuple(data.get("history") or ()),
+            created=parse_when(str(created)) if created else None,
+            format_version=int(data.get("format_version", _FORMAT_VERSION)),
+            schema_version=int(data.get("schema_version", SCHEMA_VERSION)),
+        )
 
 
-def read_dataset_info(path: str | os.PathLike[str]) -> dict[str, Any]:
+def read_dataset_info(path: str | os.PathLike[str]) -> DatasetInfo:
     """Read a dataset's marker: cursor, filters, history of exports.
 
     Raises:
@@ -262,28 +297,35 @@ def read_dataset_info(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"trs_analytics understands ({_FORMAT_VERSION}). Hint: upgrade trs_analytics."
         )
         raise StorageError(msg)
-    return data
+    try:
+        return DatasetInfo.from_json(Path(path), data)
+    except (TypeError, ValueError, ConfigurationError) as err:
+        msg = f"{marker} has a field that cannot be read ({err}). Hint: export into a new folder."
+        raise StorageError(msg) from err
 
 
-def _open_dataset(out: Path, filters: StateFilters) -> dict[str, Any]:
-    """Return the marker of ``out``, creating a new dataset in an empty or missing folder."""
+def _filters_json(filters: Mapping[str, Iterable[str]]) -> dict[str, list[str]]:
+    return {k: sorted(v) for k, v in filters.items() if v}
+
+
+def _existing_info(out: Path, filters: dict[str, list[str]]) -> DatasetInfo | None:
+    """The marker of ``out`` if it is a dataset (with these filters); ``None`` if it can be one."""
     if out.exists() and not out.is_dir():
         msg = f"{out} is a file, expected a dataset folder. Hint: pass a folder to --out."
         raise StorageError(msg)
     if (out / MARKER_NAME).exists():
         info = read_dataset_info(out)
-        stored = info.get("filters") or {}
-        wanted = _filters_json(filters)
-        if stored != wanted:
+        if info.filters != filters:
             msg = (
-                f"{out} was exported with filters {stored}, this export asks for {wanted}. "
-                "Hint: pass the same filters, or export into a new folder; one dataset "
-                "holds one selection of task runs so its cursor stays meaningful."
+                f"{out} was exported with filters {info.filters}, this export asks for "
+                f"{filters}. Hint: pass the same filters, or export into a new folder; one "
+                "dataset holds one selection of task runs so its cursor stays meaningful."
             )
             raise ConfigurationError(msg)
         return info
-    out.mkdir(parents=True, exist_ok=True)
-    foreign = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    foreign = (
+        sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) if out.is_dir() else []
+    )
     if foreign:
         shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
         msg = (
@@ -291,54 +333,79 @@ def _open_dataset(out: Path, filters: StateFilters) -> dict[str, Any]:
             "trs_analytics dataset; nothing was written. Hint: export into an empty or new folder."
         )
         raise StorageError(msg)
-    info = {
-        "format": _FORMAT,
-        "format_version": _FORMAT_VERSION,
-        "schema_version": SCHEMA_VERSION,
-        "partitioning": "day=YYYY-MM-DD/part-NNNNN.parquet, UTC day of the state timestamp",
-        "created": _iso(datetime.now(UTC)),
-        "filters": _filters_json(filters),
-        "cursor": None,
-        "history": [],
-    }
-    _write_json_atomic(out / MARKER_NAME, info)
-    return info
-
-
-def _filters_json(filters: StateFilters) -> dict[str, list[str]]:
-    return {k: sorted(v) for k, v in asdict(filters).items() if v}
+    return None
 
 
 # -- the lock --------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _locked(out: Path, *, wait: float) -> Iterator[None]:
-    path = out / _LOCK_NAME
-    handle: IO[str] = path.open("a+", encoding="utf-8")
+def _same_file(handle: IO[str], path: Path) -> bool:
     try:
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    handle.seek(0)
-                    holder = handle.read().strip() or "unknown process"
-                    msg = (
-                        f"{out} is being written by another export ({holder}). Hint: wait for "
-                        "it to finish, or pass wait=/--wait SECONDS to queue behind it."
-                    )
-                    raise DatasetLockedError(msg) from None
+        return os.fstat(handle.fileno()).st_ino == path.stat().st_ino
+    except FileNotFoundError:
+        return False
+
+
+def _acquire(out: Path, *, wait: float) -> IO[str]:
+    """Open and ``flock`` ``out/.lock``; the returned handle holds the lock until closed."""
+    path = out / _LOCK_NAME
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            handle: IO[str] = path.open("a+", encoding="utf-8")
+        except OSError as err:
+            raise storage_error(err, f"cannot create the lock file {path}") from err
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if time.monotonic() < deadline:
+                handle.close()
                 time.sleep(0.2)
+                continue
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown process"
+            handle.close()
+            msg = (
+                f"{out} is being written by another export ({holder}). Hint: wait for "
+                "it to finish, or pass wait=/--wait SECONDS to queue behind it."
+            )
+            raise DatasetLockedError(msg) from None
+        if _same_file(handle, path):  # else a failed first export removed it meanwhile
+            return handle
+        handle.close()
+
+
+def _lock(out: Path, *, wait: float) -> IO[str]:
+    """Take the lock and write who holds it (for the message a second export prints)."""
+    handle = _acquire(out, wait=wait)
+    with contextlib.suppress(OSError):  # the note is for people; the flock is the lock
         handle.seek(0)
         handle.truncate()
-        handle.write(f"pid {os.getpid()} since {_iso(datetime.now(UTC))}\n")
+        handle.write(f"pid {os.getpid()} since {iso(datetime.now(UTC))}\n")
         handle.flush()
+    return handle
+
+
+def _release(out: Path, handle: IO[str], *, forget: bool, made_folder: bool) -> None:
+    """Release the lock; ``forget``: also remove the lock file (and the folder if we made it)."""
+    try:
+        if forget and _same_file(handle, out / _LOCK_NAME):
+            with contextlib.suppress(OSError):
+                (out / _LOCK_NAME).unlink()  # while held: see rule 4
+    finally:
+        handle.close()
+    if forget and made_folder:
+        with contextlib.suppress(OSError):
+            out.rmdir()  # only when empty
+
+
+@contextlib.contextmanager
+def _locked(out: Path, *, wait: float) -> Iterator[None]:
+    handle = _lock(out, wait=wait)
+    try:
         yield
     finally:
-        handle.close()  # releases the lock
+        handle.close()
 
 
 def _remove_leftovers(out: Path) -> None:
@@ -394,12 +461,20 @@ def _merge_day(day_dir: Path, new: pl.DataFrame, *, target_file_rows: int) -> in
 
 
 class _Writer:
-    """Buffers fetched rows by day and merges them into the dataset."""
+    """Buffers rows by day and merges them into the dataset; ``before_write`` runs first."""
 
-    def __init__(self, out: Path, *, flush_rows: int, target_file_rows: int) -> None:
+    def __init__(
+        self,
+        out: Path,
+        *,
+        flush_rows: int,
+        target_file_rows: int,
+        before_write: Callable[[], None] | None = None,
+    ) -> None:
         self.out = out
         self.flush_rows = flush_rows
         self.target_file_rows = target_file_rows
+        self.before_write = before_write
         self.buffer: list[pl.DataFrame] = []
         self.buffered = 0
         self.added = 0
@@ -416,6 +491,8 @@ class _Writer:
             return
         frame = pl.concat(self.buffer, how="vertical").unique("id", keep="first")
         self.buffer, self.buffered = [], 0
+        if frame.height and self.before_write is not None:
+            self.before_write()
         day = pl.col("timestamp").dt.date().dt.to_string("%Y-%m-%d").alias("_day")
         for (name,), rows in sorted(
             frame.with_columns(day).partition_by("_day", as_dict=True).items()
@@ -430,201 +507,178 @@ class _Writer:
                 self.days.add(str(name))
 
 
-# -- the export ------------------------------------------------------------
+# -- the dataset -----------------------------------------------------------
 
 
-def _window(
-    info: dict[str, Any],
-    since: datetime | date | str | None,
-    until: datetime | date | str | None,
-    overlap: timedelta,
-) -> tuple[datetime, datetime]:
-    end = parse_when(until) if until is not None else datetime.now(UTC)
-    if since is not None:
-        start = parse_when(since)
-    elif info.get("cursor"):
-        start = parse_when(str(info["cursor"])) - overlap
-    else:
-        start = parse_when(DEFAULT_SINCE)
-    if end <= start:
-        msg = (
-            f"the window is empty: since={_iso(start)} is not before until={_iso(end)}. "
-            "Hint: since is the older bound; without --since an export starts at the "
-            "dataset's cursor minus the overlap."
-        )
-        raise ConfigurationError(msg)
-    return start, end
+class Dataset:
+    """An open, locked dataset folder: the one writer of its files, cursor and marker.
 
+    Open it with :meth:`open` in a ``with`` block; the lock is held until the
+    block ends. Rows go in with :meth:`add` (buffered, merged by state ``id``),
+    and :meth:`commit` makes them durable and moves the cursor. See the module
+    docstring for why a crash at any moment leaves a readable dataset.
 
-def _record(
-    out: Path, info: dict[str, Any], result: ExportResult, started: datetime
-) -> dict[str, Any]:
-    cursor = info.get("cursor")
-    new_cursor = result.until if cursor is None else max(result.until, parse_when(str(cursor)))
-    entry = {
-        "started": _iso(started),
-        "since": _iso(result.since),
-        "until": _iso(result.until),
-        "source": result.source,
-        "states": result.states,
-        "added": result.added,
-        "requests": result.requests,
-        "retries": result.retries,
-        "seconds": round(result.seconds, 3),
-    }
-    updated = {
-        **info,
-        "cursor": _iso(new_cursor),
-        "history": [*info.get("history", []), entry][-_HISTORY_KEPT:],
-    }
-    _write_json_atomic(out / MARKER_NAME, updated)
-    return updated
-
-
-def _check_files(out: Path) -> list[Path]:
-    files = list_parquet_files(out)
-    for file in files:
-        _check_file(file)
-    return files
-
-
-def export_states(
-    out: str | os.PathLike[str],
-    *,
-    api_url: str | None = None,
-    client: PrefectClient | None = None,
-    since: datetime | date | str | None = None,
-    until: datetime | date | str | None = None,
-    source: Source = "auto",
-    overlap: timedelta = DEFAULT_OVERLAP,
-    wait: float = 0.0,
-    flush_rows: int = 100_000,
-    target_file_rows: int = 1_000_000,
-    on_progress: Callable[[DatasetProgress], None] | None = None,
-    **filter_kwargs: Unpack[FilterKwargs],
-) -> ExportResult:
-    """Fetch task-run states into a day-partitioned Parquet dataset, incrementally.
-
-    The window is ``[since, until)`` on the state timestamp. Without ``since``,
-    it starts at the dataset's cursor (the ``until`` of the last complete
-    export) minus ``overlap``, so states the server recorded late are caught;
-    a new dataset starts :data:`DEFAULT_SINCE` (7 days) ago. States already in
-    the dataset are recognised by ``id`` and skipped, so exporting twice in a
-    row adds nothing. The source is chosen by :func:`~trs_analytics.fetch.resolve_source`
-    for ``"auto"``: events within the server's event retention, per-task-run
-    states before it. See the module docstring for the layout and why a crash
-    at any moment leaves a readable dataset without duplicates.
-
-    Args:
-        out: the dataset folder: missing, empty, or an existing dataset.
-        api_url: the API URL; else ``PREFECT_API_URL`` or the active Prefect profile.
-        client: a :class:`~trs_analytics.client.PrefectClient` to use instead of ``api_url``.
-        since: start of the window: an aware datetime, ISO-8601 string, date or age (``7d``).
-        until: end of the window (exclusive); default now.
-        source: ``"auto"``, ``"events"`` or ``"states"``.
-        overlap: how much before the cursor an incremental export reads again.
-        wait: seconds to wait for another export's lock before giving up.
-        flush_rows: states held in memory before they are written (events are
-            also read in batches of at most this many).
-        target_file_rows: a day's part file grows up to about this many states.
-        on_progress: called with a :class:`DatasetProgress` after each batch.
-        **filter_kwargs: the filters of :func:`~trs_analytics.fetch_states`:
-        flow_names: keep runs of these flows.
-        deployments: keep runs of these deployments (names or ids).
-        work_pools: keep runs whose flow run used these work pools.
-        task_names: keep these tasks.
-        tags: keep runs that carry all of these tags.
-        state_types: keep runs whose current state has one of these types.
-
-    Returns:
-        an :class:`ExportResult`; ``result.summary()`` is a one-line report.
-
-    Raises:
-        StorageError: ``out`` holds something other than a dataset, or a file in it
-            is damaged (nothing is written then).
-        DatasetLockedError: another export is writing to ``out``.
-        ConfigurationError: a bad argument, or filters that differ from the dataset's.
-        PrefectAPIError: the server refused or failed (see its subclasses).
-        TransportError: the server could not be reached.
+    Attributes:
+        path: the dataset folder.
+        info: the marker as it stands (for a new dataset, what will be written).
+        is_new: ``True`` until the marker is on disk.
 
     Examples:
-        >>> result = export_states("states/", api_url="http://127.0.0.1:4200/api")  # doctest: +SKIP
-        >>> print(result.summary())  # doctest: +SKIP
-        exported 812 task runs, 2841 states (2841 new) via events in 61 requests, 2.3 s; ...
-        >>> import trs_analytics as ta
-        >>> ta.scan_states("states/").collect().height  # doctest: +SKIP
-        2841
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp()) / "states"
+        >>> with Dataset.open(folder, filters={"flow_names": ["etl"]}) as dataset:
+        ...     dataset.is_new, dataset.info.cursor
+        (True, None)
+        >>> folder.exists()  # nothing was committed: nothing is left behind
+        False
     """
-    if client is not None and api_url is not None:
-        msg = "pass api_url or client, not both. Hint: the client already knows its URL."
-        raise ConfigurationError(msg)
-    if source not in ("auto", "events", "states"):
-        msg = f"source must be 'auto', 'events' or 'states', got {source!r}."
-        raise ConfigurationError(msg)
-    if flush_rows < 1 or target_file_rows < 1:
-        msg = "flush_rows and target_file_rows must be at least 1."
-        raise ConfigurationError(msg)
-    filters = StateFilters.from_kwargs(**filter_kwargs)
-    folder = Path(out)
-    started, clock = datetime.now(UTC), time.monotonic()
-    _open_dataset(folder, filters)  # refuses a foreign folder before the lock file is made
-    with _locked(folder, wait=wait), contextlib.ExitStack() as stack:
-        info = _open_dataset(folder, filters)  # again, under the lock: another export may have run
-        _remove_leftovers(folder)
-        _check_files(folder)
-        start, end = _window(info, since, until, overlap)
-        if client is None:
-            client = stack.enter_context(PrefectClient(api_url))
-        requests0, retries0 = client.stats.requests, client.stats.retries
-        chosen = resolve_source(client, start) if source == "auto" else source
-        logger.info("exporting %s .. %s via %s into %s", _iso(start), _iso(end), chosen, folder)
-        writer = _Writer(folder, flush_rows=flush_rows, target_file_rows=target_file_rows)
-        states, latest = 0, None
-        task_runs: set[str] = set()
-        for batch in iter_states(
-            since=start,
-            until=end,
-            source=chosen,
-            client=client,
-            batch_size=min(flush_rows, 5_000),
-            **filters.as_kwargs(),
-        ):
-            writer.add(batch)
-            states += batch.height
-            task_runs.update(batch["task_run_id"].to_list())
-            newest = batch["timestamp"].max()
-            if isinstance(newest, datetime):
-                latest = newest if latest is None else max(latest, newest)
-            if on_progress is not None:
-                on_progress(
-                    DatasetProgress(
-                        start,
-                        end,
-                        chosen,
-                        states,
-                        len(task_runs),
-                        client.stats.requests - requests0,
-                        latest,
-                    )
-                )
-        writer.flush()
-        files = list_parquet_files(folder)
-        rows = int(pl.scan_parquet(files).select(pl.len()).collect().item()) if files else 0
-        result = ExportResult(
-            out=folder,
-            source=chosen,
-            since=start,
-            until=end,
-            states=states,
-            task_runs=len(task_runs),
-            added=writer.added,
-            rows=rows,
-            files=len(files),
-            days=tuple(sorted(writer.days)),
-            requests=client.stats.requests - requests0,
-            retries=client.stats.retries - retries0,
-            seconds=time.monotonic() - clock,
+
+    def __init__(
+        self,
+        path: Path,
+        info: DatasetInfo,
+        *,
+        is_new: bool,
+        made_folder: bool,
+        lock: IO[str],
+        flush_rows: int,
+        target_file_rows: int,
+    ) -> None:
+        self.path = path
+        self.info = info
+        self.is_new = is_new
+        self._made_folder = made_folder
+        self._lock = lock
+        self._writer = _Writer(
+            path,
+            flush_rows=flush_rows,
+            target_file_rows=target_file_rows,
+            before_write=self._write_marker_once,
         )
-        _record(folder, info, result, started)
-    logger.info("%s", result.summary())
-    return result
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        filters: Mapping[str, Iterable[str]] | None = None,
+        wait: float = 0.0,
+        flush_rows: int = 100_000,
+        target_file_rows: int = 1_000_000,
+    ) -> Self:
+        """Open (or prepare) the dataset at ``path`` and take its lock.
+
+        Args:
+            path: the dataset folder: missing, empty, or an existing dataset.
+            filters: the selection this dataset holds, such as ``{"flow_names": ["etl"]}``;
+                an existing dataset must have been made with the same.
+            wait: seconds to wait for another writer's lock before giving up.
+            flush_rows: rows held in memory before they are written.
+            target_file_rows: a day's part file grows up to about this many rows.
+
+        Raises:
+            StorageError: ``path`` holds something other than a dataset, a file in it
+                is damaged, or the folder cannot be written.
+            DatasetLockedError: another export is writing to ``path``.
+            ConfigurationError: the filters differ from the dataset's.
+        """
+        if flush_rows < 1 or target_file_rows < 1:
+            msg = "flush_rows and target_file_rows must be at least 1."
+            raise ConfigurationError(msg)
+        folder = Path(path)
+        wanted = _filters_json(filters or {})
+        _existing_info(folder, wanted)  # refuse a foreign folder before the lock file is made
+        made_folder = not folder.exists()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise storage_error(err, f"cannot create the dataset folder {folder}") from err
+        lock = _lock(folder, wait=wait)
+        try:
+            info = _existing_info(folder, wanted)  # again, under the lock
+            if info is not None:
+                _remove_leftovers(folder)
+            for file in list_parquet_files(folder):
+                _check_file(file)
+        except BaseException:
+            forget = not (folder / MARKER_NAME).exists()
+            _release(folder, lock, forget=forget, made_folder=made_folder)
+            raise
+        return cls(
+            folder,
+            info or DatasetInfo(path=folder, filters=wanted, created=datetime.now(UTC)),
+            is_new=info is None,
+            made_folder=made_folder,
+            lock=lock,
+            flush_rows=flush_rows,
+            target_file_rows=target_file_rows,
+        )
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the lock; a dataset never committed leaves nothing behind."""
+        if not self._lock.closed:
+            _release(self.path, self._lock, forget=self.is_new, made_folder=self._made_folder)
+
+    def add(self, batch: pl.DataFrame) -> None:
+        """Buffer a frame of states; full buffers are merged into their day partitions."""
+        self._writer.add(batch)
+
+    def flush(self) -> None:
+        """Merge every buffered row into the dataset's files (the cursor stays)."""
+        self._writer.flush()
+
+    @property
+    def added(self) -> int:
+        """Rows written so far that the dataset did not hold."""
+        return self._writer.added
+
+    @property
+    def days(self) -> tuple[str, ...]:
+        """The day partitions written so far, ``YYYY-MM-DD``, sorted."""
+        return tuple(sorted(self._writer.days))
+
+    def size(self) -> tuple[int, int]:
+        """``(rows, files)`` of the dataset as it is on disk now."""
+        files = list_parquet_files(self.path)
+        rows = int(pl.scan_parquet(files).select(pl.len()).collect().item()) if files else 0
+        return rows, len(files)
+
+    def commit(self, result: ExportResult, *, started: datetime) -> DatasetInfo:
+        """Flush, then move the cursor to ``result.until`` (never back) and record the export."""
+        self.flush()
+        cursor = self.info.cursor
+        entry = {
+            "started": iso(started),
+            "since": iso(result.since),
+            "until": iso(result.until),
+            "source": result.source,
+            "states": result.states,
+            "added": result.added,
+            "requests": result.requests,
+            "retries": result.retries,
+            "seconds": round(result.seconds, 3),
+        }
+        self.info = replace(
+            self.info,
+            cursor=result.until if cursor is None else max(result.until, cursor),
+            history=(*self.info.history, entry)[-_HISTORY_KEPT:],
+        )
+        write_json_atomic(self.path / MARKER_NAME, self.info.to_json())
+        self.is_new = False
+        return self.info
+
+    def _write_marker_once(self) -> None:
+        if self.is_new:
+            write_json_atomic(self.path / MARKER_NAME, self.info.to_json())
+            self.is_new = False

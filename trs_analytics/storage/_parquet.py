@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import re
-import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, overload
 
 import polars as pl
 
+from trs_analytics._atomic import atomic_write
 from trs_analytics.engines import (
     Engine,
     check_duckdb_utc,
@@ -21,6 +21,7 @@ from trs_analytics.exceptions import ConfigurationError, SchemaError, StorageErr
 from trs_analytics.schema import SCHEMA_VERSION, STATES_SCHEMA, empty_states, validate_states
 
 if TYPE_CHECKING:
+    import os
     from collections.abc import Iterator
 
     import duckdb
@@ -50,34 +51,21 @@ def atomic_write_parquet(
     """Write ``frame`` to ``path`` so that readers see the old file or the new one, never half.
 
     The frame goes to a hidden temporary file in the same folder, is flushed to
-    disk, then renamed over ``path`` (``os.replace`` is atomic on POSIX).
+    disk, then renamed over ``path`` (see :mod:`trs_analytics._atomic`).
+
+    Raises:
+        StorageError: the file cannot be written (full disk, read-only folder).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with tmp.open("wb") as handle:
-            frame.write_parquet(
-                handle,
-                compression=compression,
-                compression_level=compression_level,
-                metadata={SCHEMA_VERSION_KEY: str(SCHEMA_VERSION)},
-            )
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-    return path
 
+    def write(handle: BinaryIO) -> None:
+        frame.write_parquet(
+            handle,
+            compression=compression,
+            compression_level=compression_level,
+            metadata={SCHEMA_VERSION_KEY: str(SCHEMA_VERSION)},
+        )
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    return atomic_write(path, write)
 
 
 def write_states(
@@ -129,7 +117,23 @@ def list_parquet_files(folder: Path) -> list[Path]:
     return list(walk(folder))
 
 
+_MAGIC = b"PAR1"
+
+
 def _check_file(file: Path) -> None:
+    try:
+        with file.open("rb") as handle:
+            head = handle.read(len(_MAGIC))
+    except OSError as err:
+        msg = f"cannot read {file}: {err.strerror}. Hint: check the path and its permissions."
+        raise StorageError(msg) from err
+    if head != _MAGIC:
+        msg = (
+            f"{file} is not a readable Parquet file: it is not Parquet at all (it does not "
+            f"start with {_MAGIC.decode()}; a CSV or another format?). Hint: pass a Parquet "
+            "file of states, or a folder written by 'trs-analytics export'."
+        )
+        raise StorageError(msg)
     try:
         schema = pl.read_parquet_schema(file)
     except Exception as err:  # polars raises several kinds for a damaged file

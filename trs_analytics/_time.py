@@ -1,0 +1,103 @@
+"""Times and durations as the package reads and writes them: one owner for each.
+
+A base module: it imports nothing of trs_analytics but its exceptions, so every
+layer (fetch, storage, CLI) may call it.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+from typing import Final, Literal
+
+from trs_analytics.exceptions import ConfigurationError
+
+__all__ = ["iso", "parse_age", "parse_when"]
+
+_AGE: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNITS: Final = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def iso(when: datetime, *, timespec: Literal["auto", "seconds", "microseconds"] = "auto") -> str:
+    """Format an aware datetime as ISO-8601 in UTC with a ``Z``.
+
+    ``timespec="microseconds"`` is the form Prefect writes and expects in filters;
+    ``"auto"`` leaves out microseconds that are zero (dataset markers, logs).
+
+    Examples:
+        >>> from datetime import timezone
+        >>> iso(datetime(2024, 1, 1, 1, tzinfo=timezone(timedelta(hours=1))))
+        '2024-01-01T00:00:00Z'
+        >>> iso(datetime(2024, 1, 1, tzinfo=UTC), timespec="microseconds")
+        '2024-01-01T00:00:00.000000Z'
+    """
+    return when.astimezone(UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
+
+
+def parse_age(text: str) -> timedelta | None:
+    """Read an age such as ``"90s"``, ``"10m"``, ``"12h"``, ``"7d"`` or ``"2w"``; else ``None``.
+
+    Examples:
+        >>> parse_age("12h")
+        datetime.timedelta(seconds=43200)
+        >>> parse_age("1.5d")
+        datetime.timedelta(days=1, seconds=43200)
+        >>> parse_age("yesterday") is None
+        True
+    """
+    match = _AGE.match(text)
+    if match is None:
+        return None
+    return timedelta(**{_UNITS[match[2]]: float(match[1])})
+
+
+def parse_when(value: datetime | date | str, *, now: datetime | None = None) -> datetime:
+    """Turn ``since``/``until`` into an aware UTC datetime.
+
+    Accepts an aware ``datetime``; an ISO-8601 string with ``Z`` or an offset;
+    a date (``2026-01-01``, read as midnight UTC); or an age before ``now``
+    such as ``"90s"``, ``"30m"``, ``"12h"``, ``"7d"``, ``"2w"``. Naive datetimes
+    are refused: their time zone is a guess.
+
+    Examples:
+        >>> parse_when("2026-01-01T12:00:00+01:00")
+        datetime.datetime(2026, 1, 1, 11, 0, tzinfo=datetime.timezone.utc)
+        >>> parse_when("7d", now=datetime(2026, 1, 8, tzinfo=UTC))
+        datetime.datetime(2026, 1, 1, 0, 0, tzinfo=datetime.timezone.utc)
+        >>> parse_when("2026-01-01")
+        datetime.datetime(2026, 1, 1, 0, 0, tzinfo=datetime.timezone.utc)
+        >>> parse_when("2026-01-01T12:00:00")
+        Traceback (most recent call last):
+        ...
+        trs_analytics.exceptions.ConfigurationError: time '2026-01-01T12:00:00' has no time zone. Hint: write it in UTC with a Z, such as 2026-01-01T12:00:00Z, or give an offset such as +02:00.
+    """
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            msg = (
+                f"datetime {value.isoformat()} is naive (no time zone). Hint: use an aware "
+                "datetime, for example datetime(2026, 1, 1, tzinfo=datetime.UTC)."
+            )
+            raise ConfigurationError(msg)
+        return value.astimezone(UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    if (age := parse_age(value)) is not None:
+        return (now or datetime.now(UTC)).astimezone(UTC) - age
+    text = value.strip()
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError as err:
+        msg = (
+            f"cannot read {value!r} as a time. Hint: use ISO-8601 such as "
+            "2026-01-01T00:00:00Z, a date such as 2026-01-01, or an age such as 7d or 12h."
+        )
+        raise ConfigurationError(msg) from err
+    if parsed.tzinfo is None:
+        if len(text) == 10:  # a bare date
+            return parsed.replace(tzinfo=UTC)
+        msg = (
+            f"time {value!r} has no time zone. Hint: write it in UTC with a Z, such as "
+            f"{text}Z, or give an offset such as +02:00."
+        )
+        raise ConfigurationError(msg)
+    return parsed.astimezone(UTC)
