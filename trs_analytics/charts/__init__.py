@@ -21,7 +21,7 @@ from trs_analytics.charts._durations import (
     duration_stats,
 )
 from trs_analytics.charts._failures import failure_rate_chart, failure_rate_series
-from trs_analytics.charts._lateness import wait_chart, wait_series
+from trs_analytics.charts._lateness import WAITS_AGREE_NOTE, wait_chart, wait_series, waits_agree
 from trs_analytics.charts._retries import retry_chart, retry_outcomes
 from trs_analytics.charts._save import ChartFormat, chart_spec, save_chart
 from trs_analytics.charts._theme import (
@@ -40,6 +40,7 @@ __all__ = [
     "DURATION_METRICS",
     "STATE_COLORS",
     "THEME",
+    "WAITS_AGREE_NOTE",
     "AnyChart",
     "ChartFormat",
     "DurationMetric",
@@ -60,4 +61,5 @@ __all__ = [
     "transition_counts",
     "wait_chart",
     "wait_series",
+    "waits_agree",
 ]
