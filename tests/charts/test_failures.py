@@ -112,6 +112,7 @@ def test_one_bucket_still_draws_visible_points(make_states, rows_of):
     marks = {layer["mark"]["type"]: layer["mark"] for layer in layers}
     assert marks["point"]["opacity"] > 0.5
     assert "rule" in marks  # the Wilson interval as a bar, visible with one bucket
+    assert all(r["alone"] for r in rows_of(chart))
     final = [r for r in rows_of(chart) if r["rate"] == "final"]
     assert [(r["group"], r["value"], r["failed"], r["runs"]) for r in final] == [
         ("probe", 1.0, 24, 24)

@@ -14,6 +14,7 @@ look they have in reports and saved files.
 
 from __future__ import annotations
 
+from trs_analytics.charts._breakdowns import duration_trend_chart, volume_chart
 from trs_analytics.charts._durations import (
     DURATION_METRICS,
     DurationMetric,
@@ -47,6 +48,7 @@ __all__ = [
     "chart_spec",
     "duration_chart",
     "duration_stats",
+    "duration_trend_chart",
     "failure_rate_chart",
     "failure_rate_series",
     "flow_run_segments",
@@ -59,6 +61,7 @@ __all__ = [
     "timeline_chart",
     "transition_chart",
     "transition_counts",
+    "volume_chart",
     "wait_chart",
     "wait_series",
     "waits_agree",

@@ -148,7 +148,10 @@ def failure_rate_chart(
         legend=alt.Legend(orient="top", symbolType="stroke", symbolStrokeWidth=3, symbolOpacity=1),
     )
     span = time_span(data, "bucket")
-    data = data.with_columns(bucket_utc=pl.col("bucket").dt.strftime("%Y-%m-%d %H:%M:%S"))
+    data = data.with_columns(
+        bucket_utc=pl.col("bucket").dt.strftime("%Y-%m-%d %H:%M:%S"),
+        alone=pl.col("bucket").n_unique().over("group") == 1,
+    )
     x = alt.X(
         "bucket:T", title="UTC", scale=alt.Scale(type="utc"), axis=time_axis(span, tickCount=4)
     )
@@ -177,9 +180,13 @@ def failure_rate_chart(
     # two line layers, so the final rate is drawn over the first-attempt rate where they meet
     first_line = line.transform_filter(alt.datum.rate == "first attempt")
     final_line = line.transform_filter(alt.datum.rate == "final")
-    # points and interval rules: a bucket alone (no line, no band) still shows its rate
-    whiskers = base.mark_rule(strokeWidth=1.5, opacity=0.5).encode(y="low:Q", y2="high:Q")
-    points = base.mark_point(filled=True, size=30, opacity=0.9).encode(y="value:Q", tooltip=tooltip)
+    # points, and for a group with one bucket (no line, no band) its interval as a bar
+    whiskers = (
+        base.transform_filter(alt.datum.alone)
+        .mark_rule(strokeWidth=2, opacity=0.6)
+        .encode(y="low:Q", y2="high:Q")
+    )
+    points = base.mark_point(filled=True, size=36, opacity=0.9).encode(y="value:Q", tooltip=tooltip)
     heading = alt.TitleParams(
         title or f"Failure rate per {(by or 'run').replace('_', ' ')} over time",
         subtitle=(
