@@ -11,6 +11,9 @@ from trs_analytics.charts._common import check_top, human, log_seconds, seconds,
 from trs_analytics.charts._theme import NEUTRAL, STATE_COLORS
 from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.metrics import end_to_end, lateness, queue_wait, retry_wait, run_time
+
+# private until trs_analytics.metrics exports it (issue 9.6)
+from trs_analytics.metrics._common import explode_tags
 from trs_analytics.schema import require_columns
 
 if TYPE_CHECKING:
@@ -88,8 +91,7 @@ def duration_stats(
     """
     measured, _ = _measure(states, metric)
     require_columns(measured, ["duration", by], caller="duration_stats")
-    if by == "tags":
-        measured = measured.explode("tags", empty_as_null=True, keep_nulls=True)
+    measured = explode_tags(measured, [by])
     s = pl.col("_s")
     stats = (
         measured.select(by, _s=seconds("duration"))

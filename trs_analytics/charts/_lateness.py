@@ -17,6 +17,8 @@ from trs_analytics.charts._common import (
 )
 from trs_analytics.charts._theme import NEUTRAL
 from trs_analytics.metrics import lateness, queue_wait
+
+# private until trs_analytics.metrics exports it (issue 9.6)
 from trs_analytics.metrics._common import parse_every
 
 if TYPE_CHECKING:

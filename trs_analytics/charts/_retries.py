@@ -10,6 +10,9 @@ import polars as pl
 from trs_analytics.charts._common import check_top, top_groups
 from trs_analytics.charts._theme import STATE_COLORS, state_scale
 from trs_analytics.metrics import retry_counts
+
+# private until trs_analytics.metrics exports it (issue 9.6)
+from trs_analytics.metrics._common import explode_tags
 from trs_analytics.schema import require_columns
 
 if TYPE_CHECKING:
@@ -63,8 +66,7 @@ def retry_outcomes(states: pl.DataFrame | pl.LazyFrame, *, by: str = "task_name"
     """
     require_columns(states, [by], caller="retry_outcomes")
     runs = retry_counts(states.lazy())
-    if by == "tags":
-        runs = runs.explode("tags", empty_as_null=True, keep_nulls=True)
+    runs = explode_tags(runs, [by])
     per_group = runs.group_by(by).agg(
         runs=pl.len().cast(pl.UInt32),
         group_retried=(pl.col("retries") > 0).sum().cast(pl.UInt32),

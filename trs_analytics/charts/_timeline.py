@@ -12,6 +12,8 @@ import polars as pl
 from trs_analytics.charts._common import check_top, human, seconds
 from trs_analytics.charts._theme import state_scale
 from trs_analytics.exceptions import ConfigurationError
+
+# private until trs_analytics.metrics exports it (issue 9.6)
 from trs_analytics.metrics._common import RUN, timeline
 from trs_analytics.schema import TERMINAL_TYPES, require_columns
 

@@ -8,6 +8,8 @@ import altair as alt
 import polars as pl
 
 from trs_analytics.exceptions import ConfigurationError
+
+# private until trs_analytics.metrics exports it (issue 9.6)
 from trs_analytics.metrics._common import RUN, timeline
 
 if TYPE_CHECKING:
