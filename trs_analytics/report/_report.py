@@ -180,8 +180,9 @@ def write_report(
             atomically.
         title: the page title; default: "Task-run report".
         period: the comparison window for regressions (``"1d"``, ``"7d"``);
-            ``"auto"`` (default): the longest of 7d, 1d, 1h, 10m and 1m that
-            the data spans at least twice (:func:`auto_period`).
+            ``"auto"`` (default): the longest round width (1m, 5m, 10m, 15m,
+            30m, 1h, 3h, 6h, 12h, 1d, 7d) that the data spans at least twice
+            (:func:`auto_period`).
         now: the end of the current period (time-zone aware); default: the
             latest run start in the data.
         ui_url: the Prefect UI's address, to link runs to their pages
