@@ -151,6 +151,7 @@ def failure_rate_chart(
     data = data.with_columns(
         bucket_utc=pl.col("bucket").dt.strftime("%Y-%m-%d %H:%M:%S"),
         alone=pl.col("bucket").n_unique().over("group") == 1,
+        note=pl.format("{} of {} failed", "failed", "runs"),
     )
     x = alt.X(
         "bucket:T", title="UTC", scale=alt.Scale(type="utc"), axis=time_axis(span, tickCount=4)
@@ -187,6 +188,11 @@ def failure_rate_chart(
         .encode(y="low:Q", y2="high:Q")
     )
     points = base.mark_point(filled=True, size=36, opacity=0.9).encode(y="value:Q", tooltip=tooltip)
+    notes = (
+        base.transform_filter(alt.datum.alone & (alt.datum.rate == "final"))
+        .mark_text(align="left", dx=8, fontSize=11, color="#3B4452")
+        .encode(y="value:Q", text="note:N")
+    )
     heading = alt.TitleParams(
         title or f"Failure rate per {(by or 'run').replace('_', ' ')} over time",
         subtitle=(
@@ -194,7 +200,7 @@ def failure_rate_chart(
             "failed. Bands and bars: 95% Wilson intervals."
         ),
     )
-    layered = alt.layer(band, whiskers, first_line, final_line, points, data=data)
+    layered = alt.layer(band, whiskers, first_line, final_line, points, notes, data=data)
     if by is None:
         return layered.properties(title=heading, width=560, height=220)
     return layered.properties(width=240, height=140).facet(
