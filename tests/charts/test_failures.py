@@ -62,7 +62,14 @@ def test_chart_layers_and_encodings(states, rows_of):
     spec = chart.to_dict()
     assert spec["facet"]["field"] == "group"
     layers = spec["spec"]["layer"]
-    assert [layer["mark"]["type"] for layer in layers] == ["area", "rule", "line", "line", "point", "text"]
+    assert [layer["mark"]["type"] for layer in layers] == [
+        "area",
+        "rule",
+        "line",
+        "line",
+        "point",
+        "text",
+    ]
     band, whiskers, first, line, points, _notes = layers
     assert (whiskers["encoding"]["y"]["field"], whiskers["encoding"]["y2"]["field"]) == (
         "low",
