@@ -20,7 +20,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.report import write_report
 
 SAMPLE = Path(__file__).parent.parent / "data" / "sample_states.parquet"
+CHARTS = 8  # charts in a report
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -183,12 +184,21 @@ PIXEL_STATS = """
 })(%s)
 """
 
-# Per chart: the SVG's size and how many marks it drew.
+# Per chart: the SVG's size, how many marks it drew, and per panel (facet cell) how many
+# data marks can be seen (not transparent, not zero-sized: a one-point line is invisible).
 CHART_STATS = """
 Array.from(document.querySelectorAll(".chart")).map(el => {
   const svg = el.querySelector("svg");
   const box = svg ? svg.getBoundingClientRect() : {width: 0, height: 0};
-  return {id: el.id, svg: !!svg, width: box.width, height: box.height,
+  const cell = el.querySelector("g.cell");
+  const panels = svg ? (cell ? Array.from(cell.children) : [svg]) : [];
+  const visible = panels.map(panel => Array.from(panel.querySelectorAll("g.role-mark > *"))
+    .filter(m => { const b = m.getBBox(), style = getComputedStyle(m);
+      const stroked = style.stroke !== "none" && parseFloat(style.strokeWidth) > 0;
+      const filled = style.fill !== "none" && b.width > 0 && b.height > 0;
+      return Number(m.getAttribute("opacity") ?? 1) > 0 && style.display !== "none"
+        && (filled || (stroked && (b.width > 0 || b.height > 0))); }).length);
+  return {id: el.id, svg: !!svg, width: box.width, height: box.height, panels: visible,
           marks: svg ? svg.querySelectorAll("path, rect, line, circle, text").length : 0};
 })
 """
@@ -277,7 +287,7 @@ def test_report_is_self_contained(report: Path) -> None:
     assert not re.search(r"<link[^>]+href=[\"']?https?:", text, flags=re.IGNORECASE)
     assert not re.search(r"@import|url\(\s*[\"']?https?:", text)
     assert "vegaEmbed" in text
-    assert text.count('class="chart"') == 6
+    assert text.count('class="chart"') == CHARTS
 
 
 def test_report_has_numbers_tables_and_regressions(report: Path, states: pl.DataFrame) -> None:
@@ -295,13 +305,14 @@ def test_report_has_numbers_tables_and_regressions(report: Path, states: pl.Data
 def test_report_renders_in_chromium(report: Path, tmp_path: Path) -> None:
     result = open_in_chromium(report, tmp_path / "report.png")
     assert result["errors"] == [], "\n".join(result["errors"])
-    assert result["rendered"] == "6"
-    assert len(result["charts"]) == 6
+    assert result["rendered"] == str(CHARTS)
+    assert len(result["charts"]) == CHARTS
     for chart in result["charts"]:
         assert chart["svg"], chart
         assert chart["width"] > 200, chart
         assert chart["height"] > 100, chart
         assert chart["marks"] > 20, chart
+        assert all(n > 0 for n in chart["panels"]), f"a blank panel: {chart}"
     pixels = result["pixels"]
     assert pixels["width"] == 1280
     assert pixels["height"] > 2000
@@ -331,7 +342,7 @@ def test_report_uses_now_and_period(states: pl.DataFrame, tmp_path: Path) -> Non
     text = path.read_text(encoding="utf-8")
     assert "<title>Nightly</title>" in text
     assert "Regressions against the previous 12h" in text
-    assert f"to {end.astimezone(UTC):%Y-%m-%d %H:%M} UTC" in text
+    assert f"to {end.astimezone(UTC):%H:%M:%S} UTC" in text
 
 
 def test_bad_period_fails_before_drawing(states: pl.DataFrame, tmp_path: Path) -> None:
@@ -351,3 +362,64 @@ def test_report_without_failures_draws_the_overall_rate(tmp_path: Path) -> None:
     text = write_report(states, tmp_path / "r.html").read_text(encoding="utf-8")
     assert "No task run failed: the rate over all runs." in text
     assert '"all runs"' in text
+
+
+def _first_seconds(states: pl.DataFrame, seconds: int) -> pl.DataFrame:
+    """The task runs of the sample that started in its first ``seconds`` (a short real capture)."""
+    start = states["timestamp"].min()
+    assert isinstance(start, datetime)
+    runs = states.group_by("task_run_id").agg(pl.col("timestamp").min().alias("first"))
+    early = runs.filter(pl.col("first") < start + timedelta(seconds=seconds))["task_run_id"]
+    return states.filter(pl.col("task_run_id").is_in(early.implode()))
+
+
+def test_short_capture_has_no_blank_panel(states: pl.DataFrame, tmp_path: Path) -> None:
+    short = _first_seconds(states, 45)
+    path = write_report(short, tmp_path / "short.html")
+    text = path.read_text(encoding="utf-8")
+    first, last = short["timestamp"].min(), short["timestamp"].max()
+    assert isinstance(first, datetime)
+    assert isinstance(last, datetime)
+    assert f"{first:%H:%M:%S} to {last:%H:%M:%S} UTC" in text  # not "from 14:10 to 14:10"
+    assert "Nothing to compare against: the previous 1m has no runs." in text
+    result = open_in_chromium(path, tmp_path / "short.png")
+    assert result["errors"] == [], "\n".join(result["errors"])
+    for chart in result["charts"]:
+        assert chart["panels"], chart
+        assert all(n > 0 for n in chart["panels"]), f"a blank panel: {chart}"
+
+
+def test_sample_probe_panel_shows_its_failures(states: pl.DataFrame) -> None:
+    series = ta.charts.failure_rate_series(states, by="task_name", top=6)
+    probe = series.filter(group="probe", rate="final")
+    assert probe.select("value", "failed", "runs").rows() == [(1.0, 24, 24)]
+
+
+def test_text_is_escaped_once(tmp_path: Path) -> None:
+    states = ta.generate_states(100, seed=3).with_columns(task_name=pl.lit("<b>x</b>"))
+    text = write_report(states, tmp_path / "r.html", title="A & <B>").read_text(encoding="utf-8")
+    assert "<title>A &amp; &lt;B&gt;</title>" in text
+    assert "<h1>A &amp; &lt;B&gt;</h1>" in text
+    assert "<td>&lt;b&gt;x&lt;/b&gt;</td>" in text
+    assert "<b>x</b>" not in text.split("<script>")[0]
+
+
+def test_runs_link_to_the_prefect_ui(states: pl.DataFrame, tmp_path: Path) -> None:
+    api = "https://api.prefect.cloud/api/accounts/A/workspaces/W"
+    text = write_report(states, tmp_path / "r.html", api_url=api).read_text(encoding="utf-8")
+    failed = ta.retry_counts(states).filter(pl.col("final_type") == "FAILED")["task_run_id"]
+    links = re.findall(r'href="([^"]+)"', text)
+    prefix = "https://app.prefect.cloud/account/A/workspace/W/runs/task-run/"
+    assert sum(link.startswith(prefix) for link in links) >= 15
+    assert {link.removeprefix(prefix) for link in links if link.startswith(prefix)} & set(failed)
+    local = write_report(states, tmp_path / "l.html", ui_url="http://127.0.0.1:4200")
+    assert 'href="http://127.0.0.1:4200/runs/task-run/' in local.read_text(encoding="utf-8")
+
+
+def test_breakdowns_count_crashed_and_cancelled_apart(tmp_path: Path) -> None:
+    text = write_report(ta.generate_states(400, seed=6), tmp_path / "r.html").read_text(
+        encoding="utf-8"
+    )
+    for heading in ("Runs per flow", "Runs per task", "Top error messages per task", "Run volume"):
+        assert f"<h2>{heading}</h2>" in text
+    assert "<th>crashed</th><th>cancelled</th>" in text

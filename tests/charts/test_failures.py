@@ -63,8 +63,20 @@ def test_chart_layers_and_encodings(states, rows_of):
     spec = chart.to_dict()
     assert spec["facet"]["field"] == "group"
     layers = spec["spec"]["layer"]
-    assert [layer["mark"]["type"] for layer in layers] == ["area", "line", "line", "point"]
-    band, first, line, points = layers
+    assert [layer["mark"]["type"] for layer in layers] == [
+        "area",
+        "rule",
+        "line",
+        "line",
+        "point",
+        "text",
+    ]
+    band, whiskers, first, line, points, _notes = layers
+    assert (whiskers["encoding"]["y"]["field"], whiskers["encoding"]["y2"]["field"]) == (
+        "low",
+        "high",
+    )
+    assert points["mark"]["opacity"] > 0.5  # a lone bucket has no line: its point must show
     assert first["transform"] == [{"filter": "(datum.rate === 'first attempt')"}]
     assert line["transform"] == [{"filter": "(datum.rate === 'final')"}]  # drawn on top
     assert (band["encoding"]["y"]["field"], band["encoding"]["y2"]["field"]) == ("low", "high")
@@ -95,3 +107,38 @@ def test_overall_chart_is_one_panel(states, rows_of):
     chart = failure_rate_chart(states, by=None, every="1d")
     assert type(chart).__name__ == "LayerChart"
     assert {r["group"] for r in rows_of(chart)} == {"all runs"}
+
+
+def test_one_bucket_still_draws_visible_points(make_states, rows_of):
+    # probe failed 24 of 24 within seconds: one bucket, so no line and no band can be drawn
+    rows = []
+    for i in range(24):
+        rows += [(f"p{i}", "RUNNING", "Running", i), (f"p{i}", "FAILED", "Failed", i + 0.5)]
+    states = make_states(rows, task_name="probe")
+    chart = failure_rate_chart(states)
+    layers = chart.to_dict()["spec"]["layer"]
+    marks = {layer["mark"]["type"]: layer["mark"] for layer in layers}
+    assert marks["point"]["opacity"] > 0.5
+    assert "rule" in marks  # the Wilson interval as a bar, visible with one bucket
+    assert all(r["alone"] for r in rows_of(chart))
+    final = [r for r in rows_of(chart) if r["rate"] == "final"]
+    assert [(r["group"], r["value"], r["failed"], r["runs"]) for r in final] == [
+        ("probe", 1.0, 24, 24)
+    ]
+
+
+def test_runs_without_flow_are_their_own_group(make_states):
+    rows = [("a", "RUNNING", "Running", 0), ("a", "FAILED", "Failed", 1)]
+    rows += [("b", "RUNNING", "Running", 0), ("b", "FAILED", "Failed", 1)]
+    states = make_states(rows, flow_name={"a": "etl", "b": None})
+    series = failure_rate_series(states, by="flow_name", every="1d")
+    assert set(series["group"]) == {"etl", "(no flow)"}
+
+
+def test_short_span_axis_has_no_date(make_states):
+    rows = [(f"r{i}", "RUNNING", "Running", i) for i in range(45)]
+    rows += [(f"r{i}", "FAILED", "Failed", i + 0.5) for i in range(45)]
+    states = make_states(rows, task_name="probe")
+    x = failure_rate_chart(states, every="10s").to_dict()["spec"]["layer"][0]["encoding"]["x"]
+    assert x["axis"]["format"] == "%H:%M:%S"
+    assert x["scale"]["type"] == "utc"

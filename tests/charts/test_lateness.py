@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pytest
 
-from trs_analytics.charts import wait_chart, wait_series
+from trs_analytics.charts import wait_chart, wait_series, waits_agree
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 HOUR = 3600.0
@@ -41,7 +41,7 @@ def test_series_quantiles_per_bucket(states):
 
 
 def test_chart_panels_and_encodings(states, rows_of):
-    chart = wait_chart(states, every="1h")
+    chart = wait_chart(states, every="1h")  # lateness differs from queue wait here
     spec = chart.to_dict()
     assert spec["facet"]["row"]["field"] == "metric"
     assert spec["facet"]["row"]["sort"] == ["Lateness", "Queue wait"]
@@ -51,7 +51,25 @@ def test_chart_panels_and_encodings(states, rows_of):
     assert line["encoding"]["y"]["field"] == "y"
     assert line["encoding"]["y"]["scale"]["type"] == "log"
     assert line["encoding"]["color"]["field"] == "quantile"
-    assert {t["field"] for t in points["encoding"]["tooltip"]} >= {"label", "runs", "bucket"}
+    assert {t["field"] for t in points["encoding"]["tooltip"]} >= {"label", "runs", "bucket_utc"}
     rows = pl.DataFrame(rows_of(chart))
     assert rows.height == 8
     assert rows.filter(metric="Lateness", quantile="p50")["label"].to_list() == ["2.0 s", "10.0 s"]
+
+
+def test_equal_waits_are_one_panel(make_states, rows_of):
+    # Prefect 3: expected_start_time is the first (Pending) state's time, so lateness == queue wait
+    rows, expected = [], {}
+    for i, wait in enumerate((0.5, 1.0, 4.0)):
+        expected[f"r{i}"] = T0 + timedelta(seconds=i)
+        rows += [(f"r{i}", "PENDING", "Pending", i), (f"r{i}", "RUNNING", "Running", i + wait)]
+    states = make_states(rows, expected_start_time=expected)
+    assert waits_agree(states)
+    chart = wait_chart(states, every="1h")
+    assert {r["metric"] for r in rows_of(chart)} == {"Queue wait = lateness"}
+    assert any("Prefect 3" in line for line in chart.to_dict()["title"]["subtitle"])
+    assert len(wait_chart(states, every="1h", merge_equal=False).to_dict()["datasets"]) == 1
+    assert {r["metric"] for r in rows_of(wait_chart(states, every="1h", merge_equal=False))} == {
+        "Lateness",
+        "Queue wait",
+    }

@@ -46,7 +46,9 @@ def test_chart_bars_per_state_coloured_by_type(states, rows_of):
     assert bars["mark"]["type"] == "bar"
     assert (bars["encoding"]["x"]["field"], bars["encoding"]["x2"]["field"]) == ("x0", "x1")
     assert bars["encoding"]["x"]["title"].startswith("seconds since the flow run's first")
-    assert bars["encoding"]["y"]["sort"] == ["load-1", "check-2"]  # by start
+    y = bars["encoding"]["y"]
+    assert (y["field"], y["sort"]) == ("task_run_id", ["a", "b"])  # keyed by id, by start
+    assert y["axis"]["labelExpr"] == '{"a": "load-1", "b": "check-2"}[datum.value]'
     colour = bars["encoding"]["color"]
     assert colour["field"] == "type"
     assert dict(zip(colour["scale"]["domain"], colour["scale"]["range"], strict=True)) == {
@@ -64,3 +66,26 @@ def test_chart_bars_per_state_coloured_by_type(states, rows_of):
 def test_unknown_flow_run(states):
     with pytest.raises(ConfigurationError, match="flow run 'nope' has no states"):
         timeline_chart(states, "nope")
+
+
+def test_rows_keyed_by_id_when_names_collide(make_states):
+    rows = [(r, "RUNNING", "Running", i) for i, r in enumerate("xyz")]
+    rows += [(r, "COMPLETED", "Completed", i + 1) for i, r in enumerate("xyz")]
+    # Prefect's 3-character suffixes repeat: two runs named alike must stay two rows
+    states = make_states(
+        rows, flow_run_id="f", task_run_name={"x": "t-1a2", "y": "t-1a2", "z": "u"}
+    )
+    y = timeline_chart(states, "f").to_dict()["layer"][0]["encoding"]["y"]
+    assert y["sort"] == ["x", "y", "z"]
+
+
+def test_height_is_capped(make_states):
+    rows = [(f"r{i:03}", "RUNNING", "Running", i) for i in range(121)]
+    rows += [(f"r{i:03}", "COMPLETED", "Completed", i + 1) for i in range(121)]
+    rows += [("r120", "RUNNING", "Retrying", 200), ("r120", "COMPLETED", "Completed", 201)]
+    states = make_states(rows, flow_run_id="f")
+    spec = timeline_chart(states, "f", max_rows=40).to_dict()
+    y = spec["layer"][0]["encoding"]["y"]
+    assert len(y["sort"]) == 40
+    assert "r120" in y["sort"]  # the retried run is kept
+    assert "81 more task runs not shown" in spec["title"]["subtitle"][1]

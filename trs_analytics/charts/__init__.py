@@ -14,6 +14,7 @@ look they have in reports and saved files.
 
 from __future__ import annotations
 
+from trs_analytics.charts._breakdowns import duration_trend_chart, volume_chart
 from trs_analytics.charts._durations import (
     DURATION_METRICS,
     DurationMetric,
@@ -21,7 +22,7 @@ from trs_analytics.charts._durations import (
     duration_stats,
 )
 from trs_analytics.charts._failures import failure_rate_chart, failure_rate_series
-from trs_analytics.charts._lateness import wait_chart, wait_series
+from trs_analytics.charts._lateness import WAITS_AGREE_NOTE, wait_chart, wait_series, waits_agree
 from trs_analytics.charts._retries import retry_chart, retry_outcomes
 from trs_analytics.charts._save import ChartFormat, chart_spec, save_chart
 from trs_analytics.charts._theme import (
@@ -40,12 +41,14 @@ __all__ = [
     "DURATION_METRICS",
     "STATE_COLORS",
     "THEME",
+    "WAITS_AGREE_NOTE",
     "AnyChart",
     "ChartFormat",
     "DurationMetric",
     "chart_spec",
     "duration_chart",
     "duration_stats",
+    "duration_trend_chart",
     "failure_rate_chart",
     "failure_rate_series",
     "flow_run_segments",
@@ -58,6 +61,8 @@ __all__ = [
     "timeline_chart",
     "transition_chart",
     "transition_counts",
+    "volume_chart",
     "wait_chart",
     "wait_series",
+    "waits_agree",
 ]

@@ -8,23 +8,19 @@ from typing import Any, Final
 import altair as alt
 import polars as pl
 
+from trs_analytics._format import auto_every, axis_time_format, duration_expr
 from trs_analytics.exceptions import ConfigurationError
 
-__all__ = ["auto_every", "check_top", "human", "log_seconds", "seconds", "top_groups"]
-
-#: Bucket widths :func:`auto_every` picks from, smallest first.
-_WIDTHS: Final = (
-    ("1m", timedelta(minutes=1)),
-    ("5m", timedelta(minutes=5)),
-    ("15m", timedelta(minutes=15)),
-    ("30m", timedelta(minutes=30)),
-    ("1h", timedelta(hours=1)),
-    ("3h", timedelta(hours=3)),
-    ("6h", timedelta(hours=6)),
-    ("12h", timedelta(hours=12)),
-    ("1d", timedelta(days=1)),
-    ("1w", timedelta(weeks=1)),
-)
+__all__ = [
+    "auto_every",
+    "check_top",
+    "human",
+    "log_seconds",
+    "seconds",
+    "time_axis",
+    "time_span",
+    "top_groups",
+]
 
 
 def seconds(column: str | pl.Expr) -> pl.Expr:
@@ -34,43 +30,25 @@ def seconds(column: str | pl.Expr) -> pl.Expr:
 
 
 def human(column: str | pl.Expr) -> pl.Expr:
-    """Format float seconds as a short readable string: ``'250 ms'``, ``'4.2 s'``, ``'3 min 5 s'``.
+    """Format float seconds as readable text (:func:`trs_analytics._format.duration_text`).
 
     Examples:
         >>> pl.DataFrame({"s": [0.0005, 0.25, 4.24, 185.0, 7500.0, None]}).select(
         ...     human("s"))["s"].to_list()
         ['0.5 ms', '250 ms', '4.2 s', '3 min 5 s', '2 h 5 min', None]
     """
-    s = pl.col(column) if isinstance(column, str) else column
-    whole = s.round(0).cast(pl.Int64)
-    return (
-        pl.when(s < 0.01)
-        .then(pl.format("{} ms", (s * 1000).round(1)))
-        .when(s < 1)
-        .then(pl.format("{} ms", (s * 1000).round(0).cast(pl.Int64)))
-        .when(s < 60)
-        .then(pl.format("{} s", s.round(1)))
-        .when(s < 3600)
-        .then(pl.format("{} min {} s", whole // 60, whole % 60))
-        .otherwise(pl.format("{} h {} min", whole // 3600, (whole % 3600) // 60))
-    )
+    return duration_expr(pl.col(column) if isinstance(column, str) else column)
 
 
-def auto_every(span: timedelta | None, *, buckets: int = 60) -> str:
-    """Pick a bucket width that cuts ``span`` into at most about ``buckets`` buckets.
+def time_span(frame: pl.DataFrame | pl.LazyFrame, column: str = "timestamp") -> timedelta | None:
+    """Return the span of a time column (last minus first); ``None`` for no rows."""
+    span = frame.lazy().select(pl.col(column).max() - pl.col(column).min()).collect().item()
+    return span if isinstance(span, timedelta) else None
 
-    Examples:
-        >>> auto_every(timedelta(days=7))
-        '3h'
-        >>> auto_every(timedelta(minutes=20))
-        '1m'
-    """
-    if span is None:
-        return "1h"
-    for name, width in _WIDTHS:
-        if span / width <= buckets:
-            return name
-    return _WIDTHS[-1][0]
+
+def time_axis(span: timedelta | None, **axis: Any) -> Any:
+    """An ``alt.X`` time axis in UTC, labelled for ``span`` (no date on every tick of one day)."""
+    return alt.Axis(format=axis_time_format(span), labelAngle=0, **axis)
 
 
 def check_top(top: int) -> int:

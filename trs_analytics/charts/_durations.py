@@ -10,7 +10,15 @@ import polars as pl
 from trs_analytics.charts._common import check_top, human, log_seconds, seconds, top_groups
 from trs_analytics.charts._theme import NEUTRAL, STATE_COLORS
 from trs_analytics.exceptions import ConfigurationError
-from trs_analytics.metrics import end_to_end, lateness, queue_wait, retry_wait, run_time
+
+from trs_analytics.metrics import (
+    end_to_end,
+    explode_tags,
+    lateness,
+    queue_wait,
+    retry_wait,
+    run_time,
+)
 from trs_analytics.schema import require_columns
 
 if TYPE_CHECKING:
@@ -88,8 +96,7 @@ def duration_stats(
     """
     measured, _ = _measure(states, metric)
     require_columns(measured, ["duration", by], caller="duration_stats")
-    if by == "tags":
-        measured = measured.explode("tags", empty_as_null=True, keep_nulls=True)
+    measured = explode_tags(measured, [by])
     s = pl.col("_s")
     stats = (
         measured.select(by, _s=seconds("duration"))
@@ -102,7 +109,10 @@ def duration_stats(
             max=s.max(),
         )
     )
-    return stats.sort(["p95", by], descending=[True, False], nulls_last=True).collect()
+    result: pl.DataFrame = stats.sort(
+        ["p95", by], descending=[True, False], nulls_last=True
+    ).collect()
+    return result
 
 
 def duration_chart(

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Final
 import altair as alt
 import polars as pl
 
-from trs_analytics.charts._common import auto_every, check_top, top_groups
+from trs_analytics._format import missing_label
+from trs_analytics.charts._common import auto_every, check_top, time_axis, time_span, top_groups
 from trs_analytics.charts._theme import NEUTRAL, STATE_COLORS
 from trs_analytics.metrics import failure_rates
 
@@ -50,7 +51,8 @@ def failure_rate_series(
         ``by`` is None), ``bucket``, ``rate`` (``"final"`` or ``"first
         attempt"``), ``value``, ``low``, ``high`` (95% Wilson band), ``runs``,
         ``failed`` (runs that failed, finally or at their first attempt).
-        Buckets with no finished run are left out.
+        Buckets with no finished run are left out; runs with no ``by``
+        value form their own group (``"(no flow)"`` for ``flow_name``).
 
     Examples:
         >>> from datetime import UTC, datetime
@@ -68,12 +70,13 @@ def failure_rate_series(
     check_top(top)
     lf = states.lazy()
     if every is None:
-        span = lf.select(pl.col("timestamp").max() - pl.col("timestamp").min()).collect().item()
-        every = auto_every(span, buckets=40)
+        every = auto_every(time_span(lf), buckets=40)
     rates = failure_rates(lf, by=by, every=every).collect()
     key = by if by is not None else "_group"
     if by is None:
         rates = rates.with_columns(_group=pl.lit("all runs"))
+    else:  # runs outside any flow are a group of their own, as in the tables
+        rates = rates.with_columns(pl.col(by).cast(pl.String).fill_null(missing_label(by)))
     totals = rates.group_by(key).agg(pl.col("failed").sum()).filter(pl.col("failed") > 0)
     groups = top_groups(totals, key, "failed", top) if by is not None else ["all runs"]
     rates = rates.filter(pl.col(key).cast(pl.String).is_in(groups) & (pl.col("runs") > 0))
@@ -144,12 +147,18 @@ def failure_rate_chart(
         scale=alt.Scale(domain=list(_RATES), range=[c for *_, c in _RATES.values()]),
         legend=alt.Legend(orient="top", symbolType="stroke", symbolStrokeWidth=3, symbolOpacity=1),
     )
+    span = time_span(data, "bucket")
+    data = data.with_columns(
+        bucket_utc=pl.col("bucket").dt.strftime("%Y-%m-%d %H:%M:%S"),
+        alone=pl.col("bucket").n_unique().over("group") == 1,
+        note=pl.format("{} of {} failed", "failed", "runs"),
+    )
     x = alt.X(
-        "bucket:T", title=None, axis=alt.Axis(format="%b %d %H:%M", labelAngle=0, tickCount=4)
+        "bucket:T", title="UTC", scale=alt.Scale(type="utc"), axis=time_axis(span, tickCount=4)
     )
     tooltip = [
         alt.Tooltip("group:N", title=(by or "group").replace("_", " ")),
-        alt.Tooltip("bucket:T", title="bucket start (UTC)", format="%Y-%m-%d %H:%M"),
+        alt.Tooltip("bucket_utc:N", title="bucket start (UTC)"),
         alt.Tooltip("rate:N", title="rate"),
         alt.Tooltip("value:Q", title="failure rate", format=".1%"),
         alt.Tooltip("low:Q", title="95% low", format=".1%"),
@@ -172,15 +181,26 @@ def failure_rate_chart(
     # two line layers, so the final rate is drawn over the first-attempt rate where they meet
     first_line = line.transform_filter(alt.datum.rate == "first attempt")
     final_line = line.transform_filter(alt.datum.rate == "final")
-    points = base.mark_point(filled=True, size=28, opacity=0.0).encode(y="value:Q", tooltip=tooltip)
+    # points, and for a group with one bucket (no line, no band) its interval as a bar
+    whiskers = (
+        base.transform_filter(alt.datum.alone)
+        .mark_rule(strokeWidth=2, opacity=0.6)
+        .encode(y="low:Q", y2="high:Q")
+    )
+    points = base.mark_point(filled=True, size=36, opacity=0.9).encode(y="value:Q", tooltip=tooltip)
+    notes = (
+        base.transform_filter(alt.datum.alone & (alt.datum.rate == "final"))
+        .mark_text(align="left", dx=8, fontSize=11, color="#3B4452")
+        .encode(y="value:Q", text="note:N")
+    )
     heading = alt.TitleParams(
         title or f"Failure rate per {(by or 'run').replace('_', ' ')} over time",
         subtitle=(
             "Final: runs that ended Failed/Crashed. First attempt: runs whose first attempt "
-            "failed. Bands: 95% Wilson intervals."
+            "failed. Bands and bars: 95% Wilson intervals."
         ),
     )
-    layered = alt.layer(band, first_line, final_line, points, data=data)
+    layered = alt.layer(band, whiskers, first_line, final_line, points, notes, data=data)
     if by is None:
         return layered.properties(title=heading, width=560, height=220)
     return layered.properties(width=240, height=140).facet(

@@ -7,20 +7,67 @@ from typing import TYPE_CHECKING, Final
 import altair as alt
 import polars as pl
 
-from trs_analytics.charts._common import auto_every, human, log_seconds, seconds
+from trs_analytics.charts._common import (
+    auto_every,
+    human,
+    log_seconds,
+    seconds,
+    time_axis,
+    time_span,
+)
 from trs_analytics.charts._theme import NEUTRAL
 from trs_analytics.metrics import lateness, parse_every, queue_wait
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from trs_analytics.charts._theme import AnyChart
 
-__all__ = ["wait_chart", "wait_series"]
+__all__ = ["WAITS_AGREE_NOTE", "wait_chart", "wait_series", "waits_agree"]
 
 #: The two waits drawn, in panel order.
 _WAITS: Final = ("Lateness", "Queue wait")
 
+#: Why one figure stands for both waits when they agree (see docs/metrics.md).
+WAITS_AGREE_NOTE: Final = (
+    "Lateness equals queue wait for every run here: Prefect 3 sets a task run's expected "
+    "start time to the moment its first (Pending) state is written, so both measure first "
+    "state to first Running."
+)
 
-def wait_series(states: pl.DataFrame | pl.LazyFrame, *, every: str | None = None) -> pl.DataFrame:
+
+def waits_agree(states: pl.DataFrame | pl.LazyFrame) -> bool:
+    """Tell whether lateness and queue wait are the same for every run that has both.
+
+    They differ only where Prefect records an expected start time apart from
+    the run's first state (scheduled runs, runs created ahead of time).
+
+    Examples:
+        >>> from datetime import UTC, datetime
+        >>> import polars as pl
+        >>> t = lambda s: datetime(2026, 1, 1, 0, 0, s, tzinfo=UTC)
+        >>> states = pl.DataFrame({
+        ...     "task_run_id": ["a", "a"], "type": ["PENDING", "RUNNING"],
+        ...     "name": ["Pending", "Running"], "timestamp": [t(1), t(3)],
+        ...     "expected_start_time": [t(1), t(1)],
+        ... })
+        >>> waits_agree(states), waits_agree(states.with_columns(expected_start_time=t(0)))
+        (True, False)
+    """
+    lf = states.lazy()
+    late = lateness(lf).select("task_run_id", late="duration")
+    queue = queue_wait(lf).select("task_run_id", queue="duration")
+    both = late.join(queue, on="task_run_id", how="inner").drop_nulls()
+    differ = both.select((pl.col("late") != pl.col("queue")).sum()).collect().item()
+    return not differ
+
+
+def wait_series(
+    states: pl.DataFrame | pl.LazyFrame,
+    *,
+    every: str | None = None,
+    waits: Sequence[str] = _WAITS,
+) -> pl.DataFrame:
     """Aggregate lateness and queue wait per time bucket into p50 and p95.
 
     A run falls in the bucket of its expected start time (lateness) or of
@@ -30,6 +77,7 @@ def wait_series(states: pl.DataFrame | pl.LazyFrame, *, every: str | None = None
         states: a states frame.
         every: bucket width (``"1h"``, ``"1d"``); default: about 60 buckets
             over the span of the data.
+        waits: which of ``"Lateness"`` and ``"Queue wait"`` to measure.
 
     Returns:
         Columns ``metric`` (``"Lateness"`` or ``"Queue wait"``), ``bucket``,
@@ -51,12 +99,14 @@ def wait_series(states: pl.DataFrame | pl.LazyFrame, *, every: str | None = None
     """
     lf = states.lazy()
     if every is None:
-        span = lf.select(pl.col("timestamp").max() - pl.col("timestamp").min()).collect().item()
-        every = auto_every(span)
+        every = auto_every(time_span(lf))
     width = parse_every(every)
+    measures = {"Lateness": lateness, "Queue wait": queue_wait}
     parts = [
-        measured.select(metric=pl.lit(name), start_time="start_time", _s=seconds("duration"))
-        for name, measured in zip(_WAITS, (lateness(lf), queue_wait(lf)), strict=True)
+        measures[name](lf).select(
+            metric=pl.lit(name), start_time="start_time", _s=seconds("duration")
+        )
+        for name in waits
     ]
     s = pl.col("_s")
     wide = (
@@ -79,7 +129,11 @@ def wait_series(states: pl.DataFrame | pl.LazyFrame, *, every: str | None = None
 
 
 def wait_chart(
-    states: pl.DataFrame | pl.LazyFrame, *, every: str | None = None, title: str | None = None
+    states: pl.DataFrame | pl.LazyFrame,
+    *,
+    every: str | None = None,
+    title: str | None = None,
+    merge_equal: bool = True,
 ) -> AnyChart:
     """Chart lateness and queue wait over time: p50 and p95 per bucket, one panel each.
 
@@ -91,9 +145,12 @@ def wait_chart(
         states: a states frame (DataFrame or LazyFrame).
         every: bucket width; default: about 60 buckets over the data.
         title: the chart title.
+        merge_equal: when lateness equals queue wait for every run
+            (:func:`waits_agree`, always so on Prefect 3), draw one panel
+            and say why, instead of two identical ones.
 
     Returns:
-        Two panels (an ``alt.FacetChart``) with a log seconds axis each.
+        Two panels (an ``alt.FacetChart``) with a log seconds axis each, or one.
 
     Examples:
         >>> import trs_analytics as ta
@@ -101,13 +158,21 @@ def wait_chart(
         >>> spec["facet"]["row"]["field"], spec["spec"]["layer"][0]["mark"]["type"]
         ('metric', 'line')
     """
-    data = wait_series(states, every=every)
+    merged = merge_equal and waits_agree(states)
+    waits = ("Queue wait",) if merged else _WAITS
+    data = wait_series(states, every=every, waits=waits)
+    if merged:
+        data = data.with_columns(metric=pl.lit("Queue wait = lateness"))
     low = data.filter(pl.col("seconds") > 0)["seconds"].min()
     scale, axis = log_seconds(low, data["seconds"].max(), "seconds (log scale)")  # type: ignore[arg-type]
-    data = data.with_columns(y=pl.col("seconds").clip(lower_bound=scale.domain[0]))
+    span = time_span(data, "bucket")
+    data = data.with_columns(
+        y=pl.col("seconds").clip(lower_bound=scale.domain[0]),
+        bucket_utc=pl.col("bucket").dt.strftime("%Y-%m-%d %H:%M:%S"),
+    )
     tooltip = [
         alt.Tooltip("metric:N"),
-        alt.Tooltip("bucket:T", title="bucket start (UTC)", format="%Y-%m-%d %H:%M"),
+        alt.Tooltip("bucket_utc:N", title="bucket start (UTC)"),
         alt.Tooltip("quantile:N"),
         alt.Tooltip("label:N", title="wait"),
         alt.Tooltip("runs:Q", format=","),
@@ -118,7 +183,9 @@ def wait_chart(
         scale=alt.Scale(domain=["p50", "p95"], range=[NEUTRAL[3], NEUTRAL[0]]),
         legend=alt.Legend(orient="top", symbolType="stroke", symbolStrokeWidth=3),
     )
-    x = alt.X("bucket:T", title=None, axis=alt.Axis(format="%b %d", labelAngle=0, tickCount=8))
+    x = alt.X(
+        "bucket:T", title="UTC", scale=alt.Scale(type="utc"), axis=time_axis(span, tickCount=8)
+    )
     y = alt.Y("y:Q", scale=scale, axis=axis)
     line = alt.Chart().mark_line(strokeWidth=2, interpolate="linear").encode(x=x, y=y, color=color)
     points = (
@@ -130,7 +197,7 @@ def wait_chart(
         .facet(
             row=alt.Row(
                 "metric:N",
-                sort=list(_WAITS),
+                sort=["Queue wait = lateness"] if merged else list(_WAITS),
                 title=None,
                 header=alt.Header(
                     labelAngle=0, labelAlign="left", labelAnchor="start", labelOrient="top"
@@ -140,10 +207,17 @@ def wait_chart(
         .properties(
             title=alt.TitleParams(
                 title or "Lateness and queue wait over time",
-                subtitle=(
-                    "Lateness: first Running minus expected start. Queue wait: first "
-                    "Scheduled/Pending to first Running. p50 and p95 per bucket."
-                ),
+                subtitle=_subtitle(merged=merged),
             )
         )
     )
+
+
+def _subtitle(*, merged: bool) -> list[str]:
+    lines = [
+        "Lateness: first Running minus expected start. Queue wait: first "
+        "Scheduled/Pending to first Running. p50 and p95 per bucket.",
+    ]
+    if merged:
+        lines.append(WAITS_AGREE_NOTE)
+    return lines

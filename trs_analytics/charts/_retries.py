@@ -9,7 +9,8 @@ import polars as pl
 
 from trs_analytics.charts._common import check_top, top_groups
 from trs_analytics.charts._theme import STATE_COLORS, state_scale
-from trs_analytics.metrics import retry_counts
+
+from trs_analytics.metrics import explode_tags, retry_counts
 from trs_analytics.schema import require_columns
 
 if TYPE_CHECKING:
@@ -62,9 +63,7 @@ def retry_outcomes(states: pl.DataFrame | pl.LazyFrame, *, by: str = "task_name"
         [('COMPLETED', 1, 3, 1), ('FAILED', 1, 3, 1)]
     """
     require_columns(states, [by], caller="retry_outcomes")
-    runs = retry_counts(states.lazy())
-    if by == "tags":
-        runs = runs.explode("tags", empty_as_null=True, keep_nulls=True)
+    runs: pl.LazyFrame = explode_tags(retry_counts(states.lazy()), [by])
     per_group = runs.group_by(by).agg(
         runs=pl.len().cast(pl.UInt32),
         group_retried=(pl.col("retries") > 0).sum().cast(pl.UInt32),

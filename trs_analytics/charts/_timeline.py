@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 import altair as alt
 import polars as pl
 
-from trs_analytics.charts._common import human, seconds
+from trs_analytics.charts._common import check_top, human, seconds
 from trs_analytics.charts._theme import state_scale
 from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.metrics import RUN, state_intervals
@@ -120,6 +121,7 @@ def timeline_chart(
     flow_run_id: str | None = None,
     *,
     title: str | None = None,
+    max_rows: int = 40,
 ) -> AnyChart:
     """Draw one flow run as a Gantt chart: a row per task run, a bar per state.
 
@@ -132,6 +134,9 @@ def timeline_chart(
         states: a states frame (DataFrame or LazyFrame).
         flow_run_id: the flow run to draw; default: :func:`pick_flow_run`.
         title: the chart title (default: the flow and flow run names).
+        max_rows: the most task runs drawn, so that a large flow run stays
+            readable: the runs with the most attempts, then the earliest;
+            the subtitle says how many are left out.
 
     Returns:
         A layered Altair chart with one row of data per state of the flow run.
@@ -147,11 +152,18 @@ def timeline_chart(
     """
     run_id = flow_run_id if flow_run_id is not None else pick_flow_run(states)
     data = flow_run_segments(states, run_id)
-    order = (
-        data.group_by("task_run").agg(pl.col("start").min()).sort("start", "task_run")["task_run"]
+    rows, hidden = _rows(data, max_rows)
+    data = data.filter(pl.col(RUN).is_in(rows[RUN].implode()))
+    # rows are keyed by id (names collide: Prefect's 3-character suffixes repeat) and
+    # labelled by name through a lookup table in the axis' label expression
+    names = dict(zip(rows[RUN].to_list(), rows["task_run"].to_list(), strict=True))
+    y = alt.Y(
+        f"{RUN}:N",
+        sort=rows[RUN].to_list(),
+        title=None,
+        axis=alt.Axis(labelLimit=220, labelExpr=f"{json.dumps(names)}[datum.value]"),
     )
     types = data["type"].unique().to_list()
-    y = alt.Y("task_run:N", sort=order.to_list(), title=None, axis=alt.Axis(labelLimit=220))
     color = alt.Color(
         "type:N", title="state", scale=state_scale(types), legend=alt.Legend(orient="top")
     )
@@ -192,7 +204,8 @@ def timeline_chart(
             subtitle=[
                 "One row per task run. Blue bars: attempts; orange: waiting (scheduled, "
                 "awaiting retry); grey: pending; diamonds: final states.",
-                f"Flow run {run_id}.",
+                f"Flow run {run_id}."
+                + (f" {hidden} more task runs not shown (max_rows={max_rows})." if hidden else ""),
             ],
         ),
         width=620,
@@ -246,3 +259,16 @@ def _flow_title(states: pl.DataFrame | pl.LazyFrame, flow_run_id: str) -> str:
     )
     parts = [str(row[c]) for c in names if row[c] is not None]
     return " / ".join(parts) + " — timeline" if parts else "Flow run timeline"
+
+
+def _rows(data: pl.DataFrame, max_rows: int) -> tuple[pl.DataFrame, int]:
+    """Pick the task runs drawn (most attempts first, then earliest) in start order.
+
+    Returns them (``task_run_id``, ``task_run`` name) and how many were left out.
+    """
+    check_top(max_rows)
+    runs = data.group_by(RUN).agg(
+        pl.col("task_run").first(), start=pl.col("start").min(), attempts=pl.col("attempt").max()
+    )
+    kept = runs.sort(["attempts", "start", RUN], descending=[True, False, False]).head(max_rows)
+    return kept.sort("start", RUN).select(RUN, "task_run"), runs.height - kept.height

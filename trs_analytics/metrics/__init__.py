@@ -11,8 +11,18 @@ that tells the engines apart). Every function first builds each task run's
 
 from __future__ import annotations
 
+from trs_analytics.metrics._breakdowns import (
+    OUTCOME_COLUMNS,
+    duration_trend,
+    error_messages,
+    failed_runs,
+    outcome_counts,
+    run_outcomes,
+    run_volume,
+    slowest_runs,
+)
 from trs_analytics.metrics._buckets import parse_every
-from trs_analytics.metrics._common import ANY, RUN, TERMINAL, Selector
+from trs_analytics.metrics._common import ANY, RUN, TERMINAL, Selector, explode_tags
 from trs_analytics.metrics._durations import (
     Occurrence,
     durations,
@@ -37,6 +47,7 @@ from trs_analytics.metrics._summary import (
 
 __all__ = [
     "ANY",
+    "OUTCOME_COLUMNS",
     "RUN",
     "TERMINAL",
     "CompareOptions",
@@ -44,17 +55,25 @@ __all__ = [
     "Occurrence",
     "Selector",
     "compare_windows",
+    "duration_trend",
     "durations",
     "end_to_end",
+    "error_messages",
+    "explode_tags",
+    "failed_runs",
     "failure_rates",
     "lateness",
+    "outcome_counts",
     "parse_every",
     "queue_wait",
     "regressions",
     "retry_counts",
     "retry_distribution",
     "retry_wait",
+    "run_outcomes",
     "run_time",
+    "run_volume",
+    "slowest_runs",
     "state_intervals",
     "summarize",
     "time_in_state",

@@ -55,6 +55,7 @@ __all__ = [
     "carried",
     "explode_tags",
     "final_names",
+    "final_values",
     "group_keys",
     "is_type",
     "match",
@@ -198,7 +199,9 @@ def timeline(states: Any, *, caller: str, needs: Sequence[str] = ()) -> nw.LazyF
     return lf.with_columns(_key=nw.col("_us") * RANK_BITS + nw.col("_rank"))
 
 
-def outcomes(tl: nw.LazyFrame[Any], carry: Sequence[str]) -> nw.LazyFrame[Any]:
+def outcomes(
+    tl: nw.LazyFrame[Any], carry: Sequence[str], *, extra: dict[str, nw.Expr] | None = None
+) -> nw.LazyFrame[Any]:
     """Aggregate a :func:`timeline` into one row per task run, with hash aggregates only.
 
     Columns: ``task_run_id``, the ``carry`` columns, ``attempts``,
@@ -218,6 +221,7 @@ def outcomes(tl: nw.LazyFrame[Any], carry: Sequence[str]) -> nw.LazyFrame[Any]:
             _last_key=nw.col("_key").max(),
             start_time=nw.col("_us").min(),
             end_time=nw.col("_us").max(),
+            **(extra or {}),
         )
     )
     final_rank = nw.col("_last_key") % RANK_BITS
@@ -234,20 +238,29 @@ def outcomes(tl: nw.LazyFrame[Any], carry: Sequence[str]) -> nw.LazyFrame[Any]:
     )
 
 
-def final_names(tl: nw.LazyFrame[Any], runs: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
-    """Add ``final_name`` (the name of each run's latest state) to :func:`outcomes`' rows.
+def final_values(
+    tl: nw.LazyFrame[Any], runs: nw.LazyFrame[Any], columns: dict[str, str]
+) -> nw.LazyFrame[Any]:
+    """Add columns of each run's latest state (``{"final_name": "name"}``) to :func:`outcomes`.
 
-    The latest state is the one with the run's largest ``_key``; among
-    states tied on it, the largest name (the :data:`ORDER`).
+    The latest state is the one with the run's largest ``_key``; among states
+    tied on it, the largest value (the :data:`ORDER` breaks such ties by name).
     """
+    if not columns:
+        return runs
     lasts = (
-        tl.select(RUN, "_key", "name")
+        tl.select(RUN, "_key", *dict.fromkeys(columns.values()))
         .join(runs.select(RUN, "_last_key"), on=RUN, how="inner")
         .filter(nw.col("_key") == nw.col("_last_key"))
         .group_by(RUN)
-        .agg(final_name=nw.col("name").max())
+        .agg(*(nw.col(source).max().alias(name) for name, source in columns.items()))
     )
     return runs.join(lasts, on=RUN, how="left")
+
+
+def final_names(tl: nw.LazyFrame[Any], runs: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
+    """Add ``final_name`` (the name of each run's latest state) to :func:`outcomes`' rows."""
+    return final_values(tl, runs, {"final_name": "name"})
 
 
 def _token(token: str) -> nw.Expr:
@@ -325,12 +338,21 @@ def with_polars_selectors(
     return states, out
 
 
-def explode_tags(lf: nw.LazyFrame[Any], by: Sequence[str]) -> nw.LazyFrame[Any]:
+def explode_tags(frame: Any, by: Sequence[str]) -> Any:
     """Give a run one row per tag when ``tags`` is a grouping column.
 
     A run with no tags (or null tags) gets one row whose ``tags`` is null, so
-    it is still counted.
+    it is still counted. Takes and returns a narwhals LazyFrame or any
+    engine's native frame.
+
+    Examples:
+        >>> import polars as pl
+        >>> runs = pl.DataFrame({"task_run_id": ["a", "b"], "tags": [["x", "y"], []]})
+        >>> explode_tags(runs, ["tags"]).rows()
+        [('a', 'x'), ('a', 'y'), ('b', None)]
     """
     if "tags" not in by:
-        return lf
-    return lf.explode("tags")
+        return frame
+    if isinstance(frame, nw.LazyFrame):
+        return frame.explode("tags")
+    return nw.from_native(frame).explode("tags").to_native()

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 import vl_convert as vlc
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     import polars as pl
 
     from trs_analytics.report._tables import Headline
@@ -37,6 +39,8 @@ table { border-collapse: collapse; background: white; border: 1px solid var(--li
         border-radius: 8px; width: 100%; }
 th, td { text-align: left; padding: 6px 10px; border-bottom: 1px solid var(--line); }
 th { color: var(--muted); font-weight: normal; font-size: 12px; text-transform: uppercase; }
+td a { color: #1860f2; }
+td.mono, td a { font-family: ui-monospace, Menlo, monospace; font-size: 12px; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .empty { color: var(--muted); font-style: italic; }
 footer { color: var(--muted); font-size: 12px; margin-top: 40px; }
@@ -70,8 +74,11 @@ def card(headline: Headline) -> str:
     )
 
 
-def table(frame: pl.DataFrame, *, empty: str) -> str:
+def table(frame: pl.DataFrame, *, empty: str, links: Mapping[str, str] | None = None) -> str:
     """Render a small frame as an HTML table (numbers right-aligned); ``empty`` when it has no rows.
+
+    ``links`` maps a column to the column holding its cells' URLs (not shown
+    itself); a null URL leaves the cell plain text.
 
     Examples:
         >>> import polars as pl
@@ -80,15 +87,24 @@ def table(frame: pl.DataFrame, *, empty: str) -> str:
     """
     if frame.is_empty():
         return f'<p class="empty">{html.escape(empty)}</p>'
+    links = links or {}
     numeric = {name for name, dtype in frame.schema.items() if dtype.is_numeric()}
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in frame.columns)
+    shown = [c for c in frame.columns if c not in set(links.values())]
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in shown)
     rows = []
     for row in frame.iter_rows(named=True):
         cells = []
-        for name, value in row.items():
+        for name in shown:
+            value = row[name]
             text = "-" if value is None else (f"{value:,}" if name in numeric else str(value))
             css = ' class="num"' if name in numeric else ""
-            cells.append(f"<td{css}>{html.escape(text)}</td>")
+            content = html.escape(text)
+            url = row[links[name]] if name in links else None
+            if url:
+                content = (
+                    f'<a href="{html.escape(url)}" target="_blank" rel="noopener">{content}</a>'
+                )
+            cells.append(f"<td{css}>{content}</td>")
         rows.append(f"<tr>{''.join(cells)}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 

@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from trs_analytics._format import auto_every, span_text
+from trs_analytics._format import auto_period as _auto_period
 from trs_analytics.charts import (
     CONFIG,
-    chart_spec,
     duration_chart,
+    duration_trend_chart,
     failure_rate_chart,
     failure_rate_series,
     retry_chart,
     timeline_chart,
     transition_chart,
+    volume_chart,
     wait_chart,
 )
+from trs_analytics.charts._common import time_span
 from trs_analytics.exceptions import ConfigurationError
-from trs_analytics.report._html import card, chart_block, page, table
+from trs_analytics.metrics import duration_trend, run_volume
+from trs_analytics.report._breakdowns import error_table, outcome_table, run_table
+from trs_analytics.report._html import page
+from trs_analytics.report._links import ui_url as _ui_from_api
+from trs_analytics.report._sections import Cards, ChartSection, Section, TableSection, render
 from trs_analytics.report._tables import (
     headlines,
     regression_table,
@@ -30,106 +38,121 @@ from trs_analytics.schema import require_columns
 if TYPE_CHECKING:
     import polars as pl
 
-    from trs_analytics.charts import AnyChart
-
 __all__ = ["write_report"]
 
 
-def _charts(states: pl.DataFrame) -> list[tuple[str, str, AnyChart]]:
-    """The report's charts in order: (section heading, caption, chart)."""
-    return [
-        (
-            "Run time per task",
-            "Time spent running, over all attempts, per task run.",
-            duration_chart(states, metric="run_time", top=20),
-        ),
-        _failure_section(states),
-        (
-            "Retries",
-            "Retried runs per task, coloured by how they ended.",
-            retry_chart(states, top=15),
-        ),
-        ("Lateness and queue wait", "", wait_chart(states)),
-        ("State transitions", "", transition_chart(states, level="name")),
-        (
-            "A flow run up close",
-            "The flow run with the most retries.",
-            timeline_chart(states),
-        ),
-    ]
-
-
-def _failure_section(states: pl.DataFrame) -> tuple[str, str, AnyChart]:
+def _failure_section(states: pl.DataFrame) -> ChartSection:
     """Failure rates per task, or over all runs when no task failed (no empty panels)."""
     if failure_rate_series(states, by="task_name", top=1).is_empty():
         caption = "No task run failed: the rate over all runs."
-        return "Failure rates over time", caption, failure_rate_chart(states, by=None)
+        return ChartSection("Failure rates over time", failure_rate_chart(states, by=None), caption)
     chart = failure_rate_chart(states, by="task_name", top=6)
-    return "Failure rates over time", "The tasks with the most failed runs.", chart
-
-
-def _span(states: pl.DataFrame) -> str:
-    first, last = states["timestamp"].min(), states["timestamp"].max()
-    if not isinstance(first, datetime) or not isinstance(last, datetime):
-        return "no states"
-    return f"States from {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC"
-
-
-#: Candidate periods for ``period="auto"``, longest first.
-AUTO_PERIODS = (
-    ("7d", timedelta(days=7)),
-    ("1d", timedelta(days=1)),
-    ("1h", timedelta(hours=1)),
-    ("10m", timedelta(minutes=10)),
-    ("1m", timedelta(minutes=1)),
-)
+    return ChartSection("Failure rates over time", chart, "The tasks with the most failed runs.")
 
 
 def auto_period(states: pl.DataFrame) -> str:
-    """The longest of 7d, 1d, 1h, 10m and 1m that the data spans at least twice.
+    """The longest round width (``trs_analytics._format.ROUND_WIDTHS``) the data spans twice.
 
     Examples:
         >>> import trs_analytics as ta
         >>> auto_period(ta.generate_states(300, seed=1, days=3))
         '1d'
     """
-    first, last = states["timestamp"].min(), states["timestamp"].max()
-    if isinstance(first, datetime) and isinstance(last, datetime):
-        for name, length in AUTO_PERIODS:
-            if last - first >= 2 * length:
-                return name
-    return AUTO_PERIODS[-1][0]
+    return _auto_period(time_span(states))
 
 
-def _body(states: pl.DataFrame, period: str, now: datetime | None) -> tuple[str, list[Any]]:
-    cards = "".join(card(h) for h in headlines(states))
-    sections = [f'<h2>Headline numbers</h2><div class="cards">{cards}</div>']
+def _sections(
+    states: pl.DataFrame, period: str, now: datetime | None, ui: str | None
+) -> list[Section]:
+    """The report, top to bottom."""
     # first, so that a bad period or now fails before the charts are drawn
-    regressed, regression_caption = regression_table(states, period=period, now=now)
-    specs: list[dict[str, Any]] = []
-    charts = _charts(states)
-    for heading, caption, chart in charts[:3]:
-        sections.append(_chart_section(heading, caption, len(specs)))
-        specs.append(chart_spec(chart))
-    sections += [
-        "<h2>Worst tasks by p95 run time</h2>",
-        table(worst_by_p95(states), empty="No task has a measured run time."),
-        "<h2>Worst tasks by failure rate</h2>",
-        '<p class="caption">Ranked by the lower end of the 95% interval.</p>',
-        table(worst_by_failure_rate(states), empty="No task run failed."),
-        f"<h2>Regressions against the previous {period}</h2>",
-        f'<p class="caption">{regression_caption}</p>',
-        table(regressed, empty="No task got significantly worse."),
+    regressed, regression_caption, no_regression = regression_table(states, period=period, now=now)
+    every = auto_every(time_span(states), buckets=40)
+    link_note = "" if ui else " Pass ui_url= (or api_url=) to link the runs to the Prefect UI."
+    sections: list[Section] = [
+        Cards("Headline numbers", headlines(states)),
+        ChartSection("Run volume", volume_chart(run_volume(states, every=every))),
+        ChartSection(
+            "Run time per task",
+            duration_chart(states, metric="run_time", top=20),
+            "Time spent running, over all attempts, per task run.",
+        ),
+        _failure_section(states),
+        TableSection(
+            "Top error messages per task",
+            error_table(states),
+            empty="No failed or crashed state has a message.",
+            caption="Messages of Failed and Crashed states; quoted values and numbers folded "
+            "('…', N) so one error is one row.",
+        ),
+        TableSection(
+            "Failed runs",
+            run_table(states, kind="failed", ui=ui, top=15),
+            empty="No task run ended Failed, Crashed or Cancelled.",
+            caption="The latest runs that ended Failed, Crashed or Cancelled." + link_note,
+            links={"task run": "url"},
+        ),
+        TableSection(
+            "Slowest runs",
+            run_table(states, kind="slowest", ui=ui, top=10),
+            empty="No task run ran.",
+            caption="By run time (all attempts)." + link_note,
+            links={"task run": "url"},
+        ),
     ]
-    for heading, caption, chart in charts[3:]:
-        sections.append(_chart_section(heading, caption, len(specs)))
-        specs.append(chart_spec(chart))
-    return "\n".join(sections), specs
+    for by, noun in _BREAKDOWNS:
+        sections.append(
+            TableSection(
+                f"Runs per {noun}",
+                outcome_table(states, by=by),
+                empty=f"No task run here has a {noun}.",
+                caption="By final state; crashed and cancelled apart from failed.",
+            )
+        )
+    sections += [
+        TableSection(
+            "Worst tasks by p95 run time",
+            worst_by_p95(states),
+            empty="No task has a measured run time.",
+        ),
+        TableSection(
+            "Worst tasks by failure rate",
+            worst_by_failure_rate(states),
+            empty="No task run failed.",
+            caption="Ranked by the lower end of the 95% interval.",
+        ),
+        TableSection(
+            f"Regressions against the previous {period}",
+            regressed,
+            empty=no_regression,
+            caption=regression_caption,
+        ),
+        ChartSection(
+            "Run time over time",
+            duration_trend_chart(duration_trend(states, every=every)),
+            "Each task's p50 per bucket against its median.",
+        ),
+        ChartSection(
+            "Retries",
+            retry_chart(states, top=15),
+            "Retried runs per task, coloured by how they ended.",
+        ),
+        ChartSection("Queue wait and lateness", wait_chart(states)),
+        ChartSection("State transitions", transition_chart(states, level="name")),
+        ChartSection(
+            "A flow run up close", timeline_chart(states), "The flow run with the most retries."
+        ),
+    ]
+    return sections
 
 
-def _chart_section(heading: str, caption: str, index: int) -> str:
-    text = f'<p class="caption">{caption}</p>' if caption else ""
-    return f"<h2>{heading}</h2>{text}{chart_block(index)}"
+#: The per-run columns the report breaks runs down by, and what a value is called.
+_BREAKDOWNS = (
+    ("flow_name", "flow"),
+    ("deployment_id", "deployment"),
+    ("work_pool_name", "work pool"),
+    ("task_name", "task"),
+)
 
 
 def write_report(
@@ -139,6 +162,8 @@ def write_report(
     title: str | None = None,
     period: str = "auto",
     now: datetime | None = None,
+    ui_url: str | None = None,
+    api_url: str | None = None,
 ) -> Path:
     """Write a self-contained HTML report of a states dataset, readable offline.
 
@@ -155,10 +180,16 @@ def write_report(
             atomically.
         title: the page title; default: "Task-run report".
         period: the comparison window for regressions (``"1d"``, ``"7d"``);
-            ``"auto"`` (default): the longest of 7d, 1d, 1h, 10m and 1m that
-            the data spans at least twice (:func:`auto_period`).
+            ``"auto"`` (default): the longest round width (1m, 5m, 10m, 15m,
+            30m, 1h, 3h, 6h, 12h, 1d, 7d) that the data spans at least twice
+            (:func:`auto_period`).
         now: the end of the current period (time-zone aware); default: the
             latest run start in the data.
+        ui_url: the Prefect UI's address, to link runs to their pages
+            (``http://127.0.0.1:4200``).
+        api_url: the Prefect API's address, to derive ``ui_url`` from when it
+            is not given (``.../api`` on a server, ``app.prefect.cloud/...``
+            for Prefect Cloud).
 
     Returns:
         The path written.
@@ -176,7 +207,7 @@ def write_report(
         ...     path = write_report(ta.generate_states(300, seed=1), f"{folder}/r.html")
         ...     text = path.read_text()
         >>> "<h1>Task-run report</h1>" in text, text.count('class="chart"')
-        (True, 6)
+        (True, 8)
     """
     require_columns(
         states,
@@ -190,10 +221,15 @@ def write_report(
     heading = title or "Task-run report"
     if period == "auto":
         period = auto_period(frame)
-    body, specs = _body(frame, period, now)
+    ui = ui_url or (_ui_from_api(api_url) if api_url else None)
+    body, specs = render(_sections(frame, period, now, ui))
     generated = datetime.now(UTC)
+    first, last = frame["timestamp"].min(), frame["timestamp"].max()
+    span = (
+        span_text(first, last) if isinstance(first, datetime) and isinstance(last, datetime) else ""
+    )
     meta = (
-        f"{_span(frame)}. Generated {generated:%Y-%m-%d %H:%M} UTC. "
+        f"States from {span}. Generated {generated:%Y-%m-%d %H:%M} UTC. "
         "All times UTC; failure rates count Failed and Crashed runs among finished ones."
     )
     path = Path(out)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import polars as pl
 
+from trs_analytics._format import duration_text, span_text
+from trs_analytics.charts import waits_agree
 from trs_analytics.metrics import (
     compare_windows,
     failure_rates,
@@ -20,6 +21,7 @@ from trs_analytics.metrics import (
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from datetime import datetime, timedelta
 
 __all__ = ["Headline", "headlines", "regression_table", "worst_by_failure_rate", "worst_by_p95"]
 
@@ -34,25 +36,13 @@ class Headline:
 
 
 def fmt_seconds(value: timedelta | float | None) -> str:
-    """Format a duration (or float seconds) for a person.
+    """Format a duration for a table cell: :func:`trs_analytics._format.duration_text`, ``'-'`` for none.
 
     Examples:
-        >>> fmt_seconds(timedelta(milliseconds=250)), fmt_seconds(4.24), fmt_seconds(185)
-        ('250 ms', '4.2 s', '3 min 5 s')
-        >>> fmt_seconds(7500.0), fmt_seconds(None)
-        ('2 h 5 min', '-')
+        >>> fmt_seconds(0.0005), fmt_seconds(185), fmt_seconds(None)
+        ('0.5 ms', '3 min 5 s', '-')
     """
-    if value is None:
-        return "-"
-    s = value.total_seconds() if isinstance(value, timedelta) else float(value)
-    if s < 1:
-        return f"{s * 1000:.0f} ms"
-    if s < 60:
-        return f"{s:.1f} s"
-    whole = round(s)
-    if s < 3600:
-        return f"{whole // 60} min {whole % 60} s"
-    return f"{whole // 3600} h {(whole % 3600) // 60} min"
+    return duration_text(value) or "-"
 
 
 def fmt_rate(value: float | None) -> str:
@@ -80,6 +70,23 @@ def headlines(states: pl.DataFrame) -> list[Headline]:
     late = summarize(lateness(states)).row(0, named=True)
     flows = states["flow_run_id"].n_unique() if "flow_run_id" in states.columns else 0
     retried = int((runs["retries"] > 0).sum())
+    finals = runs["final_type"].cast(pl.String)
+    crashed, cancelled = int((finals == "CRASHED").sum()), int((finals == "CANCELLED").sum())
+    if waits_agree(states):
+        waits = [
+            Headline(
+                "Queue wait p95 (= lateness)",
+                fmt_seconds(queue["p95"]),
+                f"p50 {fmt_seconds(queue['p50'])}; lateness equals queue wait for every run here",
+            )
+        ]
+    else:
+        waits = [
+            Headline(
+                "Queue wait p95", fmt_seconds(queue["p95"]), f"p50 {fmt_seconds(queue['p50'])}"
+            ),
+            Headline("Lateness p95", fmt_seconds(late["p95"]), f"p50 {fmt_seconds(late['p50'])}"),
+        ]
     return [
         Headline("Task runs", f"{runs.height:,}", f"{states.height:,} states"),
         Headline(
@@ -101,9 +108,13 @@ def headlines(states: pl.DataFrame) -> list[Headline]:
             f"{retried:,}",
             f"{int(runs['retries'].sum()):,} retries; {overall['rescued']:,} runs rescued",
         ),
+        Headline(
+            "Crashed / cancelled runs",
+            f"{crashed:,} / {cancelled:,}",
+            "counted apart from failed; crashed count in the failure rate",
+        ),
         Headline("Run time p50 / p95", f"{fmt_seconds(run['p50'])} / {fmt_seconds(run['p95'])}"),
-        Headline("Queue wait p95", fmt_seconds(queue["p95"]), f"p50 {fmt_seconds(queue['p50'])}"),
-        Headline("Lateness p95", fmt_seconds(late["p95"]), f"p50 {fmt_seconds(late['p50'])}"),
+        *waits,
     ]
 
 
@@ -165,25 +176,32 @@ def regression_table(
     period: str,
     now: datetime | None,
     by: str | Sequence[str] = "task_name",
-) -> tuple[pl.DataFrame, str]:
-    """Compare the last ``period`` with the one before; return the regressed groups and a caption.
+) -> tuple[pl.DataFrame, str, str]:
+    """Compare the last ``period`` with the one before: the regressed groups, a caption, and
+    the text for an empty table (which says so when the previous period had no runs).
 
     Examples:
         >>> import trs_analytics as ta
-        >>> table, caption = regression_table(ta.generate_states(300, seed=1), period="1d", now=None)
+        >>> states = ta.generate_states(300, seed=1)
+        >>> table, caption, empty = regression_table(states, period="1d", now=None)
         >>> table.columns[:3], caption.startswith("Current period")
         (['task_name', 'why', 'runs (prev → now)'], True)
+        >>> regression_table(states, period="30d", now=None)[2]
+        'Nothing to compare against: the previous 30d has no runs.'
     """
     compared = compare_windows(states, window=period, at=now, by=by)
-    caption = "No runs to compare."
+    caption, empty = "No runs to compare.", "Nothing to compare against."
     if compared.height:
         first = compared.row(0, named=True)
         caption = (
-            f"Current period {first['current_start']:%Y-%m-%d %H:%M} to "
-            f"{first['current_end']:%Y-%m-%d %H:%M} UTC, compared with the {period} before. "
+            f"Current period {span_text(first['current_start'], first['current_end'])}, "
+            f"compared with the {period} before. "
             "Flagged when the failure rate is significantly higher (one-sided z-test, 5%) or the "
             "p95 run time is at least 1.5 times longer, with at least 20 runs in each period."
         )
+        empty = "No task got significantly worse."
+        if not compared["runs_previous"].fill_null(0).sum():
+            empty = f"Nothing to compare against: the previous {period} has no runs."
     flagged = compared.filter(pl.col("regressed")).sort(
         ["failure_rate_worse", "p95_ratio"], descending=True, nulls_last=True
     )
@@ -209,4 +227,4 @@ def regression_table(
             ),
         },
     )
-    return table, caption
+    return table, caption, empty

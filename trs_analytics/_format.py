@@ -1,0 +1,172 @@
+"""Text for people: durations, time spans and round bucket widths, each written once.
+
+Charts, tables and the report all format through here, so that 0.0005 s reads
+``0.5 ms`` everywhere and an 11-minute span is not labelled ``Nov 28`` on every
+tick. Base module: it imports nothing from the package.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    import polars as pl
+
+__all__ = [
+    "ROUND_WIDTHS",
+    "auto_every",
+    "auto_period",
+    "axis_time_format",
+    "duration_expr",
+    "duration_text",
+    "missing_label",
+    "span_text",
+]
+
+#: Round widths for time buckets and comparison periods, shortest first.
+ROUND_WIDTHS: Final = (
+    ("1m", timedelta(minutes=1)),
+    ("5m", timedelta(minutes=5)),
+    ("10m", timedelta(minutes=10)),
+    ("15m", timedelta(minutes=15)),
+    ("30m", timedelta(minutes=30)),
+    ("1h", timedelta(hours=1)),
+    ("3h", timedelta(hours=3)),
+    ("6h", timedelta(hours=6)),
+    ("12h", timedelta(hours=12)),
+    ("1d", timedelta(days=1)),
+    ("7d", timedelta(days=7)),
+)
+
+#: What a missing grouping value is called in charts and tables.
+_MISSING: Final = {
+    "flow_name": "(no flow)",
+    "flow_run_id": "(no flow)",
+    "flow_run_name": "(no flow)",
+    "deployment_id": "(no deployment)",
+    "work_pool_name": "(no work pool)",
+    "tags": "(no tag)",
+}
+
+
+def duration_text(value: timedelta | float | None) -> str | None:
+    """Format a duration (a timedelta or float seconds) for a person; ``None`` stays ``None``.
+
+    Examples:
+        >>> [duration_text(s) for s in (0.0005, 0.25, 4.24, 185.0, 7500.0, 180000.0)]
+        ['0.5 ms', '250 ms', '4.2 s', '3 min 5 s', '2 h 5 min', '2 d 2 h']
+        >>> duration_text(timedelta(milliseconds=3)), duration_text(None)
+        ('3.0 ms', None)
+    """
+    if value is None:
+        return None
+    s = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if s < 0.01:
+        return f"{s * 1000:.1f} ms"
+    if s < 1:
+        return f"{s * 1000:.0f} ms"
+    if s < 60:
+        return f"{s:.1f} s"
+    whole = round(s)
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60} s"
+    if whole < 86400:
+        return f"{whole // 3600} h {(whole % 3600) // 60} min"
+    return f"{whole // 86400} d {(whole % 86400) // 3600} h"
+
+
+def duration_expr(seconds: pl.Expr) -> pl.Expr:
+    """Apply :func:`duration_text` to an expression of float seconds (for small, aggregated frames).
+
+    Examples:
+        >>> import polars as pl
+        >>> pl.DataFrame({"s": [0.0005, 185.0, None]}).select(duration_expr(pl.col("s")))["s"].to_list()
+        ['0.5 ms', '3 min 5 s', None]
+    """
+    import polars as pl
+
+    return seconds.map_elements(duration_text, return_dtype=pl.String, skip_nulls=True)
+
+
+def auto_every(span: timedelta | None, *, buckets: int = 60) -> str:
+    """Pick the shortest round width that cuts ``span`` into at most ``buckets`` buckets.
+
+    Examples:
+        >>> auto_every(timedelta(days=7)), auto_every(timedelta(minutes=20))
+        ('3h', '1m')
+        >>> auto_every(None)
+        '1h'
+    """
+    if span is None:
+        return "1h"
+    for name, width in ROUND_WIDTHS:
+        if span / width <= buckets:
+            return name
+    return ROUND_WIDTHS[-1][0]
+
+
+def auto_period(span: timedelta | None) -> str:
+    """Pick the longest round width that ``span`` covers at least twice (a period and the one before).
+
+    Examples:
+        >>> auto_period(timedelta(days=3)), auto_period(timedelta(minutes=11))
+        ('1d', '5m')
+        >>> auto_period(timedelta(seconds=45))
+        '1m'
+    """
+    fitting = [name for name, width in ROUND_WIDTHS if span is not None and span >= 2 * width]
+    return fitting[-1] if fitting else ROUND_WIDTHS[0][0]
+
+
+def axis_time_format(span: timedelta | None) -> str:
+    """Return the d3 time format for axis ticks over ``span``: no date on every tick of one day.
+
+    Examples:
+        >>> axis_time_format(timedelta(seconds=45)), axis_time_format(timedelta(minutes=11))
+        ('%H:%M:%S', '%H:%M')
+        >>> axis_time_format(timedelta(days=2)), axis_time_format(timedelta(days=30))
+        ('%b %d %H:%M', '%b %d')
+    """
+    if span is None or span < timedelta(minutes=3):
+        return "%H:%M:%S"
+    if span <= timedelta(days=1):
+        return "%H:%M"
+    if span <= timedelta(days=7):
+        return "%b %d %H:%M"
+    return "%b %d"
+
+
+def span_text(first: datetime, last: datetime) -> str:
+    """Describe the span from ``first`` to ``last`` (UTC) at a precision that tells them apart.
+
+    Examples:
+        >>> from datetime import UTC
+        >>> t = datetime(2026, 11, 28, 17, 2, 5, 123456, tzinfo=UTC)
+        >>> span_text(t, t + timedelta(seconds=45))
+        '2026-11-28 17:02:05 to 17:02:50 UTC (45.0 s)'
+        >>> span_text(t, t + timedelta(milliseconds=40))
+        '2026-11-28 17:02:05.123 to 17:02:05.163 UTC (40 ms)'
+        >>> span_text(t, t + timedelta(days=3))
+        '2026-11-28 17:02 to 2026-12-01 17:02 UTC (3 d 0 h)'
+    """
+    span = last - first
+    precise = span < timedelta(seconds=10)
+    clock = "%H:%M:%S" if span < timedelta(hours=1) or precise else "%H:%M"
+
+    def fmt(t: datetime, pattern: str) -> str:
+        text = t.strftime(pattern)
+        return f"{text}.{t.microsecond // 1000:03d}" if precise else text
+
+    end = clock if first.date() == last.date() else f"%Y-%m-%d {clock}"
+    return f"{fmt(first, f'%Y-%m-%d {clock}')} to {fmt(last, end)} UTC ({duration_text(span)})"
+
+
+def missing_label(column: str | None) -> str:
+    """Name the group of rows whose ``column`` is missing, e.g. task runs outside any flow.
+
+    Examples:
+        >>> missing_label("flow_name"), missing_label("task_name")
+        ('(no flow)', '(none)')
+    """
+    return _MISSING.get(column or "", "(none)")

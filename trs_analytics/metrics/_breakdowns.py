@@ -1,0 +1,343 @@
+"""Breakdowns a Prefect user looks for: outcomes per flow, deployment and work pool, run volume,
+error messages, run time over time, and the runs to open in the Prefect UI.
+
+Each function is written once with narwhals, so it runs in the engine the
+frame lives in: a Polars DataFrame or LazyFrame, a DuckDB relation, a PySpark
+DataFrame. The frame comes back as the same kind (``.to_native()``); charts
+and tables take the few aggregated rows. Only expressions narwhals supports
+on its lazy backends are used: ``group_by().agg()`` with simple
+aggregations, ``filter``, ``with_columns``, ``when/then``, ``dt.truncate``,
+joins and window expressions with ``over(order_by=...)``.
+
+Everything starts from :func:`run_outcomes`, one row per task run.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final
+
+import narwhals as nw
+
+from trs_analytics.metrics._buckets import bucket_of
+from trs_analytics.metrics._common import (
+    ORDER,
+    final_values,
+    is_type,
+    outcomes,
+    timeline,
+)
+from trs_analytics.metrics._frames import finish, lazy, schema_of
+from trs_analytics.schema import require_columns
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from narwhals.typing import IntoFrameT
+
+__all__ = [
+    "OUTCOME_COLUMNS",
+    "duration_trend",
+    "error_messages",
+    "failed_runs",
+    "outcome_counts",
+    "run_outcomes",
+    "run_volume",
+    "slowest_runs",
+]
+
+_RUN: Final = "task_run_id"
+
+#: Per-run columns :func:`run_outcomes` carries when the states have them.
+_CARRIED: Final = (
+    "task_run_name",
+    "task_name",
+    "flow_run_id",
+    "flow_run_name",
+    "flow_name",
+    "deployment_id",
+    "work_pool_name",
+)
+
+#: The outcome columns of :func:`outcome_counts`, each counting runs whose last state is so.
+OUTCOME_COLUMNS: Final = {
+    "completed": "COMPLETED",
+    "failed": "FAILED",
+    "crashed": "CRASHED",
+    "cancelled": "CANCELLED",
+}
+
+#: Message variations that would split one error into many: quoted values, then numbers.
+_MESSAGE_NOISE: Final = ((r"'[^']*'", "'…'"), (r'"[^"]*"', '"…"'), (r"[0-9]+", "N"))
+
+
+def _frame(states: Any, columns: list[str], *, caller: str) -> nw.LazyFrame[Any]:
+    """``states`` as a narwhals LazyFrame, once its columns are checked (any engine)."""
+    frame = lazy(states, caller=caller)
+    require_columns(frame, columns, caller=caller)
+    return frame
+
+
+def _seconds(micros: nw.Expr) -> nw.Expr:
+    return micros.cast(nw.Float64()) / 1_000_000
+
+
+def run_outcomes(states: IntoFrameT) -> IntoFrameT:
+    """Summarise each task run: when it ran, how long it ran, how it ended and why.
+
+    A run's states are de-duplicated by ``id`` (when present) and ordered by
+    time, then lifecycle. Its last state gives ``final_type`` and
+    ``final_message``; ``run_seconds`` adds up its RUNNING states (every
+    attempt) until the next state.
+
+    Args:
+        states: a states frame (Polars, DuckDB, PySpark...).
+
+    Returns:
+        The kind of frame given, one row per task run: ``task_run_id``, the
+        run's names and ids (``task_run_name``, ``task_name``, ``flow_run_id``,
+        ``flow_run_name``, ``flow_name``, ``deployment_id``,
+        ``work_pool_name``, those present), ``start`` and ``end`` (its first
+        and last state), ``attempts`` (RUNNING states), ``run_seconds``,
+        ``final_type`` (as text) and ``final_message``.
+
+    Examples:
+        >>> from datetime import UTC, datetime
+        >>> import polars as pl
+        >>> t = lambda s: datetime(2026, 1, 1, 0, 0, s, tzinfo=UTC)
+        >>> states = pl.DataFrame({
+        ...     "task_run_id": ["a"] * 4 + ["b"] * 3,
+        ...     "type": ["PENDING", "RUNNING", "RUNNING", "FAILED", "PENDING", "RUNNING", "CRASHED"],
+        ...     "name": ["Pending", "Running", "Retrying", "Failed", "Pending", "Running", "Crashed"],
+        ...     "timestamp": [t(0), t(1), t(3), t(6), t(0), t(2), t(9)],
+        ...     "message": [None, None, None, "boom", None, None, "lost"],
+        ... })
+        >>> run_outcomes(states).select("task_run_id", "attempts", "run_seconds", "final_type",
+        ...     "final_message").sort("task_run_id").rows()
+        [('a', 2, 5.0, 'FAILED', 'boom'), ('b', 1, 7.0, 'CRASHED', 'lost')]
+    """
+    return _finish(_outcomes(states, caller="run_outcomes"), states)
+
+
+def _outcomes(states: Any, *, caller: str, needs: Sequence[str] = ()) -> nw.LazyFrame[Any]:
+    """One row per run, on the metrics' timeline: ``start``/``end`` in microseconds."""
+    names = schema_of(states).names()
+    tl = timeline(states, caller=caller, needs=needs)
+    running = is_type("RUNNING")
+    tl = tl.with_columns(
+        _run_us=nw.when(running)
+        .then(nw.col("_us").shift(-1).over(_RUN, order_by=list(ORDER)) - nw.col("_us"))
+        .otherwise(nw.lit(0))
+        .fill_null(0)
+    )
+    carry = [c for c in dict.fromkeys([*_CARRIED, *needs]) if c in names and c != _RUN]
+    runs = outcomes(tl, carry, extra={"_run_us": nw.col("_run_us").sum()})
+    message = {"final_message": "message"} if "message" in names else {}
+    runs = final_values(tl, runs, message)
+    if not message:
+        runs = runs.with_columns(final_message=nw.lit(None, dtype=nw.String()))
+    return runs.select(
+        _RUN,
+        *carry,
+        start=nw.col("start_time"),
+        end=nw.col("end_time"),
+        attempts=nw.col("attempts"),
+        run_seconds=_seconds(nw.col("_run_us")),
+        final_type=nw.col("final_type"),
+        final_message=nw.col("final_message"),
+    )
+
+
+def _finish(
+    out: nw.LazyFrame[Any], states: IntoFrameT, *, times: Sequence[str] = ("start", "end")
+) -> IntoFrameT:
+    present = out.collect_schema().names()
+    return finish(out, states, timestamps=[c for c in times if c in present])
+
+
+def outcome_counts(states: IntoFrameT, *, by: str = "task_name") -> IntoFrameT:
+    """Count task runs per group by how they ended: completed, failed, crashed, cancelled.
+
+    Crashed (infrastructure) and cancelled (by a person or automation) runs are
+    counted apart from failed ones (the task's code raised).
+
+    Args:
+        states: a states frame.
+        by: a per-run column: ``task_name``, ``flow_name``, ``deployment_id``,
+            ``work_pool_name``... Runs without a value form a group whose key is null.
+
+    Returns:
+        The kind of frame given, one row per group, most runs first: ``by``,
+        ``runs``, ``completed``, ``failed``, ``crashed``, ``cancelled``,
+        ``unfinished`` (no terminal state yet) and ``failure_rate`` (failed
+        and crashed among finished runs, null when none finished).
+
+    Examples:
+        >>> import trs_analytics as ta
+        >>> outcome_counts(ta.generate_states(200, seed=1), by="flow_name").columns
+        ['flow_name', 'runs', 'completed', 'failed', 'crashed', 'cancelled', 'unfinished', 'failure_rate']
+    """
+    runs = _outcomes(states, caller="outcome_counts", needs=[by])
+    counts = {
+        name: (nw.col("final_type") == state).cast(nw.Int64).sum()
+        for name, state in OUTCOME_COLUMNS.items()
+    }
+    grouped = runs.group_by(by, drop_null_keys=False).agg(runs=nw.len(), **counts)
+    finished = sum((nw.col(c) for c in OUTCOME_COLUMNS), nw.lit(0))
+    out = grouped.with_columns(
+        unfinished=nw.col("runs") - finished,
+        failure_rate=nw.when(finished > 0).then((nw.col("failed") + nw.col("crashed")) / finished),
+    ).sort(["runs", by], descending=[True, False], nulls_last=True)
+    return finish(out, states)
+
+
+def run_volume(states: IntoFrameT, *, every: str) -> IntoFrameT:
+    """Count task runs per time bucket (of their first state) and final state type.
+
+    Examples:
+        >>> import trs_analytics as ta
+        >>> volume = run_volume(ta.generate_states(200, seed=1), every="1d")
+        >>> volume.columns, int(volume["runs"].sum())
+        (['bucket', 'final_type', 'runs'], 200)
+    """
+    runs = _outcomes(states, caller="run_volume")
+    out = (
+        runs.with_columns(bucket=bucket_of(nw.col("start"), every))
+        .group_by("bucket", "final_type", drop_null_keys=False)
+        .agg(runs=nw.len())
+        .sort("bucket", "final_type", nulls_last=True)
+    )
+    return _finish(out, states, times=["bucket"])
+
+
+def _normalised(message: nw.Expr) -> nw.Expr:
+    for pattern, replacement in _MESSAGE_NOISE:
+        message = message.str.replace_all(pattern, replacement)
+    return message
+
+
+def error_messages(states: IntoFrameT, *, by: str = "task_name", top: int = 5) -> IntoFrameT:
+    """Rank the error messages of failed and crashed states per group.
+
+    Messages that differ only in quoted values or numbers (``planned failure
+    of 'b51' on attempt 1``) are one error: quoted text becomes ``'…'`` and
+    numbers ``N``. On Prefect 3 a failed attempt that is retried leaves no
+    message (its AwaitingRetry state has none): these are final failures.
+
+    Args:
+        states: a states frame with a ``message`` column.
+        by: the grouping column.
+        top: how many messages to keep per group (the most frequent).
+
+    Returns:
+        The kind of frame given: ``by``, ``error`` (the normalised message),
+        ``failures`` (states), ``runs`` (distinct task runs), ``last_seen``
+        and ``example`` (one original message), by group and then most
+        failures first.
+
+    Examples:
+        >>> import polars as pl
+        >>> from datetime import UTC, datetime
+        >>> states = pl.DataFrame({
+        ...     "task_run_id": ["a", "b", "c"], "task_name": ["etl"] * 3,
+        ...     "type": ["FAILED", "FAILED", "CRASHED"],
+        ...     "timestamp": [datetime(2026, 1, 1, tzinfo=UTC)] * 3,
+        ...     "message": ["no file 'x.csv' (2 tries)", "no file 'y.csv' (3 tries)", "OOM"],
+        ... })
+        >>> error_messages(states).select("error", "failures", "runs").rows()
+        [("no file '…' (N tries)", 2, 2), ('OOM', 1, 1)]
+    """
+    columns = [_RUN, "type", "timestamp", "message", by]
+    frame = _frame(states, columns, caller="error_messages")
+    failed = frame.filter(
+        nw.col("type").cast(nw.String).is_in(["FAILED", "CRASHED"]),
+        ~nw.col("message").is_null(),
+        nw.col("message") != "",
+    )
+    grouped = (
+        failed.with_columns(error=_normalised(nw.col("message")))
+        .group_by(by, "error", drop_null_keys=False)
+        .agg(
+            failures=nw.len(),
+            runs=nw.col(_RUN).n_unique(),
+            last_seen=nw.col("timestamp").max(),
+            example=nw.col("message").max(),
+        )
+    )
+    ranked = grouped.with_columns(
+        _rank=nw.col("failures").rank("ordinal", descending=True).over(by)
+    )
+    out = (
+        ranked.filter(nw.col("_rank") <= top)
+        .sort([by, "failures", "error"], descending=[False, True, False], nulls_last=True)
+        .drop("_rank")
+    )
+    return finish(out, states)
+
+
+def duration_trend(states: IntoFrameT, *, every: str, by: str = "task_name") -> IntoFrameT:
+    """Each group's run time over time: p50, p95 and max per bucket, beside the group's median.
+
+    The Prefect counterpart of Airflow's "Task Duration" view. A run falls in
+    the bucket of its first state; its run time is its time in RUNNING states
+    (all attempts). Runs that never ran are left out.
+
+    Returns:
+        The kind of frame given: ``by``, ``bucket``, ``runs``, ``p50``,
+        ``p95``, ``max`` (seconds) and ``median`` (the group's median over
+        all buckets), by group and bucket.
+
+    Examples:
+        >>> import trs_analytics as ta
+        >>> trend = duration_trend(ta.generate_states(300, seed=1), every="1d")
+        >>> trend.columns
+        ['task_name', 'bucket', 'runs', 'p50', 'p95', 'max', 'median']
+    """
+    runs = _outcomes(states, caller="duration_trend", needs=[by]).filter(nw.col("attempts") > 0)
+    s = nw.col("run_seconds")
+    per_bucket = (
+        runs.with_columns(bucket=bucket_of(nw.col("start"), every))
+        .group_by(by, "bucket", drop_null_keys=False)
+        .agg(
+            runs=nw.len(),
+            p50=s.quantile(0.5, interpolation="linear"),
+            p95=s.quantile(0.95, interpolation="linear"),
+            max=s.max(),
+        )
+    )
+    medians = runs.group_by(by, drop_null_keys=False).agg(
+        median=s.quantile(0.5, interpolation="linear")
+    )
+    out = per_bucket.join(medians, on=by, how="left").sort(by, "bucket", nulls_last=True)
+    return _finish(out, states, times=["bucket"])
+
+
+def slowest_runs(states: IntoFrameT, *, top: int = 10) -> IntoFrameT:
+    """The ``top`` task runs with the longest run time (see :func:`run_outcomes`).
+
+    Examples:
+        >>> import trs_analytics as ta
+        >>> slow = slowest_runs(ta.generate_states(300, seed=1), top=3)
+        >>> slow.height, slow["run_seconds"].is_sorted(descending=True)
+        (3, True)
+    """
+    runs = _outcomes(states, caller="slowest_runs")
+    out = runs.sort(["run_seconds", _RUN], descending=[True, False]).head(top)
+    return _finish(out, states)
+
+
+def failed_runs(states: IntoFrameT, *, top: int = 20) -> IntoFrameT:
+    """The latest ``top`` task runs that ended FAILED, CRASHED or CANCELLED, newest first.
+
+    Examples:
+        >>> import trs_analytics as ta
+        >>> failed = failed_runs(ta.generate_states(300, seed=1), top=5)
+        >>> set(failed["final_type"]) <= {"FAILED", "CRASHED", "CANCELLED"}
+        True
+    """
+    runs = _outcomes(states, caller="failed_runs")
+    out = (
+        runs.filter(nw.col("final_type").is_in(["FAILED", "CRASHED", "CANCELLED"]))
+        .sort(["end", _RUN], descending=[True, False])
+        .head(top)
+    )
+    return _finish(out, states)
