@@ -10,7 +10,6 @@ import polars as pl
 from trs_analytics.charts._common import check_top, human, log_seconds, seconds, top_groups
 from trs_analytics.charts._theme import NEUTRAL, STATE_COLORS
 from trs_analytics.exceptions import ConfigurationError
-
 from trs_analytics.metrics import (
     end_to_end,
     explode_tags,

@@ -9,7 +9,6 @@ import polars as pl
 
 from trs_analytics.charts._common import check_top, top_groups
 from trs_analytics.charts._theme import STATE_COLORS, state_scale
-
 from trs_analytics.metrics import explode_tags, retry_counts
 from trs_analytics.schema import require_columns
 
