@@ -96,9 +96,28 @@ def _time(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+_EPOCH = _time("1970-01-01T00:00:00Z")
+
+
+def _in_range(value: str | None, window: dict[str, Any]) -> bool:
+    """Prefect's ``before_``/``after_`` (inclusive) and ``is_null_`` on one time field."""
+    if "is_null_" in window:
+        return (value is None) == window["is_null_"]
+    if not window:
+        return True
+    if value is None:
+        return False
+    when = _time(value)
+    if "after_" in window and when < _time(window["after_"]):
+        return False
+    return not ("before_" in window and when > _time(window["before_"]))
+
+
 def _match_task_run(run: dict[str, Any], where: dict[str, Any]) -> bool:
-    unknown = set(where) - {"id", "expected_start_time", "state", "end_time"}
+    unknown = set(where) - {"id", "expected_start_time", "state", "end_time", "start_time"}
     assert not unknown, f"the router cannot filter task runs on {unknown}"
+    if not _in_range(run.get("start_time"), where.get("start_time", {})):
+        return False
     if "any_" in where.get("id", {}) and run["id"] not in where["id"]["any_"]:
         return False
     window = where.get("expected_start_time", {})
@@ -111,8 +130,7 @@ def _match_task_run(run: dict[str, Any], where: dict[str, Any]) -> bool:
     types = where.get("state", {}).get("type", {}).get("any_")
     if types is not None and run["state_type"] not in types:
         return False
-    ended = where.get("end_time", {}).get("after_")
-    return ended is None or (run["end_time"] is not None and _time(run["end_time"]) >= _time(ended))
+    return _in_range(run.get("end_time"), where.get("end_time", {}))
 
 
 def _by_ids(records: Any, where: dict[str, Any]) -> Any:
@@ -129,14 +147,24 @@ class Router:
         fault: called first with every request; a response it returns is sent
             instead of the recorded one, an ``httpx`` error it raises is what
             the transport raises, and ``None`` lets the request through.
+        server: ``"3.9.1"`` (the recordings' server) or ``"2.20.16"``: the
+            recorded version and OpenAPI filter fields of a Prefect 2.20.16
+            server, which also refuses ``expected_start_time`` and ``end_time``
+            filters with 422 and has no events endpoint (404), as the real one does.
 
     Attributes:
         data: the parsed recorded bodies by recording name (edit them to break a page).
         requests: every request received, in order, faulted ones included.
     """
 
-    def __init__(self, *, fault: Callable[[httpx.Request], httpx.Response | None] | None = None):
+    def __init__(
+        self,
+        *,
+        fault: Callable[[httpx.Request], httpx.Response | None] | None = None,
+        server: str = "3.9.1",
+    ):
         self.fault = fault
+        self.server = server
         self.requests: list[httpx.Request] = []
         self._lock = threading.Lock()
         names = ["task_runs_filter", "flow_runs_filter", "flows_filter", "events_filter_page1"]
@@ -167,6 +195,26 @@ class Router:
         path = request.url.path
         route = path[path.find("/api/") :] if "/api/" in path else path
         body = json.loads(request.content) if request.content else {}
+        suffix = "_2_20" if self.server.startswith("2.") else ""
+        if route in ("/api/admin/version", "/api/openapi.json") and request.method == "GET":
+            name = "admin_version" if route.endswith("version") else "openapi_task_run_filter"
+            return response(name + suffix)
+        if suffix and route.startswith("/api/events/"):
+            return httpx.Response(404, json={"detail": "Events are not enabled."})
+        if suffix and route == "/api/task_runs/filter":
+            where = body.get("task_runs", {})
+            if extra := {"expected_start_time", "end_time"} & set(where):
+                detail = [
+                    {"loc": ["body", "task_runs", f], "msg": "extra fields not permitted"}
+                    for f in sorted(extra)
+                ]
+                return httpx.Response(
+                    422,
+                    json={
+                        "exception_message": "Invalid request received.",
+                        "exception_detail": detail,
+                    },
+                )
         handlers: dict[str, Callable[[httpx.Request, dict[str, Any]], Any]] = {
             "POST /api/task_runs/filter": self._task_runs,
             "POST /api/flow_runs/filter": lambda _, b: _by_ids(
@@ -194,6 +242,9 @@ class Router:
         runs = [r for r in runs if _match_task_run(r, where)]
         if body.get("sort") == "EXPECTED_START_TIME_ASC":
             runs.sort(key=lambda r: r.get("expected_start_time") or "")
+        if body.get("sort") == "END_TIME_DESC":  # SQLite: nulls sort as smallest
+            runs.sort(key=lambda r: _time(r["end_time"]) if r.get("end_time") else _EPOCH)
+            runs.reverse()
         offset = body.get("offset", 0)
         return runs[offset : offset + body.get("limit", 200)]
 

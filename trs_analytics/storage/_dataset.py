@@ -59,9 +59,11 @@ from trs_analytics.exceptions import ConfigurationError, StorageError
 from trs_analytics.fetch import (
     FilterKwargs,
     StateFilters,
-    iter_states,
+    check_client_args,
+    check_source,
     parse_when,
-    resolve_source,
+    plan_sources,
+    stream_states,
 )
 from trs_analytics.schema import SCHEMA_VERSION, STATES_SCHEMA
 from trs_analytics.storage._parquet import (
@@ -510,9 +512,9 @@ def export_states(
     export) minus ``overlap``, so states the server recorded late are caught;
     a new dataset starts :data:`DEFAULT_SINCE` (7 days) ago. States already in
     the dataset are recognised by ``id`` and skipped, so exporting twice in a
-    row adds nothing. The source is chosen by :func:`~trs_analytics.fetch.resolve_source`
-    for ``"auto"``: events within the server's event retention, per-task-run
-    states before it. See the module docstring for the layout and why a crash
+    row adds nothing. The source is chosen by :func:`~trs_analytics.fetch.plan_sources`
+    for ``"auto"``: events for what the server's events still cover, per-task-run
+    states for the older part (``result.source`` is then ``"states+events"``). See the module docstring for the layout and why a crash
     at any moment leaves a readable dataset without duplicates.
 
     Args:
@@ -555,12 +557,8 @@ def export_states(
         >>> ta.scan_states("states/").collect().height  # doctest: +SKIP
         2841
     """
-    if client is not None and api_url is not None:
-        msg = "pass api_url or client, not both. Hint: the client already knows its URL."
-        raise ConfigurationError(msg)
-    if source not in ("auto", "events", "states"):
-        msg = f"source must be 'auto', 'events' or 'states', got {source!r}."
-        raise ConfigurationError(msg)
+    check_client_args(api_url, client)
+    check_source(source)
     if flush_rows < 1 or target_file_rows < 1:
         msg = "flush_rows and target_file_rows must be at least 1."
         raise ConfigurationError(msg)
@@ -576,18 +574,14 @@ def export_states(
         if client is None:
             client = stack.enter_context(PrefectClient(api_url))
         requests0, retries0 = client.stats.requests, client.stats.retries
-        chosen = resolve_source(client, start) if source == "auto" else source
+        plan = plan_sources(client, start, end, source=source)
+        chosen = plan.label
         logger.info("exporting %s .. %s via %s into %s", _iso(start), _iso(end), chosen, folder)
         writer = _Writer(folder, flush_rows=flush_rows, target_file_rows=target_file_rows)
         states, latest = 0, None
         task_runs: set[str] = set()
-        for batch in iter_states(
-            since=start,
-            until=end,
-            source=chosen,
-            client=client,
-            batch_size=min(flush_rows, 5_000),
-            **filters.as_kwargs(),
+        for batch in stream_states(
+            client, filters, start, end, source=plan, batch_size=min(flush_rows, 5_000)
         ):
             writer.add(batch)
             states += batch.height
