@@ -249,21 +249,19 @@ def plan_sources(
 ) -> SourcePlan:
     """Which source reads which part of ``[start, end)``.
 
-    ``"states"`` and ``"events"`` are taken as asked. ``"auto"`` reads per-run
-    states on a server without task-run events (Prefect 2), events for a window
-    that starts well inside ``event_retention`` (no request), and otherwise asks
-    the server for its oldest task-run event: the window is read from events
-    from that instant on and from states before it. A server that refuses the
-    question (Prefect Cloud limits how far back events can be asked) is split at
-    ``now - event_retention`` instead; one without an events endpoint is read
-    from states. Each decision is logged at INFO.
+    ``"states"`` and ``"events"`` are taken as asked. ``"auto"`` reads events
+    for a window that starts well inside ``event_retention`` (no request here;
+    should the events endpoint refuse, :func:`iter_plan` falls back to states),
+    and otherwise asks the server for its oldest task-run event (one request):
+    the window is read from events from that instant on and from states before
+    it. A server that refuses the question because it is too far back (Prefect
+    Cloud limits event queries to 14 days: 422) is split at ``now -
+    event_retention`` instead; one without events (Prefect 2 answers 404) or
+    without a task-run event up to ``end`` is read from states. Each decision
+    past the first is logged at INFO.
     """
     if source != "auto":
         return SourcePlan((Segment(source, start, end),), f"source={source!r} was asked for")
-    info = client.server_info()
-    if not info.has_task_run_events:
-        reason = f"server {info.version} records no task-run events"
-        return _logged(SourcePlan((Segment("states", start, end),), reason))
     now = now or datetime.now(UTC)
     if start >= now - event_retention + _RETENTION_MARGIN:
         reason = f"the window starts within the {event_retention} event retention"
@@ -276,7 +274,9 @@ def plan_sources(
     except PrefectAPIError as err:
         if not _refused(err):
             raise
-        reason = f"the events endpoint refused ({err.status_code})"
+        reason = (
+            f"the events endpoint refused ({err.status_code}; Prefect 2 has no task-run events)"
+        )
         return _logged(SourcePlan((Segment("states", start, end),), reason))
     if oldest is None:
         reason = "the server holds no task-run events up to the window's end"

@@ -71,6 +71,7 @@ from trs_analytics.storage._parquet import (
     _fsync_dir,
     atomic_write_parquet,
     list_parquet_files,
+    read_states_files,
 )
 
 if TYPE_CHECKING:
@@ -366,7 +367,7 @@ def _rows_in(file: Path) -> int:
 
 def _read(files: list[Path], columns: list[str] | None = None) -> pl.DataFrame:
     try:
-        return pl.read_parquet(files, columns=columns, memory_map=False)
+        return read_states_files(files, columns)
     except Exception as err:  # polars raises several kinds for a damaged file
         names = ", ".join(str(f) for f in files)
         msg = (

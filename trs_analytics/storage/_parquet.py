@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING, Literal
 import polars as pl
 
 from trs_analytics.exceptions import SchemaError, StorageError
-from trs_analytics.schema import SCHEMA_VERSION, STATES_SCHEMA, empty_states, validate_states
+from trs_analytics.schema import (
+    COLUMNS_ADDED,
+    SCHEMA_VERSION,
+    STATES_SCHEMA,
+    empty_states,
+    validate_states,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -19,9 +25,13 @@ __all__ = [
     "SCHEMA_VERSION_KEY",
     "atomic_write_parquet",
     "list_parquet_files",
+    "read_states_files",
     "scan_states",
     "write_states",
 ]
+
+#: Columns that files of an older schema version may lack: read as nulls.
+_ADDED = frozenset(c for columns in COLUMNS_ADDED.values() for c in columns)
 
 #: Parquet key-value metadata entry holding :data:`trs_analytics.schema.SCHEMA_VERSION`.
 SCHEMA_VERSION_KEY = "trs_analytics.schema_version"
@@ -127,8 +137,9 @@ def _check_file(file: Path) -> None:
             "Hint: it may have been damaged; move it out of the dataset and export again."
         )
         raise StorageError(msg) from err
+    upgraded = {**{c: STATES_SCHEMA[c] for c in _ADDED if c not in schema}, **schema}
     try:
-        validate_states(pl.LazyFrame(schema=schema))
+        validate_states(pl.LazyFrame(schema=upgraded))
     except SchemaError as err:
         msg = f"{file} does not hold states in the trs_analytics schema: {err}"
         raise StorageError(msg) from err
@@ -139,6 +150,8 @@ def scan_states(path: str | os.PathLike[str]) -> pl.LazyFrame:
 
     Hidden files (``.`` or ``_`` prefix, such as in-progress writes) are skipped.
     Every file's schema is checked against the contract before the scan is built.
+    Files of an older schema version read the columns added since as nulls
+    (:data:`~trs_analytics.schema.COLUMNS_ADDED`), so a dataset may mix them.
 
     Raises:
         StorageError: when the path does not exist, or a file is damaged or
@@ -158,6 +171,30 @@ def scan_states(path: str | os.PathLike[str]) -> pl.LazyFrame:
         return empty_states().lazy()
     for file in files:
         _check_file(file)
-    return pl.scan_parquet(files, hive_partitioning=False, extra_columns="ignore").select(
-        STATES_SCHEMA.names()
+    return pl.scan_parquet(
+        files,
+        schema=STATES_SCHEMA,
+        hive_partitioning=False,
+        extra_columns="ignore",
+        missing_columns="insert",
     )
+
+
+def read_states_files(files: list[Path], columns: list[str] | None = None) -> pl.DataFrame:
+    """Read states files (checked ones) eagerly, older versions' missing columns as nulls.
+
+    Examples:
+        >>> import tempfile, trs_analytics as ta
+        >>> path = Path(tempfile.mkdtemp()) / "old.parquet"
+        >>> ta.empty_states().drop("data").write_parquet(path)  # a version 1 file
+        >>> read_states_files([path]).schema == ta.STATES_SCHEMA
+        True
+    """
+    scan = pl.scan_parquet(
+        files,
+        schema=STATES_SCHEMA,
+        hive_partitioning=False,
+        extra_columns="ignore",
+        missing_columns="insert",
+    )
+    return scan.select(columns or STATES_SCHEMA.names()).collect()
