@@ -147,10 +147,12 @@ class Router:
         fault: called first with every request; a response it returns is sent
             instead of the recorded one, an ``httpx`` error it raises is what
             the transport raises, and ``None`` lets the request through.
-        server: ``"3.9.1"`` (the recordings' server) or ``"2.20.16"``: the
+        server: ``"3.9.1"`` (the recordings' server); ``"2.20.16"``: the
             recorded version and OpenAPI filter fields of a Prefect 2.20.16
             server, which also refuses ``expected_start_time`` and ``end_time``
-            filters with 422 and has no events endpoint (404), as the real one does.
+            filters with 422 and has no events endpoint (404), as the real one
+            does; or ``"3.2.15"``: the 3.9.1 answers without the ``end_time``
+            filter field (422 when used), as a 3.2.15 server answers.
 
     Attributes:
         data: the parsed recorded bodies by recording name (edit them to break a page).
@@ -195,26 +197,21 @@ class Router:
         path = request.url.path
         route = path[path.find("/api/") :] if "/api/" in path else path
         body = json.loads(request.content) if request.content else {}
-        suffix = "_2_20" if self.server.startswith("2.") else ""
-        if route in ("/api/admin/version", "/api/openapi.json") and request.method == "GET":
-            name = "admin_version" if route.endswith("version") else "openapi_task_run_filter"
-            return response(name + suffix)
-        if suffix and route.startswith("/api/events/"):
+        old_2 = self.server.startswith("2.")
+        refused = {"expected_start_time", "end_time"} if old_2 else set()
+        if self.server == "3.2.15":
+            refused = {"end_time"}
+        if request.method == "GET" and route in ("/api/admin/version", "/api/openapi.json"):
+            return self._probe(route, old_2=old_2, refused=refused)
+        if old_2 and route.startswith("/api/events/"):
             return httpx.Response(404, json={"detail": "Events are not enabled."})
-        if suffix and route == "/api/task_runs/filter":
-            where = body.get("task_runs", {})
-            if extra := {"expected_start_time", "end_time"} & set(where):
-                detail = [
-                    {"loc": ["body", "task_runs", f], "msg": "extra fields not permitted"}
-                    for f in sorted(extra)
-                ]
-                return httpx.Response(
-                    422,
-                    json={
-                        "exception_message": "Invalid request received.",
-                        "exception_detail": detail,
-                    },
-                )
+        if route == "/api/task_runs/filter" and (extra := refused & set(body.get("task_runs", {}))):
+            detail = [
+                {"loc": ["body", "task_runs", f], "msg": "extra fields not permitted"}
+                for f in sorted(extra)
+            ]
+            answer = {"exception_message": "Invalid request received.", "exception_detail": detail}
+            return httpx.Response(422, json=answer)
         handlers: dict[str, Callable[[httpx.Request, dict[str, Any]], Any]] = {
             "POST /api/task_runs/filter": self._task_runs,
             "POST /api/flow_runs/filter": lambda _, b: _by_ids(
@@ -233,6 +230,20 @@ class Router:
         if handler is None:
             return response("error_404_no_api_prefix")
         return httpx.Response(200, json=handler(request, body))
+
+    def _probe(self, route: str, *, old_2: bool, refused: set[str]) -> httpx.Response:
+        suffix = "_2_20" if old_2 else ""
+        if route.endswith("version"):
+            return (
+                httpx.Response(200, json=self.server)
+                if not old_2
+                else response("admin_version_2_20")
+            )
+        schema = recorded_body("openapi_task_run_filter" + suffix)
+        fields = schema["components"]["schemas"]["TaskRunFilter"]["properties"]
+        for name in refused:
+            fields.pop(name, None)
+        return httpx.Response(200, json=schema)
 
     def _task_runs(self, _: httpx.Request, body: dict[str, Any]) -> Any:
         runs = self.data["task_runs_filter"]

@@ -510,6 +510,23 @@ def test_a_window_split_at_the_oldest_event_gives_the_same_rows_without_duplicat
     assert "GET /api/events/filter/next" in router.paths()
 
 
+def test_a_server_without_the_end_time_filter_walks_end_time_desc(
+    connect: Callable[..., PrefectClient], clean: pl.DataFrame
+) -> None:
+    # Prefect 3.2.15: expected_start_time, but no end_time filter (422). Runs expected
+    # before the window that end inside it are found by walking END_TIME_DESC.
+    router = Router(server="3.2.15")
+    since = "2026-11-28T13:35:53.205Z"  # flaky (expected earlier) completes inside
+    frame = fetch(connect(router), "states", since=since)
+    assert frame.equals(clean.filter(pl.col("timestamp") >= datetime.fromisoformat(since)))
+    assert FLAKY in frame["task_run_id"].to_list()
+    bodies = [
+        json.loads(r.content) for r in router.requests if r.url.path.endswith("/task_runs/filter")
+    ]
+    assert "END_TIME_DESC" in [b.get("sort") for b in bodies]
+    assert not any("end_time" in b.get("task_runs", {}) for b in bodies)
+
+
 @pytest.mark.parametrize("source", ["states", "auto"])
 def test_a_prefect_2_server_gives_the_same_rows_by_start_time(
     source: str, connect: Callable[..., PrefectClient], clean: pl.DataFrame
