@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from recorded import recorded_body, response
 
+from tests.recorded import recorded_body, response
 from trs_analytics.client import RETRY_STATUSES, PrefectClient, RequestBudget, parse_retry_after
 from trs_analytics.exceptions import (
     AuthenticationError,
@@ -31,20 +31,11 @@ from trs_analytics.exceptions import (
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
-    from pathlib import Path
 
 API = "http://test/api"
 OK = {"ok": True}
 KEY = "pnu_s3cretKEY0123456789"
 AUTH = "admin:pa55-w0rd"
-
-
-@pytest.fixture(autouse=True)
-def _no_user_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """PrefectClient reads os.environ and ~/.prefect: point both away from the user's."""
-    for name in ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_API_AUTH_STRING"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("PREFECT_PROFILES_PATH", str(tmp_path / "no-profiles.toml"))
 
 
 class Script:

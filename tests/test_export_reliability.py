@@ -30,8 +30,8 @@ from trs_analytics.storage import export_states, scan_states
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from tests.prefect_harness import PrefectServer
-    from tests.workload import GroundTruth
+    from devtools.prefect_harness import PrefectServer
+    from devtools.workload import GroundTruth
 
 SEED = 20261128
 
