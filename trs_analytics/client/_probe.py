@@ -40,9 +40,9 @@ class ServerInfo:
 
     Examples:
         >>> info = ServerInfo("2.20.16", frozenset({"start_time"}))
-        >>> info.major, info.has_task_run_events, info.can_filter("expected_start_time")
-        (2, False, False)
-        >>> ServerInfo(None, CURRENT_TIME_FIELDS).has_task_run_events
+        >>> info.major, info.can_filter("start_time"), info.can_filter("expected_start_time")
+        (2, True, False)
+        >>> ServerInfo(None).can_filter("end_time")  # unknown: taken as a current server
         True
     """
 
@@ -54,11 +54,6 @@ class ServerInfo:
         """The major version, or None when unknown."""
         match = re.match(r"(\d+)\.", self.version or "")
         return int(match[1]) if match else None
-
-    @property
-    def has_task_run_events(self) -> bool:
-        """Prefect 3 records every task-run state as an event; Prefect 2 does not."""
-        return self.major is None or self.major >= 3
 
     def can_filter(self, field: str) -> bool:
         """Whether ``TaskRunFilter`` accepts this time field."""
