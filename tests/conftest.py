@@ -24,8 +24,9 @@ Every test that uses one of them is marked ``integration`` automatically, so
 ``pytest -m "not integration"`` runs the fast suite.
 
 Two things hold for every test: no user Prefect configuration is read (the
-autouse ``_no_user_config``), and Prefect, wherever the run imports it, keeps its
-home in a temporary folder, never ``~/.prefect`` (:func:`pytest_configure`).
+autouse ``_no_user_config``), and nothing the run starts writes to the user's
+home folder: Prefect's home, IPython's and Chromium's folders are temporary
+(:func:`pytest_configure`).
 """
 
 from __future__ import annotations
@@ -33,17 +34,17 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING, Final, NamedTuple, Protocol
 
 import pytest
 
 from devtools.prefect_harness import PREFECT_AUTH_STRING, PrefectServer, start_prefect_server
-from devtools.prefect_lines import LINES, prefect_python
+from devtools.prefect_lines import LINES, prefect_python, venvs_root
 from devtools.workload import GroundTruth, run_workload
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
 #: Workload scale on the older lines (230 task runs: more than one 200-row page).
 OLD_LINE_SCALE: Final = 1
@@ -81,27 +82,40 @@ class ServerFactory(Protocol):
         ...
 
 
-_PREFECT_HOME: list[str] = []
+_TEST_HOME: list[str] = []
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Point ``PREFECT_HOME`` at a temporary folder before anything imports Prefect.
+    """Keep the run out of the user's home folder: every tool's folder goes to a temp one.
 
-    Importing Prefect creates its home folder, ``~/.prefect`` by default; the
-    variable is inherited by every subprocess the tests start (notebook kernels,
-    CLI runs, flows), so the user's home is never touched.
+    Importing Prefect creates ``~/.prefect``; notebook kernels create ``~/.ipython``;
+    headless Chromium writes ``~/.config/chromium`` and ``~/.cache/dconf``. The
+    variables set here are inherited by every subprocess the tests start. The caches
+    worth keeping between runs stay where they were: the Prefect lines' virtualenvs
+    (``TRS_PREFECT_VENVS``) and uv's cache (``UV_CACHE_DIR``).
     """
     del config
-    if not _PREFECT_HOME:
-        _PREFECT_HOME.append(tempfile.mkdtemp(prefix="trs-prefect-home-"))
-        os.environ["PREFECT_HOME"] = _PREFECT_HOME[0]
+    if _TEST_HOME:
+        return
+    root = Path(tempfile.mkdtemp(prefix="trs-test-home-"))
+    _TEST_HOME.append(str(root))
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    os.environ.setdefault("TRS_PREFECT_VENVS", str(venvs_root()))
+    os.environ.setdefault("UV_CACHE_DIR", str(Path(cache) / "uv"))
+    for name, folder in [
+        ("PREFECT_HOME", "prefect"),
+        ("IPYTHONDIR", "ipython"),
+        ("XDG_CONFIG_HOME", "config"),
+        ("XDG_CACHE_HOME", "cache"),
+    ]:
+        os.environ[name] = str(root / folder)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """Remove the temporary ``PREFECT_HOME``."""
+    """Remove the temporary folders."""
     del config
-    while _PREFECT_HOME:
-        shutil.rmtree(_PREFECT_HOME.pop(), ignore_errors=True)
+    while _TEST_HOME:
+        shutil.rmtree(_TEST_HOME.pop(), ignore_errors=True)
 
 
 def pytest_ignore_collect(collection_path: Path) -> bool | None:

@@ -32,7 +32,7 @@ from devtools.prefect_harness import (
     clean_prefect_env,
     start_prefect_server,
 )
-from devtools.prefect_lines import LINES, venvs_root
+from devtools.prefect_lines import LINES, MARKER, PrefectLineError, prefect_python, venvs_root
 from devtools.workload import (
     DEPLOYMENTS,
     PATTERNS,
@@ -525,4 +525,42 @@ def test_prefect_leaves_the_home_folder_alone(tmp_path: Path) -> None:
     env = {**os.environ, "HOME": str(tmp_path)}
     subprocess.run([sys.executable, "-c", "import prefect"], env=env, check=True, timeout=120)
     assert list(tmp_path.iterdir()) == []
-    assert not Path(os.environ["PREFECT_HOME"]).is_relative_to(Path.home())
+    for name in ("PREFECT_HOME", "IPYTHONDIR", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"):
+        assert not Path(os.environ[name]).is_relative_to(Path.home()), name
+
+
+# --------------------------------------------------------------------------- line virtualenvs
+
+
+def test_own_line_runs_from_this_interpreter() -> None:
+    assert prefect_python(LINES["3.9"]) == Path(sys.executable)
+
+
+def test_a_built_venv_is_reused_without_uv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    line = LINES["2.20"]
+    venv = tmp_path / f"prefect-{line.version}"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "prefect").touch()
+    (venv / MARKER).write_text(json.dumps({"version": line.version}))
+    monkeypatch.setenv("UV", "/bin/false")  # any build attempt would fail
+    assert prefect_python(line, root=tmp_path) == venv / "bin" / "python"
+
+
+@pytest.mark.parametrize("marker", [None, {"version": "2.20.15"}])
+def test_an_unfinished_or_stale_venv_is_rebuilt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, marker: dict[str, str] | None
+) -> None:
+    """No marker (an interrupted build) or another version's: rebuilt, and uv's failure quoted."""
+    line = LINES["3.2"]
+    venv = tmp_path / f"prefect-{line.version}"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "prefect").touch()
+    if marker is not None:
+        (venv / MARKER).write_text(json.dumps(marker))
+    uv = tmp_path / "uv"
+    uv.write_text("#!/bin/sh\necho uv says no: $@ >&2\nexit 2\n")
+    uv.chmod(0o755)
+    monkeypatch.setenv("UV", str(uv))
+    with pytest.raises(PrefectLineError, match=r"exited with code 2:\nuv says no: venv .*3\.11"):
+        prefect_python(line, root=tmp_path)
+    assert not venv.exists()  # the stale one was removed before the build
