@@ -164,7 +164,7 @@ def stream_states(
     plan = (
         source
         if isinstance(source, SourcePlan)
-        else plan_sources(client, start, end, source=source)
+        else plan_sources(client, start, end, source=check_source(source))
     )
     logger.info(
         "reading states %s .. %s from %s via %s", iso(start), iso(end), client.api_url, plan.label

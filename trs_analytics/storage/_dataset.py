@@ -116,7 +116,8 @@ class DatasetProgress:
     Attributes:
         since: start of the window being read.
         until: end of the window being read.
-        source: ``"events"`` or ``"states"``.
+        source: ``"events"``, ``"states"``, or ``"states+events"`` for a window split at
+            the oldest event.
         states: states read so far (overlap re-reads included).
         task_runs: distinct task runs among them.
         requests: HTTP requests sent so far.
@@ -147,7 +148,8 @@ class ExportResult:
 
     Attributes:
         out: the dataset folder.
-        source: the source used, ``"events"`` or ``"states"``.
+        source: the source used: ``"events"``, ``"states"``, or ``"states+events"``
+            (older part per run, recent part from events).
         since: start of the window read (inclusive).
         until: end of the window read (exclusive); the new cursor.
         states: states read from the server (rows of the overlap included).
