@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import polars as pl
 import pytest
-from recorded import Router
 
 import trs_analytics.fetch._sources as sources
+from tests.recorded import Router
 from trs_analytics.client import PrefectClient
 from trs_analytics.exceptions import AuthenticationError, ConfigurationError
 from trs_analytics.fetch import iter_states
@@ -113,13 +113,6 @@ class ManyEvents:
 
     def count(self, method: str, path: str) -> int:
         return sum(1 for _, r in self.requests if r.method == method and r.url.path == path)
-
-
-@pytest.fixture(autouse=True)
-def _no_user_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
-    for name in ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_API_AUTH_STRING"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("PREFECT_PROFILES_PATH", str(tmp_path / "no-profiles.toml"))
 
 
 def _client(server: ManyEvents, **kwargs: Any) -> PrefectClient:

@@ -13,23 +13,15 @@ from typing import Any
 
 import httpx
 import polars as pl
-import pytest
-from recorded import SINCE, UNTIL, Router
 
 import trs_analytics as ta
+from tests.recorded import SINCE, UNTIL, Router
 from trs_analytics.schema import COLUMNS_ADDED, STATES_SCHEMA
 from trs_analytics.storage import SCHEMA_VERSION_KEY, export_states
 
 API = "http://test/api"
 V2_COLUMNS = list(COLUMNS_ADDED[2])
 SAMPLE = Path(__file__).parent.parent / "data" / "sample_states.parquet"
-
-
-@pytest.fixture(autouse=True)
-def _no_user_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_API_AUTH_STRING"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("PREFECT_PROFILES_PATH", str(tmp_path / "no-profiles.toml"))
 
 
 def _as_version_1(file: Path) -> None:
