@@ -127,3 +127,32 @@ def test_an_error_while_the_consumer_is_gone_does_not_hang() -> None:
 def test_prefetch_refuses_a_depth_below_one() -> None:
     with pytest.raises(ValueError, match="depth must be at least 1"):
         prefetch(iter([]), depth=0)
+
+
+def test_prefetch_with_start_reads_ahead_before_the_first_next() -> None:
+    pulled = threading.Event()
+
+    def items() -> Iterator[int]:
+        pulled.set()
+        yield 1
+
+    pages = prefetch(items(), depth=2, start=True)
+    assert pulled.wait(5)  # the producer ran before anyone asked
+    assert list(pages) == [1]
+
+
+def test_a_started_prefetch_that_is_dropped_stops_its_producer() -> None:
+    import gc
+
+    closed = threading.Event()
+
+    def items() -> Iterator[int]:
+        try:
+            yield from range(1000)
+        finally:
+            closed.set()
+
+    pages = prefetch(items(), depth=2, start=True)
+    del pages
+    gc.collect()
+    assert closed.wait(5)

@@ -234,3 +234,26 @@ def test_requests_per_minute_holds_end_to_end(monkeypatch: pytest.MonkeyPatch) -
     for i, when in enumerate(times):
         allowed = max(0, i + 1 - 60) / 10.0  # seconds the budget needs for request i
         assert when - times[0] >= allowed - 0.15
+
+
+def test_events_bunched_into_one_slice_still_come_once_each(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a day-long window whose events all fall in its last minutes: one slice holds them
+    # all and streams them through its own bounded queue
+    monkeypatch.setattr(sources, "SLICE_EVENTS", 100)
+    server = ManyEvents(cycles=60)
+    with _client(server, concurrency=4) as client:
+        frames = list(
+            iter_states(
+                since=server.since - timedelta(days=1),
+                until=server.until,
+                source="events",
+                client=client,
+            )
+        )
+    frame = pl.concat(frames)
+    assert frame.height == len(server.events)
+    assert frame["id"].is_unique().all()
+    assert frame["timestamp"].is_sorted()
+    assert server.count("POST", "/api/events/filter") == 1 + 8

@@ -241,7 +241,8 @@ class PrefectClient:
             headers={"User-Agent": f"trs-analytics/{_package_version()}"},
             auth=self._auth,
             timeout=httpx.Timeout(timeout),
-            limits=httpx.Limits(max_connections=concurrency + 2),
+            # per-run GETs or event slices, plus the look-ups beside them
+            limits=httpx.Limits(max_connections=2 * concurrency + 2),
             transport=transport,
             follow_redirects=False,
             event_hooks={"request": [self._on_request]},

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import weakref
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -67,12 +68,14 @@ def _ordered_map(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def prefetch(items: Iterable[T], *, depth: int) -> Iterator[T]:
+def prefetch(items: Iterable[T], *, depth: int, start: bool = False) -> Iterator[T]:
     """Iterate ``items`` on a background thread, at most ``depth`` items ahead.
 
     Errors of ``items`` are raised in the consumer. Closing the returned
     iterator stops the producer and closes ``items`` (when it is a generator)
-    on the producer's thread.
+    on the producer's thread. The producer starts at the first ``next()``, or
+    at once with ``start=True`` (to read several sources ahead side by side);
+    an iterator dropped without being closed stops its producer too.
 
     Examples:
         >>> pages = prefetch(iter(["p1", "p2", "p3"]), depth=2)
@@ -82,38 +85,50 @@ def prefetch(items: Iterable[T], *, depth: int) -> Iterator[T]:
     if depth < 1:
         msg = f"depth must be at least 1, got {depth}."
         raise ValueError(msg)
-    return _prefetch(items, depth)
-
-
-def _prefetch(items: Iterable[T], depth: int) -> Iterator[T]:
     buffer: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
     stop = threading.Event()
+    thread = threading.Thread(
+        target=_produce, args=(items, buffer, stop), name="trs-prefetch", daemon=True
+    )
+    if start:
+        thread.start()
+    consumer = _consume(buffer, stop, thread)
+    weakref.finalize(consumer, stop.set)
+    return consumer
 
-    def offer(kind: str, value: Any) -> bool:
-        while not stop.is_set():
-            try:
-                buffer.put((kind, value), timeout=_POLL)
-            except queue.Full:
-                continue
-            return True
-        return False
 
-    def produce() -> None:
-        source = iter(items)
+def _offer(buffer: queue.Queue[tuple[str, Any]], stop: threading.Event, item: Any) -> bool:
+    while not stop.is_set():
         try:
-            for item in source:
-                if not offer(_ITEM, item):
-                    return
-            offer(_DONE, None)
-        except BaseException as err:  # handed to the consumer, raised there
-            offer(_ERROR, err)
-        finally:
-            close = getattr(source, "close", None)
-            if close is not None:
-                close()
+            buffer.put(item, timeout=_POLL)
+        except queue.Full:
+            continue
+        return True
+    return False
 
-    thread = threading.Thread(target=produce, name="trs-prefetch", daemon=True)
-    thread.start()
+
+def _produce(
+    items: Iterable[T], buffer: queue.Queue[tuple[str, Any]], stop: threading.Event
+) -> None:
+    source = iter(items)
+    try:
+        for item in source:
+            if not _offer(buffer, stop, (_ITEM, item)):
+                return
+        _offer(buffer, stop, (_DONE, None))
+    except BaseException as err:  # handed to the consumer, raised there
+        _offer(buffer, stop, (_ERROR, err))
+    finally:
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()
+
+
+def _consume(
+    buffer: queue.Queue[tuple[str, Any]], stop: threading.Event, thread: threading.Thread
+) -> Iterator[Any]:
+    if thread.ident is None:
+        thread.start()
     try:
         while True:
             kind, value = buffer.get()

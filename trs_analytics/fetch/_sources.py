@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -57,6 +58,8 @@ logger = logging.getLogger("trs_analytics.fetch")
 DEFAULT_EVENT_RETENTION = timedelta(days=7)
 #: A window with more events than twice this is paged in slices of about this many.
 SLICE_EVENTS = 2_500
+#: Pages each slice reads ahead of its consumer.
+SLICE_DEPTH = 16
 _MAX_SLICES = 256
 _RETENTION_MARGIN = timedelta(hours=1)
 _ONE_US = timedelta(microseconds=1)
@@ -132,13 +135,36 @@ def _event_pages(
     logger.info(
         "paging %d events in %d time slices, %d at a time", total, count, client.concurrency
     )
+    yield from _sliced_pages(client, _slices(start, end, count), client.concurrency)
 
-    def read(bounds: tuple[datetime, datetime]) -> list[list[dict[str, Any]]]:
-        return list(iter_event_pages(client, since=bounds[0], until=bounds[1]))
 
-    slices = _slices(start, end, count)
-    for pages in ordered_map(read, slices, workers=client.concurrency, window=client.concurrency):
-        yield from pages
+def _sliced_pages(
+    client: PrefectClient, slices: list[tuple[datetime, datetime]], ahead: int
+) -> Iterator[list[dict[str, Any]]]:
+    """The pages of each slice in turn, while the next ``ahead - 1`` slices are read ahead.
+
+    Each slice reads its ``next_page`` chain on its own thread into a queue of
+    :data:`SLICE_DEPTH` pages, so memory stays bounded however unevenly the
+    events fall into the slices.
+    """
+    pending = iter(slices)
+    active: deque[Iterator[list[dict[str, Any]]]] = deque()
+
+    def begin() -> None:
+        if (bounds := next(pending, None)) is not None:
+            pages = iter_event_pages(client, since=bounds[0], until=bounds[1])
+            active.append(prefetch(pages, depth=SLICE_DEPTH, start=True))
+
+    try:
+        for _ in range(ahead):
+            begin()
+        while active:
+            yield from active[0]
+            active.popleft()
+            begin()
+    finally:
+        for pages in active:
+            pages.close()  # type: ignore[attr-defined]
 
 
 def iter_events(
