@@ -140,6 +140,8 @@ def build_venv(line: PrefectLine, venv: Path) -> float:
     Holds a lock next to ``venv`` meanwhile; another process that finished the
     same build first wins, and this one returns 0.
     """
+    if line.exclude_newer is None:
+        raise PrefectLineError(f"Prefect {line.version} is the project's own: it has no venv.")
     venv.parent.mkdir(parents=True, exist_ok=True)
     with _locked(venv.with_name(venv.name + ".lock")):
         if _is_built(venv, line):
@@ -150,11 +152,15 @@ def build_venv(line: PrefectLine, venv: Path) -> float:
         _run([uv, "venv", str(venv), "--python", PYTHON, "--quiet"])
         python = str(venv / "bin" / "python")
         pin = f"prefect=={line.version}"
-        assert line.exclude_newer is not None  # the project's own line has no venv
         dated = ["--exclude-newer", line.exclude_newer]
         _run([uv, "pip", "install", "--quiet", "--python", python, pin, *dated])
-        (venv / MARKER).write_text(json.dumps({"version": line.version}) + "\n")
+        (venv / MARKER).write_text(json.dumps(_marker(line)) + "\n")
         return time.monotonic() - started
+
+
+def _marker(line: PrefectLine) -> dict[str, str | None]:
+    """What a finished build records: a change to either means a rebuild."""
+    return {"version": line.version, "exclude_newer": line.exclude_newer}
 
 
 def _is_built(venv: Path, line: PrefectLine) -> bool:
@@ -162,7 +168,7 @@ def _is_built(venv: Path, line: PrefectLine) -> bool:
         marker = json.loads((venv / MARKER).read_text())
     except (OSError, ValueError):
         return False
-    return bool(marker.get("version") == line.version and (venv / "bin" / "prefect").exists())
+    return bool(marker == _marker(line) and (venv / "bin" / "prefect").exists())
 
 
 def _uv() -> str:

@@ -541,16 +541,24 @@ def test_a_built_venv_is_reused_without_uv(tmp_path: Path, monkeypatch: pytest.M
     venv = tmp_path / f"prefect-{line.version}"
     (venv / "bin").mkdir(parents=True)
     (venv / "bin" / "prefect").touch()
-    (venv / MARKER).write_text(json.dumps({"version": line.version}))
+    marker = {"version": line.version, "exclude_newer": line.exclude_newer}
+    (venv / MARKER).write_text(json.dumps(marker))
     monkeypatch.setenv("UV", "/bin/false")  # any build attempt would fail
     assert prefect_python(line, root=tmp_path) == venv / "bin" / "python"
 
 
-@pytest.mark.parametrize("marker", [None, {"version": "2.20.15"}])
+@pytest.mark.parametrize(
+    "marker",
+    [
+        None,
+        {"version": "3.2.14", "exclude_newer": "2025-04-01"},
+        {"version": "3.2.15", "exclude_newer": "2025-03-01"},
+    ],
+)
 def test_an_unfinished_or_stale_venv_is_rebuilt(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, marker: dict[str, str] | None
 ) -> None:
-    """No marker (an interrupted build) or another version's: rebuilt, and uv's failure quoted."""
+    """No marker (an interrupted build) or another release's or date's: rebuilt; uv quoted."""
     line = LINES["3.2"]
     venv = tmp_path / f"prefect-{line.version}"
     (venv / "bin").mkdir(parents=True)
