@@ -43,7 +43,13 @@ def _iso(when: datetime) -> str:
 class ManyEvents:
     """A MockTransport handler serving ``cycles`` copies of the recorded workload's events."""
 
-    def __init__(self, cycles: int, *, fail_on: Callable[[httpx.Request], bool] | None = None):
+    def __init__(
+        self,
+        cycles: int,
+        *,
+        fail_on: Callable[[httpx.Request], bool] | None = None,
+        histogram: bool = True,
+    ):
         recorded = Router()
         template = [e for n in (1, 2, 3) for e in recorded.data[f"events_filter_page{n}"]["events"]]
         runs = {r["id"]: r for r in recorded.data["task_runs_filter"]}
@@ -67,6 +73,7 @@ class ManyEvents:
         self.since = _time(self.events[0]["occurred"])
         self.until = _time(self.events[-1]["occurred"]) + timedelta(seconds=1)
         self.fail_on = fail_on
+        self.histogram = histogram
         self.requests: list[tuple[float, httpx.Request]] = []
         self._lock = threading.Lock()
         self._queries: dict[str, list[dict[str, Any]]] = {}
@@ -86,6 +93,8 @@ class ManyEvents:
             with self._lock:
                 self._queries[token] = found
             return self._page(token, 0, body["limit"])
+        if path == "/api/events/count-by/time" and self.histogram:
+            return self._histogram(body)
         if path == "/api/events/filter/next":
             token, offset, limit = request.url.params["page-token"].split(":")
             return self._page(token, int(offset), int(limit))
@@ -99,6 +108,20 @@ class ManyEvents:
         if path == "/api/admin/version":
             return httpx.Response(200, json="3.9.1")
         return httpx.Response(404, json={"detail": "Not Found"})
+
+    def _histogram(self, body: dict[str, Any]) -> httpx.Response:
+        """Counts per bucket of ``time_interval`` seconds, aligned like Prefect's."""
+        occurred = body["filter"]["occurred"]
+        since, until = _time(occurred["since"]), _time(occurred["until"])
+        step = timedelta(seconds=body["time_interval"])
+        epoch = datetime(1970, 1, 1, tzinfo=since.tzinfo)
+        at = epoch + ((since - epoch) // step) * step
+        buckets = []
+        while at <= until:
+            count = sum(1 for e in self.events if at <= _time(e["occurred"]) < at + step)
+            buckets.append({"start_time": _iso(at), "end_time": _iso(at + step), "count": count})
+            at += step
+        return httpx.Response(200, json=buckets)
 
     def _page(self, token: str, offset: int, limit: int) -> httpx.Response:
         found = self._queries[token]
@@ -139,7 +162,7 @@ def test_sliced_paging_gives_every_event_once_and_the_same_rows_as_one_chain(
     one_chain = _fetch(server, concurrency=1)
     assert server.count("POST", "/api/events/filter") == 1
     monkeypatch.setattr(sources, "SLICE_EVENTS", 100)
-    sliced_server = ManyEvents(cycles=60)
+    sliced_server = ManyEvents(cycles=60, histogram=False)  # equal-time slices
     sliced = _fetch(sliced_server, concurrency=4)
     # one request for the total, then one first page per slice (8 slices of ~100 events)
     assert sliced_server.count("POST", "/api/events/filter") == 1 + 8
@@ -239,8 +262,8 @@ def test_requests_per_minute_holds_end_to_end(monkeypatch: pytest.MonkeyPatch) -
 def test_events_bunched_into_one_slice_still_come_once_each(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # a day-long window whose events all fall in its last minutes: one slice holds them
-    # all and streams them through its own bounded queue
+    # a day-long window whose events all fall in its last minutes: the server's histogram
+    # puts the cuts among the events, so the slices share them out
     monkeypatch.setattr(sources, "SLICE_EVENTS", 100)
     server = ManyEvents(cycles=60)
     with _client(server, concurrency=4) as client:
@@ -256,4 +279,32 @@ def test_events_bunched_into_one_slice_still_come_once_each(
     assert frame.height == len(server.events)
     assert frame["id"].is_unique().all()
     assert frame["timestamp"].is_sorted()
-    assert server.count("POST", "/api/events/filter") == 1 + 8
+    assert server.count("POST", "/api/events/count-by/time") == 1
+    # the total, then one first page per slice: ~8 slices of ~100 events
+    assert 1 + 6 <= server.count("POST", "/api/events/filter") <= 1 + 9
+    firsts = [
+        json.loads(r.content)["filter"]["occurred"]["since"]
+        for _, r in server.requests
+        if r.url.path == "/api/events/filter"
+    ][1:]
+    assert all(_time(since) >= server.since - timedelta(seconds=1) for since in firsts[1:])
+
+
+def test_without_a_histogram_bunched_events_still_come_once_each(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # equal-time slices: all events in the last one, streamed through its bounded queue
+    monkeypatch.setattr(sources, "SLICE_EVENTS", 100)
+    server = ManyEvents(cycles=60, histogram=False)
+    with _client(server, concurrency=4) as client:
+        frames = list(
+            iter_states(
+                since=server.since - timedelta(days=1),
+                until=server.until,
+                source="events",
+                client=client,
+            )
+        )
+    frame = pl.concat(frames)
+    assert frame.height == len(server.events)
+    assert frame["id"].is_unique().all()

@@ -33,7 +33,13 @@ from trs_analytics.exceptions import (
 )
 from trs_analytics.fetch._candidates import iter_candidates
 from trs_analytics.fetch._lookups import Attributes, resolve_deployments, task_run_from_event
-from trs_analytics.fetch._pages import event_page, iso, iter_event_pages, read_by_ids
+from trs_analytics.fetch._pages import (
+    event_histogram,
+    event_page,
+    iso,
+    iter_event_pages,
+    read_by_ids,
+)
 from trs_analytics.fetch._records import state_row_from_api, state_row_from_event, states_frame
 
 if TYPE_CHECKING:
@@ -132,10 +138,39 @@ def _event_pages(
         yield from prefetch(iter_event_pages(client, since=start, until=end, first=first), depth=8)
         return
     count = min(_MAX_SLICES, math.ceil(total / SLICE_EVENTS))
+    events = first.get("events") or [{}]
+    oldest = events[0].get("occurred")
+    lo = max(start, datetime.fromisoformat(oldest.replace("Z", "+00:00"))) if oldest else start
+    slices = _slices_by_count(client, start, lo, end, count)
     logger.info(
-        "paging %d events in %d time slices, %d at a time", total, count, client.concurrency
+        "paging %d events in %d time slices, %d at a time", total, len(slices), client.concurrency
     )
-    yield from _sliced_pages(client, _slices(start, end, count), client.concurrency)
+    yield from _sliced_pages(client, slices, client.concurrency)
+
+
+def _slices_by_count(
+    client: PrefectClient, start: datetime, oldest: datetime, end: datetime, count: int
+) -> list[tuple[datetime, datetime]]:
+    """About ``count`` slices of ``[start, end]`` with about as many events each, cut at
+    the server's histogram buckets over ``[oldest event, end]``; equal times when the
+    server has no histogram."""
+    try:
+        histogram = event_histogram(client, since=oldest, until=end)
+    except PrefectAPIError as err:
+        logger.info("no event histogram (%s): slicing the window into equal times", err)
+        return _slices(start, end, count)
+    total = sum(n for _, n in histogram)
+    cuts, running = [start], 0
+    for bucket_start, n in histogram:
+        if running >= total * len(cuts) / count and start < bucket_start < end:
+            cuts.append(bucket_start)
+        running += n
+    cuts.append(end)
+    return [
+        (cuts[i], cuts[i + 1] - _ONE_US if i < len(cuts) - 2 else end)
+        for i in range(len(cuts) - 1)
+        if cuts[i] < cuts[i + 1]
+    ]
 
 
 def _sliced_pages(
