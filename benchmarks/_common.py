@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
-from tests.prefect_harness import clean_prefect_env, start_prefect_server
+from devtools.prefect_harness import clean_prefect_env, start_prefect_server
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -4,7 +4,7 @@
 
 Flow runs of 100 task runs each, from several flows and task names; some tasks
 fail, some retry (``retries=2``, no delay) and durations are skewed. It exists
-so the fetch benchmark has a realistic server to read; ``tests/workload.py``
+so the fetch benchmark has a realistic server to read; ``devtools/workload.py``
 (when present) is the test suite's own generator.
 """
 

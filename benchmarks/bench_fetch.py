@@ -445,6 +445,7 @@ def main() -> None:
         "--skip", nargs="*", default=[], choices=["local", "latency", "incremental"]
     )
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument("--name", help="results/<name>.json (default: fetch, or fetch_quick)")
     args = parser.parse_args()
     if args.child:
         run_as_child(args)
@@ -482,7 +483,7 @@ def main() -> None:
                 api_url, window, task_runs=100 if args.quick else 300, seed=int(time.time())
             )
             print(f"incremental: {results['incremental']}", flush=True)
-    name = "fetch_quick" if args.quick else "fetch"
+    name = args.name or ("fetch_quick" if args.quick else "fetch")
     print(f"results: {save_results(name, results)}")
 
 

@@ -1,12 +1,12 @@
 """Capture the sample dataset: the known workload run on a real Prefect server.
 
 Starts a throwaway Prefect server (SQLite, in a temporary folder), runs the
-test workload (``tests/workload.py``) at ``--scale`` (230 task runs per unit),
+test workload (``devtools/workload.py``) at ``--scale`` (230 task runs per unit),
 fetches every state with ``trs_analytics.fetch_states(source="states")``,
 checks the frame against the workload's ground truth, and writes:
 
 - ``data/sample_states.parquet`` (via ``trs_analytics.write_states``)
-- ``data/sample_ground_truth.json`` (``tests.workload.GroundTruth``)
+- ``data/sample_ground_truth.json`` (``devtools.workload.GroundTruth``)
 
 Usage::
 
@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import trs_analytics as ta  # noqa: E402
-from tests.prefect_harness import start_prefect_server  # noqa: E402
-from tests.workload import GroundTruth, run_workload  # noqa: E402
+from devtools.prefect_harness import start_prefect_server  # noqa: E402
+from devtools.workload import GroundTruth, run_workload  # noqa: E402
 
 
 def check_against_truth(frame: pl.DataFrame, truth: GroundTruth) -> list[str]:

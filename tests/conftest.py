@@ -1,36 +1,53 @@
-"""Shared fixtures: real Prefect servers and the known workload.
+"""Shared fixtures: real Prefect servers of several lines and the known workload.
 
-Fixtures (all session-scoped, so one plain server and one workload serve the run):
+Fixtures that start servers are all session-scoped and lazy: a server starts the
+first time a test asks for it, once per session, and stops at the session's end,
+also when tests fail (see :mod:`devtools.prefect_harness`).
 
-- ``prefect_server`` -> :class:`~tests.prefect_harness.PrefectServer`: a plain
-  server (no auth, no CSRF) on 127.0.0.1.
-- ``workload`` -> :class:`~tests.workload.GroundTruth`: the workload run once at
+- ``prefect_server`` -> :class:`~devtools.prefect_harness.PrefectServer`: a plain
+  server (no auth, no CSRF) of the project's own Prefect (3.9.1) on 127.0.0.1.
+- ``workload`` -> :class:`~devtools.workload.GroundTruth`: the workload run once at
   ``scale=1`` against ``prefect_server``; every state is readable when it returns.
+- ``prefect_server_2_20`` / ``workload_2_20`` and ``prefect_server_3_2`` /
+  ``workload_3_2``: the same for Prefect 2.20.16 and 3.2.15, each server and
+  workload client run from that release's own virtualenv
+  (:mod:`devtools.prefect_lines`, built on first use).
+- ``prefect_line`` -> :class:`ServerLine` ``(server, truth)``, parametrized over
+  the lines with ids ``"2.20"``, ``"3.2"``, ``"3.9"``: ``def test_x(prefect_line)``
+  runs once per line.
 - ``prefect_server_factory`` -> ``start(*, auth_string=None, csrf=False)``: an extra
   server with auth and/or CSRF, one per configuration, shared by the session.
 - ``prefect_server_auth`` / ``prefect_server_csrf``: the factory's servers with
-  basic auth (``PREFECT_AUTH_STRING``) or CSRF protection on.
+  basic auth (``devtools.prefect_harness.PREFECT_AUTH_STRING``) or CSRF protection on.
 
 Every test that uses one of them is marked ``integration`` automatically, so
-``pytest -m "not integration"`` runs the fast suite. Servers are stopped at the
-end of the session, also when tests fail (see :mod:`tests.prefect_harness`).
+``pytest -m "not integration"`` runs the fast suite.
+
+Two things hold for every test: no user Prefect configuration is read (the
+autouse ``_no_user_config``), and nothing the run starts writes to the user's
+home folder: Prefect's home, IPython's and Chromium's folders are temporary
+(:func:`pytest_configure`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final, Protocol
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Final, NamedTuple, Protocol
 
 import pytest
 
-from tests.prefect_harness import PrefectServer, start_prefect_server
-from tests.workload import GroundTruth, run_workload
+from devtools.prefect_harness import PREFECT_AUTH_STRING, PrefectServer, start_prefect_server
+from devtools.prefect_lines import LINES, prefect_python, venvs_root
+from devtools.workload import GroundTruth, run_workload
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
-#: The basic-auth string of ``prefect_server_auth``.
-PREFECT_AUTH_STRING: Final = "trs:s3cret"
+#: Workload scale on the older lines (230 task runs: more than one 200-row page).
+OLD_LINE_SCALE: Final = 1
 
 #: Fixtures that start a real server; tests using any of them get the marker.
 INTEGRATION_FIXTURES: Final = frozenset(
@@ -40,8 +57,21 @@ INTEGRATION_FIXTURES: Final = frozenset(
         "prefect_server_factory",
         "prefect_server_auth",
         "prefect_server_csrf",
+        "prefect_line",
+        *(f"prefect_server_{line.suffix}" for line in LINES.values() if not line.own),
+        *(f"workload_{line.suffix}" for line in LINES.values() if not line.own),
     }
 )
+
+#: The environment variables that carry a user's Prefect configuration.
+USER_CONFIG: Final = ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_API_AUTH_STRING")
+
+
+class ServerLine(NamedTuple):
+    """One Prefect line under test: its server and the workload's ground truth on it."""
+
+    server: PrefectServer
+    truth: GroundTruth
 
 
 class ServerFactory(Protocol):
@@ -52,15 +82,55 @@ class ServerFactory(Protocol):
         ...
 
 
+_TEST_HOME: list[str] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep the run out of the user's home folder: every tool's folder goes to a temp one.
+
+    Importing Prefect creates ``~/.prefect``; notebook kernels create ``~/.ipython``;
+    headless Chromium writes ``~/.config/chromium`` and ``~/.cache/dconf``. The
+    variables set here are inherited by every subprocess the tests start. The caches
+    worth keeping between runs stay where they were: the Prefect lines' virtualenvs
+    (``TRS_PREFECT_VENVS``) and uv's cache (``UV_CACHE_DIR``).
+    """
+    del config
+    if _TEST_HOME:
+        return
+    root = Path(tempfile.mkdtemp(prefix="trs-test-home-"))
+    _TEST_HOME.append(str(root))
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    os.environ.setdefault("TRS_PREFECT_VENVS", str(venvs_root()))
+    os.environ.setdefault("UV_CACHE_DIR", str(Path(cache) / "uv"))
+    for name, folder in [
+        ("PREFECT_HOME", "prefect"),
+        ("IPYTHONDIR", "ipython"),
+        ("XDG_CONFIG_HOME", "config"),
+        ("XDG_CACHE_HOME", "cache"),
+    ]:
+        os.environ[name] = str(root / folder)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove the temporary folders."""
+    del config
+    while _TEST_HOME:
+        shutil.rmtree(_TEST_HOME.pop(), ignore_errors=True)
+
+
 def pytest_ignore_collect(collection_path: Path) -> bool | None:
     """Keep ``--doctest-modules`` away from conftest files (they hold no doctests).
 
     ``tests/conftest.py`` and ``tests/charts/conftest.py`` both import as the
     top-level module ``conftest`` (no ``__init__.py``), so collecting them as
     doctest modules fails with "import file mismatch". Pytest still loads both
-    as conftests; this only skips the doctest collection.
+    as conftests; this only skips the doctest collection. The shims left in
+    ``tests/`` for the harness's old names are skipped too (they re-export
+    ``devtools``, whose doctests run from there).
     """
-    return True if collection_path.name == "conftest.py" else None
+    if collection_path.name == "conftest.py":
+        return True
+    return True if collection_path.name in {"prefect_harness.py", "workload.py"} else None
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -70,9 +140,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
+@pytest.fixture(autouse=True)
+def _no_user_config(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """PrefectClient reads os.environ and ~/.prefect: point both away from the user's."""
+    for name in USER_CONFIG:
+        monkeypatch.delenv(name, raising=False)
+    missing = tmp_path_factory.getbasetemp() / "no-profiles.toml"
+    monkeypatch.setenv("PREFECT_PROFILES_PATH", str(missing))
+
+
+# --------------------------------------------------------------------------- servers
+
+
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
-    """A plain Prefect server for the whole session."""
+    """A plain Prefect server of the project's own Prefect (3.9.1) for the whole session."""
     with start_prefect_server(tmp_path_factory.mktemp("prefect-server")) as server:
         yield server
 
@@ -84,6 +168,58 @@ def workload(
     """The known workload, run once against ``prefect_server``; all states readable."""
     return run_workload(
         prefect_server.api_url, scale=1, out_dir=tmp_path_factory.mktemp("workload")
+    )
+
+
+def _line_server(line_id: str, factory: pytest.TempPathFactory) -> PrefectServer:
+    line = LINES[line_id]
+    home = factory.mktemp(f"prefect-server-{line.version}")
+    return start_prefect_server(home, python=prefect_python(line))
+
+
+def _line_workload(server: PrefectServer, factory: pytest.TempPathFactory) -> GroundTruth:
+    out_dir = factory.mktemp(f"workload-{server.version}")
+    return run_workload(server.api_url, scale=OLD_LINE_SCALE, out_dir=out_dir, python=server.python)
+
+
+@pytest.fixture(scope="session")
+def prefect_server_2_20(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+    """A Prefect 2.20.16 server, run from its own virtualenv."""
+    with _line_server("2.20", tmp_path_factory) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def workload_2_20(
+    prefect_server_2_20: PrefectServer, tmp_path_factory: pytest.TempPathFactory
+) -> GroundTruth:
+    """The workload run by Prefect 2.20.16's own client on ``prefect_server_2_20``."""
+    return _line_workload(prefect_server_2_20, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def prefect_server_3_2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+    """A Prefect 3.2.15 server, run from its own virtualenv."""
+    with _line_server("3.2", tmp_path_factory) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def workload_3_2(
+    prefect_server_3_2: PrefectServer, tmp_path_factory: pytest.TempPathFactory
+) -> GroundTruth:
+    """The workload run by Prefect 3.2.15's own client on ``prefect_server_3_2``."""
+    return _line_workload(prefect_server_3_2, tmp_path_factory)
+
+
+@pytest.fixture(scope="session", params=list(LINES), ids=list(LINES))
+def prefect_line(request: pytest.FixtureRequest) -> ServerLine:
+    """``(server, truth)`` of one Prefect line; tests using it run once per line."""
+    line = LINES[request.param]
+    suffix = "" if line.own else f"_{line.suffix}"
+    return ServerLine(
+        server=request.getfixturevalue(f"prefect_server{suffix}"),
+        truth=request.getfixturevalue(f"workload{suffix}"),
     )
 
 

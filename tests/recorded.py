@@ -96,9 +96,28 @@ def _time(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+_EPOCH = _time("1970-01-01T00:00:00Z")
+
+
+def _in_range(value: str | None, window: dict[str, Any]) -> bool:
+    """Prefect's ``before_``/``after_`` (inclusive) and ``is_null_`` on one time field."""
+    if "is_null_" in window:
+        return (value is None) == window["is_null_"]
+    if not window:
+        return True
+    if value is None:
+        return False
+    when = _time(value)
+    if "after_" in window and when < _time(window["after_"]):
+        return False
+    return not ("before_" in window and when > _time(window["before_"]))
+
+
 def _match_task_run(run: dict[str, Any], where: dict[str, Any]) -> bool:
-    unknown = set(where) - {"id", "expected_start_time", "state", "end_time"}
+    unknown = set(where) - {"id", "expected_start_time", "state", "end_time", "start_time"}
     assert not unknown, f"the router cannot filter task runs on {unknown}"
+    if not _in_range(run.get("start_time"), where.get("start_time", {})):
+        return False
     if "any_" in where.get("id", {}) and run["id"] not in where["id"]["any_"]:
         return False
     window = where.get("expected_start_time", {})
@@ -111,8 +130,7 @@ def _match_task_run(run: dict[str, Any], where: dict[str, Any]) -> bool:
     types = where.get("state", {}).get("type", {}).get("any_")
     if types is not None and run["state_type"] not in types:
         return False
-    ended = where.get("end_time", {}).get("after_")
-    return ended is None or (run["end_time"] is not None and _time(run["end_time"]) >= _time(ended))
+    return _in_range(run.get("end_time"), where.get("end_time", {}))
 
 
 def _by_ids(records: Any, where: dict[str, Any]) -> Any:
@@ -129,14 +147,26 @@ class Router:
         fault: called first with every request; a response it returns is sent
             instead of the recorded one, an ``httpx`` error it raises is what
             the transport raises, and ``None`` lets the request through.
+        server: ``"3.9.1"`` (the recordings' server); ``"2.20.16"``: the
+            recorded version and OpenAPI filter fields of a Prefect 2.20.16
+            server, which also refuses ``expected_start_time`` and ``end_time``
+            filters with 422 and has no events endpoint (404), as the real one
+            does; or ``"3.2.15"``: the 3.9.1 answers without the ``end_time``
+            filter field (422 when used), as a 3.2.15 server answers.
 
     Attributes:
         data: the parsed recorded bodies by recording name (edit them to break a page).
         requests: every request received, in order, faulted ones included.
     """
 
-    def __init__(self, *, fault: Callable[[httpx.Request], httpx.Response | None] | None = None):
+    def __init__(
+        self,
+        *,
+        fault: Callable[[httpx.Request], httpx.Response | None] | None = None,
+        server: str = "3.9.1",
+    ):
         self.fault = fault
+        self.server = server
         self.requests: list[httpx.Request] = []
         self._lock = threading.Lock()
         names = ["task_runs_filter", "flow_runs_filter", "flows_filter", "events_filter_page1"]
@@ -167,6 +197,21 @@ class Router:
         path = request.url.path
         route = path[path.find("/api/") :] if "/api/" in path else path
         body = json.loads(request.content) if request.content else {}
+        old_2 = self.server.startswith("2.")
+        refused = {"expected_start_time", "end_time"} if old_2 else set()
+        if self.server == "3.2.15":
+            refused = {"end_time"}
+        if request.method == "GET" and route in ("/api/admin/version", "/api/openapi.json"):
+            return self._probe(route, old_2=old_2, refused=refused)
+        if old_2 and route.startswith("/api/events/"):
+            return httpx.Response(404, json={"detail": "Events are not enabled."})
+        if route == "/api/task_runs/filter" and (extra := refused & set(body.get("task_runs", {}))):
+            detail = [
+                {"loc": ["body", "task_runs", f], "msg": "extra fields not permitted"}
+                for f in sorted(extra)
+            ]
+            answer = {"exception_message": "Invalid request received.", "exception_detail": detail}
+            return httpx.Response(422, json=answer)
         handlers: dict[str, Callable[[httpx.Request, dict[str, Any]], Any]] = {
             "POST /api/task_runs/filter": self._task_runs,
             "POST /api/flow_runs/filter": lambda _, b: _by_ids(
@@ -186,6 +231,20 @@ class Router:
             return response("error_404_no_api_prefix")
         return httpx.Response(200, json=handler(request, body))
 
+    def _probe(self, route: str, *, old_2: bool, refused: set[str]) -> httpx.Response:
+        suffix = "_2_20" if old_2 else ""
+        if route.endswith("version"):
+            return (
+                httpx.Response(200, json=self.server)
+                if not old_2
+                else response("admin_version_2_20")
+            )
+        schema = recorded_body("openapi_task_run_filter" + suffix)
+        fields = schema["components"]["schemas"]["TaskRunFilter"]["properties"]
+        for name in refused:
+            fields.pop(name, None)
+        return httpx.Response(200, json=schema)
+
     def _task_runs(self, _: httpx.Request, body: dict[str, Any]) -> Any:
         runs = self.data["task_runs_filter"]
         if not isinstance(runs, list):
@@ -194,6 +253,9 @@ class Router:
         runs = [r for r in runs if _match_task_run(r, where)]
         if body.get("sort") == "EXPECTED_START_TIME_ASC":
             runs.sort(key=lambda r: r.get("expected_start_time") or "")
+        if body.get("sort") == "END_TIME_DESC":  # SQLite: nulls sort as smallest
+            runs.sort(key=lambda r: _time(r["end_time"]) if r.get("end_time") else _EPOCH)
+            runs.reverse()
         offset = body.get("offset", 0)
         return runs[offset : offset + body.get("limit", 200)]
 

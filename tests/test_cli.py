@@ -19,16 +19,15 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
-from tests.conftest import PREFECT_AUTH_STRING
+from devtools.prefect_harness import PREFECT_AUTH_STRING, free_port
 from tests.disks import disk, read_only
-from tests.prefect_harness import free_port
 from trs_analytics.cli import EXIT_CODES, main
 from trs_analytics.storage import MARKER_NAME, scan_states
 from trs_analytics.storage._dataset import _locked
 
 if TYPE_CHECKING:
-    from tests.prefect_harness import PrefectServer
-    from tests.workload import GroundTruth
+    from devtools.prefect_harness import PrefectServer
+    from devtools.workload import GroundTruth
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
@@ -40,13 +39,6 @@ NOTHING_NEW = re.compile(
     r"^nothing new: the (\d+) task runs \((\d+) states\) read via (?:events|states) in \d+ "
     r"requests, [\d.]+ s were already in .+; it has (\d+) states in \d+ files$"
 )
-
-
-@pytest.fixture(autouse=True)
-def _no_user_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_API_AUTH_STRING"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("PREFECT_PROFILES_PATH", str(tmp_path / "no-profiles.toml"))
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> Result:

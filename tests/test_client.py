@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from recorded import recorded_body, response
 
+from tests.recorded import recorded_body, response
 from trs_analytics.client import RETRY_STATUSES, PrefectClient, RequestBudget, parse_retry_after
 from trs_analytics.exceptions import (
     AuthenticationError,
@@ -31,20 +31,11 @@ from trs_analytics.exceptions import (
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
-    from pathlib import Path
 
 API = "http://test/api"
 OK = {"ok": True}
 KEY = "pnu_s3cretKEY0123456789"
 AUTH = "admin:pa55-w0rd"
-
-
-@pytest.fixture(autouse=True)
-def _no_user_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """PrefectClient reads os.environ and ~/.prefect: point both away from the user's."""
-    for name in ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_API_AUTH_STRING"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("PREFECT_PROFILES_PATH", str(tmp_path / "no-profiles.toml"))
 
 
 class Script:
@@ -559,3 +550,92 @@ def test_map_sends_requests_concurrently_through_the_client() -> None:
         assert client.stats.requests == 20
     assert got == [OK] * 20
     assert sorted(int(r.url.params["i"]) for r in script.requests) == list(range(20))
+
+
+# -- CSRF token requests go through the retries (issue 13.5) ---------------------
+
+
+def test_a_503_on_the_csrf_token_request_is_retried_with_the_whole_send() -> None:
+    server = CsrfServer()
+    failed = {"done": False}
+
+    def flaky_token(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/csrf-token" and not failed["done"]:
+            failed["done"] = True
+            server.requests.append(request)
+            return httpx.Response(503, text="busy")
+        return server(request)
+
+    sleeps: list[float] = []
+    with make_client(flaky_token, sleeps) as client:
+        assert client.post("/task_runs/filter", json_body={}) == OK
+        assert client.stats.retries == 1
+    assert server.paths() == [
+        "POST /api/task_runs/filter",
+        "GET /api/csrf-token",  # 503: the whole send is retried
+        "POST /api/task_runs/filter",
+        "GET /api/csrf-token",
+        "POST /api/task_runs/filter",
+    ]
+    assert len(sleeps) == 1
+    assert server.requests[-1].headers["Prefect-Csrf-Token"] == server.issued[-1][1]
+
+
+def test_a_csrf_token_request_that_keeps_failing_names_the_token_url() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/csrf-token":
+            return httpx.Response(503, text="busy")
+        return response("error_403_csrf_missing")
+
+    with make_client(handler, [], max_attempts=2) as client, pytest.raises(ServerError) as info:
+        client.post("/task_runs/filter", json_body={})
+    assert str(info.value).startswith(f"GET {API}/csrf-token?client=")
+    assert str(info.value).endswith("Gave up after 2 attempts.")
+
+
+def test_the_csrf_token_request_carries_the_authorization_header() -> None:
+    server = CsrfServer()
+    with make_client(server, [], auth_string=AUTH) as client:
+        client.post("/task_runs/filter", json_body={})
+    assert [r.headers.get("Authorization") for r in server.requests] == [BASIC] * 3
+
+
+def test_the_user_agent_names_the_installed_version() -> None:
+    import importlib.metadata
+
+    script = Script([])
+    with make_client(script, []) as client:
+        client.get("/health")
+    version = importlib.metadata.version("trs-analytics")
+    assert script.requests[0].headers["User-Agent"] == f"trs-analytics/{version}"
+
+
+# -- TLS against a plain-http server (issue 13.5) -----------------------------------
+
+
+def test_https_against_a_plain_http_server_fails_at_once_with_a_scheme_hint() -> None:
+    import http.server
+    import threading
+
+    class Quiet(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    sleeps: list[float] = []
+    url = f"https://127.0.0.1:{server.server_address[1]}/api"
+    try:
+        with (
+            PrefectClient(url, sleep=sleeps.append, timeout=10) as client,
+            pytest.raises(TransportError) as info,
+        ):
+            client.get("/health")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert sleeps == []  # not retried
+    assert client.stats.requests == 1
+    assert "TLS handshake" in str(info.value)
+    assert "Hint: check the URL's scheme" in str(info.value)

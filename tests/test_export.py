@@ -50,20 +50,12 @@ from trs_analytics.storage._dataset import _locked, _Writer
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from tests.prefect_harness import PrefectServer
-    from tests.workload import GroundTruth
+    from devtools.prefect_harness import PrefectServer
+    from devtools.workload import GroundTruth
 
 API = "http://test/api"
 ROOT = Path(__file__).resolve().parents[1]
 DAY = "day=2026-11-28"
-
-
-@pytest.fixture(autouse=True)
-def _no_user_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """PrefectClient reads os.environ and ~/.prefect: point both away from the user's."""
-    for name in ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_API_AUTH_STRING"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("PREFECT_PROFILES_PATH", str(tmp_path / "no-profiles.toml"))
 
 
 @pytest.fixture
@@ -331,7 +323,7 @@ def test_the_marker_is_plain_json_with_a_format_version(
     data = json.loads((out / MARKER_NAME).read_text())
     assert data["format"] == "trs_analytics.dataset"
     assert data["format_version"] == 1
-    assert data["schema_version"] == 1
+    assert data["schema_version"] == 2
     data["format_version"] = 99
     (out / MARKER_NAME).write_text(json.dumps(data))
     with pytest.raises(StorageError, match="newer than this trs_analytics understands"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import polars as pl
 import pytest
-from recorded import (
+
+from tests.recorded import (
     CACHED_HIT,
     CACHED_MISS,
     EXTRACT,
@@ -28,7 +30,6 @@ from recorded import (
     recorded_body,
     response,
 )
-
 from trs_analytics.client import PrefectClient
 from trs_analytics.exceptions import (
     AuthenticationError,
@@ -36,12 +37,18 @@ from trs_analytics.exceptions import (
     ResponseFormatError,
     ServerError,
 )
-from trs_analytics.fetch import fetch_states, resolve_source
+from trs_analytics.fetch import (
+    StateFilters,
+    fetch_states,
+    plan_sources,
+    resolve_source,
+    stream_states,
+    window,
+)
 from trs_analytics.schema import STATES_SCHEMA
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-    from pathlib import Path
 
 API = "http://test/api"
 SOURCES = ["states", "events"]
@@ -52,14 +59,6 @@ NAMES = {
     CACHED_HIT: ["Pending", "Running", "Cached"],
 }
 TASK_NAMES = {FLAKY: "flaky", EXTRACT: "extract", CACHED_MISS: "cached", CACHED_HIT: "cached"}
-
-
-@pytest.fixture(autouse=True)
-def _no_user_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """PrefectClient reads os.environ and ~/.prefect: point both away from the user's."""
-    for name in ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_API_AUTH_STRING"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("PREFECT_PROFILES_PATH", str(tmp_path / "no-profiles.toml"))
 
 
 @pytest.fixture
@@ -133,7 +132,9 @@ def test_both_sources_give_the_recorded_workload(
     [
         (
             "states",
-            ["POST /api/task_runs/filter", "POST /api/flow_runs/filter", "POST /api/flows/filter"]
+            # the server is probed once per client: its version and filter fields
+            ["GET /api/admin/version", "GET /api/openapi.json"]
+            + ["POST /api/task_runs/filter", "POST /api/flow_runs/filter", "POST /api/flows/filter"]
             + ["GET /api/task_run_states/"] * 4
             + ["POST /api/task_runs/filter"] * 2,
         ),
@@ -421,35 +422,141 @@ def test_auto_picks_events_for_a_recent_window(
 NOW = datetime(2026, 11, 28, 14, tzinfo=UTC)
 
 
+def _oldest_at(when: datetime) -> httpx.Response:
+    """An events page whose first (oldest) event occurred at ``when``."""
+    page = recorded_body("events_filter_page1")
+    page["events"][0]["occurred"] = when.isoformat().replace("+00:00", "Z")
+    return httpx.Response(200, json=page)
+
+
 @pytest.mark.parametrize(
-    ("age", "probe", "chosen", "requests"),
+    ("age", "probe", "plan", "events_requests"),
     [
-        (timedelta(hours=1), None, "events", 0),
-        (timedelta(days=6), None, "events", 0),
-        (timedelta(days=30), "events_filter_page1", "events", 1),
-        (timedelta(days=30), "empty", "states", 1),
-        (timedelta(days=30), "error_422_limit", "states", 1),
+        pytest.param(timedelta(hours=1), None, ["events"], 0, id="recent"),
+        pytest.param(timedelta(days=6), None, ["events"], 0, id="inside-retention"),
+        pytest.param(timedelta(days=30), "older", ["events"], 1, id="server-keeps-older-events"),
+        pytest.param(
+            timedelta(days=30), "2026-11-21T15:00:00Z", ["states", "events"], 1, id="crosses"
+        ),
+        pytest.param(timedelta(days=30), "empty", ["states"], 1, id="no-events-at-all"),
+        pytest.param(
+            timedelta(days=30), "error_422_limit", ["states", "events"], 1, id="cloud-limit"
+        ),
+        pytest.param(timedelta(days=30), "error_404_no_api_prefix", ["states"], 1, id="refused"),
     ],
 )
-def test_resolve_source(
+def test_plan_sources(
     age: timedelta,
     probe: str | None,
-    chosen: str,
-    requests: int,
+    plan: list[str],
+    events_requests: int,
     connect: Callable[..., PrefectClient],
 ) -> None:
-    def answer(request: httpx.Request) -> httpx.Response:
+    def answer(request: httpx.Request) -> httpx.Response | None:
+        if not request.url.path.endswith("/events/filter"):
+            return None
         assert _events_probe(request)
         if probe == "empty":
             return httpx.Response(200, json={"events": [], "total": 0, "next_page": None})
+        if probe == "older":
+            return _oldest_at(NOW - timedelta(days=40))
+        if probe and probe[0].isdigit():
+            return _oldest_at(datetime.fromisoformat(probe.replace("Z", "+00:00")))
         return response(probe or "error_404_no_api_prefix")
 
     router = Router(fault=answer)
-    assert resolve_source(connect(router), NOW - age, now=NOW) == chosen
-    assert len(router.requests) == requests
+    client = connect(router)
+    chosen = plan_sources(client, NOW - age, NOW, now=NOW)
+    assert [s.source for s in chosen.segments] == plan
+    assert chosen.segments[0].start == NOW - age
+    assert chosen.segments[-1].end == NOW
+    for before, after in itertools.pairwise(chosen.segments):
+        assert before.end == after.start  # joined at one instant: no gap, no overlap
+    if probe and probe[0].isdigit():
+        assert chosen.segments[1].start == datetime.fromisoformat(probe.replace("Z", "+00:00"))
+    if probe == "error_422_limit":  # split where retention ends
+        assert chosen.segments[1].start == NOW - timedelta(days=7) + timedelta(hours=1)
+    # the plan needs no server probe: the events request itself tells
+    assert router.paths() == ["POST /api/events/filter"] * events_requests
+    assert resolve_source(client, NOW - age, until=NOW, now=NOW) == (
+        "events" if plan == ["events"] else "states"
+    )
 
 
-def test_resolve_source_does_not_hide_other_errors(connect: Callable[..., PrefectClient]) -> None:
-    router = Router(fault=lambda _: response("error_401_wrong_auth"))
+def test_plan_sources_does_not_hide_other_errors(connect: Callable[..., PrefectClient]) -> None:
+    router = Router(
+        fault=lambda r: response("error_401_wrong_auth") if "events" in r.url.path else None
+    )
     with pytest.raises(PrefectAPIError, match="401"):
-        resolve_source(connect(router), NOW - timedelta(days=30), now=NOW)
+        plan_sources(connect(router), NOW - timedelta(days=30), NOW, now=NOW)
+
+
+def test_a_window_split_at_the_oldest_event_gives_the_same_rows_without_duplicates(
+    connect: Callable[..., PrefectClient], clean: pl.DataFrame
+) -> None:
+    # events survive from the middle of the recorded window on: the older part is
+    # read per run, the newer from events, and together they are the clean frame
+    cut = datetime(2026, 11, 28, 13, 35, 53, 214000, tzinfo=UTC)
+    router = Router(fault=lambda r: _oldest_at(cut) if _events_probe(r) else None)
+    client = connect(router)
+    start, end = window(SINCE, UNTIL)
+    plan = plan_sources(client, start, end, now=end + timedelta(days=30))
+    assert plan.label == "states+events"
+    frames = list(stream_states(client, StateFilters(), start, end, source=plan))
+    joined = pl.concat(frames).sort("timestamp", "id")
+    assert joined["id"].is_unique().all()
+    assert joined.equals(clean)
+    assert "GET /api/task_run_states/" in router.paths()
+    assert "GET /api/events/filter/next" in router.paths()
+
+
+def test_a_server_without_the_end_time_filter_walks_end_time_desc(
+    connect: Callable[..., PrefectClient], clean: pl.DataFrame
+) -> None:
+    # Prefect 3.2.15: expected_start_time, but no end_time filter (422). Runs expected
+    # before the window that end inside it are found by walking END_TIME_DESC.
+    router = Router(server="3.2.15")
+    since = "2026-11-28T13:35:53.205Z"  # flaky (expected earlier) completes inside
+    frame = fetch(connect(router), "states", since=since)
+    assert frame.equals(clean.filter(pl.col("timestamp") >= datetime.fromisoformat(since)))
+    assert FLAKY in frame["task_run_id"].to_list()
+    bodies = [
+        json.loads(r.content) for r in router.requests if r.url.path.endswith("/task_runs/filter")
+    ]
+    assert "END_TIME_DESC" in [b.get("sort") for b in bodies]
+    assert not any("end_time" in b.get("task_runs", {}) for b in bodies)
+
+
+@pytest.mark.parametrize("source", ["states", "auto"])
+def test_a_prefect_2_server_gives_the_same_rows_by_start_time(
+    source: str, connect: Callable[..., PrefectClient], clean: pl.DataFrame
+) -> None:
+    # Prefect 2.20.16: no expected_start_time / end_time filters (422), no events (404)
+    router = Router(server="2.20.16")
+    frame = fetch(connect(router), source)
+    assert frame.equals(clean)
+    bodies = [
+        json.loads(r.content) for r in router.requests if r.url.path.endswith("/task_runs/filter")
+    ]
+    fields = {f for b in bodies for f in b.get("task_runs", {})}
+    assert "expected_start_time" not in fields
+    assert "end_time" not in fields
+    assert {"start_time"} <= fields
+    # auto asks the events endpoint once (404 on Prefect 2), then reads states
+    events = [p for p in router.paths() if "/events/" in p]
+    assert events == (["POST /api/events/filter"] if source == "auto" else [])
+
+
+def test_events_refused_under_auto_falls_back_to_states_with_an_info_line(
+    connect: Callable[..., PrefectClient],
+    clean: pl.DataFrame,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # a 3.x server whose events endpoint answers 404 (disabled, or a proxy blocks it)
+    router = Router(
+        fault=lambda r: response("error_404_no_api_prefix") if "/events/" in r.url.path else None
+    )
+    with caplog.at_level(logging.INFO, logger="trs_analytics.fetch"):
+        frame = fetch(connect(router), "auto")
+    assert frame.equals(clean)
+    assert any("events endpoint refused (404)" in r.getMessage() for r in caplog.records)

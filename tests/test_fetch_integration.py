@@ -14,11 +14,11 @@ import polars as pl
 import pytest
 
 import trs_analytics as ta
-from tests.conftest import PREFECT_AUTH_STRING
+from devtools.prefect_harness import PREFECT_AUTH_STRING
 
 if TYPE_CHECKING:
-    from tests.prefect_harness import PrefectServer
-    from tests.workload import GroundTruth
+    from devtools.prefect_harness import PrefectServer
+    from devtools.workload import GroundTruth
 
 SOURCES = ["states", "events"]
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import polars as pl
 import pytest
-from recorded import CACHED_HIT, CACHED_MISS, EXTRACT, FLAKY, recorded_body
 
+from tests.recorded import CACHED_HIT, CACHED_MISS, EXTRACT, FLAKY, recorded_body
 from trs_analytics.exceptions import ResponseFormatError
 from trs_analytics.fetch import derive_task_name
 from trs_analytics.fetch._records import (
@@ -126,6 +126,7 @@ def test_a_state_row_has_the_recorded_values() -> None:
         "name": "Completed",
         "timestamp": "2026-11-28T13:35:53.206581Z",
         "message": "",
+        "data": None,
         "details_scheduled_time": None,
         "details_cache_key": None,
         "details_cache_expiration": None,
@@ -138,7 +139,54 @@ def test_a_state_row_has_the_recorded_values() -> None:
         "details_untrackable_result": True,
         "details_deferred": False,
         "details_transition_id": None,
+        "details_task_parameters_id": None,
+        "details_run_input_keyset": None,
+        "details_traceparent": None,
     }
+
+
+def test_the_result_record_in_data_is_kept_as_canonical_json_by_both_sources() -> None:
+    # the cached-miss run's Completed state holds a result record (3.9.1 recording)
+    completed = api_rows(CACHED_MISS)[-1]
+    assert completed["data"] == (
+        '{"expiration":null,"prefect_version":"3.9.1","serializer":{"type":"pickle"},'
+        '"storage_block_id":null,"storage_key":"/tmp/pf/home/storage/k"}'
+    )
+    event = next(e for e in EVENTS if e["id"] == completed["id"])
+    assert state_row_from_event(event, url=URL)["data"] == completed["data"]  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("details", "expected"),
+    [
+        (
+            {"task_parameters_id": "0c5b2d6e-1f0f-4a4b-9d53-3f1c2b1e7f10"},
+            {"details_task_parameters_id": "0c5b2d6e-1f0f-4a4b-9d53-3f1c2b1e7f10"},
+        ),
+        (
+            {"run_input_keyset": {"schema": "paused-1-schema", "response": "paused-1-response"}},
+            {
+                "details_run_input_keyset": (
+                    '{"response":"paused-1-response","schema":"paused-1-schema"}'
+                )
+            },
+        ),
+        (
+            {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+            {"details_traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+        ),
+    ],
+)
+def test_the_version_2_details_columns(details: dict[str, Any], expected: dict[str, str]) -> None:
+    record = {
+        "id": "s1",
+        "type": "PAUSED",
+        "name": "Suspended",
+        "timestamp": "2026-01-01T00:00:00Z",
+        "state_details": details,
+    }
+    row = state_row_from_api(record, task_run_id="t1", url=URL)
+    assert {k: row[k] for k in expected} == expected
 
 
 def test_states_frame_joins_the_task_run_flow_run_and_flow() -> None:

@@ -18,8 +18,8 @@ from trs_analytics.storage import read_dataset_info, scan_states
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from tests.prefect_harness import PrefectServer
-    from tests.workload import GroundTruth
+    from devtools.prefect_harness import PrefectServer
+    from devtools.workload import GroundTruth
 
 RUN_FLOW = textwrap.dedent(
     """

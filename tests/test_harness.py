@@ -1,45 +1,54 @@
 """Tests of the Prefect server harness and of the workload's ground truth.
 
-Every claim :class:`~tests.workload.GroundTruth` makes is checked against a real
+Every claim :class:`~devtools.workload.GroundTruth` makes is checked against a real
 Prefect server with raw httpx (``/api/task_runs/filter``, ``/api/task_run_states/``,
-``/api/flow_runs/filter``), independently of trs_analytics' own fetcher.
+``/api/flow_runs/filter``), independently of trs_analytics' own fetcher: in detail
+on the project's own Prefect (3.9.1), and on every line of :data:`LINES` (2.20,
+3.2, 3.9) through the ``prefect_line`` fixture.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 import signal
+import subprocess
+import sys
 from collections import Counter
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import psutil
 import pytest
 
-from tests.conftest import PREFECT_AUTH_STRING
-from tests.prefect_harness import (
+from devtools.prefect_harness import (
+    PREFECT_AUTH_STRING,
     PrefectServerError,
     basic_auth_header,
     clean_prefect_env,
     start_prefect_server,
 )
-from tests.workload import (
+from devtools.prefect_lines import LINES, MARKER, PrefectLineError, prefect_python, venvs_root
+from devtools.workload import (
+    DEPLOYMENTS,
     PATTERNS,
     TASK_RUNS_PER_SCALE,
     TASKS,
     GroundTruth,
+    patterns_for,
     plan,
 )
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
-    from tests.prefect_harness import PrefectServer
-    from tests.workload import TaskRunTruth
+    from devtools.prefect_harness import PrefectServer
+    from devtools.workload import TaskRunTruth
+    from tests.conftest import ServerLine
 
 # --------------------------------------------------------------------------- helpers
 
@@ -379,3 +388,187 @@ def test_ground_truth_round_trips(workload: GroundTruth, tmp_path: Path) -> None
     frame = workload.to_frame()
     assert frame.height == workload.n_task_runs
     assert frame["n_states"].sum() == workload.n_states
+
+
+def test_flow_runs_record_deployment_pool_and_times(
+    prefect_server: PrefectServer, workload: GroundTruth
+) -> None:
+    """etl and reports run from deployments in work pools; maintenance is called directly."""
+    deployed = {
+        (t.flow_name, t.deployment_name, t.work_pool_name) for t in workload.flow_runs.values()
+    }
+    assert deployed == {
+        ("etl", "etl-nightly", "trs-batch"),
+        ("reports", "reports-daily", "trs-reports"),
+        ("maintenance", None, None),
+    }
+    for truth in workload.flow_runs.values():
+        assert truth.started_at is not None
+        assert truth.ended_at is not None
+        assert workload.started_at <= truth.started_at <= truth.ended_at <= workload.finished_at
+
+
+# --------------------------------------------------------------------------- every line
+
+
+def test_lines_are_the_supported_ones() -> None:
+    assert {key: line.version for key, line in LINES.items()} == {
+        "2.20": "2.20.16",
+        "3.2": "3.2.15",
+        "3.9": "3.9.1",
+    }
+    assert [line.own for line in LINES.values()] == [False, False, True]
+
+
+def test_venvs_live_outside_the_repository() -> None:
+    root = Path(__file__).resolve().parents[1]
+    assert not venvs_root().resolve().is_relative_to(root)
+
+
+def _count(client: httpx.Client, kind: str, body: dict[str, Any]) -> int:
+    response = client.post(f"/{kind}/count", json=body)
+    response.raise_for_status()
+    return int(response.json())
+
+
+def test_line_server_answers_its_version(
+    prefect_line: ServerLine, request: pytest.FixtureRequest
+) -> None:
+    line = LINES[request.node.callspec.params["prefect_line"]]
+    server, truth = prefect_line
+    version = httpx.get(f"{server.api_url}/admin/version", headers=server.headers)
+    assert version.json() == server.version == line.version
+    assert truth.prefect_version == line.version  # the workload ran with the line's own client
+    # The server runs the line's own console script (the venv's python is a symlink).
+    assert str(server.python.parent / "prefect") in psutil.Process(server.process.pid).cmdline()
+
+
+def test_line_counts_match_the_truth(prefect_line: ServerLine) -> None:
+    """/task_runs/count and /flow_runs/count hold exactly the workload's runs, by id."""
+    server, truth = prefect_line
+    with httpx.Client(base_url=server.api_url, timeout=30.0) as client:
+        task_ids = {"task_runs": {"id": {"any_": list(truth.task_runs)}}}
+        flow_ids = {"flow_runs": {"id": {"any_": list(truth.flow_runs)}}}
+        assert _count(client, "task_runs", task_ids) == truth.n_task_runs == TASK_RUNS_PER_SCALE
+        assert _count(client, "flow_runs", flow_ids) == len(truth.flow_runs) == 9
+        ids = [t.task_run_id for t in truth.select(in_flow=False)]
+        standalone = {"task_runs": {"id": {"any_": ids}, "flow_run_id": {"is_null_": True}}}
+        assert _count(client, "task_runs", standalone) == len(ids) == 8
+
+
+def test_line_deployments_and_work_pools(prefect_line: ServerLine) -> None:
+    """The deployment and work-pool filters of /flow_runs/count match the truth."""
+    server, truth = prefect_line
+    with httpx.Client(base_url=server.api_url, timeout=30.0) as client:
+        for flow_name, (deployment_name, pool_name) in DEPLOYMENTS.items():
+            runs = [t for t in truth.flow_runs.values() if t.flow_name == flow_name]
+            assert {(t.deployment_name, t.work_pool_name) for t in runs} == {
+                (deployment_name, pool_name)
+            }
+            (deployment_id,) = {t.deployment_id for t in runs}
+            body = {"deployments": {"id": {"any_": [deployment_id]}}}
+            assert _count(client, "flow_runs", body) == len(runs) == 3
+            body = {"work_pools": {"name": {"any_": [pool_name]}}}
+            assert _count(client, "flow_runs", body) == len(runs)
+            in_deployment = {"deployments": {"id": {"any_": [deployment_id]}}}
+            expected = len(truth.select(flow_name=flow_name))
+            assert _count(client, "task_runs", in_deployment) == expected
+        direct = [t for t in truth.flow_runs.values() if t.deployment_id is None]
+        assert {t.flow_name for t in direct} == {"maintenance"}
+
+
+def test_line_states_and_final_states(prefect_line: ServerLine) -> None:
+    """Every task run holds exactly the states the line records for its pattern."""
+    server, truth = prefect_line
+    patterns = patterns_for(truth.prefect_version)
+    with httpx.Client(base_url=server.api_url, timeout=30.0) as client:
+        runs = _filter_all(
+            client, "/task_runs/filter", {"task_runs": {"id": {"any_": list(truth.task_runs)}}}
+        )
+        assert len(runs) == truth.n_task_runs
+        for run in runs:
+            expected = truth.task_runs[run["id"]]
+            states = client.get("/task_run_states/", params={"task_run_id": run["id"]}).json()
+            assert tuple(s["name"] for s in states) == expected.states
+            assert expected.states == patterns[expected.pattern].states
+            assert tuple(s["type"] for s in states) == expected.state_types
+            assert (run["state_type"], run["state_name"]) == (
+                expected.final_type,
+                expected.final_name,
+            )
+            assert run["run_count"] == expected.attempts, expected
+            assert run["flow_run_id"] == expected.flow_run_id
+            assert re.fullmatch(expected.name_pattern, run["name"]), (expected, run["name"])
+            assert sorted(run["tags"]) == list(expected.tags)
+
+
+def test_line_flow_runs_final_state_and_times(prefect_line: ServerLine) -> None:
+    """Flow runs completed; the times taken inside each flow lie within its server run."""
+    server, truth = prefect_line
+    with httpx.Client(base_url=server.api_url, timeout=30.0) as client:
+        body = {"flow_runs": {"id": {"any_": list(truth.flow_runs)}}}
+        runs = _filter_all(client, "/flow_runs/filter", body)
+    assert len(runs) == len(truth.flow_runs)
+    for run in runs:
+        expected = truth.flow_runs[run["id"]]
+        assert run["state_type"] == expected.final_type == "COMPLETED"
+        assert run["deployment_id"] == expected.deployment_id
+        assert run["work_pool_name"] == expected.work_pool_name
+        assert expected.started_at is not None
+        assert expected.ended_at is not None
+        assert _parse_ts(run["start_time"]) <= expected.started_at <= expected.ended_at
+        assert expected.ended_at <= _parse_ts(run["end_time"])
+
+
+def test_prefect_leaves_the_home_folder_alone(tmp_path: Path) -> None:
+    """Importing Prefect creates its home folder: the run points it away from ``~/.prefect``."""
+    env = {**os.environ, "HOME": str(tmp_path)}
+    subprocess.run([sys.executable, "-c", "import prefect"], env=env, check=True, timeout=120)
+    assert list(tmp_path.iterdir()) == []
+    for name in ("PREFECT_HOME", "IPYTHONDIR", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"):
+        assert not Path(os.environ[name]).is_relative_to(Path.home()), name
+
+
+# --------------------------------------------------------------------------- line virtualenvs
+
+
+def test_own_line_runs_from_this_interpreter() -> None:
+    assert prefect_python(LINES["3.9"]) == Path(sys.executable)
+
+
+def test_a_built_venv_is_reused_without_uv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    line = LINES["2.20"]
+    venv = tmp_path / f"prefect-{line.version}"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "prefect").touch()
+    marker = {"version": line.version, "exclude_newer": line.exclude_newer}
+    (venv / MARKER).write_text(json.dumps(marker))
+    monkeypatch.setenv("UV", "/bin/false")  # any build attempt would fail
+    assert prefect_python(line, root=tmp_path) == venv / "bin" / "python"
+
+
+@pytest.mark.parametrize(
+    "marker",
+    [
+        None,
+        {"version": "3.2.14", "exclude_newer": "2025-04-01"},
+        {"version": "3.2.15", "exclude_newer": "2025-03-01"},
+    ],
+)
+def test_an_unfinished_or_stale_venv_is_rebuilt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, marker: dict[str, str] | None
+) -> None:
+    """No marker (an interrupted build) or another release's or date's: rebuilt; uv quoted."""
+    line = LINES["3.2"]
+    venv = tmp_path / f"prefect-{line.version}"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "prefect").touch()
+    if marker is not None:
+        (venv / MARKER).write_text(json.dumps(marker))
+    uv = tmp_path / "uv"
+    uv.write_text("#!/bin/sh\necho uv says no: $@ >&2\nexit 2\n")
+    uv.chmod(0o755)
+    monkeypatch.setenv("UV", str(uv))
+    with pytest.raises(PrefectLineError, match=r"exited with code 2:\nuv says no: venv .*3\.11"):
+        prefect_python(line, root=tmp_path)
+    assert not venv.exists()  # the stale one was removed before the build

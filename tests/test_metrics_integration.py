@@ -11,8 +11,8 @@ import pytest
 import trs_analytics as ta
 
 if TYPE_CHECKING:
-    from tests.prefect_harness import PrefectServer
-    from tests.workload import GroundTruth
+    from devtools.prefect_harness import PrefectServer
+    from devtools.workload import GroundTruth
 
 
 @pytest.fixture(scope="module")

@@ -30,9 +30,11 @@ from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.fetch import (
     FilterKwargs,
     StateFilters,
+    check_client_args,
     check_names,
-    iter_states,
-    resolve_source,
+    check_source,
+    plan_sources,
+    stream_states,
 )
 from trs_analytics.storage import (
     DEFAULT_OVERLAP,
@@ -102,8 +104,9 @@ def export_states(
     a new dataset starts :data:`~trs_analytics.storage.DEFAULT_SINCE` (7 days)
     ago. States already in the dataset are recognised by ``id`` and skipped, so
     exporting twice in a row adds nothing. The source is chosen by
-    :func:`~trs_analytics.fetch.resolve_source` for ``"auto"``: events within
-    the server's event retention, per-task-run states before it. A first
+    :func:`~trs_analytics.fetch.plan_sources` for ``"auto"``: events for what
+    the server's events still cover, per-task-run states for the older part
+    (``result.source`` is then ``"states+events"``). A first
     export that fails before writing any rows leaves nothing behind.
 
     Args:
@@ -152,12 +155,8 @@ def export_states(
         >>> ta.scan_states("states/").collect().height  # doctest: +SKIP
         2841
     """
-    if client is not None and api_url is not None:
-        msg = "pass api_url or client, not both. Hint: the client already knows its URL."
-        raise ConfigurationError(msg)
-    if source not in ("auto", "events", "states"):
-        msg = f"source must be 'auto', 'events' or 'states', got {source!r}."
-        raise ConfigurationError(msg)
+    check_client_args(api_url, client)
+    check_source(source)
     filters = StateFilters.from_kwargs(**filter_kwargs)
     started, clock = datetime.now(UTC), time.monotonic()
     with (
@@ -176,17 +175,13 @@ def export_states(
         if client is None:
             client = stack.enter_context(PrefectClient(api_url))
         check_names(client, flow_names=filters.flow_names, work_pools=filters.work_pools)
-        chosen = resolve_source(client, start) if source == "auto" else source
+        plan = plan_sources(client, start, end, source=source)
+        chosen = plan.label
         logger.info("exporting %s .. %s via %s into %s", iso(start), iso(end), chosen, out)
         requests0, retries0 = client.stats.requests, client.stats.retries
         tally = Tally(since=start, until=end, source=chosen, requests=lambda: client.stats.requests)
-        for batch in iter_states(
-            since=start,
-            until=end,
-            source=chosen,
-            client=client,
-            batch_size=min(flush_rows, 5_000),
-            **filters.as_kwargs(),
+        for batch in stream_states(
+            client, filters, start, end, source=plan, batch_size=min(flush_rows, 5_000)
         ):
             dataset.add(batch)
             if on_progress is not None:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
 __all__ = [
+    "COLUMNS_ADDED",
     "DETAILS_COLUMNS",
     "FAILURE_TYPES",
     "REQUIRED_METRIC_COLUMNS",
@@ -34,7 +35,14 @@ __all__ = [
 ]
 
 #: Bumped on any change to :data:`STATES_SCHEMA`; stored in Parquet metadata.
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
+
+#: Columns added by each schema version. Files written before hold none of
+#: them; readers fill them with nulls, so old files stay readable and merge
+#: with new rows.
+COLUMNS_ADDED: Final[dict[int, tuple[str, ...]]] = {
+    2: ("data", "details_task_parameters_id", "details_run_input_keyset", "details_traceparent"),
+}
 
 #: Every timestamp in the contract: microseconds, UTC.
 UTC_US: Final = pl.Datetime("us", "UTC")
@@ -75,6 +83,9 @@ DETAILS_COLUMNS: Final[dict[str, pl.DataType]] = {
     "details_untrackable_result": pl.Boolean(),
     "details_deferred": pl.Boolean(),
     "details_transition_id": pl.String(),
+    "details_task_parameters_id": pl.String(),
+    "details_run_input_keyset": pl.String(),
+    "details_traceparent": pl.String(),
 }
 
 #: The states frame: one row per task-run state.
@@ -88,6 +99,7 @@ STATES_SCHEMA: Final = pl.Schema(
         "name": pl.String(),
         "timestamp": UTC_US,
         "message": pl.String(),
+        "data": pl.String(),
         **DETAILS_COLUMNS,
         # the task run it belongs to (as read at fetch time)
         "task_run_name": pl.String(),

@@ -5,22 +5,25 @@ The send path is built from small layers::
     PrefectClient.get/post  -> JSON decoding and typed errors
       _request              -> retries (tenacity: capped exponential backoff,
                                full jitter, Retry-After honoured)
-        _send_once          -> request budget, CSRF token, one request
-          httpx.Client      -> transport (injectable: httpx.MockTransport in tests)
+        _send_once          -> one send, its status turned into a typed error
+          PrefectAuth       -> Authorization header, CSRF token and re-send (httpx.Auth)
+            _on_request     -> request budget and counters, for every request sent
+              httpx.Client  -> transport (injectable: httpx.MockTransport in tests)
+
+Because the retries wrap the whole auth flow, a failed CSRF-token request is
+retried like any other.
 """
 
 from __future__ import annotations
 
-import base64
 import email.utils
+import importlib.metadata
 import json
 import logging
 import random
+import ssl
 import threading
 import time
-import uuid
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Self, TypeVar
@@ -28,7 +31,9 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
+from trs_analytics.client._auth import PrefectAuth
 from trs_analytics.client._budget import RequestBudget
+from trs_analytics.client._concurrency import ordered_map
 from trs_analytics.client._config import ClientSettings, redact_url, resolve_settings
 from trs_analytics.exceptions import (
     AuthenticationError,
@@ -43,6 +48,8 @@ from trs_analytics.exceptions import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
     from types import TracebackType
+
+    from trs_analytics.client._probe import ServerInfo
 
 __all__ = ["RETRY_STATUSES", "ClientStats", "PrefectClient"]
 
@@ -222,28 +229,24 @@ class PrefectClient:
         self._max_retry_after = max_retry_after
         self._sleep = sleep
         self._budget = RequestBudget(requests_per_minute) if requests_per_minute else None
-        self._csrf_client = str(uuid.uuid4())
-        self._csrf_token: str | None = None
-        self._csrf_lock = threading.Lock()
+        self._auth = PrefectAuth(
+            self.settings.api_url,
+            api_key=self.settings.api_key,
+            auth_string=self.settings.auth_string,
+        )
+        self._server_info: ServerInfo | None = None
+        self._probe_lock = threading.Lock()
         self._http = httpx.Client(
             base_url=self.settings.api_url + "/",
-            headers=self._auth_headers(),
+            headers={"User-Agent": f"trs-analytics/{_package_version()}"},
+            auth=self._auth,
             timeout=httpx.Timeout(timeout),
-            limits=httpx.Limits(max_connections=concurrency + 2),
+            # per-run GETs or event slices, plus the look-ups beside them
+            limits=httpx.Limits(max_connections=2 * concurrency + 2),
             transport=transport,
             follow_redirects=False,
+            event_hooks={"request": [self._on_request]},
         )
-
-    def _auth_headers(self) -> dict[str, str]:
-        from trs_analytics import __version__
-
-        headers = {"User-Agent": f"trs-analytics/{__version__}"}
-        if self.settings.api_key:
-            headers["Authorization"] = f"Bearer {self.settings.api_key}"
-        elif self.settings.auth_string:
-            token = base64.b64encode(self.settings.auth_string.encode()).decode()
-            headers["Authorization"] = f"Basic {token}"
-        return headers
 
     @property
     def api_url(self) -> str:
@@ -251,10 +254,7 @@ class PrefectClient:
         return redact_url(self.settings.api_url)
 
     def __repr__(self) -> str:
-        auth = (
-            "api_key" if self.settings.api_key else "basic" if self.settings.auth_string else "none"
-        )
-        return f"<PrefectClient {self.api_url} auth={auth}>"
+        return f"<PrefectClient {self.api_url} auth={self._auth.kind}>"
 
     def __enter__(self) -> Self:
         return self
@@ -292,17 +292,19 @@ class PrefectClient:
             >>> list(client.map(lambda x: x * x, range(5)))
             [0, 1, 4, 9, 16]
         """
-        pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="trs")
-        window: deque[Future[R]] = deque()
-        try:
-            for item in items:
-                window.append(pool.submit(fn, item))
-                if len(window) >= 4 * self.concurrency:
-                    yield window.popleft().result()
-            while window:
-                yield window.popleft().result()
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        return ordered_map(fn, items, workers=self.concurrency)
+
+    def server_info(self) -> ServerInfo:
+        """What this client's server can do, probed once and then remembered.
+
+        See :func:`~trs_analytics.client.probe_server`.
+        """
+        from trs_analytics.client._probe import probe_server
+
+        with self._probe_lock:
+            if self._server_info is None:
+                self._server_info = probe_server(self)
+            return self._server_info
 
     # -- layers ------------------------------------------------------------
     def _url(self, path: str) -> str:
@@ -369,46 +371,53 @@ class PrefectClient:
         raise AssertionError(msg)  # pragma: no cover
 
     def _send_once(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        safe_url = redact_url(url)
-        response = self._send_raw(method, url, **kwargs)
-        if response.status_code == 403 and method != "GET" and "csrf" in response.text.lower():
-            self._refresh_csrf(stale=self._csrf_token)
-            response = self._send_raw(method, url, **kwargs)
+        try:
+            response = self._http.request(method, url, **kwargs)
+        except httpx.TransportError as err:
+            raise _transport_error(method, url, err) from err
         if response.status_code < 400:
             return response
-        error = _status_error(response, safe_url)
+        error = _status_error(response, redact_url(str(response.request.url)))
         if response.status_code in RETRY_STATUSES:
             retry_after = parse_retry_after(response.headers.get("retry-after"))
             raise _RetryableError(error, retry_after=retry_after)
         raise error
 
-    def _send_raw(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    def _on_request(self, request: httpx.Request) -> None:
         if self._budget is not None:
             self._budget.acquire()
-        headers = {}
-        if method != "GET" and self._csrf_token:
-            headers = {
-                "Prefect-Csrf-Token": self._csrf_token,
-                "Prefect-Csrf-Client": self._csrf_client,
-            }
         self.stats.add(requests=1)
-        try:
-            return self._http.request(method, url, headers=headers, **kwargs)
-        except httpx.TransportError as err:
-            kind = "timed out" if isinstance(err, httpx.TimeoutException) else "failed"
-            msg = (
-                f"{method} {redact_url(url)} {kind}: {err or type(err).__name__}. Hint: is the "
-                "Prefect server running and reachable at this address?"
-            )
-            raise _RetryableError(TransportError(msg)) from err
 
-    def _refresh_csrf(self, *, stale: str | None) -> None:
-        with self._csrf_lock:
-            if self._csrf_token != stale:  # another thread refreshed it already
-                return
-            response = self._send_raw(
-                "GET", self._url("/csrf-token"), params={"client": self._csrf_client}
-            )
-            if response.status_code >= 400:
-                raise _status_error(response, redact_url(str(response.request.url)))
-            self._csrf_token = str(self._json(response)["token"])
+
+def _package_version() -> str:
+    try:
+        return importlib.metadata.version("trs-analytics")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - run from a checkout
+        return "0+unknown"
+
+
+def _is_ssl_error(err: BaseException) -> bool:
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError) or "[SSL" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _transport_error(method: str, url: str, err: httpx.TransportError) -> Exception:
+    """A TLS failure is final (retrying cannot fix it); other transport errors are retried."""
+    where = f"{method} {redact_url(url)}"
+    if _is_ssl_error(err):
+        msg = (
+            f"{where} failed during the TLS handshake: {err}. Hint: check the URL's scheme: "
+            "a self-hosted Prefect server speaks plain http:// unless it sits behind a TLS "
+            "proxy (and a certificate your machine does not trust fails here too)."
+        )
+        return TransportError(msg)
+    kind = "timed out" if isinstance(err, httpx.TimeoutException) else "failed"
+    msg = (
+        f"{where} {kind}: {err or type(err).__name__}. Hint: is the "
+        "Prefect server running and reachable at this address?"
+    )
+    return _RetryableError(TransportError(msg))

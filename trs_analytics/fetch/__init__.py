@@ -3,27 +3,44 @@
 from __future__ import annotations
 
 from trs_analytics.fetch._api import (
-    DEFAULT_EVENT_RETENTION,
-    FilterKwargs,
     Source,
-    StateFilters,
+    check_client_args,
+    check_source,
     fetch_states,
     iter_states,
+    open_client,
     resolve_source,
+    stream_states,
+    window,
 )
+from trs_analytics.fetch._filters import FilterKwargs, StateFilters
 from trs_analytics.fetch._names import check_names
 from trs_analytics.fetch._records import derive_task_name
+from trs_analytics.fetch._sources import (
+    DEFAULT_EVENT_RETENTION,
+    Segment,
+    SourcePlan,
+    plan_sources,
+)
 from trs_analytics.fetch._window import parse_when
 
 __all__ = [
     "DEFAULT_EVENT_RETENTION",
     "FilterKwargs",
+    "Segment",
     "Source",
+    "SourcePlan",
     "StateFilters",
+    "check_client_args",
     "check_names",
+    "check_source",
     "derive_task_name",
     "fetch_states",
     "iter_states",
+    "open_client",
     "parse_when",
+    "plan_sources",
     "resolve_source",
+    "stream_states",
+    "window",
 ]

@@ -7,6 +7,9 @@
   later page instead of shifting rows between pages, so none is lost or
   repeated. A page whose runs all share one timestamp is drained by sorting that
   single timestamp by id with offsets.
+* :func:`iter_offset_pages` pages ``/task_runs/filter`` by offset, for servers
+  that cannot filter on ``expected_start_time`` (Prefect 2) and for the
+  ``END_TIME_DESC`` walk; callers de-duplicate by id and stop when told.
 * :func:`iter_event_pages` follows ``next_page`` through ``/events/filter``.
 * :func:`read_by_ids` reads task runs / flow runs / flows 200 ids a call.
 """
@@ -14,6 +17,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -26,7 +30,16 @@ if TYPE_CHECKING:
 
     from trs_analytics.client import PrefectClient
 
-__all__ = ["PAGE_LIMIT", "iso", "iter_event_pages", "iter_task_run_pages", "read_by_ids"]
+__all__ = [
+    "PAGE_LIMIT",
+    "event_histogram",
+    "event_page",
+    "iso",
+    "iter_event_pages",
+    "iter_offset_pages",
+    "iter_task_run_pages",
+    "read_by_ids",
+]
 
 #: The server's cap on ``limit`` (``PREFECT_SERVER_API_DEFAULT_LIMIT``).
 PAGE_LIMIT = 200
@@ -64,6 +77,7 @@ def _with_window(
 
 
 def _check_page(page: Any, url: str) -> list[dict[str, Any]]:
+    """A list of task runs, each with an id and an expected start (else an error)."""
     if not isinstance(page, list):
         msg = f"{url} returned {type(page).__name__}, expected a JSON list of task runs."
         raise ResponseFormatError(msg, url=url)
@@ -155,18 +169,42 @@ def _drain_timestamp(
         offset += page_size
 
 
-def iter_event_pages(
+def iter_offset_pages(
+    client: PrefectClient,
+    body: dict[str, Any],
+    *,
+    sort: str,
+    page_size: int = PAGE_LIMIT,
+) -> Iterator[list[dict[str, Any]]]:
+    """Yield pages of ``/task_runs/filter`` for ``body`` sorted by ``sort``, by offset.
+
+    Offsets shift when runs are written meanwhile: a run may come twice (the
+    caller drops repeats by id); with ``EXPECTED_START_TIME_ASC`` new runs land
+    at the end, and with ``END_TIME_DESC`` runs that end meanwhile land at the
+    front, so neither order skips a run that existed when paging began.
+    """
+    url = f"{client.api_url}/task_runs/filter"
+    offset = 0
+    while True:
+        request = {**body, "sort": sort, "limit": page_size, "offset": offset}
+        page = _check_page(client.post("/task_runs/filter", json_body=request), url)
+        if page:
+            yield page
+        if len(page) < page_size:
+            return
+        offset += page_size
+
+
+def event_page(
     client: PrefectClient,
     *,
     since: datetime,
     until: datetime,
     page_size: int = EVENT_PAGE_LIMIT,
-) -> Iterator[list[dict[str, Any]]]:
-    """Yield pages of ``prefect.task-run.*`` events with ``since <= occurred <= until``, oldest first.
+) -> dict[str, Any]:
+    """The first page of ``prefect.task-run.*`` events with ``since <= occurred <= until``.
 
-    ``next_page`` is a full URL built by the server; only its path and query are
-    used, re-based onto this client's API URL, so credentials never go to
-    another host and a proxy in between keeps working.
+    The page holds ``events``, ``total`` (how many match) and ``next_page``.
     """
     body = {
         "filter": {
@@ -176,18 +214,65 @@ def iter_event_pages(
         },
         "limit": page_size,
     }
-    url = f"{client.api_url}/events/filter"
-    page = client.post("/events/filter", json_body=body)
+    return _check_event_page(client.post("/events/filter", json_body=body), client.api_url)
+
+
+def event_histogram(
+    client: PrefectClient, *, since: datetime, until: datetime, buckets: int = 900
+) -> list[tuple[datetime, int]]:
+    """``(bucket start, task-run events in it)`` over ``[since, until]``, oldest first.
+
+    One ``POST /events/count-by/time`` (Prefect 3; at most 1,000 buckets, aligned
+    by the server to whole multiples of its interval).
+    """
+    seconds = max(1, math.ceil((until - since).total_seconds() / buckets))
+    body = {
+        "filter": {
+            "event": {"prefix": ["prefect.task-run."]},
+            "occurred": {"since": iso(since), "until": iso(until)},
+        },
+        "time_unit": "second",
+        "time_interval": seconds,
+    }
+    answer = client.post("/events/count-by/time", json_body=body)
+    url = f"{client.api_url}/events/count-by/time"
+    try:
+        return [(_parse(b["start_time"]), int(b["count"])) for b in answer]
+    except (TypeError, KeyError, ValueError) as err:
+        msg = f"{url} returned {str(answer)[:120]!r}, expected a list of time buckets."
+        raise ResponseFormatError(msg, url=url) from err
+
+
+def _check_event_page(page: Any, api_url: str) -> dict[str, Any]:
+    if not isinstance(page, dict) or not isinstance(page.get("events"), list):
+        url = f"{api_url}/events/filter"
+        msg = f"{url} returned {str(page)[:120]!r}, expected an object with 'events'."
+        raise ResponseFormatError(msg, url=url)
+    return page
+
+
+def iter_event_pages(
+    client: PrefectClient,
+    *,
+    since: datetime,
+    until: datetime,
+    page_size: int = EVENT_PAGE_LIMIT,
+    first: dict[str, Any] | None = None,
+) -> Iterator[list[dict[str, Any]]]:
+    """Yield pages of ``prefect.task-run.*`` events with ``since <= occurred <= until``, oldest first.
+
+    ``first`` is the first page when the caller has read it already
+    (:func:`event_page`). ``next_page`` is a full URL built by the server; only
+    its path and query are used, re-based onto this client's API URL, so
+    credentials never go to another host and a proxy in between keeps working.
+    """
+    page = first or event_page(client, since=since, until=until, page_size=page_size)
     while True:
-        if not isinstance(page, dict) or not isinstance(page.get("events"), list):
-            msg = f"{url} returned {str(page)[:120]!r}, expected an object with 'events'."
-            raise ResponseFormatError(msg, url=url)
         yield page["events"]
         next_page = page.get("next_page")
         if not next_page:
             return
-        url = _rebase(client, next_page)
-        page = client.get(url)
+        page = _check_event_page(client.get(_rebase(client, next_page)), client.api_url)
 
 
 def _rebase(client: PrefectClient, next_page: str) -> str:

@@ -13,6 +13,7 @@ fills Prefect's defaults in, so both sources give identical rows.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,7 @@ __all__ = [
     "STATE_COLUMNS",
     "attribute_row",
     "derive_task_name",
+    "json_text",
     "parse_timestamps",
     "state_row_from_api",
     "state_row_from_event",
@@ -37,7 +39,16 @@ __all__ = [
 ]
 
 #: Columns that come from the state record itself.
-STATE_COLUMNS = ("id", "task_run_id", "flow_run_id", "type", "name", "timestamp", "message")
+STATE_COLUMNS = (
+    "id",
+    "task_run_id",
+    "flow_run_id",
+    "type",
+    "name",
+    "timestamp",
+    "message",
+    "data",
+)
 #: Columns that come from the task run, its flow run and its flow.
 ATTRIBUTE_COLUMNS = tuple(
     c for c in STATES_SCHEMA if c not in STATE_COLUMNS and c not in DETAILS_COLUMNS
@@ -74,14 +85,31 @@ def _missing(*, field: str, record: Mapping[str, Any], what: str, url: str) -> R
     return ResponseFormatError(msg, url=url)
 
 
+def json_text(value: Any) -> str | None:
+    """A JSON value as canonical text (sorted keys, no spaces); None stays None.
+
+    Both sources send the same objects with keys in any order; this text is
+    equal whenever the objects are.
+
+    Examples:
+        >>> json_text({"storage_key": "k", "expiration": None})
+        '{"expiration":null,"storage_key":"k"}'
+        >>> json_text(None) is None
+        True
+    """
+    if value is None:
+        return None
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
 def _details(details: Mapping[str, Any] | None) -> dict[str, Any]:
     details = details or {}
-    return {
-        col: details.get(
-            col.removeprefix("details_"), _DETAIL_DEFAULTS.get(col.removeprefix("details_"))
-        )
-        for col in DETAILS_COLUMNS
-    }
+    row = {}
+    for col in DETAILS_COLUMNS:
+        field = col.removeprefix("details_")
+        value = details.get(field, _DETAIL_DEFAULTS.get(field))
+        row[col] = json_text(value) if isinstance(value, dict | list) else value
+    return row
 
 
 def state_row_from_api(record: Mapping[str, Any], *, task_run_id: str, url: str) -> dict[str, Any]:
@@ -108,6 +136,7 @@ def state_row_from_api(record: Mapping[str, Any], *, task_run_id: str, url: str)
         "name": record["name"],
         "timestamp": record["timestamp"],
         "message": record.get("message"),
+        "data": json_text(record.get("data")),
         **_details(details),
     }
 
@@ -164,6 +193,7 @@ def state_row_from_event(event: Mapping[str, Any], *, url: str) -> dict[str, Any
         "name": state["name"],
         "timestamp": event["occurred"],
         "message": state.get("message"),
+        "data": json_text(state.get("data")),
         **_details(details),
     }
 

@@ -70,7 +70,12 @@ from trs_analytics._progress import Progress
 from trs_analytics._time import iso, parse_when
 from trs_analytics.exceptions import ConfigurationError, StorageError
 from trs_analytics.schema import SCHEMA_VERSION, STATES_SCHEMA
-from trs_analytics.storage._parquet import _check_file, atomic_write_parquet, list_parquet_files
+from trs_analytics.storage._parquet import (
+    _check_file,
+    atomic_write_parquet,
+    list_parquet_files,
+    read_states_files,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -118,7 +123,8 @@ class ExportResult:
 
     Attributes:
         out: the dataset folder.
-        source: the source used, ``"events"`` or ``"states"``.
+        source: the source used: ``"events"``, ``"states"``, or ``"states+events"``
+            (older part per run, recent part from events).
         since: start of the window read (inclusive).
         until: end of the window read (exclusive); the new cursor.
         states: states read from the server (rows of the overlap included).
@@ -431,7 +437,7 @@ def _rows_in(file: Path) -> int:
 
 def _read(files: list[Path], columns: list[str] | None = None) -> pl.DataFrame:
     try:
-        return pl.read_parquet(files, columns=columns, memory_map=False)
+        return read_states_files(files, columns)
     except Exception as err:  # polars raises several kinds for a damaged file
         names = ", ".join(str(f) for f in files)
         msg = (

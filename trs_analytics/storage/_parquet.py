@@ -18,7 +18,13 @@ from trs_analytics.engines import (
     import_engine,
 )
 from trs_analytics.exceptions import ConfigurationError, SchemaError, StorageError
-from trs_analytics.schema import SCHEMA_VERSION, STATES_SCHEMA, empty_states, validate_states
+from trs_analytics.schema import (
+    COLUMNS_ADDED,
+    SCHEMA_VERSION,
+    STATES_SCHEMA,
+    empty_states,
+    validate_states,
+)
 
 if TYPE_CHECKING:
     import os
@@ -31,9 +37,13 @@ __all__ = [
     "SCHEMA_VERSION_KEY",
     "atomic_write_parquet",
     "list_parquet_files",
+    "read_states_files",
     "scan_states",
     "write_states",
 ]
+
+#: Columns that files of an older schema version may lack: read as nulls.
+_ADDED = frozenset(c for columns in COLUMNS_ADDED.values() for c in columns)
 
 #: Parquet key-value metadata entry holding :data:`trs_analytics.schema.SCHEMA_VERSION`.
 SCHEMA_VERSION_KEY = "trs_analytics.schema_version"
@@ -142,8 +152,9 @@ def _check_file(file: Path) -> None:
             "Hint: it may have been damaged; move it out of the dataset and export again."
         )
         raise StorageError(msg) from err
+    upgraded = {**{c: STATES_SCHEMA[c] for c in _ADDED if c not in schema}, **schema}
     try:
-        validate_states(pl.LazyFrame(schema=schema))
+        validate_states(pl.LazyFrame(schema=upgraded))
     except SchemaError as err:
         msg = f"{file} does not hold states in the trs_analytics schema: {err}"
         raise StorageError(msg) from err
@@ -279,8 +290,12 @@ def _scan_polars(path: str | os.PathLike[str]) -> pl.LazyFrame:
     files = _local_files(path)
     if not files:
         return empty_states().lazy()
-    return pl.scan_parquet(files, hive_partitioning=False, extra_columns="ignore").select(
-        STATES_SCHEMA.names()
+    return pl.scan_parquet(
+        files,
+        schema=STATES_SCHEMA,
+        hive_partitioning=False,
+        extra_columns="ignore",
+        missing_columns="insert",
     )
 
 
@@ -331,6 +346,12 @@ def _scan_duckdb(
             return connection.sql(f"SELECT {empty} WHERE false")
         source = [str(f) for f in files]
     relation = connection.read_parquet(source, hive_partitioning=False, union_by_name=True)
+    # columns added by later schema versions are absent from older files: nulls
+    have = set(relation.columns)
+    casts = [
+        cast if c in have else f"CAST(NULL AS {_duckdb_type(t)}) AS {_quote(c)}"
+        for cast, (c, t) in zip(casts, STATES_SCHEMA.items(), strict=True)
+    ]
     return relation.select(", ".join(casts))
 
 
@@ -357,8 +378,38 @@ def _scan_spark(
         # Spark lists the folder itself (hidden _/. names are skipped by Spark too)
         reader = session.read.option("recursiveFileLookup", "true")
         frame = reader.option("pathGlobFilter", "*.parquet").parquet(str(path))
-        return frame.selectExpr(*casts)
+        return frame.selectExpr(*_present(casts, frame.columns))
     files = _local_files(path)
     if not files:
         return session.createDataFrame([], schema=columns)
-    return session.read.parquet(*(str(f) for f in files)).selectExpr(*casts)
+    frame = session.read.option("mergeSchema", "true").parquet(*(str(f) for f in files))
+    return frame.selectExpr(*_present(casts, frame.columns))
+
+
+def _present(casts: list[str], columns: list[str]) -> list[str]:
+    """Spark casts, with nulls for the columns added since older files were written."""
+    have = set(columns)
+    return [
+        cast if c in have else f"CAST(NULL AS {_sql_type(t)}) AS `{c}`"
+        for cast, (c, t) in zip(casts, STATES_SCHEMA.items(), strict=True)
+    ]
+
+
+def read_states_files(files: list[Path], columns: list[str] | None = None) -> pl.DataFrame:
+    """Read states files (checked ones) eagerly, older versions' missing columns as nulls.
+
+    Examples:
+        >>> import tempfile, trs_analytics as ta
+        >>> path = Path(tempfile.mkdtemp()) / "old.parquet"
+        >>> ta.empty_states().drop("data").write_parquet(path)  # a version 1 file
+        >>> read_states_files([path]).schema == ta.STATES_SCHEMA
+        True
+    """
+    scan = pl.scan_parquet(
+        files,
+        schema=STATES_SCHEMA,
+        hive_partitioning=False,
+        extra_columns="ignore",
+        missing_columns="insert",
+    )
+    return scan.select(columns or STATES_SCHEMA.names()).collect()

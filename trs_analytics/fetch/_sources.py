@@ -1,0 +1,378 @@
+"""The two sources of state rows, and which of them ``source="auto"`` reads a window from.
+
+* per run (``"states"``): list the task runs that can have a state in the
+  window (:mod:`~trs_analytics.fetch._candidates`), then one
+  ``GET /task_run_states/`` per run, ``concurrency`` at a time. Any age.
+* events (``"events"``): ``prefect.task-run.*`` events, 50 a page, then the
+  task runs, flow runs and flows they name, 200 ids a call. About 14x fewer
+  requests, but only within event retention, and only on Prefect 3. A long
+  window is cut into time slices paged concurrently, each with its own
+  ``next_page`` chain.
+* :func:`plan_sources` splits a window for ``"auto"``: events for the part
+  that events still cover, per-run states for the older part, joined at one
+  instant, so no state is read twice and none is missed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+import polars as pl
+
+from trs_analytics.client import ordered_map, prefetch
+from trs_analytics.exceptions import (
+    AuthenticationError,
+    NotFoundError,
+    PrefectAPIError,
+    RequestRejectedError,
+)
+from trs_analytics.fetch._candidates import iter_candidates
+from trs_analytics.fetch._lookups import Attributes, resolve_deployments, task_run_from_event
+from trs_analytics.fetch._pages import (
+    event_histogram,
+    event_page,
+    iso,
+    iter_event_pages,
+    read_by_ids,
+)
+from trs_analytics.fetch._records import state_row_from_api, state_row_from_event, states_frame
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from trs_analytics.client import PrefectClient
+    from trs_analytics.fetch._filters import StateFilters
+
+__all__ = [
+    "DEFAULT_EVENT_RETENTION",
+    "SLICE_EVENTS",
+    "Segment",
+    "SourcePlan",
+    "iter_events",
+    "iter_per_run",
+    "plan_sources",
+]
+
+logger = logging.getLogger("trs_analytics.fetch")
+
+#: How far back a self-hosted server keeps events by default.
+DEFAULT_EVENT_RETENTION = timedelta(days=7)
+#: A window with more events than twice this is paged in slices of about this many.
+SLICE_EVENTS = 2_500
+#: Pages each slice reads ahead of its consumer.
+SLICE_DEPTH = 16
+_MAX_SLICES = 256
+_RETENTION_MARGIN = timedelta(hours=1)
+_ONE_US = timedelta(microseconds=1)
+_FOREVER = timedelta(days=3650)
+#: Answers that mean "this server will not give you events" (not: "you are not allowed").
+_REFUSALS = (NotFoundError, RequestRejectedError)
+
+
+def _in_window(frame: pl.DataFrame, start: datetime, end: datetime) -> pl.DataFrame:
+    return frame.filter(pl.col("timestamp").is_between(start, end, closed="left"))
+
+
+def _refused(err: PrefectAPIError) -> bool:
+    return isinstance(err, _REFUSALS) or (
+        isinstance(err, AuthenticationError) and err.status_code == 403
+    )
+
+
+# -- per run -----------------------------------------------------------------------------
+
+
+def iter_per_run(
+    client: PrefectClient, filters: StateFilters, start: datetime, end: datetime
+) -> Iterator[pl.DataFrame]:
+    """Frames of the states in ``[start, end)``, read one task run at a time."""
+    deployment_ids = resolve_deployments(client, filters.deployments)
+    body = filters.server_body(deployment_ids)
+    attributes = Attributes(client)
+    url = f"{client.api_url}/task_run_states/"
+
+    def read_states(task_run_id: str) -> list[dict[str, Any]]:
+        records = client.get("/task_run_states/", params={"task_run_id": task_run_id})
+        return [state_row_from_api(r, task_run_id=task_run_id, url=url) for r in records]
+
+    for page in iter_candidates(client, client.server_info(), body, start, end):
+        attrs = filters.apply(attributes.rows(page), deployment_ids)
+        ids = attrs["task_run_id"].to_list()
+        rows = [row for states in client.map(read_states, ids) for row in states]
+        frame = _in_window(states_frame(rows, attrs.drop("_state_type"), url=url), start, end)
+        if frame.height:
+            yield frame
+
+
+# -- events ------------------------------------------------------------------------------
+
+
+def _slices(start: datetime, end: datetime, count: int) -> list[tuple[datetime, datetime]]:
+    """``count`` inclusive bounds that cover ``[start, end]`` without overlapping.
+
+    Examples:
+        >>> t = datetime(2026, 1, 1, tzinfo=UTC)
+        >>> [(a.minute, b.isoformat()[11:]) for a, b in _slices(t, t + timedelta(minutes=2), 2)]
+        [(0, '00:00:59.999999+00:00'), (1, '00:02:00+00:00')]
+    """
+    step = (end - start) / count
+    cuts = [start + step * i for i in range(count)] + [end]
+    return [
+        (cuts[i], cuts[i + 1] - _ONE_US if i < count - 1 else end)
+        for i in range(count)
+        if cuts[i] < cuts[i + 1] or i == count - 1
+    ]
+
+
+def _event_pages(
+    client: PrefectClient, start: datetime, end: datetime, first: dict[str, Any]
+) -> Iterator[list[dict[str, Any]]]:
+    """Every event page of ``[start, end]`` in time order, sliced when the window is large."""
+    total = first.get("total")
+    if not isinstance(total, int) or total <= 2 * SLICE_EVENTS or client.concurrency == 1:
+        yield from prefetch(iter_event_pages(client, since=start, until=end, first=first), depth=8)
+        return
+    count = min(_MAX_SLICES, math.ceil(total / SLICE_EVENTS))
+    events = first.get("events") or [{}]
+    oldest = events[0].get("occurred")
+    lo = max(start, datetime.fromisoformat(oldest.replace("Z", "+00:00"))) if oldest else start
+    slices = _slices_by_count(client, start, lo, end, count)
+    logger.info(
+        "paging %d events in %d time slices, %d at a time", total, len(slices), client.concurrency
+    )
+    yield from _sliced_pages(client, slices, client.concurrency)
+
+
+def _slices_by_count(
+    client: PrefectClient, start: datetime, oldest: datetime, end: datetime, count: int
+) -> list[tuple[datetime, datetime]]:
+    """About ``count`` slices of ``[start, end]`` with about as many events each, cut at
+    the server's histogram buckets over ``[oldest event, end]``; equal times when the
+    server has no histogram."""
+    try:
+        histogram = event_histogram(client, since=oldest, until=end)
+    except PrefectAPIError as err:
+        logger.info("no event histogram (%s): slicing the window into equal times", err)
+        return _slices(start, end, count)
+    total = sum(n for _, n in histogram)
+    cuts, running = [start], 0
+    for bucket_start, n in histogram:
+        if running >= total * len(cuts) / count and start < bucket_start < end:
+            cuts.append(bucket_start)
+        running += n
+    cuts.append(end)
+    return [
+        (cuts[i], cuts[i + 1] - _ONE_US if i < len(cuts) - 2 else end)
+        for i in range(len(cuts) - 1)
+        if cuts[i] < cuts[i + 1]
+    ]
+
+
+def _sliced_pages(
+    client: PrefectClient, slices: list[tuple[datetime, datetime]], ahead: int
+) -> Iterator[list[dict[str, Any]]]:
+    """The pages of each slice in turn, while the next ``ahead - 1`` slices are read ahead.
+
+    Each slice reads its ``next_page`` chain on its own thread into a queue of
+    :data:`SLICE_DEPTH` pages, so memory stays bounded however unevenly the
+    events fall into the slices.
+    """
+    pending = iter(slices)
+    active: deque[Iterator[list[dict[str, Any]]]] = deque()
+
+    def begin() -> None:
+        if (bounds := next(pending, None)) is not None:
+            pages = iter_event_pages(client, since=bounds[0], until=bounds[1])
+            active.append(prefetch(pages, depth=SLICE_DEPTH, start=True))
+
+    try:
+        for _ in range(ahead):
+            begin()
+        while active:
+            yield from active[0]
+            active.popleft()
+            begin()
+    finally:
+        for pages in active:
+            pages.close()  # type: ignore[attr-defined]
+
+
+def iter_events(
+    client: PrefectClient,
+    filters: StateFilters,
+    start: datetime,
+    end: datetime,
+    batch_size: int,
+    *,
+    first: dict[str, Any] | None = None,
+) -> Iterator[pl.DataFrame]:
+    """Frames of the states in ``[start, end)`` read from events; pages are read
+    ahead while the previous batch's look-ups run, and batches stay in order."""
+    deployment_ids = resolve_deployments(client, filters.deployments)
+    attributes = Attributes(client)
+    url = f"{client.api_url}/events/filter"
+    first = first or event_page(client, since=start, until=end)
+
+    def finish(batch: tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]) -> pl.DataFrame:
+        rows, latest = batch
+        found = {tr["id"]: tr for tr in read_by_ids(client, "task_runs", sorted(latest))}
+        runs = [found.get(i) or task_run_from_event(latest[i]) for i in sorted(latest)]
+        attrs = filters.apply(attributes.rows(runs), deployment_ids)
+        frame = states_frame(rows, attrs.drop("_state_type"), url=url)
+        keep = frame.filter(pl.col("task_run_id").is_in(attrs["task_run_id"].implode()))
+        return _in_window(keep, start, end)
+
+    def batches() -> Iterator[tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]]:
+        rows: list[dict[str, Any]] = []
+        latest: dict[str, dict[str, Any]] = {}
+        for page in _event_pages(client, start, end, first):
+            for event in page:
+                row = state_row_from_event(event, url=url)
+                if row is not None:
+                    rows.append(row)
+                    latest[row["task_run_id"]] = event
+            if len(rows) >= batch_size:
+                yield rows, latest
+                rows, latest = [], {}
+        if rows:
+            yield rows, latest
+
+    for frame in ordered_map(finish, batches(), workers=1, window=2):
+        if frame.height:
+            yield frame
+
+
+# -- choosing ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A part ``[start, end)`` of a window and the source it is read from."""
+
+    source: Literal["states", "events"]
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class SourcePlan:
+    """The parts of a window, oldest first, and why they were chosen.
+
+    Examples:
+        >>> t = datetime(2026, 1, 1, tzinfo=UTC)
+        >>> SourcePlan((Segment("states", t, t + timedelta(hours=1)),
+        ...             Segment("events", t + timedelta(hours=1), t + timedelta(days=7)))).label
+        'states+events'
+    """
+
+    segments: tuple[Segment, ...]
+    reason: str = ""
+    #: events were chosen by "auto": a refusal of the events endpoint falls back to states.
+    fallback: bool = False
+
+    @property
+    def label(self) -> str:
+        """``"events"``, ``"states"``, or ``"states+events"`` for a split window."""
+        return "+".join(dict.fromkeys(s.source for s in self.segments))
+
+
+def _split(start: datetime, cut: datetime, end: datetime, reason: str) -> SourcePlan:
+    if cut <= start:
+        return SourcePlan((Segment("events", start, end),), reason, fallback=True)
+    if cut >= end:
+        return SourcePlan((Segment("states", start, end),), reason)
+    parts = (Segment("states", start, cut), Segment("events", cut, end))
+    return SourcePlan(parts, reason, fallback=True)
+
+
+def _oldest_event(client: PrefectClient, start: datetime, end: datetime) -> datetime | None:
+    """When the oldest task-run event at or before ``end`` occurred (None: there is none)."""
+    page = event_page(client, since=start - _FOREVER, until=end, page_size=1)
+    events = page["events"]
+    if not events:
+        return None
+    return datetime.fromisoformat(str(events[0]["occurred"]).replace("Z", "+00:00"))
+
+
+def plan_sources(
+    client: PrefectClient,
+    start: datetime,
+    end: datetime,
+    *,
+    source: Literal["auto", "states", "events"] = "auto",
+    event_retention: timedelta = DEFAULT_EVENT_RETENTION,
+    now: datetime | None = None,
+) -> SourcePlan:
+    """Which source reads which part of ``[start, end)``.
+
+    ``"states"`` and ``"events"`` are taken as asked. ``"auto"`` reads events
+    for a window that starts well inside ``event_retention`` (no request here;
+    should the events endpoint refuse, :func:`iter_plan` falls back to states),
+    and otherwise asks the server for its oldest task-run event (one request):
+    the window is read from events from that instant on and from states before
+    it. A server that refuses the question because it is too far back (Prefect
+    Cloud limits event queries to 14 days: 422) is split at ``now -
+    event_retention`` instead; one without events (Prefect 2 answers 404) or
+    without a task-run event up to ``end`` is read from states. Each decision
+    past the first is logged at INFO.
+    """
+    if source != "auto":
+        return SourcePlan((Segment(source, start, end),), f"source={source!r} was asked for")
+    now = now or datetime.now(UTC)
+    if start >= now - event_retention + _RETENTION_MARGIN:
+        reason = f"the window starts within the {event_retention} event retention"
+        return SourcePlan((Segment("events", start, end),), reason, fallback=True)
+    try:
+        oldest = _oldest_event(client, start, end)
+    except RequestRejectedError:
+        cut = now - event_retention + _RETENTION_MARGIN
+        return _logged(_split(start, cut, end, f"events can only be asked back to {iso(cut)}"))
+    except PrefectAPIError as err:
+        if not _refused(err):
+            raise
+        reason = (
+            f"the events endpoint refused ({err.status_code}; Prefect 2 has no task-run events)"
+        )
+        return _logged(SourcePlan((Segment("states", start, end),), reason))
+    if oldest is None:
+        reason = "the server holds no task-run events up to the window's end"
+        return _logged(SourcePlan((Segment("states", start, end),), reason))
+    return _logged(_split(start, oldest, end, f"the oldest task-run event is from {iso(oldest)}"))
+
+
+def _logged(plan: SourcePlan) -> SourcePlan:
+    logger.info(
+        "source auto: %s, so %s",
+        plan.reason,
+        "; ".join(f"{s.source} for {iso(s.start)} .. {iso(s.end)}" for s in plan.segments),
+    )
+    return plan
+
+
+def iter_plan(
+    client: PrefectClient, filters: StateFilters, plan: SourcePlan, batch_size: int
+) -> Iterator[pl.DataFrame]:
+    """Frames of every segment of ``plan``, oldest segment first."""
+    for segment in plan.segments:
+        if segment.source == "states":
+            yield from iter_per_run(client, filters, segment.start, segment.end)
+            continue
+        try:
+            first = event_page(client, since=segment.start, until=segment.end)
+        except PrefectAPIError as err:
+            if not (plan.fallback and _refused(err)):
+                raise
+            logger.info(
+                "source auto: the events endpoint refused (%s), so states for %s .. %s",
+                err.status_code,
+                iso(segment.start),
+                iso(segment.end),
+            )
+            yield from iter_per_run(client, filters, segment.start, segment.end)
+            continue
+        yield from iter_events(client, filters, segment.start, segment.end, batch_size, first=first)
