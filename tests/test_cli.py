@@ -463,3 +463,35 @@ def test_the_cron_example_lets_cron_mail_failures() -> None:
     assert ">" not in quiet  # output left to cron, which mails it only when there is some
     mailed = next(line for line in cron.splitlines() if ">>" in line)
     assert "|| echo" in mailed  # the logging variant still prints on a non-zero exit
+
+
+# -- issue 12: the report on another engine ------------------------------------------------------
+
+
+def _without_generated_time(html: str) -> str:
+    return re.sub(r"Generated \d{4}-\d\d-\d\d \d\d:\d\d UTC", "", html)
+
+
+def test_report_on_duckdb_is_the_report_on_polars(tmp_path: Path) -> None:
+    on_polars = run("report", SAMPLE, "--out", tmp_path / "polars.html")
+    on_duckdb = run(
+        "report",
+        SAMPLE,
+        "--out",
+        tmp_path / "duckdb.html",
+        "--engine",
+        "duckdb",
+        "--memory-limit",
+        "1GB",
+    )
+    assert on_polars.exit_code == 0, on_polars.output
+    assert on_duckdb.exit_code == 0, on_duckdb.output
+    polars_html = (tmp_path / "polars.html").read_text(encoding="utf-8")
+    duckdb_html = (tmp_path / "duckdb.html").read_text(encoding="utf-8")
+    assert _without_generated_time(duckdb_html) == _without_generated_time(polars_html)
+
+
+def test_memory_limit_without_duckdb_is_a_usage_error(tmp_path: Path) -> None:
+    result = run("report", SAMPLE, "--out", tmp_path / "r.html", "--memory-limit", "1GB")
+    assert result.exit_code == 2
+    assert "--engine duckdb" in result.output

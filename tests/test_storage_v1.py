@@ -16,8 +16,9 @@ import polars as pl
 
 import trs_analytics as ta
 from tests.recorded import SINCE, UNTIL, Router
+from trs_analytics.export import export_states
 from trs_analytics.schema import COLUMNS_ADDED, STATES_SCHEMA
-from trs_analytics.storage import SCHEMA_VERSION_KEY, export_states
+from trs_analytics.storage import SCHEMA_VERSION_KEY
 
 API = "http://test/api"
 V2_COLUMNS = list(COLUMNS_ADDED[2])

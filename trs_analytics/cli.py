@@ -23,6 +23,7 @@ from trs_analytics._atomic import check_writable, storage_error
 from trs_analytics._progress import progress_bar
 from trs_analytics._time import iso, parse_age
 from trs_analytics.client import PrefectClient
+from trs_analytics.engines import check_engine, import_engine
 from trs_analytics.exceptions import (
     AuthenticationError,
     ConfigurationError,
@@ -578,6 +579,21 @@ def info(path: Path, as_json: bool) -> None:
         click.echo(f"{key}: {value}")
 
 
+def _scan_on(path: Path, engine: str, memory_limit: str | None) -> Any:
+    """Open PATH's states on ENGINE (DuckDB with its memory limit)."""
+    if memory_limit is not None and engine != "duckdb":
+        msg = f"--memory-limit is for --engine duckdb, not {engine}. Hint: add --engine duckdb."
+        raise ConfigurationError(msg)
+    if engine != "duckdb":
+        return scan_states(path, engine=check_engine(engine))
+    duckdb = import_engine("duckdb")
+    connection = duckdb.connect()
+    connection.sql("SET TimeZone = 'UTC'")
+    if memory_limit is not None:
+        connection.sql(f"SET memory_limit = '{memory_limit.replace(chr(39), '')}'")
+    return scan_states(path, engine="duckdb", connection=connection)
+
+
 @main.command()
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option(
@@ -594,17 +610,45 @@ def info(path: Path, as_json: bool) -> None:
     show_default=True,
     metavar="AGE",
     help="Compare the last period with the one before it, for regressions (1d, 7d); "
-    "auto: the longest of 7d, 1d, 1h, 10m, 1m that fits twice in the data.",
+    "auto: the longest of 1m, 5m, 10m, 15m, 30m, 1h, 3h, 6h, 12h, 1d, 7d that fits twice "
+    "in the data.",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["polars", "duckdb", "spark"]),
+    default="polars",
+    show_default=True,
+    help="Where the metrics run: Polars (in memory), DuckDB (larger than memory; "
+    "pip install 'trs-analytics[duckdb]') or Spark ('trs-analytics[spark]').",
+)
+@click.option(
+    "--memory-limit",
+    metavar="SIZE",
+    help="With --engine duckdb: DuckDB's memory_limit (e.g. 2GB); it spills to disk beyond.",
+)
+@click.option(
+    "--ui-url",
+    metavar="URL",
+    help="The Prefect UI address that run ids link to (e.g. http://127.0.0.1:4200).",
 )
 @_output_options
-def report(path: Path, out: Path, title: str | None, period: str) -> None:
+def report(
+    path: Path,
+    out: Path,
+    title: str | None,
+    period: str,
+    engine: str,
+    memory_limit: str | None,
+    ui_url: str | None,
+) -> None:
     """Write the HTML report of a dataset folder or a Parquet file of states.
 
     No server is needed: it reads only PATH. The page is self-contained (works offline).
 
     \b
-    Example:
+    Examples:
       trs-analytics report data/sample_states.parquet --out report.html
+      trs-analytics report states/ --out report.html --engine duckdb --memory-limit 2GB
     """
     from trs_analytics.report import write_report
 
@@ -612,7 +656,8 @@ def report(path: Path, out: Path, title: str | None, period: str) -> None:
     started = time.monotonic()
     with _errors():
         _require_parquet(path)
-        written = write_report(scan_states(path), out, title=title, period=period)
+        states = _scan_on(path, engine, memory_limit)
+        written = write_report(states, out, title=title, period=period, ui_url=ui_url)
     seconds = time.monotonic() - started
     output.summary(
         f"wrote {written} from {path} in {seconds:.1f} s",

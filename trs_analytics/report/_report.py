@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, BinaryIO
 
+import narwhals as nw
+import polars as pl
+
+from trs_analytics._atomic import atomic_write
 from trs_analytics._format import auto_every, span_text
 from trs_analytics._format import auto_period as _auto_period
 from trs_analytics.charts import (
@@ -22,7 +26,7 @@ from trs_analytics.charts import (
 )
 from trs_analytics.charts._common import time_span
 from trs_analytics.exceptions import ConfigurationError
-from trs_analytics.metrics import duration_trend, run_volume
+from trs_analytics.metrics import duration_trend, run_volume, to_polars
 from trs_analytics.report._breakdowns import error_table, outcome_table, run_table
 from trs_analytics.report._html import page
 from trs_analytics.report._links import ui_url as _ui_from_api
@@ -33,10 +37,7 @@ from trs_analytics.report._tables import (
     worst_by_failure_rate,
     worst_by_p95,
 )
-from trs_analytics.schema import require_columns
-
-if TYPE_CHECKING:
-    import polars as pl
+from trs_analytics.schema import StateType, require_columns
 
 __all__ = ["write_report"]
 
@@ -155,8 +156,42 @@ _BREAKDOWNS = (
 )
 
 
+#: The columns the report reads; the rest of the contract is not loaded.
+_REPORT_COLUMNS = (
+    "id",
+    "task_run_id",
+    "flow_run_id",
+    "type",
+    "name",
+    "timestamp",
+    "message",
+    "task_run_name",
+    "task_key",
+    "task_name",
+    "dynamic_key",
+    "tags",
+    "expected_start_time",
+    "flow_run_name",
+    "flow_name",
+    "deployment_id",
+    "work_pool_name",
+)
+
+
+def _report_frame(states: Any) -> pl.DataFrame:
+    """The report's columns of ``states`` (any engine) as a Polars DataFrame."""
+    if isinstance(states, pl.DataFrame | pl.LazyFrame):
+        return states.lazy().collect()
+    frame = nw.from_native(states)
+    present = [c for c in _REPORT_COLUMNS if c in frame.columns]
+    out = to_polars(frame.select(present).to_native())
+    if "type" in out.columns:
+        out = out.with_columns(pl.col("type").cast(StateType))
+    return out
+
+
 def write_report(
-    states: pl.LazyFrame | pl.DataFrame,
+    states: Any,
     out: str | Path,
     *,
     title: str | None = None,
@@ -175,7 +210,9 @@ def write_report(
     each chart's menu saves it as PNG or SVG.
 
     Args:
-        states: a states frame, e.g. ``trs_analytics.scan_states(path)``.
+        states: a states frame, e.g. ``trs_analytics.scan_states(path)``, on
+            any engine (a DuckDB relation or a Spark DataFrame too: the
+            columns the report draws are read from it into Polars).
         out: the HTML file to write (missing folders are made); it is replaced
             atomically.
         title: the page title; default: "Task-run report".
@@ -214,7 +251,7 @@ def write_report(
         ["task_run_id", "flow_run_id", "type", "name", "timestamp", "task_name"],
         caller="write_report",
     )
-    frame = states.lazy().collect()
+    frame = _report_frame(states)
     if frame.is_empty():
         msg = "write_report() got no task-run states. Hint: check the dataset path and its filters."
         raise ConfigurationError(msg)
@@ -234,8 +271,11 @@ def write_report(
     )
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
     html = page(title=heading, meta=meta, body=body, specs=specs, config=CONFIG)
-    partial.write_text(html, encoding="utf-8")
-    partial.replace(path)  # atomic: a reader never sees half a report
+
+    # atomic: a reader never sees half a report
+    def write(handle: BinaryIO) -> None:
+        handle.write(html.encode("utf-8"))
+
+    atomic_write(path, write)
     return path
