@@ -12,10 +12,19 @@ from typing import Final, Literal
 
 from trs_analytics.exceptions import ConfigurationError
 
-__all__ = ["iso", "parse_age", "parse_when"]
+__all__ = ["iso", "parse_age", "parse_duration", "parse_when"]
 
-_AGE: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_UNITS: Final = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+#: One part of a duration: a number and a unit (Polars' spelling).
+_PART: Final = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(us|ms|s|m|h|d|w)")
+_UNIT_MICROS: Final = {
+    "us": 1,
+    "ms": 1_000,
+    "s": 1_000_000,
+    "m": 60_000_000,
+    "h": 3_600_000_000,
+    "d": 86_400_000_000,
+    "w": 604_800_000_000,
+}
 
 
 def iso(when: datetime, *, timespec: Literal["auto", "seconds", "microseconds"] = "auto") -> str:
@@ -45,10 +54,33 @@ def parse_age(text: str) -> timedelta | None:
         >>> parse_age("yesterday") is None
         True
     """
-    match = _AGE.match(text)
-    if match is None:
+    return parse_duration(text)
+
+
+def parse_duration(text: str) -> timedelta | None:
+    """Read a duration such as ``"6h"``, ``"1h30m"``, ``"500ms"`` or ``"1.5d"``; else ``None``.
+
+    Units: ``us``, ``ms``, ``s``, ``m``, ``h``, ``d``, ``w`` (fixed lengths; months vary).
+    The one parser of duration strings: ages (``--since 7d``), bucket widths
+    (``every="6h"``) and windows (``window="7d"``) all read through it.
+
+    Examples:
+        >>> parse_duration("1h30m"), parse_duration("250us")
+        (datetime.timedelta(seconds=5400), datetime.timedelta(microseconds=250))
+        >>> parse_duration("1mo") is None
+        True
+    """
+    parts, at = [], 0
+    while at < len(text):
+        match = _PART.match(text, at)
+        if match is None:
+            break
+        parts.append(match)
+        at = match.end()
+    if not parts or text[at:].strip():
         return None
-    return timedelta(**{_UNITS[match[2]]: float(match[1])})
+    micros = sum(round(float(m[1]) * _UNIT_MICROS[m[2]]) for m in parts)
+    return timedelta(microseconds=micros)
 
 
 def parse_when(value: datetime | date | str, *, now: datetime | None = None) -> datetime:

@@ -22,7 +22,14 @@ from trs_analytics.metrics._breakdowns import (
     slowest_runs,
 )
 from trs_analytics.metrics._buckets import parse_every
-from trs_analytics.metrics._common import ANY, RUN, TERMINAL, Selector, explode_tags
+from trs_analytics.metrics._common import (
+    ANY,
+    RUN,
+    RUN_COLUMNS,
+    TERMINAL,
+    Selector,
+    explode_tags,
+)
 from trs_analytics.metrics._durations import (
     Occurrence,
     durations,
@@ -49,6 +56,7 @@ __all__ = [
     "ANY",
     "OUTCOME_COLUMNS",
     "RUN",
+    "RUN_COLUMNS",
     "TERMINAL",
     "CompareOptions",
     "Metric",

@@ -10,10 +10,10 @@ the epoch (1970-01-01T00:00Z), weeks to Monday 1970-01-05.
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from typing import TYPE_CHECKING, Final
 
+from trs_analytics._time import parse_duration
 from trs_analytics.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
@@ -21,18 +21,8 @@ if TYPE_CHECKING:
 
 __all__ = ["bucket_of", "duration_micros", "parse_every"]
 
-#: Microseconds in each unit of a duration string (Polars' spelling).
-_UNIT_MICROS: Final = {
-    "us": 1,
-    "ms": 1_000,
-    "s": 1_000_000,
-    "m": 60_000_000,
-    "h": 3_600_000_000,
-    "d": 86_400_000_000,
-    "w": 7 * 86_400_000_000,
-}
-
-_PART: Final = re.compile(r"(\d+)(us|ms|s|m|h|d|w)")
+#: A week in microseconds.
+_WEEK: Final = 604_800_000_000
 
 #: Monday 1970-01-05, where Polars starts its weeks, in microseconds.
 _MONDAY: Final = 4 * 86_400_000_000
@@ -52,19 +42,15 @@ def duration_micros(text: str | timedelta, *, argument: str = "every") -> int:
         ...
         trs_analytics.exceptions.ConfigurationError: every='1mo' is not a duration in fixed units. Hint: use a string such as '1h', '6h', '1d' or '1w' (units us, ms, s, m, h, d, w; months and years vary in length).
     """
-    if isinstance(text, timedelta):
-        total = text // timedelta(microseconds=1)
-    else:
-        compact = text.strip()
-        parts = _PART.findall(compact)
-        if not parts or "".join(n + u for n, u in parts) != compact:
-            msg = (
-                f"{argument}={text!r} is not a duration in fixed units. Hint: use a string "
-                "such as '1h', '6h', '1d' or '1w' (units us, ms, s, m, h, d, w; months and "
-                "years vary in length)."
-            )
-            raise ConfigurationError(msg)
-        total = sum(int(n) * _UNIT_MICROS[u] for n, u in parts)
+    span = text if isinstance(text, timedelta) else parse_duration(text)
+    if span is None:
+        msg = (
+            f"{argument}={text!r} is not a duration in fixed units. Hint: use a string "
+            "such as '1h', '6h', '1d' or '1w' (units us, ms, s, m, h, d, w; months and "
+            "years vary in length)."
+        )
+        raise ConfigurationError(msg)
+    total = span // timedelta(microseconds=1)
     if total <= 0:
         msg = f"{argument}={text!r} must be a positive duration. Hint: use '1h', '1d' or '1w'."
         raise ConfigurationError(msg)
@@ -97,7 +83,7 @@ def bucket_of(us: nw.Expr, every: str) -> nw.Expr:
         [(86400000000, -259200000000), (432000000000, 345600000000)]
     """
     width = duration_micros(every)
-    origin = _MONDAY if width % _UNIT_MICROS["w"] == 0 else 0
+    origin = _MONDAY if width % _WEEK == 0 else 0
     shifted = us - origin
     # floor division that rounds towards minus infinity on every engine
     return shifted - (shifted % width + width) % width + origin

@@ -26,7 +26,7 @@ from trs_analytics.charts import (
 )
 from trs_analytics.charts._common import time_span
 from trs_analytics.exceptions import ConfigurationError
-from trs_analytics.metrics import duration_trend, run_volume, to_polars
+from trs_analytics.metrics import RUN_COLUMNS, duration_trend, run_volume, to_polars
 from trs_analytics.report._breakdowns import error_table, outcome_table, run_table
 from trs_analytics.report._html import page
 from trs_analytics.report._links import ui_url as _ui_from_api
@@ -37,7 +37,7 @@ from trs_analytics.report._tables import (
     worst_by_failure_rate,
     worst_by_p95,
 )
-from trs_analytics.schema import StateType, require_columns
+from trs_analytics.schema import REQUIRED_METRIC_COLUMNS, StateType, require_columns
 
 __all__ = ["write_report"]
 
@@ -156,26 +156,8 @@ _BREAKDOWNS = (
 )
 
 
-#: The columns the report reads; the rest of the contract is not loaded.
-_REPORT_COLUMNS = (
-    "id",
-    "task_run_id",
-    "flow_run_id",
-    "type",
-    "name",
-    "timestamp",
-    "message",
-    "task_run_name",
-    "task_key",
-    "task_name",
-    "dynamic_key",
-    "tags",
-    "expected_start_time",
-    "flow_run_name",
-    "flow_name",
-    "deployment_id",
-    "work_pool_name",
-)
+#: The columns the report reads (the state's own and the run's); the rest is not loaded.
+_REPORT_COLUMNS = ("id", *REQUIRED_METRIC_COLUMNS, "message", *RUN_COLUMNS)
 
 
 def _report_frame(states: Any) -> pl.DataFrame:
