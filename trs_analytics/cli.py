@@ -646,7 +646,7 @@ def report(
     No server is needed: it reads only PATH. The page is self-contained (works offline).
 
     \b
-    Examples:
+    Example:
       trs-analytics report data/sample_states.parquet --out report.html
       trs-analytics report states/ --out report.html --engine duckdb --memory-limit 2GB
     """
