@@ -117,9 +117,10 @@ def collected(frame: Any) -> Any:
         return frame.collect()
     if isinstance(frame, pl.DataFrame):
         return frame
-    if type(frame).__module__.split(".")[0] == "pyspark":
-        return pl.from_arrow(frame.toArrow())
-    return frame.pl()  # a DuckDB relation
+    import trs_analytics as ta
+
+    # DuckDB durations are INTERVALs, which neither .pl() nor narwhals bring into Polars
+    return ta.to_polars(frame)
 
 
 def trs_metrics(states: Any) -> dict[str, Any]:
@@ -580,6 +581,10 @@ def main() -> None:
                 f"peak {result['peak_rss_mib']:.0f} MiB",
                 flush=True,
             )
+            # saved after every variant too, so a run cut short keeps what finished
+            results["samples"] = samples
+            results["summary"] = summarize(samples, data_mib, needed_mib)
+            save_results(args.name or ("analysis_quick" if args.quick else "analysis"), results)
         # saved after every round, so a long run that is cut short keeps its figures
         results["rounds_done"] = r + 1
         results["samples"] = samples
@@ -603,8 +608,10 @@ def summarize(
     killed = {e: [r for r in runs if "killed_above_mib" in r] for e, runs in samples.items()}
     samples = {e: [r for r in runs if "seconds" in r] for e, runs in samples.items()}
     for engine, runs in samples.items():
-        if not runs:
+        if not runs and killed[engine]:
             summary[engine] = {"killed_above_mib": killed[engine][0]["killed_above_mib"]}
+            continue
+        if not runs:  # not run yet (a run cut short)
             continue
         read_mib = needed_mib if engine in READS_NEEDED_COLUMNS else data_mib
         summary[engine] = {
