@@ -48,7 +48,6 @@ __all__ = [
     "finish",
     "from_micros",
     "is_duration",
-    "is_polars",
     "lazy",
     "schema_of",
     "to_polars",
@@ -86,11 +85,6 @@ def lazy(frame: IntoFrame | Any, *, caller: str) -> nw.LazyFrame[Any]:
         )
         raise ConfigurationError(msg) from err
     return wrapped.lazy() if isinstance(wrapped, nw.DataFrame) else wrapped
-
-
-def is_polars(frame: nw.LazyFrame[Any]) -> bool:
-    """Whether ``frame`` is computed by Polars."""
-    return bool(frame.implementation.is_polars())
 
 
 def schema_of(frame: Any) -> nw.Schema:
