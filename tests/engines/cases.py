@@ -67,5 +67,13 @@ def cases(*, window: str, min_runs: int) -> list[Any]:
             "regressions",
             lambda s: ta.regressions(s, window=window, min_runs=min_runs, metric="end_to_end"),
         ),
+        Case("state_intervals", ta.state_intervals, ordered=True),
+        Case("transitions", ta.transitions),
+        Case("transitions-name", lambda s: ta.transitions(s, level="name")),
+        Case("run_outcomes", ta.run_outcomes),
+        Case("outcome_counts", lambda s: ta.outcome_counts(s, by="flow_name")),
+        Case("run_volume", lambda s: ta.run_volume(s, every=window)),
+        Case("error_messages", ta.error_messages),
+        Case("duration_trend", lambda s: ta.duration_trend(s, every=window)),
     ]
     return [pytest.param(case, id=case.id) for case in table]
