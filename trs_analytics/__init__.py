@@ -63,9 +63,11 @@ from trs_analytics.metrics import (
     transitions,
 )
 from trs_analytics.schema import (
+    FLOW_RUN_STATES_SCHEMA,
     STATE_TYPES,
     STATES_SCHEMA,
     TERMINAL_TYPES,
+    empty_flow_run_states,
     empty_states,
     validate_states,
 )
@@ -79,6 +81,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "FLOW_RUN_STATES_SCHEMA",
     "OUTCOME_COLUMNS",
     "STATES_SCHEMA",
     "STATE_TYPES",
@@ -100,6 +103,7 @@ __all__ = [
     "compare_windows",
     "duration_trend",
     "durations",
+    "empty_flow_run_states",
     "empty_states",
     "end_to_end",
     "error_messages",

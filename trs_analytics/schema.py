@@ -22,6 +22,7 @@ __all__ = [
     "COLUMNS_ADDED",
     "DETAILS_COLUMNS",
     "FAILURE_TYPES",
+    "FLOW_RUN_STATES_SCHEMA",
     "REQUIRED_METRIC_COLUMNS",
     "SCHEMA_VERSION",
     "STATES_SCHEMA",
@@ -29,6 +30,7 @@ __all__ = [
     "TERMINAL_TYPES",
     "UTC_US",
     "StateType",
+    "empty_flow_run_states",
     "empty_states",
     "require_columns",
     "validate_states",
@@ -117,6 +119,35 @@ STATES_SCHEMA: Final = pl.Schema(
     }
 )
 
+#: The flow-run states frame: one row per flow-run state. It has no
+#: ``task_run_id``: the metrics count flow runs (``flow_run_id``) when a frame
+#: lacks that column.
+FLOW_RUN_STATES_SCHEMA: Final = pl.Schema(
+    {
+        # the state itself
+        "id": pl.String(),
+        "flow_run_id": pl.String(),
+        "type": StateType,
+        "name": pl.String(),
+        "timestamp": UTC_US,
+        "message": pl.String(),
+        "data": pl.String(),
+        **DETAILS_COLUMNS,
+        # the flow run it belongs to (as read at fetch time)
+        "flow_run_name": pl.String(),
+        "flow_id": pl.String(),
+        "flow_name": pl.String(),
+        "deployment_id": pl.String(),
+        "deployment_name": pl.String(),
+        "work_pool_name": pl.String(),
+        "work_queue_name": pl.String(),
+        "tags": pl.List(pl.String()),
+        "run_count": pl.Int64(),
+        "expected_start_time": UTC_US,
+        "parent_task_run_id": pl.String(),
+    }
+)
+
 #: What the metric functions need at the least.
 REQUIRED_METRIC_COLUMNS: Final = ("task_run_id", "type", "name", "timestamp")
 
@@ -130,6 +161,17 @@ def empty_states() -> pl.DataFrame:
         Datetime(time_unit='us', time_zone='UTC')
     """
     return pl.DataFrame(schema=STATES_SCHEMA)
+
+
+def empty_flow_run_states() -> pl.DataFrame:
+    """Return an empty flow-run states frame with the contract's schema.
+
+    Examples:
+        >>> import trs_analytics as ta
+        >>> "task_run_id" in ta.empty_flow_run_states().columns
+        False
+    """
+    return pl.DataFrame(schema=FLOW_RUN_STATES_SCHEMA)
 
 
 def _schema_of(frame: pl.DataFrame | pl.LazyFrame) -> pl.Schema:
