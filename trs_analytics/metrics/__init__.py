@@ -24,7 +24,6 @@ from trs_analytics.metrics._breakdowns import (
 from trs_analytics.metrics._buckets import parse_every
 from trs_analytics.metrics._common import (
     ANY,
-    RUN,
     RUN_COLUMNS,
     TERMINAL,
     Selector,
@@ -55,7 +54,6 @@ from trs_analytics.metrics._summary import (
 __all__ = [
     "ANY",
     "OUTCOME_COLUMNS",
-    "RUN",
     "RUN_COLUMNS",
     "TERMINAL",
     "CompareOptions",
