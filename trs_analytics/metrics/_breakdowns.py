@@ -22,7 +22,6 @@ from trs_analytics.metrics._buckets import bucket_of
 from trs_analytics.metrics._common import (
     ORDER,
     RUN,
-    final_values,
     is_type,
     outcomes,
     timeline,
@@ -131,9 +130,8 @@ def _outcomes(states: Any, *, caller: str, needs: Sequence[str] = ()) -> nw.Lazy
     )
     own = run_id_column(names)
     carry = [c for c in dict.fromkeys([*_CARRIED, *needs]) if c in names and c != own]
-    runs = outcomes(tl, carry, extra={"_run_us": nw.col("_run_us").sum()})
     message = {"final_message": "message"} if "message" in names else {}
-    runs = final_values(tl, runs, message)
+    runs = outcomes(tl, carry, extra={"_run_us": nw.col("_run_us").sum()}, finals=message)
     if not message:
         runs = runs.with_columns(final_message=nw.lit(None, dtype=nw.String()))
     return runs.select(

@@ -34,6 +34,7 @@ from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.metrics._frames import (
     RUN_KEY,
     distinct,
+    has_ordered_last,
     lazy,
     require_utc,
     schema_of,
@@ -62,8 +63,6 @@ __all__ = [
     "as_list",
     "carried",
     "explode_tags",
-    "final_names",
-    "final_values",
     "group_keys",
     "is_type",
     "match",
@@ -218,14 +217,33 @@ def timeline(states: Any, *, caller: str, needs: Sequence[str] = ()) -> nw.LazyF
 
 
 def outcomes(
-    tl: nw.LazyFrame[Any], carry: Sequence[str], *, extra: dict[str, nw.Expr] | None = None
+    tl: nw.LazyFrame[Any],
+    carry: Sequence[str],
+    *,
+    extra: dict[str, nw.Expr] | None = None,
+    finals: dict[str, str] | None = None,
 ) -> nw.LazyFrame[Any]:
     """Aggregate a :func:`timeline` into one row per task run, with hash aggregates only.
 
     Columns: ``task_run_id``, the ``carry`` columns, ``attempts``,
     ``retries``, ``final_type``, ``terminal``, ``first_attempt_failed``,
-    ``rescued``, ``start_time``, ``end_time`` (microseconds), in no order.
+    ``rescued``, ``start_time``, ``end_time`` (microseconds), the ``extra``
+    aggregates, and for each ``finals`` item (``{"final_name": "name"}``) the
+    value of that column in the run's latest state, in no order.
+
+    The latest state is the one with the run's largest ``_key``; among states
+    tied on it, the largest value (the :data:`ORDER` breaks such ties by name).
+    It is an ordered aggregate (``last(order_by=...)``), computed in the same
+    pass as the counts, on the engines that have one (Polars, DuckDB); on
+    Spark, whose narwhals backend lacks it, the latest states are joined back.
     """
+    finals = finals or {}
+    ordered_last = has_ordered_last(tl)
+    last = {
+        name: nw.col(source).last(order_by=["_key", source])
+        for name, source in finals.items()
+        if ordered_last
+    }
     runs = (
         tl.with_columns(
             _running=is_type("RUNNING").cast(nw.Int64()),
@@ -239,9 +257,12 @@ def outcomes(
             _last_key=nw.col("_key").max(),
             start_time=nw.col("_us").min(),
             end_time=nw.col("_us").max(),
+            **last,
             **(extra or {}),
         )
     )
+    if not ordered_last:
+        runs = _joined_finals(tl, runs, finals)
     final_rank = nw.col("_last_key") % RANK_BITS
     runs = runs.with_columns(final_type=type_of_rank(final_rank))
     final = nw.col("final_type")
@@ -256,29 +277,20 @@ def outcomes(
     )
 
 
-def final_values(
-    tl: nw.LazyFrame[Any], runs: nw.LazyFrame[Any], columns: dict[str, str]
+def _joined_finals(
+    tl: nw.LazyFrame[Any], runs: nw.LazyFrame[Any], finals: dict[str, str]
 ) -> nw.LazyFrame[Any]:
-    """Add columns of each run's latest state (``{"final_name": "name"}``) to :func:`outcomes`.
-
-    The latest state is the one with the run's largest ``_key``; among states
-    tied on it, the largest value (the :data:`ORDER` breaks such ties by name).
-    """
-    if not columns:
+    """:func:`outcomes`' final values by a join of each run's latest states."""
+    if not finals:
         return runs
     lasts = (
-        tl.select(RUN, "_key", *dict.fromkeys(columns.values()))
+        tl.select(RUN, "_key", *dict.fromkeys(finals.values()))
         .join(runs.select(RUN, "_last_key"), on=RUN, how="inner")
         .filter(nw.col("_key") == nw.col("_last_key"))
         .group_by(RUN)
-        .agg(*(nw.col(source).max().alias(name) for name, source in columns.items()))
+        .agg(*(nw.col(source).max().alias(name) for name, source in finals.items()))
     )
     return runs.join(lasts, on=RUN, how="left")
-
-
-def final_names(tl: nw.LazyFrame[Any], runs: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
-    """Add ``final_name`` (the name of each run's latest state) to :func:`outcomes`' rows."""
-    return final_values(tl, runs, {"final_name": "name"})
 
 
 def _token(token: str) -> nw.Expr:

@@ -48,6 +48,7 @@ __all__ = [
     "distinct",
     "finish",
     "from_micros",
+    "has_ordered_last",
     "is_duration",
     "lazy",
     "schema_of",
@@ -248,6 +249,14 @@ def finish(
     return cast("Frame", native.collect() if isinstance(template, pl.DataFrame) else native)
 
 
+def has_ordered_last(frame: nw.LazyFrame[Any]) -> bool:
+    """Whether ``frame``'s engine aggregates ``last(order_by=...)`` in a group-by.
+
+    Polars and DuckDB do; narwhals' PySpark backend does not (yet).
+    """
+    return not frame.implementation.is_pyspark()
+
+
 def distinct(frame: nw.LazyFrame[Any], subset: Sequence[str]) -> nw.LazyFrame[Any]:
     """Keep one row (any) of each group of rows equal on ``subset``; nulls compare equal.
 
@@ -255,11 +264,19 @@ def distinct(frame: nw.LazyFrame[Any], subset: Sequence[str]) -> nw.LazyFrame[An
     ``is_first_distinct``, which is many times faster than ``unique`` when the
     frame carries wide columns (a list of tags, long strings).
     """
-    if frame.implementation.is_polars():
-        native: pl.LazyFrame = frame.to_native()
-        key = pl.col(subset[0]) if len(subset) == 1 else pl.struct(*subset)
-        return nw.from_native(native.filter(key.is_first_distinct()))
-    return frame.unique(subset=list(subset), keep="any")
+    if not frame.implementation.is_polars():
+        return frame.unique(subset=list(subset), keep="any")
+    native: pl.LazyFrame = frame.to_native()
+    if len(subset) > 1:
+        return nw.from_native(native.filter(pl.struct(*subset).is_first_distinct()))
+    # Hashing long strings (state ids) is cheap, comparing them is not: rows
+    # whose 64-bit hash is unique are kept at once, and only the rows sharing
+    # a hash (the true repeats, and any collision) are compared exactly.
+    key = pl.col(subset[0])
+    flagged = native.with_columns(_repeat=key.hash().is_duplicated())
+    repeats = flagged.filter(pl.col("_repeat")).filter(key.is_first_distinct())
+    kept = pl.concat([flagged.filter(~pl.col("_repeat")), repeats], how="vertical")
+    return nw.from_native(kept.drop("_repeat"))
 
 
 def to_polars(frame: Any) -> pl.DataFrame:

@@ -22,7 +22,6 @@ from trs_analytics.metrics._common import (
     as_list,
     carried,
     explode_tags,
-    final_names,
     group_keys,
     outcomes,
     timeline,
@@ -98,7 +97,7 @@ def retry_counts(states: Frame) -> Frame:
     """
     tl = timeline(states, caller="retry_counts")
     carry = carried(states)
-    runs = final_names(tl, outcomes(tl, carry))
+    runs = outcomes(tl, carry, finals={"final_name": "name"})
     result = runs.select(RUN, *carry, *_OUTCOME_COLUMNS).sort(RUN)
     return finish(
         result,
