@@ -20,8 +20,8 @@ import narwhals as nw
 
 from trs_analytics.metrics._buckets import bucket_of
 from trs_analytics.metrics._common import (
-    ORDER,
     RUN,
+    TIME_ORDER,
     is_type,
     outcomes,
     timeline,
@@ -124,7 +124,7 @@ def _outcomes(states: Any, *, caller: str, needs: Sequence[str] = ()) -> nw.Lazy
     running = is_type("RUNNING")
     tl = tl.with_columns(
         _run_us=nw.when(running)
-        .then(nw.col("_us").shift(-1).over(RUN, order_by=list(ORDER)) - nw.col("_us"))
+        .then(nw.col("_us").shift(-1).over(RUN, order_by=list(TIME_ORDER)) - nw.col("_us"))
         .otherwise(nw.lit(0))
         .fill_null(0)
     )

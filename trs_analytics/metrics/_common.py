@@ -59,6 +59,7 @@ __all__ = [
     "RUN",
     "RUN_COLUMNS",
     "TERMINAL",
+    "TIME_ORDER",
     "Selector",
     "as_list",
     "carried",
@@ -90,6 +91,14 @@ RUN: Final = RUN_KEY
 
 #: How a run's states are ordered: timestamp, lifecycle rank, name, id.
 ORDER: Final = ("_us", "_rank", "name", "id")
+
+#: An order that suffices for a window that reads only timestamps and types
+#: from neighbouring states (the time to the next state, summed over states
+#: of one type): states tied on ``_key`` have the same timestamp and type, so
+#: their order cannot change such a sum, and one integer sorts faster than
+#: :data:`ORDER`'s four columns. Anything that reads a neighbour's name or id
+#: uses :data:`ORDER`.
+TIME_ORDER: Final = ("_key",)
 
 #: The lifecycle rank takes the low bits of the ordering key ``_us * 16 + _rank``.
 RANK_BITS: Final = 16

@@ -19,6 +19,7 @@ from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.metrics._common import (
     ORDER,
     RUN,
+    TIME_ORDER,
     Selector,
     carried,
     is_type,
@@ -407,7 +408,7 @@ def run_time(states: Frame) -> Frame:
     tl = timeline(states, caller="run_time")
     running = is_type("RUNNING")
     result = (
-        tl.with_columns(_next=_next_us())
+        tl.with_columns(_next=nw.col("_us").shift(-1).over(RUN, order_by=list(TIME_ORDER)))
         .with_columns(
             _running=running.cast(nw.Int64()),
             _start=nw.when(running).then(nw.col("_us")),
