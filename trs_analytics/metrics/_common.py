@@ -33,6 +33,7 @@ import polars as pl
 from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.metrics._frames import (
     RUN_KEY,
+    aggregate,
     distinct,
     has_ordered_last,
     lazy,
@@ -253,22 +254,23 @@ def outcomes(
         for name, source in finals.items()
         if ordered_last
     }
-    runs = (
-        tl.with_columns(
-            _running=is_type("RUNNING").cast(nw.Int64()),
-            _failure=is_type(*FAILURE_TYPES).cast(nw.Int64()),
-        )
-        .group_by(RUN)
-        .agg(
-            *(nw.col(c).any_value() for c in carry),
-            attempts=nw.col("_running").sum(),
-            _failures=nw.col("_failure").sum(),
-            _last_key=nw.col("_key").max(),
-            start_time=nw.col("_us").min(),
-            end_time=nw.col("_us").max(),
+    runs = tl.with_columns(
+        _running=is_type("RUNNING").cast(nw.Int64()),
+        _failure=is_type(*FAILURE_TYPES).cast(nw.Int64()),
+    )
+    runs = aggregate(
+        runs,
+        [RUN],
+        carry=carry,
+        aggs={
+            "attempts": nw.col("_running").sum(),
+            "_failures": nw.col("_failure").sum(),
+            "_last_key": nw.col("_key").max(),
+            "start_time": nw.col("_us").min(),
+            "end_time": nw.col("_us").max(),
             **last,
             **(extra or {}),
-        )
+        },
     )
     if not ordered_last:
         runs = _joined_finals(tl, runs, finals)

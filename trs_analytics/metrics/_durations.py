@@ -28,7 +28,7 @@ from trs_analytics.metrics._common import (
     type_of_rank,
     with_polars_selectors,
 )
-from trs_analytics.metrics._frames import finish
+from trs_analytics.metrics._frames import aggregate, finish
 from trs_analytics.schema import TERMINAL_TYPES
 
 if TYPE_CHECKING:
@@ -353,17 +353,9 @@ def time_in_state(states: Frame, *, level: Literal["type", "name"] = "type") -> 
     carry = carried(states)
     tl = timeline(states, caller="time_in_state")
     key = "_rank" if level == "type" else "name"
-    result = (
-        tl.with_columns(_next=_next_us())
-        .filter(~nw.col("_next").is_null())
-        .group_by(RUN, key)
-        .agg(
-            *(nw.col(c).any_value() for c in carry),
-            entries=nw.len(),
-            duration=(nw.col("_next") - nw.col("_us")).sum(),
-        )
-        .sort(RUN, key)
-    )
+    steps = tl.with_columns(_next=_next_us()).filter(~nw.col("_next").is_null())
+    aggs = {"entries": nw.len(), "duration": (nw.col("_next") - nw.col("_us")).sum()}
+    result = aggregate(steps, [RUN, key], carry=carry, aggs=aggs).sort(RUN, key)
     if level == "type":
         result = result.with_columns(type=type_of_rank(nw.col("_rank")))
     result = result.select(RUN, *carry, level, "entries", "duration")
@@ -407,24 +399,24 @@ def run_time(states: Frame) -> Frame:
     carry = carried(states)
     tl = timeline(states, caller="run_time")
     running = is_type("RUNNING")
+    steps = tl.with_columns(
+        _next=nw.col("_us").shift(-1).over(RUN, order_by=list(TIME_ORDER))
+    ).with_columns(
+        _running=running.cast(nw.Int64()),
+        _start=nw.when(running).then(nw.col("_us")),
+        _end=nw.when(running).then(nw.col("_next")),
+        _open=(running & nw.col("_next").is_null()).cast(nw.Int64()),
+        _time=nw.when(running).then(nw.col("_next") - nw.col("_us")),
+    )
+    aggs = {
+        "attempts": nw.col("_running").sum(),
+        "start_time": nw.col("_start").min(),
+        "end_time": nw.col("_end").max(),
+        "_open": nw.col("_open").sum(),
+        "duration": nw.col("_time").sum(),
+    }
     result = (
-        tl.with_columns(_next=nw.col("_us").shift(-1).over(RUN, order_by=list(TIME_ORDER)))
-        .with_columns(
-            _running=running.cast(nw.Int64()),
-            _start=nw.when(running).then(nw.col("_us")),
-            _end=nw.when(running).then(nw.col("_next")),
-            _open=(running & nw.col("_next").is_null()).cast(nw.Int64()),
-            _time=nw.when(running).then(nw.col("_next") - nw.col("_us")),
-        )
-        .group_by(RUN)
-        .agg(
-            *(nw.col(c).any_value() for c in carry),
-            attempts=nw.col("_running").sum(),
-            start_time=nw.col("_start").min(),
-            end_time=nw.col("_end").max(),
-            _open=nw.col("_open").sum(),
-            duration=nw.col("_time").sum(),
-        )
+        aggregate(steps, [RUN], carry=carry, aggs=aggs)
         .filter(nw.col("attempts") > 0)
         .with_columns(
             # a run still in a RUNNING state: its time is not known yet
@@ -476,20 +468,20 @@ def lateness(states: Frame) -> Frame:
     tl = timeline(states, caller="lateness", needs=["expected_start_time"])
     running = is_type("RUNNING")
     diff = nw.col("end_time") - nw.col("start_time")
+    steps = tl.with_columns(
+        _running=running.cast(nw.Int64()),
+        _expected=nw.when(running).then(nw.col("expected_start_time")),
+        _start=nw.when(running).then(nw.col("_us")),
+    )
+    aggs = {
+        **{c: nw.col(c).min() for c in carry if c == "expected_start_time"},
+        "_ran": nw.col("_running").sum(),
+        "start_time": nw.col("_expected").min(),
+        "end_time": nw.col("_start").min(),
+    }
+    attrs = [c for c in carry if c != "expected_start_time"]
     result = (
-        tl.with_columns(
-            _running=running.cast(nw.Int64()),
-            _expected=nw.when(running).then(nw.col("expected_start_time")),
-            _start=nw.when(running).then(nw.col("_us")),
-        )
-        .group_by(RUN)
-        .agg(
-            *(nw.col(c).any_value() for c in carry if c != "expected_start_time"),
-            *([nw.col("expected_start_time").min()] if "expected_start_time" in carry else []),
-            _ran=nw.col("_running").sum(),
-            start_time=nw.col("_expected").min(),
-            end_time=nw.col("_start").min(),
-        )
+        aggregate(steps, [RUN], carry=attrs, aggs=aggs)
         .filter(nw.col("_ran") > 0)
         .with_columns(negative=(diff < 0).fill_null(value=False))
         .with_columns(duration=nw.when(~nw.col("negative")).then(diff))

@@ -45,6 +45,7 @@ __all__ = [
     "EPOCH",
     "RUN_KEY",
     "Frame",
+    "aggregate",
     "distinct",
     "finish",
     "from_micros",
@@ -247,6 +248,40 @@ def finish(
         *(pl.col(c).cast(StateType) for c in state_types),
     )
     return cast("Frame", native.collect() if isinstance(template, pl.DataFrame) else native)
+
+
+def aggregate(
+    frame: nw.LazyFrame[Any],
+    keys: Sequence[str],
+    *,
+    carry: Sequence[str] = (),
+    aggs: dict[str, nw.Expr],
+) -> nw.LazyFrame[Any]:
+    """Group ``frame`` by ``keys``: the ``aggs``, and any value of each ``carry`` column.
+
+    ``carry`` holds per-run attributes (``task_name``, ``tags``...), the same
+    on every row of a group, taken with ``any_value`` in the group-by. Polars
+    gathers a list column in a group-by slowly (``tags``: 5.7 s of a 6.8 s
+    aggregate over 3M states, on a loaded machine), so there the group-by keeps
+    each group's first row number and list columns are joined back on it, one
+    integer key (all eleven attributes that way: 1.8 s instead of 11 s).
+    """
+    schema = frame.collect_schema()
+    lists = [c for c in carry if isinstance(schema[c], nw.List)]
+    if not lists or not frame.implementation.is_polars():
+        return frame.group_by(*keys).agg(*(nw.col(c).any_value() for c in carry), **aggs)
+    native: pl.LazyFrame = frame.to_native().with_row_index("_row")
+    grouped = (
+        nw.from_native(native)
+        .group_by(*keys)
+        .agg(
+            *(nw.col(c).any_value() for c in carry if c not in lists),
+            _row=nw.col("_row").min(),
+            **aggs,
+        )
+    )
+    joined = grouped.to_native().join(native.select("_row", *lists), on="_row", how="left")
+    return nw.from_native(joined.drop("_row"))
 
 
 def has_ordered_last(frame: nw.LazyFrame[Any]) -> bool:
