@@ -13,8 +13,9 @@ from __future__ import annotations
 import argparse
 import random
 import time
+from typing import Any
 
-from prefect import flow, task
+from prefect import Flow, flow, task
 from prefect.task_runners import ThreadPoolTaskRunner
 
 TASKS_PER_FLOW_RUN = 100
@@ -32,8 +33,11 @@ def step(name: str, seed: int) -> int:
     return seed
 
 
-def make_flow(flow_name: str, task_names: list[str]):
-    @flow(name=flow_name, task_runner=ThreadPoolTaskRunner(max_workers=8), log_prints=False)
+def make_flow(flow_name: str, task_names: list[str]) -> Flow[..., None]:
+    # Prefect's annotation wants a TaskRunner of PrefectFuture; ThreadPoolTaskRunner is one.
+    runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=8)
+
+    @flow(name=flow_name, task_runner=runner, log_prints=False)  # type: ignore[arg-type]
     def run(seed: int) -> None:
         rng = random.Random(seed)
         futures = []

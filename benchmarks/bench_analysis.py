@@ -44,7 +44,10 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -595,6 +598,14 @@ def main() -> None:
     print(f"results: {saved}")
 
 
+def _total(sample: dict[str, Any]) -> float:
+    return float(sample["total_s"])
+
+
+def _seconds_of(metric: str) -> Callable[[dict[str, Any]], float]:
+    return lambda sample: float(sample["seconds"][metric])
+
+
 def summarize(
     samples: dict[str, list[dict[str, Any]]], data_mib: float, needed_mib: float
 ) -> dict[str, Any]:
@@ -644,9 +655,7 @@ def summarize(
         add_load = name.startswith("pandas_load")
         per_metric = {}
         for m in [*METRICS, "total"]:
-            key = (
-                (lambda r, m=m: r["total_s"]) if m == "total" else (lambda r, m=m: r["seconds"][m])
-            )
+            key = _total if m == "total" else _seconds_of(m)
             per_metric[m] = median(
                 [
                     (key(x) + (x["load_s"] if add_load else 0)) / key(y)

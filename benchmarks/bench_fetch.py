@@ -38,7 +38,12 @@ import time
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from trs_analytics.fetch import Source
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -71,7 +76,9 @@ def child_prefect(args: argparse.Namespace) -> dict[str, Any]:
     from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterStartTime
 
     since, until = _window(args)
-    task_filter = TaskRunFilter(start_time=TaskRunFilterStartTime(after_=since, before_=until))
+    # Prefect validates datetimes into its own DateTime, the type its annotation names.
+    start_time = TaskRunFilterStartTime(after_=since, before_=until)  # type: ignore[arg-type]
+    task_filter = TaskRunFilter(start_time=start_time)
     rows: list[tuple[Any, ...]] = []
     requests = runs = 0
     started = time.perf_counter()
@@ -94,7 +101,7 @@ def child_prefect(args: argparse.Namespace) -> dict[str, Any]:
     return {"states": len(rows), "task_runs": runs, "requests": requests, "seconds": seconds}
 
 
-def child_trs(args: argparse.Namespace, source: str) -> dict[str, Any]:
+def child_trs(args: argparse.Namespace, source: Source) -> dict[str, Any]:
     """trs_analytics.fetch_states with one client, so its request counter can be read."""
     import trs_analytics as ta
 
@@ -261,7 +268,8 @@ def wait_settled(api_url: str, *, quiet_for: float = 8.0, timeout: float = 120.0
 def ensure_data(api_url: str, task_runs: int) -> dict[str, str]:
     """Generate the workload once; return the fixed window that covers it."""
     if WINDOW_FILE.exists():
-        return json.loads(WINDOW_FILE.read_text())
+        saved: dict[str, str] = json.loads(WINDOW_FILE.read_text())
+        return saved
     since = datetime.now(UTC) - timedelta(days=1)
     have = count_task_runs(api_url)
     if have < task_runs:
@@ -278,7 +286,7 @@ def ensure_data(api_url: str, task_runs: int) -> dict[str, str]:
 
 
 @contextmanager
-def latency_proxy(api_url: str, delay_ms: float):
+def latency_proxy(api_url: str, delay_ms: float) -> Iterator[str]:
     upstream = api_url.removesuffix("/api")
     process = subprocess.Popen(
         [

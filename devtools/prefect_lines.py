@@ -29,15 +29,19 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
+
+    from devtools.prefect_harness import PrefectServer
+    from devtools.workload import GroundTruth
 
 __all__ = [
     "LINES",
     "PrefectLine",
     "PrefectLineError",
+    "ServerLine",
     "build_venv",
     "prefect_python",
     "venvs_root",
@@ -51,6 +55,13 @@ PYTHON: Final = "3.11"
 
 class PrefectLineError(RuntimeError):
     """A line's virtualenv could not be built."""
+
+
+class ServerLine(NamedTuple):
+    """One Prefect line under test: its server and the workload's ground truth on it."""
+
+    server: PrefectServer
+    truth: GroundTruth
 
 
 @dataclass(frozen=True)

@@ -35,12 +35,12 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 import pytest
 
 from devtools.prefect_harness import PREFECT_AUTH_STRING, PrefectServer, start_prefect_server
-from devtools.prefect_lines import LINES, prefect_python, venvs_root
+from devtools.prefect_lines import LINES, ServerLine, prefect_python, venvs_root
 from devtools.workload import GroundTruth, run_workload
 
 if TYPE_CHECKING:
@@ -65,13 +65,6 @@ INTEGRATION_FIXTURES: Final = frozenset(
 
 #: The environment variables that carry a user's Prefect configuration.
 USER_CONFIG: Final = ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_API_AUTH_STRING")
-
-
-class ServerLine(NamedTuple):
-    """One Prefect line under test: its server and the workload's ground truth on it."""
-
-    server: PrefectServer
-    truth: GroundTruth
 
 
 class ServerFactory(Protocol):

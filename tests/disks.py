@@ -16,8 +16,6 @@ import subprocess
 import uuid
 from typing import TYPE_CHECKING
 
-from trs_analytics import _atomic
-
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
@@ -64,7 +62,7 @@ def disk(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[],
         def no_space(_fd: int) -> None:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-        yield lambda: monkeypatch.setattr(_atomic.os, "fsync", no_space)
+        yield lambda: monkeypatch.setattr("trs_analytics._atomic.os.fsync", no_space)
 
 
 def fill(disk: Path) -> None:

@@ -102,7 +102,7 @@ _EPOCH = _time("1970-01-01T00:00:00Z")
 def _in_range(value: str | None, window: dict[str, Any]) -> bool:
     """Prefect's ``before_``/``after_`` (inclusive) and ``is_null_`` on one time field."""
     if "is_null_" in window:
-        return (value is None) == window["is_null_"]
+        return bool((value is None) == window["is_null_"])
     if not window:
         return True
     if value is None:

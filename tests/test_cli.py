@@ -11,7 +11,7 @@ import os
 import re
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,7 +41,7 @@ NOTHING_NEW = re.compile(
 )
 
 
-def run(*args: str, env: dict[str, str] | None = None) -> Result:
+def run(*args: str | Path, env: dict[str, str] | None = None) -> Result:
     return CliRunner().invoke(main, [str(a) for a in args], env=env)
 
 
@@ -71,10 +71,10 @@ def assert_one_error_line(result: Result, code: int, pattern: str) -> None:
 # -- docs ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", sorted(main.commands))  # type: ignore[attr-defined]
+@pytest.mark.parametrize("name", sorted(main.commands))
 def test_every_command_is_documented_with_an_example(name: str) -> None:
     assert f"\n## {name}\n" in DOCS, f"docs/cli.md has no '## {name}' section"
-    command = main.commands[name]  # type: ignore[attr-defined]
+    command = main.commands[name]
     with click.Context(command, info_name=name) as ctx:
         assert "Example:" in command.get_help(ctx)
     assert f"trs-analytics {name} " in DOCS
@@ -328,7 +328,8 @@ def test_a_flow_name_with_a_typo_is_an_error_naming_the_closest(
 def test_a_work_pool_that_does_not_exist_is_an_error(
     tmp_path: Path, prefect_server: PrefectServer
 ) -> None:
-    args = ["--api-url", prefect_server.api_url, "--out", tmp_path / "ds", "--since", "1h"]
+    args: list[str | Path] = ["--api-url", prefect_server.api_url, "--out", tmp_path / "ds"]
+    args += ["--since", "1h"]
     result = run("export", *args, "--work-pool", "no-such-pool")
     assert_one_error_line(result, 2, r"no work pool is named 'no-such-pool' on .*Hint: ")
     assert not (tmp_path / "ds").exists()
@@ -345,7 +346,11 @@ def test_a_failed_first_export_does_not_fix_the_dataset(tmp_path: Path) -> None:
 def test_a_csv_is_not_called_damaged_parquet(tmp_path: Path) -> None:
     csv = tmp_path / "states.csv"
     csv.write_text("id,task_run_id\n1,a\n")
-    for command in (["report", csv, "--out", tmp_path / "r.html"], ["info", csv]):
+    commands: list[list[str | Path]] = [
+        ["report", csv, "--out", tmp_path / "r.html"],
+        ["info", csv],
+    ]
+    for command in commands:
         result = run(*command)
         assert_one_error_line(result, 6, r"states\.csv is not a readable Parquet file: it is not")
         assert "damaged" not in result.stderr
@@ -365,7 +370,13 @@ def test_a_folder_with_no_parquet_says_so(tmp_path: Path, marker: bool) -> None:
 def test_json_logs_print_the_summary_once(
     tmp_path: Path, prefect_server: PrefectServer, workload: GroundTruth
 ) -> None:
-    args = ["export", "--api-url", prefect_server.api_url, "--out", tmp_path / "ds"]
+    args: list[str | Path] = [
+        "export",
+        "--api-url",
+        prefect_server.api_url,
+        "--out",
+        tmp_path / "ds",
+    ]
     result = run("--log-format", "json", *args, *window(workload))
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in (result.stdout + result.stderr).splitlines()]
@@ -389,7 +400,7 @@ def test_output_options_work_after_the_command(tmp_path: Path) -> None:
 def test_the_help_lists_exit_130_and_keeps_example_lines() -> None:
     top = run("--help").stdout
     assert re.search(r"^\s+130\s+interrupted", top, flags=re.MULTILINE), top
-    for name, command in main.commands.items():  # type: ignore[attr-defined]
+    for name, command in main.commands.items():
         doc = command.callback.__doc__ or ""
         example = next(line.strip() for line in doc.splitlines() if "trs-analytics " in line)
         shown = run(name, "--help").stdout
@@ -443,7 +454,10 @@ def test_the_readme_states_the_samples_real_span() -> None:
     match = re.search(r"sample_states\.parquet` holds .*?\((\d+) min (\d+) s of", README)
     assert match, "the README does not say how long the sample is"
     stamps = pl.read_parquet(SAMPLE, columns=["timestamp"])["timestamp"]
-    span = (stamps.max() - stamps.min()).total_seconds()  # type: ignore[operator]
+    first, last = stamps.min(), stamps.max()
+    assert isinstance(first, datetime)
+    assert isinstance(last, datetime)
+    span = (last - first).total_seconds()
     assert int(match[1]) * 60 + int(match[2]) == int(span)
     assert not re.search(r"\b12 minutes\b", README)
 

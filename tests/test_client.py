@@ -520,7 +520,7 @@ def test_budget_refuses_a_rate_that_is_not_positive(per_minute: float) -> None:
 @pytest.mark.parametrize(
     "kwargs", [{"max_attempts": 0}, {"concurrency": 0}], ids=["attempts", "concurrency"]
 )
-def test_client_refuses_fewer_than_one_attempt_or_worker(kwargs: dict[str, int]) -> None:
+def test_client_refuses_fewer_than_one_attempt_or_worker(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="at least 1"):
         PrefectClient(API, **kwargs)
 

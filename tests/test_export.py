@@ -26,6 +26,7 @@ import pytest
 from nbclient import NotebookClient
 from rich.console import Console
 
+from tests.builders import history, states
 from tests.disks import disk, read_only
 from tests.recorded import SINCE, UNTIL, Router
 from trs_analytics._progress import Progress, progress_bar
@@ -80,27 +81,15 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     }
 
 
-def states(ids: list[str], day: str = "2026-01-01") -> pl.DataFrame:
-    """A small states frame: one state per id, a second apart, on ``day``."""
+def completed(ids: list[str], day: str = "2026-01-01") -> pl.DataFrame:
+    """A small states frame: one Completed state per id, a second apart, on ``day``."""
     start = datetime.fromisoformat(f"{day}T00:00:00+00:00")
-    rows = [
-        {
-            "id": i,
-            "task_run_id": f"run-{i}",
-            "type": "COMPLETED",
-            "name": "Completed",
-            "timestamp": start + timedelta(seconds=n),
-        }
-        for n, i in enumerate(ids)
-    ]
-    return (
-        pl.DataFrame(rows)
-        .with_columns(
-            [pl.lit(None, dtype).alias(c) for c, dtype in STATES_SCHEMA.items() if c not in rows[0]]
+    return states(
+        *(
+            history([("Completed", start + timedelta(seconds=n))], task_run_id=f"run-{i}", id=i)
+            for n, i in enumerate(ids)
         )
-        .cast(STATES_SCHEMA)
-        .select(STATES_SCHEMA.names())
-    )  # type: ignore[arg-type]
+    )
 
 
 # -- the dataset, over the recorded server -----------------------------------------
@@ -293,7 +282,7 @@ def test_a_day_grows_new_parts_and_never_holds_a_state_twice(tmp_path: Path) -> 
     out = tmp_path / "ds"
     writer = _Writer(out, flush_rows=1_000, target_file_rows=4)
     for ids in (["a", "b"], ["b", "c"], ["c", "d", "e"], ["a", "f"], ["g"]):
-        writer.add(states(ids))
+        writer.add(completed(ids))
         writer.flush()
     parts = sorted(p.name for p in (out / "day=2026-01-01").iterdir())
     assert parts == ["part-00000.parquet", "part-00001.parquet"]
@@ -307,7 +296,7 @@ def test_a_day_grows_new_parts_and_never_holds_a_state_twice(tmp_path: Path) -> 
 
 def test_states_are_partitioned_by_their_utc_day(tmp_path: Path) -> None:
     writer = _Writer(tmp_path, flush_rows=1_000, target_file_rows=100)
-    writer.add(pl.concat([states(["x"], "2026-03-01"), states(["y"], "2026-03-02")]))
+    writer.add(pl.concat([completed(["x"], "2026-03-01"), completed(["y"], "2026-03-02")]))
     writer.flush()
     assert sorted(writer.days) == ["2026-03-01", "2026-03-02"]
     assert pl.read_parquet(tmp_path / "day=2026-03-02" / "part-00000.parquet")["id"].to_list() == [
@@ -340,7 +329,7 @@ def test_an_empty_dataset_scans_as_empty_states(tmp_path: Path, client: PrefectC
 # -- against a real Prefect server ---------------------------------------------------
 
 
-def window(workload: GroundTruth) -> dict[str, datetime]:
+def window(workload: GroundTruth) -> dict[str, Any]:
     """A window that holds every state of the workload."""
     return {
         "since": workload.started_at - timedelta(minutes=1),
@@ -522,12 +511,12 @@ def test_the_lock_file_removed_by_a_failed_first_export_is_not_shared(tmp_path: 
 
 # -- progress bars (issue 14.12) -----------------------------------------------------
 
-WINDOW = {"since": SINCE, "until": UNTIL, "source": "events"}
+WINDOW: dict[str, Any] = {"since": SINCE, "until": UNTIL, "source": "events"}
 
 
 def test_iter_states_reports_counts_and_requests(client: PrefectClient) -> None:
     seen: list[Progress] = []
-    frames = list(iter_states(client=client, on_progress=seen.append, batch_size=5, **WINDOW))  # type: ignore[arg-type]
+    frames = list(iter_states(client=client, on_progress=seen.append, batch_size=5, **WINDOW))
     assert len(seen) == len(frames) > 1
     assert (seen[-1].task_runs, seen[-1].states) == (4, 13)
     assert 0 < seen[0].requests <= seen[-1].requests
@@ -537,8 +526,8 @@ def test_iter_states_reports_counts_and_requests(client: PrefectClient) -> None:
 def test_nothing_is_drawn_in_a_non_interactive_run(
     client: PrefectClient, capfd: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    assert fetch_states(client=client, **WINDOW).height == 13  # type: ignore[arg-type]
-    export_states(tmp_path / "ds", client=client, **WINDOW)  # type: ignore[arg-type]
+    assert fetch_states(client=client, **WINDOW).height == 13
+    export_states(tmp_path / "ds", client=client, **WINDOW)
     assert capfd.readouterr() == ("", "")
 
 
@@ -547,7 +536,7 @@ def test_a_terminal_draws_counts_and_requests(client: PrefectClient) -> None:
     console = Console(file=screen, force_terminal=True, width=160)
     with progress_bar(title="fetch", console=console, interval=0) as on_progress:
         assert on_progress is not None
-        list(iter_states(client=client, on_progress=on_progress, **WINDOW))  # type: ignore[arg-type]
+        list(iter_states(client=client, on_progress=on_progress, **WINDOW))
     assert "4 task runs, 13 states" in screen.getvalue()
     assert "requests via events" in screen.getvalue()
 

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from devtools.prefect_harness import PrefectServer
     from devtools.workload import GroundTruth
+    from trs_analytics.fetch import Source
 
 SEED = 20261128
 
@@ -66,7 +67,7 @@ def test_a_faulty_network_changes_no_row(
     prefect_server: PrefectServer,
     workload: GroundTruth,
     clean: pl.DataFrame,
-    source: str,
+    source: Source,
 ) -> None:
     since, until = bounds(workload)
     with FaultProxy(prefect_server.api_url, seed=SEED, rate=0.1, lifetime=120) as proxy:
@@ -167,7 +168,7 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
         if frame.height:
             assert frame["id"].is_unique().all()
             assert frame.equals(clean.filter(pl.col("id").is_in(frame["id"].implode())))
-            assert frame["timestamp"].max() < upto
+            assert (frame["timestamp"] < upto).all()
         heights.append(frame.height)
     print(f"\nkilled at {moments}; rows after each run: {heights}")
     assert len(moments) - moments.count("finished") >= 10

@@ -1,13 +1,13 @@
 """fetch_states against a real Prefect server, checked against the workload's ground truth.
 
-The workload (tests/workload.py) makes 230 task runs (past the 200-row page cap) and
+The workload (devtools/workload.py) makes 230 task runs (past the 200-row page cap) and
 ~900 states (past the 50-event page), recording what each task did as it ran.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import polars as pl
@@ -19,11 +19,12 @@ from devtools.prefect_harness import PREFECT_AUTH_STRING
 if TYPE_CHECKING:
     from devtools.prefect_harness import PrefectServer
     from devtools.workload import GroundTruth
+    from trs_analytics.fetch import Source
 
-SOURCES = ["states", "events"]
+SOURCES: list[Source] = ["states", "events"]
 
 
-def _window(workload: GroundTruth) -> dict[str, datetime]:
+def _window(workload: GroundTruth) -> dict[str, Any]:
     return {
         "since": workload.started_at - timedelta(minutes=1),
         "until": datetime.now(UTC) + timedelta(minutes=1),
@@ -32,7 +33,7 @@ def _window(workload: GroundTruth) -> dict[str, datetime]:
 
 @pytest.fixture(scope="module")
 def fetched(prefect_server: PrefectServer, workload: GroundTruth) -> dict[str, pl.DataFrame]:
-    frames = {}
+    frames: dict[str, pl.DataFrame] = {}
     for source in SOURCES:
         with ta.PrefectClient(prefect_server.api_url) as client:
             frames[source] = ta.fetch_states(client=client, source=source, **_window(workload))
@@ -41,7 +42,7 @@ def fetched(prefect_server: PrefectServer, workload: GroundTruth) -> dict[str, p
 
 @pytest.mark.parametrize("source", SOURCES)
 def test_every_task_run_and_state_of_the_workload(
-    fetched: dict[str, pl.DataFrame], workload: GroundTruth, source: str
+    fetched: dict[str, pl.DataFrame], workload: GroundTruth, source: Source
 ) -> None:
     states = fetched[source]
     ta.validate_states(states)
@@ -97,7 +98,7 @@ def test_a_window_cut_mid_workload(
     prefect_server: PrefectServer,
     workload: GroundTruth,
     fetched: dict[str, pl.DataFrame],
-    source: str,
+    source: Source,
 ) -> None:
     everything = fetched["states"]
     stamps = everything["timestamp"].sort()
@@ -124,11 +125,11 @@ def test_filters(
     prefect_server: PrefectServer,
     workload: GroundTruth,
     fetched: dict[str, pl.DataFrame],
-    source: str,
-    filters: dict[str, object],
+    source: Source,
+    filters: dict[str, Any],
     keep: object,
 ) -> None:
-    got = ta.fetch_states(prefect_server.api_url, source=source, **_window(workload), **filters)  # type: ignore[arg-type]
+    got = ta.fetch_states(prefect_server.api_url, source=source, **_window(workload), **filters)
     if keep is None:  # tags: compare with the unfiltered frame
         tag = filters["tags"]
         expected_ids = set(

@@ -19,8 +19,9 @@ from trs_analytics.exceptions import NotFoundError
 from trs_analytics.fetch import StateFilters, plan_sources, stream_states
 
 if TYPE_CHECKING:
+    from devtools.prefect_lines import ServerLine
     from devtools.workload import GroundTruth
-    from tests.conftest import ServerLine
+    from trs_analytics.fetch import Source
 
 
 def _window(truth: GroundTruth) -> tuple[datetime, datetime]:
@@ -101,7 +102,7 @@ def test_a_window_split_at_the_oldest_event_equals_the_states_source(
 
 
 @pytest.mark.parametrize("source", ["states", "auto"])
-def test_deployment_and_work_pool_filters(prefect_line: ServerLine, source: str) -> None:
+def test_deployment_and_work_pool_filters(prefect_line: ServerLine, source: Source) -> None:
     truth = prefect_line.truth
     since, until = _window(truth)
     deployed = [f for f in truth.flow_runs.values() if f.deployment_name]
@@ -118,8 +119,8 @@ def test_deployment_and_work_pool_filters(prefect_line: ServerLine, source: str)
                 prefect_line.server.api_url,
                 since=since,
                 until=until,
-                source=source,  # type: ignore[arg-type]
-                **{key: name},  # type: ignore[arg-type]
+                source=source,
+                **{key: name},
             )
             assert expected
             assert set(frame["task_run_id"].unique()) == expected, (key, name)

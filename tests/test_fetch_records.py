@@ -40,6 +40,12 @@ def api_rows(task_run_id: str) -> list[dict[str, Any]]:
     return [state_row_from_api(s, task_run_id=task_run_id, url=URL) for s in states_of(task_run_id)]
 
 
+def event_row(event: dict[str, Any]) -> dict[str, Any]:
+    row = state_row_from_event(event, url=URL)
+    assert row is not None, "a task run's recorded events are all state changes"
+    return row
+
+
 def attributes(*task_run_ids: str) -> pl.DataFrame:
     rows = [attribute_row(TASK_RUNS[i], FLOW_RUN, FLOW, url=URL) for i in task_run_ids]
     return pl.DataFrame(rows, schema=ATTRIBUTES_SCHEMA).drop("_state_type")
@@ -106,7 +112,7 @@ def test_recorded_states_and_events_of_a_task_run_give_identical_rows(
         set(e["payload"]["validated_state"]["state_details"]) <= {"untrackable_result"}
         for e in events
     )
-    from_events = [state_row_from_event(e, url=URL) for e in events]
+    from_events = [event_row(e) for e in events]
     from_states = api_rows(task_run_id)
     assert [row["name"] for row in from_states] == names
     assert from_events == from_states

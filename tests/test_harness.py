@@ -47,8 +47,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from devtools.prefect_harness import PrefectServer
+    from devtools.prefect_lines import ServerLine
     from devtools.workload import TaskRunTruth
-    from tests.conftest import ServerLine
 
 # --------------------------------------------------------------------------- helpers
 

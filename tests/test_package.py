@@ -5,12 +5,16 @@ from __future__ import annotations
 import ast
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 import pytest
 
 import trs_analytics
 from trs_analytics.schema import SCHEMA_VERSION, STATES_SCHEMA
+
+if TYPE_CHECKING:
+    from polars._typing import PolarsDataType
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "trs_analytics"
@@ -94,7 +98,7 @@ def _readme_contract() -> list[tuple[str, str]]:
     return [(name, kind.strip()) for name, kind in rows]
 
 
-def _kind(dtype: pl.DataType) -> str:
+def _kind(dtype: PolarsDataType) -> str:
     if isinstance(dtype, pl.Datetime):
         return f"Datetime({dtype.time_unit}, {dtype.time_zone})"
     if isinstance(dtype, pl.List):

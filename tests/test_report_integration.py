@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pytest
-from test_report import open_in_chromium
 
 import trs_analytics as ta
+from tests.chromium import open_in_chromium
 from trs_analytics.metrics._breakdowns import outcome_counts, run_outcomes
 from trs_analytics.report import write_report
 
@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 
     import polars as pl
 
-    from tests.prefect_harness import PrefectServer
-    from tests.workload import GroundTruth
+    from devtools.prefect_harness import PrefectServer
+    from devtools.workload import GroundTruth
 
 
 @pytest.fixture(scope="module")

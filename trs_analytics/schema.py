@@ -91,6 +91,16 @@ DETAILS_COLUMNS: Final[dict[str, pl.DataType]] = {
     "details_traceparent": pl.String(),
 }
 
+#: A state's own columns, after its ids, in both contracts (task-run and flow-run states).
+_STATE_COLUMNS: Final[dict[str, pl.DataType]] = {
+    "type": StateType,
+    "name": pl.String(),
+    "timestamp": UTC_US,
+    "message": pl.String(),
+    "data": pl.String(),
+    **DETAILS_COLUMNS,
+}
+
 #: The states frame: one row per task-run state.
 STATES_SCHEMA: Final = pl.Schema(
     {
@@ -98,12 +108,7 @@ STATES_SCHEMA: Final = pl.Schema(
         "id": pl.String(),
         "task_run_id": pl.String(),
         "flow_run_id": pl.String(),
-        "type": StateType,
-        "name": pl.String(),
-        "timestamp": UTC_US,
-        "message": pl.String(),
-        "data": pl.String(),
-        **DETAILS_COLUMNS,
+        **_STATE_COLUMNS,
         # the task run it belongs to (as read at fetch time)
         "task_run_name": pl.String(),
         "task_key": pl.String(),
@@ -128,12 +133,7 @@ FLOW_RUN_STATES_SCHEMA: Final = pl.Schema(
         # the state itself
         "id": pl.String(),
         "flow_run_id": pl.String(),
-        "type": StateType,
-        "name": pl.String(),
-        "timestamp": UTC_US,
-        "message": pl.String(),
-        "data": pl.String(),
-        **DETAILS_COLUMNS,
+        **_STATE_COLUMNS,
         # the flow run it belongs to (as read at fetch time)
         "flow_run_name": pl.String(),
         "flow_id": pl.String(),

@@ -1,30 +1,33 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import pytest
 
+import trs_analytics as ta
+from tests.builders import history, states
+from tests.charts.datasets import rows_of
 from trs_analytics.charts import STATE_COLORS, duration_chart, duration_stats
 from trs_analytics.exceptions import ConfigurationError
 
-
-def run(run_id: str, seconds: float, start: float = 0.0) -> list[tuple[str, str, str, float]]:
-    return [
-        (run_id, "PENDING", "Pending", start),
-        (run_id, "RUNNING", "Running", start + 1),
-        (run_id, "COMPLETED", "Completed", start + 1 + seconds),
-    ]
+if TYPE_CHECKING:
+    import polars as pl
 
 
-@pytest.fixture
-def states(make_states):
-    rows = []
-    for i, s in enumerate([1, 2, 3, 4, 10]):
-        rows += run(f"a{i}", s)
-    rows += run("b0", 0.0005) + run("b1", 0.5)
-    tasks = {f"a{i}": "slow" for i in range(5)} | {"b0": "fast", "b1": "fast"}
-    return make_states(rows, task_name=tasks)
+def run(run_id: str, task: str, seconds: float) -> pl.DataFrame:
+    """Pending at 0, running at 1 for ``seconds``, then completed."""
+    return history(
+        f"Pending@0 Running@1 Completed@{1 + seconds}", task_run_id=run_id, task_name=task
+    )
 
 
-def test_stats_are_quantiles_in_seconds(states):
+@pytest.fixture(name="states")
+def states_fixture() -> pl.DataFrame:
+    slow = [run(f"a{i}", "slow", s) for i, s in enumerate([1, 2, 3, 4, 10])]
+    return states(*slow, run("b0", "fast", 0.0005), run("b1", "fast", 0.5))
+
+
+def test_stats_are_quantiles_in_seconds(states: pl.DataFrame) -> None:
     stats = duration_stats(states).rows(named=True)
     assert [r["task_name"] for r in stats] == ["slow", "fast"]  # by p95, longest first
     slow = stats[0]
@@ -33,7 +36,7 @@ def test_stats_are_quantiles_in_seconds(states):
     assert slow["p95"] == pytest.approx(4 + 0.8 * 6)  # linear between 4 and 10
 
 
-def test_chart_draws_box_median_and_p95(states, rows_of):
+def test_chart_draws_box_median_and_p95(states: pl.DataFrame) -> None:
     chart = duration_chart(states)
     spec = chart.to_dict()
     marks = [layer["mark"]["type"] for layer in spec["layer"]]
@@ -55,18 +58,16 @@ def test_chart_draws_box_median_and_p95(states, rows_of):
     assert rows["fast"]["min_label"] == "0.5 ms"  # the tooltip tells the truth
 
 
-def test_top_keeps_the_longest_p95(states, rows_of):
+def test_top_keeps_the_longest_p95(states: pl.DataFrame) -> None:
     chart = duration_chart(states, top=1)
     assert [r["task_name"] for r in rows_of(chart)] == ["slow"]
     assert "2 groups, the 1 with the longest p95 shown" in chart.to_dict()["title"]["subtitle"]
 
 
-def test_any_duration_and_grouping(states, rows_of):
+def test_any_duration_and_grouping(states: pl.DataFrame) -> None:
     chart = duration_chart(states, metric="queue_wait", by="task_name")
     assert {r["p50_x"] for r in rows_of(chart)} == {1.0}
     assert chart.to_dict()["title"]["text"] == "Queue wait per task name"
-    import trs_analytics as ta
-
     custom = duration_chart(
         states, metric=lambda s: ta.durations(s, start="PENDING", end="TERMINAL")
     )
@@ -76,6 +77,6 @@ def test_any_duration_and_grouping(states, rows_of):
 @pytest.mark.parametrize(
     ("kwargs", "message"), [({"metric": "nope"}, "metric='nope'"), ({"top": 0}, "top=0")]
 )
-def test_bad_arguments(states, kwargs, message):
+def test_bad_arguments(states: pl.DataFrame, kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         duration_chart(states, **kwargs)

@@ -1,48 +1,44 @@
 from __future__ import annotations
 
+from typing import Any
+
 import narwhals as nw
 import polars as pl
 import pytest
 
+from tests.builders import history, states
+from tests.charts.datasets import rows_of
 from trs_analytics.charts import STATE_COLORS, failure_rate_chart, failure_rate_series
 from trs_analytics.metrics import wilson
 
 DAY = 86_400.0
 
 
-def run(run_id: str, path: list[str], start: float) -> list[tuple[str, str, str, float]]:
-    kinds = {
-        "Running": "RUNNING",
-        "Retrying": "RUNNING",
-        "Completed": "COMPLETED",
-        "Failed": "FAILED",
-    }
-    return [(run_id, kinds[name], name, start + i) for i, name in enumerate(path)]
-
-
-@pytest.fixture
-def states(make_states):
-    rows = (
-        # day 1, etl: one failure, one rescued by a retry, two clean -> 1/4 final, 2/4 first attempt
-        run("e1", ["Running", "Failed"], 0)
-        + run("e2", ["Running", "Retrying", "Completed"], 10)
-        + run("e3", ["Running", "Completed"], 20)
-        + run("e4", ["Running", "Completed"], 30)
-        # day 2, etl: two clean runs
-        + run("e5", ["Running", "Completed"], DAY + 5)
-        + run("e6", ["Running", "Completed"], DAY + 6)
-        # day 1, load: clean, still running (not counted)
-        + run("l1", ["Running", "Completed"], 40)
-        + run("l2", ["Running"], 50)
+def run(run_id: str, path: list[str], start: float, **columns: Any) -> pl.DataFrame:
+    """The states of ``path``, a second apart from ``start`` on."""
+    return history(
+        [(name, start + i) for i, name in enumerate(path)], task_run_id=run_id, **columns
     )
-    tasks = dict.fromkeys(("e1", "e2", "e3", "e4", "e5", "e6"), "etl") | {
-        "l1": "load",
-        "l2": "load",
-    }
-    return make_states(rows, task_name=tasks)
 
 
-def test_series_values_and_wilson_band(states):
+@pytest.fixture(name="states")
+def states_fixture() -> pl.DataFrame:
+    return states(
+        # day 1, etl: one failure, one rescued by a retry, two clean -> 1/4 final, 2/4 first attempt
+        run("e1", ["Running", "Failed"], 0, task_name="etl"),
+        run("e2", ["Running", "Retrying", "Completed"], 10, task_name="etl"),
+        run("e3", ["Running", "Completed"], 20, task_name="etl"),
+        run("e4", ["Running", "Completed"], 30, task_name="etl"),
+        # day 2, etl: two clean runs
+        run("e5", ["Running", "Completed"], DAY + 5, task_name="etl"),
+        run("e6", ["Running", "Completed"], DAY + 6, task_name="etl"),
+        # day 1, load: clean, still running (not counted)
+        run("l1", ["Running", "Completed"], 40, task_name="load"),
+        run("l2", ["Running"], 50, task_name="load"),
+    )
+
+
+def test_series_values_and_wilson_band(states: pl.DataFrame) -> None:
     series = failure_rate_series(states, every="1d")
     assert set(series["group"]) == {"etl"}  # load never failed: no panel
     day1 = series.filter(pl.col("bucket").dt.day() == 1).sort("rate")
@@ -58,7 +54,7 @@ def test_series_values_and_wilson_band(states):
     assert day2["value"].to_list() == [0.0, 0.0]
 
 
-def test_chart_layers_and_encodings(states, rows_of):
+def test_chart_layers_and_encodings(states: pl.DataFrame) -> None:
     chart = failure_rate_chart(states, every="1d")
     spec = chart.to_dict()
     assert spec["facet"]["field"] == "group"
@@ -90,32 +86,29 @@ def test_chart_layers_and_encodings(states, rows_of):
     assert len(rows_of(chart)) == 4  # 2 buckets x 2 rates
 
 
-def test_top_groups_are_those_with_most_failures(make_states):
-    rows, tasks = [], {}
-    for task, failures in (("a", 3), ("b", 1), ("c", 2)):
-        for i in range(4):
-            rid = f"{task}{i}"
-            tasks[rid] = task
-            end = ("FAILED", "Failed") if i < failures else ("COMPLETED", "Completed")
-            rows += [(rid, "RUNNING", "Running", i), (rid, *end, i + 1)]
-    states = make_states(rows, task_name=tasks)
-    series = failure_rate_series(states, every="1d", top=2)
+def test_top_groups_are_those_with_most_failures() -> None:
+    runs = [
+        run(f"{task}{i}", ["Running", "Failed" if i < failures else "Completed"], i, task_name=task)
+        for task, failures in (("a", 3), ("b", 1), ("c", 2))
+        for i in range(4)
+    ]
+    series = failure_rate_series(states(*runs), every="1d", top=2)
     assert series["group"].unique(maintain_order=True).to_list() == ["a", "c"]
 
 
-def test_overall_chart_is_one_panel(states, rows_of):
+def test_overall_chart_is_one_panel(states: pl.DataFrame) -> None:
     chart = failure_rate_chart(states, by=None, every="1d")
     assert type(chart).__name__ == "LayerChart"
     assert {r["group"] for r in rows_of(chart)} == {"all runs"}
 
 
-def test_one_bucket_still_draws_visible_points(make_states, rows_of):
+def test_one_bucket_still_draws_visible_points() -> None:
     # probe failed 24 of 24 within seconds: one bucket, so no line and no band can be drawn
-    rows = []
-    for i in range(24):
-        rows += [(f"p{i}", "RUNNING", "Running", i), (f"p{i}", "FAILED", "Failed", i + 0.5)]
-    states = make_states(rows, task_name="probe")
-    chart = failure_rate_chart(states)
+    probes = [
+        history(f"Running@{i} Failed@{i + 0.5}", task_run_id=f"p{i}", task_name="probe")
+        for i in range(24)
+    ]
+    chart = failure_rate_chart(states(*probes))
     layers = chart.to_dict()["spec"]["layer"]
     marks = {layer["mark"]["type"]: layer["mark"] for layer in layers}
     assert marks["point"]["opacity"] > 0.5
@@ -127,18 +120,22 @@ def test_one_bucket_still_draws_visible_points(make_states, rows_of):
     ]
 
 
-def test_runs_without_flow_are_their_own_group(make_states):
-    rows = [("a", "RUNNING", "Running", 0), ("a", "FAILED", "Failed", 1)]
-    rows += [("b", "RUNNING", "Running", 0), ("b", "FAILED", "Failed", 1)]
-    states = make_states(rows, flow_name={"a": "etl", "b": None})
-    series = failure_rate_series(states, by="flow_name", every="1d")
+def test_runs_without_flow_are_their_own_group() -> None:
+    frame = states(
+        history("Running@0 Failed@1", task_run_id="a", flow_name="etl"),
+        history("Running@0 Failed@1", task_run_id="b", flow_name=None),
+    )
+    series = failure_rate_series(frame, by="flow_name", every="1d")
     assert set(series["group"]) == {"etl", "(no flow)"}
 
 
-def test_short_span_axis_has_no_date(make_states):
-    rows = [(f"r{i}", "RUNNING", "Running", i) for i in range(45)]
-    rows += [(f"r{i}", "FAILED", "Failed", i + 0.5) for i in range(45)]
-    states = make_states(rows, task_name="probe")
-    x = failure_rate_chart(states, every="10s").to_dict()["spec"]["layer"][0]["encoding"]["x"]
+def test_short_span_axis_has_no_date() -> None:
+    probes = [
+        history(f"Running@{i} Failed@{i + 0.5}", task_run_id=f"r{i}", task_name="probe")
+        for i in range(45)
+    ]
+    x = failure_rate_chart(states(*probes), every="10s").to_dict()["spec"]["layer"][0]["encoding"][
+        "x"
+    ]
     assert x["axis"]["format"] == "%H:%M:%S"
     assert x["scale"]["type"] == "utc"

@@ -1,32 +1,32 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 import polars as pl
 import pytest
 
+from tests.builders import history, states
+from tests.charts.datasets import rows_of
 from trs_analytics.charts import wait_chart, wait_series, waits_agree
 
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
 HOUR = 3600.0
 
 
-@pytest.fixture
-def states(make_states):
-    rows = []
-    expected = {}
+@pytest.fixture(name="states")
+def states_fixture() -> pl.DataFrame:
     # hour 0: three runs, late by 1, 2 and 6 s; queued 0.5, 1, 1.5 s
-    for i, (late, queue) in enumerate([(1, 0.5), (2, 1.0), (6, 1.5)]):
-        rid = f"r{i}"
-        expected[rid] = T0
-        rows += [(rid, "PENDING", "Pending", late - queue), (rid, "RUNNING", "Running", late)]
+    runs = [
+        history(
+            f"Pending@{late - queue} Running@{late}", task_run_id=f"r{i}", expected_start_time=0
+        )
+        for i, (late, queue) in enumerate([(1, 0.5), (2, 1.0), (6, 1.5)])
+    ]
     # hour 1: one run, expected at 1h, late by 10 s, queued 3 s
-    expected["s"] = T0 + timedelta(hours=1)
-    rows += [("s", "PENDING", "Pending", HOUR + 7), ("s", "RUNNING", "Running", HOUR + 10)]
-    return make_states(rows, expected_start_time=expected)
+    late = history(
+        f"Pending@{HOUR + 7} Running@{HOUR + 10}", task_run_id="s", expected_start_time=HOUR
+    )
+    return states(*runs, late)
 
 
-def test_series_quantiles_per_bucket(states):
+def test_series_quantiles_per_bucket(states: pl.DataFrame) -> None:
     series = wait_series(states, every="1h")
     got = {
         (r["metric"], r["bucket"].hour, r["quantile"]): (r["seconds"], r["runs"])
@@ -40,7 +40,7 @@ def test_series_quantiles_per_bucket(states):
     assert len(got) == 8
 
 
-def test_chart_panels_and_encodings(states, rows_of):
+def test_chart_panels_and_encodings(states: pl.DataFrame) -> None:
     chart = wait_chart(states, every="1h")  # lateness differs from queue wait here
     spec = chart.to_dict()
     assert spec["facet"]["row"]["field"] == "metric"
@@ -57,19 +57,20 @@ def test_chart_panels_and_encodings(states, rows_of):
     assert rows.filter(metric="Lateness", quantile="p50")["label"].to_list() == ["2.0 s", "10.0 s"]
 
 
-def test_equal_waits_are_one_panel(make_states, rows_of):
+def test_equal_waits_are_one_panel() -> None:
     # Prefect 3: expected_start_time is the first (Pending) state's time, so lateness == queue wait
-    rows, expected = [], {}
-    for i, wait in enumerate((0.5, 1.0, 4.0)):
-        expected[f"r{i}"] = T0 + timedelta(seconds=i)
-        rows += [(f"r{i}", "PENDING", "Pending", i), (f"r{i}", "RUNNING", "Running", i + wait)]
-    states = make_states(rows, expected_start_time=expected)
-    assert waits_agree(states)
-    chart = wait_chart(states, every="1h")
+    frame = states(
+        *(
+            history(f"Pending@{i} Running@{i + wait}", task_run_id=f"r{i}", expected_start_time=i)
+            for i, wait in enumerate((0.5, 1.0, 4.0))
+        )
+    )
+    assert waits_agree(frame)
+    chart = wait_chart(frame, every="1h")
     assert {r["metric"] for r in rows_of(chart)} == {"Queue wait = lateness"}
     assert any("Prefect 3" in line for line in chart.to_dict()["title"]["subtitle"])
-    assert len(wait_chart(states, every="1h", merge_equal=False).to_dict()["datasets"]) == 1
-    assert {r["metric"] for r in rows_of(wait_chart(states, every="1h", merge_equal=False))} == {
+    assert len(wait_chart(frame, every="1h", merge_equal=False).to_dict()["datasets"]) == 1
+    assert {r["metric"] for r in rows_of(wait_chart(frame, every="1h", merge_equal=False))} == {
         "Lateness",
         "Queue wait",
     }

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.charts.datasets import rows_of
 from trs_analytics.charts import (
     duration_chart,
     failure_rate_chart,
@@ -15,7 +17,14 @@ from trs_analytics.charts import (
     wait_chart,
 )
 
-CHARTS = {
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import polars as pl
+
+    from trs_analytics.charts import AnyChart
+
+CHARTS: dict[str, Callable[..., AnyChart]] = {
     "duration": duration_chart,
     "failure_rate": failure_rate_chart,
     "retry": retry_chart,
@@ -26,7 +35,7 @@ CHARTS = {
 
 
 @pytest.mark.parametrize("name", list(CHARTS))
-def test_million_states_give_a_small_chart(name, million_states, rows_of):
+def test_million_states_give_a_small_chart(name: str, million_states: pl.DataFrame) -> None:
     lazy = million_states.lazy()
     started = time.perf_counter()
     chart = CHARTS[name](lazy)

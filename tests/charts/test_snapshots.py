@@ -10,15 +10,21 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 import trs_analytics as ta
 from trs_analytics import charts
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import polars as pl
+
 SNAPSHOTS = Path(__file__).parent / "__snapshots__"
 
-CHARTS = {
+CHARTS: dict[str, Callable[[pl.DataFrame], Any]] = {
     "duration_chart": lambda s: charts.duration_chart(s, top=5),
     "failure_rate_chart": lambda s: charts.failure_rate_chart(s, by="flow_name", every="1d", top=2),
     "retry_chart": lambda s: charts.retry_chart(s, top=5),
@@ -29,12 +35,12 @@ CHARTS = {
 
 
 @pytest.fixture(scope="module")
-def states():
+def states() -> pl.DataFrame:
     return ta.generate_states(400, seed=5, days=2, n_tasks=8, n_flows=2)
 
 
 @pytest.mark.parametrize("name", list(CHARTS))
-def test_spec_matches_snapshot(name, states):
+def test_spec_matches_snapshot(name: str, states: pl.DataFrame) -> None:
     spec = json.dumps(CHARTS[name](states).to_dict(), indent=1, sort_keys=True) + "\n"
     path = SNAPSHOTS / f"{name}.json"
     if os.environ.get("UPDATE_SNAPSHOTS") == "1":

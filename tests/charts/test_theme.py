@@ -4,12 +4,12 @@ import trs_analytics as ta
 from trs_analytics.charts import STATE_COLORS, retry_chart, state_scale, timeline_chart
 
 
-def test_every_state_type_has_its_own_colour():
+def test_every_state_type_has_its_own_colour() -> None:
     assert list(STATE_COLORS) == list(ta.STATE_TYPES)
     assert len(set(STATE_COLORS.values())) == len(STATE_COLORS)
 
 
-def test_charts_share_the_state_colours():
+def test_charts_share_the_state_colours() -> None:
     states = ta.generate_states(2_000, seed=8)
     for chart in (retry_chart(states), timeline_chart(states)):
         scale = chart.to_dict()["layer"][0]["encoding"]["color"]["scale"]
@@ -17,5 +17,5 @@ def test_charts_share_the_state_colours():
             assert STATE_COLORS[state_type] == colour
 
 
-def test_scale_keeps_lifecycle_order():
+def test_scale_keeps_lifecycle_order() -> None:
     assert state_scale(["FAILED", "PENDING"]).to_dict()["domain"] == ["PENDING", "FAILED"]

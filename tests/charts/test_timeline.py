@@ -1,33 +1,49 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
+from tests.builders import history, states
+from tests.charts.datasets import rows_of
 from trs_analytics.charts import STATE_COLORS, flow_run_segments, pick_flow_run, timeline_chart
 from trs_analytics.exceptions import ConfigurationError
 
+if TYPE_CHECKING:
+    import polars as pl
 
-@pytest.fixture
-def states(make_states):
-    rows = [
+
+@pytest.fixture(name="states")
+def states_fixture() -> pl.DataFrame:
+    nightly = {"flow_name": "nightly"}
+    return states(
         # flow run f1: one task run retried once after a 4 s wait, one clean
-        ("a", "PENDING", "Pending", 0),
-        ("a", "RUNNING", "Running", 1),
-        ("a", "SCHEDULED", "AwaitingRetry", 3),
-        ("a", "RUNNING", "Retrying", 7),
-        ("a", "COMPLETED", "Completed", 9),
-        ("b", "PENDING", "Pending", 2),
-        ("b", "RUNNING", "Running", 2.5),
-        ("b", "FAILED", "Failed", 4),
+        history(
+            "Pending@0 Running@1 AwaitingRetry@3 Retrying@7 Completed@9",
+            task_run_id="a",
+            flow_run_id="f1",
+            task_run_name="load-1",
+            **nightly,
+        ),
+        history(
+            "Pending@2 Running@2.5 Failed@4",
+            task_run_id="b",
+            flow_run_id="f1",
+            task_run_name="check-2",
+            **nightly,
+        ),
         # flow run f2: no retry, later
-        ("c", "RUNNING", "Running", 100),
-        ("c", "COMPLETED", "Completed", 101),
-    ]
-    flows = {"a": "f1", "b": "f1", "c": "f2"}
-    names = {"a": "load-1", "b": "check-2", "c": "late-3"}
-    return make_states(rows, flow_run_id=flows, task_run_name=names, flow_name="nightly")
+        history(
+            "Running@100 Completed@101",
+            task_run_id="c",
+            flow_run_id="f2",
+            task_run_name="late-3",
+            **nightly,
+        ),
+    )
 
 
-def test_segments_give_attempts_and_waits(states):
+def test_segments_give_attempts_and_waits(states: pl.DataFrame) -> None:
     seg = flow_run_segments(states, "f1").filter(task_run_id="a")
     assert seg["name"].to_list() == ["Pending", "Running", "AwaitingRetry", "Retrying", "Completed"]
     assert seg["attempt"].to_list() == [1, 1, 1, 2, 2]
@@ -35,11 +51,11 @@ def test_segments_give_attempts_and_waits(states):
     assert seg["terminal"].to_list() == [False, False, False, False, True]
 
 
-def test_pick_flow_run_prefers_retries(states):
+def test_pick_flow_run_prefers_retries(states: pl.DataFrame) -> None:
     assert pick_flow_run(states) == "f1"
 
 
-def test_chart_bars_per_state_coloured_by_type(states, rows_of):
+def test_chart_bars_per_state_coloured_by_type(states: pl.DataFrame) -> None:
     chart = timeline_chart(states, "f1")
     spec = chart.to_dict()
     bars, ends = spec["layer"]
@@ -63,28 +79,38 @@ def test_chart_bars_per_state_coloured_by_type(states, rows_of):
     assert sum(r["type"] == "RUNNING" for r in rows) == 3  # three attempts drawn
 
 
-def test_unknown_flow_run(states):
+def test_unknown_flow_run(states: pl.DataFrame) -> None:
     with pytest.raises(ConfigurationError, match="flow run 'nope' has no states"):
         timeline_chart(states, "nope")
 
 
-def test_rows_keyed_by_id_when_names_collide(make_states):
-    rows = [(r, "RUNNING", "Running", i) for i, r in enumerate("xyz")]
-    rows += [(r, "COMPLETED", "Completed", i + 1) for i, r in enumerate("xyz")]
+def test_rows_keyed_by_id_when_names_collide() -> None:
     # Prefect's 3-character suffixes repeat: two runs named alike must stay two rows
-    states = make_states(
-        rows, flow_run_id="f", task_run_name={"x": "t-1a2", "y": "t-1a2", "z": "u"}
+    names = {"x": "t-1a2", "y": "t-1a2", "z": "u"}
+    frame = states(
+        *(
+            history(
+                f"Running@{i} Completed@{i + 1}",
+                task_run_id=r,
+                flow_run_id="f",
+                task_run_name=names[r],
+            )
+            for i, r in enumerate("xyz")
+        )
     )
-    y = timeline_chart(states, "f").to_dict()["layer"][0]["encoding"]["y"]
+    y = timeline_chart(frame, "f").to_dict()["layer"][0]["encoding"]["y"]
     assert y["sort"] == ["x", "y", "z"]
 
 
-def test_height_is_capped(make_states):
-    rows = [(f"r{i:03}", "RUNNING", "Running", i) for i in range(121)]
-    rows += [(f"r{i:03}", "COMPLETED", "Completed", i + 1) for i in range(121)]
-    rows += [("r120", "RUNNING", "Retrying", 200), ("r120", "COMPLETED", "Completed", 201)]
-    states = make_states(rows, flow_run_id="f")
-    spec = timeline_chart(states, "f", max_rows=40).to_dict()
+def test_height_is_capped() -> None:
+    runs = [
+        history(f"Running@{i} Completed@{i + 1}", task_run_id=f"r{i:03}", flow_run_id="f")
+        for i in range(120)
+    ]
+    retried = history(
+        "Running@120 Completed@121 Retrying@200 Completed@201", task_run_id="r120", flow_run_id="f"
+    )
+    spec = timeline_chart(states(*runs, retried), "f", max_rows=40).to_dict()
     y = spec["layer"][0]["encoding"]["y"]
     assert len(y["sort"]) == 40
     assert "r120" in y["sort"]  # the retried run is kept

@@ -1,29 +1,26 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
+from tests.builders import history, states
+from tests.charts.datasets import rows_of
 from trs_analytics.charts import transition_chart, transition_counts
 from trs_analytics.exceptions import ConfigurationError
 
-
-@pytest.fixture
-def states(make_states):
-    rows = [
-        ("a", "PENDING", "Pending", 0),
-        ("a", "RUNNING", "Running", 1),
-        ("a", "SCHEDULED", "AwaitingRetry", 2),
-        ("a", "RUNNING", "Retrying", 3),
-        ("a", "COMPLETED", "Completed", 4),
-        ("b", "PENDING", "Pending", 0),
-        ("b", "RUNNING", "Running", 1),
-        ("b", "FAILED", "Failed", 2),
-        ("b", "FAILED", "Failed", 2),  # a duplicated row is not a transition
-    ]
-    frame = make_states(rows)
-    return frame.with_columns(id=frame["id"].set(frame["id"].is_in(["7", "8"]), "7"))
+if TYPE_CHECKING:
+    import polars as pl
 
 
-def test_counts_by_type(states):
+@pytest.fixture(name="states")
+def states_fixture() -> pl.DataFrame:
+    a = history("Pending@0 Running@1 AwaitingRetry@2 Retrying@3 Completed@4", task_run_id="a")
+    b = history("Pending@0 Running@1 Failed@2", task_run_id="b")
+    return states(a, b, b.tail(1))  # a duplicated row is not a transition
+
+
+def test_counts_by_type(states: pl.DataFrame) -> None:
     counts = {
         (r["from"], r["to"]): (r["count"], r["share"])
         for r in transition_counts(states).iter_rows(named=True)
@@ -37,7 +34,7 @@ def test_counts_by_type(states):
     }
 
 
-def test_counts_by_name_and_axis_order(states, rows_of):
+def test_counts_by_name_and_axis_order(states: pl.DataFrame) -> None:
     chart = transition_chart(states, level="name")
     spec = chart.to_dict()
     cells, labels = spec["layer"]
@@ -59,6 +56,6 @@ def test_counts_by_name_and_axis_order(states, rows_of):
     assert len(pairs) == 5
 
 
-def test_bad_level(states):
+def test_bad_level(states: pl.DataFrame) -> None:
     with pytest.raises(ConfigurationError, match="level='state'"):
         transition_counts(states, level="state")  # type: ignore[arg-type]

@@ -20,8 +20,8 @@ from tests.engines.native import assert_same, to_polars
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from tests.prefect_harness import PrefectServer
-    from tests.workload import GroundTruth
+    from devtools.prefect_harness import PrefectServer
+    from devtools.workload import GroundTruth
 
 
 @pytest.fixture(scope="module")

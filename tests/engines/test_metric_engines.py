@@ -18,10 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import trs_analytics as ta
+from tests.builders import T0, history, states
 from tests.engines.cases import Case, cases
 from tests.engines.native import KIND_OF, assert_same, kind
-from tests.metrics.builders import TYPE_OF, at
 from tests.metrics.test_metric_properties import Run, runs
 
 if TYPE_CHECKING:
@@ -65,7 +64,9 @@ SKEWS_US = [0, 0, 0, -2_000_000, 1_500_000, -50, 7]
 def histories(draw: st.DrawFn) -> pl.DataFrame:
     """Runs as Prefect writes them, then messed up the way real data arrives."""
     generated: list[Run] = draw(runs(max_runs=6))
-    rows: list[dict[str, Any]] = []
+    frames: list[pl.DataFrame] = []
+    rows: list[int] = []  # row numbers in the runs' states, some twice
+    row = 0
     for run in generated:
         flow = draw(st.sampled_from(FLOWS))
         tags = draw(st.sampled_from(TAGS))
@@ -74,28 +75,27 @@ def histories(draw: st.DrawFn) -> pl.DataFrame:
             if draw(st.integers(0, 9)) == 0:  # a tie: two states at one instant
                 stamps[i] = stamps[i - 1]
             stamps[i] += draw(st.sampled_from(SKEWS_US))  # a worker's skewed clock
-        for i, (name, micros) in enumerate(zip(run.names, stamps, strict=True)):
-            row = {
-                "id": f"{run.run_id}-{i}",
-                "task_run_id": run.run_id,
-                "flow_run_id": flow and flow[0],
-                "flow_name": flow and flow[1],
-                "task_name": f"task-{int(run.run_id[-1]) % 2}",
-                "tags": tags,
-                "type": TYPE_OF[name],
-                "name": name,
-                "timestamp": at(0) + timedelta(microseconds=max(micros, 0)),
-                "expected_start_time": at(0) + timedelta(microseconds=run.micros[0] // 2),
-            }
+        frames.append(
+            history(
+                [
+                    (name, T0 + timedelta(microseconds=max(us, 0)))
+                    for name, us in zip(run.names, stamps, strict=True)
+                ],
+                task_run_id=run.run_id,
+                task_name=f"task-{int(run.run_id[-1]) % 2}",
+                flow_run_id=flow and flow[0],
+                flow_name=flow and flow[1],
+                tags=tags,
+                expected_start_time=T0 + timedelta(microseconds=run.micros[0] // 2),
+            )
+        )
+        for _ in stamps:
             rows.append(row)
             if draw(st.integers(0, 7)) == 0:  # delivered twice (export overlap)
-                rows.append(dict(row))
+                rows.append(row)
+            row += 1
     order = draw(st.permutations(range(len(rows))))
-    frame = pl.DataFrame([rows[i] for i in order], schema_overrides={"tags": pl.List(pl.String)})
-    missing = [
-        pl.lit(None, dtype).alias(c) for c, dtype in ta.STATES_SCHEMA.items() if c not in frame
-    ]
-    return frame.with_columns(missing).select(ta.STATES_SCHEMA.names()).cast(ta.STATES_SCHEMA)  # type: ignore[arg-type]
+    return states(*frames).select(pl.all().gather([rows[i] for i in order]))
 
 
 @pytest.mark.parametrize("case", cases(window="1m", min_runs=1))

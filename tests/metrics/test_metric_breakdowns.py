@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
@@ -10,46 +9,25 @@ import polars as pl
 import pytest
 
 import trs_analytics as ta
+from tests.builders import history, states
 from trs_analytics.metrics import _breakdowns as bd
-
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _states() -> pl.DataFrame:
-    rows = [
+    def run(
+        spec: str, run_id: str, *, message: str | None = None, flow: str | None = "etl"
+    ) -> pl.DataFrame:
+        return history(spec, task_run_id=run_id, task_name="load", flow_name=flow, message=message)
+
+    return states(
         # a: failed after a retry, in flow etl
-        ("a", "PENDING", 0.0, None),
-        ("a", "RUNNING", 1.0, None),
-        ("a", "RUNNING", 3.0, None),
-        ("a", "FAILED", 6.0, "no file 'x.csv'"),
+        run("Pending@0 Running@1 Running@3 Failed@6", "a", message="no file 'x.csv'"),
         # b: crashed, no flow; c: cancelled; d: completed; e: still running
-        ("b", "PENDING", 0.0, None),
-        ("b", "RUNNING", 2.0, None),
-        ("b", "CRASHED", 9.0, "OOM"),
-        ("c", "PENDING", 61.0, None),
-        ("c", "CANCELLED", 62.0, "by user"),
-        ("d", "PENDING", 61.0, None),
-        ("d", "RUNNING", 61.5, None),
-        ("d", "COMPLETED", 62.0, None),
-        ("e", "PENDING", 70.0, None),
-        ("e", "RUNNING", 71.0, None),
-        ("f", "PENDING", 70.0, None),
-        ("f", "RUNNING", 71.0, None),
-        ("f", "FAILED", 72.0, "no file 'y.csv'"),
-    ]
-    flows = {"a": "etl", "b": None, "c": "etl", "d": "etl", "e": "etl", "f": "etl"}
-    return pl.DataFrame(
-        {
-            "id": [str(i) for i in range(len(rows))],
-            "task_run_id": [r[0] for r in rows],
-            "type": [r[1] for r in rows],
-            "name": [r[1].title() for r in rows],
-            "timestamp": [T0 + timedelta(seconds=r[2]) for r in rows],
-            "message": [r[3] for r in rows],
-            "task_name": ["load"] * len(rows),
-            "flow_name": [flows[r[0]] for r in rows],
-        },
-        schema_overrides={"type": ta.STATES_SCHEMA["type"]},
+        run("Pending@0 Running@2 Crashed@9", "b", message="OOM", flow=None),
+        run("Pending@61 Cancelled@62", "c", message="by user"),
+        run("Pending@61 Running@61.5 Completed@62", "d"),
+        run("Pending@70 Running@71", "e"),
+        run("Pending@70 Running@71 Failed@72", "f", message="no file 'y.csv'"),
     )
 
 
@@ -65,7 +43,8 @@ def _collect(result: Any) -> pl.DataFrame:
         return result.collect()
     if isinstance(result, pl.DataFrame):
         return result
-    return result.pl()
+    frame: pl.DataFrame = result.pl()
+    return frame
 
 
 @pytest.fixture(params=list(ENGINES))

@@ -84,7 +84,8 @@ def _sql(states: pl.DataFrame, query: str) -> pl.DataFrame:
         FROM timeline GROUP BY task_run_id
         """
     )
-    return con.sql(query).pl()
+    frame: pl.DataFrame = con.sql(query).pl()
+    return frame
 
 
 def test_retry_counts_agree(states: pl.DataFrame) -> None:

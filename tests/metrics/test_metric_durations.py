@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 import trs_analytics as ta
-from tests.metrics.builders import at, seconds, states
+from tests.builders import at, history, states
 from trs_analytics.exceptions import ConfigurationError, SchemaError
 
 P3_DELAY = "Pending@0 Running@1 AwaitingRetry@3 Retrying@8 AwaitingRetry@9 Retrying@14 Completed@20"
@@ -20,8 +20,13 @@ UNFINISHED = "Pending@0 Running@3"
 NEVER_RAN = "Pending@0 Cancelled@4"
 
 
+def seconds(column: pl.Series) -> list[float | None]:
+    """A Duration column as float seconds (None stays None)."""
+    return [None if v is None else v.total_seconds() for v in column.to_list()]
+
+
 @pytest.mark.parametrize(
-    ("history", "start", "end", "occurrence", "expected"),
+    ("spec", "start", "end", "occurrence", "expected"),
     [
         # Pending -> Running
         (P3_DELAY, "PENDING", "RUNNING", "first", [("Pending", "Running", 1.0)]),
@@ -70,19 +75,23 @@ NEVER_RAN = "Pending@0 Cancelled@4"
     ],
 )
 def test_durations_general_form(
-    history: str,
+    spec: str,
     start: ta.metrics.Selector,
     end: ta.metrics.Selector,
-    occurrence: str,
+    occurrence: ta.metrics.Occurrence,
     expected: list[tuple[str, str | None, float | None]],
 ) -> None:
-    out = ta.durations(states({"r": history}), start=start, end=end, occurrence=occurrence)  # type: ignore[arg-type]
+    out = ta.durations(
+        states(history(spec, task_run_id="r")), start=start, end=end, occurrence=occurrence
+    )
     got = list(zip(out["start_state"], out["end_state"], seconds(out["duration"]), strict=True))
     assert got == expected
 
 
 def test_durations_occurrence_numbers_and_times() -> None:
-    out = ta.durations(states({"r": P3_DELAY}), start="RUNNING", end="*", occurrence="every")
+    out = ta.durations(
+        states(history(P3_DELAY, task_run_id="r")), start="RUNNING", end="*", occurrence="every"
+    )
     assert out["occurrence"].to_list() == [1, 2, 3]
     assert out["start_time"].to_list() == [at(1), at(8), at(14)]
     assert out["end_time"].to_list() == [at(3), at(9), at(20)]
@@ -91,13 +100,16 @@ def test_durations_occurrence_numbers_and_times() -> None:
 def test_durations_accepts_an_expression_selector() -> None:
     retry_states = pl.col("name").str.contains("Retry")
     out = ta.durations(
-        states({"r": P3_DELAY}), start=retry_states, end="TERMINAL", occurrence="last"
+        states(history(P3_DELAY, task_run_id="r")),
+        start=retry_states,
+        end="TERMINAL",
+        occurrence="last",
     )
     assert seconds(out["duration"]) == [6.0]
 
 
 def test_durations_carries_the_run_columns() -> None:
-    frame = states({"r": CACHED}, task_names={"r": "extract"}, tags={"r": ["etl"]})
+    frame = states(history(CACHED, task_run_id="r", task_name="extract", tags=["etl"]))
     out = ta.durations(frame, start="*", end="TERMINAL")
     row = out.row(0, named=True)
     assert (row["task_run_id"], row["task_name"], row["task_key"], row["flow_name"]) == (
@@ -110,7 +122,7 @@ def test_durations_carries_the_run_columns() -> None:
     assert out.schema["duration"] == pl.Duration("us")
 
 
-# named forms: (function, history, expected seconds per row)
+# named forms: (function, spec, expected seconds per row)
 NAMED = [
     (ta.queue_wait, P3_DELAY, [1.0]),
     (ta.queue_wait, LATE, [16.0]),  # first Scheduled, not Pending
@@ -134,19 +146,19 @@ NAMED = [
 ]
 
 
-@pytest.mark.parametrize(("function", "history", "expected"), NAMED)
-def test_named_durations(function: object, history: str, expected: list[float | None]) -> None:
-    out = function(states({"r": history}))  # type: ignore[operator]
+@pytest.mark.parametrize(("function", "spec", "expected"), NAMED)
+def test_named_durations(function: object, spec: str, expected: list[float | None]) -> None:
+    out = function(states(history(spec, task_run_id="r")))  # type: ignore[operator]
     assert seconds(out["duration"]) == expected
 
 
 def test_run_time_counts_attempts_and_bounds() -> None:
-    out = ta.run_time(states({"r": P3_DELAY}))
+    out = ta.run_time(states(history(P3_DELAY, task_run_id="r")))
     assert out.select("attempts", "start_time", "end_time").row(0) == (3, at(1), at(20))
 
 
 @pytest.mark.parametrize(
-    ("expected_start", "history", "duration", "negative"),
+    ("expected_start", "spec", "duration", "negative"),
     [
         (0.0, "Pending@1 Running@3 Completed@4", 3.0, False),
         (3.0, "Pending@1 Running@3 Completed@4", 0.0, False),
@@ -154,16 +166,14 @@ def test_run_time_counts_attempts_and_bounds() -> None:
         (5.0, "Pending@1 Running@3 Completed@4", None, True),
     ],
 )
-def test_lateness(
-    expected_start: float, history: str, duration: float | None, negative: bool
-) -> None:
-    out = ta.lateness(states({"r": history}, expected={"r": expected_start}))
+def test_lateness(expected_start: float, spec: str, duration: float | None, negative: bool) -> None:
+    out = ta.lateness(states(history(spec, task_run_id="r", expected_start_time=expected_start)))
     assert seconds(out["duration"]) == [duration]
     assert out["negative"].to_list() == [negative]
 
 
 @pytest.mark.parametrize(
-    ("history", "level", "expected"),
+    ("spec", "level", "expected"),
     [
         (P3_DELAY, "type", {"PENDING": (1, 1.0), "RUNNING": (3, 9.0), "SCHEDULED": (2, 10.0)}),
         (
@@ -180,8 +190,8 @@ def test_lateness(
         (LATE, "type", {"SCHEDULED": (2, 15.0), "PENDING": (1, 1.0), "RUNNING": (1, 3.0)}),
     ],
 )
-def test_time_in_state(history: str, level: str, expected: dict[str, tuple[int, float]]) -> None:
-    out = ta.time_in_state(states({"r": history}), level=level)  # type: ignore[arg-type]
+def test_time_in_state(spec: str, level: str, expected: dict[str, tuple[int, float]]) -> None:
+    out = ta.time_in_state(states(history(spec, task_run_id="r")), level=level)  # type: ignore[arg-type]
     got = {
         str(k): (n, d.total_seconds())
         for k, n, d in out.select(level, "entries", "duration").rows()
@@ -190,7 +200,11 @@ def test_time_in_state(history: str, level: str, expected: dict[str, tuple[int, 
 
 
 def test_time_in_state_adds_up_to_end_to_end() -> None:
-    frame = states({"a": P3_DELAY, "b": P2_OLD, "c": LATE})
+    frame = states(
+        history(P3_DELAY, task_run_id="a"),
+        history(P2_OLD, task_run_id="b"),
+        history(LATE, task_run_id="c"),
+    )
     total = (
         ta.time_in_state(frame)
         .group_by("task_run_id")
@@ -204,7 +218,11 @@ def test_time_in_state_adds_up_to_end_to_end() -> None:
 
 
 def test_duplicates_and_arrival_order_do_not_change_results() -> None:
-    frame = states({"a": P3_DELAY, "b": P2_OLD, "c": UNFINISHED})
+    frame = states(
+        history(P3_DELAY, task_run_id="a"),
+        history(P2_OLD, task_run_id="b"),
+        history(UNFINISHED, task_run_id="c"),
+    )
     messy = pl.concat([frame, frame.sample(fraction=0.5, seed=1)]).sample(
         fraction=1.0, shuffle=True, seed=2
     )
@@ -215,14 +233,14 @@ def test_duplicates_and_arrival_order_do_not_change_results() -> None:
 def test_a_state_with_a_skewed_clock_reorders_the_timeline_instead_of_going_negative() -> None:
     # Running stamped before Pending (skewed worker clock): on the timeline Running comes first,
     # so Pending is followed by no Running and the queue wait is unknown, not negative.
-    frame = states({"r": "Running@1 Pending@2 Completed@5"})
+    frame = states(history("Running@1 Pending@2 Completed@5", task_run_id="r"))
     assert seconds(ta.queue_wait(frame)["duration"]) == [None]
     assert seconds(ta.end_to_end(frame)["duration"]) == [4.0]
 
 
 def test_equal_timestamps_are_ordered_by_lifecycle_then_id() -> None:
     # same microsecond: Pending (PENDING) before Running (RUNNING) before Completed
-    frame = states({"r": "Completed@1 Running@1 Pending@1"})
+    frame = states(history("Completed@1 Running@1 Pending@1", task_run_id="r"))
     steps = ta.durations(frame, start="*", end="*", occurrence="every")
     assert steps["start_state"].to_list() == ["Pending", "Running", "Completed"]
     assert steps["end_state"].to_list() == ["Running", "Completed", None]
@@ -230,7 +248,7 @@ def test_equal_timestamps_are_ordered_by_lifecycle_then_id() -> None:
 
 
 def test_duplicates_without_an_id_column_are_dropped_by_content() -> None:
-    frame = states({"r": "Pending@0 Running@1 Completed@3"}).drop("id")
+    frame = states(history("Pending@0 Running@1 Completed@3", task_run_id="r")).drop("id")
     doubled = pl.concat([frame, frame])
     assert ta.time_in_state(doubled)["entries"].to_list() == [1, 1]
 
@@ -242,7 +260,7 @@ FUNCTIONS = [ta.queue_wait, ta.run_time, ta.retry_wait, ta.end_to_end, ta.time_i
 
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_lazy_in_lazy_out(function: object) -> None:
-    frame = states({"a": P3_DELAY, "b": LATE})
+    frame = states(history(P3_DELAY, task_run_id="a"), history(LATE, task_run_id="b"))
     lazy = function(frame.lazy())  # type: ignore[operator]
     assert isinstance(lazy, pl.LazyFrame)
     assert lazy.collect().equals(function(frame))  # type: ignore[operator]
@@ -255,22 +273,24 @@ def test_empty_frame_gives_empty_result(function: object) -> None:
 
 def test_missing_column_is_named_with_a_hint() -> None:
     with pytest.raises(SchemaError, match=r"durations\(\) needs column 'timestamp'.*Hint:"):
-        ta.durations(states({"r": CACHED}).drop("timestamp"), start="*", end="*")
+        ta.durations(states(history(CACHED, task_run_id="r")).drop("timestamp"), start="*", end="*")
 
 
 def test_lateness_needs_expected_start_time() -> None:
     with pytest.raises(SchemaError, match="expected_start_time"):
-        ta.lateness(states({"r": CACHED}).drop("expected_start_time"))
+        ta.lateness(states(history(CACHED, task_run_id="r")).drop("expected_start_time"))
 
 
 def test_naive_timestamps_are_refused() -> None:
-    frame = states({"r": CACHED}).with_columns(pl.col("timestamp").dt.replace_time_zone(None))
+    frame = states(history(CACHED, task_run_id="r")).with_columns(
+        pl.col("timestamp").dt.replace_time_zone(None)
+    )
     with pytest.raises(SchemaError, match="time zone"):
         ta.end_to_end(frame)
 
 
 def test_other_time_zones_are_converted_to_utc() -> None:
-    frame = states({"r": CACHED})
+    frame = states(history(CACHED, task_run_id="r"))
     paris = frame.with_columns(pl.col("timestamp").dt.convert_time_zone("Europe/Paris"))
     out = ta.end_to_end(paris)
     assert out["start_time"].to_list() == [datetime(2026, 1, 1, tzinfo=UTC)]
@@ -281,14 +301,14 @@ def test_other_time_zones_are_converted_to_utc() -> None:
 @pytest.mark.parametrize("selector", [[], 3, ["RUNNING", 3]])
 def test_bad_selectors_are_refused(selector: object) -> None:
     with pytest.raises(ConfigurationError, match="start= must name"):
-        ta.durations(states({"r": CACHED}), start=selector, end="*")  # type: ignore[arg-type]
+        ta.durations(states(history(CACHED, task_run_id="r")), start=selector, end="*")  # type: ignore[arg-type]
 
 
 def test_bad_occurrence_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="occurrence='all'"):
-        ta.durations(states({"r": CACHED}), start="*", end="*", occurrence="all")  # type: ignore[arg-type]
+        ta.durations(states(history(CACHED, task_run_id="r")), start="*", end="*", occurrence="all")  # type: ignore[arg-type]
 
 
 def test_bad_level_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="level="):
-        ta.time_in_state(states({"r": CACHED}), level="kind")  # type: ignore[arg-type]
+        ta.time_in_state(states(history(CACHED, task_run_id="r")), level="kind")  # type: ignore[arg-type]

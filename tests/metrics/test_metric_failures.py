@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 import trs_analytics as ta
-from tests.metrics.builders import T0, states
+from tests.builders import T0, history, states
 from trs_analytics.exceptions import ConfigurationError, SchemaError
 from trs_analytics.metrics import wilson
 
@@ -23,17 +23,15 @@ RUNNING = "Pending@0 Running@1"
 
 
 def _frame() -> pl.DataFrame:
-    runs = {
-        "a1": OK,
-        "a2": RETRIED_OK,
-        "a3": FAILED,
-        "a4": CANCELLED,
-        "a5": RUNNING,
-        "b1": OK,
-        "b2": CRASHED,
-    }
-    names = {r: r[0] for r in runs}
-    return states(runs, task_names=names, tags={"a1": ["etl"], "a3": ["etl", "hot"], "b2": ["hot"]})
+    return states(
+        history(OK, task_run_id="a1", task_name="a", tags=["etl"]),
+        history(RETRIED_OK, task_run_id="a2", task_name="a"),
+        history(FAILED, task_run_id="a3", task_name="a", tags=["etl", "hot"]),
+        history(CANCELLED, task_run_id="a4", task_name="a"),
+        history(RUNNING, task_run_id="a5", task_name="a"),
+        history(OK, task_run_id="b1", task_name="b"),
+        history(CRASHED, task_run_id="b2", task_name="b", tags=["hot"]),
+    )
 
 
 def test_failure_rates_by_task_name() -> None:
@@ -121,13 +119,11 @@ def test_failure_rates_by_two_columns() -> None:
 def test_failure_rates_per_day_buckets_by_first_state() -> None:
     day = 86_400.0
     frame = states(
-        {
-            # starts late on day 1, ends on day 2: counted on day 1
-            "r1": f"Pending@{day - 5} Running@{day - 4} Failed@{day + 5}",
-            "r2": f"Pending@{day + 10} Running@{day + 11} Completed@{day + 12}",
-            "r3": f"Pending@{day + 20} Running@{day + 21} Completed@{day + 22}",
-            "r4": "Pending@100 Running@101 Completed@102",
-        }
+        # starts late on day 1, ends on day 2: counted on day 1
+        history(f"Pending@{day - 5} Running@{day - 4} Failed@{day + 5}", task_run_id="r1"),
+        history(f"Pending@{day + 10} Running@{day + 11} Completed@{day + 12}", task_run_id="r2"),
+        history(f"Pending@{day + 20} Running@{day + 21} Completed@{day + 22}", task_run_id="r3"),
+        history("Pending@100 Running@101 Completed@102", task_run_id="r4"),
     )
     out = ta.failure_rates(frame, by="task_name", every="1d")
     assert out.select("bucket", "runs", "failed").rows() == [
@@ -138,7 +134,7 @@ def test_failure_rates_per_day_buckets_by_first_state() -> None:
 
 
 def test_failure_rates_no_finished_runs_gives_null_rates() -> None:
-    out = ta.failure_rates(states({"r": RUNNING}))
+    out = ta.failure_rates(states(history(RUNNING, task_run_id="r")))
     assert out.select("runs", "unfinished", "failure_rate", "ci_low", "ci_high").rows() == [
         (0, 1, None, None, None)
     ]

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import trs_analytics as ta
-from tests.metrics.builders import TYPE_OF, at
+from tests.builders import T0, TYPE_OF, history, states
 
 # how each Prefect version writes a retry (the states between two attempts, the last one RUNNING)
 RETRY_STYLES = {
@@ -71,19 +71,19 @@ def runs(draw: st.DrawFn, *, max_runs: int = 6) -> list[Run]:
 
 
 def frame(generated: list[Run]) -> pl.DataFrame:
-    rows = [
-        {
-            "id": f"{run.run_id}-{i}",
-            "task_run_id": run.run_id,
-            "task_name": f"task-{int(run.run_id[-1]) % 2}",
-            "type": TYPE_OF[name],
-            "name": name,
-            "timestamp": at(0) + timedelta(microseconds=micros),
-        }
-        for run in generated
-        for i, (name, micros) in enumerate(zip(run.names, run.micros, strict=True))
-    ]
-    return pl.DataFrame(rows, schema_overrides={"type": ta.STATES_SCHEMA["type"]})
+    return states(
+        *(
+            history(
+                [
+                    (name, T0 + timedelta(microseconds=us))
+                    for name, us in zip(run.names, run.micros, strict=True)
+                ],
+                task_run_id=run.run_id,
+                task_name=f"task-{int(run.run_id[-1]) % 2}",
+            )
+            for run in generated
+        )
+    )
 
 
 @SETTINGS

@@ -6,9 +6,9 @@ import polars as pl
 import pytest
 
 import trs_analytics as ta
-from tests.metrics.builders import states
+from tests.builders import history, states
 
-# history, attempts, retries, final_type, terminal, first_attempt_failed, rescued
+# spec, attempts, retries, final_type, terminal, first_attempt_failed, rescued
 CASES = [
     # Prefect 3.9.1 with a retry delay
     (
@@ -54,10 +54,10 @@ CASES = [
 
 
 @pytest.mark.parametrize(
-    ("history", "attempts", "retries", "final_type", "terminal", "first_failed", "rescued"), CASES
+    ("spec", "attempts", "retries", "final_type", "terminal", "first_failed", "rescued"), CASES
 )
 def test_retry_counts(
-    history: str,
+    spec: str,
     attempts: int,
     retries: int,
     final_type: str,
@@ -65,23 +65,23 @@ def test_retry_counts(
     first_failed: bool,
     rescued: bool,
 ) -> None:
-    out = ta.retry_counts(states({"r": history}))
+    out = ta.retry_counts(states(history(spec, task_run_id="r")))
     assert out.select(
         "attempts", "retries", "final_type", "terminal", "first_attempt_failed", "rescued"
     ).rows() == [(attempts, retries, final_type, terminal, first_failed, rescued)]
 
 
 def test_retry_counts_ignore_run_count() -> None:
-    frame = states({"r": "Pending@0 Running@1 Retrying@2 Completed@3"}).with_columns(
-        run_count=pl.lit(7, dtype=pl.Int64)
-    )
+    frame = states(
+        history("Pending@0 Running@1 Retrying@2 Completed@3", task_run_id="r")
+    ).with_columns(run_count=pl.lit(7, dtype=pl.Int64))
     assert ta.retry_counts(frame)["retries"].to_list() == [1]
 
 
 def test_retry_counts_columns_and_order() -> None:
     frame = states(
-        {"b": "Pending@0 Running@1 Completed@2", "a": "Pending@0 Running@1 Failed@3"},
-        task_names={"a": "load", "b": "extract"},
+        history("Pending@0 Running@1 Completed@2", task_run_id="b", task_name="extract"),
+        history("Pending@0 Running@1 Failed@3", task_run_id="a", task_name="load"),
     )
     out = ta.retry_counts(frame)
     assert out["task_run_id"].to_list() == ["a", "b"]
@@ -94,12 +94,12 @@ def test_retry_counts_columns_and_order() -> None:
 
 
 def test_retry_counts_duplicated_states_count_once() -> None:
-    frame = states({"r": "Pending@0 Running@1 Retrying@2 Completed@3"})
+    frame = states(history("Pending@0 Running@1 Retrying@2 Completed@3", task_run_id="r"))
     assert ta.retry_counts(pl.concat([frame, frame, frame]))["attempts"].to_list() == [2]
 
 
 def test_retry_counts_lazy() -> None:
-    frame = states({"r": "Pending@0 Running@1 Retrying@2 Completed@3"})
+    frame = states(history("Pending@0 Running@1 Retrying@2 Completed@3", task_run_id="r"))
     out = ta.retry_counts(frame.lazy())
     assert isinstance(out, pl.LazyFrame)
     assert out.collect().equals(ta.retry_counts(frame))
@@ -107,15 +107,12 @@ def test_retry_counts_lazy() -> None:
 
 def test_retry_distribution_per_task() -> None:
     frame = states(
-        {
-            "a1": "Running@0 Completed@1",
-            "a2": "Running@0 Retrying@1 Completed@2",
-            "a3": "Running@0 Retrying@1 Retrying@2 Failed@3",
-            "a4": "Running@0 Completed@1",
-            "a5": "Running@0 Retrying@1",  # unfinished: left out
-            "b1": "Running@0 Retrying@1 Completed@2",
-        },
-        task_names={"a1": "a", "a2": "a", "a3": "a", "a4": "a", "a5": "a", "b1": "b"},
+        history("Running@0 Completed@1", task_run_id="a1", task_name="a"),
+        history("Running@0 Retrying@1 Completed@2", task_run_id="a2", task_name="a"),
+        history("Running@0 Retrying@1 Retrying@2 Failed@3", task_run_id="a3", task_name="a"),
+        history("Running@0 Completed@1", task_run_id="a4", task_name="a"),
+        history("Running@0 Retrying@1", task_run_id="a5", task_name="a"),  # unfinished: left out
+        history("Running@0 Retrying@1 Completed@2", task_run_id="b1", task_name="b"),
     )
     out = ta.retry_distribution(frame)
     assert out.rows() == [
@@ -128,12 +125,9 @@ def test_retry_distribution_per_task() -> None:
 
 def test_retry_distribution_overall_and_by_tags() -> None:
     frame = states(
-        {
-            "x": "Running@0 Completed@1",
-            "y": "Running@0 Retrying@1 Completed@2",
-            "z": "Running@0 Failed@1",
-        },
-        tags={"x": ["etl", "hot"], "y": ["etl"], "z": []},
+        history("Running@0 Completed@1", task_run_id="x", tags=["etl", "hot"]),
+        history("Running@0 Retrying@1 Completed@2", task_run_id="y", tags=["etl"]),
+        history("Running@0 Failed@1", task_run_id="z", tags=[]),
     )
     assert ta.retry_distribution(frame, by=None).rows() == [(0, 2, 2 / 3), (1, 1, 1 / 3)]
     by_tag = ta.retry_distribution(frame, by="tags")

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 import trs_analytics as ta
-from tests.metrics.builders import T0, states
+from tests.builders import T0, history, states
 from trs_analytics.exceptions import ConfigurationError, SchemaError
 
 S = timedelta(seconds=1)
@@ -43,8 +43,9 @@ def test_summarize_numbers_overall() -> None:
 
 def test_summarize_a_named_duration_by_tags_lazily() -> None:
     frame = states(
-        {"a": "Running@0 Completed@2", "b": "Running@0 Completed@4", "c": "Running@0 Completed@9"},
-        tags={"a": ["etl"], "b": ["etl", "ml"], "c": []},
+        history("Running@0 Completed@2", task_run_id="a", tags=["etl"]),
+        history("Running@0 Completed@4", task_run_id="b", tags=["etl", "ml"]),
+        history("Running@0 Completed@9", task_run_id="c", tags=[]),
     )
     out = ta.summarize(ta.run_time(frame.lazy()), by="tags")
     assert isinstance(out, pl.LazyFrame)
@@ -62,32 +63,26 @@ def test_summarize_missing_column() -> None:
 DAY = 86_400
 
 
-def _runs(
-    task: str, day: int, n: int, failed: int, run_seconds: float
-) -> dict[str, tuple[str, str]]:
-    out = {}
+def _runs(task: str, day: int, n: int, failed: int, run_seconds: float) -> list[pl.DataFrame]:
+    out = []
     for i in range(n):
         start = day * DAY + 3600 + i * 10
         end = "Failed" if i < failed else "Completed"
-        history = f"Pending@{start} Running@{start + 1} {end}@{start + 1 + run_seconds}"
-        out[f"{task}-{day}-{i}"] = (task, history)
+        spec = f"Pending@{start} Running@{start + 1} {end}@{start + 1 + run_seconds}"
+        out.append(history(spec, task_run_id=f"{task}-{day}-{i}", task_name=task))
     return out
 
 
 def _two_days() -> pl.DataFrame:
-    runs = {
-        **_runs("flaky", 0, 100, 5, 1.0),
-        **_runs("flaky", 1, 100, 40, 1.0),
-        **_runs("slow", 0, 100, 0, 1.0),
-        **_runs("slow", 1, 100, 0, 3.0),
-        **_runs("steady", 0, 100, 3, 2.0),
-        **_runs("steady", 1, 100, 4, 2.0),
-        **_runs("rare", 0, 5, 0, 1.0),
-        **_runs("rare", 1, 5, 5, 1.0),  # 0% -> 100%, but too few runs to call it
-    }
     return states(
-        {run: h for run, (_, h) in runs.items()},
-        task_names={run: t for run, (t, _) in runs.items()},
+        *_runs("flaky", 0, 100, 5, 1.0),
+        *_runs("flaky", 1, 100, 40, 1.0),
+        *_runs("slow", 0, 100, 0, 1.0),
+        *_runs("slow", 1, 100, 0, 3.0),
+        *_runs("steady", 0, 100, 3, 2.0),
+        *_runs("steady", 1, 100, 4, 2.0),
+        *_runs("rare", 0, 5, 0, 1.0),
+        *_runs("rare", 1, 5, 5, 1.0),  # 0% -> 100%, but too few runs to call it
     )
 
 

@@ -64,6 +64,7 @@ __all__ = [
     "Selector",
     "as_list",
     "carried",
+    "check_level",
     "explode_tags",
     "group_keys",
     "is_type",
@@ -137,6 +138,21 @@ def as_list(value: str | Sequence[str] | None) -> list[str]:
     if value is None:
         return []
     return [value] if isinstance(value, str) else list(value)
+
+
+def check_level(level: str) -> None:
+    """Refuse a ``level`` other than ``"type"`` (state types) or ``"name"`` (state names).
+
+    Examples:
+        >>> check_level("name")
+        >>> check_level("state")
+        Traceback (most recent call last):
+        ...
+        trs_analytics.exceptions.ConfigurationError: level='state' is not 'type' or 'name'. Hint: use level='type' or level='name'.
+    """
+    if level not in ("type", "name"):
+        msg = f"level={level!r} is not 'type' or 'name'. Hint: use level='type' or level='name'."
+        raise ConfigurationError(msg)
 
 
 def group_keys(keys: Sequence[str]) -> list[str]:

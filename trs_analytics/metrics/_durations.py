@@ -22,6 +22,7 @@ from trs_analytics.metrics._common import (
     TIME_ORDER,
     Selector,
     carried,
+    check_level,
     is_type,
     match,
     timeline,
@@ -347,9 +348,7 @@ def time_in_state(states: Frame, *, level: Literal["type", "name"] = "type") -> 
         >>> ta.time_in_state(states).select("type", "entries", "duration").rows()
         [('SCHEDULED', 1, datetime.timedelta(seconds=4)), ('PENDING', 1, datetime.timedelta(seconds=2)), ('RUNNING', 2, datetime.timedelta(seconds=4))]
     """
-    if level not in ("type", "name"):
-        msg = f"level={level!r} is not 'type' or 'name'. Hint: use level='type' or level='name'."
-        raise ConfigurationError(msg)
+    check_level(level)
     carry = carried(states)
     tl = timeline(states, caller="time_in_state")
     key = "_rank" if level == "type" else "name"

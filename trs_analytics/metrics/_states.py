@@ -6,8 +6,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import narwhals as nw
 
-from trs_analytics.exceptions import ConfigurationError
-from trs_analytics.metrics._common import ORDER, RUN, carried, is_type, timeline, type_of_rank
+from trs_analytics.metrics._common import (
+    ORDER,
+    RUN,
+    carried,
+    check_level,
+    is_type,
+    timeline,
+    type_of_rank,
+)
 from trs_analytics.metrics._frames import finish
 
 if TYPE_CHECKING:
@@ -117,9 +124,7 @@ def transitions(states: Frame, *, level: Literal["type", "name"] = "type") -> Fr
         >>> ta.transitions(states).select("from", "to", "count", "share").rows()
         [('PENDING', 'RUNNING', 2, 1.0), ('RUNNING', 'COMPLETED', 1, 1.0)]
     """
-    if level not in ("type", "name"):
-        msg = f"level={level!r} is not 'type' or 'name'. Hint: use level='type' or level='name'."
-        raise ConfigurationError(msg)
+    check_level(level)
     tl = _ordered(timeline(states, caller="transitions"))
     if level == "type":
         source, target = type_of_rank(nw.col("_rank")), type_of_rank(nw.col("_next_rank"))
