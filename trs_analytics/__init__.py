@@ -33,7 +33,14 @@ from trs_analytics.exceptions import (
     TrsAnalyticsError,
 )
 from trs_analytics.export import export_states
-from trs_analytics.fetch import StateFilters, fetch_states, iter_states, parse_when
+from trs_analytics.fetch import (
+    StateFilters,
+    fetch_flow_run_states,
+    fetch_states,
+    iter_flow_run_states,
+    iter_states,
+    parse_when,
+)
 from trs_analytics.metrics import (
     OUTCOME_COLUMNS,
     compare_windows,
@@ -111,8 +118,10 @@ __all__ = [
     "export_states",
     "failed_runs",
     "failure_rates",
+    "fetch_flow_run_states",
     "fetch_states",
     "generate_states",
+    "iter_flow_run_states",
     "iter_states",
     "lateness",
     "outcome_counts",

@@ -32,8 +32,11 @@ from trs_analytics.exceptions import (
     RequestRejectedError,
 )
 from trs_analytics.fetch._candidates import iter_candidates
+from trs_analytics.fetch._flow_runs import iter_flow_run_events, iter_flow_runs_per_run
 from trs_analytics.fetch._lookups import Attributes, resolve_deployments, task_run_from_event
 from trs_analytics.fetch._pages import (
+    FLOW_RUN_EVENTS,
+    TASK_RUN_EVENTS,
     event_histogram,
     event_page,
     iso,
@@ -70,6 +73,8 @@ _MAX_SLICES = 256
 _RETENTION_MARGIN = timedelta(hours=1)
 _ONE_US = timedelta(microseconds=1)
 _FOREVER = timedelta(days=3650)
+#: The event name prefix of each kind of run's state changes.
+_PREFIXES = {"task_runs": TASK_RUN_EVENTS, "flow_runs": FLOW_RUN_EVENTS}
 #: Answers that mean "this server will not give you events" (not: "you are not allowed").
 _REFUSALS = (NotFoundError, RequestRejectedError)
 
@@ -290,9 +295,12 @@ def _split(start: datetime, cut: datetime, end: datetime, reason: str) -> Source
     return SourcePlan(parts, reason, fallback=True)
 
 
-def _oldest_event(client: PrefectClient, start: datetime, end: datetime) -> datetime | None:
-    """When the oldest task-run event at or before ``end`` occurred (None: there is none)."""
-    page = event_page(client, since=start - _FOREVER, until=end, page_size=1)
+def _oldest_event(
+    client: PrefectClient, start: datetime, end: datetime, prefix: str = TASK_RUN_EVENTS
+) -> datetime | None:
+    """When the oldest task-run event (or ``prefix`` event) at or before ``end`` occurred
+    (None: there is none)."""
+    page = event_page(client, since=start - _FOREVER, until=end, page_size=1, prefix=prefix)
     events = page["events"]
     if not events:
         return None
@@ -307,8 +315,9 @@ def plan_sources(
     source: Literal["auto", "states", "events"] = "auto",
     event_retention: timedelta = DEFAULT_EVENT_RETENTION,
     now: datetime | None = None,
+    kind: Literal["task_runs", "flow_runs"] = "task_runs",
 ) -> SourcePlan:
-    """Which source reads which part of ``[start, end)``.
+    """Which source reads which part of ``[start, end)`` (of task-run or flow-run states).
 
     ``"states"`` and ``"events"`` are taken as asked. ``"auto"`` reads events
     for a window that starts well inside ``event_retention`` (no request here;
@@ -328,7 +337,7 @@ def plan_sources(
         reason = f"the window starts within the {event_retention} event retention"
         return SourcePlan((Segment("events", start, end),), reason, fallback=True)
     try:
-        oldest = _oldest_event(client, start, end)
+        oldest = _oldest_event(client, start, end, _PREFIXES[kind])
     except RequestRejectedError:
         cut = now - event_retention + _RETENTION_MARGIN
         return _logged(_split(start, cut, end, f"events can only be asked back to {iso(cut)}"))
@@ -355,15 +364,34 @@ def _logged(plan: SourcePlan) -> SourcePlan:
 
 
 def iter_plan(
-    client: PrefectClient, filters: StateFilters, plan: SourcePlan, batch_size: int
+    client: PrefectClient,
+    filters: StateFilters,
+    plan: SourcePlan,
+    batch_size: int,
+    *,
+    kind: Literal["task_runs", "flow_runs"] = "task_runs",
 ) -> Iterator[pl.DataFrame]:
-    """Frames of every segment of ``plan``, oldest segment first."""
+    """Frames of every segment of ``plan``, oldest segment first: task-run states, or
+    with ``kind="flow_runs"`` flow-run states (:mod:`~trs_analytics.fetch._flow_runs`)."""
+
+    def per_run(segment: Segment) -> Iterator[pl.DataFrame]:
+        if kind == "flow_runs":
+            return iter_flow_runs_per_run(client, filters, segment.start, segment.end)
+        return iter_per_run(client, filters, segment.start, segment.end)
+
+    def events(segment: Segment, first: dict[str, Any]) -> Iterator[pl.DataFrame]:
+        if kind == "flow_runs":
+            return iter_flow_run_events(client, filters, segment.start, segment.end, first=first)
+        return iter_events(client, filters, segment.start, segment.end, batch_size, first=first)
+
     for segment in plan.segments:
         if segment.source == "states":
-            yield from iter_per_run(client, filters, segment.start, segment.end)
+            yield from per_run(segment)
             continue
         try:
-            first = event_page(client, since=segment.start, until=segment.end)
+            first = event_page(
+                client, since=segment.start, until=segment.end, prefix=_PREFIXES[kind]
+            )
         except PrefectAPIError as err:
             if not (plan.fallback and _refused(err)):
                 raise
@@ -373,6 +401,6 @@ def iter_plan(
                 iso(segment.start),
                 iso(segment.end),
             )
-            yield from iter_per_run(client, filters, segment.start, segment.end)
+            yield from per_run(segment)
             continue
-        yield from iter_events(client, filters, segment.start, segment.end, batch_size, first=first)
+        yield from events(segment, first)
