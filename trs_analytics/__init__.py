@@ -35,6 +35,7 @@ from trs_analytics.exceptions import (
 from trs_analytics.export import export_states
 from trs_analytics.fetch import (
     StateFilters,
+    fetch_concurrency_limits,
     fetch_flow_run_states,
     fetch_states,
     iter_flow_run_states,
@@ -70,6 +71,7 @@ from trs_analytics.metrics import (
     transitions,
 )
 from trs_analytics.schema import (
+    CONCURRENCY_LIMITS_SCHEMA,
     FLOW_RUN_STATES_SCHEMA,
     STATE_TYPES,
     STATES_SCHEMA,
@@ -88,6 +90,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "CONCURRENCY_LIMITS_SCHEMA",
     "FLOW_RUN_STATES_SCHEMA",
     "OUTCOME_COLUMNS",
     "STATES_SCHEMA",
@@ -118,6 +121,7 @@ __all__ = [
     "export_states",
     "failed_runs",
     "failure_rates",
+    "fetch_concurrency_limits",
     "fetch_flow_run_states",
     "fetch_states",
     "generate_states",
