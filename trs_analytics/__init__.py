@@ -80,7 +80,7 @@ from trs_analytics.schema import (
     empty_states,
     validate_states,
 )
-from trs_analytics.storage import scan_states, write_states
+from trs_analytics.storage import scan_flow_run_states, scan_states, write_states
 from trs_analytics.synthetic import generate_states
 
 if TYPE_CHECKING:
@@ -140,6 +140,7 @@ __all__ = [
     "run_time",
     "run_volume",
     "save_chart",
+    "scan_flow_run_states",
     "scan_states",
     "slowest_runs",
     "state_intervals",
