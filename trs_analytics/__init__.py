@@ -33,7 +33,15 @@ from trs_analytics.exceptions import (
     TrsAnalyticsError,
 )
 from trs_analytics.export import export_states
-from trs_analytics.fetch import StateFilters, fetch_states, iter_states, parse_when
+from trs_analytics.fetch import (
+    StateFilters,
+    fetch_concurrency_limits,
+    fetch_flow_run_states,
+    fetch_states,
+    iter_flow_run_states,
+    iter_states,
+    parse_when,
+)
 from trs_analytics.metrics import (
     OUTCOME_COLUMNS,
     compare_windows,
@@ -63,6 +71,7 @@ from trs_analytics.metrics import (
     transitions,
 )
 from trs_analytics.schema import (
+    CONCURRENCY_LIMITS_SCHEMA,
     FLOW_RUN_STATES_SCHEMA,
     STATE_TYPES,
     STATES_SCHEMA,
@@ -71,7 +80,7 @@ from trs_analytics.schema import (
     empty_states,
     validate_states,
 )
-from trs_analytics.storage import scan_states, write_states
+from trs_analytics.storage import scan_flow_run_states, scan_states, write_states
 from trs_analytics.synthetic import generate_states
 
 if TYPE_CHECKING:
@@ -81,6 +90,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "CONCURRENCY_LIMITS_SCHEMA",
     "FLOW_RUN_STATES_SCHEMA",
     "OUTCOME_COLUMNS",
     "STATES_SCHEMA",
@@ -111,8 +121,11 @@ __all__ = [
     "export_states",
     "failed_runs",
     "failure_rates",
+    "fetch_concurrency_limits",
+    "fetch_flow_run_states",
     "fetch_states",
     "generate_states",
+    "iter_flow_run_states",
     "iter_states",
     "lateness",
     "outcome_counts",
@@ -127,6 +140,7 @@ __all__ = [
     "run_time",
     "run_volume",
     "save_chart",
+    "scan_flow_run_states",
     "scan_states",
     "slowest_runs",
     "state_intervals",

@@ -422,6 +422,12 @@ def main(ctx: click.Context, log_format: str, quiet: bool, verbose: bool) -> Non
     show_default=True,
     help="States held in memory before they are written to the dataset.",
 )
+@click.option(
+    "--flow-runs/--no-flow-runs",
+    default=True,
+    show_default=True,
+    help="Also export flow-run states into the dataset's flow-run table (_flow_run_states/).",
+)
 @_filter_options
 @_client_options
 @_output_options
@@ -433,6 +439,7 @@ def export(
     overlap: timedelta,
     wait: float,
     flush_rows: int,
+    flow_runs: bool,
     filters: FilterKwargs,
     **client_options: Any,
 ) -> None:
@@ -441,7 +448,9 @@ def export(
     The first run reads the last 7 days (or --since). Each later run starts at
     the dataset's cursor minus --overlap and skips states it already holds, so
     running it twice adds nothing. Writes are atomic and a lock keeps two runs
-    apart. It prints the source it used and a summary line.
+    apart. It prints the source it used and a summary line. Flow-run states go
+    to the dataset's flow-run table with a cursor of their own (--no-flow-runs:
+    not); a dataset made before that table gains it on its next export.
 
     \b
     Example:
@@ -463,6 +472,7 @@ def export(
             flush_rows=flush_rows,
             on_progress=on_progress,
             progress=False,  # the bar above, or none (--quiet, JSON, not a terminal)
+            flow_runs=flow_runs,
             **filters,
         )
     output.summary(result.summary(), event="export", **result.as_dict())

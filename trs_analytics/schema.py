@@ -20,8 +20,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COLUMNS_ADDED",
+    "CONCURRENCY_LIMITS_SCHEMA",
     "DETAILS_COLUMNS",
     "FAILURE_TYPES",
+    "FLOW_RUN_SCHEMA_VERSION",
     "FLOW_RUN_STATES_SCHEMA",
     "REQUIRED_METRIC_COLUMNS",
     "SCHEMA_VERSION",
@@ -39,6 +41,10 @@ __all__ = [
 
 #: Bumped on any change to :data:`STATES_SCHEMA`; stored in Parquet metadata.
 SCHEMA_VERSION: Final = 2
+
+#: Bumped on any change to :data:`FLOW_RUN_STATES_SCHEMA`; stored in the metadata of
+#: a dataset's flow-run table and its files.
+FLOW_RUN_SCHEMA_VERSION: Final = 1
 
 #: Columns added by each schema version. Files written before hold none of
 #: them; readers fill them with nulls, so old files stay readable and merge
@@ -146,6 +152,22 @@ FLOW_RUN_STATES_SCHEMA: Final = pl.Schema(
         "run_count": pl.Int64(),
         "expected_start_time": UTC_US,
         "parent_task_run_id": pl.String(),
+    }
+)
+
+#: The concurrency limits frame (:func:`trs_analytics.fetch_concurrency_limits`): one
+#: row per limit. ``kind`` is ``"tag"`` (v1 tag limits: ``tag`` is set, ``name`` is
+#: ``tag:<tag>``) or ``"global"`` (v2 global limits); ``active_slots`` counts the
+#: slots held when read.
+CONCURRENCY_LIMITS_SCHEMA: Final = pl.Schema(
+    {
+        "id": pl.String(),
+        "kind": pl.String(),
+        "name": pl.String(),
+        "tag": pl.String(),
+        "limit": pl.Int64(),
+        "active_slots": pl.Int64(),
+        "active": pl.Boolean(),
     }
 )
 

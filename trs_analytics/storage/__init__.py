@@ -14,9 +14,11 @@ from trs_analytics.storage._dataset import (
     read_dataset_info,
 )
 from trs_analytics.storage._parquet import (
+    FLOW_RUN_TABLE,
     SCHEMA_VERSION_KEY,
     atomic_write_parquet,
     list_parquet_files,
+    scan_flow_run_states,
     scan_states,
     write_states,
 )
@@ -24,6 +26,7 @@ from trs_analytics.storage._parquet import (
 __all__ = [
     "DEFAULT_OVERLAP",
     "DEFAULT_SINCE",
+    "FLOW_RUN_TABLE",
     "MARKER_NAME",
     "SCHEMA_VERSION_KEY",
     "Dataset",
@@ -34,6 +37,7 @@ __all__ = [
     "atomic_write_parquet",
     "list_parquet_files",
     "read_dataset_info",
+    "scan_flow_run_states",
     "scan_states",
     "write_states",
 ]
