@@ -60,7 +60,7 @@ class FlowRunServer:
     def _states_of(self, flow_run_id: str) -> list[dict[str, Any]]:
         run = next(r for r in self.runs if r["id"] == flow_run_id)
         shift = _parse(run["expected_start_time"]) - _parse(self.states[0]["timestamp"])
-        states = copy.deepcopy(self.states)
+        states: list[dict[str, Any]] = copy.deepcopy(self.states)
         for index, state in enumerate(states):
             state["id"] = f"{flow_run_id}-{index}"
             state["timestamp"] = _iso(_parse(state["timestamp"]) + shift)

@@ -18,8 +18,8 @@ import trs_analytics as ta
 from trs_analytics.exceptions import NotFoundError
 
 if TYPE_CHECKING:
+    from devtools.prefect_lines import ServerLine
     from devtools.workload import GroundTruth
-    from tests.conftest import ServerLine
 
 
 def _window(truth: GroundTruth) -> tuple[datetime, datetime]:
@@ -135,7 +135,7 @@ def test_deployment_filter_keeps_its_flow_runs(prefect_line: ServerLine) -> None
             prefect_line.server.api_url,
             since=since,
             until=until,
-            source=source,  # type: ignore[arg-type]
+            source=source,
             deployments=name,
             progress=False,
         )
