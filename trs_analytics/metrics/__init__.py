@@ -22,6 +22,10 @@ from trs_analytics.metrics._breakdowns import (
     slowest_runs,
 )
 from trs_analytics.metrics._buckets import parse_every
+from trs_analytics.metrics._cache import cache_hits
+from trs_analytics.metrics._concurrency import concurrency, peak_concurrency, slot_waits
+from trs_analytics.metrics._flows import currently_failing, landing_time, time_to_resolution
+from trs_analytics.metrics._inside import critical_path, flow_time_shares
 from trs_analytics.metrics._common import (
     ANY,
     RUN,
@@ -62,7 +66,11 @@ __all__ = [
     "Metric",
     "Occurrence",
     "Selector",
+    "cache_hits",
     "compare_windows",
+    "concurrency",
+    "critical_path",
+    "currently_failing",
     "duration_trend",
     "durations",
     "end_to_end",
@@ -70,9 +78,12 @@ __all__ = [
     "explode_tags",
     "failed_runs",
     "failure_rates",
+    "flow_time_shares",
+    "landing_time",
     "lateness",
     "outcome_counts",
     "parse_every",
+    "peak_concurrency",
     "queue_wait",
     "regressions",
     "retry_counts",
@@ -81,10 +92,12 @@ __all__ = [
     "run_outcomes",
     "run_time",
     "run_volume",
+    "slot_waits",
     "slowest_runs",
     "state_intervals",
     "summarize",
     "time_in_state",
+    "time_to_resolution",
     "to_polars",
     "transitions",
     "wilson",
