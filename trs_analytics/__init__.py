@@ -81,7 +81,7 @@ from trs_analytics.schema import (
     validate_states,
 )
 from trs_analytics.storage import scan_states, write_states
-from trs_analytics.synthetic import generate_states
+from trs_analytics.synthetic import generate_flow_run_states, generate_states
 
 if TYPE_CHECKING:
     from trs_analytics.charts import save_chart
@@ -126,6 +126,7 @@ __all__ = [
     "failure_rates",
     "fetch_states",
     "flow_time_shares",
+    "generate_flow_run_states",
     "generate_states",
     "iter_states",
     "landing_time",

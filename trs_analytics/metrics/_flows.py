@@ -47,7 +47,8 @@ _NO_KEY: Final = 2**62
 
 
 def _over(expr: nw.Expr, keys: Sequence[str]) -> nw.Expr:
-    return expr.over(*keys) if keys else expr.over()
+    """``expr`` over each group (over every run for no group: ``_all`` is a constant)."""
+    return expr.over(*(keys or ["_all"]))
 
 
 def _finished_runs(
@@ -60,6 +61,7 @@ def _finished_runs(
     runs = runs.with_columns(
         _failed=nw.col("final_type").is_in(FAILURE_TYPES),
         _succeeded=nw.col("final_type") == "COMPLETED",
+        _all=nw.lit(0),
     )
     return explode_tags(runs, keys), column, carry
 
