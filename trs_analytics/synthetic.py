@@ -353,8 +353,9 @@ def generate_flow_run_states(
 def _flow_runs_of(states: pl.DataFrame, seed: int) -> pl.DataFrame:
     """Flow-run states derived from the task-run states of :func:`generate_states`."""
     task_runs = states.group_by("task_run_id").agg(
-        pl.col("flow_run_id", "flow_run_name", "flow_name", "deployment_id", "work_pool_name")
-        .first(),
+        pl.col(
+            "flow_run_id", "flow_run_name", "flow_name", "deployment_id", "work_pool_name"
+        ).first(),
         expected=pl.col("expected_start_time").min(),
         first=pl.col("timestamp").min(),
         last=pl.col("timestamp").max(),
@@ -395,9 +396,12 @@ def _flow_runs_of(states: pl.DataFrame, seed: int) -> pl.DataFrame:
         step=pl.lit(3),
     )
     rows = pl.concat([*steps, ended]).sort("flow_run_id", "step")
-    return rows.select(_flow_run_columns(seed)).with_row_index("_i").with_columns(
-        id=_uuid(5, seed, pl.col("_i").cast(pl.Int64))
-    ).drop("_i")
+    return (
+        rows.select(_flow_run_columns(seed))
+        .with_row_index("_i")
+        .with_columns(id=_uuid(5, seed, pl.col("_i").cast(pl.Int64)))
+        .drop("_i")
+    )
 
 
 def _flow_run_columns(seed: int) -> list[pl.Expr]:

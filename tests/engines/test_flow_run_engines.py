@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import polars as pl
 import pytest
 
 import trs_analytics as ta
@@ -19,6 +18,8 @@ from tests.engines.native import KIND_OF, assert_same, kind
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    import polars as pl
 
 CASES = [
     Case("landing_time", ta.landing_time, ordered=True),

@@ -23,9 +23,6 @@ from trs_analytics.metrics._breakdowns import (
 )
 from trs_analytics.metrics._buckets import parse_every
 from trs_analytics.metrics._cache import cache_hits
-from trs_analytics.metrics._concurrency import concurrency, peak_concurrency, slot_waits
-from trs_analytics.metrics._flows import currently_failing, landing_time, time_to_resolution
-from trs_analytics.metrics._inside import critical_path, flow_time_shares
 from trs_analytics.metrics._common import (
     ANY,
     RUN,
@@ -34,6 +31,7 @@ from trs_analytics.metrics._common import (
     Selector,
     explode_tags,
 )
+from trs_analytics.metrics._concurrency import concurrency, peak_concurrency, slot_waits
 from trs_analytics.metrics._durations import (
     Occurrence,
     durations,
@@ -45,7 +43,9 @@ from trs_analytics.metrics._durations import (
     time_in_state,
 )
 from trs_analytics.metrics._failures import failure_rates, wilson
+from trs_analytics.metrics._flows import currently_failing, landing_time, time_to_resolution
 from trs_analytics.metrics._frames import to_polars
+from trs_analytics.metrics._inside import critical_path, flow_time_shares
 from trs_analytics.metrics._retries import retry_counts, retry_distribution
 from trs_analytics.metrics._states import state_intervals, transitions
 from trs_analytics.metrics._summary import (

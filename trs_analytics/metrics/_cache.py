@@ -5,7 +5,7 @@ A run is *cached* when its latest state is the COMPLETED-type ``Cached``
 *run time* is the time spent in RUNNING-type states, every attempt included,
 each lasting until the run's next state. The time saved is estimated from the
 same group's *fresh* runs (finished COMPLETED, not cached) in the frame:
-``cached × median fresh run time``. Everything is a hash aggregate.
+``cached * median fresh run time``. Everything is a hash aggregate.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def cache_hits(states: Frame, *, by: str | Sequence[str] | None = "task_name") -
         ``cached`` (latest state named ``Cached``), ``hit_share``
         (``cached / runs``), ``fresh`` (COMPLETED runs not cached),
         ``median_run_time`` (of the fresh runs; null without any) and
-        ``time_saved`` (``cached × median_run_time``).
+        ``time_saved`` (``cached * median_run_time``).
 
     Raises:
         SchemaError: a required or ``by`` column is missing.

@@ -49,7 +49,7 @@ def _series(states: Any, *, caller: str, keys: Sequence[str]) -> nw.LazyFrame[An
         *keys, _t=nw.col("_next_us"), _d=nw.lit(-1, dtype=nw.Int64())
     )
     events = nw.concat([starts, ends], how="vertical")
-    steps = (
+    steps: nw.LazyFrame[Any] = (
         events.group_by(*keys, "_t", drop_null_keys=False)
         .agg(change=nw.col("_d").sum())
         .filter(nw.col("change") != 0)
@@ -210,6 +210,4 @@ def slot_waits(states: Frame) -> Frame:
         nw.col(RUN).alias(column), *carry, "waits", "slot_wait", waiting=nw.col("_open") > 0
     ).sort(column)
     stamps = [c for c in carry if c == "expected_start_time"]
-    return finish(
-        result, states, timestamps=stamps, durations=["slot_wait"], counts=["waits"]
-    )
+    return finish(result, states, timestamps=stamps, durations=["slot_wait"], counts=["waits"])

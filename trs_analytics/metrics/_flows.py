@@ -211,7 +211,9 @@ def currently_failing(
         "last_success": nw.col("last_success").max(),
     }
     if keys:
-        result = streak.group_by(*keys, drop_null_keys=False).agg(**stats).sort(keys, nulls_last=True)
+        result = (
+            streak.group_by(*keys, drop_null_keys=False).agg(**stats).sort(keys, nulls_last=True)
+        )
     else:
         result = streak.select(**stats).filter(nw.col("failures") > 0)
     return finish(

@@ -159,7 +159,10 @@ def _part(spans: nw.LazyFrame[Any], name: str, which: nw.Expr) -> nw.LazyFrame[A
     one = nw.lit(1, dtype=nw.Int64())
     starts = chosen.select(FLOW_RUN, _t=nw.col("_us"), **{name: one}, **zero)
     ends = chosen.select(FLOW_RUN, _t=nw.col("_next_us"), **{name: -one}, **zero)
-    return nw.concat([starts.select(FLOW_RUN, "_t", *PARTS[:3]), ends.select(FLOW_RUN, "_t", *PARTS[:3])], how="vertical")
+    return nw.concat(
+        [starts.select(FLOW_RUN, "_t", *PARTS[:3]), ends.select(FLOW_RUN, "_t", *PARTS[:3])],
+        how="vertical",
+    )
 
 
 def flow_time_shares(states: Frame) -> Frame:
@@ -219,7 +222,9 @@ def flow_time_shares(states: Frame) -> Frame:
     )
     steps = events.group_by(FLOW_RUN, "_t").agg(*(nw.col(p).sum() for p in PARTS[:3]))
     level = {f"_{p}": nw.col(p).cum_sum().over(FLOW_RUN, order_by="_t") for p in PARTS[:3]}
-    steps = steps.with_columns(**level, _next_t=nw.col("_t").shift(-1).over(FLOW_RUN, order_by="_t"))
+    steps = steps.with_columns(
+        **level, _next_t=nw.col("_t").shift(-1).over(FLOW_RUN, order_by="_t")
+    )
     length = (nw.col("_next_t") - nw.col("_t")).fill_null(0)
     part = (
         nw.when(nw.col("_running") > 0)
@@ -232,7 +237,10 @@ def flow_time_shares(states: Frame) -> Frame:
     )
     steps = steps.with_columns(_part=part, _length=length)
     sums = steps.group_by(FLOW_RUN).agg(
-        *(nw.when(nw.col("_part") == p).then(nw.col("_length")).otherwise(0).sum().alias(p) for p in PARTS[:3])
+        *(
+            nw.when(nw.col("_part") == p).then(nw.col("_length")).otherwise(0).sum().alias(p)
+            for p in PARTS[:3]
+        )
     )
     flows = tl.group_by(FLOW_RUN).agg(
         *(nw.col(c).any_value() for c in carry),
