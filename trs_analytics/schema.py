@@ -33,6 +33,7 @@ __all__ = [
     "empty_flow_run_states",
     "empty_states",
     "require_columns",
+    "run_id_column",
     "validate_states",
 ]
 
@@ -161,6 +162,25 @@ def empty_states() -> pl.DataFrame:
         Datetime(time_unit='us', time_zone='UTC')
     """
     return pl.DataFrame(schema=STATES_SCHEMA)
+
+
+def run_id_column(columns: Iterable[str]) -> str:
+    """Name the column that identifies a run in a frame with these ``columns``.
+
+    A task-run states frame has ``task_run_id``; a flow-run states frame
+    (:data:`FLOW_RUN_STATES_SCHEMA`) has no such column, and its runs are
+    identified by ``flow_run_id``. This is the one rule by which every metric
+    knows which runs it counts.
+
+    Examples:
+        >>> import trs_analytics as ta
+        >>> run_id_column(ta.STATES_SCHEMA), run_id_column(ta.FLOW_RUN_STATES_SCHEMA)
+        ('task_run_id', 'flow_run_id')
+    """
+    names = set(columns)
+    if "task_run_id" not in names and "flow_run_id" in names:
+        return "flow_run_id"
+    return "task_run_id"
 
 
 def empty_flow_run_states() -> pl.DataFrame:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import altair as alt
 import polars as pl
@@ -12,13 +12,16 @@ import polars as pl
 from trs_analytics.charts._common import check_top, human, seconds
 from trs_analytics.charts._theme import state_scale
 from trs_analytics.exceptions import ConfigurationError
-from trs_analytics.metrics import RUN, state_intervals
+from trs_analytics.metrics import state_intervals
 from trs_analytics.schema import TERMINAL_TYPES, require_columns
 
 if TYPE_CHECKING:
     from trs_analytics.charts._theme import AnyChart
 
 __all__ = ["flow_run_segments", "pick_flow_run", "timeline_chart"]
+
+#: The timeline draws task runs.
+RUN: Final = "task_run_id"
 
 
 def pick_flow_run(states: pl.DataFrame | pl.LazyFrame) -> str:

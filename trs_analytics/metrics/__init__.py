@@ -25,7 +25,6 @@ from trs_analytics.metrics._buckets import parse_every
 from trs_analytics.metrics._cache import cache_hits
 from trs_analytics.metrics._common import (
     ANY,
-    RUN,
     RUN_COLUMNS,
     TERMINAL,
     Selector,
@@ -59,7 +58,6 @@ from trs_analytics.metrics._summary import (
 __all__ = [
     "ANY",
     "OUTCOME_COLUMNS",
-    "RUN",
     "RUN_COLUMNS",
     "TERMINAL",
     "CompareOptions",

@@ -21,13 +21,14 @@ import narwhals as nw
 from trs_analytics.metrics._buckets import bucket_of
 from trs_analytics.metrics._common import (
     ORDER,
+    RUN,
     final_values,
     is_type,
     outcomes,
     timeline,
 )
 from trs_analytics.metrics._frames import finish, lazy, schema_of
-from trs_analytics.schema import require_columns
+from trs_analytics.schema import require_columns, run_id_column
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -45,8 +46,6 @@ __all__ = [
     "slowest_runs",
 ]
 
-_RUN: Final = "task_run_id"
-
 #: Per-run columns :func:`run_outcomes` carries when the states have them.
 _CARRIED: Final = (
     "task_run_name",
@@ -55,6 +54,7 @@ _CARRIED: Final = (
     "flow_run_name",
     "flow_name",
     "deployment_id",
+    "deployment_name",
     "work_pool_name",
 )
 
@@ -125,18 +125,19 @@ def _outcomes(states: Any, *, caller: str, needs: Sequence[str] = ()) -> nw.Lazy
     running = is_type("RUNNING")
     tl = tl.with_columns(
         _run_us=nw.when(running)
-        .then(nw.col("_us").shift(-1).over(_RUN, order_by=list(ORDER)) - nw.col("_us"))
+        .then(nw.col("_us").shift(-1).over(RUN, order_by=list(ORDER)) - nw.col("_us"))
         .otherwise(nw.lit(0))
         .fill_null(0)
     )
-    carry = [c for c in dict.fromkeys([*_CARRIED, *needs]) if c in names and c != _RUN]
+    own = run_id_column(names)
+    carry = [c for c in dict.fromkeys([*_CARRIED, *needs]) if c in names and c != own]
     runs = outcomes(tl, carry, extra={"_run_us": nw.col("_run_us").sum()})
     message = {"final_message": "message"} if "message" in names else {}
     runs = final_values(tl, runs, message)
     if not message:
         runs = runs.with_columns(final_message=nw.lit(None, dtype=nw.String()))
     return runs.select(
-        _RUN,
+        RUN,
         *carry,
         start=nw.col("start_time"),
         end=nw.col("end_time"),
@@ -246,7 +247,8 @@ def error_messages(states: IntoFrameT, *, by: str = "task_name", top: int = 5) -
         >>> error_messages(states).select("error", "failures", "runs").rows()
         [("no file '…' (N tries)", 2, 2), ('OOM', 1, 1)]
     """
-    columns = [_RUN, "type", "timestamp", "message", by]
+    run = run_id_column(schema_of(states).names())
+    columns = [run, "type", "timestamp", "message", by]
     frame = _frame(states, columns, caller="error_messages")
     failed = frame.filter(
         nw.col("type").cast(nw.String).is_in(["FAILED", "CRASHED"]),
@@ -258,7 +260,7 @@ def error_messages(states: IntoFrameT, *, by: str = "task_name", top: int = 5) -
         .group_by(by, "error", drop_null_keys=False)
         .agg(
             failures=nw.len(),
-            runs=nw.col(_RUN).n_unique(),
+            runs=nw.col(run).n_unique(),
             last_seen=nw.col("timestamp").max(),
             example=nw.col("message").max(),
         )
@@ -321,7 +323,7 @@ def slowest_runs(states: IntoFrameT, *, top: int = 10) -> IntoFrameT:
         (3, True)
     """
     runs = _outcomes(states, caller="slowest_runs")
-    out = runs.sort(["run_seconds", _RUN], descending=[True, False]).head(top)
+    out = runs.sort(["run_seconds", RUN], descending=[True, False]).head(top)
     return _finish(out, states)
 
 
@@ -337,7 +339,7 @@ def failed_runs(states: IntoFrameT, *, top: int = 20) -> IntoFrameT:
     runs = _outcomes(states, caller="failed_runs")
     out = (
         runs.filter(nw.col("final_type").is_in(["FAILED", "CRASHED", "CANCELLED"]))
-        .sort(["end", _RUN], descending=[True, False])
+        .sort(["end", RUN], descending=[True, False])
         .head(top)
     )
     return _finish(out, states)

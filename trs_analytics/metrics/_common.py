@@ -31,13 +31,21 @@ import narwhals as nw
 import polars as pl
 
 from trs_analytics.exceptions import ConfigurationError
-from trs_analytics.metrics._frames import distinct, lazy, require_utc, schema_of, with_micros
+from trs_analytics.metrics._frames import (
+    RUN_KEY,
+    distinct,
+    lazy,
+    require_utc,
+    schema_of,
+    with_micros,
+)
 from trs_analytics.schema import (
     FAILURE_TYPES,
     REQUIRED_METRIC_COLUMNS,
     STATE_TYPES,
     TERMINAL_TYPES,
     require_columns,
+    run_id_column,
 )
 
 if TYPE_CHECKING:
@@ -76,8 +84,10 @@ ANY: Final = "*"
 #: Selector token matching the four terminal state types.
 TERMINAL: Final = "TERMINAL"
 
-#: The column that identifies a task run.
-RUN: Final = "task_run_id"
+#: The timeline's run key: ``task_run_id`` of task-run states, ``flow_run_id``
+#: of flow-run states (:func:`trs_analytics.schema.run_id_column`), renamed
+#: so that one definition serves both; :func:`~._frames.finish` names it back.
+RUN: Final = RUN_KEY
 
 #: How a run's states are ordered: timestamp, lifecycle rank, name, id.
 ORDER: Final = ("_us", "_rank", "name", "id")
@@ -95,9 +105,13 @@ RUN_COLUMNS: Final = (
     "tags",
     "expected_start_time",
     "flow_run_name",
+    "flow_id",
     "flow_name",
     "deployment_id",
+    "deployment_name",
     "work_pool_name",
+    "work_queue_name",
+    "parent_task_run_id",
 )
 
 #: Timestamps among the carried columns (read as microseconds, like ``timestamp``).
@@ -129,8 +143,9 @@ def carried(frame: Any, extra: Sequence[str] = ()) -> list[str]:
         extra: more columns to carry (for example a ``by`` column); they must exist.
     """
     names = schema_of(frame).names()
-    out: list[str] = [c for c in RUN_COLUMNS if c in names]
-    out += [c for c in extra if c not in out and c not in (RUN, "type", "name", "timestamp")]
+    own = run_id_column(names)
+    out: list[str] = [c for c in RUN_COLUMNS if c in names and c != own]
+    out += [c for c in extra if c not in out and c not in (own, RUN, "type", "name", "timestamp")]
     return out
 
 
@@ -185,9 +200,12 @@ def timeline(states: Any, *, caller: str, needs: Sequence[str] = ()) -> nw.LazyF
             time-zone-aware Datetime.
     """
     lf = lazy(states, caller=caller)
-    require_columns(lf, [*REQUIRED_METRIC_COLUMNS, *needs], caller=caller)
-    require_utc(lf, "timestamp", caller=caller)
     names = lf.collect_schema().names()
+    own = run_id_column(names)
+    required = [own if c == "task_run_id" else c for c in REQUIRED_METRIC_COLUMNS]
+    require_columns(lf, [*required, *needs], caller=caller)
+    require_utc(lf, "timestamp", caller=caller)
+    lf = lf.rename({own: RUN})
     lf = lf.filter(~nw.col(RUN).is_null() & ~nw.col("timestamp").is_null())
     lf = _deduplicated(lf, has_id="id" in names)
     stamps = {"_us": "timestamp"} | {f"_{c}": c for c in _CARRIED_TIMESTAMPS if c in names}

@@ -34,7 +34,7 @@ import narwhals as nw
 import polars as pl
 
 from trs_analytics.exceptions import ConfigurationError, SchemaError
-from trs_analytics.schema import UTC_US, StateType
+from trs_analytics.schema import UTC_US, StateType, run_id_column
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EPOCH",
+    "RUN_KEY",
     "Frame",
     "distinct",
     "finish",
@@ -60,6 +61,9 @@ Frame = TypeVar("Frame")
 
 #: The origin of every microsecond count.
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+#: The run key inside a metric (``task_run_id`` or ``flow_run_id`` outside).
+RUN_KEY: Final = "_run"
 
 
 def lazy(frame: IntoFrame | Any, *, caller: str) -> nw.LazyFrame[Any]:
@@ -232,6 +236,8 @@ def finish(
         state_types: state-type columns, the contract's ``Enum`` on Polars.
     """
     result = from_micros(result, timestamps=timestamps, durations=durations)
+    if RUN_KEY in result.collect_schema().names():
+        result = result.rename({RUN_KEY: run_id_column(schema_of(template).names())})
     if not result.implementation.is_polars():
         return cast("Frame", result.to_native())
     native: pl.LazyFrame = result.to_native()

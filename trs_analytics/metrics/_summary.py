@@ -19,8 +19,8 @@ from trs_analytics.metrics._common import (
     timeline,
 )
 from trs_analytics.metrics._durations import end_to_end, queue_wait, run_time
-from trs_analytics.metrics._frames import EPOCH, finish, is_duration, lazy, with_micros
-from trs_analytics.schema import FAILURE_TYPES, require_columns
+from trs_analytics.metrics._frames import EPOCH, finish, is_duration, lazy, schema_of, with_micros
+from trs_analytics.schema import FAILURE_TYPES, require_columns, run_id_column
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -216,10 +216,11 @@ def compare_windows(
     step = duration_micros(window, argument="window")
     end = _at_micros(at)
     tl = timeline(states, caller="compare_windows", needs=keys)
+    run = run_id_column(schema_of(states).names())
     measured = with_micros(
         lazy(_METRICS[metric](states), caller="compare_windows"),
         durations={"_duration": "duration"},
-    ).select(RUN, "_duration")
+    ).select(nw.col(run).alias(RUN), "_duration")
     per_run = outcomes(tl, group_keys(keys)).join(measured, on=RUN, how="left")
     current_end = nw.col("start_time").max() if end is None else nw.lit(end)
     per_run = per_run.with_columns(current_end=current_end).with_columns(
