@@ -37,8 +37,9 @@ from typing import TYPE_CHECKING, Any, Final
 import narwhals as nw
 
 from trs_analytics.metrics._common import RUN, is_type, outcomes
-from trs_analytics.metrics._frames import finish
+from trs_analytics.metrics._frames import finish, lazy
 from trs_analytics.metrics._runs import FLOW_RUN, in_run, run_timeline, with_next
+from trs_analytics.schema import require_columns
 
 if TYPE_CHECKING:
     import polars as pl
@@ -54,9 +55,21 @@ _FLOW_COLUMNS: Final = ("flow_run_name", "flow_name", "deployment_id", "work_poo
 PARTS: Final = ("running", "retrying", "queued", "waiting")
 
 
+def _task_runs(states: Any, *, caller: str) -> nw.LazyFrame[Any]:
+    """The timeline of task-run states that name their flow run (others are refused).
+
+    Raises:
+        SchemaError: ``task_run_id`` or ``flow_run_id`` is missing (flow-run
+            states hold no task runs).
+    """
+    require_columns(lazy(states, caller=caller), ["task_run_id", FLOW_RUN], caller=caller)
+    tl, _ = run_timeline(states, caller=caller, needs=[FLOW_RUN])
+    return tl
+
+
 def _intervals(states: Any, *, caller: str) -> tuple[nw.LazyFrame[Any], list[str]]:
     """One row per task run with a flow run: ``_start``/``_end`` microseconds, its task name."""
-    tl, _ = run_timeline(states, caller=caller, needs=[FLOW_RUN])
+    tl = _task_runs(states, caller=caller)
     tl = tl.filter(~nw.col(FLOW_RUN).is_null()).with_columns(
         _run_start=nw.when(is_type("RUNNING")).then(nw.col("_us"))
     )
@@ -204,7 +217,7 @@ def flow_time_shares(states: Frame) -> Frame:
         ...     "running", "retrying", "queued", "waiting", "running_share").rows()
         [(datetime.timedelta(seconds=3), datetime.timedelta(seconds=2), datetime.timedelta(seconds=3), datetime.timedelta(seconds=2), 0.3)]
     """
-    tl, _ = run_timeline(states, caller="flow_time_shares", needs=[FLOW_RUN])
+    tl = _task_runs(states, caller="flow_time_shares")
     tl = with_next(tl.filter(~nw.col(FLOW_RUN).is_null()))
     names = tl.collect_schema().names()
     carry = [c for c in _FLOW_COLUMNS if c in names]
