@@ -87,6 +87,15 @@ QUIET_SERVICES_2: Final[Mapping[str, str]] = {
     "PREFECT_UI_ENABLED": "false",
 }
 
+#: How long a task run that finds its tag's concurrency limit full is told to wait
+#: before asking again (default 30 s): the workload queues tasks on a tag limit,
+#: and a 30 s wait per queued task would dominate its run time. Prefect 2.20 and
+#: 3.2 read the first name, 3.9 the second.
+SHORT_SLOT_WAITS: Final[Mapping[str, str]] = {
+    "PREFECT_TASK_RUN_TAG_CONCURRENCY_SLOT_WAIT_SECONDS": "1",
+    "PREFECT_SERVER_TASKS_TAG_CONCURRENCY_SLOT_WAIT_SECONDS": "1",
+}
+
 _RUNNING: set[PrefectServer] = set()
 
 
@@ -321,7 +330,7 @@ def start_prefect_server(
     home.mkdir(parents=True, exist_ok=True)
     python = Path(python or sys.executable)
     executable = prefect_executable(python)
-    settings = dict(QUIET_SERVICES)
+    settings = {**QUIET_SERVICES, **SHORT_SLOT_WAITS}
     if _is_prefect_2(python):
         settings.update(QUIET_SERVICES_2)
     if auth_string is not None:

@@ -19,11 +19,16 @@ Composition at ``scale=1`` (everything is multiplied by ``scale``)::
     etl             3  extract x8, transform x8 (1 fails), load x4 (retries)    120
     reports         3  lookup_region x6 (3 miss + 3 cache hits),
                        render_report x3 (custom name), publish x3 (delay)        72
-    maintenance     3  vacuum x2, rotate_logs, sync_remote, check_disk           30
-                                                                          total 230
+    maintenance     3  vacuum x2, rotate_logs, sync_remote, check_disk,
+                       + once: cleanup (the task run of a subflow call)          31
+    cleanup         1  a subflow of maintenance: throttled x3, submitted at
+                       once on a tag limited to 1 (they queue)                    3
+                                                                          total 234
 
-Only load, render_report, publish, rotate_logs and sync_remote carry tags: a
-tagged task run costs Prefect's client a concurrency-slot request per attempt.
+etl and reports run from deployments (work pools ``trs-batch``, ``trs-reports``);
+maintenance is called directly, cleanup as its subflow. Only load, render_report,
+publish, rotate_logs, sync_remote and throttled carry tags: a tagged task run costs
+Prefect's client a concurrency-slot request per attempt.
 
 The state names of each pattern, as Prefect 3.9.1 records them, are in
 :data:`PATTERNS`. Task runs outside a flow run first, before any flow: in 3.9.1
@@ -46,7 +51,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -60,11 +65,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BATCHES_PER_FLOW_RUN",
+    "CONCURRENCY_LIMITS",
     "DEPLOYMENTS",
     "FLOW_RUNS_PER_SCALE",
+    "FLOW_RUN_STATES",
     "LINE_STATES",
     "PATTERNS",
     "STATE_TYPE_OF_NAME",
+    "SUBFLOWS",
     "TASKS",
     "TASK_RUNS_PER_SCALE",
     "Call",
@@ -75,6 +83,7 @@ __all__ = [
     "TaskSpec",
     "WorkloadError",
     "flow_calls",
+    "flow_run_states_for",
     "patterns_for",
     "plan",
     "retry_delay",
@@ -95,6 +104,7 @@ STATE_TYPE_OF_NAME: Final[Mapping[str, str]] = {
     "Running": "RUNNING",
     "Retrying": "RUNNING",
     "AwaitingRetry": "SCHEDULED",
+    "Scheduled": "SCHEDULED",
     "Completed": "COMPLETED",
     "Cached": "COMPLETED",
     "Failed": "FAILED",
@@ -178,6 +188,12 @@ PATTERNS: Final[Mapping[str, Pattern]] = {
         ),
         Pattern("cache_miss", (_P, _R, _C), 1, "cache_policy=INPUTS, first call: runs"),
         Pattern("cache_hit", (_P, _R, "Cached"), 0, "same inputs again: body never runs"),
+        Pattern(
+            "subflow_parent",
+            (_P, _P, _R, _C),
+            0,
+            "the task run a subflow call makes in its parent flow run (mirrors the subflow)",
+        ),
     )
 }
 
@@ -193,6 +209,7 @@ class TaskSpec:
         tags: ``tags=``.
         task_run_name: ``task_run_name=`` template, or None for Prefect's default.
         cached: ``cache_policy=INPUTS, persist_result=True``.
+        hold_seconds: how long the body sleeps between recording its entry and its exit.
     """
 
     name: str
@@ -201,6 +218,7 @@ class TaskSpec:
     tags: tuple[str, ...] = ()
     task_run_name: str | None = None
     cached: bool = False
+    hold_seconds: float = 0.0
 
 
 #: Every task of the workload, by name.
@@ -219,8 +237,19 @@ TASKS: Final[Mapping[str, TaskSpec]] = {
         TaskSpec("rotate_logs", retries=2, tags=("maintenance",)),
         TaskSpec("sync_remote", retries=1, retry_delay_seconds=0.2, tags=("maintenance",)),
         TaskSpec("check_disk"),
+        TaskSpec("throttled", tags=("trs-throttled",), hold_seconds=0.2),
     )
 }
+
+#: Tag concurrency limits the workload creates (``POST /concurrency_limits/``) before
+#: it runs: ``throttled`` tasks are submitted three at a time on a tag limited to 1,
+#: so they queue (3.9: the client holds them in Pending; 3.2: the client is told to
+#: retry (423); 2.20: the server delays the Running transition; no line records an
+#: extra state for the wait).
+CONCURRENCY_LIMITS: Final[Mapping[str, int]] = {"trs-throttled": 1}
+
+#: Flows that run as subflows, by the name of the call that runs them in the parent.
+SUBFLOWS: Final = ("cleanup",)
 
 #: A call that fails on every attempt.
 ALWAYS: Final = 99
@@ -296,13 +325,22 @@ def _plan_reports(batch: int, nonce: str) -> list[Call]:
 
 def _plan_maintenance(batch: int, nonce: str) -> list[Call]:
     del nonce
-    return [
+    calls = [
         Call("vacuum", f"b{batch}-v0", 0, "succeed"),
         Call("vacuum", f"b{batch}-v1", 0, "succeed"),
         Call("rotate_logs", f"b{batch}", ALWAYS, "retries_exhausted"),
         Call("sync_remote", f"b{batch}", ALWAYS, "await_retry_exhausted"),
         Call("check_disk", f"b{batch}", ALWAYS, "fail"),
     ]
+    if batch % 6 == 1:  # one subflow run per unit of scale (it costs 5-8 s of queueing)
+        calls.append(Call("cleanup", f"b{batch}", 0, "subflow_parent"))
+    return calls
+
+
+def _plan_cleanup(batch: int, nonce: str) -> list[Call]:
+    """The subflow: three ``throttled`` calls submitted at once (they queue on their tag)."""
+    del nonce
+    return [Call("throttled", f"b{batch}-q{i}", 0, "succeed", batch) for i in range(3)]
 
 
 #: The flows, by name, and the calls each makes for one batch.
@@ -310,6 +348,7 @@ FLOWS: Final[Mapping[str, Callable[[int, str], list[Call]]]] = {
     "etl": _plan_etl,
     "reports": _plan_reports,
     "maintenance": _plan_maintenance,
+    "cleanup": _plan_cleanup,
 }
 
 #: Flow runs of each flow per unit of scale.
@@ -328,7 +367,13 @@ def flow_calls(flow_name: str, index: int, nonce: str = "n") -> list[Call]:
         [('vacuum', 2), ('vacuum', 2), ('rotate_logs', 2)]
         >>> len(calls), len(flow_calls("etl", 0)), len(flow_calls("reports", 0))
         (10, 40, 24)
+        >>> flow_calls("maintenance", 0)[-1].task  # the subflow, once per unit of scale
+        'cleanup'
+        >>> [c.item for c in flow_calls("cleanup", 3)]
+        ['b3-q0', 'b3-q1', 'b3-q2']
     """
+    if flow_name in SUBFLOWS:  # a subflow run is one batch of its parent's; index is it
+        return FLOWS[flow_name](index, nonce)
     first = index * BATCHES_PER_FLOW_RUN
     return [
         replace(call, batch=batch)
@@ -341,18 +386,29 @@ def plan(scale: int, nonce: str = "n") -> list[tuple[str | None, int, list[Call]
     """Return the workload as ``(flow name or None, flow run index, calls)``, in run order.
 
     Calls outside any flow come first (flow name None), then flow runs interleave.
+    A subflow's run follows its parent's, indexed by the parent's batch that calls
+    it (the parent's call of the subflow is its ``subflow_parent`` task run).
 
     Examples:
         >>> sum(len(calls) for _, _, calls in plan(1))
-        230
+        234
         >>> sum(len(calls) for _, _, calls in plan(3)) == 3 * TASK_RUNS_PER_SCALE
         True
-        >>> [(flow, batch) for flow, batch, _ in plan(1)][:4]
-        [(None, 0), ('etl', 0), ('reports', 0), ('maintenance', 0)]
+        >>> [(flow, batch) for flow, batch, _ in plan(1)][:5]
+        [(None, 0), ('etl', 0), ('reports', 0), ('maintenance', 0), ('cleanup', 1)]
     """
     runs: list[tuple[str | None, int, list[Call]]] = [(None, 0, _plan_standalone(scale))]
     for index in range(FLOW_RUNS_PER_SCALE * scale):
-        runs.extend((name, index, flow_calls(name, index, nonce)) for name in FLOWS)
+        for name in FLOWS:
+            if name in SUBFLOWS:
+                continue
+            calls = flow_calls(name, index, nonce)
+            runs.append((name, index, calls))
+            runs.extend(
+                (c.task, c.batch, flow_calls(c.task, c.batch, nonce))
+                for c in calls
+                if c.task in SUBFLOWS
+            )
     return runs
 
 
@@ -379,6 +435,34 @@ LINE_STATES: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = {
         "cache_hit": (_P, "Cached"),
     },
 }
+
+
+#: The state names of a flow run by how it was started, as Prefect 3.9.1 records them:
+#: from a deployment (``create_flow_run`` makes it Scheduled; run in-process as a
+#: worker's subprocess would, it goes straight to Running), called directly, or as
+#: a subflow. Every workload flow run completes.
+FLOW_RUN_STATES: Final[Mapping[str, tuple[str, ...]]] = {
+    "deployed": ("Scheduled", _R, _C),
+    "direct": (_P, _R, _C),
+    "subflow": (_P, _R, _C),
+}
+
+#: Where a line records flow-run states differently (measured): Prefect 2.20's engine
+#: moves a deployment's Scheduled run through Pending before Running.
+LINE_FLOW_RUN_STATES: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = {
+    "2.20": {"deployed": ("Scheduled", _P, _R, _C)},
+}
+
+
+def flow_run_states_for(version: str) -> Mapping[str, tuple[str, ...]]:
+    """:data:`FLOW_RUN_STATES` as Prefect ``version`` records them.
+
+    Examples:
+        >>> flow_run_states_for("3.9.1")["direct"]
+        ('Pending', 'Running', 'Completed')
+    """
+    line = ".".join(version.split(".")[:2])
+    return {**FLOW_RUN_STATES, **LINE_FLOW_RUN_STATES.get(line, {})}
 
 
 #: Retry delays a line needs rounded up: Prefect 3.2.15's ``TaskRunPolicy`` takes whole
@@ -437,6 +521,10 @@ class TaskRunTruth:
         final_name: the last state's name.
         tags: the task run's tags, sorted.
         states: the state names the server holds, in timestamp order.
+        cache_hit: the run ended ``Cached`` and its body never ran.
+        entered_at: UTC, taken by the body as its first execution began (client
+            clock; None when the body never ran: cache hits, subflow parents).
+        exited_at: UTC, taken by the body as its last execution ended.
     """
 
     task_run_id: str
@@ -456,6 +544,9 @@ class TaskRunTruth:
     final_name: str
     tags: tuple[str, ...]
     states: tuple[str, ...]
+    cache_hit: bool = False
+    entered_at: datetime | None = None
+    exited_at: datetime | None = None
 
     @property
     def n_states(self) -> int:
@@ -489,6 +580,14 @@ class FlowRunTruth:
         work_pool_name: that deployment's work pool.
         started_at: UTC, taken by the flow's body as it began (client clock).
         ended_at: UTC, taken by the flow's body as it returned.
+        final_name: its final state's name, as the call returned it.
+        kind: ``"deployed"``, ``"direct"`` or ``"subflow"`` (see :data:`FLOW_RUN_STATES`).
+        states: the state names the server holds for it, in timestamp order.
+        expected_start_time: UTC, its scheduled start as its body read it
+            (``prefect.runtime.flow_run.scheduled_start_time``).
+        parent_task_run_id: for a subflow, the task run it stands for in its
+            parent flow run (read inside the subflow), else None.
+        parent_flow_run_id: for a subflow, its parent flow run, else None.
     """
 
     flow_run_id: str
@@ -501,6 +600,27 @@ class FlowRunTruth:
     work_pool_name: str | None = None
     started_at: datetime | None = None
     ended_at: datetime | None = None
+    final_name: str | None = None
+    kind: str | None = None
+    states: tuple[str, ...] = ()
+    expected_start_time: datetime | None = None
+    parent_task_run_id: str | None = None
+    parent_flow_run_id: str | None = None
+
+    @property
+    def n_states(self) -> int:
+        """How many states the server holds for this flow run."""
+        return len(self.states)
+
+    @property
+    def state_types(self) -> tuple[str, ...]:
+        """The state types, in order."""
+        return tuple(STATE_TYPE_OF_NAME[name] for name in self.states)
+
+
+#: The datetime fields of the truth's records, written as ISO-8601 in its JSON.
+_FLOW_RUN_TIMES: Final = ("started_at", "ended_at", "expected_start_time")
+_TASK_RUN_TIMES: Final = ("entered_at", "exited_at")
 
 
 @dataclass(frozen=True)
@@ -518,6 +638,7 @@ class GroundTruth:
         flow_runs: every flow run, by id, in run order.
         mismatches: observations that disagreed with the plan (empty when all is well).
         elapsed_seconds: wall time of the subprocess's flows, for reports.
+        concurrency_limits: the tag concurrency limits it created, ``{tag: limit}``.
     """
 
     scale: int
@@ -529,6 +650,7 @@ class GroundTruth:
     flow_runs: dict[str, FlowRunTruth]
     mismatches: tuple[str, ...] = ()
     elapsed_seconds: float = 0.0
+    concurrency_limits: dict[str, int] = field(default_factory=dict)
 
     @property
     def n_task_runs(self) -> int:
@@ -539,6 +661,19 @@ class GroundTruth:
     def n_states(self) -> int:
         """How many states the server holds for all of them."""
         return sum(truth.n_states for truth in self.task_runs.values())
+
+    @property
+    def n_flow_run_states(self) -> int:
+        """How many states the server holds for all the flow runs."""
+        return sum(truth.n_states for truth in self.flow_runs.values())
+
+    def peak_running(self, tag: str) -> int:
+        """The most task runs carrying ``tag`` whose bodies ran at one instant.
+
+        From the entry and exit times the bodies took themselves; an exit and an
+        entry at the same instant do not overlap.
+        """
+        return _peak(self.task_runs.values(), tag)
 
     def pattern_counts(self) -> dict[str, int]:
         """Task runs per pattern name."""
@@ -581,10 +716,14 @@ class GroundTruth:
         data = asdict(self)
         data["started_at"] = self.started_at.isoformat()
         data["finished_at"] = self.finished_at.isoformat()
-        for flow_run in data["flow_runs"].values():
-            for key in ("started_at", "ended_at"):
-                if flow_run[key] is not None:
-                    flow_run[key] = flow_run[key].isoformat()
+        for records, keys in (
+            (data["flow_runs"], _FLOW_RUN_TIMES),
+            (data["task_runs"], _TASK_RUN_TIMES),
+        ):
+            for record in records.values():
+                for key in keys:
+                    if record[key] is not None:
+                        record[key] = record[key].isoformat()
         return data
 
     @classmethod
@@ -592,7 +731,12 @@ class GroundTruth:
         """Build a :class:`GroundTruth` from :meth:`to_json`'s dict."""
         task_runs = {
             key: TaskRunTruth(
-                **{**value, "tags": tuple(value["tags"]), "states": tuple(value["states"])}
+                **{
+                    **value,
+                    "tags": tuple(value["tags"]),
+                    "states": tuple(value["states"]),
+                    **_times(value, _TASK_RUN_TIMES),
+                }
             )
             for key, value in data["task_runs"].items()
         }
@@ -607,6 +751,7 @@ class GroundTruth:
             flow_runs=flow_runs,
             mismatches=tuple(data.get("mismatches", ())),
             elapsed_seconds=data.get("elapsed_seconds", 0.0),
+            concurrency_limits=dict(data.get("concurrency_limits", {})),
         )
 
     @classmethod
@@ -619,13 +764,35 @@ class GroundTruth:
         path.write_text(json.dumps(self.to_json(), indent=indent) + "\n")
 
 
-def _flow_run_of(value: Mapping[str, Any]) -> FlowRunTruth:
-    stamps = {
-        key: datetime.fromisoformat(value[key])
-        for key in ("started_at", "ended_at")
-        if value.get(key) is not None
+def _peak(task_runs: Iterable[TaskRunTruth], tag: str) -> int:
+    edges = sorted(
+        (when, step)
+        for truth in task_runs
+        if tag in truth.tags and truth.entered_at is not None and truth.exited_at is not None
+        for when, step in ((truth.entered_at, 1), (truth.exited_at, -1))
+    )
+    peak = running = 0
+    for _, step in edges:
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+def _times(value: Mapping[str, Any], keys: Iterable[str]) -> dict[str, datetime]:
+    return {
+        key: datetime.fromisoformat(value[key]) for key in keys if isinstance(value.get(key), str)
     }
-    return FlowRunTruth(**{**value, "task_run_ids": tuple(value["task_run_ids"]), **stamps})
+
+
+def _flow_run_of(value: Mapping[str, Any]) -> FlowRunTruth:
+    return FlowRunTruth(
+        **{
+            **value,
+            "task_run_ids": tuple(value["task_run_ids"]),
+            "states": tuple(value.get("states", ())),
+            **_times(value, _FLOW_RUN_TIMES),
+        }
+    )
 
 
 # --------------------------------------------------------------------------- running
@@ -727,6 +894,7 @@ def wait_until_recorded(
             lambda: _count_missing(client, "flow_runs", list(truth.flow_runs)),
             _states_missing(client, truth.task_runs.values()),
             lambda: _flow_runs_unfinished(client, truth.flow_runs.values()),
+            _flow_run_states_missing(client, truth.flow_runs.values()),
         ]
         if not truth.prefect_version.startswith("2."):
             # the event persister is a service of its own: states readable per run do
@@ -755,9 +923,11 @@ def _events_missing(client: httpx.Client, truth: GroundTruth) -> str | None:
     }
     response = _call(client, "POST", "/events/filter", json=body)
     total = int(response.json().get("total", 0))
-    if total >= truth.n_states:
+    # a subflow's parent task run is orchestrated through the API: no events (3.9.1)
+    expected = sum(t.n_states for t in truth.task_runs.values() if t.pattern != "subflow_parent")
+    if total >= expected:
         return None
-    return f"{truth.n_states - total} of {truth.n_states} task-run state events"
+    return f"{expected - total} of {expected} task-run state events"
 
 
 #: Statuses a busy Prefect server answers while SQLite is locked; Prefect's client retries them.
@@ -804,6 +974,24 @@ def _states_missing(
             return None
         sample = ", ".join(f"{k}: {seen.get(k, 0)}/{v}" for k, v in list(waiting.items())[:5])
         return f"states of {len(waiting)} task runs (seen/expected: {sample})"
+
+    return check
+
+
+def _flow_run_states_missing(
+    client: httpx.Client, flow_runs: Iterable[FlowRunTruth]
+) -> Callable[[], str | None]:
+    """A check that re-reads only the flow runs still short of states."""
+    waiting = {truth.flow_run_id: truth.n_states for truth in flow_runs}
+
+    def check() -> str | None:
+        for flow_run_id, expected in list(waiting.items()):
+            response = _call(
+                client, "GET", "/flow_run_states/", params={"flow_run_id": flow_run_id}
+            )
+            if len(response.json()) >= expected:
+                del waiting[flow_run_id]
+        return f"states of {len(waiting)} flow runs" if waiting else None
 
     return check
 
@@ -860,17 +1048,20 @@ def _tail(path: Path, lines: int = 40) -> str:
 _EXECUTIONS_LOG: list[Path] = []  # the JSON-lines file, set by _main
 _CALLS: list[dict[str, Any]] = []
 _FLOW_RUNS: list[dict[str, Any]] = []
-_FLOW_TIMES: dict[str, dict[str, str]] = {}
+_FLOW_TIMES: dict[str, dict[str, str | None]] = {}
 _LOCK = threading.Lock()
 _TASK_OBJECTS: dict[str, Any] = {}
+_FLOW_OBJECTS: dict[str, Any] = {}
 
 
 def _body(item: str, fail_attempts: int) -> str:
     """The body every task shares: record the execution, then raise or return."""
     from prefect.runtime import task_run
 
+    entered_at = datetime.now(UTC).isoformat()
     attempt = int(task_run.run_count)
     outcome = "raise" if attempt <= fail_attempts else "return"
+    time.sleep(TASKS[task_run.task_name].hold_seconds)
     line = {
         "task_run_id": str(task_run.id),
         "task_name": task_run.task_name,
@@ -878,6 +1069,8 @@ def _body(item: str, fail_attempts: int) -> str:
         "attempt": attempt,
         "outcome": outcome,
         "item": item,
+        "entered_at": entered_at,
+        "exited_at": datetime.now(UTC).isoformat(),
     }
     with _LOCK, _EXECUTIONS_LOG[0].open("a") as log:
         log.write(json.dumps(line) + "\n")
@@ -947,6 +1140,11 @@ def check_disk(item: str, fail_attempts: int) -> str:
     return _body(item, fail_attempts)
 
 
+def throttled(item: str, fail_attempts: int) -> str:
+    """cleanup (a subflow): holds 0.2 s under a tag limited to one run at a time."""
+    return _body(item, fail_attempts)
+
+
 def _make_tasks(version: str) -> None:
     from prefect import task
 
@@ -973,40 +1171,99 @@ def _make_tasks(version: str) -> None:
         )
 
 
-def _run_calls(calls: list[Call], flow_name: str | None) -> None:
+def _record_call(call: Call, task_run_id: str, state: Any, flow_name: str | None) -> None:
     from prefect.runtime import flow_run
 
-    flow_run_id = str(flow_run.id) if flow_name is not None else None
+    _CALLS.append(
+        {
+            "call": asdict(call),
+            "task_run_id": task_run_id,
+            "final_type": state.type.value,
+            "final_name": state.name,
+            "flow_name": flow_name,
+            "flow_run_id": str(flow_run.id) if flow_name is not None else None,
+        }
+    )
+
+
+def _run_calls(calls: list[Call], flow_name: str | None, nonce: str = "") -> None:
     for call in calls:
+        if call.task in SUBFLOWS:
+            # the subflow records its parent task run (its id is only known inside it)
+            state = _FLOW_OBJECTS[call.task](call.batch, nonce, return_state=True)
+            inside = _FLOW_TIMES[str(state.state_details.flow_run_id)]
+            _record_call(call, str(inside["parent_task_run_id"]), state, flow_name)
+            _FLOW_RUNS.append(
+                {
+                    "flow_run_id": str(state.state_details.flow_run_id),
+                    "flow_name": call.task,
+                    "index": call.batch,
+                    "final_type": state.type.value,
+                    "final_name": state.name,
+                    "kind": "subflow",
+                }
+            )
+            continue
         state = _TASK_OBJECTS[call.task](call.item, call.fail_attempts, return_state=True)
-        _CALLS.append(
-            {
-                "call": asdict(call),
-                "task_run_id": str(state.state_details.task_run_id),
-                "final_type": state.type.value,
-                "final_name": state.name,
-                "flow_name": flow_name,
-                "flow_run_id": flow_run_id,
-            }
-        )
+        _record_call(call, str(state.state_details.task_run_id), state, flow_name)
+
+
+def _run_concurrently(calls: list[Call], flow_name: str) -> None:
+    """Submit every call at once (the task runner's threads), then wait for all."""
+    futures = [_TASK_OBJECTS[c.task].submit(c.item, c.fail_attempts) for c in calls]
+    for call, future in zip(calls, futures, strict=True):
+        state = future.wait()  # Prefect 2 returns the final state
+        if state is None:  # Prefect 3 returns None and holds it on the future
+            state = future.state
+        _record_call(call, str(state.state_details.task_run_id), state, flow_name)
 
 
 def _make_flow(name: str) -> Any:
     from prefect import flow
 
     def flow_body(index: int, nonce: str) -> int:
+        from prefect.context import FlowRunContext
         from prefect.runtime import flow_run
 
         started_at = datetime.now(UTC).isoformat()
-        _run_calls(flow_calls(name, index, nonce), name)
+        calls = flow_calls(name, index, nonce)
+        if name in SUBFLOWS:
+            _run_concurrently(calls, name)
+        else:
+            _run_calls(calls, name, nonce)
+        context = FlowRunContext.get()
+        run = context.flow_run if context is not None else None
+        scheduled = flow_run.scheduled_start_time
         _FLOW_TIMES[str(flow_run.id)] = {
             "started_at": started_at,
             "ended_at": datetime.now(UTC).isoformat(),
+            "expected_start_time": _utc_iso(scheduled),
+            "parent_task_run_id": _str_or_none(getattr(run, "parent_task_run_id", None)),
+            "parent_flow_run_id": _str_or_none(flow_run.parent_flow_run_id),
         }
         return index
 
     flow_body.__name__ = flow_body.__qualname__ = name
     return flow(name=name, log_prints=False)(flow_body)
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _utc_iso(value: Any) -> str | None:
+    """A runtime datetime (stdlib, pendulum or whenever) as ISO-8601 in UTC."""
+    if value is None:
+        return None
+    parsed = datetime.fromisoformat(str(value.isoformat()).replace("Z", "+00:00"))
+    return parsed.astimezone(UTC).isoformat()
+
+
+def _create_concurrency_limits(client: httpx.Client) -> dict[str, int]:
+    """Create each :data:`CONCURRENCY_LIMITS` tag limit (an upsert on every line)."""
+    for tag, limit in CONCURRENCY_LIMITS.items():
+        _call(client, "POST", "/concurrency_limits/", json={"tag": tag, "concurrency_limit": limit})
+    return dict(CONCURRENCY_LIMITS)
 
 
 def _create_deployments(client: httpx.Client) -> dict[str, dict[str, str]]:
@@ -1086,6 +1343,9 @@ def _name_pattern(spec: TaskSpec, call: Call, flow_name: str | None, major: int)
     nothing outside one; Prefect 2 a counter in a flow and 8 hex digits outside."""
     if spec.task_run_name is not None:
         return re.escape(spec.task_run_name.format(item=call.item))
+    if call.task in SUBFLOWS:  # the parent task run of a subflow call: Prefect 3 names
+        # it after the flow with a counter, Prefect 2 after the subflow run (a random slug)
+        return "[a-z0-9-]+" if major < 3 else re.escape(spec.name) + "-[0-9]+"
     if major < 3:
         return re.escape(spec.name) + ("-[0-9]+" if flow_name else "-[0-9a-f]{8}")
     if flow_name is None:
@@ -1100,7 +1360,7 @@ def _truth_of(
     major: int,
 ) -> tuple[TaskRunTruth, list[str]]:
     call = Call(**record["call"])
-    spec, pattern = TASKS[call.task], patterns[call.pattern]
+    spec, pattern = TASKS.get(call.task) or TaskSpec(call.task), patterns[call.pattern]
     task_run_id = record["task_run_id"]
     problems = []
     outcomes = [e["outcome"] for e in sorted(executions, key=lambda e: e["attempt"])]
@@ -1133,8 +1393,18 @@ def _truth_of(
         final_name=record["final_name"],
         tags=tuple(sorted(spec.tags)),
         states=pattern.states,
+        cache_hit=record["final_name"] == "Cached" and not executions,
+        entered_at=_first_time(executions, "entered_at", min),
+        exited_at=_first_time(executions, "exited_at", max),
     )
     return truth, problems
+
+
+def _first_time(
+    executions: list[dict[str, Any]], key: str, pick: Callable[[list[str]], str]
+) -> datetime | None:
+    times = [e[key] for e in executions if e.get(key)]
+    return datetime.fromisoformat(pick(times)) if times else None
 
 
 def _main(argv: list[str] | None = None) -> int:
@@ -1154,15 +1424,19 @@ def _main(argv: list[str] | None = None) -> int:
     _EXECUTIONS_LOG[0].write_text("")
     _make_tasks(prefect.__version__)
     flows = {name: _make_flow(name) for name in FLOWS}
+    _FLOW_OBJECTS.update(flows)
     headers = _auth_headers(os.environ.get("PREFECT_API_AUTH_STRING"))
     with httpx.Client(base_url=args.api_url, headers=headers, timeout=30.0) as client:
         deployments = _create_deployments(client)
+        limits = _create_concurrency_limits(client)
         nonce = uuid.uuid4().hex[:12]
         started_at = datetime.now(UTC)
         clock = time.monotonic()
         for flow_name, index, calls in plan(args.scale, nonce):
             if flow_name is None:
                 _run_calls(calls, None)
+                continue
+            if flow_name in SUBFLOWS:  # run by its parent flow
                 continue
             parameters = {"index": index, "nonce": nonce}
             deployed = deployments.get(flow_name, {})
@@ -1178,8 +1452,9 @@ def _main(argv: list[str] | None = None) -> int:
                     "flow_name": flow_name,
                     "index": index,
                     "final_type": state.type.value,
+                    "final_name": state.name,
+                    "kind": "deployed" if deployed else "direct",
                     **deployed,
-                    **_FLOW_TIMES.get(flow_run_id, {}),
                 }
             )
         elapsed = time.monotonic() - clock
@@ -1196,16 +1471,22 @@ def _main(argv: list[str] | None = None) -> int:
         task_runs[truth.task_run_id] = truth
         mismatches += problems
     mismatches += [f"{key}: executions of a task run no call returned" for key in by_run]
+    flow_states = flow_run_states_for(prefect.__version__)
     flow_runs = {
         fr["flow_run_id"]: _flow_run_of(
             {
                 **fr,
+                **_FLOW_TIMES.get(fr["flow_run_id"], {}),
+                "states": flow_states[fr["kind"]],
                 "task_run_ids": [
                     t.task_run_id for t in task_runs.values() if t.flow_run_id == fr["flow_run_id"]
                 ],
             }
         )
-        for fr in _FLOW_RUNS
+        for fr in sorted(
+            _FLOW_RUNS,
+            key=lambda fr: _FLOW_TIMES.get(fr["flow_run_id"], {}).get("started_at") or "",
+        )
     }
     mismatches += [
         f"flow run {key} ended {value.final_type}"
@@ -1214,6 +1495,16 @@ def _main(argv: list[str] | None = None) -> int:
     ]
     mismatches += [
         f"flow run {key}: no times recorded" for key in flow_runs if key not in _FLOW_TIMES
+    ]
+    mismatches += [
+        f"subflow run {key}: no parent task run recorded inside it"
+        for key, value in flow_runs.items()
+        if value.kind == "subflow" and value.parent_task_run_id is None
+    ]
+    mismatches += [
+        f"task runs tagged {tag!r} ran {peak} at once, over their limit {limit}"
+        for tag, limit in limits.items()
+        if (peak := _peak(task_runs.values(), tag)) > limit
     ]
     ground = GroundTruth(
         scale=args.scale,
@@ -1225,6 +1516,7 @@ def _main(argv: list[str] | None = None) -> int:
         flow_runs=flow_runs,
         mismatches=tuple(mismatches),
         elapsed_seconds=round(elapsed, 3),
+        concurrency_limits=limits,
     )
     ground.dump(args.out / "ground_truth.json")
     print(f"workload: {ground.n_task_runs} task runs, {ground.n_states} states, {elapsed:.1f} s")

@@ -36,9 +36,11 @@ from devtools.prefect_lines import LINES, MARKER, PrefectLineError, prefect_pyth
 from devtools.workload import (
     DEPLOYMENTS,
     PATTERNS,
+    SUBFLOWS,
     TASK_RUNS_PER_SCALE,
     TASKS,
     GroundTruth,
+    flow_calls,
     patterns_for,
     plan,
 )
@@ -84,7 +86,7 @@ def _filter_all(client: httpx.Client, path: str, body: dict[str, Any]) -> list[d
 
 
 def test_plan_scale_one_exceeds_one_page() -> None:
-    assert TASK_RUNS_PER_SCALE == 230
+    assert TASK_RUNS_PER_SCALE == 234
     assert TASK_RUNS_PER_SCALE > 200  # the server's page cap
 
 
@@ -93,14 +95,19 @@ def test_plan_grows_linearly(scale: int) -> None:
     runs = plan(scale)
     assert sum(len(calls) for _, _, calls in runs) == scale * TASK_RUNS_PER_SCALE
     flows = Counter(flow for flow, _, _ in runs if flow is not None)
-    assert flows == {"etl": 3 * scale, "reports": 3 * scale, "maintenance": 3 * scale}
+    assert flows == {
+        "etl": 3 * scale,
+        "reports": 3 * scale,
+        "maintenance": 3 * scale,
+        "cleanup": scale,  # a subflow of maintenance
+    }
     assert runs[0][0] is None  # calls outside a flow come first
 
 
 def test_plan_uses_every_pattern_and_task() -> None:
     calls = [call for _, _, batch in plan(1) for call in batch]
     assert {call.pattern for call in calls} == set(PATTERNS)
-    assert {call.task for call in calls} == set(TASKS)
+    assert {call.task for call in calls} == set(TASKS) | set(SUBFLOWS)
     counts = Counter(call.pattern for call in calls)
     assert counts["cache_hit"] == counts["cache_miss"] == 18
 
@@ -117,13 +124,14 @@ def test_plan_uses_every_pattern_and_task() -> None:
         ("await_retry_exhausted", 2, "FAILED", 5),
         ("cache_miss", 1, "COMPLETED", 3),
         ("cache_hit", 1, "COMPLETED", 3),
+        ("subflow_parent", 1, "COMPLETED", 4),
     ],
 )
 def test_pattern_table(pattern: str, attempts: int, final_type: str, n_states: int) -> None:
     spec = PATTERNS[pattern]
     assert (spec.attempts, spec.final_type, len(spec.states)) == (attempts, final_type, n_states)
     # Every attempt but a cache hit runs the body once.
-    assert spec.executions == (0 if pattern == "cache_hit" else attempts)
+    assert spec.executions == (0 if pattern in {"cache_hit", "subflow_parent"} else attempts)
 
 
 def test_clean_prefect_env_drops_user_settings(
@@ -320,7 +328,7 @@ def test_cache_hits_never_run_but_enter_running(workload: GroundTruth) -> None:
 @pytest.mark.parametrize(
     ("pattern", "count", "executions"),
     [
-        ("succeed", 147, 1),
+        ("succeed", 150, 1),
         ("fail", 17, 1),
         ("retry_once_then_succeed", 6, 2),
         ("retry_twice_then_succeed", 6, 3),
@@ -329,6 +337,7 @@ def test_cache_hits_never_run_but_enter_running(workload: GroundTruth) -> None:
         ("await_retry_exhausted", 6, 2),
         ("cache_miss", 18, 1),
         ("cache_hit", 18, 0),
+        ("subflow_parent", 1, 0),
     ],
 )
 def test_pattern_counts_and_executions(
@@ -369,15 +378,12 @@ def test_flow_runs_completed_with_their_names(
         flow_runs = _filter_all(client, "/flow_runs/filter", body)
         flows = _filter_all(client, "/flows/filter", {})
     flow_names = {flow["id"]: flow["name"] for flow in flows}
-    assert len(flow_runs) == len(workload.flow_runs) == 9
+    assert len(flow_runs) == len(workload.flow_runs) == 10
     for run in flow_runs:
         truth = workload.flow_runs[run["id"]]
         assert flow_names[run["flow_id"]] == truth.flow_name
         assert run["state_type"] == "COMPLETED"
-        assert (
-            len(truth.task_run_ids)
-            == {"etl": 40, "reports": 24, "maintenance": 10}[truth.flow_name]
-        )
+        assert len(truth.task_run_ids) == len(flow_calls(truth.flow_name, truth.index))
 
 
 def test_ground_truth_round_trips(workload: GroundTruth, tmp_path: Path) -> None:
@@ -401,6 +407,7 @@ def test_flow_runs_record_deployment_pool_and_times(
         ("etl", "etl-nightly", "trs-batch"),
         ("reports", "reports-daily", "trs-reports"),
         ("maintenance", None, None),
+        ("cleanup", None, None),
     }
     for truth in workload.flow_runs.values():
         assert truth.started_at is not None
@@ -450,7 +457,7 @@ def test_line_counts_match_the_truth(prefect_line: ServerLine) -> None:
         task_ids = {"task_runs": {"id": {"any_": list(truth.task_runs)}}}
         flow_ids = {"flow_runs": {"id": {"any_": list(truth.flow_runs)}}}
         assert _count(client, "task_runs", task_ids) == truth.n_task_runs == TASK_RUNS_PER_SCALE
-        assert _count(client, "flow_runs", flow_ids) == len(truth.flow_runs) == 9
+        assert _count(client, "flow_runs", flow_ids) == len(truth.flow_runs) == 10
         ids = [t.task_run_id for t in truth.select(in_flow=False)]
         standalone = {"task_runs": {"id": {"any_": ids}, "flow_run_id": {"is_null_": True}}}
         assert _count(client, "task_runs", standalone) == len(ids) == 8
@@ -474,7 +481,7 @@ def test_line_deployments_and_work_pools(prefect_line: ServerLine) -> None:
             expected = len(truth.select(flow_name=flow_name))
             assert _count(client, "task_runs", in_deployment) == expected
         direct = [t for t in truth.flow_runs.values() if t.deployment_id is None]
-        assert {t.flow_name for t in direct} == {"maintenance"}
+        assert {t.flow_name for t in direct} == {"maintenance", "cleanup"}
 
 
 def test_line_states_and_final_states(prefect_line: ServerLine) -> None:

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 import trs_analytics
-from trs_analytics.schema import SCHEMA_VERSION, STATES_SCHEMA
+from trs_analytics.schema import FLOW_RUN_STATES_SCHEMA, SCHEMA_VERSION, STATES_SCHEMA
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "trs_analytics"
@@ -87,9 +87,9 @@ def test_imports_point_down_the_layers(path: Path) -> None:
         )
 
 
-def _readme_contract() -> list[tuple[str, str]]:
+def _readme_contract(marker: str = "contract") -> list[tuple[str, str]]:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    block = text.split("<!-- contract:start -->")[1].split("<!-- contract:end -->")[0]
+    block = text.split(f"<!-- {marker}:start -->")[1].split(f"<!-- {marker}:end -->")[0]
     rows = re.findall(r"^\| `([a-z_]+)` \| ([^|]+) \|", block, flags=re.MULTILINE)
     return [(name, kind.strip()) for name, kind in rows]
 
@@ -105,6 +105,12 @@ def _kind(dtype: pl.DataType) -> str:
 def test_readme_documents_the_contract_column_for_column() -> None:
     documented = _readme_contract()
     actual = [(name, _kind(dtype)) for name, dtype in STATES_SCHEMA.items()]
+    assert documented == actual
+
+
+def test_readme_documents_the_flow_run_contract_column_for_column() -> None:
+    documented = _readme_contract("flow-contract")
+    actual = [(name, _kind(dtype)) for name, dtype in FLOW_RUN_STATES_SCHEMA.items()]
     assert documented == actual
 
 

@@ -33,7 +33,15 @@ from trs_analytics.exceptions import (
     TrsAnalyticsError,
 )
 from trs_analytics.export import export_states
-from trs_analytics.fetch import StateFilters, fetch_states, iter_states, parse_when
+from trs_analytics.fetch import (
+    StateFilters,
+    fetch_concurrency_limits,
+    fetch_flow_run_states,
+    fetch_states,
+    iter_flow_run_states,
+    iter_states,
+    parse_when,
+)
 from trs_analytics.metrics import (
     OUTCOME_COLUMNS,
     cache_hits,
@@ -72,6 +80,7 @@ from trs_analytics.metrics import (
     transitions,
 )
 from trs_analytics.schema import (
+    CONCURRENCY_LIMITS_SCHEMA,
     FLOW_RUN_STATES_SCHEMA,
     STATE_TYPES,
     STATES_SCHEMA,
@@ -90,6 +99,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "CONCURRENCY_LIMITS_SCHEMA",
     "FLOW_RUN_STATES_SCHEMA",
     "OUTCOME_COLUMNS",
     "STATES_SCHEMA",
@@ -124,10 +134,13 @@ __all__ = [
     "export_states",
     "failed_runs",
     "failure_rates",
+    "fetch_concurrency_limits",
+    "fetch_flow_run_states",
     "fetch_states",
     "flow_time_shares",
     "generate_flow_run_states",
     "generate_states",
+    "iter_flow_run_states",
     "iter_states",
     "landing_time",
     "lateness",

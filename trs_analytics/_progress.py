@@ -105,7 +105,8 @@ class Tally:
     def add(self, batch: pl.DataFrame) -> Progress:
         """Count ``batch`` and return the progress so far."""
         self.states += batch.height
-        self.task_runs.update(batch["task_run_id"].to_list())
+        run_key = "task_run_id" if "task_run_id" in batch.columns else "flow_run_id"
+        self.task_runs.update(batch[run_key].to_list())  # runs: flow runs in a flow-run fetch
         newest = batch["timestamp"].max()
         if isinstance(newest, datetime):
             self.latest = newest if self.latest is None else max(self.latest, newest)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COLUMNS_ADDED",
+    "CONCURRENCY_LIMITS_SCHEMA",
     "DETAILS_COLUMNS",
     "FAILURE_TYPES",
     "FLOW_RUN_STATES_SCHEMA",
@@ -146,6 +147,22 @@ FLOW_RUN_STATES_SCHEMA: Final = pl.Schema(
         "run_count": pl.Int64(),
         "expected_start_time": UTC_US,
         "parent_task_run_id": pl.String(),
+    }
+)
+
+#: The concurrency limits frame (:func:`trs_analytics.fetch_concurrency_limits`): one
+#: row per limit. ``kind`` is ``"tag"`` (v1 tag limits: ``tag`` is set, ``name`` is
+#: ``tag:<tag>``) or ``"global"`` (v2 global limits); ``active_slots`` counts the
+#: slots held when read.
+CONCURRENCY_LIMITS_SCHEMA: Final = pl.Schema(
+    {
+        "id": pl.String(),
+        "kind": pl.String(),
+        "name": pl.String(),
+        "tag": pl.String(),
+        "limit": pl.Int64(),
+        "active_slots": pl.Int64(),
+        "active": pl.Boolean(),
     }
 )
 

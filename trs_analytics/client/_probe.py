@@ -37,6 +37,8 @@ class ServerInfo:
     Attributes:
         version: the server's Prefect version, or None when it does not say.
         task_run_time_fields: the ``TaskRunFilter`` time fields it accepts.
+        flow_run_time_fields: the ``FlowRunFilter`` time fields it accepts
+            (Prefect 2.20: ``start_time`` and ``expected_start_time``; 3.x adds ``end_time``).
 
     Examples:
         >>> info = ServerInfo("2.20.16", frozenset({"start_time"}))
@@ -48,6 +50,7 @@ class ServerInfo:
 
     version: str | None
     task_run_time_fields: frozenset[str] = CURRENT_TIME_FIELDS
+    flow_run_time_fields: frozenset[str] = CURRENT_TIME_FIELDS
 
     @property
     def major(self) -> int | None:
@@ -55,9 +58,17 @@ class ServerInfo:
         match = re.match(r"(\d+)\.", self.version or "")
         return int(match[1]) if match else None
 
-    def can_filter(self, field: str) -> bool:
-        """Whether ``TaskRunFilter`` accepts this time field."""
-        return field in self.task_run_time_fields
+    def can_filter(self, field: str, kind: str = "task_runs") -> bool:
+        """Whether ``TaskRunFilter`` (``kind="flow_runs"``: ``FlowRunFilter``) accepts this time field.
+
+        Examples:
+            >>> ServerInfo("2.20.16", frozenset({"start_time"}),
+            ...            frozenset({"start_time", "expected_start_time"})).can_filter(
+            ...     "expected_start_time", "flow_runs")
+            True
+        """
+        fields = self.flow_run_time_fields if kind == "flow_runs" else self.task_run_time_fields
+        return field in fields
 
 
 def _version(client: PrefectClient) -> str | None:
@@ -69,14 +80,24 @@ def _version(client: PrefectClient) -> str | None:
     return answer if isinstance(answer, str) else None
 
 
-def _time_fields(client: PrefectClient) -> frozenset[str]:
+def _time_fields(client: PrefectClient) -> tuple[frozenset[str], frozenset[str]]:
+    """The time fields of ``TaskRunFilter`` and of ``FlowRunFilter`` (a filter the
+    schema does not describe is taken as a current server's)."""
     try:
         schema: Any = client.get("/openapi.json")
-        properties = schema["components"]["schemas"]["TaskRunFilter"]["properties"]
+        schemas = schema["components"]["schemas"]
     except (PrefectAPIError, KeyError, TypeError) as err:
         logger.debug("no OpenAPI schema, assuming a current server: %s", err)
-        return CURRENT_TIME_FIELDS
-    return frozenset(f for f in _TIME_FIELDS if f in properties)
+        return CURRENT_TIME_FIELDS, CURRENT_TIME_FIELDS
+
+    def fields(name: str) -> frozenset[str]:
+        try:
+            properties = schemas[name]["properties"]
+        except (KeyError, TypeError):
+            return CURRENT_TIME_FIELDS
+        return frozenset(f for f in _TIME_FIELDS if f in properties)
+
+    return fields("TaskRunFilter"), fields("FlowRunFilter")
 
 
 def probe_server(client: PrefectClient) -> ServerInfo:
@@ -84,7 +105,7 @@ def probe_server(client: PrefectClient) -> ServerInfo:
 
     Use :meth:`PrefectClient.server_info`, which asks once per client.
     """
-    info = ServerInfo(_version(client), _time_fields(client))
+    info = ServerInfo(_version(client), *_time_fields(client))
     logger.info(
         "server %s at %s: task runs filter on %s",
         info.version or "of unknown version",

@@ -6,7 +6,9 @@ from trs_analytics.fetch._api import (
     Source,
     check_client_args,
     check_source,
+    fetch_flow_run_states,
     fetch_states,
+    iter_flow_run_states,
     iter_states,
     open_client,
     resolve_source,
@@ -14,6 +16,7 @@ from trs_analytics.fetch._api import (
     window,
 )
 from trs_analytics.fetch._filters import FilterKwargs, StateFilters
+from trs_analytics.fetch._limits import fetch_concurrency_limits
 from trs_analytics.fetch._names import check_names
 from trs_analytics.fetch._records import derive_task_name
 from trs_analytics.fetch._sources import (
@@ -35,7 +38,10 @@ __all__ = [
     "check_names",
     "check_source",
     "derive_task_name",
+    "fetch_concurrency_limits",
+    "fetch_flow_run_states",
     "fetch_states",
+    "iter_flow_run_states",
     "iter_states",
     "open_client",
     "parse_when",

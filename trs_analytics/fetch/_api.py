@@ -35,17 +35,20 @@ from trs_analytics.fetch._sources import (
     plan_sources,
 )
 from trs_analytics.fetch._window import parse_when
-from trs_analytics.schema import empty_states
+from trs_analytics.schema import empty_flow_run_states, empty_states
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from datetime import date
 
 __all__ = [
+    "Kind",
     "Source",
     "check_client_args",
     "check_source",
+    "fetch_flow_run_states",
     "fetch_states",
+    "iter_flow_run_states",
     "iter_states",
     "open_client",
     "resolve_source",
@@ -56,6 +59,8 @@ __all__ = [
 logger = logging.getLogger("trs_analytics.fetch")
 
 Source = Literal["auto", "states", "events"]
+#: Which runs' states: task runs (``STATES_SCHEMA``) or flow runs (``FLOW_RUN_STATES_SCHEMA``).
+Kind = Literal["task_runs", "flow_runs"]
 _SOURCES = ("auto", "states", "events")
 
 
@@ -155,8 +160,10 @@ def stream_states(
     *,
     source: Source | SourcePlan = "auto",
     batch_size: int = 5_000,
+    kind: Kind = "task_runs",
 ) -> Iterator[pl.DataFrame]:
-    """The frames of :func:`iter_states`, for use cases that hold checked arguments.
+    """The frames of :func:`iter_states` (``kind="flow_runs"``: of
+    :func:`iter_flow_run_states`), for use cases that hold checked arguments.
 
     ``source`` may be a :class:`~trs_analytics.fetch._sources.SourcePlan` made
     beforehand with :func:`~trs_analytics.fetch._sources.plan_sources` (an
@@ -165,12 +172,17 @@ def stream_states(
     plan = (
         source
         if isinstance(source, SourcePlan)
-        else plan_sources(client, start, end, source=check_source(source))
+        else plan_sources(client, start, end, source=check_source(source), kind=kind)
     )
     logger.info(
-        "reading states %s .. %s from %s via %s", iso(start), iso(end), client.api_url, plan.label
+        "reading %s states %s .. %s from %s via %s",
+        kind.removesuffix("s").replace("_", "-"),
+        iso(start),
+        iso(end),
+        client.api_url,
+        plan.label,
     )
-    return iter_plan(client, filters, plan, batch_size)
+    return iter_plan(client, filters, plan, batch_size, kind=kind)
 
 
 def iter_states(
@@ -224,6 +236,43 @@ def iter_states(
     )
 
 
+def iter_flow_run_states(
+    api_url: str | None = None,
+    *,
+    since: datetime | date | str,
+    until: datetime | date | str | None = None,
+    source: Source = "auto",
+    client: PrefectClient | None = None,
+    on_batch: Callable[[pl.DataFrame], None] | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    **filters: Unpack[FilterKwargs],
+) -> Iterator[pl.DataFrame]:
+    """Stream flow-run states as frames of :data:`~trs_analytics.FLOW_RUN_STATES_SCHEMA`.
+
+    The streaming form of :func:`fetch_flow_run_states`: one frame per page of
+    up to 200 flow runs. Closing the iterator early stops every background
+    thread it started.
+
+    Examples:
+        >>> frames = iter_flow_run_states("http://127.0.0.1:4200/api", since="1h")  # doctest: +SKIP
+
+        A flow run has no task name:
+
+        >>> iter_flow_run_states("http://127.0.0.1:4200/api", since="1h", task_names="load")
+        Traceback (most recent call last):
+        ...
+        trs_analytics.exceptions.ConfigurationError: task_names does not apply to flow runs. Hint: filter flow runs by flow_names, deployments, work_pools, tags or state_types.
+    """
+    check_source(source)
+    check_client_args(api_url, client)
+    chosen = StateFilters.from_kwargs(**filters)
+    chosen.flow_run_body([])
+    start, end = window(since, until)
+    return _iter_states(
+        api_url, client, chosen, start, end, source, 5_000, on_batch, on_progress, "flow_runs"
+    )
+
+
 def _iter_states(
     api_url: str | None,
     client: PrefectClient | None,
@@ -234,9 +283,12 @@ def _iter_states(
     batch_size: int,
     on_batch: Callable[[pl.DataFrame], None] | None,
     on_progress: Callable[[Progress], None] | None,
+    kind: Kind = "task_runs",
 ) -> Iterator[pl.DataFrame]:
     with open_client(api_url, client) as opened:
-        batches = stream_states(opened, filters, start, end, source=source, batch_size=batch_size)
+        batches = stream_states(
+            opened, filters, start, end, source=source, batch_size=batch_size, kind=kind
+        )
         tally = Tally(since=start, until=end, source=source, requests=lambda: opened.stats.requests)
         try:
             for batch in batches:
@@ -315,6 +367,75 @@ def fetch_states(
         )
     if not frames:
         return empty_states()
+    return (
+        pl.concat(frames, how="vertical")
+        .unique(subset="id", keep="last", maintain_order=True)
+        .sort("timestamp", "id")
+    )
+
+
+def fetch_flow_run_states(
+    api_url: str | None = None,
+    *,
+    since: datetime | date | str,
+    until: datetime | date | str | None = None,
+    source: Source = "auto",
+    client: PrefectClient | None = None,
+    progress: bool = True,
+    **filters: Unpack[FilterKwargs],
+) -> pl.DataFrame:
+    """Fetch every flow-run state with ``since <= timestamp < until`` into one frame.
+
+    One row per state, in the schema :data:`trs_analytics.FLOW_RUN_STATES_SCHEMA`
+    (no ``task_run_id``: that is how the metrics know they count flow runs),
+    sorted by ``timestamp`` then ``id``, each state id once, with the flow run's
+    name, flow, deployment (id and name), work pool and queue, tags,
+    ``run_count``, ``expected_start_time`` and, for a subflow, the
+    ``parent_task_run_id`` that stands for it in its parent flow run.
+
+    Sources, as for :func:`fetch_states`: ``"states"`` lists the flow runs that
+    can have a state in the window (``/flow_runs/filter``, past the 200 cap) and
+    reads ``GET /flow_run_states/`` per run; ``"events"`` finds the flow runs
+    from ``prefect.flow-run.*`` events (Prefect 3, within event retention) and
+    reads their states the same way, since those events carry no state details;
+    ``"auto"`` uses events where they reach and states before. Every source
+    gives the same rows.
+
+    Args: as :func:`fetch_states`; ``tags`` and ``state_types`` are the flow
+        run's own, and ``task_names`` is refused.
+
+    Raises:
+        ConfigurationError: no URL, a naive or unreadable time, an empty window,
+            a task-name filter.
+        PrefectAPIError: the server refused or failed (see its subclasses).
+        TransportError: the server could not be reached.
+
+    Examples:
+        >>> import trs_analytics as ta
+        >>> runs = ta.fetch_flow_run_states("http://127.0.0.1:4200/api", since="1d")  # doctest: +SKIP
+        >>> runs.select("flow_name", "deployment_name", "name", "timestamp")  # doctest: +SKIP
+
+        Arguments are checked before any request:
+
+        >>> ta.fetch_flow_run_states("http://127.0.0.1:4200/api", since="1d", source="cache")
+        Traceback (most recent call last):
+        ...
+        trs_analytics.exceptions.ConfigurationError: source must be one of ['auto', 'states', 'events'], got 'cache'.
+    """
+    with progress_bar(progress) as on_progress:
+        frames = list(
+            iter_flow_run_states(
+                api_url,
+                since=since,
+                until=until,
+                source=source,
+                client=client,
+                on_progress=on_progress,
+                **filters,
+            )
+        )
+    if not frames:
+        return empty_flow_run_states()
     return (
         pl.concat(frames, how="vertical")
         .unique(subset="id", keep="last", maintain_order=True)

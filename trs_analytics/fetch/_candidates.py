@@ -1,4 +1,7 @@
-"""Which task runs can have a state in a window, asked the way each server can answer.
+"""Which task runs (or flow runs) can have a state in a window, asked the way each server can answer.
+
+Flow runs are listed the same way through ``/flow_runs/filter`` (``kind="flow_runs"``):
+every line's ``FlowRunFilter`` has ``expected_start_time`` (2.20 too), 3.x ``end_time``.
 
 A task run has a state in ``[since, until)`` only if it lived then. The runs are
 listed in a few queries, their union de-duplicated by id:
@@ -30,6 +33,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.fetch._pages import iso, iter_offset_pages, iter_task_run_pages
 from trs_analytics.schema import STATE_TYPES, TERMINAL_TYPES
 
@@ -49,22 +53,22 @@ _NON_TERMINAL = [t for t in STATE_TYPES if t not in TERMINAL_TYPES]
 _ONE_US = timedelta(microseconds=1)
 
 
-def _where(body: dict[str, Any], **task_runs: Any) -> dict[str, Any]:
-    """``body`` with more ``task_runs`` conditions."""
+def _where(body: dict[str, Any], kind: str = "task_runs", **runs: Any) -> dict[str, Any]:
+    """``body`` with more ``task_runs`` (or ``kind``) conditions."""
     merged = copy.deepcopy(body)
-    merged.setdefault("task_runs", {}).update(task_runs)
+    merged.setdefault(kind, {}).update(runs)
     return merged
 
 
-def _unfinished(body: dict[str, Any], **task_runs: Any) -> dict[str, Any]:
-    return _where(body, state={"type": {"any_": _NON_TERMINAL}}, **task_runs)
+def _unfinished(body: dict[str, Any], kind: str = "task_runs", **runs: Any) -> dict[str, Any]:
+    return _where(body, kind, state={"type": {"any_": _NON_TERMINAL}}, **runs)
 
 
 def _ended_since(
-    client: PrefectClient, body: dict[str, Any], since: datetime
+    client: PrefectClient, body: dict[str, Any], since: datetime, kind: str = "task_runs"
 ) -> Iterator[list[dict[str, Any]]]:
     """Runs of ``body`` that ended at or after ``since``, newest end first."""
-    for page in iter_offset_pages(client, body, sort="END_TIME_DESC"):
+    for page in iter_offset_pages(client, body, sort="END_TIME_DESC", kind=kind):
         ends = [_time(r["end_time"]) for r in page if r.get("end_time")]
         yield [r for r in page if r.get("end_time") and _time(r["end_time"]) >= since]
         if ends and min(ends) < since:
@@ -76,17 +80,22 @@ def _time(value: str) -> datetime:
 
 
 def _by_expected_start(
-    client: PrefectClient, info: ServerInfo, body: dict[str, Any], start: datetime, end: datetime
+    client: PrefectClient,
+    info: ServerInfo,
+    body: dict[str, Any],
+    start: datetime,
+    end: datetime,
+    kind: str = "task_runs",
 ) -> Iterator[list[dict[str, Any]]]:
     before = start - _ONE_US
-    yield from iter_task_run_pages(client, body, after=start, before=end)
-    yield from iter_task_run_pages(client, _unfinished(body), before=before)
-    if info.can_filter("end_time"):
-        ended = _where(body, end_time={"after_": iso(start)})
-        yield from iter_task_run_pages(client, ended, before=before)
+    yield from iter_task_run_pages(client, body, after=start, before=end, kind=kind)
+    yield from iter_task_run_pages(client, _unfinished(body, kind), before=before, kind=kind)
+    if info.can_filter("end_time", kind):
+        ended = _where(body, kind, end_time={"after_": iso(start)})
+        yield from iter_task_run_pages(client, ended, before=before, kind=kind)
         return
-    earlier = _where(body, expected_start_time={"before_": iso(before)})
-    yield from _ended_since(client, earlier, start)
+    earlier = _where(body, kind, expected_start_time={"before_": iso(before)})
+    yield from _ended_since(client, earlier, start, kind)
 
 
 def _by_start_time(
@@ -108,11 +117,16 @@ def iter_candidates(
     body: dict[str, Any],
     start: datetime,
     end: datetime,
+    kind: str = "task_runs",
 ) -> Iterator[list[dict[str, Any]]]:
-    """Yield pages of the task runs that can have a state in ``[start, end)``, each run once."""
+    """Yield pages of the task runs (``kind="flow_runs"``: flow runs) that can have a
+    state in ``[start, end)``, each run once."""
     seen: set[str] = set()
-    if info.can_filter("expected_start_time"):
-        pages = _by_expected_start(client, info, body, start, end)
+    if info.can_filter("expected_start_time", kind):
+        pages = _by_expected_start(client, info, body, start, end, kind)
+    elif kind != "task_runs":
+        msg = f"listing {kind} needs an expected_start_time filter, which this server lacks."
+        raise ConfigurationError(msg)
     else:
         logger.info(
             "server %s filters task runs on start_time only: listing runs by start_time, "

@@ -119,8 +119,44 @@ class StateFilters:
             body["task_runs"] = task_runs
         return body
 
+    def flow_run_body(self, deployment_ids: Sequence[str]) -> dict[str, Any]:
+        """The parts of a ``/flow_runs/filter`` body the server can apply itself.
+
+        For flow runs, ``tags`` and ``state_types`` are the flow run's own; a flow
+        run has no task name, so ``task_names`` is refused.
+
+        Examples:
+            >>> StateFilters(work_pools=("pool",), tags=("prod",)).flow_run_body([])
+            {'work_pools': {'name': {'any_': ['pool']}}, 'flow_runs': {'tags': {'all_': ['prod']}}}
+            >>> StateFilters(task_names=("load",)).flow_run_body([])
+            Traceback (most recent call last):
+            ...
+            trs_analytics.exceptions.ConfigurationError: task_names does not apply to flow runs. Hint: filter flow runs by flow_names, deployments, work_pools, tags or state_types.
+        """
+        if self.task_names:
+            msg = (
+                "task_names does not apply to flow runs. Hint: filter flow runs by "
+                "flow_names, deployments, work_pools, tags or state_types."
+            )
+            raise ConfigurationError(msg)
+        body: dict[str, Any] = {}
+        flow_runs: dict[str, Any] = {}
+        if self.flow_names:
+            body["flows"] = {"name": {"any_": list(self.flow_names)}}
+        if self.deployments:
+            body["deployments"] = {"id": {"any_": list(deployment_ids)}}
+        if self.work_pools:
+            body["work_pools"] = {"name": {"any_": list(self.work_pools)}}
+        if self.tags:
+            flow_runs["tags"] = {"all_": list(self.tags)}
+        if self.state_types:
+            flow_runs["state"] = {"type": {"any_": list(self.state_types)}}
+        if flow_runs:
+            body["flow_runs"] = flow_runs
+        return body
+
     def apply(self, attributes: pl.DataFrame, deployment_ids: Sequence[str]) -> pl.DataFrame:
-        """Keep the attribute rows (one per task run) that pass every filter."""
+        """Keep the attribute rows (one per task run, or flow run) that pass every filter."""
         predicates = []
         if self.flow_names:
             predicates.append(pl.col("flow_name").is_in(self.flow_names))

@@ -31,7 +31,9 @@ if TYPE_CHECKING:
     from trs_analytics.client import PrefectClient
 
 __all__ = [
+    "FLOW_RUN_EVENTS",
     "PAGE_LIMIT",
+    "TASK_RUN_EVENTS",
     "event_histogram",
     "event_page",
     "iso",
@@ -43,6 +45,10 @@ __all__ = [
 
 #: The server's cap on ``limit`` (``PREFECT_SERVER_API_DEFAULT_LIMIT``).
 PAGE_LIMIT = 200
+#: The event name prefix of task-run state changes.
+TASK_RUN_EVENTS = "prefect.task-run."
+#: The event name prefix of flow-run state changes (and heartbeats).
+FLOW_RUN_EVENTS = "prefect.flow-run."
 #: Events per page on a self-hosted server.
 EVENT_PAGE_LIMIT = 50
 _ONE_US = timedelta(microseconds=1)
@@ -64,7 +70,7 @@ def _parse(ts: str) -> datetime:
 
 
 def _with_window(
-    body: dict[str, Any], after: datetime | None, before: datetime | None
+    body: dict[str, Any], after: datetime | None, before: datetime | None, kind: str = "task_runs"
 ) -> dict[str, Any]:
     body = copy.deepcopy(body)
     window: dict[str, str] = {}
@@ -72,14 +78,14 @@ def _with_window(
         window["after_"] = iso(after)
     if before is not None:
         window["before_"] = iso(before)
-    body.setdefault("task_runs", {})["expected_start_time"] = window
+    body.setdefault(kind, {})["expected_start_time"] = window
     return body
 
 
 def _check_page(page: Any, url: str) -> list[dict[str, Any]]:
-    """A list of task runs, each with an id and an expected start (else an error)."""
+    """A list of task (or flow) runs, each with an id and an expected start (else an error)."""
     if not isinstance(page, list):
-        msg = f"{url} returned {type(page).__name__}, expected a JSON list of task runs."
+        msg = f"{url} returned {type(page).__name__}, expected a JSON list of runs."
         raise ResponseFormatError(msg, url=url)
     for record in page:
         if (
@@ -88,7 +94,7 @@ def _check_page(page: Any, url: str) -> list[dict[str, Any]]:
             or not record.get("expected_start_time")
         ):
             msg = (
-                f"{url} returned a task run without 'id' or 'expected_start_time' "
+                f"{url} returned a run without 'id' or 'expected_start_time' "
                 f"({str(record)[:120]}). Hint: the server may be older than Prefect 2.10."
             )
             raise ResponseFormatError(msg, url=url)
@@ -102,8 +108,10 @@ def iter_task_run_pages(
     after: datetime | None = None,
     before: datetime | None = None,
     page_size: int = PAGE_LIMIT,
+    kind: str = "task_runs",
 ) -> Iterator[list[dict[str, Any]]]:
-    """Yield pages of task runs with ``after <= expected_start_time <= before``.
+    """Yield pages of task runs (``kind="flow_runs"``: flow runs) with
+    ``after <= expected_start_time <= before``.
 
     Args:
         client: the API client.
@@ -112,14 +120,16 @@ def iter_task_run_pages(
         after: inclusive lower bound, or None.
         before: inclusive upper bound, or None.
         page_size: records per call, at most 200.
+        kind: ``"task_runs"`` or ``"flow_runs"``: which runs, and which body key
+            the window goes to.
     """
-    url = f"{client.api_url}/task_runs/filter"
+    url = f"{client.api_url}/{kind}/filter"
     cursor, seen = after, set[str]()
     while True:
-        request = _with_window(body, cursor, before)
+        request = _with_window(body, cursor, before, kind)
         page = _check_page(
             client.post(
-                "/task_runs/filter",
+                f"/{kind}/filter",
                 json_body={**request, "sort": "EXPECTED_START_TIME_ASC", "limit": page_size},
             ),
             url,
@@ -132,7 +142,7 @@ def iter_task_run_pages(
         last = _parse(page[-1]["expected_start_time"])
         if cursor is not None and last == cursor:
             # A whole page at one timestamp: drain it by id, then step past it.
-            yield from _drain_timestamp(client, body, last, seen, page_size, url)
+            yield from _drain_timestamp(client, body, last, seen, page_size, kind)
             seen = set()
             cursor = last + _ONE_US
             continue
@@ -148,14 +158,15 @@ def _drain_timestamp(
     at: datetime,
     seen: set[str],
     page_size: int,
-    url: str,
+    kind: str,
 ) -> Iterator[list[dict[str, Any]]]:
-    request = _with_window(body, at, at)
+    url = f"{client.api_url}/{kind}/filter"
+    request = _with_window(body, at, at, kind)
     offset = 0
     while True:
         page = _check_page(
             client.post(
-                "/task_runs/filter",
+                f"/{kind}/filter",
                 json_body={**request, "sort": "ID_DESC", "limit": page_size, "offset": offset},
             ),
             url,
@@ -175,19 +186,21 @@ def iter_offset_pages(
     *,
     sort: str,
     page_size: int = PAGE_LIMIT,
+    kind: str = "task_runs",
 ) -> Iterator[list[dict[str, Any]]]:
-    """Yield pages of ``/task_runs/filter`` for ``body`` sorted by ``sort``, by offset.
+    """Yield pages of ``/task_runs/filter`` (or ``/{kind}/filter``) for ``body`` sorted by
+    ``sort``, by offset.
 
     Offsets shift when runs are written meanwhile: a run may come twice (the
     caller drops repeats by id); with ``EXPECTED_START_TIME_ASC`` new runs land
     at the end, and with ``END_TIME_DESC`` runs that end meanwhile land at the
     front, so neither order skips a run that existed when paging began.
     """
-    url = f"{client.api_url}/task_runs/filter"
+    url = f"{client.api_url}/{kind}/filter"
     offset = 0
     while True:
         request = {**body, "sort": sort, "limit": page_size, "offset": offset}
-        page = _check_page(client.post("/task_runs/filter", json_body=request), url)
+        page = _check_page(client.post(f"/{kind}/filter", json_body=request), url)
         if page:
             yield page
         if len(page) < page_size:
@@ -201,14 +214,16 @@ def event_page(
     since: datetime,
     until: datetime,
     page_size: int = EVENT_PAGE_LIMIT,
+    prefix: str = TASK_RUN_EVENTS,
 ) -> dict[str, Any]:
-    """The first page of ``prefect.task-run.*`` events with ``since <= occurred <= until``.
+    """The first page of ``prefect.task-run.*`` events (or ``prefix``) with
+    ``since <= occurred <= until``.
 
     The page holds ``events``, ``total`` (how many match) and ``next_page``.
     """
     body = {
         "filter": {
-            "event": {"prefix": ["prefect.task-run."]},
+            "event": {"prefix": [prefix]},
             "occurred": {"since": iso(since), "until": iso(until)},
             "order": "ASC",
         },
@@ -218,7 +233,12 @@ def event_page(
 
 
 def event_histogram(
-    client: PrefectClient, *, since: datetime, until: datetime, buckets: int = 900
+    client: PrefectClient,
+    *,
+    since: datetime,
+    until: datetime,
+    buckets: int = 900,
+    prefix: str = TASK_RUN_EVENTS,
 ) -> list[tuple[datetime, int]]:
     """``(bucket start, task-run events in it)`` over ``[since, until]``, oldest first.
 
@@ -228,7 +248,7 @@ def event_histogram(
     seconds = max(1, math.ceil((until - since).total_seconds() / buckets))
     body = {
         "filter": {
-            "event": {"prefix": ["prefect.task-run."]},
+            "event": {"prefix": [prefix]},
             "occurred": {"since": iso(since), "until": iso(until)},
         },
         "time_unit": "second",
@@ -258,6 +278,7 @@ def iter_event_pages(
     until: datetime,
     page_size: int = EVENT_PAGE_LIMIT,
     first: dict[str, Any] | None = None,
+    prefix: str = TASK_RUN_EVENTS,
 ) -> Iterator[list[dict[str, Any]]]:
     """Yield pages of ``prefect.task-run.*`` events with ``since <= occurred <= until``, oldest first.
 
@@ -266,7 +287,7 @@ def iter_event_pages(
     its path and query are used, re-based onto this client's API URL, so
     credentials never go to another host and a proxy in between keeps working.
     """
-    page = first or event_page(client, since=since, until=until, page_size=page_size)
+    page = first or event_page(client, since=since, until=until, page_size=page_size, prefix=prefix)
     while True:
         yield page["events"]
         next_page = page.get("next_page")
@@ -293,7 +314,7 @@ def read_by_ids(
     *,
     page_size: int = PAGE_LIMIT,
 ) -> Iterator[dict[str, Any]]:
-    """Read ``kind`` ("task_runs", "flow_runs" or "flows") records by id, 200 a call."""
+    """Read ``kind`` ("task_runs", "flow_runs", "flows", "deployments") records by id, 200 a call."""
     chunks = [list(ids[i : i + page_size]) for i in range(0, len(ids), page_size)]
 
     def read(chunk: list[str]) -> list[dict[str, Any]]:

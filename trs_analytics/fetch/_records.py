@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from trs_analytics.exceptions import ResponseFormatError
-from trs_analytics.schema import DETAILS_COLUMNS, STATE_TYPES, STATES_SCHEMA, UTC_US
+from trs_analytics.schema import (
+    DETAILS_COLUMNS,
+    FLOW_RUN_STATES_SCHEMA,
+    STATE_TYPES,
+    STATES_SCHEMA,
+    UTC_US,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -28,9 +34,12 @@ if TYPE_CHECKING:
 __all__ = [
     "ATTRIBUTES_SCHEMA",
     "ATTRIBUTE_COLUMNS",
+    "FLOW_RUN_ATTRIBUTES_SCHEMA",
     "STATE_COLUMNS",
     "attribute_row",
     "derive_task_name",
+    "flow_run_attribute_row",
+    "flow_run_state_row",
     "json_text",
     "parse_timestamps",
     "state_row_from_api",
@@ -66,13 +75,29 @@ ATTRIBUTES_SCHEMA = pl.Schema(
     }
 )
 
+#: Columns of a flow-run state that come from its flow run, flow and deployment.
+FLOW_RUN_ATTRIBUTE_COLUMNS = tuple(
+    c for c in FLOW_RUN_STATES_SCHEMA if c not in STATE_COLUMNS and c not in DETAILS_COLUMNS
+)
+
+#: The attributes frame of flow runs handed to :func:`states_frame` (times as strings).
+FLOW_RUN_ATTRIBUTES_SCHEMA = pl.Schema(
+    {
+        "flow_run_id": pl.String(),
+        **{
+            c: (pl.String() if FLOW_RUN_STATES_SCHEMA[c] == UTC_US else FLOW_RUN_STATES_SCHEMA[c])
+            for c in FLOW_RUN_ATTRIBUTE_COLUMNS
+        },
+        "_state_type": pl.String(),
+    }
+)
+
 # Prefect's StateDetails defaults; events omit fields left at their default.
 _DETAIL_DEFAULTS: dict[str, Any] = {
     "pause_reschedule": False,
     "untrackable_result": False,
     "deferred": False,
 }
-_TIME_COLUMNS = [c for c, t in STATES_SCHEMA.items() if t == UTC_US]
 _TASK_KEY_HASH = re.compile(r"-(?:[0-9a-f]{8}|unknown)$")
 
 
@@ -112,7 +137,9 @@ def _details(details: Mapping[str, Any] | None) -> dict[str, Any]:
     return row
 
 
-def state_row_from_api(record: Mapping[str, Any], *, task_run_id: str, url: str) -> dict[str, Any]:
+def state_row_from_api(
+    record: Mapping[str, Any], *, task_run_id: str, url: str, what: str = "task-run state"
+) -> dict[str, Any]:
     """One state from ``/task_run_states/`` -> a row of state columns.
 
     Examples:
@@ -126,7 +153,7 @@ def state_row_from_api(record: Mapping[str, Any], *, task_run_id: str, url: str)
     """
     for field in ("id", "type", "name", "timestamp"):
         if record.get(field) is None:
-            raise _missing(field=field, record=record, what="task-run state", url=url)
+            raise _missing(field=field, record=record, what=what, url=url)
     details = record.get("state_details") or {}
     return {
         "id": record["id"],
@@ -139,6 +166,27 @@ def state_row_from_api(record: Mapping[str, Any], *, task_run_id: str, url: str)
         "data": json_text(record.get("data")),
         **_details(details),
     }
+
+
+def flow_run_state_row(record: Mapping[str, Any], *, flow_run_id: str, url: str) -> dict[str, Any]:
+    """One state from ``/flow_run_states/`` -> a row of flow-run state columns.
+
+    A subflow run's states carry its parent task run in ``state_details.task_run_id``;
+    that is the flow run's ``parent_task_run_id``, not a column of its states.
+
+    Examples:
+        >>> row = flow_run_state_row(
+        ...     {"id": "s1", "type": "SCHEDULED", "name": "Scheduled",
+        ...      "timestamp": "2024-01-01T00:00:00Z",
+        ...      "state_details": {"scheduled_time": "2024-01-01T00:00:00Z", "task_run_id": "t"}},
+        ...     flow_run_id="f1", url="test")
+        >>> row["flow_run_id"], row["details_scheduled_time"], "task_run_id" in row
+        ('f1', '2024-01-01T00:00:00Z', False)
+    """
+    row = state_row_from_api(record, task_run_id="", url=url, what="flow-run state")
+    del row["task_run_id"]
+    row["flow_run_id"] = row["flow_run_id"] or flow_run_id
+    return row
 
 
 def _resource_id(resource: Mapping[str, Any], prefix: str) -> str | None:
@@ -258,6 +306,50 @@ def attribute_row(
     }
 
 
+def flow_run_attribute_row(
+    flow_run: Mapping[str, Any],
+    flow: Mapping[str, Any] | None,
+    deployment: Mapping[str, Any] | None,
+    *,
+    url: str,
+) -> dict[str, Any]:
+    """A flow run (+ its flow and deployment) -> the flow-run contract's attribute columns.
+
+    The extra key ``_state_type`` (the run's current state type) is kept for
+    filtering and dropped before a frame leaves the fetch layer.
+
+    Examples:
+        >>> row = flow_run_attribute_row(
+        ...     {"id": "f1", "name": "brave-fox", "flow_id": "fl", "deployment_id": "d",
+        ...      "work_pool_name": "pool", "work_queue_name": "default", "tags": ["a"],
+        ...      "run_count": 1, "expected_start_time": "2024-01-01T00:00:00Z",
+        ...      "parent_task_run_id": None, "state_type": "COMPLETED"},
+        ...     {"id": "fl", "name": "etl"}, {"id": "d", "name": "nightly"}, url="test")
+        >>> row["flow_name"], row["deployment_name"], row["work_queue_name"]
+        ('etl', 'nightly', 'default')
+    """
+    for field in ("id", "name"):
+        if flow_run.get(field) is None:
+            raise _missing(field=field, record=flow_run, what="flow run", url=url)
+    flow = flow or {}
+    deployment = deployment or {}
+    return {
+        "flow_run_id": flow_run["id"],
+        "flow_run_name": flow_run["name"],
+        "flow_id": flow_run.get("flow_id"),
+        "flow_name": flow.get("name"),
+        "deployment_id": flow_run.get("deployment_id"),
+        "deployment_name": deployment.get("name"),
+        "work_pool_name": flow_run.get("work_pool_name"),
+        "work_queue_name": flow_run.get("work_queue_name"),
+        "tags": list(flow_run.get("tags") or []),
+        "run_count": flow_run.get("run_count"),
+        "expected_start_time": flow_run.get("expected_start_time"),
+        "parent_task_run_id": flow_run.get("parent_task_run_id"),
+        "_state_type": flow_run.get("state_type"),
+    }
+
+
 def parse_timestamps(frame: pl.DataFrame, columns: Iterable[str], *, url: str) -> pl.DataFrame:
     """Parse ISO-8601 string columns into ``Datetime("us", "UTC")``; raise on garbage."""
     columns = [c for c in columns if c in frame.columns and frame.schema[c] == pl.String]
@@ -281,16 +373,23 @@ def states_frame(
     attributes: pl.DataFrame,
     *,
     url: str,
+    schema: pl.Schema = STATES_SCHEMA,
+    key: str = "task_run_id",
 ) -> pl.DataFrame:
-    """Join state rows with task-run attributes into a frame of exactly ``STATES_SCHEMA``.
+    """Join state rows with their runs' attributes into a frame of exactly ``schema``.
+
+    ``schema`` and ``key`` are ``STATES_SCHEMA`` and ``"task_run_id"`` for task runs,
+    ``FLOW_RUN_STATES_SCHEMA`` and ``"flow_run_id"`` for flow runs.
 
     Raises:
         ResponseFormatError: on an unknown state type or an unparseable timestamp.
     """
     string_schema = {
-        c: pl.String() if STATES_SCHEMA[c] == UTC_US or c == "type" else STATES_SCHEMA[c]
+        c: pl.String() if schema[c] == UTC_US or c == "type" else schema[c]
         for c in (*STATE_COLUMNS, *DETAILS_COLUMNS)
+        if c in schema
     }
+    time_columns = [c for c, t in schema.items() if t == UTC_US]
     states = pl.DataFrame(state_rows, schema=string_schema)
     unknown = states.filter(~pl.col("type").is_in(STATE_TYPES))["type"].unique().to_list()
     if unknown:
@@ -300,7 +399,7 @@ def states_frame(
             "than trs_analytics; upgrade trs_analytics or report the new type."
         )
         raise ResponseFormatError(msg, url=url)
-    states = parse_timestamps(states, _TIME_COLUMNS, url=url)
-    joined = states.join(attributes, on="task_run_id", how="left", maintain_order="left")
-    joined = parse_timestamps(joined, _TIME_COLUMNS, url=url)
-    return joined.select(pl.col(c).cast(t) for c, t in STATES_SCHEMA.items())
+    states = parse_timestamps(states, time_columns, url=url)
+    joined = states.join(attributes, on=key, how="left", maintain_order="left")
+    joined = parse_timestamps(joined, time_columns, url=url)
+    return joined.select(pl.col(c).cast(t) for c, t in schema.items())

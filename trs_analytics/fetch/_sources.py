@@ -32,8 +32,12 @@ from trs_analytics.exceptions import (
     RequestRejectedError,
 )
 from trs_analytics.fetch._candidates import iter_candidates
+from trs_analytics.fetch._flow_runs import iter_flow_run_events, iter_flow_runs_per_run
 from trs_analytics.fetch._lookups import Attributes, resolve_deployments, task_run_from_event
 from trs_analytics.fetch._pages import (
+    FLOW_RUN_EVENTS,
+    PAGE_LIMIT,
+    TASK_RUN_EVENTS,
     event_histogram,
     event_page,
     iso,
@@ -68,8 +72,12 @@ SLICE_EVENTS = 2_500
 SLICE_DEPTH = 16
 _MAX_SLICES = 256
 _RETENTION_MARGIN = timedelta(hours=1)
+#: How far around a window subflow runs' events are read to find their parent task runs.
+_PARENT_MARGIN = timedelta(minutes=1)
 _ONE_US = timedelta(microseconds=1)
 _FOREVER = timedelta(days=3650)
+#: The event name prefix of each kind of run's state changes.
+_PREFIXES = {"task_runs": TASK_RUN_EVENTS, "flow_runs": FLOW_RUN_EVENTS}
 #: Answers that mean "this server will not give you events" (not: "you are not allowed").
 _REFUSALS = (NotFoundError, RequestRejectedError)
 
@@ -87,6 +95,24 @@ def _refused(err: PrefectAPIError) -> bool:
 # -- per run -----------------------------------------------------------------------------
 
 
+def _read_per_run(
+    client: PrefectClient,
+    attrs: pl.DataFrame,
+    start: datetime,
+    end: datetime,
+) -> pl.DataFrame:
+    """The states in ``[start, end)`` of the task runs in ``attrs``, one GET a run."""
+    url = f"{client.api_url}/task_run_states/"
+
+    def read_states(task_run_id: str) -> list[dict[str, Any]]:
+        records = client.get("/task_run_states/", params={"task_run_id": task_run_id})
+        return [state_row_from_api(r, task_run_id=task_run_id, url=url) for r in records]
+
+    ids = attrs["task_run_id"].to_list()
+    rows = [row for states in client.map(read_states, ids) for row in states]
+    return _in_window(states_frame(rows, attrs.drop("_state_type"), url=url), start, end)
+
+
 def iter_per_run(
     client: PrefectClient, filters: StateFilters, start: datetime, end: datetime
 ) -> Iterator[pl.DataFrame]:
@@ -94,17 +120,9 @@ def iter_per_run(
     deployment_ids = resolve_deployments(client, filters.deployments)
     body = filters.server_body(deployment_ids)
     attributes = Attributes(client)
-    url = f"{client.api_url}/task_run_states/"
-
-    def read_states(task_run_id: str) -> list[dict[str, Any]]:
-        records = client.get("/task_run_states/", params={"task_run_id": task_run_id})
-        return [state_row_from_api(r, task_run_id=task_run_id, url=url) for r in records]
-
     for page in iter_candidates(client, client.server_info(), body, start, end):
         attrs = filters.apply(attributes.rows(page), deployment_ids)
-        ids = attrs["task_run_id"].to_list()
-        rows = [row for states in client.map(read_states, ids) for row in states]
-        frame = _in_window(states_frame(rows, attrs.drop("_state_type"), url=url), start, end)
+        frame = _read_per_run(client, attrs, start, end)
         if frame.height:
             yield frame
 
@@ -227,6 +245,8 @@ def iter_events(
         keep = frame.filter(pl.col("task_run_id").is_in(attrs["task_run_id"].implode()))
         return _in_window(keep, start, end)
 
+    seen: set[str] = set()
+
     def batches() -> Iterator[tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]]:
         rows: list[dict[str, Any]] = []
         latest: dict[str, dict[str, Any]] = {}
@@ -237,14 +257,47 @@ def iter_events(
                     rows.append(row)
                     latest[row["task_run_id"]] = event
             if len(rows) >= batch_size:
+                seen.update(latest)
                 yield rows, latest
                 rows, latest = [], {}
         if rows:
+            seen.update(latest)
             yield rows, latest
 
     for frame in ordered_map(finish, batches(), workers=1, window=2):
         if frame.height:
             yield frame
+    parents = sorted(_subflow_parent_ids(client, start, end) - seen)
+    for chunk in (parents[i : i + PAGE_LIMIT] for i in range(0, len(parents), PAGE_LIMIT)):
+        runs = list(read_by_ids(client, "task_runs", chunk))
+        attrs = filters.apply(attributes.rows(runs), deployment_ids)
+        frame = _read_per_run(client, attrs, start, end)
+        if frame.height:
+            yield frame
+
+
+def _subflow_parent_ids(client: PrefectClient, start: datetime, end: datetime) -> set[str]:
+    """The task runs that stand for subflow runs with a state change around ``[start, end]``.
+
+    The server orchestrates these task runs itself and sends no
+    ``prefect.task-run.*`` event for them (measured on 3.9.1), but each state
+    event of the subflow run names it (related resource, role ``task-run``). A
+    parent task run's states lie within a moment of its subflow's, so the
+    events are read over the window widened by :data:`_PARENT_MARGIN`.
+    """
+    found: set[str] = set()
+    pages = iter_event_pages(
+        client, since=start - _PARENT_MARGIN, until=end + _PARENT_MARGIN, prefix=FLOW_RUN_EVENTS
+    )
+    for page in pages:
+        for event in page:
+            if not (event.get("payload") or {}).get("validated_state"):
+                continue  # heartbeats name the task run running at the time
+            for related in event.get("related") or []:
+                rid = str(related.get("prefect.resource.id") or "")
+                if related.get("prefect.resource.role") == "task-run":
+                    found.add(rid.removeprefix(TASK_RUN_EVENTS))
+    return found
 
 
 # -- choosing ------------------------------------------------------------------------------
@@ -290,9 +343,12 @@ def _split(start: datetime, cut: datetime, end: datetime, reason: str) -> Source
     return SourcePlan(parts, reason, fallback=True)
 
 
-def _oldest_event(client: PrefectClient, start: datetime, end: datetime) -> datetime | None:
-    """When the oldest task-run event at or before ``end`` occurred (None: there is none)."""
-    page = event_page(client, since=start - _FOREVER, until=end, page_size=1)
+def _oldest_event(
+    client: PrefectClient, start: datetime, end: datetime, prefix: str = TASK_RUN_EVENTS
+) -> datetime | None:
+    """When the oldest task-run event (or ``prefix`` event) at or before ``end`` occurred
+    (None: there is none)."""
+    page = event_page(client, since=start - _FOREVER, until=end, page_size=1, prefix=prefix)
     events = page["events"]
     if not events:
         return None
@@ -307,8 +363,9 @@ def plan_sources(
     source: Literal["auto", "states", "events"] = "auto",
     event_retention: timedelta = DEFAULT_EVENT_RETENTION,
     now: datetime | None = None,
+    kind: Literal["task_runs", "flow_runs"] = "task_runs",
 ) -> SourcePlan:
-    """Which source reads which part of ``[start, end)``.
+    """Which source reads which part of ``[start, end)`` (of task-run or flow-run states).
 
     ``"states"`` and ``"events"`` are taken as asked. ``"auto"`` reads events
     for a window that starts well inside ``event_retention`` (no request here;
@@ -328,7 +385,7 @@ def plan_sources(
         reason = f"the window starts within the {event_retention} event retention"
         return SourcePlan((Segment("events", start, end),), reason, fallback=True)
     try:
-        oldest = _oldest_event(client, start, end)
+        oldest = _oldest_event(client, start, end, _PREFIXES[kind])
     except RequestRejectedError:
         cut = now - event_retention + _RETENTION_MARGIN
         return _logged(_split(start, cut, end, f"events can only be asked back to {iso(cut)}"))
@@ -355,15 +412,34 @@ def _logged(plan: SourcePlan) -> SourcePlan:
 
 
 def iter_plan(
-    client: PrefectClient, filters: StateFilters, plan: SourcePlan, batch_size: int
+    client: PrefectClient,
+    filters: StateFilters,
+    plan: SourcePlan,
+    batch_size: int,
+    *,
+    kind: Literal["task_runs", "flow_runs"] = "task_runs",
 ) -> Iterator[pl.DataFrame]:
-    """Frames of every segment of ``plan``, oldest segment first."""
+    """Frames of every segment of ``plan``, oldest segment first: task-run states, or
+    with ``kind="flow_runs"`` flow-run states (:mod:`~trs_analytics.fetch._flow_runs`)."""
+
+    def per_run(segment: Segment) -> Iterator[pl.DataFrame]:
+        if kind == "flow_runs":
+            return iter_flow_runs_per_run(client, filters, segment.start, segment.end)
+        return iter_per_run(client, filters, segment.start, segment.end)
+
+    def events(segment: Segment, first: dict[str, Any]) -> Iterator[pl.DataFrame]:
+        if kind == "flow_runs":
+            return iter_flow_run_events(client, filters, segment.start, segment.end, first=first)
+        return iter_events(client, filters, segment.start, segment.end, batch_size, first=first)
+
     for segment in plan.segments:
         if segment.source == "states":
-            yield from iter_per_run(client, filters, segment.start, segment.end)
+            yield from per_run(segment)
             continue
         try:
-            first = event_page(client, since=segment.start, until=segment.end)
+            first = event_page(
+                client, since=segment.start, until=segment.end, prefix=_PREFIXES[kind]
+            )
         except PrefectAPIError as err:
             if not (plan.fallback and _refused(err)):
                 raise
@@ -373,6 +449,6 @@ def iter_plan(
                 iso(segment.start),
                 iso(segment.end),
             )
-            yield from iter_per_run(client, filters, segment.start, segment.end)
+            yield from per_run(segment)
             continue
-        yield from iter_events(client, filters, segment.start, segment.end, batch_size, first=first)
+        yield from events(segment, first)
