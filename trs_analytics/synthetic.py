@@ -328,9 +328,9 @@ def generate_flow_run_states(
     consistent with its task runs: ``Scheduled`` (its ``expected_start_time``,
     the earliest of its task runs'), ``Pending`` and ``Running`` just before
     its first task-run state, then a terminal state just after its latest
-    one: ``Failed`` when a task run ended Failed, ``Crashed`` when one
-    crashed (and none failed), ``Completed`` otherwise; no terminal state
-    while a task run is unfinished or was cancelled. Each flow has one
+    one: ``Failed`` when a task run ended Failed, else ``Crashed`` when one
+    crashed or never finished (its flow run lost), else ``Cancelled`` when
+    one was cancelled, ``Completed`` otherwise. Each flow has one
     deployment (``<flow>/<work pool>``) on the flow's work pool.
 
     Raises:
@@ -361,22 +361,23 @@ def _flow_runs_of(states: pl.DataFrame, seed: int) -> pl.DataFrame:
         last=pl.col("timestamp").max(),
         final=pl.col("name").sort_by("timestamp").last(),
     )
-    unfinished = ~pl.col("final").is_in(["Completed", "Cached", "Failed", "Crashed"])
+    unfinished = ~pl.col("final").is_in(["Completed", "Cached", "Failed", "Crashed", "Cancelled"])
     runs = task_runs.group_by("flow_run_id").agg(
         pl.col("flow_run_name", "flow_name", "deployment_id", "work_pool_name").first(),
         pl.col("expected", "first").min(),
         pl.col("last").max(),
         failed=(pl.col("final") == "Failed").any(),
-        crashed=(pl.col("final") == "Crashed").any(),
-        open=unfinished.any(),
+        crashed=((pl.col("final") == "Crashed") | unfinished).any(),
+        cancelled=(pl.col("final") == "Cancelled").any(),
     )
     ending = (
         pl.when(pl.col("failed"))
         .then(pl.lit("Failed"))
         .when(pl.col("crashed"))
         .then(pl.lit("Crashed"))
-        .when(~pl.col("open"))
-        .then(pl.lit("Completed"))
+        .when(pl.col("cancelled"))
+        .then(pl.lit("Cancelled"))
+        .otherwise(pl.lit("Completed"))
     )
     runs = runs.with_columns(ending=ending).sort("flow_run_id")
     offsets = {"Scheduled": None, "Pending": -20_000, "Running": -10_000}
@@ -390,7 +391,7 @@ def _flow_runs_of(states: pl.DataFrame, seed: int) -> pl.DataFrame:
         )
         for i, (name, shift) in enumerate(offsets.items())
     ]
-    ended = runs.filter(pl.col("ending").is_not_null()).with_columns(
+    ended = runs.with_columns(
         name=pl.col("ending"),
         timestamp=pl.col("last").dt.offset_by("15ms"),
         step=pl.lit(3),
@@ -413,6 +414,7 @@ def _flow_run_columns(seed: int) -> list[pl.Expr]:
         "Completed": "COMPLETED",
         "Failed": "FAILED",
         "Crashed": "CRASHED",
+        "Cancelled": "CANCELLED",
     }
     flow = pl.col("flow_name")
     values: dict[str, pl.Expr] = {

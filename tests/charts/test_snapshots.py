@@ -11,6 +11,7 @@ import json
 import os
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 import trs_analytics as ta
@@ -25,6 +26,17 @@ CHARTS = {
     "timeline_chart": charts.timeline_chart,
     "transition_chart": charts.transition_chart,
     "wait_chart": lambda s: charts.wait_chart(s, every="1d"),
+    "critical_path_chart": charts.critical_path_chart,
+    "concurrency_chart": lambda s: charts.concurrency_chart(
+        s, by="tags", top=1, limits=pl.DataFrame({"tag": ["etl"], "name": ["etl"], "limit": [2]})
+    ),
+}
+
+#: Charts of flow-run states.
+FLOW_CHARTS = {
+    "flow_duration_chart": lambda f: charts.flow_duration_chart(f, every="1d", top=3),
+    "landing_time_chart": lambda f: charts.landing_time_chart(f, top=3),
+    "flow_concurrency_chart": lambda f: charts.concurrency_chart(f, by="work_pool_name"),
 }
 
 
@@ -33,9 +45,15 @@ def states():
     return ta.generate_states(400, seed=5, days=2, n_tasks=8, n_flows=2)
 
 
-@pytest.mark.parametrize("name", list(CHARTS))
-def test_spec_matches_snapshot(name, states):
-    spec = json.dumps(CHARTS[name](states).to_dict(), indent=1, sort_keys=True) + "\n"
+@pytest.fixture(scope="module")
+def flow_runs():
+    return ta.generate_flow_run_states(400, seed=5, days=2, n_tasks=8, n_flows=2)
+
+
+@pytest.mark.parametrize("name", list(CHARTS) + list(FLOW_CHARTS))
+def test_spec_matches_snapshot(name, states, flow_runs):
+    chart = CHARTS[name](states) if name in CHARTS else FLOW_CHARTS[name](flow_runs)
+    spec = json.dumps(chart.to_dict(), indent=1, sort_keys=True) + "\n"
     path = SNAPSHOTS / f"{name}.json"
     if os.environ.get("UPDATE_SNAPSHOTS") == "1":
         path.write_text(spec, encoding="utf-8")

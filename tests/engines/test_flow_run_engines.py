@@ -34,7 +34,7 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def flow_runs() -> pl.DataFrame:
-    # seed 7: three deployments end on a failing streak, 18 failures, 12 resolved
+    # seed 7: three deployments end on a failing streak, 20 failures, 13 resolved
     return ta.generate_flow_run_states(400, seed=7, days=0.5)
 
 
