@@ -495,3 +495,15 @@ def test_memory_limit_without_duckdb_is_a_usage_error(tmp_path: Path) -> None:
     result = run("report", SAMPLE, "--out", tmp_path / "r.html", "--memory-limit", "1GB")
     assert result.exit_code == 2
     assert "--engine duckdb" in result.output
+
+
+def test_report_with_flow_runs_adds_their_part(tmp_path: Path) -> None:
+    flow_runs = SAMPLE.parent / "sample_flow_run_states.parquet"
+    folder = tmp_path / "flow_runs"
+    folder.mkdir()
+    (folder / "part-0.parquet").write_bytes(flow_runs.read_bytes())
+    result = run("report", SAMPLE, "--out", tmp_path / "r.html", "--flow-runs", folder)
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "Flow runs: deployments currently failing" in text
+    assert text.count('class="chart"') == 11

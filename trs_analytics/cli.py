@@ -594,6 +594,14 @@ def _scan_on(path: Path, engine: str, memory_limit: str | None) -> Any:
     return scan_states(path, engine="duckdb", connection=connection)
 
 
+def _scan_flow_runs(path: Path) -> Any:
+    """Flow-run states from a Parquet file or every Parquet file under a folder."""
+    import polars as pl
+
+    source = str(path / "**" / "*.parquet") if path.is_dir() else str(path)
+    return pl.scan_parquet(source)
+
+
 @main.command()
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option(
@@ -631,6 +639,12 @@ def _scan_on(path: Path, engine: str, memory_limit: str | None) -> Any:
     metavar="URL",
     help="The Prefect UI address that run ids link to (e.g. http://127.0.0.1:4200).",
 )
+@click.option(
+    "--flow-runs",
+    type=click.Path(exists=True, path_type=Path),
+    help="A Parquet file or folder of flow-run states: the report then has a 'Flow runs' "
+    "part (duration per deployment, landing times, failure rates, deployments failing).",
+)
 @_output_options
 def report(
     path: Path,
@@ -640,6 +654,7 @@ def report(
     engine: str,
     memory_limit: str | None,
     ui_url: str | None,
+    flow_runs: Path | None,
 ) -> None:
     """Write the HTML report of a dataset folder or a Parquet file of states.
 
@@ -649,6 +664,8 @@ def report(
     Example:
       trs-analytics report data/sample_states.parquet --out report.html
       trs-analytics report states/ --out report.html --engine duckdb --memory-limit 2GB
+      trs-analytics report data/sample_states.parquet --out report.html \\
+        --flow-runs data/sample_flow_run_states.parquet
     """
     from trs_analytics.report import write_report
 
@@ -657,7 +674,15 @@ def report(
     with _errors():
         _require_parquet(path)
         states = _scan_on(path, engine, memory_limit)
-        written = write_report(states, out, title=title, period=period, ui_url=ui_url)
+        flow_run_states = None if flow_runs is None else _scan_flow_runs(flow_runs)
+        written = write_report(
+            states,
+            out,
+            title=title,
+            period=period,
+            ui_url=ui_url,
+            flow_run_states=flow_run_states,
+        )
     seconds = time.monotonic() - started
     output.summary(
         f"wrote {written} from {path} in {seconds:.1f} s",
