@@ -223,6 +223,8 @@ class Router:
             "GET /api/task_run_states/": lambda r, _: self.data.get(
                 f"task_run_states_{r.url.params['task_run_id']}", []
             ),
+            # the recorded flow run's states were not recorded: it has none here
+            "GET /api/flow_run_states/": lambda _, __: [],
             "POST /api/events/filter": self._events_first_page,
             "GET /api/events/filter/next": self._events_next_page,
         }
@@ -260,6 +262,9 @@ class Router:
         return runs[offset : offset + body.get("limit", 200)]
 
     def _events_first_page(self, _: httpx.Request, body: dict[str, Any]) -> Any:
+        prefixes = body["filter"].get("event", {}).get("prefix", [])
+        if prefixes and not any(p.startswith("prefect.task-run.") for p in prefixes):
+            return {"events": [], "total": 0, "next_page": None}  # every recorded event is one
         occurred = body["filter"]["occurred"]
         since, until = _time(occurred["since"]), _time(occurred["until"])
         if not any(since <= when <= until for when in self._occurred):

@@ -89,7 +89,7 @@ from trs_analytics.schema import (
     empty_states,
     validate_states,
 )
-from trs_analytics.storage import scan_states, write_states
+from trs_analytics.storage import scan_flow_run_states, scan_states, write_states
 from trs_analytics.synthetic import generate_flow_run_states, generate_states
 
 if TYPE_CHECKING:
@@ -157,6 +157,7 @@ __all__ = [
     "run_time",
     "run_volume",
     "save_chart",
+    "scan_flow_run_states",
     "scan_states",
     "slot_waits",
     "slowest_runs",

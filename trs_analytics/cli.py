@@ -422,6 +422,12 @@ def main(ctx: click.Context, log_format: str, quiet: bool, verbose: bool) -> Non
     show_default=True,
     help="States held in memory before they are written to the dataset.",
 )
+@click.option(
+    "--flow-runs/--no-flow-runs",
+    default=True,
+    show_default=True,
+    help="Also export flow-run states into the dataset's flow-run table (_flow_run_states/).",
+)
 @_filter_options
 @_client_options
 @_output_options
@@ -433,6 +439,7 @@ def export(
     overlap: timedelta,
     wait: float,
     flush_rows: int,
+    flow_runs: bool,
     filters: FilterKwargs,
     **client_options: Any,
 ) -> None:
@@ -441,7 +448,9 @@ def export(
     The first run reads the last 7 days (or --since). Each later run starts at
     the dataset's cursor minus --overlap and skips states it already holds, so
     running it twice adds nothing. Writes are atomic and a lock keeps two runs
-    apart. It prints the source it used and a summary line.
+    apart. It prints the source it used and a summary line. Flow-run states go
+    to the dataset's flow-run table with a cursor of their own (--no-flow-runs:
+    not); a dataset made before that table gains it on its next export.
 
     \b
     Example:
@@ -463,6 +472,7 @@ def export(
             flush_rows=flush_rows,
             on_progress=on_progress,
             progress=False,  # the bar above, or none (--quiet, JSON, not a terminal)
+            flow_runs=flow_runs,
             **filters,
         )
     output.summary(result.summary(), event="export", **result.as_dict())
@@ -594,12 +604,20 @@ def _scan_on(path: Path, engine: str, memory_limit: str | None) -> Any:
     return scan_states(path, engine="duckdb", connection=connection)
 
 
-def _scan_flow_runs(path: Path) -> Any:
-    """Flow-run states from a Parquet file or every Parquet file under a folder."""
-    import polars as pl
+def _flow_runs_for_report(path: Path, explicit: Path | None) -> Any:
+    """The flow-run states the report draws: ``explicit``, else the dataset's own table.
 
-    source = str(path / "**" / "*.parquet") if path.is_dir() else str(path)
-    return pl.scan_parquet(source)
+    ``None`` when there are none (a Parquet file of task-run states, a dataset
+    exported before its flow-run table existed): the report is then as before.
+    """
+    from trs_analytics.storage import scan_flow_run_states
+    from trs_analytics.storage._parquet import FLOW_RUN_TABLE
+
+    source = explicit or (path if (path / FLOW_RUN_TABLE).is_dir() else None)
+    if source is None:
+        return None
+    frame = scan_flow_run_states(source).collect()
+    return None if frame.is_empty() else frame
 
 
 @main.command()
@@ -640,10 +658,10 @@ def _scan_flow_runs(path: Path) -> Any:
     help="The Prefect UI address that run ids link to (e.g. http://127.0.0.1:4200).",
 )
 @click.option(
-    "--flow-runs",
+    "--flow-run-states",
     type=click.Path(exists=True, path_type=Path),
-    help="A Parquet file or folder of flow-run states: the report then has a 'Flow runs' "
-    "part (duration per deployment, landing times, failure rates, deployments failing).",
+    help="Flow-run states (a dataset, its _flow_run_states/ table or a Parquet file) for the "
+    "report's 'Flow runs' part. Default: the dataset's own flow-run table, when it has one.",
 )
 @_output_options
 def report(
@@ -654,7 +672,7 @@ def report(
     engine: str,
     memory_limit: str | None,
     ui_url: str | None,
-    flow_runs: Path | None,
+    flow_run_states: Path | None,
 ) -> None:
     """Write the HTML report of a dataset folder or a Parquet file of states.
 
@@ -665,7 +683,7 @@ def report(
       trs-analytics report data/sample_states.parquet --out report.html
       trs-analytics report states/ --out report.html --engine duckdb --memory-limit 2GB
       trs-analytics report data/sample_states.parquet --out report.html \\
-        --flow-runs data/sample_flow_run_states.parquet
+        --flow-run-states data/sample_flow_run_states.parquet
     """
     from trs_analytics.report import write_report
 
@@ -674,14 +692,13 @@ def report(
     with _errors():
         _require_parquet(path)
         states = _scan_on(path, engine, memory_limit)
-        flow_run_states = None if flow_runs is None else _scan_flow_runs(flow_runs)
         written = write_report(
             states,
             out,
             title=title,
             period=period,
             ui_url=ui_url,
-            flow_run_states=flow_run_states,
+            flow_run_states=_flow_runs_for_report(path, flow_run_states),
         )
     seconds = time.monotonic() - started
     output.summary(

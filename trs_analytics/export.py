@@ -8,7 +8,10 @@ know nothing of each other; this module combines them. One export:
 2. resolves the window: ``since``, else the dataset's cursor minus the overlap,
    else :data:`~trs_analytics.storage.DEFAULT_SINCE` ago;
 3. checks the flow and work pool names with the server and picks the source;
-4. streams batches into the dataset, then commits: files first, cursor last.
+4. streams batches into the dataset, then commits: files first, cursor last;
+5. with ``flow_runs=True`` (the default), does the same for flow-run states in
+   the dataset's flow-run table (``_flow_run_states/``, its own cursor), so a
+   dataset written before that table existed gains it on its next export.
 
 A failure at any step before the first rows are written leaves no trace in a
 new dataset (see :mod:`trs_analytics.storage._dataset` for the crash-safety rules).
@@ -19,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import ExitStack
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Unpack
 
@@ -44,6 +47,7 @@ from trs_analytics.storage import (
     DatasetProgress,
     ExportResult,
 )
+from trs_analytics.storage._parquet import FLOW_RUN_TABLE
 
 if TYPE_CHECKING:
     import os
@@ -94,9 +98,10 @@ def export_states(
     target_file_rows: int = 1_000_000,
     on_progress: Callable[[DatasetProgress], None] | None = None,
     progress: bool = True,
+    flow_runs: bool = True,
     **filter_kwargs: Unpack[FilterKwargs],
 ) -> ExportResult:
-    """Fetch task-run states into a day-partitioned Parquet dataset, incrementally.
+    """Fetch task-run (and flow-run) states into a day-partitioned Parquet dataset, incrementally.
 
     The window is ``[since, until)`` on the state timestamp. Without ``since``,
     it starts at the dataset's cursor (the ``until`` of the last complete
@@ -125,6 +130,10 @@ def export_states(
             after each batch.
         progress: without ``on_progress``, draw a progress bar in a notebook or a
             terminal (never in a non-interactive run); ``False`` turns it off.
+        flow_runs: also export flow-run states into the dataset's flow-run table
+            (``_flow_run_states/``, read with :func:`~trs_analytics.scan_flow_run_states`),
+            with its own cursor; the same filters apply but ``task_names``. A table
+            that is new starts where the dataset's first export started.
         **filter_kwargs: the filters of :func:`~trs_analytics.fetch_states`:
         flow_names: keep runs of these flows (checked against the server).
         deployments: keep runs of these deployments (names or ids).
@@ -206,5 +215,97 @@ def export_states(
             seconds=time.monotonic() - clock,
         )
         dataset.commit(result, started=started)
+        first_since = dataset.info.history[0].get("since") if dataset.info.history else None
+        if flow_runs:
+            result = _export_flow_runs(
+                result,
+                client,
+                filters,
+                since=since,
+                first_since=first_since,
+                source=source,
+                overlap=overlap,
+                wait=wait,
+                flush_rows=flush_rows,
+                target_file_rows=target_file_rows,
+            )
     logger.debug("%s", result.summary())
     return result
+
+
+def _export_flow_runs(
+    result: ExportResult,
+    client: PrefectClient,
+    filters: StateFilters,
+    *,
+    since: datetime | date | str | None,
+    first_since: str | None,
+    source: Source,
+    overlap: timedelta,
+    wait: float,
+    flush_rows: int,
+    target_file_rows: int,
+) -> ExportResult:
+    """Export flow-run states of ``[start, result.until)`` into the flow-run table.
+
+    The window starts at ``since``, else the table's cursor minus ``overlap``,
+    else (a new table) where the dataset's first export started.
+    """
+    flow_filters = replace(filters, task_names=())
+    started, clock = datetime.now(UTC), time.monotonic()
+    requests0, retries0 = client.stats.requests, client.stats.retries
+    with Dataset.open(
+        result.out,
+        filters=asdict(flow_filters),
+        wait=wait,
+        flush_rows=flush_rows,
+        target_file_rows=target_file_rows,
+        table="flow_run_states",
+    ) as table:
+        if since is None and table.info.cursor is None:
+            since = first_since or result.since
+        start, end = _window(table.info, since, result.until, overlap)
+        plan = plan_sources(client, start, end, source=source, kind="flow_runs")
+        logger.info(
+            "exporting flow runs %s .. %s via %s into %s/%s",
+            iso(start),
+            iso(end),
+            plan.label,
+            result.out,
+            FLOW_RUN_TABLE,
+        )
+        tally = Tally(
+            since=start, until=end, source=plan.label, requests=lambda: client.stats.requests
+        )
+        batches = stream_states(client, flow_filters, start, end, source=plan, kind="flow_runs")
+        for batch in batches:
+            table.add(batch)
+            tally.add(batch)
+        table.flush()
+        rows, files = table.size()
+        flow_result = ExportResult(
+            out=table.path,
+            source=plan.label,
+            since=start,
+            until=end,
+            states=tally.states,
+            task_runs=len(tally.task_runs),
+            added=table.added,
+            rows=rows,
+            files=files,
+            days=table.days,
+            requests=client.stats.requests - requests0,
+            retries=client.stats.retries - retries0,
+            seconds=time.monotonic() - clock,
+        )
+        table.commit(flow_result, started=started)
+    return replace(
+        result,
+        flow_run_states=flow_result.states,
+        flow_runs=flow_result.task_runs,
+        flow_run_added=flow_result.added,
+        flow_run_rows=rows,
+        requests=result.requests + flow_result.requests,
+        retries=result.retries + flow_result.retries,
+        seconds=result.seconds + flow_result.seconds,
+    )

@@ -23,6 +23,7 @@ __all__ = [
     "CONCURRENCY_LIMITS_SCHEMA",
     "DETAILS_COLUMNS",
     "FAILURE_TYPES",
+    "FLOW_RUN_SCHEMA_VERSION",
     "FLOW_RUN_STATES_SCHEMA",
     "REQUIRED_METRIC_COLUMNS",
     "SCHEMA_VERSION",
@@ -40,6 +41,10 @@ __all__ = [
 
 #: Bumped on any change to :data:`STATES_SCHEMA`; stored in Parquet metadata.
 SCHEMA_VERSION: Final = 2
+
+#: Bumped on any change to :data:`FLOW_RUN_STATES_SCHEMA`; stored in the metadata of
+#: a dataset's flow-run table and its files.
+FLOW_RUN_SCHEMA_VERSION: Final = 1
 
 #: Columns added by each schema version. Files written before hold none of
 #: them; readers fill them with nulls, so old files stay readable and merge

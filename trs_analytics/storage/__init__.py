@@ -17,6 +17,7 @@ from trs_analytics.storage._parquet import (
     SCHEMA_VERSION_KEY,
     atomic_write_parquet,
     list_parquet_files,
+    scan_flow_run_states,
     scan_states,
     write_states,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "atomic_write_parquet",
     "list_parquet_files",
     "read_dataset_info",
+    "scan_flow_run_states",
     "scan_states",
     "write_states",
 ]

@@ -61,7 +61,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Final, Self
+from typing import IO, TYPE_CHECKING, Any, Final, Literal, Self
 
 import polars as pl
 
@@ -69,8 +69,15 @@ from trs_analytics._atomic import storage_error, write_json_atomic
 from trs_analytics._progress import Progress
 from trs_analytics._time import iso, parse_when
 from trs_analytics.exceptions import ConfigurationError, StorageError
-from trs_analytics.schema import SCHEMA_VERSION, STATES_SCHEMA
+from trs_analytics.schema import (
+    FLOW_RUN_SCHEMA_VERSION,
+    FLOW_RUN_STATES_SCHEMA,
+    SCHEMA_VERSION,
+    STATES_SCHEMA,
+)
 from trs_analytics.storage._parquet import (
+    FLOW_RUN_TABLE,
+    MARKER_NAME,
     _check_file,
     atomic_write_parquet,
     list_parquet_files,
@@ -95,8 +102,6 @@ __all__ = [
 
 logger = logging.getLogger("trs_analytics.storage")
 
-#: The file that marks a folder as a trs_analytics dataset and holds its cursor.
-MARKER_NAME: Final = "_trs_dataset.json"
 _LOCK_NAME: Final = ".lock"
 _FORMAT: Final = "trs_analytics.dataset"
 _FORMAT_VERSION: Final = 1
@@ -136,6 +141,10 @@ class ExportResult:
         requests: HTTP requests sent.
         retries: requests that were retried.
         seconds: wall-clock time of the export.
+        flow_run_states: flow-run states read (None: the flow-run table was not exported).
+        flow_runs: distinct flow runs among them.
+        flow_run_added: flow-run states that were new and were written.
+        flow_run_rows: flow-run states in the dataset's flow-run table afterwards.
     """
 
     out: Path
@@ -151,6 +160,10 @@ class ExportResult:
     requests: int = 0
     retries: int = 0
     seconds: float = 0.0
+    flow_run_states: int | None = None
+    flow_runs: int = 0
+    flow_run_added: int = 0
+    flow_run_rows: int = 0
 
     def summary(self) -> str:
         """One line for logs and the CLI, saying what happened.
@@ -165,7 +178,20 @@ class ExportResult:
             'nothing new: the 40 task runs (120 states) read via events in 5 requests, 1.2 s were already in out; it has 1000 states in 2 files'
             >>> replace(r, added=0, states=0, task_runs=0).summary()
             'nothing new: the server has no task-run states from 2026-01-01T00:00:00Z to 2026-01-02T00:00:00Z (events, 5 requests, 1.2 s); out has 1000 states in 2 files'
+            >>> replace(r, flow_run_states=9, flow_runs=3, flow_run_added=9, flow_run_rows=30).summary()
+            'exported 40 task runs, 120 states (100 new) via events in 5 requests, 1.2 s; out has 1000 states in 2 files; and 3 flow runs, 9 flow-run states (9 new); 30 in its flow-run table'
         """
+        return self._task_summary() + self._flow_summary()
+
+    def _flow_summary(self) -> str:
+        if self.flow_run_states is None:
+            return ""
+        return (
+            f"; and {self.flow_runs} flow runs, {self.flow_run_states} flow-run states "
+            f"({self.flow_run_added} new); {self.flow_run_rows} in its flow-run table"
+        )
+
+    def _task_summary(self) -> str:
         how = f"via {self.source} in {self.requests} requests, {self.seconds:.1f} s"
         holds = f"{self.rows} states in {self.files} files"
         if self.states == 0:
@@ -435,9 +461,11 @@ def _rows_in(file: Path) -> int:
     return int(pl.scan_parquet(file).select(pl.len()).collect().item())
 
 
-def _read(files: list[Path], columns: list[str] | None = None) -> pl.DataFrame:
+def _read(
+    files: list[Path], columns: list[str] | None = None, schema: pl.Schema = STATES_SCHEMA
+) -> pl.DataFrame:
     try:
-        return read_states_files(files, columns)
+        return read_states_files(files, columns, schema)
     except Exception as err:  # polars raises several kinds for a damaged file
         names = ", ".join(str(f) for f in files)
         msg = (
@@ -448,21 +476,32 @@ def _read(files: list[Path], columns: list[str] | None = None) -> pl.DataFrame:
         raise StorageError(msg) from err
 
 
-def _merge_day(day_dir: Path, new: pl.DataFrame, *, target_file_rows: int) -> int:
+def _merge_day(
+    day_dir: Path,
+    new: pl.DataFrame,
+    *,
+    target_file_rows: int,
+    schema: pl.Schema = STATES_SCHEMA,
+    schema_version: int = SCHEMA_VERSION,
+) -> int:
     """Add the rows of ``new`` whose ids the day does not have yet; return how many."""
     parts = _day_files(day_dir)
     if parts:
-        known = _read(parts, ["id"])["id"]
+        known = _read(parts, ["id"], schema)["id"]
         new = new.filter(~pl.col("id").is_in(known.implode()))
     if new.height == 0:
         return 0
     last = parts[-1] if parts else None
     if last is not None and _rows_in(last) + new.height <= target_file_rows:
-        merged = pl.concat([_read([last]), new], how="vertical")
-        atomic_write_parquet(merged.sort("timestamp", "id"), last)
+        merged = pl.concat([_read([last], None, schema), new], how="vertical")
+        atomic_write_parquet(merged.sort("timestamp", "id"), last, schema_version=schema_version)
     else:
         number = int(last.stem.removeprefix("part-")) + 1 if last is not None else 0
-        atomic_write_parquet(new.sort("timestamp", "id"), day_dir / f"part-{number:05d}.parquet")
+        atomic_write_parquet(
+            new.sort("timestamp", "id"),
+            day_dir / f"part-{number:05d}.parquet",
+            schema_version=schema_version,
+        )
     return new.height
 
 
@@ -476,8 +515,12 @@ class _Writer:
         flush_rows: int,
         target_file_rows: int,
         before_write: Callable[[], None] | None = None,
+        schema: pl.Schema = STATES_SCHEMA,
+        schema_version: int = SCHEMA_VERSION,
     ) -> None:
         self.out = out
+        self.schema = schema
+        self.schema_version = schema_version
         self.flush_rows = flush_rows
         self.target_file_rows = target_file_rows
         self.before_write = before_write
@@ -505,8 +548,10 @@ class _Writer:
         ):
             added = _merge_day(
                 self.out / f"day={name}",
-                rows.drop("_day").select(STATES_SCHEMA.names()),
+                rows.drop("_day").select(self.schema.names()),
                 target_file_rows=self.target_file_rows,
+                schema=self.schema,
+                schema_version=self.schema_version,
             )
             if added:
                 self.added += added
@@ -549,6 +594,8 @@ class Dataset:
         lock: IO[str],
         flush_rows: int,
         target_file_rows: int,
+        schema: pl.Schema = STATES_SCHEMA,
+        schema_version: int = SCHEMA_VERSION,
     ) -> None:
         self.path = path
         self.info = info
@@ -560,6 +607,8 @@ class Dataset:
             flush_rows=flush_rows,
             target_file_rows=target_file_rows,
             before_write=self._write_marker_once,
+            schema=schema,
+            schema_version=schema_version,
         )
 
     @classmethod
@@ -571,8 +620,13 @@ class Dataset:
         wait: float = 0.0,
         flush_rows: int = 100_000,
         target_file_rows: int = 1_000_000,
+        table: Literal["task_run_states", "flow_run_states"] = "task_run_states",
     ) -> Self:
         """Open (or prepare) the dataset at ``path`` and take its lock.
+
+        ``table="flow_run_states"`` opens the dataset's flow-run table instead: the
+        ``_flow_run_states/`` folder inside it, a dataset of its own (marker, cursor,
+        lock) in :data:`~trs_analytics.FLOW_RUN_STATES_SCHEMA`.
 
         Args:
             path: the dataset folder: missing, empty, or an existing dataset.
@@ -591,7 +645,9 @@ class Dataset:
         if flush_rows < 1 or target_file_rows < 1:
             msg = "flush_rows and target_file_rows must be at least 1."
             raise ConfigurationError(msg)
-        folder = Path(path)
+        folder = Path(path) / FLOW_RUN_TABLE if table == "flow_run_states" else Path(path)
+        schema = FLOW_RUN_STATES_SCHEMA if table == "flow_run_states" else STATES_SCHEMA
+        version = FLOW_RUN_SCHEMA_VERSION if table == "flow_run_states" else SCHEMA_VERSION
         wanted = _filters_json(filters or {})
         _existing_info(folder, wanted)  # refuse a foreign folder before the lock file is made
         made_folder = not folder.exists()
@@ -605,19 +661,24 @@ class Dataset:
             if info is not None:
                 _remove_leftovers(folder)
             for file in list_parquet_files(folder):
-                _check_file(file)
+                _check_file(file, schema)
         except BaseException:
             forget = not (folder / MARKER_NAME).exists()
             _release(folder, lock, forget=forget, made_folder=made_folder)
             raise
         return cls(
             folder,
-            info or DatasetInfo(path=folder, filters=wanted, created=datetime.now(UTC)),
+            info
+            or DatasetInfo(
+                path=folder, filters=wanted, created=datetime.now(UTC), schema_version=version
+            ),
             is_new=info is None,
             made_folder=made_folder,
             lock=lock,
             flush_rows=flush_rows,
             target_file_rows=target_file_rows,
+            schema=schema,
+            schema_version=version,
         )
 
     def __enter__(self) -> Self:

@@ -20,9 +20,9 @@ from trs_analytics.engines import (
 from trs_analytics.exceptions import ConfigurationError, SchemaError, StorageError
 from trs_analytics.schema import (
     COLUMNS_ADDED,
+    FLOW_RUN_STATES_SCHEMA,
     SCHEMA_VERSION,
     STATES_SCHEMA,
-    empty_states,
     validate_states,
 )
 
@@ -34,13 +34,22 @@ if TYPE_CHECKING:
     import pyspark.sql
 
 __all__ = [
+    "FLOW_RUN_TABLE",
     "SCHEMA_VERSION_KEY",
     "atomic_write_parquet",
     "list_parquet_files",
     "read_states_files",
+    "scan_flow_run_states",
     "scan_states",
     "write_states",
 ]
+
+#: The sub-folder of a dataset that holds its flow-run states table. Its name
+#: starts with ``_`` so that every reader of the task-run table (this module,
+#: Spark, pyarrow) skips it.
+FLOW_RUN_TABLE = "_flow_run_states"
+#: The file that marks a folder as a trs_analytics dataset (see ``storage._dataset``).
+MARKER_NAME = "_trs_dataset.json"
 
 #: Columns that files of an older schema version may lack: read as nulls.
 _ADDED = frozenset(c for columns in COLUMNS_ADDED.values() for c in columns)
@@ -57,8 +66,11 @@ def atomic_write_parquet(
     *,
     compression: Compression = "zstd",
     compression_level: int | None = None,
+    schema_version: int = SCHEMA_VERSION,
 ) -> Path:
     """Write ``frame`` to ``path`` so that readers see the old file or the new one, never half.
+
+    ``schema_version`` goes into the file's metadata (the flow-run table has its own).
 
     The frame goes to a hidden temporary file in the same folder, is flushed to
     disk, then renamed over ``path`` (see :mod:`trs_analytics._atomic`).
@@ -72,7 +84,7 @@ def atomic_write_parquet(
             handle,
             compression=compression,
             compression_level=compression_level,
-            metadata={SCHEMA_VERSION_KEY: str(SCHEMA_VERSION)},
+            metadata={SCHEMA_VERSION_KEY: str(schema_version)},
         )
 
     return atomic_write(path, write)
@@ -130,7 +142,15 @@ def list_parquet_files(folder: Path) -> list[Path]:
 _MAGIC = b"PAR1"
 
 
-def _check_file(file: Path) -> None:
+def _mismatch(schema: pl.Schema, expected: pl.Schema) -> str | None:
+    """What keeps ``schema`` from holding ``expected``'s columns and dtypes, or None."""
+    if missing := [c for c in expected if c not in schema]:
+        return "it lacks " + ", ".join(repr(c) for c in missing)
+    wrong = [f"{c!r} is {schema[c]}" for c, t in expected.items() if schema[c] != t]
+    return "; ".join(wrong) if wrong else None
+
+
+def _check_file(file: Path, expected: pl.Schema = STATES_SCHEMA) -> None:
     try:
         with file.open("rb") as handle:
             head = handle.read(len(_MAGIC))
@@ -152,6 +172,11 @@ def _check_file(file: Path) -> None:
             "Hint: it may have been damaged; move it out of the dataset and export again."
         )
         raise StorageError(msg) from err
+    if expected is not STATES_SCHEMA:
+        if (problem := _mismatch(pl.Schema(schema), expected)) is not None:
+            msg = f"{file} does not hold flow-run states in the trs_analytics schema: {problem}."
+            raise StorageError(msg)
+        return
     upgraded = {**{c: STATES_SCHEMA[c] for c in _ADDED if c not in schema}, **schema}
     try:
         validate_states(pl.LazyFrame(schema=upgraded))
@@ -168,15 +193,17 @@ def _is_uri(path: str | os.PathLike[str]) -> bool:
     return isinstance(path, str) and _URI.match(path) is not None
 
 
-def _local_files(path: str | os.PathLike[str]) -> list[Path]:
+def _local_files(path: str | os.PathLike[str], schema: pl.Schema = STATES_SCHEMA) -> list[Path]:
     """The checked Parquet files of a local file or dataset folder."""
     root = Path(path)
+    if root.name == FLOW_RUN_TABLE and not root.exists() and (root.parent / MARKER_NAME).exists():
+        return []  # a dataset exported before it had the flow-run table
     if not root.exists():
         msg = f"{root} does not exist. Hint: export states there first, or check the path."
         raise StorageError(msg)
     files = [root] if root.is_file() else list_parquet_files(root)
     for file in files:
-        _check_file(file)
+        _check_file(file, schema)
     return files
 
 
@@ -286,13 +313,13 @@ def scan_states(
     return _scan_polars(path)
 
 
-def _scan_polars(path: str | os.PathLike[str]) -> pl.LazyFrame:
-    files = _local_files(path)
+def _scan_polars(path: str | os.PathLike[str], schema: pl.Schema = STATES_SCHEMA) -> pl.LazyFrame:
+    files = _local_files(path, schema)
     if not files:
-        return empty_states().lazy()
+        return pl.LazyFrame(schema=schema)
     return pl.scan_parquet(
         files,
-        schema=STATES_SCHEMA,
+        schema=schema,
         hive_partitioning=False,
         extra_columns="ignore",
         missing_columns="insert",
@@ -321,36 +348,42 @@ def _quote(name: str) -> str:
 
 
 def _scan_duckdb(
-    path: str | os.PathLike[str], connection: duckdb.DuckDBPyConnection | None
+    path: str | os.PathLike[str],
+    connection: duckdb.DuckDBPyConnection | None,
+    schema: pl.Schema = STATES_SCHEMA,
 ) -> duckdb.DuckDBPyRelation:
     duckdb = import_engine("duckdb")
     if connection is None:
         connection = duckdb.connect()
         connection.sql("SET TimeZone = 'UTC'")
     check_duckdb_utc(connection)
-    casts = [
-        f"CAST({_quote(c)} AS {_duckdb_type(t)}) AS {_quote(c)}" for c, t in STATES_SCHEMA.items()
-    ]
+    casts = [f"CAST({_quote(c)} AS {_duckdb_type(t)}) AS {_quote(c)}" for c, t in schema.items()]
+    hidden = False
     if _is_uri(path):
+        hidden = not str(path).endswith(".parquet")
         source: Any = (
             f"{str(path).rstrip('/')}/**/*.parquet"
             if not str(path).endswith(".parquet")
             else str(path)
         )
     else:
-        files = _local_files(path)
+        files = _local_files(path, schema)
         if not files:
             empty = ", ".join(
-                f"CAST(NULL AS {_duckdb_type(t)}) AS {_quote(c)}" for c, t in STATES_SCHEMA.items()
+                f"CAST(NULL AS {_duckdb_type(t)}) AS {_quote(c)}" for c, t in schema.items()
             )
             return connection.sql(f"SELECT {empty} WHERE false")
         source = [str(f) for f in files]
-    relation = connection.read_parquet(source, hive_partitioning=False, union_by_name=True)
+    relation = connection.read_parquet(
+        source, hive_partitioning=False, union_by_name=True, filename=hidden
+    )
+    if hidden:  # a glob of a folder: skip hidden names (the flow-run table among them)
+        relation = relation.filter(r"NOT regexp_matches(filename, '/[_.][^/]*/')")
     # columns added by later schema versions are absent from older files: nulls
     have = set(relation.columns)
     casts = [
         cast if c in have else f"CAST(NULL AS {_duckdb_type(t)}) AS {_quote(c)}"
-        for cast, (c, t) in zip(casts, STATES_SCHEMA.items(), strict=True)
+        for cast, (c, t) in zip(casts, schema.items(), strict=True)
     ]
     return relation.select(", ".join(casts))
 
@@ -369,33 +402,132 @@ def _spark_session(spark: pyspark.sql.SparkSession | None) -> pyspark.sql.SparkS
 
 
 def _scan_spark(
-    path: str | os.PathLike[str], spark: pyspark.sql.SparkSession | None
+    path: str | os.PathLike[str],
+    spark: pyspark.sql.SparkSession | None,
+    schema: pl.Schema = STATES_SCHEMA,
 ) -> pyspark.sql.DataFrame:
     session = _spark_session(spark)
-    columns = ", ".join(f"{c} {_sql_type(t)}" for c, t in STATES_SCHEMA.items())
-    casts = [f"CAST(`{c}` AS {_sql_type(t)}) AS `{c}`" for c, t in STATES_SCHEMA.items()]
+    columns = ", ".join(f"{c} {_sql_type(t)}" for c, t in schema.items())
+    casts = [f"CAST(`{c}` AS {_sql_type(t)}) AS `{c}`" for c, t in schema.items()]
     if _is_uri(path):
         # Spark lists the folder itself (hidden _/. names are skipped by Spark too)
         reader = session.read.option("recursiveFileLookup", "true")
         frame = reader.option("pathGlobFilter", "*.parquet").parquet(str(path))
-        return frame.selectExpr(*_present(casts, frame.columns))
-    files = _local_files(path)
+        return frame.selectExpr(*_present(casts, frame.columns, schema))
+    files = _local_files(path, schema)
     if not files:
         return session.createDataFrame([], schema=columns)
     frame = session.read.option("mergeSchema", "true").parquet(*(str(f) for f in files))
-    return frame.selectExpr(*_present(casts, frame.columns))
+    return frame.selectExpr(*_present(casts, frame.columns, schema))
 
 
-def _present(casts: list[str], columns: list[str]) -> list[str]:
+def _present(casts: list[str], columns: list[str], schema: pl.Schema) -> list[str]:
     """Spark casts, with nulls for the columns added since older files were written."""
     have = set(columns)
     return [
         cast if c in have else f"CAST(NULL AS {_sql_type(t)}) AS `{c}`"
-        for cast, (c, t) in zip(casts, STATES_SCHEMA.items(), strict=True)
+        for cast, (c, t) in zip(casts, schema.items(), strict=True)
     ]
 
 
-def read_states_files(files: list[Path], columns: list[str] | None = None) -> pl.DataFrame:
+def _flow_run_path(path: str | os.PathLike[str]) -> str | os.PathLike[str]:
+    """The flow-run table of a dataset folder, or ``path`` itself (a file, or a table folder)."""
+    if _is_uri(path):
+        text = str(path)
+        return text if text.endswith(".parquet") else f"{text.rstrip('/')}/{FLOW_RUN_TABLE}/"
+    table = Path(path) / FLOW_RUN_TABLE
+    return table if table.is_dir() or (Path(path) / MARKER_NAME).is_file() else path
+
+
+@overload
+def scan_flow_run_states(
+    path: str | os.PathLike[str],
+    engine: Literal["polars"] = ...,
+    *,
+    connection: None = ...,
+    spark: None = ...,
+) -> pl.LazyFrame: ...
+
+
+@overload
+def scan_flow_run_states(
+    path: str | os.PathLike[str],
+    engine: Literal["duckdb"],
+    *,
+    connection: duckdb.DuckDBPyConnection | None = ...,
+    spark: None = ...,
+) -> duckdb.DuckDBPyRelation: ...
+
+
+@overload
+def scan_flow_run_states(
+    path: str | os.PathLike[str],
+    engine: Literal["spark"],
+    *,
+    connection: None = ...,
+    spark: pyspark.sql.SparkSession | None = ...,
+) -> pyspark.sql.DataFrame: ...
+
+
+@overload
+def scan_flow_run_states(
+    path: str | os.PathLike[str],
+    engine: Engine = ...,
+    *,
+    connection: duckdb.DuckDBPyConnection | None = ...,
+    spark: pyspark.sql.SparkSession | None = ...,
+) -> pl.LazyFrame | duckdb.DuckDBPyRelation | pyspark.sql.DataFrame: ...
+
+
+def scan_flow_run_states(
+    path: str | os.PathLike[str],
+    engine: Engine = "polars",
+    *,
+    connection: duckdb.DuckDBPyConnection | None = None,
+    spark: pyspark.sql.SparkSession | None = None,
+) -> pl.LazyFrame | duckdb.DuckDBPyRelation | pyspark.sql.DataFrame:
+    """Lazily read flow-run states from a dataset (or a Parquet file of them), on one engine.
+
+    The flow-run table of a dataset is its ``_flow_run_states/`` folder (written
+    by ``trs-analytics export``; day partitions like the task-run table). ``path``
+    may be the dataset folder, that table folder, or one Parquet file. A dataset
+    exported before the table existed reads as an empty frame until its next
+    export. Columns and types: :data:`~trs_analytics.FLOW_RUN_STATES_SCHEMA`,
+    with ``type`` a string and timestamps UTC on DuckDB and Spark, as in
+    :func:`scan_states`, whose arguments this takes.
+
+    Raises:
+        StorageError: the path does not exist, or a file is damaged or holds
+            something other than flow-run states.
+        ConfigurationError: an unknown engine, an argument for another engine,
+            or a connection or session whose time zone is not UTC.
+        MissingDependencyError: the engine's package is not installed.
+
+    Examples:
+        >>> import tempfile, trs_analytics as ta
+        >>> ta.scan_flow_run_states(tempfile.mkdtemp()).collect_schema() == ta.FLOW_RUN_STATES_SCHEMA
+        True
+        >>> ta.scan_flow_run_states(tempfile.mkdtemp(), engine="duckdb").columns[:3]
+        ['id', 'flow_run_id', 'type']
+    """
+    engine = check_engine(engine)
+    if connection is not None and engine != "duckdb":
+        msg = f"connection= is a DuckDB connection, but engine={engine!r}. Hint: pass engine='duckdb'."
+        raise ConfigurationError(msg)
+    if spark is not None and engine != "spark":
+        msg = f"spark= is a SparkSession, but engine={engine!r}. Hint: pass engine='spark'."
+        raise ConfigurationError(msg)
+    table = _flow_run_path(path)
+    if engine == "duckdb":
+        return _scan_duckdb(table, connection, FLOW_RUN_STATES_SCHEMA)
+    if engine == "spark":
+        return _scan_spark(table, spark, FLOW_RUN_STATES_SCHEMA)
+    return _scan_polars(table, FLOW_RUN_STATES_SCHEMA)
+
+
+def read_states_files(
+    files: list[Path], columns: list[str] | None = None, schema: pl.Schema = STATES_SCHEMA
+) -> pl.DataFrame:
     """Read states files (checked ones) eagerly, older versions' missing columns as nulls.
 
     Examples:
@@ -407,9 +539,9 @@ def read_states_files(files: list[Path], columns: list[str] | None = None) -> pl
     """
     scan = pl.scan_parquet(
         files,
-        schema=STATES_SCHEMA,
+        schema=schema,
         hive_partitioning=False,
         extra_columns="ignore",
         missing_columns="insert",
     )
-    return scan.select(columns or STATES_SCHEMA.names()).collect()
+    return scan.select(columns or schema.names()).collect()
