@@ -102,9 +102,12 @@ def cache_hits(states: Frame, *, by: str | Sequence[str] | None = "task_name") -
         counted = runs.group_by(*keys, drop_null_keys=False).agg(**stats)
     else:
         counted = runs.select(**stats)
+    # the median rounded to the microsecond as finish() rounds it, so the two columns agree
+    median = (nw.col("median_run_time").round(3) + 0.5).floor()
     result = counted.with_columns(
         hit_share=nw.col("cached") / nw.col("runs"),
-        time_saved=nw.col("cached") * nw.col("median_run_time"),
+        median_run_time=median,
+        time_saved=nw.col("cached") * median,
     ).select(*keys, "runs", "cached", "hit_share", "fresh", "median_run_time", "time_saved")
     if keys:
         result = result.sort(keys, nulls_last=True)
