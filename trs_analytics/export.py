@@ -42,12 +42,12 @@ from trs_analytics.fetch import (
 from trs_analytics.storage import (
     DEFAULT_OVERLAP,
     DEFAULT_SINCE,
+    FLOW_RUN_TABLE,
     Dataset,
     DatasetInfo,
     DatasetProgress,
     ExportResult,
 )
-from trs_analytics.storage._parquet import FLOW_RUN_TABLE
 
 if TYPE_CHECKING:
     import os

@@ -58,6 +58,7 @@ def export_flow(
     task_names: list[str] | None = None,
     tags: list[str] | None = None,
     state_types: list[str] | None = None,
+    flow_runs: bool = True,
 ) -> dict[str, Any]:
     """Export task-run states into the Parquet dataset ``out``, incrementally.
 
@@ -79,6 +80,7 @@ def export_flow(
         task_names: keep these tasks.
         tags: keep runs carrying all of these tags.
         state_types: keep runs whose current state has one of these types.
+        flow_runs: also export flow-run states into the dataset's flow-run table.
 
     Returns:
         the export's :meth:`~trs_analytics.storage.ExportResult.as_dict`.
@@ -107,6 +109,7 @@ def export_flow(
         task_names=task_names,
         tags=tags,
         state_types=state_types,
+        flow_runs=flow_runs,
     )
     get_run_logger().info("%s", result.summary())
     return result.as_dict()

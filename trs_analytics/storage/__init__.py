@@ -14,6 +14,7 @@ from trs_analytics.storage._dataset import (
     read_dataset_info,
 )
 from trs_analytics.storage._parquet import (
+    FLOW_RUN_TABLE,
     SCHEMA_VERSION_KEY,
     atomic_write_parquet,
     list_parquet_files,
@@ -25,6 +26,7 @@ from trs_analytics.storage._parquet import (
 __all__ = [
     "DEFAULT_OVERLAP",
     "DEFAULT_SINCE",
+    "FLOW_RUN_TABLE",
     "MARKER_NAME",
     "SCHEMA_VERSION_KEY",
     "Dataset",
