@@ -610,8 +610,7 @@ def _flow_runs_for_report(path: Path, explicit: Path | None) -> Any:
     ``None`` when there are none (a Parquet file of task-run states, a dataset
     exported before its flow-run table existed): the report is then as before.
     """
-    from trs_analytics.storage import scan_flow_run_states
-    from trs_analytics.storage._parquet import FLOW_RUN_TABLE
+    from trs_analytics.storage import FLOW_RUN_TABLE, scan_flow_run_states
 
     source = explicit or (path if (path / FLOW_RUN_TABLE).is_dir() else None)
     if source is None:
