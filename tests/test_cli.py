@@ -21,6 +21,7 @@ from click.testing import CliRunner, Result
 
 from devtools.prefect_harness import PREFECT_AUTH_STRING, free_port
 from tests.disks import disk, read_only
+from trs_analytics import generate_states
 from trs_analytics.cli import EXIT_CODES, main
 from trs_analytics.storage import MARKER_NAME, scan_states
 from trs_analytics.storage._dataset import _locked
@@ -511,3 +512,29 @@ def test_memory_limit_without_duckdb_is_a_usage_error(tmp_path: Path) -> None:
     result = run("report", SAMPLE, "--out", tmp_path / "r.html", "--memory-limit", "1GB")
     assert result.exit_code == 2
     assert "--engine duckdb" in result.output
+
+
+def test_report_with_flow_runs_adds_their_part(tmp_path: Path) -> None:
+    flow_runs = SAMPLE.parent / "sample_flow_run_states.parquet"
+    folder = tmp_path / "states"
+    folder.mkdir()
+    small = folder / "part-0.parquet"  # a small task-run part: three reports stay quick
+    generate_states(300, seed=1).write_parquet(small)
+    with_flows = run("report", small, "--out", tmp_path / "r.html", "--flow-run-states", flow_runs)
+    assert with_flows.exit_code == 0, with_flows.output
+    text = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "Flow runs: deployments currently failing" in text
+    assert text.count('class="chart"') == 11
+    # a folder of task-run Parquet files (no flow-run table): the report as before
+    plain = run("report", folder, "--out", tmp_path / "plain.html")
+    assert plain.exit_code == 0, plain.output
+    assert "Flow runs:" not in (tmp_path / "plain.html").read_text(encoding="utf-8")
+    # the same folder with a flow-run table (as export writes it): read by default
+    table = folder / "_flow_run_states" / "day=2026-01-01"
+    table.mkdir(parents=True)
+    (table / "part-0.parquet").write_bytes(flow_runs.read_bytes())
+    auto = run("report", folder, "--out", tmp_path / "auto.html")
+    assert auto.exit_code == 0, auto.output
+    assert "Flow runs: deployments currently failing" in (tmp_path / "auto.html").read_text(
+        encoding="utf-8"
+    )

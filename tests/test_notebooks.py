@@ -12,11 +12,12 @@ from nbclient import NotebookClient
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 
 
-def test_the_three_notebooks_are_there() -> None:
+def test_the_four_notebooks_are_there() -> None:
     assert [p.name for p in NOTEBOOKS] == [
         "01_quickstart.ipynb",
         "02_retries_and_failures.ipynb",
         "03_durations_and_lateness.ipynb",
+        "04_flow_runs_and_deployments.ipynb",
     ]
 
 

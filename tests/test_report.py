@@ -174,3 +174,56 @@ def test_breakdowns_count_crashed_and_cancelled_apart(tmp_path: Path) -> None:
     for heading in ("Runs per flow", "Runs per task", "Top error messages per task", "Run volume"):
         assert f"<h2>{heading}</h2>" in text
     assert "<th>crashed</th><th>cancelled</th>" in text
+
+
+FLOW_RUNS = Path(__file__).parent.parent / "data" / "sample_flow_run_states.parquet"
+
+
+def failing_oracle(flow_runs: pl.DataFrame) -> dict[str, int]:
+    """Deployments whose latest finished flow run failed, and their failures since the last
+    success: read from each run's last state by a plain sort, not with the metrics."""
+    finals = (
+        flow_runs.sort("timestamp")
+        .group_by("flow_run_id", maintain_order=True)
+        .last()
+        .filter(pl.col("name").is_in(["Completed", "Failed", "Crashed"]))
+        .sort("timestamp")
+    )
+    out: dict[str, int] = {}
+    for (deployment,), runs in finals.group_by("deployment_name"):
+        names = runs["name"].to_list()
+        streak = (
+            len(names) - 1 - max((i for i, n in enumerate(names) if n == "Completed"), default=-1)
+        )
+        if streak:
+            out[str(deployment)] = streak
+    return out
+
+
+@pytest.fixture(scope="module")
+def flow_report(states: pl.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    flow_runs = pl.scan_parquet(FLOW_RUNS)
+    path = tmp_path_factory.mktemp("flow-report") / "report.html"
+    return write_report(states, path, flow_run_states=flow_runs)
+
+
+def test_report_with_flow_runs_has_their_section(flow_report: Path, report: Path) -> None:
+    text = flow_report.read_text(encoding="utf-8")
+    assert text.count('class="chart"') == CHARTS + 3
+    assert "Flow runs: deployments currently failing" in text
+    assert "Flow runs:" not in report.read_text(encoding="utf-8")
+    failing = failing_oracle(pl.read_parquet(FLOW_RUNS))
+    assert failing, "the bundled flow runs should have a deployment failing at the end"
+    for deployment, streak in failing.items():
+        assert f"<td>{deployment}</td><td>" in text
+        row = text.split(f"<td>{deployment}</td>", 1)[1].split("</tr>", 1)[0]
+        assert re.findall(r'<td class="num">([0-9,]+)</td>', row)[0] == str(streak)
+
+
+def test_report_with_flow_runs_renders_in_chromium(flow_report: Path, tmp_path: Path) -> None:
+    result = open_in_chromium(flow_report, tmp_path / "flow-report.png")
+    assert result["errors"] == [], "\n".join(result["errors"])
+    assert result["rendered"] == str(CHARTS + 3)
+    for chart in result["charts"]:
+        assert chart["svg"], chart
+        assert all(n > 0 for n in chart["panels"]), f"a blank panel: {chart}"

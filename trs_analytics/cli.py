@@ -604,6 +604,21 @@ def _scan_on(path: Path, engine: str, memory_limit: str | None) -> Any:
     return scan_states(path, engine="duckdb", connection=connection)
 
 
+def _flow_runs_for_report(path: Path, explicit: Path | None) -> Any:
+    """The flow-run states the report draws: ``explicit``, else the dataset's own table.
+
+    ``None`` when there are none (a Parquet file of task-run states, a dataset
+    exported before its flow-run table existed): the report is then as before.
+    """
+    from trs_analytics.storage import FLOW_RUN_TABLE, scan_flow_run_states
+
+    source = explicit or (path if (path / FLOW_RUN_TABLE).is_dir() else None)
+    if source is None:
+        return None
+    frame = scan_flow_run_states(source).collect()
+    return None if frame.is_empty() else frame
+
+
 @main.command()
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option(
@@ -641,6 +656,12 @@ def _scan_on(path: Path, engine: str, memory_limit: str | None) -> Any:
     metavar="URL",
     help="The Prefect UI address that run ids link to (e.g. http://127.0.0.1:4200).",
 )
+@click.option(
+    "--flow-run-states",
+    type=click.Path(exists=True, path_type=Path),
+    help="Flow-run states (a dataset, its _flow_run_states/ table or a Parquet file) for the "
+    "report's 'Flow runs' part. Default: the dataset's own flow-run table, when it has one.",
+)
 @_output_options
 def report(
     path: Path,
@@ -650,6 +671,7 @@ def report(
     engine: str,
     memory_limit: str | None,
     ui_url: str | None,
+    flow_run_states: Path | None,
 ) -> None:
     """Write the HTML report of a dataset folder or a Parquet file of states.
 
@@ -659,6 +681,8 @@ def report(
     Example:
       trs-analytics report data/sample_states.parquet --out report.html
       trs-analytics report states/ --out report.html --engine duckdb --memory-limit 2GB
+      trs-analytics report data/sample_states.parquet --out report.html \\
+        --flow-run-states data/sample_flow_run_states.parquet
     """
     from trs_analytics.report import write_report
 
@@ -667,7 +691,14 @@ def report(
     with _errors():
         _require_parquet(path)
         states = _scan_on(path, engine, memory_limit)
-        written = write_report(states, out, title=title, period=period, ui_url=ui_url)
+        written = write_report(
+            states,
+            out,
+            title=title,
+            period=period,
+            ui_url=ui_url,
+            flow_run_states=_flow_runs_for_report(path, flow_run_states),
+        )
     seconds = time.monotonic() - started
     output.summary(
         f"wrote {written} from {path} in {seconds:.1f} s",

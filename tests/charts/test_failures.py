@@ -58,7 +58,15 @@ def test_chart_layers_and_encodings(states: pl.DataFrame) -> None:
     chart = failure_rate_chart(states, every="1d")
     spec = chart.to_dict()
     assert spec["facet"]["field"] == "group"
-    layers = spec["spec"]["layer"]
+    # every group has several buckets: no single-bucket layers (empty, Vega would warn)
+    assert [layer["mark"]["type"] for layer in spec["spec"]["layer"]] == [
+        "area",
+        "line",
+        "line",
+        "point",
+    ]
+    # one bucket per group: its interval as a bar (whiskers) and a note
+    layers = failure_rate_chart(states, every="1w").to_dict()["spec"]["layer"]
     assert [layer["mark"]["type"] for layer in layers] == [
         "area",
         "rule",

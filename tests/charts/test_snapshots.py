@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import polars as pl
 import pytest
 
 import trs_analytics as ta
@@ -19,8 +20,6 @@ from trs_analytics import charts
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-    import polars as pl
 
 SNAPSHOTS = Path(__file__).parent / "__snapshots__"
 
@@ -31,6 +30,17 @@ CHARTS: dict[str, Callable[[pl.DataFrame], Any]] = {
     "timeline_chart": charts.timeline_chart,
     "transition_chart": charts.transition_chart,
     "wait_chart": lambda s: charts.wait_chart(s, every="1d"),
+    "critical_path_chart": charts.critical_path_chart,
+    "concurrency_chart": lambda s: charts.concurrency_chart(
+        s, by="tags", top=1, limits=pl.DataFrame({"tag": ["etl"], "name": ["etl"], "limit": [2]})
+    ),
+}
+
+#: Charts of flow-run states.
+FLOW_CHARTS: dict[str, Callable[[pl.DataFrame], Any]] = {
+    "flow_duration_chart": lambda f: charts.flow_duration_chart(f, every="1d", top=3),
+    "landing_time_chart": lambda f: charts.landing_time_chart(f, top=3),
+    "flow_concurrency_chart": lambda f: charts.concurrency_chart(f, by="work_pool_name"),
 }
 
 
@@ -39,9 +49,15 @@ def states() -> pl.DataFrame:
     return ta.generate_states(400, seed=5, days=2, n_tasks=8, n_flows=2)
 
 
-@pytest.mark.parametrize("name", list(CHARTS))
-def test_spec_matches_snapshot(name: str, states: pl.DataFrame) -> None:
-    spec = json.dumps(CHARTS[name](states).to_dict(), indent=1, sort_keys=True) + "\n"
+@pytest.fixture(scope="module")
+def flow_runs() -> pl.DataFrame:
+    return ta.generate_flow_run_states(400, seed=5, days=2, n_tasks=8, n_flows=2)
+
+
+@pytest.mark.parametrize("name", list(CHARTS) + list(FLOW_CHARTS))
+def test_spec_matches_snapshot(name: str, states: pl.DataFrame, flow_runs: pl.DataFrame) -> None:
+    chart = CHARTS[name](states) if name in CHARTS else FLOW_CHARTS[name](flow_runs)
+    spec = json.dumps(chart.to_dict(), indent=1, sort_keys=True) + "\n"
     path = SNAPSHOTS / f"{name}.json"
     if os.environ.get("UPDATE_SNAPSHOTS") == "1":
         path.write_text(spec, encoding="utf-8")

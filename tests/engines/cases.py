@@ -75,5 +75,14 @@ def cases(*, window: str, min_runs: int) -> list[Any]:
         Case("run_volume", lambda s: ta.run_volume(s, every=window)),
         Case("error_messages", ta.error_messages),
         Case("duration_trend", lambda s: ta.duration_trend(s, every=window)),
+        Case("landing_time", ta.landing_time, ordered=True),
+        Case("currently_failing", lambda s: ta.currently_failing(s, by="flow_name"), True),
+        Case("time_to_resolution", lambda s: ta.time_to_resolution(s, by="task_name"), True),
+        Case("cache_hits", ta.cache_hits, ordered=True),
+        Case("concurrency-by-tags", lambda s: ta.concurrency(s, by="tags"), ordered=True),
+        Case("peak_concurrency", lambda s: ta.peak_concurrency(s, every=window), ordered=True),
+        Case("slot_waits", ta.slot_waits, ordered=True),
+        Case("critical_path", ta.critical_path, ordered=True),
+        Case("flow_time_shares", ta.flow_time_shares, ordered=True),
     ]
     return [pytest.param(case, id=case.id) for case in table]

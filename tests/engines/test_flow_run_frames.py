@@ -55,7 +55,13 @@ def test_run_column_follows_the_frame(flow_states: pl.DataFrame) -> None:
     assert counts.height == flow_states["flow_run_id"].n_unique()
 
 
-@pytest.mark.parametrize("case", cases(window="5m", min_runs=5))
+#: Metrics of the task runs inside a flow run: flow-run states hold none (see below).
+INSIDE_FLOW_RUNS = {"critical_path", "flow_time_shares"}
+
+
+@pytest.mark.parametrize(
+    "case", [c for c in cases(window="5m", min_runs=5) if c.id not in INSIDE_FLOW_RUNS]
+)
 def test_every_metric_counts_flow_runs(
     case: Case, task_states: pl.DataFrame, flow_states: pl.DataFrame
 ) -> None:
@@ -79,6 +85,14 @@ def test_flow_runs_on_every_engine(
     result = case.call(on_engine(flow_states))
     assert kind(result) == KIND_OF[engine]
     assert_same(result, case.call(flow_states), ordered=case.ordered)
+
+
+@pytest.mark.parametrize("metric", [ta.critical_path, ta.flow_time_shares])
+def test_metrics_inside_a_flow_run_refuse_flow_run_states(
+    metric: Callable[[Any], Any], flow_states: pl.DataFrame
+) -> None:
+    with pytest.raises(ta.SchemaError, match="'task_run_id'"):
+        metric(flow_states)
 
 
 def test_missing_run_column_names_task_run_id() -> None:

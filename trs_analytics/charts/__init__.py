@@ -22,6 +22,15 @@ from trs_analytics.charts._durations import (
     duration_stats,
 )
 from trs_analytics.charts._failures import failure_rate_chart, failure_rate_series
+from trs_analytics.charts._flows import (
+    concurrency_chart,
+    concurrency_series,
+    critical_path_chart,
+    critical_path_segments,
+    flow_duration_chart,
+    landing_time_chart,
+    landing_times,
+)
 from trs_analytics.charts._lateness import WAITS_AGREE_NOTE, wait_chart, wait_series, waits_agree
 from trs_analytics.charts._retries import retry_chart, retry_outcomes
 from trs_analytics.charts._save import ChartFormat, chart_spec, save_chart
@@ -46,12 +55,19 @@ __all__ = [
     "ChartFormat",
     "DurationMetric",
     "chart_spec",
+    "concurrency_chart",
+    "concurrency_series",
+    "critical_path_chart",
+    "critical_path_segments",
     "duration_chart",
     "duration_stats",
     "duration_trend_chart",
     "failure_rate_chart",
     "failure_rate_series",
+    "flow_duration_chart",
     "flow_run_segments",
+    "landing_time_chart",
+    "landing_times",
     "pick_flow_run",
     "retry_chart",
     "retry_outcomes",

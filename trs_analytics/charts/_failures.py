@@ -200,7 +200,14 @@ def failure_rate_chart(
             "failed. Bands and bars: 95% Wilson intervals."
         ),
     )
-    layered = alt.layer(band, whiskers, first_line, final_line, points, notes, data=data)
+    # the single-bucket layers only when a group has one bucket: an empty layer makes Vega
+    # warn of an infinite extent
+    layers = (
+        [band, whiskers, first_line, final_line, points, notes]
+        if data["alone"].any()
+        else [band, first_line, final_line, points]
+    )
+    layered = alt.layer(*layers, data=data)
     if by is None:
         return layered.properties(title=heading, width=560, height=220)
     return layered.properties(width=240, height=140).facet(

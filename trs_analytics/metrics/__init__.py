@@ -22,6 +22,7 @@ from trs_analytics.metrics._breakdowns import (
     slowest_runs,
 )
 from trs_analytics.metrics._buckets import parse_every
+from trs_analytics.metrics._cache import cache_hits
 from trs_analytics.metrics._common import (
     ANY,
     RUN_COLUMNS,
@@ -29,6 +30,7 @@ from trs_analytics.metrics._common import (
     Selector,
     explode_tags,
 )
+from trs_analytics.metrics._concurrency import concurrency, peak_concurrency, slot_waits
 from trs_analytics.metrics._durations import (
     Occurrence,
     durations,
@@ -40,7 +42,9 @@ from trs_analytics.metrics._durations import (
     time_in_state,
 )
 from trs_analytics.metrics._failures import failure_rates, wilson
+from trs_analytics.metrics._flows import currently_failing, landing_time, time_to_resolution
 from trs_analytics.metrics._frames import to_polars
+from trs_analytics.metrics._inside import critical_path, flow_time_shares
 from trs_analytics.metrics._retries import retry_counts, retry_distribution
 from trs_analytics.metrics._states import state_intervals, transitions
 from trs_analytics.metrics._summary import (
@@ -60,7 +64,11 @@ __all__ = [
     "Metric",
     "Occurrence",
     "Selector",
+    "cache_hits",
     "compare_windows",
+    "concurrency",
+    "critical_path",
+    "currently_failing",
     "duration_trend",
     "durations",
     "end_to_end",
@@ -68,9 +76,12 @@ __all__ = [
     "explode_tags",
     "failed_runs",
     "failure_rates",
+    "flow_time_shares",
+    "landing_time",
     "lateness",
     "outcome_counts",
     "parse_every",
+    "peak_concurrency",
     "queue_wait",
     "regressions",
     "retry_counts",
@@ -79,10 +90,12 @@ __all__ = [
     "run_outcomes",
     "run_time",
     "run_volume",
+    "slot_waits",
     "slowest_runs",
     "state_intervals",
     "summarize",
     "time_in_state",
+    "time_to_resolution",
     "to_polars",
     "transitions",
     "wilson",

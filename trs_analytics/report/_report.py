@@ -28,6 +28,7 @@ from trs_analytics.charts._common import time_span
 from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.metrics import RUN_COLUMNS, duration_trend, run_volume, to_polars
 from trs_analytics.report._breakdowns import error_table, outcome_table, run_table
+from trs_analytics.report._flows import flow_run_sections
 from trs_analytics.report._html import page
 from trs_analytics.report._links import ui_url as _ui_from_api
 from trs_analytics.report._sections import Cards, ChartSection, Section, TableSection, render
@@ -63,7 +64,11 @@ def auto_period(states: pl.DataFrame) -> str:
 
 
 def _sections(
-    states: pl.DataFrame, period: str, now: datetime | None, ui: str | None
+    states: pl.DataFrame,
+    period: str,
+    now: datetime | None,
+    ui: str | None,
+    flow_runs: pl.DataFrame | None = None,
 ) -> list[Section]:
     """The report, top to bottom."""
     # first, so that a bad period or now fails before the charts are drawn
@@ -144,6 +149,9 @@ def _sections(
             "A flow run up close", timeline_chart(states), "The flow run with the most retries."
         ),
     ]
+    if flow_runs is not None and not flow_runs.is_empty():
+        every_flow = auto_every(time_span(flow_runs), buckets=40)
+        sections += flow_run_sections(flow_runs, every=every_flow)
     return sections
 
 
@@ -172,6 +180,17 @@ def _report_frame(states: Any) -> pl.DataFrame:
     return out
 
 
+def _flow_run_frame(flow_run_states: Any) -> pl.DataFrame:
+    """The flow-run states (any engine) as a Polars DataFrame, once their columns are checked."""
+    require_columns(
+        flow_run_states,
+        ["flow_run_id", "type", "name", "timestamp", "deployment_name"],
+        caller="write_report",
+    )
+    frame = to_polars(flow_run_states)
+    return frame.with_columns(pl.col("type").cast(StateType)) if "type" in frame.columns else frame
+
+
 def write_report(
     states: Any,
     out: str | Path,
@@ -181,6 +200,7 @@ def write_report(
     now: datetime | None = None,
     ui_url: str | None = None,
     api_url: str | None = None,
+    flow_run_states: Any | None = None,
 ) -> Path:
     """Write a self-contained HTML report of a states dataset, readable offline.
 
@@ -209,6 +229,11 @@ def write_report(
         api_url: the Prefect API's address, to derive ``ui_url`` from when it
             is not given (``.../api`` on a server, ``app.prefect.cloud/...``
             for Prefect Cloud).
+        flow_run_states: the dataset's flow-run states (any engine), if it has
+            them: the report then ends with its "Flow runs" sections
+            (duration per deployment with its median, landing times, failure
+            rates per deployment, deployments currently failing with their
+            time to resolution). Without them the report has no such part.
 
     Returns:
         The path written.
@@ -241,7 +266,8 @@ def write_report(
     if period == "auto":
         period = auto_period(frame)
     ui = ui_url or (_ui_from_api(api_url) if api_url else None)
-    body, specs = render(_sections(frame, period, now, ui))
+    flow_runs = None if flow_run_states is None else _flow_run_frame(flow_run_states)
+    body, specs = render(_sections(frame, period, now, ui, flow_runs))
     generated = datetime.now(UTC)
     first, last = frame["timestamp"].min(), frame["timestamp"].max()
     span = (

@@ -1,0 +1,79 @@
+"""The report's "Flow runs" sections, drawn from flow-run states when the dataset has them:
+duration trend per deployment with its median, landing times, failure rates per
+deployment, and the deployments currently failing with their time to resolution."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from trs_analytics._format import duration_expr, missing_label
+from trs_analytics.charts import failure_rate_chart, flow_duration_chart, landing_time_chart
+from trs_analytics.charts._common import seconds
+from trs_analytics.metrics import currently_failing, summarize, time_to_resolution
+from trs_analytics.report._sections import ChartSection, TableSection
+
+if TYPE_CHECKING:
+    from trs_analytics.report._sections import Section
+
+__all__ = ["failing_table", "flow_run_sections"]
+
+#: The flow runs are grouped by deployment.
+_BY = "deployment_name"
+
+
+def failing_table(flow_run_states: pl.DataFrame) -> pl.DataFrame:
+    """Deployments whose latest finished run failed, with their usual time to resolution.
+
+    Examples:
+        >>> import trs_analytics as ta
+        >>> failing_table(ta.generate_flow_run_states(400, seed=7)).columns
+        ['deployment', 'failing since (UTC)', 'failures in a row', 'last success (UTC)', 'usually resolved in', 'resolved failures']
+    """
+    failing = currently_failing(flow_run_states, by=_BY)
+    ttr = summarize(time_to_resolution(flow_run_states, by=_BY), value="time_to_resolution", by=_BY)
+    stamp = "%Y-%m-%d %H:%M:%S"
+    joined = failing.join(ttr.select(_BY, "count", "p50"), on=_BY, how="left", nulls_equal=True)
+    return joined.select(
+        pl.col(_BY).fill_null(missing_label(_BY)).alias("deployment"),
+        pl.col("failing_since").dt.strftime(stamp).alias("failing since (UTC)"),
+        pl.col("failures").alias("failures in a row"),
+        pl.col("last_success").dt.strftime(stamp).fill_null("never").alias("last success (UTC)"),
+        duration_expr(seconds("p50")).fill_null("-").alias("usually resolved in"),
+        pl.col("count").fill_null(0).alias("resolved failures"),
+    )
+
+
+def flow_run_sections(flow_run_states: pl.DataFrame, *, every: str) -> list[Section]:
+    """The "Flow runs" part of the report, top to bottom.
+
+    Examples:
+        >>> import trs_analytics as ta
+        >>> [s.heading for s in flow_run_sections(ta.generate_flow_run_states(400, seed=7), every="6h")][:2]
+        ['Flow runs: duration per deployment', 'Flow runs: landing times']
+    """
+    return [
+        ChartSection(
+            "Flow runs: duration per deployment",
+            flow_duration_chart(flow_run_states, every=every, by=_BY),
+            "Each deployment's flow-run time in Running per bucket (p50, p95) against its median.",
+        ),
+        ChartSection(
+            "Flow runs: landing times",
+            landing_time_chart(flow_run_states, by=_BY),
+            "End of each finished flow run minus its scheduled start.",
+        ),
+        ChartSection(
+            "Flow runs: failure rates per deployment",
+            failure_rate_chart(flow_run_states, by=_BY, top=6),
+            "Failed and crashed flow runs among finished ones, with 95% intervals.",
+        ),
+        TableSection(
+            "Flow runs: deployments currently failing",
+            failing_table(flow_run_states),
+            empty="No deployment's latest finished flow run failed.",
+            caption="Since the first failure after the last success; 'usually resolved in' is "
+            "the median time from a failed run to the next successful run of the deployment.",
+        ),
+    ]
