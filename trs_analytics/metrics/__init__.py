@@ -43,7 +43,9 @@ from trs_analytics.metrics._durations import (
 from trs_analytics.metrics._failures import failure_rates, wilson
 from trs_analytics.metrics._frames import to_polars
 from trs_analytics.metrics._retries import retry_counts, retry_distribution
+from trs_analytics.metrics._sla import SlaReport, SlaRule, parse_rules, sla_report
 from trs_analytics.metrics._states import state_intervals, transitions
+from trs_analytics.metrics._stuck import stuck_runs
 from trs_analytics.metrics._summary import (
     CompareOptions,
     Metric,
@@ -62,6 +64,8 @@ __all__ = [
     "Metric",
     "Occurrence",
     "Selector",
+    "SlaReport",
+    "SlaRule",
     "compare_windows",
     "duration_trend",
     "durations",
@@ -73,6 +77,7 @@ __all__ = [
     "lateness",
     "outcome_counts",
     "parse_every",
+    "parse_rules",
     "queue_wait",
     "regressions",
     "retry_counts",
@@ -81,8 +86,10 @@ __all__ = [
     "run_outcomes",
     "run_time",
     "run_volume",
+    "sla_report",
     "slowest_runs",
     "state_intervals",
+    "stuck_runs",
     "summarize",
     "time_in_state",
     "to_polars",
