@@ -37,6 +37,7 @@ from trs_analytics.fetch import StateFilters, fetch_states, iter_states, parse_w
 from trs_analytics.metrics import (
     OUTCOME_COLUMNS,
     compare_windows,
+    detect_anomalies,
     duration_trend,
     durations,
     end_to_end,
@@ -72,7 +73,7 @@ from trs_analytics.schema import (
     validate_states,
 )
 from trs_analytics.storage import scan_states, write_states
-from trs_analytics.synthetic import generate_states
+from trs_analytics.synthetic import Planted, generate_planted, generate_states
 
 if TYPE_CHECKING:
     from trs_analytics.charts import save_chart
@@ -89,6 +90,7 @@ __all__ = [
     "AuthenticationError",
     "ConfigurationError",
     "NotFoundError",
+    "Planted",
     "PrefectAPIError",
     "PrefectClient",
     "RequestRejectedError",
@@ -101,6 +103,7 @@ __all__ = [
     "TrsAnalyticsError",
     "__version__",
     "compare_windows",
+    "detect_anomalies",
     "duration_trend",
     "durations",
     "empty_flow_run_states",
@@ -112,6 +115,7 @@ __all__ = [
     "failed_runs",
     "failure_rates",
     "fetch_states",
+    "generate_planted",
     "generate_states",
     "iter_states",
     "lateness",
