@@ -39,6 +39,7 @@ from trs_analytics.metrics import (
     SlaReport,
     SlaRule,
     compare_windows,
+    detect_anomalies,
     duration_trend,
     durations,
     end_to_end,
@@ -77,7 +78,7 @@ from trs_analytics.schema import (
     validate_states,
 )
 from trs_analytics.storage import scan_states, write_states
-from trs_analytics.synthetic import generate_states
+from trs_analytics.synthetic import Planted, generate_planted, generate_states
 
 if TYPE_CHECKING:
     from trs_analytics.charts import save_chart
@@ -94,6 +95,7 @@ __all__ = [
     "AuthenticationError",
     "ConfigurationError",
     "NotFoundError",
+    "Planted",
     "PrefectAPIError",
     "PrefectClient",
     "RequestRejectedError",
@@ -108,6 +110,7 @@ __all__ = [
     "TrsAnalyticsError",
     "__version__",
     "compare_windows",
+    "detect_anomalies",
     "duration_trend",
     "durations",
     "empty_flow_run_states",
@@ -119,6 +122,7 @@ __all__ = [
     "failed_runs",
     "failure_rates",
     "fetch_states",
+    "generate_planted",
     "generate_states",
     "iter_states",
     "lateness",

@@ -11,6 +11,14 @@ that tells the engines apart). Every function first builds each task run's
 
 from __future__ import annotations
 
+from trs_analytics.metrics._anomalies import (
+    ANOMALY_COLUMNS,
+    AnomalyMetric,
+    AnomalyOptions,
+    Direction,
+    Seasonality,
+    detect_anomalies,
+)
 from trs_analytics.metrics._breakdowns import (
     OUTCOME_COLUMNS,
     duration_trend,
@@ -55,18 +63,24 @@ from trs_analytics.metrics._summary import (
 )
 
 __all__ = [
+    "ANOMALY_COLUMNS",
     "ANY",
     "OUTCOME_COLUMNS",
     "RUN",
     "RUN_COLUMNS",
     "TERMINAL",
+    "AnomalyMetric",
+    "AnomalyOptions",
     "CompareOptions",
+    "Direction",
     "Metric",
     "Occurrence",
+    "Seasonality",
     "Selector",
     "SlaReport",
     "SlaRule",
     "compare_windows",
+    "detect_anomalies",
     "duration_trend",
     "durations",
     "end_to_end",
