@@ -351,9 +351,25 @@ def _freshness_check(
         breaches=(~nw.col("ok")).cast(nw.Int64()), compliance=nw.col("ok").cast(nw.Float64())
     )
     broken = last.filter(~nw.col("ok"))
+    # the past: each gap between consecutive completions longer than the limit
+    ends = runs.filter(done).select(nw.col("end_time"))
+    gaps = (
+        ends.with_columns(_prev=nw.col("end_time").shift(1).over(order_by="end_time"))
+        .with_columns(value=(nw.col("end_time") - nw.col("_prev")).cast(nw.Float64()) / _S)
+        .filter(nw.col("value") > limit_s)
+        .with_columns(
+            at=nw.col("_prev"), limit=nw.lit(limit_s), bucket=bucket_of(nw.col("_prev"), every)
+        )
+    )
     return (
         _shape(last, rule, "freshness", _COMPLIANCE),
-        _shape(broken, rule, "freshness", _BREACHES),
+        nw.concat(
+            [
+                _shape(gaps, rule, "freshness", _BREACHES),
+                _shape(broken, rule, "freshness", _BREACHES),
+            ],
+            how="vertical",
+        ),
     )
 
 
@@ -374,8 +390,10 @@ def sla_report(
       :func:`stuck_runs` for those); a run that never ran has no lateness.
     - ``min_success_rate``: runs are bucketed by ``window`` (the rule's, not
       ``every``); the rate is completed / (completed + failed or crashed).
-    - ``freshness``: one row, at ``now``: the time since the last run that
-      ended COMPLETED (no such run: a breach with a null value).
+    - ``freshness``: one compliance row, at ``now``: the time since the last
+      run that ended COMPLETED (no such run: a breach with a null value). Its
+      breaches also list every past gap between two completions longer than
+      the limit (``at``: the completion before the gap, ``value``: the gap).
 
     Args:
         states: a states frame of any supported engine.
