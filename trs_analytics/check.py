@@ -196,7 +196,9 @@ def _breaches(
     states: Any, rules: Sequence[SlaRule], now: datetime, since: datetime, every: str
 ) -> pl.DataFrame:
     breaches = to_polars(sla_report(states, rules, every=every, now=now).breaches)
-    recent = breaches.filter((pl.col("check") == "freshness") | (pl.col("at") >= since))
+    gap_end = pl.col("at") + pl.duration(microseconds=(pl.col("value") * 1e6).cast(pl.Int64))
+    fresh = (pl.col("check") == "freshness") & (pl.col("at").is_null() | (gap_end >= since))
+    recent = breaches.filter(fresh | ((pl.col("check") != "freshness") & (pl.col("at") >= since)))
     runs = _run_ids(states, recent)
     messages = [_breach_message(r) for r in recent.iter_rows(named=True)]
     return recent.join(runs, on="task_run_id", how="left").select(
