@@ -638,6 +638,11 @@ def _scan_on(path: Path, engine: str, memory_limit: str | None) -> Any:
     metavar="URL",
     help="The Prefect UI address that run ids link to (e.g. http://127.0.0.1:4200).",
 )
+@click.option(
+    "--rules",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="SLA rules (TOML, docs/sla.md) whose breaches the report lists.",
+)
 @_output_options
 def report(
     path: Path,
@@ -647,6 +652,7 @@ def report(
     engine: str,
     memory_limit: str | None,
     ui_url: str | None,
+    rules: Path | None,
 ) -> None:
     """Write the HTML report of a dataset folder or a Parquet file of states.
 
@@ -657,14 +663,16 @@ def report(
       trs-analytics report data/sample_states.parquet --out report.html
       trs-analytics report states/ --out report.html --engine duckdb --memory-limit 2GB
     """
+    from trs_analytics.check import load_rules
     from trs_analytics.report import write_report
 
     output = _output()
     started = time.monotonic()
     with _errors():
+        chosen = load_rules(rules) if rules is not None else []
         _require_parquet(path)
         states = _scan_on(path, engine, memory_limit)
-        written = write_report(states, out, title=title, period=period, ui_url=ui_url)
+        written = write_report(states, out, title=title, period=period, ui_url=ui_url, rules=chosen)
     seconds = time.monotonic() - started
     output.summary(
         f"wrote {written} from {path} in {seconds:.1f} s",

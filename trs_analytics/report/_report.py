@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import narwhals as nw
 import polars as pl
@@ -28,6 +28,7 @@ from trs_analytics.charts._common import time_span
 from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.metrics import RUN_COLUMNS, duration_trend, run_volume, to_polars
 from trs_analytics.report._breakdowns import error_table, outcome_table, run_table
+from trs_analytics.report._flagged import flagged_sections
 from trs_analytics.report._html import page
 from trs_analytics.report._links import ui_url as _ui_from_api
 from trs_analytics.report._sections import Cards, ChartSection, Section, TableSection, render
@@ -38,6 +39,11 @@ from trs_analytics.report._tables import (
     worst_by_p95,
 )
 from trs_analytics.schema import REQUIRED_METRIC_COLUMNS, StateType, require_columns
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from trs_analytics.metrics import SlaRule
 
 __all__ = ["write_report"]
 
@@ -63,7 +69,11 @@ def auto_period(states: pl.DataFrame) -> str:
 
 
 def _sections(
-    states: pl.DataFrame, period: str, now: datetime | None, ui: str | None
+    states: pl.DataFrame,
+    period: str,
+    now: datetime | None,
+    ui: str | None,
+    rules: Sequence[SlaRule] = (),
 ) -> list[Section]:
     """The report, top to bottom."""
     # first, so that a bad period or now fails before the charts are drawn
@@ -101,6 +111,9 @@ def _sections(
             links={"task run": "url"},
         ),
     ]
+    last = states["timestamp"].max()
+    at = now or (last if isinstance(last, datetime) else datetime.now(UTC))
+    sections += flagged_sections(states, now=at, rules=rules, ui=ui)
     for by, noun in _BREAKDOWNS:
         sections.append(
             TableSection(
@@ -181,14 +194,16 @@ def write_report(
     now: datetime | None = None,
     ui_url: str | None = None,
     api_url: str | None = None,
+    rules: Sequence[SlaRule] = (),
 ) -> Path:
     """Write a self-contained HTML report of a states dataset, readable offline.
 
     The page holds the headline numbers (runs, failure rates with their 95%
     interval, retries and rescues, run time, queue wait and lateness), the
     charts of :mod:`trs_analytics.charts`, the worst tasks by p95 run time and
-    by failure rate, and the tasks that regressed in the last ``period``
-    against the ``period`` before. The Vega JavaScript is inlined (no CDN);
+    by failure rate, the tasks that regressed in the last ``period``
+    against the ``period`` before, and the anomalous days, stuck runs and SLA
+    breaches ("Anomalies and SLAs", one line when nothing is flagged). The Vega JavaScript is inlined (no CDN);
     each chart's menu saves it as PNG or SVG.
 
     Args:
@@ -209,6 +224,8 @@ def write_report(
         api_url: the Prefect API's address, to derive ``ui_url`` from when it
             is not given (``.../api`` on a server, ``app.prefect.cloud/...``
             for Prefect Cloud).
+        rules: SLA rules (``trs_analytics.check.load_rules``) whose breaches
+            the "Anomalies and SLAs" section lists.
 
     Returns:
         The path written.
@@ -241,7 +258,7 @@ def write_report(
     if period == "auto":
         period = auto_period(frame)
     ui = ui_url or (_ui_from_api(api_url) if api_url else None)
-    body, specs = render(_sections(frame, period, now, ui))
+    body, specs = render(_sections(frame, period, now, ui, rules))
     generated = datetime.now(UTC)
     first, last = frame["timestamp"].min(), frame["timestamp"].max()
     span = (
