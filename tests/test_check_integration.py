@@ -1,7 +1,7 @@
 """``trs-analytics check`` against real Prefect servers, with ground truth the tasks record.
 
-A flow of our own (a distinct name, so that the tests that count the workload's runs in its
-recorded window are not disturbed) runs one task fast three times, then once slow on purpose;
+A flow of our own (a distinct name, run after the window of the workload whose runs other
+tests count) runs one task fast three times, then once slow on purpose;
 the task prints its own task-run id and sleep. ``check --emit-events`` must flag the slow run
 (an SLA breach of max_run_time) and its event must arrive on the server, read back from
 ``/api/events/filter`` by its related task run.
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from devtools.prefect_harness import PrefectServer
+    from devtools.workload import GroundTruth
 
 PROBE = textwrap.dedent(
     """
@@ -81,9 +82,13 @@ def _wait_for(predicate: Any, what: str, timeout: float = 60.0) -> Any:
 
 
 def test_check_flags_the_slow_run_and_its_event_arrives(
-    prefect_server: PrefectServer, tmp_path: Path
+    prefect_server: PrefectServer, workload: GroundTruth, tmp_path: Path
 ) -> None:
-    started = datetime.now(UTC) - timedelta(seconds=5)
+    # the tests that count the workload's runs read its window, up to a minute after it:
+    # our runs come after that (in a full run the workload finished long before)
+    after_window = workload.finished_at + timedelta(minutes=1, seconds=2)
+    time.sleep(max(0.0, (after_window - datetime.now(UTC)).total_seconds()))
+    started = datetime.now(UTC) - timedelta(seconds=1)
     truth = _run_probe(prefect_server, tmp_path)
     slow = [t["task_run_id"] for t in truth if t["seconds"] > 0]
     assert len(truth) == 4

@@ -26,7 +26,7 @@ SOURCES = ["states", "events"]
 def _window(workload: GroundTruth) -> dict[str, datetime]:
     return {
         "since": workload.started_at - timedelta(minutes=1),
-        "until": datetime.now(UTC) + timedelta(minutes=1),
+        "until": workload.finished_at + timedelta(minutes=1),
     }
 
 
