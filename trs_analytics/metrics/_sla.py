@@ -413,7 +413,7 @@ def sla_report(
         ``breaches``: ``rule``, ``check``, ``bucket``, ``task_run_id``,
         ``task_name``, ``flow_name`` (null for a window or freshness breach),
         ``at`` (the run's first state, the window's start, or the last
-        completion), ``value``, ``limit``; ordered by rule, check, bucket, run.
+        completion), ``value``, ``limit``; ordered by rule, check, bucket, run, ``at``.
 
     Raises:
         ConfigurationError: no rules, or a bad ``every`` or ``now``.
@@ -465,7 +465,7 @@ def sla_report(
                 parts.append(_freshness_check(chosen, rule, now_us, every))
     compliance = nw.concat([c for c, _ in parts], how="vertical").sort("rule", "check", "bucket")
     breaches = nw.concat([b for _, b in parts], how="vertical").sort(
-        "rule", "check", "bucket", RUN, nulls_last=True
+        "rule", "check", "bucket", RUN, "at", nulls_last=True
     )
     return SlaReport(
         finish(compliance, states, timestamps=["bucket"], counts=["runs", "breaches"]),
