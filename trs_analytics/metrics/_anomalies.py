@@ -310,25 +310,18 @@ def _duration_anomalies(states: Any, s: _Settings) -> nw.LazyFrame[Any]:
         upper=(nw.col("_med") + nw.col("_width") - seconds).exp(),
     )
     stats = _flag(stats, s, above, below)
-    change = ((nw.col("_obs") - nw.col("_med")).abs().exp() - 1) * 100
+    ratio = (nw.col("_obs") - nw.col("_med")).exp()
+    change = nw.when(nw.col("direction") == "spike").then(
+        nw.concat_str(_tenths(ratio), nw.lit(" times the expected"))
+    )
+    change = change.otherwise(
+        nw.concat_str(_whole((1 - ratio) * 100), nw.lit("% below the expected"))
+    )
     z_text = nw.when(~nw.col("score").is_null()).then(
         nw.concat_str(nw.lit(" (robust z "), _tenths(nw.col("score").abs()), nw.lit(")"))
     )
-    return _explain(
-        stats,
-        s,
-        nw.concat_str(
-            nw.lit(f"median {s.metric} "),
-            _whole(change),
-            nw.when(nw.col("direction") == "spike")
-            .then(nw.lit("% above"))
-            .otherwise(nw.lit("% below")),
-            nw.lit(" the expected "),
-            _tenths(nw.col("expected")),
-            nw.lit(" s"),
-            z_text.fill_null(""),
-        ),
-    )
+    sentence = nw.concat_str(nw.lit(f"median {s.metric} "), change, z_text.fill_null(""))
+    return _explain(stats, s, sentence)
 
 
 def _failure_anomalies(states: Any, s: _Settings) -> nw.LazyFrame[Any]:
@@ -501,7 +494,7 @@ def detect_anomalies(
         >>> flagged.select("task_name", "bucket").equals(planted_spike.select("task_name", "bucket"))
         True
         >>> flagged["reason"].to_list()
-        ['median run_time 195% above the expected 98.0 s (robust z 8.5)']
+        ['median run_time 2.9 times the expected (robust z 8.5)']
         >>> found.columns[1:]
         ['bucket', 'metric', 'runs', 'observed', 'expected', 'lower', 'upper', 'score', 'training_size', 'anomalous', 'direction', 'reason']
     """
