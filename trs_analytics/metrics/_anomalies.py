@@ -311,12 +311,9 @@ def _duration_anomalies(states: Any, s: _Settings) -> nw.LazyFrame[Any]:
     )
     stats = _flag(stats, s, above, below)
     ratio = (nw.col("_obs") - nw.col("_med")).exp()
-    change = nw.when(nw.col("direction") == "spike").then(
-        nw.concat_str(_tenths(ratio), nw.lit(" times the expected"))
-    )
-    change = change.otherwise(
-        nw.concat_str(_whole((1 - ratio) * 100), nw.lit("% below the expected"))
-    )
+    times = nw.concat_str(_tenths(ratio), nw.lit(" times the expected"))
+    below = nw.concat_str(_whole((1 - ratio) * 100), nw.lit("% below the expected"))
+    change = nw.when(nw.col("direction") == "spike").then(times).otherwise(below)
     z_text = nw.when(~nw.col("score").is_null()).then(
         nw.concat_str(nw.lit(" (robust z "), _tenths(nw.col("score").abs()), nw.lit(")"))
     )
