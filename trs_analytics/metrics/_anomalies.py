@@ -115,7 +115,7 @@ class AnomalyOptions(TypedDict, total=False):
     by: str | Sequence[str] | None
     metric: AnomalyMetric
     every: str
-    training: str
+    training: str | None
     min_training: int
     min_runs: int
     z: float
@@ -132,12 +132,15 @@ class _Settings:
         self.metric = str(options.get("metric", "run_time"))
         self.every = str(options.get("every", "1d"))
         self.width = duration_micros(self.every)
-        self.training = duration_micros(options.get("training", "14d"), argument="training")
+        self.seasonality = options.get("seasonality")
+        training = options.get("training")
+        if training is None:
+            training = "98d" if self.seasonality == "day_of_week" else "14d"
+        self.training = duration_micros(training, argument="training")
         self.min_training = int(options.get("min_training", 14))
         self.min_runs = int(options.get("min_runs", 5))
         self.z = float(options.get("z", 3.0))
         self.min_change = float(options.get("min_change", 1.0))
-        self.seasonality = options.get("seasonality")
         direction = options.get("direction")
         if direction is None:
             direction = "spike" if self.metric == "failure_rate" else "both"
@@ -215,24 +218,26 @@ def _group_key(keys: Sequence[str]) -> nw.Expr:
 def _training_pairs(
     detect: nw.LazyFrame[Any], points: nw.LazyFrame[Any], s: _Settings
 ) -> nw.LazyFrame[Any]:
-    """Each detection bucket joined with its group's points in the training window."""
-    train = points.select(
-        nw.col("_gk"),
-        nw.col("bucket").alias("_tb"),
-        nw.col("_season").alias("_ts"),
-        *_point_values(points),
-    )
+    """Each detection bucket joined with its group's points in the training window.
+
+    The window is found on buckets first (each detection bucket with the
+    group's earlier buckets in range: a few hundred rows per group), and only
+    then are the points joined in, each to the buckets it trains.
+    """
     window = (
         (nw.col("_tb") < nw.col("bucket"))
         & (nw.col("_tb") >= nw.col("bucket") - s.training)
         & (nw.col("_ts") == nw.col("_season"))
     )
-    return detect.select("_gk", "bucket", "_season").join(train, on="_gk").filter(window)
-
-
-def _point_values(points: nw.LazyFrame[Any]) -> list[nw.Expr]:
+    buckets = detect.select("_gk", "bucket", "_season")
+    earlier = buckets.select(
+        nw.col("_gk"), nw.col("bucket").alias("_tb"), nw.col("_season").alias("_ts")
+    )
+    ranges = buckets.join(earlier, on="_gk").filter(window).select("_gk", "bucket", "_tb")
     names = points.collect_schema().names()
-    return [nw.col(c).alias(f"_t{c}") for c in ("_x", "runs", "failed") if c in names]
+    values = [nw.col(c).alias(f"_t{c}") for c in ("_x", "runs", "failed") if c in names]
+    train = points.select(nw.col("_gk"), nw.col("bucket").alias("_tb"), *values)
+    return ranges.join(train, on=["_gk", "_tb"])
 
 
 def _median(expr: nw.Expr) -> nw.Expr:
@@ -305,25 +310,15 @@ def _duration_anomalies(states: Any, s: _Settings) -> nw.LazyFrame[Any]:
         upper=(nw.col("_med") + nw.col("_width") - seconds).exp(),
     )
     stats = _flag(stats, s, above, below)
-    change = ((nw.col("_obs") - nw.col("_med")).abs().exp() - 1) * 100
+    ratio = (nw.col("_obs") - nw.col("_med")).exp()
+    times = nw.concat_str(_tenths(ratio), nw.lit(" times the expected"))
+    below = nw.concat_str(_whole((1 - ratio) * 100), nw.lit("% below the expected"))
+    change = nw.when(nw.col("direction") == "spike").then(times).otherwise(below)
     z_text = nw.when(~nw.col("score").is_null()).then(
         nw.concat_str(nw.lit(" (robust z "), _tenths(nw.col("score").abs()), nw.lit(")"))
     )
-    return _explain(
-        stats,
-        s,
-        nw.concat_str(
-            nw.lit(f"median {s.metric} "),
-            _whole(change),
-            nw.when(nw.col("direction") == "spike")
-            .then(nw.lit("% above"))
-            .otherwise(nw.lit("% below")),
-            nw.lit(" the expected "),
-            _tenths(nw.col("expected")),
-            nw.lit(" s"),
-            z_text.fill_null(""),
-        ),
-    )
+    sentence = nw.concat_str(nw.lit(f"median {s.metric} "), change, z_text.fill_null(""))
+    return _explain(stats, s, sentence)
 
 
 def _failure_anomalies(states: Any, s: _Settings) -> nw.LazyFrame[Any]:
@@ -341,25 +336,30 @@ def _failure_anomalies(states: Any, s: _Settings) -> nw.LazyFrame[Any]:
         runs=nw.col("_counted").sum(), failed=nw.col("_failed").sum()
     )
     on = ["_gk", "bucket"]
+    # each side's bounds are computed before the join, which Spark does not inline through
+    n = nw.col("training_size")
+    base_low, base_high = wilson(nw.col("_base_failed"), n, z=s.z)
     base = (
         _training_pairs(detect, detect, s)
         .group_by(*on)
         .agg(training_size=nw.col("_truns").sum(), _base_failed=nw.col("_tfailed").sum())
-    )
-    stats = detect.join(base, on=on, how="left").with_columns(
-        nw.col("training_size", "_base_failed").fill_null(0)
+        .with_columns(
+            expected=nw.when(n > 0).then(nw.col("_base_failed") / n.cast(nw.Float64())),
+            lower=base_low,
+            upper=base_high,
+        )
     )
     low, high = wilson(nw.col("failed"), nw.col("runs"), z=s.z)
-    base_low, base_high = wilson(nw.col("_base_failed"), nw.col("training_size"), z=s.z)
-    rate = nw.when(nw.col("runs") > 0).then(nw.col("failed") / nw.col("runs").cast(nw.Float64()))
-    n = nw.col("training_size").cast(nw.Float64())
-    stats = stats.with_columns(
-        observed=rate,
-        expected=nw.when(nw.col("training_size") > 0).then(nw.col("_base_failed") / n),
-        lower=base_low,
-        upper=base_high,
-        _up=low - base_high,
-        _down=base_low - high,
+    runs_n = nw.col("runs")
+    bounded = detect.with_columns(
+        observed=nw.when(runs_n > 0).then(nw.col("failed") / runs_n.cast(nw.Float64())),
+        _low=low,
+        _high=high,
+    )
+    stats = bounded.join(base, on=on, how="left").with_columns(
+        training_size=nw.col("training_size").fill_null(0),
+        _up=nw.col("_low") - nw.col("upper"),
+        _down=nw.col("lower") - nw.col("_high"),
     )
     gaps = [nw.col("_up")] if s.spikes else []
     gaps += [nw.col("_down")] if s.drops else []
@@ -423,7 +423,7 @@ def detect_anomalies(
     by: str | Sequence[str] | None = "task_name",
     metric: AnomalyMetric = "run_time",
     every: str = "1d",
-    training: str = "14d",
+    training: str | None = None,
     min_training: int = 14,
     min_runs: int = 5,
     z: float = 3.0,
@@ -451,7 +451,9 @@ def detect_anomalies(
             ``"lateness"``, ``"retry_wait"`` (the functions of the same name)
             or ``"failure_rate"``.
         every: the bucket width (``"1h"``, ``"1d"``), aligned to the epoch (UTC).
-        training: how far back the training window reaches (``"14d"``).
+        training: how far back the training window reaches; ``None``: ``"14d"``,
+            or ``"98d"`` with ``seasonality="day_of_week"`` (14 weeks: 14
+            buckets of the same weekday, as 14 days hold 14 daily buckets).
         min_training: the fewest training runs for a bucket to be judged.
         min_runs: the fewest runs (durations, or completed + failed runs) in
             the bucket for it to be judged.
@@ -489,7 +491,7 @@ def detect_anomalies(
         >>> flagged.select("task_name", "bucket").equals(planted_spike.select("task_name", "bucket"))
         True
         >>> flagged["reason"].to_list()
-        ['median run_time 195% above the expected 98.0 s (robust z 8.5)']
+        ['median run_time 2.9 times the expected (robust z 8.5)']
         >>> found.columns[1:]
         ['bucket', 'metric', 'runs', 'observed', 'expected', 'lower', 'upper', 'score', 'training_size', 'anomalous', 'direction', 'reason']
     """
