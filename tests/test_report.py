@@ -435,6 +435,7 @@ def test_the_anomalies_and_slas_section_lists_what_was_planted_or_says_nothing(
     )
     text = path.read_text(encoding="utf-8")
     assert "<h2>Anomalies and SLAs</h2>" in text
+    assert "<h2>Expected run time band</h2>" in text  # the planted spikes, in their band
     truth = planted.truth
     for kind in ("stuck", "late_run"):
         for run in truth.filter(pl.col("kind") == kind)["task_run_id"]:

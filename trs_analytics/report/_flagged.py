@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from trs_analytics._format import duration_expr
+from trs_analytics.charts import anomaly_chart
 from trs_analytics.metrics import detect_anomalies, sla_report, stuck_runs
 from trs_analytics.report._links import task_run_url
-from trs_analytics.report._sections import Section, TableSection
+from trs_analytics.report._sections import ChartSection, Section, TableSection
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -36,12 +37,13 @@ def _urls(ids: pl.Series, ui: str | None) -> pl.Series:
     )
 
 
-def _anomalies(states: pl.DataFrame) -> pl.DataFrame:
-    frames = [
-        detect_anomalies(states, metric=metric).filter(pl.col("anomalous"))
-        for metric in ("run_time", "failure_rate")
-    ]
-    found = pl.concat(frames)
+def _anomalies(states: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """detect_anomalies' full result per metric (the chart draws the band around the series)."""
+    return {m: detect_anomalies(states, metric=m) for m in ("run_time", "failure_rate")}
+
+
+def _anomaly_table(results: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    found = pl.concat([r.filter(pl.col("anomalous")) for r in results.values()])
     return found.sort("bucket", "task_name").select(
         pl.col("task_name").alias("task"),
         pl.col("metric"),
@@ -96,7 +98,8 @@ def flagged_sections(
         ...                                      rules=[], ui=None)]
         ['Anomalies and SLAs', 'Stuck runs']
     """
-    anomalies = _anomalies(states)
+    results = _anomalies(states)
+    anomalies = _anomaly_table(results)
     stuck = _stuck(states, now, ui)
     breaches = _breaches(states, rules, now, ui) if rules else pl.DataFrame()
     if anomalies.is_empty() and stuck.is_empty() and breaches.is_empty():
@@ -108,6 +111,15 @@ def flagged_sections(
     )
     sections: list[Section] = [
         TableSection(HEADING, anomalies, empty="No anomalous day.", caption=caption),
+        *(
+            ChartSection(
+                f"Expected {metric.replace('_', ' ')} band",
+                anomaly_chart(result),
+                "Each flagged task's series inside its expected band; flagged days in red.",
+            )
+            for metric, result in results.items()
+            if result["anomalous"].any()
+        ),
         TableSection(
             "Stuck runs",
             stuck,
