@@ -27,7 +27,7 @@ SOURCES: list[Source] = ["states", "events"]
 def _window(workload: GroundTruth) -> dict[str, Any]:
     return {
         "since": workload.started_at - timedelta(minutes=1),
-        "until": datetime.now(UTC) + timedelta(minutes=1),
+        "until": workload.finished_at + timedelta(minutes=1),
     }
 
 

@@ -8,7 +8,7 @@ hits, failures. The ground truth is what the workload's tasks recorded as they r
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import polars as pl
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 
 def _window(truth: GroundTruth) -> tuple[datetime, datetime]:
-    return truth.started_at - timedelta(minutes=1), datetime.now(UTC) + timedelta(minutes=1)
+    return truth.started_at - timedelta(minutes=1), truth.finished_at + timedelta(minutes=1)
 
 
 def _has_events(line: ServerLine) -> bool:

@@ -94,3 +94,51 @@ def test_the_package_and_the_cli_do_not_import_prefect() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip() == "False"
+
+
+RUN_CHECK_FLOW = textwrap.dedent(
+    """
+    import json, sys
+    from trs_analytics.flows import check_flow
+
+    result = check_flow(path=sys.argv[1], now=sys.argv[2])
+    print("RESULT " + json.dumps(result))
+    """
+)
+
+
+def test_the_check_flow_publishes_its_findings_as_an_artifact(
+    tmp_path: Path, prefect_server: PrefectServer
+) -> None:
+    import trs_analytics as ta
+
+    planted = ta.generate_planted(seed=11, days=20, warmup_days=14, n_tasks=4)
+    path = tmp_path / "planted.parquet"
+    planted.states.write_parquet(path)
+    stuck = sorted(planted.truth.filter(pl.col("kind") == "stuck")["task_run_id"])
+    env = {**prefect_server.client_env(), "PREFECT_LOGGING_LEVEL": "WARNING"}
+    done = subprocess.run(
+        [sys.executable, "-c", RUN_CHECK_FLOW, str(path), planted.end.isoformat()],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
+    result = json.loads(line.removeprefix("RESULT "))
+    assert result["flagged"] is True
+    assert result["stuck"] == len(stuck)
+
+    artifacts = httpx.post(
+        f"{prefect_server.api_url}/artifacts/filter",
+        json={"artifacts": {"key": {"any_": ["trs-analytics-check"]}}, "sort": "CREATED_DESC"},
+        timeout=10,
+    ).json()
+    markdown = artifacts[0]["data"]
+    assert artifacts[0]["type"] == "markdown"
+    assert markdown.startswith("# trs-analytics check: flagged")
+    for run in stuck:
+        assert run in markdown

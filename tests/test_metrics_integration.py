@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import polars as pl
@@ -20,7 +20,7 @@ def states(prefect_server: PrefectServer, workload: GroundTruth) -> pl.LazyFrame
     frame = ta.fetch_states(
         prefect_server.api_url,
         since=workload.started_at - timedelta(minutes=1),
-        until=datetime.now(UTC) + timedelta(minutes=1),
+        until=workload.finished_at + timedelta(minutes=1),
     )
     return frame.lazy()
 

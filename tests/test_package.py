@@ -28,7 +28,8 @@ LAYERS = [
     {"metrics", "synthetic"},
     {"charts"},
     {"report"},
-    {"export", "cli", "flows", "__init__"},
+    {"export", "check"},
+    {"cli", "flows", "__init__"},
 ]
 
 

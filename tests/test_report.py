@@ -227,3 +227,28 @@ def test_report_with_flow_runs_renders_in_chromium(flow_report: Path, tmp_path: 
     for chart in result["charts"]:
         assert chart["svg"], chart
         assert all(n > 0 for n in chart["panels"]), f"a blank panel: {chart}"
+
+
+def test_the_anomalies_and_slas_section_lists_what_was_planted_or_says_nothing(
+    tmp_path: Path,
+) -> None:
+    planted = ta.generate_planted(seed=2, days=20, n_tasks=4)
+    rules = ta.parse_rules('[[rule]]\nname = "on time"\ntask = "*"\nmax_lateness = "15m"')
+    path = write_report(
+        planted.states, tmp_path / "r.html", now=planted.end, rules=rules, ui_url="http://ui"
+    )
+    text = path.read_text(encoding="utf-8")
+    assert "<h2>Anomalies and SLAs</h2>" in text
+    assert "<h2>Expected run time band</h2>" in text  # the planted spikes, in their band
+    truth = planted.truth
+    for kind in ("stuck", "late_run"):
+        for run in truth.filter(pl.col("kind") == kind)["task_run_id"]:
+            assert f'href="http://ui/runs/task-run/{run}"' in text, (kind, run)
+    clean = ta.generate_planted(
+        seed=2, days=20, n_tasks=4, spikes=0, failure_jumps=0, stuck=0, slow_runs=0,
+        late_runs=0, gaps=0,
+    )  # fmt: skip
+    quiet = write_report(clean.states, tmp_path / "q.html", now=clean.end, rules=rules)
+    assert "Nothing flagged: no anomalous day, no stuck run, no SLA breach." in quiet.read_text(
+        encoding="utf-8"
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import pytest
@@ -29,7 +29,7 @@ def states(prefect_server: PrefectServer, workload: GroundTruth) -> pl.DataFrame
     return ta.fetch_states(
         prefect_server.api_url,
         since=workload.started_at - timedelta(minutes=1),
-        until=datetime.now(UTC) + timedelta(minutes=1),
+        until=workload.finished_at + timedelta(minutes=1),
     )
 
 

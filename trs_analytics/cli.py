@@ -1,4 +1,4 @@
-"""The ``trs-analytics`` command: export, fetch, info and report.
+"""The ``trs-analytics`` command: export, fetch, info, report and check.
 
 Each command parses its options, calls the library, and turns a library error
 into one ``Error: ...`` line on stderr and an exit code a scheduler can act on
@@ -21,7 +21,7 @@ import click
 
 from trs_analytics._atomic import check_writable, storage_error
 from trs_analytics._progress import progress_bar
-from trs_analytics._time import iso, parse_age
+from trs_analytics._time import iso, parse_age, parse_when
 from trs_analytics.client import PrefectClient
 from trs_analytics.engines import check_engine, import_engine
 from trs_analytics.exceptions import (
@@ -52,7 +52,12 @@ if TYPE_CHECKING:
 
     from trs_analytics.fetch import Source
 
-__all__ = ["EXIT_CODES", "main"]
+__all__ = ["EXIT_CODES", "Flagged", "main"]
+
+
+class Flagged(Exception):
+    """``check`` found something: exit code 1, which is not an error code."""
+
 
 #: Exit codes, most specific first: ``(exception class, code, meaning)``. The
 #: top-level help and docs/cli.md's table are written from this one table.
@@ -64,7 +69,8 @@ EXIT_CODES: Final[tuple[tuple[type[BaseException], int, str], ...]] = (
     (PrefectAPIError, 5, "the server answered, but not with the Prefect API (wrong URL?)"),
     (StorageError, 6, "the dataset or file cannot be read, or written safely (read-only, full)"),
     (ConfigurationError, 2, "a bad option, or no API URL configured"),
-    (TrsAnalyticsError, 1, "any other error"),
+    (Flagged, 1, "check: something was flagged (anomaly, stuck run, SLA breach); not an error"),
+    (TrsAnalyticsError, 8, "any other error"),
     (KeyboardInterrupt, 130, "interrupted (Ctrl-C); files written before are kept"),
 )
 
@@ -351,6 +357,7 @@ _MAIN_HELP = """Task-run state analytics for Prefect: export states to Parquet, 
 Example:
   trs-analytics report data/sample_states.parquet --out report.html
   trs-analytics export --api-url http://127.0.0.1:4200/api --out states/
+  trs-analytics check states/ --rules sla.toml
 
 """
 
@@ -662,6 +669,11 @@ def _flow_runs_for_report(path: Path, explicit: Path | None) -> Any:
     help="Flow-run states (a dataset, its _flow_run_states/ table or a Parquet file) for the "
     "report's 'Flow runs' part. Default: the dataset's own flow-run table, when it has one.",
 )
+@click.option(
+    "--rules",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="SLA rules (TOML, docs/sla.md) whose breaches the report lists.",
+)
 @_output_options
 def report(
     path: Path,
@@ -672,6 +684,7 @@ def report(
     memory_limit: str | None,
     ui_url: str | None,
     flow_run_states: Path | None,
+    rules: Path | None,
 ) -> None:
     """Write the HTML report of a dataset folder or a Parquet file of states.
 
@@ -684,11 +697,13 @@ def report(
       trs-analytics report data/sample_states.parquet --out report.html \\
         --flow-run-states data/sample_flow_run_states.parquet
     """
+    from trs_analytics.check import load_rules
     from trs_analytics.report import write_report
 
     output = _output()
     started = time.monotonic()
     with _errors():
+        chosen = load_rules(rules) if rules is not None else []
         _require_parquet(path)
         states = _scan_on(path, engine, memory_limit)
         written = write_report(
@@ -698,6 +713,7 @@ def report(
             period=period,
             ui_url=ui_url,
             flow_run_states=_flow_runs_for_report(path, flow_run_states),
+            rules=chosen,
         )
     seconds = time.monotonic() - started
     output.summary(
@@ -707,6 +723,115 @@ def report(
         path=str(path),
         seconds=round(seconds, 3),
     )
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path), required=False)
+@click.option(
+    "--since",
+    metavar="WHEN",
+    help="With --api-url: start of the window fetched (default 7d). With PATH: keep the "
+    "states from then on (default: all). The history the checks learn from.",
+)
+@click.option(
+    "--rules",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="SLA rules, a TOML file of [[rule]] tables (docs/sla.md).",
+)
+@click.option(
+    "--recent",
+    default="1d",
+    show_default=True,
+    metavar="AGE",
+    help="Report what happened in this last period (older states are history).",
+)
+@click.option(
+    "--every",
+    default="1d",
+    show_default=True,
+    metavar="AGE",
+    help="Bucket width of the anomaly detection and of the per-run SLA checks.",
+)
+@click.option("--now", metavar="WHEN", help="Check as of this time (default: now).")
+@click.option(
+    "--emit-events",
+    is_flag=True,
+    help="Post each finding as a Prefect event (POST /api/events, Prefect 3) for automations.",
+)
+@click.option(
+    "--ui-url",
+    metavar="URL",
+    help="The Prefect UI address that runs link to (default: derived from the API URL).",
+)
+@_client_options
+@_output_options
+def check(
+    path: Path | None,
+    since: str | None,
+    rules: Path | None,
+    recent: str,
+    every: str,
+    now: str | None,
+    emit_events: bool,
+    ui_url: str | None,
+    **client_options: Any,
+) -> None:
+    """Check for anomalies, stuck runs and SLA breaches; exit 1 when something is flagged.
+
+    Reads PATH (a dataset folder or Parquet file) or, without PATH, fetches the
+    states of --since (7d) from the server. Prints one line per finding and a
+    summary line (JSON lines with --log-format json). Exit codes: 0 nothing
+    flagged, 1 something flagged, others as for every command.
+
+    \b
+    Example:
+      trs-analytics check --api-url http://127.0.0.1:4200/api --since 7d --rules sla.toml
+      trs-analytics check states/ --rules sla.toml --emit-events
+    """
+    import polars as pl
+
+    from trs_analytics.check import finding_events, load_rules, run_check
+    from trs_analytics.report._links import ui_url as ui_from_api
+
+    output = _output()
+    with _errors(), ExitStack() as stack:
+        at = parse_when(now) if now else datetime.now(UTC)
+        chosen = load_rules(rules) if rules is not None else []
+        client = None
+        if path is None or emit_events:
+            client = stack.enter_context(_client(client_options))
+        if path is not None:
+            _require_parquet(path)
+            states: Any = scan_states(path)
+            if since is not None:
+                states = states.filter(pl.col("timestamp") >= parse_when(since, now=at))
+        else:
+            assert client is not None
+            states = fetch_states(
+                client=client, since=since or "7d", until=at, progress=output.progress_enabled()
+            )
+        links = ui_url or (ui_from_api(client.settings.api_url) if client is not None else None)
+        result = run_check(states, rules=chosen, now=at, recent=recent, every=every, ui_url=links)
+        if emit_events and result.flagged:
+            assert client is not None
+            client.post_events(finding_events(result.findings, now=at))
+    for row in result.findings.iter_rows(named=True):
+        fields = {k: (iso(v) if isinstance(v, datetime) else v) for k, v in row.items()}
+        text = f"{row['kind']:<8} {row['check']:<16} {row['subject']}: {row['message']}"
+        if row["url"]:
+            text += f" {row['url']}"
+        output.summary(text, event="finding", **fields)
+    output.summary(
+        result.summary(),
+        event="check",
+        flagged=result.flagged,
+        runs=result.runs,
+        rules=result.rules,
+        events=result.findings.height if emit_events else 0,
+        **result.counts(),
+    )
+    if result.flagged:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

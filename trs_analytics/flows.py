@@ -1,4 +1,4 @@
-"""A Prefect flow that runs the incremental export, for ``.serve()`` or a deployment.
+"""Prefect flows that run the incremental export and the check, for ``.serve()`` or a deployment.
 
 Prefect is not a dependency of trs_analytics: this module needs it installed
 (``pip install prefect``) and says so when it is not. Serve it on a schedule
@@ -18,15 +18,20 @@ the flow exports from the server that runs it. Each run is one
 cursor minus the overlap, so a missed or failed run is caught up by the next.
 Two runs that overlap in time do not corrupt the dataset: the second one fails
 at once on the dataset's lock (or waits ``wait_seconds``).
+
+:func:`check_flow` runs ``trs-analytics check`` (anomalies, stuck runs, SLA
+rules) and publishes its findings as a Markdown artifact (key
+``trs-analytics-check``) on the flow run.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 try:
     from prefect import flow, get_run_logger
+    from prefect.artifacts import create_markdown_artifact
 except ImportError as err:  # pragma: no cover - exercised only without prefect
     msg = (
         "trs_analytics.flows needs Prefect, which is not installed. "
@@ -34,13 +39,20 @@ except ImportError as err:  # pragma: no cover - exercised only without prefect
     )
     raise ImportError(msg) from err
 
+from trs_analytics.check import finding_events, findings_markdown, load_rules, run_check
+from trs_analytics.client import PrefectClient
 from trs_analytics.export import export_states
-from trs_analytics.storage import DEFAULT_OVERLAP
+from trs_analytics.fetch import fetch_states, parse_when
+from trs_analytics.report._links import ui_url as ui_from_api
+from trs_analytics.storage import DEFAULT_OVERLAP, scan_states
 
 if TYPE_CHECKING:
     from trs_analytics.fetch import Source
 
-__all__ = ["export_flow"]
+__all__ = ["ARTIFACT_KEY", "check_flow", "export_flow"]
+
+#: The key of the Markdown artifact :func:`check_flow` publishes.
+ARTIFACT_KEY = "trs-analytics-check"
 
 
 @flow(name="trs-analytics-export", retries=1, retry_delay_seconds=60)
@@ -113,3 +125,68 @@ def export_flow(
     )
     get_run_logger().info("%s", result.summary())
     return result.as_dict()
+
+
+@flow(name="trs-analytics-check")
+def check_flow(
+    path: str | None = None,
+    api_url: str | None = None,
+    since: str = "7d",
+    rules: str | None = None,
+    recent: str = "1d",
+    every: str = "1d",
+    now: str | None = None,
+    emit_events: bool = False,
+) -> dict[str, Any]:
+    """Check for anomalies, stuck runs and SLA breaches; publish the findings as an artifact.
+
+    The same check as ``trs-analytics check``: states from the dataset or
+    Parquet file ``path``, else fetched (``since``) from ``api_url`` (default
+    the flow run's own ``PREFECT_API_URL``). The findings become a Markdown
+    artifact (key :data:`ARTIFACT_KEY`); with ``emit_events`` each is also a
+    Prefect event. The flow run completes whether or not something was
+    flagged: the artifact and the events carry the result.
+
+    Args:
+        path: a dataset folder or Parquet file; ``None``: fetch from the server.
+        api_url: the API URL; default the flow run's own ``PREFECT_API_URL``.
+        since: the history fetched from the server (an age or ISO-8601 time).
+        rules: a TOML file of SLA rules.
+        recent: the period whose findings are reported.
+        every: bucket width of anomalies and per-run SLA checks.
+        now: check as of this time (ISO-8601); default now.
+        emit_events: post each finding as a Prefect event.
+
+    Returns:
+        ``flagged``, the counts per kind, ``runs``, ``rules`` and ``findings``
+        (the findings' messages).
+
+    Examples:
+        >>> check_flow.name
+        'trs-analytics-check'
+        >>> check_flow(path="/data/prefect-states", rules="/etc/sla.toml")  # doctest: +SKIP
+        {'flagged': True, 'anomaly': 0, 'stuck': 1, 'sla': 2, ...}
+    """
+    at = parse_when(now) if now else datetime.now(UTC)
+    chosen = load_rules(rules) if rules else []
+    with PrefectClient(api_url) as client:
+        states = (
+            scan_states(path)
+            if path
+            else fetch_states(client=client, since=since, until=at, progress=False)
+        )
+        ui = ui_from_api(client.settings.api_url)
+        result = run_check(states, rules=chosen, now=at, recent=recent, every=every, ui_url=ui)
+        if emit_events and result.flagged:
+            client.post_events(finding_events(result.findings, now=at))
+    create_markdown_artifact(
+        markdown=findings_markdown(result), key=ARTIFACT_KEY, description=result.summary()
+    )
+    get_run_logger().info("%s", result.summary())
+    return {
+        "flagged": result.flagged,
+        **result.counts(),
+        "runs": result.runs,
+        "rules": result.rules,
+        "findings": result.findings["message"].to_list(),
+    }

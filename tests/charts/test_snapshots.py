@@ -23,7 +23,14 @@ if TYPE_CHECKING:
 
 SNAPSHOTS = Path(__file__).parent / "__snapshots__"
 
+
+def _anomalies(_states: pl.DataFrame) -> Any:
+    planted = ta.generate_planted(seed=1, n_tasks=3, days=21, runs_per_day=6, spikes=2)
+    return charts.anomaly_chart(ta.detect_anomalies(planted.states), top=2)
+
+
 CHARTS: dict[str, Callable[[pl.DataFrame], Any]] = {
+    "anomaly_chart": _anomalies,
     "duration_chart": lambda s: charts.duration_chart(s, top=5),
     "failure_rate_chart": lambda s: charts.failure_rate_chart(s, by="flow_name", every="1d", top=2),
     "retry_chart": lambda s: charts.retry_chart(s, top=5),

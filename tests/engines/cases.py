@@ -8,8 +8,10 @@ order is compared too).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import narwhals as nw
 import pytest
 
 import trs_analytics as ta
@@ -23,6 +25,40 @@ class Case:
     id: str
     call: Callable[[Any], Any]
     ordered: bool = False
+
+
+#: The "now" the stuck-run cases measure ages at: after the sample and the generated histories.
+NOW = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)
+
+
+def opened(states: Any) -> Any:
+    """Leave some runs open, on the engine they live in: runs whose id ends in 0 or 1 lose
+    their terminal states (stuck RUNNING), runs ending in 2 their RUNNING ones too (PENDING)."""
+    frame = nw.from_native(states)
+    run, kind = nw.col("task_run_id"), nw.col("type").cast(nw.String())
+    ends = run.str.ends_with("0") | run.str.ends_with("1")
+    terminal = kind.is_in(["COMPLETED", "FAILED", "CANCELLED", "CRASHED"])
+    pending = run.str.ends_with("2") & (terminal | (kind == "RUNNING"))
+    return frame.filter(~((ends & terminal) | pending)).to_native()
+
+
+#: SLA rules with every check and selector kind (the sample has lookup_region in flow reports).
+RULES = ta.parse_rules(
+    """
+[[rule]]
+name = "every task"
+task = "*"
+max_run_time = "1s"
+max_lateness = "1s"
+freshness = "5s"
+
+[[rule]]
+task = "lookup_*"
+flow = "re?orts"
+min_success_rate = 0.99
+window = "1m"
+"""
+)
 
 
 def cases(*, window: str, min_runs: int) -> list[Any]:
@@ -84,5 +120,20 @@ def cases(*, window: str, min_runs: int) -> list[Any]:
         Case("slot_waits", ta.slot_waits, ordered=True),
         Case("critical_path", ta.critical_path, ordered=True),
         Case("flow_time_shares", ta.flow_time_shares, ordered=True),
+        Case(
+            "sla_report-compliance",
+            lambda s: ta.sla_report(s, RULES, every=window, now=NOW).compliance,
+            ordered=True,
+        ),
+        Case(
+            "sla_report-breaches",
+            lambda s: ta.sla_report(s, RULES, every=window, now=NOW).breaches,
+            ordered=True,
+        ),
+        Case(
+            "stuck_runs-limit-by-tags",
+            lambda s: ta.stuck_runs(opened(s), now=NOW, by="tags", limit="10m"),
+            ordered=True,
+        ),
     ]
     return [pytest.param(case, id=case.id) for case in table]

@@ -7,7 +7,7 @@ each engine, and every metric is checked equal across engines.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -29,7 +29,7 @@ def fetched(prefect_server: PrefectServer, workload: GroundTruth) -> pl.DataFram
     return ta.fetch_states(
         prefect_server.api_url,
         since=workload.started_at - timedelta(minutes=1),
-        until=datetime.now(UTC) + timedelta(minutes=1),
+        until=workload.finished_at + timedelta(minutes=1),
         # the per-run states: the workload waits until they are readable, while the
         # events behind source="auto" may still be persisting (seen once under load)
         source="states",

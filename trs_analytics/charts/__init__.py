@@ -14,6 +14,7 @@ look they have in reports and saved files.
 
 from __future__ import annotations
 
+from trs_analytics.charts._anomalies import anomaly_chart, anomaly_series
 from trs_analytics.charts._breakdowns import duration_trend_chart, volume_chart
 from trs_analytics.charts._durations import (
     DURATION_METRICS,
@@ -54,6 +55,8 @@ __all__ = [
     "AnyChart",
     "ChartFormat",
     "DurationMetric",
+    "anomaly_chart",
+    "anomaly_series",
     "chart_spec",
     "concurrency_chart",
     "concurrency_series",

@@ -11,6 +11,14 @@ that tells the engines apart). Every function first builds each task run's
 
 from __future__ import annotations
 
+from trs_analytics.metrics._anomalies import (
+    ANOMALY_COLUMNS,
+    AnomalyMetric,
+    AnomalyOptions,
+    Direction,
+    Seasonality,
+    detect_anomalies,
+)
 from trs_analytics.metrics._breakdowns import (
     OUTCOME_COLUMNS,
     duration_trend,
@@ -46,7 +54,9 @@ from trs_analytics.metrics._flows import currently_failing, landing_time, time_t
 from trs_analytics.metrics._frames import to_polars
 from trs_analytics.metrics._inside import critical_path, flow_time_shares
 from trs_analytics.metrics._retries import retry_counts, retry_distribution
+from trs_analytics.metrics._sla import SlaReport, SlaRule, parse_rules, sla_report
 from trs_analytics.metrics._states import state_intervals, transitions
+from trs_analytics.metrics._stuck import stuck_runs
 from trs_analytics.metrics._summary import (
     CompareOptions,
     Metric,
@@ -56,19 +66,27 @@ from trs_analytics.metrics._summary import (
 )
 
 __all__ = [
+    "ANOMALY_COLUMNS",
     "ANY",
     "OUTCOME_COLUMNS",
     "RUN_COLUMNS",
     "TERMINAL",
+    "AnomalyMetric",
+    "AnomalyOptions",
     "CompareOptions",
+    "Direction",
     "Metric",
     "Occurrence",
+    "Seasonality",
     "Selector",
+    "SlaReport",
+    "SlaRule",
     "cache_hits",
     "compare_windows",
     "concurrency",
     "critical_path",
     "currently_failing",
+    "detect_anomalies",
     "duration_trend",
     "durations",
     "end_to_end",
@@ -81,6 +99,7 @@ __all__ = [
     "lateness",
     "outcome_counts",
     "parse_every",
+    "parse_rules",
     "peak_concurrency",
     "queue_wait",
     "regressions",
@@ -90,9 +109,11 @@ __all__ = [
     "run_outcomes",
     "run_time",
     "run_volume",
+    "sla_report",
     "slot_waits",
     "slowest_runs",
     "state_intervals",
+    "stuck_runs",
     "summarize",
     "time_in_state",
     "time_to_resolution",

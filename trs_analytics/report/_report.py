@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import narwhals as nw
 import polars as pl
@@ -28,6 +28,7 @@ from trs_analytics.charts._common import time_span
 from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.metrics import RUN_COLUMNS, duration_trend, run_volume, to_polars
 from trs_analytics.report._breakdowns import error_table, outcome_table, run_table
+from trs_analytics.report._flagged import flagged_sections
 from trs_analytics.report._flows import flow_run_sections
 from trs_analytics.report._html import page
 from trs_analytics.report._links import ui_url as _ui_from_api
@@ -39,6 +40,11 @@ from trs_analytics.report._tables import (
     worst_by_p95,
 )
 from trs_analytics.schema import REQUIRED_METRIC_COLUMNS, StateType, require_columns
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from trs_analytics.metrics import SlaRule
 
 __all__ = ["write_report"]
 
@@ -69,6 +75,7 @@ def _sections(
     now: datetime | None,
     ui: str | None,
     flow_runs: pl.DataFrame | None = None,
+    rules: Sequence[SlaRule] = (),
 ) -> list[Section]:
     """The report, top to bottom."""
     # first, so that a bad period or now fails before the charts are drawn
@@ -106,6 +113,9 @@ def _sections(
             links={"task run": "url"},
         ),
     ]
+    last = states["timestamp"].max()
+    at = now or (last if isinstance(last, datetime) else datetime.now(UTC))
+    sections += flagged_sections(states, now=at, rules=rules, ui=ui)
     for by, noun in _BREAKDOWNS:
         sections.append(
             TableSection(
@@ -201,14 +211,16 @@ def write_report(
     ui_url: str | None = None,
     api_url: str | None = None,
     flow_run_states: Any | None = None,
+    rules: Sequence[SlaRule] = (),
 ) -> Path:
     """Write a self-contained HTML report of a states dataset, readable offline.
 
     The page holds the headline numbers (runs, failure rates with their 95%
     interval, retries and rescues, run time, queue wait and lateness), the
     charts of :mod:`trs_analytics.charts`, the worst tasks by p95 run time and
-    by failure rate, and the tasks that regressed in the last ``period``
-    against the ``period`` before. The Vega JavaScript is inlined (no CDN);
+    by failure rate, the tasks that regressed in the last ``period``
+    against the ``period`` before, and the anomalous days, stuck runs and SLA
+    breaches ("Anomalies and SLAs", one line when nothing is flagged). The Vega JavaScript is inlined (no CDN);
     each chart's menu saves it as PNG or SVG.
 
     Args:
@@ -234,6 +246,8 @@ def write_report(
             (duration per deployment with its median, landing times, failure
             rates per deployment, deployments currently failing with their
             time to resolution). Without them the report has no such part.
+        rules: SLA rules (``trs_analytics.check.load_rules``) whose breaches
+            the "Anomalies and SLAs" section lists.
 
     Returns:
         The path written.
@@ -267,7 +281,7 @@ def write_report(
         period = auto_period(frame)
     ui = ui_url or (_ui_from_api(api_url) if api_url else None)
     flow_runs = None if flow_run_states is None else _flow_run_frame(flow_run_states)
-    body, specs = render(_sections(frame, period, now, ui, flow_runs))
+    body, specs = render(_sections(frame, period, now, ui, flow_runs, rules))
     generated = datetime.now(UTC)
     first, last = frame["timestamp"].min(), frame["timestamp"].max()
     span = (

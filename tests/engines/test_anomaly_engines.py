@@ -1,0 +1,61 @@
+"""detect_anomalies gives the same answer on Polars (eager, lazy), DuckDB and PySpark.
+
+Its own cross-engine test rather than rows of ``cases.py``: the training
+window is a self-join per group, which Spark answers in tens of seconds on a
+shared 2-core machine, so one small planted history (2 tasks x 17 days x 4
+runs a day, one task with a null name, both paths: durations and failure
+rates) stands for the table of generated histories.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+import pytest
+
+import trs_analytics as ta
+from tests.engines.native import KIND_OF, assert_same, kind
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+LOOSE: dict[str, Any] = {"every": "1d", "training": "7d", "min_training": 4, "min_runs": 2}
+
+CALLS: dict[str, Callable[[Any], Any]] = {
+    "run_time-by-task": lambda s: ta.detect_anomalies(s, **LOOSE),
+    "failure_rate-by-flow-both": lambda s: ta.detect_anomalies(
+        s, metric="failure_rate", by="flow_name", direction="both", z=2.0, **LOOSE
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def planted() -> pl.DataFrame:
+    history = ta.generate_planted(
+        seed=5,
+        days=17,
+        n_tasks=2,
+        runs_per_day=4,
+        warmup_days=3,
+        spikes=2,
+        failure_jumps=2,
+        jump_probability=0.9,
+    )
+    names = history.tasks["task_name"]
+    # the second task has no name: a null group must be judged like any other
+    return history.states.with_columns(
+        task_name=pl.when(pl.col("task_name") == names[1]).then(None).otherwise("task_name")
+    )
+
+
+@pytest.mark.parametrize("call", sorted(CALLS))
+def test_engines_agree(
+    call: str, planted: pl.DataFrame, engine: str, on_engine: Callable[[pl.DataFrame], Any]
+) -> None:
+    reference = CALLS[call](planted)
+    assert reference["anomalous"].sum() > 0  # the comparison covers flagged rows
+    assert reference["training_size"].max() > 0
+    result = CALLS[call](on_engine(planted))
+    assert kind(result) == KIND_OF[engine]
+    assert_same(result, reference, ordered=True)

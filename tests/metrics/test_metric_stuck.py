@@ -1,0 +1,77 @@
+"""stuck_runs: hand-worked tables, and every planted stuck run found (none on a clean history)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import polars as pl
+import pytest
+
+import trs_analytics as ta
+from tests.metrics.builders import at, states
+
+#: Five finished runs of "etl" (run time 2 s, queue wait 1 s) and three open ones.
+HISTORY = {
+    **{
+        f"done{i}": f"Pending@{i * 10} Running@{i * 10 + 1} Completed@{i * 10 + 3}"
+        for i in range(5)
+    },
+    "running": "Pending@100 Running@101",
+    "retrying": "Pending@100 Running@101 AwaitingRetry@102 Retrying@103",
+    "pending": "Pending@104",
+}
+
+
+@pytest.mark.parametrize(
+    ("now", "options", "expected"),
+    [
+        # ages at 110 s: running 9 s, retrying 7 s (over 3 x 2 s), pending 6 s (over 3 x 1 s)
+        (110, {}, [("running", "Running", 9, 6, "k x p99"), ("retrying", "Retrying", 7, 6, "k x p99"), ("pending", "Pending", 6, 3, "k x p99")]),
+        # at 106 s: running 5 s and retrying 3 s are under 6 s; pending 2 s under 3 s
+        (106, {}, []),
+        # a limit of 8 s is tighter than nothing but looser than 3 x p99: the bound stays 6 s
+        (110, {"limit": "8s", "k": 10.0}, [("running", "Running", 9, 8, "limit")]),
+        # too little history: only the limit applies
+        (110, {"min_history": 6, "limit": "6500ms"}, [("running", "Running", 9, 6.5, "limit"), ("retrying", "Retrying", 7, 6.5, "limit")]),
+    ],
+)  # fmt: skip
+def test_hand_worked(
+    now: float, options: dict[str, object], expected: list[tuple[object, ...]]
+) -> None:
+    found = ta.stuck_runs(states(HISTORY), now=at(now), **options)  # type: ignore[arg-type]
+    rows = [
+        (r["task_run_id"], r["state"], r["age"].total_seconds(), r["threshold"].total_seconds(), r["reason"])
+        for r in found.iter_rows(named=True)
+    ]  # fmt: skip
+    assert rows == expected
+
+
+def test_groups_learn_from_their_own_history() -> None:
+    names = {"running": "other"}  # the open run's group has no finished run: no bound
+    found = ta.stuck_runs(states(HISTORY, task_names=names), now=at(110))
+    assert "running" not in found["task_run_id"].to_list()
+    assert ta.stuck_runs(states(HISTORY, task_names=names), now=at(110), by=None).height == 3
+
+
+def test_a_naive_now_or_a_bad_k_is_refused() -> None:
+    from datetime import datetime
+
+    with pytest.raises(ta.ConfigurationError, match="naive"):
+        ta.stuck_runs(states(HISTORY), now=datetime(2026, 1, 1))
+    with pytest.raises(ta.ConfigurationError, match="k > 0"):
+        ta.stuck_runs(states(HISTORY), now=at(0), k=0)
+
+
+def test_every_planted_stuck_run_is_found_and_nothing_on_a_clean_history() -> None:
+    planted = ta.generate_planted(seed=3)
+    truth = planted.truth.filter(pl.col("kind") == "stuck")
+    found = ta.stuck_runs(planted.states, now=planted.end)
+    assert truth.height > 0
+    assert sorted(found["task_run_id"]) == sorted(truth["task_run_id"])
+    ages = dict(zip(found["task_run_id"], found["age"], strict=True))
+    for run, size in truth.select("task_run_id", "size").iter_rows():
+        assert abs(ages[run] - timedelta(seconds=size)) < timedelta(milliseconds=1)
+    clean = ta.generate_planted(
+        seed=3, spikes=0, failure_jumps=0, stuck=0, slow_runs=0, late_runs=0, gaps=0
+    )
+    assert ta.stuck_runs(clean.states, now=clean.end).is_empty()

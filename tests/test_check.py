@@ -1,0 +1,97 @@
+"""The check use case and ``trs-analytics check`` on planted histories (no server needed)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING
+
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+import trs_analytics as ta
+from trs_analytics.check import EVENTS, finding_events, run_check
+from trs_analytics.cli import main
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+CLEAN = {"spikes": 0, "failure_jumps": 0, "stuck": 0, "slow_runs": 0, "late_runs": 0, "gaps": 0}
+
+
+@pytest.fixture(scope="module")
+def planted() -> ta.Planted:
+    return ta.generate_planted(seed=7)
+
+
+def test_the_recent_period_holds_the_stuck_runs_and_the_late_slow_runs(planted: ta.Planted) -> None:
+    truth = planted.truth
+    rules = ta.parse_rules('[[rule]]\nname = "late"\ntask = "*"\nmax_lateness = "15m"')
+    result = run_check(planted.states, rules=rules, now=planted.end, recent="35d")
+    found = result.findings
+    stuck = truth.filter(pl.col("kind") == "stuck")["task_run_id"]
+    late = truth.filter(pl.col("kind") == "late_run")["task_run_id"]
+    assert sorted(found.filter(pl.col("kind") == "stuck")["task_run_id"]) == sorted(stuck)
+    assert sorted(found.filter(pl.col("kind") == "sla")["task_run_id"]) == sorted(late)
+    # anomalies: every planted spike and failure jump (their task-days) is among them
+    anomalies = found.filter(pl.col("kind") == "anomaly").select("subject", "at").rows()
+    for task, day in (
+        truth.filter(pl.col("kind").is_in(["duration_spike", "failure_jump"]))
+        .select("task_name", "bucket")
+        .iter_rows()
+    ):
+        assert (task, day) in anomalies
+    # a day later only the stuck runs are recent
+    recent = run_check(planted.states, rules=rules, now=planted.end, recent="1d")
+    assert recent.counts() == {"anomaly": 0, "stuck": stuck.len(), "sla": 0}
+
+
+def test_events_carry_the_finding_and_its_runs(planted: ta.Planted) -> None:
+    result = run_check(planted.states, now=planted.end, recent="1d")
+    events = finding_events(result.findings, now=planted.end)
+    assert [e["event"] for e in events] == [EVENTS["stuck"]] * result.findings.height
+    for event, run in zip(events, result.findings["task_run_id"], strict=True):
+        roles = {r["prefect.resource.role"]: r["prefect.resource.id"] for r in event["related"]}
+        assert roles["task-run"] == f"prefect.task-run.{run}"
+        assert event["payload"]["task_run_id"] == run
+
+
+def test_cli_exit_0_when_clean_1_when_flagged_json_lines(
+    tmp_path: Path, planted: ta.Planted
+) -> None:
+    flagged, clean = tmp_path / "planted.parquet", tmp_path / "clean.parquet"
+    planted.states.write_parquet(flagged)
+    ta.generate_planted(seed=7, **CLEAN).states.write_parquet(clean)  # type: ignore[arg-type]
+    now = ["--now", planted.end.isoformat()]
+    ok = CliRunner().invoke(main, ["check", str(clean), *now])
+    assert ok.exit_code == 0, ok.output
+    assert ok.stdout.startswith("nothing flagged:")
+    bad = CliRunner().invoke(main, ["--log-format", "json", "check", str(flagged), *now])
+    assert bad.exit_code == 1, bad.output
+    records = [json.loads(line) for line in bad.stdout.splitlines()]
+    stuck = planted.truth.filter(pl.col("kind") == "stuck")["task_run_id"].to_list()
+    assert sorted(r["task_run_id"] for r in records[:-1]) == sorted(stuck)
+    assert records[-1]["event"] == "check"
+    assert records[-1]["stuck"] == len(stuck)
+
+
+@pytest.mark.parametrize(
+    ("rules", "message"),
+    [
+        (None, r"cannot read the SLA rules .*missing\.toml"),
+        ('[[rule]]\ntask = "x"\nmax_run_time = "soon"', r"rule 1: max_run_time = 'soon' is not"),
+    ],
+)
+def test_cli_bad_rules_exit_2(tmp_path: Path, rules: str | None, message: str) -> None:
+    path = tmp_path / ("missing.toml" if rules is None else "sla.toml")
+    if rules is not None:
+        path.write_text(rules, encoding="utf-8")
+    states = tmp_path / "s.parquet"
+    ta.generate_states(50, seed=1).write_parquet(states)
+    result = CliRunner().invoke(main, ["check", str(states), "--rules", str(path)])
+    assert result.exit_code == 2, result.output
+    errors = [x for x in result.stderr.splitlines() if x.startswith("Error: ")]
+    assert len(errors) == 1
+    assert "Hint:" in errors[0]
+    assert re.search(message, errors[0]), errors[0]

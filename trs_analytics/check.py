@@ -1,0 +1,393 @@
+"""The check: anomalies, stuck runs and SLA breaches in one table of findings, and their events.
+
+A use case above the metrics: :func:`run_check` runs
+:func:`~trs_analytics.detect_anomalies` (run time and failure rate, its
+defaults), :func:`~trs_analytics.stuck_runs` and, given rules,
+:func:`~trs_analytics.sla_report`, and keeps what concerns the *recent*
+period (``recent``, default the last day): anomalous buckets that overlap
+it, SLA breaches that happened in it (freshness is always measured at
+``now``), and the runs stuck now. The older states are the history the
+checks learn from. :func:`finding_events` turns findings into Prefect events
+(``POST /api/events``, :meth:`~trs_analytics.PrefectClient.post_events`), so
+that a Prefect automation can notify someone.
+
+``trs-analytics check`` and :func:`trs_analytics.flows.check_flow` call this.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import polars as pl
+
+from trs_analytics._format import duration_text
+from trs_analytics._time import iso, parse_duration
+from trs_analytics.exceptions import ConfigurationError
+from trs_analytics.metrics import (
+    detect_anomalies,
+    parse_rules,
+    sla_report,
+    stuck_runs,
+    to_polars,
+)
+from trs_analytics.report._links import task_run_url
+from trs_analytics.schema import UTC_US
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from trs_analytics.metrics import SlaRule
+
+__all__ = [
+    "EVENTS",
+    "FINDINGS_SCHEMA",
+    "CheckResult",
+    "finding_events",
+    "findings_markdown",
+    "load_rules",
+    "run_check",
+]
+
+#: The Prefect event name of each kind of finding.
+EVENTS: Final = {
+    "anomaly": "trs-analytics.anomaly.detected",
+    "stuck": "trs-analytics.run.stuck",
+    "sla": "trs-analytics.sla.breached",
+}
+
+#: One row per finding.
+FINDINGS_SCHEMA: Final = pl.Schema(
+    {
+        "kind": pl.String(),  # anomaly, stuck, sla
+        "check": pl.String(),  # run_time, failure_rate, RUNNING, PENDING, max_run_time, ...
+        "subject": pl.String(),  # the task (anomaly, stuck) or the SLA rule
+        "task_run_id": pl.String(),
+        "flow_run_id": pl.String(),
+        "deployment_id": pl.String(),
+        "at": UTC_US,  # the bucket, the run's start, or since when it is stuck
+        "message": pl.String(),
+        "url": pl.String(),
+    }
+)
+
+#: The anomaly metrics the check runs, each with detect_anomalies' defaults.
+ANOMALY_METRICS: Final = ("run_time", "failure_rate")
+
+
+def load_rules(path: str | Path) -> list[SlaRule]:
+    """Read SLA rules from a TOML file (:func:`trs_analytics.parse_rules` gives the format).
+
+    Raises:
+        ConfigurationError: the file cannot be read, is not TOML, or holds a
+            bad rule (naming the file, the rule and the key).
+
+    Examples:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = Path(folder) / "sla.toml"
+        ...     _ = path.write_text('[[rule]]\\ntask = "extract*"\\nfreshness = "1d"\\n')
+        ...     [rule.name for rule in load_rules(path)]
+        ['task=extract*']
+    """
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as err:
+        msg = (
+            f"cannot read the SLA rules {file} ({err.strerror or err}). Hint: pass the path of "
+            "a TOML file of [[rule]] tables (docs/sla.md)."
+        )
+        raise ConfigurationError(msg) from err
+    return parse_rules(text, source=str(file))
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What a check found: ``findings`` (:data:`FINDINGS_SCHEMA`) and what was checked."""
+
+    findings: pl.DataFrame
+    now: datetime
+    runs: int
+    rules: int
+
+    @property
+    def flagged(self) -> bool:
+        """Whether anything was found."""
+        return not self.findings.is_empty()
+
+    def counts(self) -> dict[str, int]:
+        """Findings per kind (every kind listed).
+
+        Examples:
+            >>> CheckResult(pl.DataFrame(schema=FINDINGS_SCHEMA), datetime.now(UTC), 0, 0).counts()
+            {'anomaly': 0, 'stuck': 0, 'sla': 0}
+        """
+        found = dict(self.findings.group_by("kind").len().iter_rows())
+        return {kind: int(found.get(kind, 0)) for kind in EVENTS}
+
+    def summary(self) -> str:
+        """One line: what was checked and what was found."""
+        counts = self.counts()
+        if not self.flagged:
+            return f"nothing flagged: {self.runs} task runs checked, {self.rules} SLA rules"
+        parts = ", ".join(f"{n} {kind}" for kind, n in counts.items() if n)
+        return f"flagged {self.findings.height} ({parts}) in {self.runs} task runs"
+
+
+def _recent_start(now: datetime, recent: str) -> datetime:
+    span = parse_duration(recent)
+    if span is None or span <= timedelta(0):
+        msg = f"recent={recent!r} is not a positive duration. Hint: use '1d', '6h' or '1w'."
+        raise ConfigurationError(msg)
+    return now - span
+
+
+def _anomalies(states: Any, since: datetime, every: str) -> pl.DataFrame:
+    frames = []
+    for metric in ANOMALY_METRICS:
+        found = to_polars(detect_anomalies(states, metric=metric, every=every))
+        end = pl.col("bucket") + pl.duration(microseconds=_micros(every))
+        frames.append(
+            found.filter(pl.col("anomalous") & (end > since)).select(
+                kind=pl.lit("anomaly"),
+                check=pl.lit(metric),
+                subject=pl.col("task_name"),
+                at=pl.col("bucket"),
+                message=pl.col("reason"),
+            )
+        )
+    return pl.concat(frames)
+
+
+def _micros(every: str) -> int:
+    span = parse_duration(every)
+    assert span is not None  # checked by detect_anomalies first
+    return span // timedelta(microseconds=1)
+
+
+def _stuck(states: Any, now: datetime) -> pl.DataFrame:
+    found = to_polars(stuck_runs(states, now=now))
+    rows = [
+        f"{r['task_name']} run {r['task_run_id']} has been {r['state']} for "
+        f"{duration_text(r['age'])}, over {duration_text(r['threshold'])} ({r['reason']})"
+        for r in found.iter_rows(named=True)
+    ]
+    return found.select(
+        kind=pl.lit("stuck"),
+        check=pl.col("state_type").cast(pl.String),
+        subject=pl.col("task_name"),
+        task_run_id=pl.col("task_run_id"),
+        flow_run_id=_column(found, "flow_run_id"),
+        deployment_id=_column(found, "deployment_id"),
+        at=pl.col("since"),
+        message=pl.Series(rows, dtype=pl.String),
+    )
+
+
+def _column(frame: pl.DataFrame, name: str) -> pl.Expr:
+    return pl.col(name) if name in frame.columns else pl.lit(None, dtype=pl.String)
+
+
+def _breaches(
+    states: Any, rules: Sequence[SlaRule], now: datetime, since: datetime, every: str
+) -> pl.DataFrame:
+    breaches = to_polars(sla_report(states, rules, every=every, now=now).breaches)
+    gap_end = pl.col("at") + pl.duration(microseconds=(pl.col("value") * 1e6).cast(pl.Int64))
+    fresh = (pl.col("check") == "freshness") & (pl.col("at").is_null() | (gap_end >= since))
+    recent = breaches.filter(fresh | ((pl.col("check") != "freshness") & (pl.col("at") >= since)))
+    runs = _run_ids(states, recent)
+    messages = [_breach_message(r) for r in recent.iter_rows(named=True)]
+    return recent.join(runs, on="task_run_id", how="left").select(
+        kind=pl.lit("sla"),
+        check=pl.col("check"),
+        subject=pl.col("rule"),
+        task_run_id=pl.col("task_run_id"),
+        flow_run_id=pl.col("flow_run_id"),
+        deployment_id=pl.col("deployment_id"),
+        at=pl.col("at").fill_null(pl.col("bucket")),
+        message=pl.Series(messages, dtype=pl.String),
+    )
+
+
+def _run_ids(states: Any, breaches: pl.DataFrame) -> pl.DataFrame:
+    """The flow run and deployment of each breaching run (for the events' related resources)."""
+    ids = breaches["task_run_id"].drop_nulls().unique().to_list()
+    empty = pl.DataFrame(
+        schema={"task_run_id": pl.String, "flow_run_id": pl.String, "deployment_id": pl.String}
+    )
+    if not ids:
+        return empty
+    import narwhals as nw
+
+    frame = nw.from_native(states)
+    present = [c for c in empty.columns if c in frame.columns]
+    found = to_polars(
+        frame.filter(nw.col("task_run_id").is_in(ids)).select(present).unique().to_native()
+    )
+    missing = [pl.lit(None, dtype=pl.String).alias(c) for c in empty.columns if c not in present]
+    return found.with_columns(missing).select(empty.columns).unique("task_run_id")
+
+
+def _breach_message(row: dict[str, Any]) -> str:
+    check, value, limit = row["check"], row["value"], row["limit"]
+    if check == "min_success_rate":
+        return (
+            f"rule {row['rule']!r}: success rate {value:.1%} below {limit:.1%} in the window "
+            f"from {iso(row['bucket'])}"
+        )
+    if check == "freshness":
+        if value is None:
+            return f"rule {row['rule']!r}: no run has completed (freshness {duration_text(limit)})"
+        return (
+            f"rule {row['rule']!r}: no run completed for {duration_text(value)} after "
+            f"{iso(row['at'])}, over {duration_text(limit)}"
+        )
+    what = "run time" if check == "max_run_time" else "lateness"
+    return (
+        f"rule {row['rule']!r}: {row['task_name']} run {row['task_run_id']} {what} "
+        f"{duration_text(value)}, over {duration_text(limit)}"
+    )
+
+
+def run_check(
+    states: Any,
+    *,
+    rules: Sequence[SlaRule] = (),
+    now: datetime | None = None,
+    recent: str = "1d",
+    every: str = "1d",
+    ui_url: str | None = None,
+) -> CheckResult:
+    """Check a states frame: anomalies, stuck runs and SLA breaches of the recent period.
+
+    Args:
+        states: a states frame of any supported engine (its history is what
+            the checks learn from).
+        rules: SLA rules (:func:`load_rules`); none: no SLA check.
+        now: the time the check is made at (aware); default: the current UTC time.
+        recent: the period whose findings are reported (``"1d"``).
+        every: the bucket width of anomalies and per-run SLA checks.
+        ui_url: the Prefect UI's address, to link the runs found.
+
+    Returns:
+        A :class:`CheckResult`; its ``findings`` are ordered by kind, time and subject.
+
+    Examples:
+        >>> from datetime import UTC, datetime
+        >>> import trs_analytics as ta
+        >>> states = ta.generate_states(300, seed=1, start=datetime(2026, 1, 1, tzinfo=UTC), days=1)
+        >>> result = run_check(states, now=datetime(2026, 1, 2, tzinfo=UTC))
+        >>> result.counts()
+        {'anomaly': 0, 'stuck': 1, 'sla': 0}
+    """
+    at = (now or datetime.now(UTC)).astimezone(UTC)
+    since = _recent_start(at, recent)
+    parts = [_anomalies(states, since, every), _stuck(states, at)]
+    if rules:
+        parts.append(_breaches(states, rules, at, since, every))
+    empty = pl.DataFrame(schema=FINDINGS_SCHEMA)
+    findings = pl.concat([empty, *(p.select(_fill(p)) for p in parts)], how="vertical")
+    if ui_url:
+        urls = [None if r is None else task_run_url(ui_url, r) for r in findings["task_run_id"]]
+        findings = findings.with_columns(url=pl.Series(urls, dtype=pl.String))
+    order = {kind: i for i, kind in enumerate(EVENTS)}
+    findings = findings.sort(
+        pl.col("kind").replace_strict(order, return_dtype=pl.Int8), "at", "subject"
+    )
+    runs = to_polars(_count_runs(states)).item()
+    return CheckResult(findings, at, int(runs), len(rules))
+
+
+def _count_runs(states: Any) -> Any:
+    import narwhals as nw
+
+    frame = nw.from_native(states)
+    return frame.select(nw.col("task_run_id").n_unique()).to_native()
+
+
+def _fill(part: pl.DataFrame) -> list[pl.Expr]:
+    return [
+        (pl.col(c) if c in part.columns else pl.lit(None)).cast(dtype).alias(c)
+        for c, dtype in FINDINGS_SCHEMA.items()
+    ]
+
+
+def _resource_id(row: dict[str, Any]) -> str:
+    if row["kind"] == "stuck":
+        return f"trs-analytics.check.stuck.{row['task_run_id']}"
+    key = row["task_run_id"] or (iso(row["at"]) if row["at"] else "now")
+    return f"trs-analytics.check.{row['kind']}.{row['subject']}.{row['check']}.{key}"
+
+
+def finding_events(findings: pl.DataFrame, *, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Turn findings into Prefect events, for :meth:`PrefectClient.post_events`.
+
+    Each event is named after its kind (:data:`EVENTS`); its resource is
+    ``trs-analytics.check.<kind>...``; its related resources are the task run
+    (role ``task-run``), flow run (``flow-run``) and deployment
+    (``deployment``) it concerns, when known; its payload holds the finding.
+
+    Examples:
+        >>> from datetime import UTC, datetime
+        >>> row = {"kind": "stuck", "check": "RUNNING", "subject": "etl", "task_run_id": "r1",
+        ...        "flow_run_id": "f1", "at": datetime(2026, 1, 1, tzinfo=UTC), "message": "m"}
+        >>> findings = pl.DataFrame([row]).select(_fill(pl.DataFrame([row])))
+        >>> event = finding_events(findings, now=datetime(2026, 1, 1, 1, tzinfo=UTC))[0]
+        >>> event["event"], event["resource"]["prefect.resource.id"]
+        ('trs-analytics.run.stuck', 'trs-analytics.check.stuck.r1')
+        >>> [r["prefect.resource.id"] for r in event["related"]]
+        ['prefect.task-run.r1', 'prefect.flow-run.f1']
+    """
+    occurred = iso((now or datetime.now(UTC)).astimezone(UTC), timespec="microseconds")
+    events = []
+    for row in findings.iter_rows(named=True):
+        related = [
+            {"prefect.resource.id": f"prefect.{kind}.{row[column]}", "prefect.resource.role": kind}
+            for kind, column in (
+                ("task-run", "task_run_id"),
+                ("flow-run", "flow_run_id"),
+                ("deployment", "deployment_id"),
+            )
+            if row.get(column)
+        ]
+        payload = {k: (iso(v) if isinstance(v, datetime) else v) for k, v in row.items()}
+        events.append(
+            {
+                "id": str(uuid.uuid4()),
+                "occurred": occurred,
+                "event": EVENTS[row["kind"]],
+                "resource": {
+                    "prefect.resource.id": _resource_id(row),
+                    "prefect.resource.name": str(row["subject"]),
+                },
+                "related": related,
+                "payload": payload,
+            }
+        )
+    return events
+
+
+def findings_markdown(result: CheckResult) -> str:
+    """The findings as a Markdown table (a Prefect artifact), or a line saying none.
+
+    Examples:
+        >>> empty = CheckResult(pl.DataFrame(schema=FINDINGS_SCHEMA), datetime.now(UTC), 3, 0)
+        >>> findings_markdown(empty).splitlines()[0]
+        '# trs-analytics check: nothing flagged'
+    """
+    head = f"# trs-analytics check: {'flagged' if result.flagged else 'nothing flagged'}"
+    lines = [head, "", result.summary() + f" (at {iso(result.now)}).", ""]
+    if not result.flagged:
+        return "\n".join(lines)
+    lines += ["| kind | check | subject | at | finding |", "|---|---|---|---|---|"]
+    for r in result.findings.iter_rows(named=True):
+        message = str(r["message"] or "").replace("|", "\\|")
+        if r["url"]:
+            message += f" ([run]({r['url']}))"
+        at = iso(r["at"]) if r["at"] else ""
+        lines.append(f"| {r['kind']} | {r['check']} | {r['subject']} | {at} | {message} |")
+    return "\n".join(lines)

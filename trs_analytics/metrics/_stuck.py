@@ -1,0 +1,243 @@
+"""Stuck runs: runs that sit in a RUNNING- or PENDING-type state far longer than usual.
+
+A run is *open* when its latest state is RUNNING-type (Running, Retrying) or
+PENDING-type (Pending). Its *age* is ``now`` minus the time it entered that
+latest state (``since``). The usual time of the same phase comes from the
+group's *finished* runs (latest state terminal):
+
+- RUNNING: the run time, summed over attempts (as :func:`run_time`);
+- PENDING: the queue wait, from the run's first SCHEDULED/PENDING state to its
+  first RUNNING state (as :func:`queue_wait`).
+
+An open run is stuck when its age exceeds ``k`` times the group's
+``quantile`` (p99 by default, linear interpolation) of that phase, given at
+least ``min_history`` finished runs, or when it exceeds ``limit``. Everything
+is a hash aggregate and one window per run (the next state's time): no sort
+but the final ordering of the few flagged runs.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final
+
+import narwhals as nw
+
+from trs_analytics.exceptions import ConfigurationError
+from trs_analytics.metrics._buckets import duration_micros
+from trs_analytics.metrics._common import (
+    RUN,
+    TIME_ORDER,
+    as_list,
+    carried,
+    explode_tags,
+    group_keys,
+    is_type,
+    outcomes,
+    timeline,
+)
+from trs_analytics.metrics._frames import EPOCH, finish
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from trs_analytics.metrics._frames import Frame
+
+__all__ = ["micros_at", "stuck_runs"]
+
+#: The phases an open run can be stuck in, and the state types of each.
+PHASES: Final = {"RUNNING": ("RUNNING",), "PENDING": ("PENDING",)}
+
+
+def micros_at(now: datetime | None, *, argument: str = "now") -> int:
+    """An aware datetime (default: the current UTC time) as microseconds since the epoch.
+
+    Raises:
+        ConfigurationError: ``now`` is naive.
+
+    Examples:
+        >>> micros_at(datetime(1970, 1, 1, 0, 0, 2, tzinfo=UTC))
+        2000000
+    """
+    when = now if now is not None else datetime.now(UTC)
+    if when.tzinfo is None or when.utcoffset() is None:
+        msg = (
+            f"{argument}={when.isoformat()} is naive (no time zone). Hint: pass an aware "
+            "datetime such as datetime(2026, 1, 1, tzinfo=datetime.UTC)."
+        )
+        raise ConfigurationError(msg)
+    return (when - EPOCH) // timedelta(microseconds=1)
+
+
+def _check(k: float, quantile: float, min_history: int) -> None:
+    if not k > 0 or not 0 < quantile <= 1 or min_history < 1:
+        msg = (
+            f"stuck_runs() needs k > 0, 0 < quantile <= 1 and min_history >= 1, got k={k}, "
+            f"quantile={quantile}, min_history={min_history}. Hint: the defaults are k=3.0, "
+            "quantile=0.99, min_history=5."
+        )
+        raise ConfigurationError(msg)
+
+
+def _per_run(tl: nw.LazyFrame[Any], keys: list[str]) -> nw.LazyFrame[Any]:
+    """One row per run: outcome, latest state, run time and queue wait (microseconds)."""
+    running = is_type("RUNNING")
+    waiting = is_type("SCHEDULED", "PENDING")
+    steps = tl.with_columns(_next=nw.col("_us").shift(-1).over(RUN, order_by=list(TIME_ORDER)))
+    extra = {
+        "_run_us": nw.when(running).then(nw.col("_next") - nw.col("_us")).sum(),
+        "_ran": running.cast(nw.Int64()).sum(),
+        "_wait_from": nw.when(waiting).then(nw.col("_us")).min(),
+        "_run_from": nw.when(running).then(nw.col("_us")).min(),
+    }
+    return outcomes(steps, keys, extra=extra, finals={"final_name": "name"})
+
+
+def _history(runs: nw.LazyFrame[Any], keys: list[str], quantile: float) -> nw.LazyFrame[Any]:
+    """Per group: finished runs, and the quantile of their run time and queue wait."""
+    finished = runs.filter(nw.col("terminal"))
+    wait = nw.col("_run_from") - nw.col("_wait_from")
+    finished = finished.with_columns(
+        _run=nw.when(nw.col("_ran") > 0).then(nw.col("_run_us")),
+        _wait=nw.when(wait >= 0).then(wait),
+    )
+    stats = {
+        "_history": nw.len(),
+        "_p_run": nw.col("_run").quantile(quantile, interpolation="linear"),
+        "_p_wait": nw.col("_wait").quantile(quantile, interpolation="linear"),
+    }
+    if keys:
+        return finished.group_by(*keys, drop_null_keys=True).agg(**stats)
+    return finished.select(**stats)
+
+
+def stuck_runs(
+    states: Frame,
+    *,
+    now: datetime | None = None,
+    by: str | Sequence[str] | None = "task_name",
+    k: float = 3.0,
+    quantile: float = 0.99,
+    limit: str | timedelta | None = None,
+    min_history: int = 5,
+) -> Frame:
+    """Find runs stuck in a RUNNING- or PENDING-type state for far longer than usual.
+
+    Args:
+        states: a states frame of any supported engine.
+        now: the time to measure ages at (time-zone aware); default: the
+            current UTC time. Pass it for reproducible answers.
+        by: the group whose finished runs give the usual time (``task_name``,
+            ``task_key``, ``flow_name``, ``deployment_id``...); ``None`` for
+            all runs together. A run counts in each of its ``tags``.
+        k: how many times the group's quantile an age may reach.
+        quantile: the quantile of the group's finished runs (0.99: p99).
+        limit: an absolute limit on the age (``"2h"``), whatever the history;
+            ``None``: none.
+        min_history: finished runs a group needs before its quantile is used.
+
+    Returns:
+        The kind of frame given, one row per stuck run (in each of its tags
+        with ``by="tags"``), the oldest first: ``task_run_id``, the run's
+        columns, the ``by`` columns, ``state_type`` (``RUNNING`` or
+        ``PENDING``), ``state`` (its name), ``since`` (when it entered it),
+        ``age``, ``threshold`` (the smaller of ``k`` x the quantile and
+        ``limit``), ``usual`` (the group's quantile, null without enough
+        history), ``history`` (finished runs of its group) and ``reason``
+        (``"k x p99"`` or ``"limit"``: which bound it broke first).
+
+    Raises:
+        SchemaError: a required or ``by`` column is missing.
+        ConfigurationError: a bad ``k``, ``quantile``, ``min_history``,
+            ``limit`` or a naive ``now``.
+
+    Examples:
+        >>> from datetime import UTC, datetime
+        >>> import polars as pl
+        >>> import trs_analytics as ta
+        >>> t = lambda s: datetime(2026, 1, 1, 0, 0, s, tzinfo=UTC)
+        >>> runs = {f"r{i}": [("Running", t(i)), ("Completed", t(i + 1))] for i in range(5)}
+        >>> runs["slow"] = [("Pending", t(10)), ("Running", t(11))]
+        >>> states = pl.DataFrame(
+        ...     [{"task_run_id": r, "task_name": "etl", "name": n,
+        ...       "type": n.upper(), "timestamp": ts} for r, h in runs.items() for n, ts in h])
+        >>> ta.stuck_runs(states, now=t(20)).select(
+        ...     "task_run_id", "state", "age", "threshold", "reason").rows()
+        [('slow', 'Running', datetime.timedelta(seconds=9), datetime.timedelta(seconds=3), 'k x p99')]
+    """
+    _check(k, quantile, min_history)
+    limit_us = None if limit is None else duration_micros(limit, argument="limit")
+    now_us = micros_at(now)
+    keys = as_list(by)
+    tl = timeline(states, caller="stuck_runs", needs=keys)
+    carry = carried(states, keys)
+    runs = explode_tags(_per_run(tl, group_keys([*carry, *keys])), keys)
+    history = _history(runs, keys, quantile)
+    phase = nw.col("final_type")
+    open_runs = runs.filter(phase.is_in(list(PHASES)))
+    open_runs = (
+        open_runs.join(history, on=keys, how="left")
+        if keys
+        else open_runs.join(history, how="cross")
+    )
+    return finish(
+        _flagged(open_runs, now_us, k, quantile, limit_us, min_history, carry, keys),
+        states,
+        timestamps=["since", *[c for c in carry if c == "expected_start_time"]],
+        durations=["age", "threshold", "usual"],
+        counts=["history"],
+    )
+
+
+def _flagged(
+    runs: nw.LazyFrame[Any],
+    now_us: int,
+    k: float,
+    quantile: float,
+    limit_us: int | None,
+    min_history: int,
+    carry: list[str],
+    keys: list[str],
+) -> nw.LazyFrame[Any]:
+    """Compare each open run's age with its group's bound and the limit; keep the stuck."""
+    running = nw.col("final_type") == "RUNNING"
+    usual = nw.when(nw.col("_history") >= min_history).then(
+        nw.when(running).then(nw.col("_p_run")).otherwise(nw.col("_p_wait")).cast(nw.Float64())
+    )
+    none = nw.lit(None, dtype=nw.Float64())
+    by_history = nw.col("usual") * k
+    by_limit = none if limit_us is None else nw.lit(float(limit_us))
+    label = f"k x p{quantile * 100:g}"
+    history_bound, limit_bound = nw.col("_by_history"), nw.col("_by_limit")
+    threshold = (
+        nw.when(history_bound.is_null())
+        .then(limit_bound)
+        .otherwise(
+            nw.when(limit_bound.is_null() | (history_bound <= limit_bound))
+            .then(history_bound)
+            .otherwise(limit_bound)
+        )
+    )
+    flagged = (
+        runs.with_columns(
+            since=nw.col("end_time"),
+            age=nw.lit(now_us) - nw.col("end_time"),
+            usual=usual,
+            history=nw.col("_history").fill_null(0),
+        )
+        .with_columns(_by_history=by_history, _by_limit=by_limit)
+        .with_columns(threshold=threshold)
+        .filter(nw.col("age").cast(nw.Float64()) > nw.col("threshold"))
+        .with_columns(
+            reason=nw.when(nw.col("_by_history") == nw.col("threshold"))
+            .then(nw.lit(label))
+            .otherwise(nw.lit("limit"))
+        )
+    )
+    columns = [RUN, *carry, *[c for c in keys if c not in carry]]
+    out = ("state_type", "state", "since", "age", "threshold", "usual", "history", "reason")
+    return (
+        flagged.with_columns(state_type=nw.col("final_type"), state=nw.col("final_name"))
+        .select(*columns, *out)
+        .sort(["age", RUN, *keys], descending=[True] + [False] * (1 + len(keys)), nulls_last=True)
+    )

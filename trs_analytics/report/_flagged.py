@@ -1,0 +1,137 @@
+"""The report's "Anomalies and SLAs" section: anomalous buckets, stuck runs and SLA breaches.
+
+Shown as tables when something is flagged, or as one line saying nothing was.
+The report covers the whole data span: every anomalous bucket, every SLA breach
+(given rules), and the runs stuck at the report's ``now`` (by default the
+latest state in the data, so an old dataset does not call every open run stuck
+for months).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from trs_analytics._format import duration_expr
+from trs_analytics.charts import anomaly_chart
+from trs_analytics.metrics import detect_anomalies, sla_report, stuck_runs
+from trs_analytics.report._links import task_run_url
+from trs_analytics.report._sections import ChartSection, Section, TableSection
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import datetime
+
+    from trs_analytics.metrics import SlaRule
+
+__all__ = ["flagged_sections"]
+
+HEADING = "Anomalies and SLAs"
+NOTHING = "Nothing flagged: no anomalous day, no stuck run"
+
+
+def _urls(ids: pl.Series, ui: str | None) -> pl.Series:
+    return pl.Series(
+        "url", [task_run_url(ui, i) if ui and i else None for i in ids], dtype=pl.String
+    )
+
+
+def _anomalies(states: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """detect_anomalies' full result per metric (the chart draws the band around the series)."""
+    return {m: detect_anomalies(states, metric=m) for m in ("run_time", "failure_rate")}
+
+
+def _anomaly_table(results: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    found = pl.concat([r.filter(pl.col("anomalous")) for r in results.values()])
+    return found.sort("bucket", "task_name").select(
+        pl.col("task_name").alias("task"),
+        pl.col("metric"),
+        pl.col("bucket").dt.strftime("%Y-%m-%d %H:%M").alias("bucket (UTC)"),
+        pl.col("reason"),
+    )
+
+
+def _stuck(states: pl.DataFrame, now: datetime, ui: str | None) -> pl.DataFrame:
+    found = stuck_runs(states, now=now)
+    return found.select(
+        pl.col("task_run_id").alias("task run"),
+        pl.col("task_name").alias("task"),
+        pl.col("state"),
+        pl.col("since").dt.strftime("%Y-%m-%d %H:%M:%S").alias("since (UTC)"),
+        duration_expr(pl.col("age").dt.total_seconds(fractional=True)).alias("age"),
+        duration_expr(pl.col("threshold").dt.total_seconds(fractional=True)).alias("threshold"),
+        pl.col("reason"),
+    ).with_columns(_urls(found["task_run_id"], ui))
+
+
+def _breaches(
+    states: pl.DataFrame, rules: Sequence[SlaRule], now: datetime, ui: str | None
+) -> pl.DataFrame:
+    found = sla_report(states, rules, now=now).breaches
+    rate = pl.col("check") == "min_success_rate"
+    return found.select(
+        pl.col("rule"),
+        pl.col("check"),
+        pl.col("task_run_id").alias("task run"),
+        pl.col("at").dt.strftime("%Y-%m-%d %H:%M:%S").alias("at (UTC)"),
+        pl.when(rate)
+        .then((pl.col("value") * 100).round(1).cast(pl.String) + "%")
+        .otherwise(duration_expr(pl.col("value")))
+        .alias("value"),
+        pl.when(rate)
+        .then((pl.col("limit") * 100).round(1).cast(pl.String) + "%")
+        .otherwise(duration_expr(pl.col("limit")))
+        .alias("limit"),
+    ).with_columns(_urls(found["task_run_id"], ui))
+
+
+def flagged_sections(
+    states: pl.DataFrame, *, now: datetime, rules: Sequence[SlaRule], ui: str | None
+) -> list[Section]:
+    """The "Anomalies and SLAs" tables, or one line when nothing is flagged.
+
+    Examples:
+        >>> import trs_analytics as ta
+        >>> states = ta.generate_states(200, seed=1)
+        >>> [s.heading for s in flagged_sections(states, now=states["timestamp"].max(),
+        ...                                      rules=[], ui=None)]
+        ['Anomalies and SLAs', 'Stuck runs']
+    """
+    results = _anomalies(states)
+    anomalies = _anomaly_table(results)
+    stuck = _stuck(states, now, ui)
+    breaches = _breaches(states, rules, now, ui) if rules else pl.DataFrame()
+    if anomalies.is_empty() and stuck.is_empty() and breaches.is_empty():
+        line = NOTHING + (", no SLA breach." if rules else " (no SLA rules given).")
+        return [TableSection(HEADING, pl.DataFrame(), empty=line)]
+    caption = (
+        "Anomalous days per task (run time and failure rate against the 14 days before), "
+        "runs stuck at the end of the data, and SLA breaches."
+    )
+    sections: list[Section] = [
+        TableSection(HEADING, anomalies, empty="No anomalous day.", caption=caption),
+        *(
+            ChartSection(
+                f"Expected {metric.replace('_', ' ')} band",
+                anomaly_chart(result),
+                "Each flagged task's series inside its expected band; flagged days in red.",
+            )
+            for metric, result in results.items()
+            if result["anomalous"].any()
+        ),
+        TableSection(
+            "Stuck runs",
+            stuck,
+            empty="No run is stuck.",
+            caption="Open for more than 3 x their task's p99 of the same phase.",
+            links={"task run": "url"},
+        ),
+    ]
+    if rules:
+        sections.append(
+            TableSection(
+                "SLA breaches", breaches, empty="No SLA breach.", links={"task run": "url"}
+            )
+        )
+    return sections
