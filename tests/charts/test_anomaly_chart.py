@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 import polars as pl
 import pytest
 
 import trs_analytics as ta
+from tests.charts.datasets import rows_of
 from trs_analytics import charts
 from trs_analytics.exceptions import SchemaError
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
 
 
 @pytest.fixture(scope="module")
@@ -20,9 +16,7 @@ def planted() -> ta.Planted:
     return ta.generate_planted(seed=1, n_tasks=3, days=21, runs_per_day=6, spikes=2)
 
 
-def test_the_chart_draws_the_band_and_marks_the_flagged_buckets(
-    planted: ta.Planted, rows_of: Callable[[Any], list[dict[str, Any]]]
-) -> None:
+def test_the_chart_draws_the_band_and_marks_the_flagged_buckets(planted: ta.Planted) -> None:
     result = ta.detect_anomalies(planted.states)
     rows = rows_of(charts.anomaly_chart(result, top=3))
     assert len(rows) == result.height

@@ -40,8 +40,8 @@ from trs_analytics.metrics._buckets import bucket_of, duration_micros
 from trs_analytics.metrics._common import RUN, as_list, explode_tags, group_keys, outcomes, timeline
 from trs_analytics.metrics._durations import end_to_end, lateness, queue_wait, retry_wait, run_time
 from trs_analytics.metrics._failures import wilson
-from trs_analytics.metrics._frames import finish, lazy, with_micros
-from trs_analytics.schema import FAILURE_TYPES, require_columns
+from trs_analytics.metrics._frames import finish, lazy, schema_of, with_micros
+from trs_analytics.schema import FAILURE_TYPES, require_columns, run_id_column
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -269,8 +269,9 @@ def _duration_points(states: Any, s: _Settings) -> nw.LazyFrame[Any]:
     missing = [k for k in s.keys if k not in present]
     if missing:
         tl = timeline(states, caller="detect_anomalies", needs=missing)
-        runs = outcomes(tl, group_keys(missing)).select(RUN, *missing)
-        measured = measured.join(runs, on=RUN, how="left")
+        run = run_id_column(schema_of(states).names())
+        runs = outcomes(tl, group_keys(missing)).select(nw.col(RUN).alias(run), *missing)
+        measured = measured.join(runs, on=run, how="left")
     points: nw.LazyFrame[Any] = explode_tags(measured.select(*s.keys, "_start", "_d"), s.keys)
     bucket = bucket_of(nw.col("_start"), s.every)
     return points.with_columns(
