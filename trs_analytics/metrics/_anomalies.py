@@ -233,10 +233,12 @@ def _training_pairs(
     earlier = buckets.select(
         nw.col("_gk"), nw.col("bucket").alias("_tb"), nw.col("_season").alias("_ts")
     )
+    if points is detect:  # bucket-level points (failure counts): one join is enough
+        values = [nw.col(c).alias(f"_t{c}") for c in ("runs", "failed")]
+        train = detect.select(nw.col("_gk"), *values, _tb="bucket", _ts="_season")
+        return buckets.join(train, on="_gk").filter(window)
     ranges = buckets.join(earlier, on="_gk").filter(window).select("_gk", "bucket", "_tb")
-    names = points.collect_schema().names()
-    values = [nw.col(c).alias(f"_t{c}") for c in ("_x", "runs", "failed") if c in names]
-    train = points.select(nw.col("_gk"), nw.col("bucket").alias("_tb"), *values)
+    train = points.select(nw.col("_gk"), _tb=nw.col("bucket"), _t_x=nw.col("_x"))
     return ranges.join(train, on=["_gk", "_tb"])
 
 
