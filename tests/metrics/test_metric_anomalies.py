@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
 import pytest
 
 import trs_analytics as ta
-from tests.metrics.builders import T0, at
+from tests.builders import T0, at
 from trs_analytics.exceptions import ConfigurationError, SchemaError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from trs_analytics.metrics import AnomalyOptions
 
 HOUR = 3600.0
 DAY = 24 * HOUR
@@ -25,10 +31,16 @@ LN2 = math.log(2)
 SE1 = math.sqrt(math.pi / 2) * 1.482602218505602
 
 #: Options that let one run judge a bucket, with no minimum change.
-LOOSE = {"every": "1h", "training": "3h", "min_training": 1, "min_runs": 1, "min_change": 0.0}
+LOOSE: AnomalyOptions = {
+    "every": "1h",
+    "training": "3h",
+    "min_training": 1,
+    "min_runs": 1,
+    "min_change": 0.0,
+}
 
 
-def frame(runs: list[tuple[float, float, str]], *, task: str | None = "t") -> pl.DataFrame:
+def frame(runs: Sequence[tuple[float, float, str]], *, task: str | None = "t") -> pl.DataFrame:
     """States of ``runs``: (start second, run time in seconds, "ok" or "fail")."""
     rows = []
     for i, (start, seconds, outcome) in enumerate(runs):
@@ -61,13 +73,13 @@ TRAINING = [
 ]
 
 
-def row(result: pl.DataFrame, hour: int) -> dict[str, object]:
+def row(result: pl.DataFrame, hour: int) -> dict[str, Any]:
     return result.filter(pl.col("bucket") == T0 + timedelta(hours=hour)).row(0, named=True)
 
 
 def test_a_spike_is_scored_against_the_training_median_and_mad() -> None:
     states = frame([*TRAINING, (3 * HOUR, 64, "ok")])  # log2 = 6: 4 ln2 above the median
-    got = row(ta.detect_anomalies(states, z=2.0, **LOOSE), 3)
+    got = row(ta.detect_anomalies(states, **(LOOSE | {"z": 2.0})), 3)
     assert got["observed"] == pytest.approx(64.0)
     assert got["expected"] == pytest.approx(4.0)
     assert got["training_size"] == 5
@@ -83,7 +95,7 @@ def test_a_spike_is_scored_against_the_training_median_and_mad() -> None:
 
 def test_z_sets_the_threshold() -> None:
     states = frame([*TRAINING, (3 * HOUR, 64, "ok")])
-    got = row(ta.detect_anomalies(states, z=3.0, **LOOSE), 3)  # 2.15 < 3
+    got = row(ta.detect_anomalies(states, **(LOOSE | {"z": 3.0})), 3)  # 2.15 < 3
     assert got["score"] == pytest.approx(4 / SE1)
     assert (got["anomalous"], got["direction"], got["reason"]) == (False, None, None)
 
@@ -91,7 +103,7 @@ def test_z_sets_the_threshold() -> None:
 def test_the_training_window_excludes_older_buckets_and_the_bucket_itself() -> None:
     # 2 h back: hours 1 and 2 only (4, 8, 16 s: median 8 s); the bucket's own 64 s not in it
     states = frame([*TRAINING, (3 * HOUR, 64, "ok")])
-    got = row(ta.detect_anomalies(states, z=2.0, **(LOOSE | {"training": "2h"})), 3)
+    got = row(ta.detect_anomalies(states, **(LOOSE | {"z": 2.0, "training": "2h"})), 3)
     assert got["training_size"] == 3
     assert got["expected"] == pytest.approx(8.0)
     first = row(ta.detect_anomalies(states, **LOOSE), 0)
@@ -102,33 +114,37 @@ def test_the_training_window_excludes_older_buckets_and_the_bucket_itself() -> N
 
 def test_a_drop_is_flagged_below_and_direction_picks_the_side() -> None:
     states = frame([*TRAINING, (3 * HOUR, 0.25, "ok")])  # log2 = -2: 4 ln2 below
-    both = row(ta.detect_anomalies(states, z=2.0, **LOOSE), 3)
+    both = row(ta.detect_anomalies(states, **(LOOSE | {"z": 2.0})), 3)
     assert (both["anomalous"], both["direction"]) == (True, "drop")
     assert both["score"] == pytest.approx(-4 / SE1)
     assert both["reason"] == "median run_time 94% below the expected (robust z 2.2)"
-    spikes_only = row(ta.detect_anomalies(states, z=2.0, direction="spike", **LOOSE), 3)
+    spikes_only = row(ta.detect_anomalies(states, **(LOOSE | {"z": 2.0, "direction": "spike"})), 3)
     assert spikes_only["anomalous"] is False
-    drops_only = row(ta.detect_anomalies(states, z=2.0, direction="drop", **LOOSE), 3)
+    drops_only = row(ta.detect_anomalies(states, **(LOOSE | {"z": 2.0, "direction": "drop"})), 3)
     assert drops_only["anomalous"] is True
 
 
 def test_min_change_widens_the_band() -> None:
     states = frame([*TRAINING, (3 * HOUR, 64, "ok")])  # 16 times the expected 4 s
-    loose = LOOSE | {"min_change": 10.0}  # band up to 11x
-    got = row(ta.detect_anomalies(states, z=2.0, **loose), 3)
+    loose = LOOSE | {"z": 2.0, "min_change": 10.0}  # band up to 11x
+    got = row(ta.detect_anomalies(states, **loose), 3)
     assert got["upper"] == pytest.approx(4.0 * math.exp(2 * SE1 * LN2))  # 13.1x > 11x
     assert got["anomalous"] is True
-    strict = LOOSE | {"min_change": 20.0}  # band up to 21x: 16x is inside
-    got = row(ta.detect_anomalies(states, z=2.0, **strict), 3)
+    strict = LOOSE | {"z": 2.0, "min_change": 20.0}  # band up to 21x: 16x is inside
+    got = row(ta.detect_anomalies(states, **strict), 3)
     assert got["upper"] == pytest.approx(4.0 * 21)
     assert got["lower"] == pytest.approx(4.0 / 21)
     assert got["anomalous"] is False
 
 
 @pytest.mark.parametrize(("option", "value"), [("min_training", 6), ("min_runs", 2)])
-def test_buckets_without_enough_runs_or_training_are_not_judged(option: str, value: int) -> None:
+def test_buckets_without_enough_runs_or_training_are_not_judged(
+    option: Literal["min_training", "min_runs"], value: int
+) -> None:
     states = frame([*TRAINING, (3 * HOUR, 64, "ok")])
-    got = row(ta.detect_anomalies(states, z=2.0, **(LOOSE | {option: value})), 3)
+    options = LOOSE | {"z": 2.0}
+    options[option] = value
+    got = row(ta.detect_anomalies(states, **options), 3)
     assert got["expected"] == pytest.approx(4.0)  # still computed
     assert got["anomalous"] is False
 
@@ -136,7 +152,7 @@ def test_buckets_without_enough_runs_or_training_are_not_judged(option: str, val
 def test_the_bucket_median_has_a_standard_error_that_shrinks_with_runs() -> None:
     # four runs of 32 s in hour 3: median log2 5, 3 ln2 above; se = SE1 ln2 / 2
     states = frame([*TRAINING, *((3 * HOUR + i, 32, "ok") for i in range(4))])
-    got = row(ta.detect_anomalies(states, z=3.0, **LOOSE), 3)
+    got = row(ta.detect_anomalies(states, **(LOOSE | {"z": 3.0})), 3)
     assert got["runs"] == 4
     assert got["score"] == pytest.approx(3 / (SE1 / 2))
     assert got["anomalous"] is True
@@ -146,19 +162,19 @@ def test_hour_of_day_trains_on_the_same_hour_only() -> None:
     hour5 = 5 * HOUR
     runs = [(hour5, 1, "ok"), (hour5 + 10, 2, "ok"), (DAY + hour5, 4, "ok")]
     runs += [(DAY + 6 * HOUR, 1000, "ok"), (2 * DAY + hour5, 64, "ok")]
-    options = LOOSE | {"training": "3d", "seasonality": "hour_of_day"}
-    got = row(ta.detect_anomalies(frame(runs), z=2.0, **options), 53)
+    options = LOOSE | {"z": 2.0, "training": "3d", "seasonality": "hour_of_day"}
+    got = row(ta.detect_anomalies(frame(runs), **options), 53)
     assert got["training_size"] == 3  # 1, 2, 4 s; not the 1000 s of 06:00
     assert got["expected"] == pytest.approx(2.0)
-    plain = row(ta.detect_anomalies(frame(runs), z=2.0, **(LOOSE | {"training": "3d"})), 53)
+    plain = row(ta.detect_anomalies(frame(runs), **(LOOSE | {"z": 2.0, "training": "3d"})), 53)
     assert plain["training_size"] == 4
 
 
 def test_day_of_week_trains_on_the_same_weekday_only() -> None:
     # T0 is a Thursday: days 0, 7 and 14 are Thursdays; day 1 a Friday
     runs = [(0, 4, "ok"), (DAY, 1000, "ok"), (7 * DAY, 8, "ok"), (14 * DAY, 64, "ok")]
-    options = {"every": "1d", "training": "14d", "min_training": 1, "min_runs": 1}
-    got = ta.detect_anomalies(frame(runs), seasonality="day_of_week", **options)
+    options: AnomalyOptions = {"every": "1d", "training": "14d", "min_training": 1, "min_runs": 1}
+    got = ta.detect_anomalies(frame(runs), **(options | {"seasonality": "day_of_week"}))
     last = got.filter(pl.col("bucket") == T0 + timedelta(days=14)).row(0, named=True)
     assert last["training_size"] == 2  # day 0 is exactly 14 days back: in the window
     assert last["expected"] == pytest.approx(math.sqrt(32))  # geometric middle of 4 and 8
@@ -189,7 +205,8 @@ ONE_IN_60 = [
 
 def test_a_failure_rate_jump_is_flagged_when_the_wilson_intervals_part() -> None:
     jump = [(3 * HOUR + i, 1, "fail" if i < 12 else "ok") for i in range(20)]
-    got = row(ta.detect_anomalies(frame(ONE_IN_60 + jump), metric="failure_rate", **LOOSE), 3)
+    rates = LOOSE | {"metric": "failure_rate"}
+    got = row(ta.detect_anomalies(frame(ONE_IN_60 + jump), **rates), 3)
     base_low, base_high = wilson(1, 60, 3.0)  # (0.0015, 0.158)
     low, _ = wilson(12, 20, 3.0)  # 0.294
     assert (got["observed"], got["training_size"], got["runs"]) == (0.6, 60, 20)
@@ -206,14 +223,13 @@ def test_a_failure_rate_jump_is_flagged_when_the_wilson_intervals_part() -> None
 
 def test_a_small_failure_rate_rise_is_not_flagged() -> None:
     rise = [(3 * HOUR + i, 1, "fail" if i < 2 else "ok") for i in range(20)]  # 10%
-    got = row(ta.detect_anomalies(frame(ONE_IN_60 + rise), metric="failure_rate", **LOOSE), 3)
+    rates = LOOSE | {"metric": "failure_rate"}
+    got = row(ta.detect_anomalies(frame(ONE_IN_60 + rise), **rates), 3)
     low, _ = wilson(2, 20, 3.0)
     assert got["score"] == pytest.approx(low - wilson(1, 60, 3.0)[1])
     assert got["anomalous"] is False
     # at z = 1 the intervals part: 95% is not the default, 3 is
-    got = row(
-        ta.detect_anomalies(frame(ONE_IN_60 + rise), metric="failure_rate", z=1.0, **LOOSE), 3
-    )
+    got = row(ta.detect_anomalies(frame(ONE_IN_60 + rise), **(rates | {"z": 1.0})), 3)
     assert got["anomalous"] is True
 
 
@@ -221,8 +237,9 @@ def test_failure_rate_drops_count_only_when_asked() -> None:
     training = [(h * HOUR + i, 1, "fail" if i < 10 else "ok") for h in range(3) for i in range(20)]
     clean = [(3 * HOUR + i, 1, "ok") for i in range(30)]
     states = frame(training + clean)
-    assert not row(ta.detect_anomalies(states, metric="failure_rate", **LOOSE), 3)["anomalous"]
-    both = row(ta.detect_anomalies(states, metric="failure_rate", direction="both", **LOOSE), 3)
+    rates = LOOSE | {"metric": "failure_rate"}
+    assert not row(ta.detect_anomalies(states, **rates), 3)["anomalous"]
+    both = row(ta.detect_anomalies(states, **(rates | {"direction": "both"})), 3)
     assert (both["anomalous"], both["direction"]) == (True, "drop")
     assert both["score"] == pytest.approx(wilson(30, 60, 3.0)[0] - wilson(0, 30, 3.0)[1])
 
@@ -232,7 +249,7 @@ def test_groups_are_apart_and_a_null_group_is_a_group() -> None:
     b = frame([(0, 64, "ok"), (3 * HOUR, 1, "ok")], task=None).with_columns(
         pl.col("id", "task_run_id") + "-b"
     )
-    got = ta.detect_anomalies(pl.concat([a, b]), z=2.0, **LOOSE)
+    got = ta.detect_anomalies(pl.concat([a, b]), **(LOOSE | {"z": 2.0}))
     assert got.select("task_name", "training_size").rows() == [
         ("a", 0),
         ("a", 2),
@@ -247,23 +264,23 @@ def test_groups_are_apart_and_a_null_group_is_a_group() -> None:
         ("a", True, "spike"),
         (None, True, "drop"),
     ]
-    overall = ta.detect_anomalies(pl.concat([a, b]), by=None, z=2.0, **LOOSE)
+    overall = ta.detect_anomalies(pl.concat([a, b]), **(LOOSE | {"by": None, "z": 2.0}))
     assert overall.columns[0] == "bucket"
     assert overall["runs"].to_list() == [3, 2, 1, 2]
 
 
 def test_by_a_column_the_durations_do_not_carry() -> None:
     states = frame([*TRAINING, (3 * HOUR, 64, "ok")]).with_columns(region=pl.lit("eu"))
-    got = ta.detect_anomalies(states, by="region", z=2.0, **LOOSE)
+    got = ta.detect_anomalies(states, **(LOOSE | {"by": "region", "z": 2.0}))
     assert row(got, 3)["region"] == "eu"
     assert row(got, 3)["anomalous"] is True
 
 
 def test_a_lazy_frame_stays_lazy() -> None:
     states = frame([*TRAINING, (3 * HOUR, 64, "ok")])
-    result = ta.detect_anomalies(states.lazy(), z=2.0, **LOOSE)
+    result = ta.detect_anomalies(states.lazy(), **(LOOSE | {"z": 2.0}))
     assert isinstance(result, pl.LazyFrame)
-    assert result.collect().equals(ta.detect_anomalies(states, z=2.0, **LOOSE))
+    assert result.collect().equals(ta.detect_anomalies(states, **(LOOSE | {"z": 2.0})))
 
 
 @pytest.mark.parametrize(

@@ -9,15 +9,48 @@ said otherwise (figures for seeds 0-4 in docs/anomalies.md).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import polars as pl
 import pytest
 
 import trs_analytics as ta
 
+if TYPE_CHECKING:
+    from trs_analytics.metrics import AnomalyOptions
+
+
+class History(TypedDict):
+    """Options of :func:`trs_analytics.generate_planted` shared by the recall tests."""
+
+    days: int
+    n_tasks: int
+    gaps: int
+    stuck: int
+    slow_runs: int
+    late_runs: int
+
+
+class Nothing(TypedDict, total=False):
+    """Counts of :func:`trs_analytics.generate_planted` that plant nothing."""
+
+    spikes: int
+    failure_jumps: int
+    gaps: int
+    stuck: int
+    slow_runs: int
+    late_runs: int
+
+
 #: A history with anomalies only after the 14-day warm-up: 60 tasks x 20 judged days.
-PLANTED = {"days": 35, "n_tasks": 60, "gaps": 0, "stuck": 0, "slow_runs": 2, "late_runs": 2}
+PLANTED: History = {
+    "days": 35,
+    "n_tasks": 60,
+    "gaps": 0,
+    "stuck": 0,
+    "slow_runs": 2,
+    "late_runs": 2,
+}
 
 
 def recall_precision(found: Any, truth: pl.DataFrame, kind: str) -> tuple[float, float]:
@@ -64,7 +97,7 @@ def test_failure_rate_jumps_are_found() -> None:
 @pytest.fixture(scope="module")
 def clean() -> pl.DataFrame:
     """200 tasks x 40 days, 12 runs a day, weekly seasonality and noise, nothing planted."""
-    nothing = {"spikes": 0, "failure_jumps": 0, "gaps": 0, "stuck": 0}
+    nothing: Nothing = {"spikes": 0, "failure_jumps": 0, "gaps": 0, "stuck": 0}
     nothing |= {"slow_runs": 0, "late_runs": 0}
     planted = ta.generate_planted(seed=11, days=40, n_tasks=200, runs_per_day=12, **nothing)
     assert planted.truth.is_empty()
@@ -77,7 +110,7 @@ def clean() -> pl.DataFrame:
     ids=["run_time", "run_time-day_of_week", "failure_rate-both"],
 )
 def test_a_clean_history_raises_at_most_one_alarm_per_thousand_buckets(
-    clean: pl.DataFrame, options: dict[str, Any]
+    clean: pl.DataFrame, options: AnomalyOptions
 ) -> None:
     found = ta.detect_anomalies(clean, **options)
     judged = found.filter(pl.col("training_size") >= 14, pl.col("runs") >= 5).height

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import TypedDict
 
 import polars as pl
 import pytest
@@ -10,6 +11,16 @@ import pytest
 import trs_analytics as ta
 from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.synthetic import PLANTED_KINDS, TRUTH_SCHEMA
+
+
+class Nothing(TypedDict):
+    """Counts of :func:`trs_analytics.generate_planted` that plant nothing (but late runs)."""
+
+    spikes: int
+    failure_jumps: int
+    gaps: int
+    stuck: int
+    slow_runs: int
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +94,7 @@ def test_slow_and_late_runs_are_measured_as_planted(planted: ta.Planted) -> None
 
 
 def test_a_clean_history_has_no_truth_and_no_unfinished_run() -> None:
-    nothing = {"spikes": 0, "failure_jumps": 0, "gaps": 0, "stuck": 0, "slow_runs": 0}
+    nothing: Nothing = {"spikes": 0, "failure_jumps": 0, "gaps": 0, "stuck": 0, "slow_runs": 0}
     clean = ta.generate_planted(seed=2, days=16, n_tasks=2, late_runs=0, **nothing)
     assert clean.truth.is_empty()
     assert ta.run_outcomes(clean.states)["final_type"].is_in(ta.TERMINAL_TYPES).all()
