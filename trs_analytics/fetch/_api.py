@@ -38,7 +38,7 @@ from trs_analytics.fetch._window import parse_when
 from trs_analytics.schema import empty_flow_run_states, empty_states
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
     from datetime import date
 
 __all__ = [
@@ -353,24 +353,18 @@ def fetch_states(
         ...
         trs_analytics.exceptions.ConfigurationError: time '2026-01-01T00:00:00' has no time zone. Hint: write it in UTC with a Z, such as 2026-01-01T00:00:00Z, or give an offset such as +02:00.
     """
-    with progress_bar(progress) as on_progress:
-        frames = list(
-            iter_states(
-                api_url,
-                since=since,
-                until=until,
-                source=source,
-                client=client,
-                on_progress=on_progress,
-                **filters,
-            )
-        )
-    if not frames:
-        return empty_states()
-    return (
-        pl.concat(frames, how="vertical")
-        .unique(subset="id", keep="last", maintain_order=True)
-        .sort("timestamp", "id")
+    return _collect(
+        lambda on_progress: iter_states(
+            api_url,
+            since=since,
+            until=until,
+            source=source,
+            client=client,
+            on_progress=on_progress,
+            **filters,
+        ),
+        progress=progress,
+        empty=empty_states,
     )
 
 
@@ -422,20 +416,36 @@ def fetch_flow_run_states(
         ...
         trs_analytics.exceptions.ConfigurationError: source must be one of ['auto', 'states', 'events'], got 'cache'.
     """
+    return _collect(
+        lambda on_progress: iter_flow_run_states(
+            api_url,
+            since=since,
+            until=until,
+            source=source,
+            client=client,
+            on_progress=on_progress,
+            **filters,
+        ),
+        progress=progress,
+        empty=empty_flow_run_states,
+    )
+
+
+def _collect(
+    batches: Callable[[Callable[[Progress], None] | None], Iterable[pl.DataFrame]],
+    *,
+    progress: bool,
+    empty: Callable[[], pl.DataFrame],
+) -> pl.DataFrame:
+    """All of ``batches(on_progress)`` (under a progress bar) in one frame, each id once.
+
+    Sorted by ``timestamp`` then ``id``; the last copy of an id wins; ``empty()`` when
+    no batch came. :func:`fetch_states` and :func:`fetch_flow_run_states` call this.
+    """
     with progress_bar(progress) as on_progress:
-        frames = list(
-            iter_flow_run_states(
-                api_url,
-                since=since,
-                until=until,
-                source=source,
-                client=client,
-                on_progress=on_progress,
-                **filters,
-            )
-        )
+        frames = list(batches(on_progress))
     if not frames:
-        return empty_flow_run_states()
+        return empty()
     return (
         pl.concat(frames, how="vertical")
         .unique(subset="id", keep="last", maintain_order=True)

@@ -19,21 +19,17 @@ cached for the whole fetch.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from trs_analytics.fetch._candidates import iter_candidates
-from trs_analytics.fetch._lookups import resolve_deployments
+from trs_analytics.fetch._lookups import RecordCache, read_states_per_run, resolve_deployments
 from trs_analytics.fetch._pages import FLOW_RUN_EVENTS, PAGE_LIMIT, iter_event_pages, read_by_ids
 from trs_analytics.fetch._records import (
     FLOW_RUN_ATTRIBUTES_SCHEMA,
     flow_run_attribute_row,
-    flow_run_state_row,
-    states_frame,
 )
-from trs_analytics.schema import FLOW_RUN_STATES_SCHEMA
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -49,24 +45,14 @@ class FlowRunAttributes:
     """Looks up flow runs' attribute rows, caching flows and deployments (bounded)."""
 
     def __init__(self, client: PrefectClient, *, cache_size: int = 100_000) -> None:
-        self.client = client
         self.url = client.api_url
-        self.cache_size = cache_size
-        self.flows: OrderedDict[str, dict[str, Any]] = OrderedDict()
-        self.deployments: OrderedDict[str, dict[str, Any]] = OrderedDict()
-
-    def _fill(self, kind: str, cache: OrderedDict[str, dict[str, Any]], ids: set[str]) -> None:
-        wanted = sorted(i for i in ids if i and i not in cache)
-        for record in read_by_ids(self.client, kind, wanted):
-            cache[record["id"]] = record
-        while len(cache) > self.cache_size:
-            cache.popitem(last=False)
+        self.flows = RecordCache(client, "flows", cache_size=cache_size)
+        self.deployments = RecordCache(client, "deployments", cache_size=cache_size)
 
     def rows(self, flow_runs: Sequence[dict[str, Any]]) -> pl.DataFrame:
         """One attribute row per flow run (``FLOW_RUN_ATTRIBUTES_SCHEMA``)."""
-        self._fill("flows", self.flows, {fr.get("flow_id") or "" for fr in flow_runs})
-        ids = {fr.get("deployment_id") or "" for fr in flow_runs}
-        self._fill("deployments", self.deployments, ids)
+        self.flows.fill({fr.get("flow_id") or "" for fr in flow_runs})
+        self.deployments.fill({fr.get("deployment_id") or "" for fr in flow_runs})
         rows = [
             flow_run_attribute_row(
                 fr,
@@ -79,31 +65,6 @@ class FlowRunAttributes:
         return pl.DataFrame(rows, schema=FLOW_RUN_ATTRIBUTES_SCHEMA)
 
 
-def _read_states(
-    client: PrefectClient,
-    attributes: pl.DataFrame,
-    start: datetime,
-    end: datetime,
-) -> pl.DataFrame:
-    """The states in ``[start, end)`` of the flow runs in ``attributes``, one GET a run."""
-    url = f"{client.api_url}/flow_run_states/"
-
-    def read(flow_run_id: str) -> list[dict[str, Any]]:
-        records = client.get("/flow_run_states/", params={"flow_run_id": flow_run_id})
-        return [flow_run_state_row(r, flow_run_id=flow_run_id, url=url) for r in records]
-
-    ids = attributes["flow_run_id"].to_list()
-    rows = [row for states in client.map(read, ids) for row in states]
-    frame = states_frame(
-        rows,
-        attributes.drop("_state_type"),
-        url=url,
-        schema=FLOW_RUN_STATES_SCHEMA,
-        key="flow_run_id",
-    )
-    return frame.filter(pl.col("timestamp").is_between(start, end, closed="left"))
-
-
 def iter_flow_runs_per_run(
     client: PrefectClient, filters: StateFilters, start: datetime, end: datetime
 ) -> Iterator[pl.DataFrame]:
@@ -114,7 +75,7 @@ def iter_flow_runs_per_run(
     info = client.server_info()
     for page in iter_candidates(client, info, body, start, end, kind="flow_runs"):
         attrs = filters.apply(attributes.rows(page), deployment_ids)
-        frame = _read_states(client, attrs, start, end)
+        frame = read_states_per_run(client, attrs, start, end, key="flow_run_id")
         if frame.height:
             yield frame
 
@@ -161,7 +122,7 @@ def iter_flow_run_events(
     def flush(ids: list[str]) -> pl.DataFrame:
         runs = list(read_by_ids(client, "flow_runs", ids))
         attrs = filters.apply(attributes.rows(runs), deployment_ids)
-        return _read_states(client, attrs, start, end)
+        return read_states_per_run(client, attrs, start, end, key="flow_run_id")
 
     for ids in _event_flow_run_ids(client, start, end, first):
         pending.extend(ids)

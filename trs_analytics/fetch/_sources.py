@@ -33,7 +33,12 @@ from trs_analytics.exceptions import (
 )
 from trs_analytics.fetch._candidates import iter_candidates
 from trs_analytics.fetch._flow_runs import iter_flow_run_events, iter_flow_runs_per_run
-from trs_analytics.fetch._lookups import Attributes, resolve_deployments, task_run_from_event
+from trs_analytics.fetch._lookups import (
+    Attributes,
+    read_states_per_run,
+    resolve_deployments,
+    task_run_from_event,
+)
 from trs_analytics.fetch._pages import (
     FLOW_RUN_EVENTS,
     PAGE_LIMIT,
@@ -44,7 +49,7 @@ from trs_analytics.fetch._pages import (
     iter_event_pages,
     read_by_ids,
 )
-from trs_analytics.fetch._records import state_row_from_api, state_row_from_event, states_frame
+from trs_analytics.fetch._records import state_row_from_event, states_frame
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -95,24 +100,6 @@ def _refused(err: PrefectAPIError) -> bool:
 # -- per run -----------------------------------------------------------------------------
 
 
-def _read_per_run(
-    client: PrefectClient,
-    attrs: pl.DataFrame,
-    start: datetime,
-    end: datetime,
-) -> pl.DataFrame:
-    """The states in ``[start, end)`` of the task runs in ``attrs``, one GET a run."""
-    url = f"{client.api_url}/task_run_states/"
-
-    def read_states(task_run_id: str) -> list[dict[str, Any]]:
-        records = client.get("/task_run_states/", params={"task_run_id": task_run_id})
-        return [state_row_from_api(r, task_run_id=task_run_id, url=url) for r in records]
-
-    ids = attrs["task_run_id"].to_list()
-    rows = [row for states in client.map(read_states, ids) for row in states]
-    return _in_window(states_frame(rows, attrs.drop("_state_type"), url=url), start, end)
-
-
 def iter_per_run(
     client: PrefectClient, filters: StateFilters, start: datetime, end: datetime
 ) -> Iterator[pl.DataFrame]:
@@ -122,7 +109,7 @@ def iter_per_run(
     attributes = Attributes(client)
     for page in iter_candidates(client, client.server_info(), body, start, end):
         attrs = filters.apply(attributes.rows(page), deployment_ids)
-        frame = _read_per_run(client, attrs, start, end)
+        frame = read_states_per_run(client, attrs, start, end, key="task_run_id")
         if frame.height:
             yield frame
 
@@ -271,7 +258,7 @@ def iter_events(
     for chunk in (parents[i : i + PAGE_LIMIT] for i in range(0, len(parents), PAGE_LIMIT)):
         runs = list(read_by_ids(client, "task_runs", chunk))
         attrs = filters.apply(attributes.rows(runs), deployment_ids)
-        frame = _read_per_run(client, attrs, start, end)
+        frame = read_states_per_run(client, attrs, start, end, key="task_run_id")
         if frame.height:
             yield frame
 
