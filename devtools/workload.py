@@ -111,8 +111,28 @@ STATE_TYPE_OF_NAME: Final[Mapping[str, str]] = {
 }
 
 
+class _StateNames:
+    """``n_states`` and ``state_types`` from ``states`` (state names in timestamp order).
+
+    The one owner of "state names -> types" for :class:`Pattern`,
+    :class:`TaskRunTruth` and :class:`FlowRunTruth`.
+    """
+
+    states: tuple[str, ...]
+
+    @property
+    def n_states(self) -> int:
+        """How many states the server holds for this run."""
+        return len(self.states)
+
+    @property
+    def state_types(self) -> tuple[str, ...]:
+        """The state types, in order."""
+        return tuple(STATE_TYPE_OF_NAME[name] for name in self.states)
+
+
 @dataclass(frozen=True)
-class Pattern:
+class Pattern(_StateNames):
     """One behaviour of a task call and the states Prefect 3.9.1 records for it.
 
     Attributes:
@@ -126,11 +146,6 @@ class Pattern:
     states: tuple[str, ...]
     executions: int
     description: str
-
-    @property
-    def state_types(self) -> tuple[str, ...]:
-        """The state types, in order."""
-        return tuple(STATE_TYPE_OF_NAME[name] for name in self.states)
 
     @property
     def attempts(self) -> int:
@@ -497,7 +512,7 @@ def patterns_for(version: str) -> Mapping[str, Pattern]:
 
 
 @dataclass(frozen=True)
-class TaskRunTruth:
+class TaskRunTruth(_StateNames):
     """What one task run of the workload is, as planned and as observed.
 
     Attributes:
@@ -547,23 +562,13 @@ class TaskRunTruth:
     exited_at: datetime | None = None
 
     @property
-    def n_states(self) -> int:
-        """How many states the server holds for this task run."""
-        return len(self.states)
-
-    @property
-    def state_types(self) -> tuple[str, ...]:
-        """The state types, in order."""
-        return tuple(STATE_TYPE_OF_NAME[name] for name in self.states)
-
-    @property
     def task_key_prefix(self) -> str:
         """``task_key`` is this plus 8 hex digits (the function is named like the task)."""
         return f"{self.task_name}-"
 
 
 @dataclass(frozen=True)
-class FlowRunTruth:
+class FlowRunTruth(_StateNames):
     """One flow run of the workload.
 
     Attributes:
@@ -604,16 +609,6 @@ class FlowRunTruth:
     expected_start_time: datetime | None = None
     parent_task_run_id: str | None = None
     parent_flow_run_id: str | None = None
-
-    @property
-    def n_states(self) -> int:
-        """How many states the server holds for this flow run."""
-        return len(self.states)
-
-    @property
-    def state_types(self) -> tuple[str, ...]:
-        """The state types, in order."""
-        return tuple(STATE_TYPE_OF_NAME[name] for name in self.states)
 
 
 #: The datetime fields of the truth's records, written as ISO-8601 in its JSON.

@@ -198,21 +198,14 @@ def export_states(
             else:
                 tally.add(batch)
         dataset.flush()
-        rows, files = dataset.size()
-        result = ExportResult(
-            out=dataset.path,
+        result = _result(
+            dataset,
+            tally,
+            client,
             source=chosen,
             since=start,
             until=end,
-            states=tally.states,
-            task_runs=len(tally.task_runs),
-            added=dataset.added,
-            rows=rows,
-            files=files,
-            days=dataset.days,
-            requests=client.stats.requests - requests0,
-            retries=client.stats.retries - retries0,
-            seconds=time.monotonic() - clock,
+            counters=(requests0, retries0, clock),
         )
         dataset.commit(result, started=started)
         first_since = dataset.info.history[0].get("since") if dataset.info.history else None
@@ -282,21 +275,14 @@ def _export_flow_runs(
             table.add(batch)
             tally.add(batch)
         table.flush()
-        rows, files = table.size()
-        flow_result = ExportResult(
-            out=table.path,
+        flow_result = _result(
+            table,
+            tally,
+            client,
             source=plan.label,
             since=start,
             until=end,
-            states=tally.states,
-            task_runs=len(tally.task_runs),
-            added=table.added,
-            rows=rows,
-            files=files,
-            days=table.days,
-            requests=client.stats.requests - requests0,
-            retries=client.stats.retries - retries0,
-            seconds=time.monotonic() - clock,
+            counters=(requests0, retries0, clock),
         )
         table.commit(flow_result, started=started)
     return replace(
@@ -304,8 +290,39 @@ def _export_flow_runs(
         flow_run_states=flow_result.states,
         flow_runs=flow_result.task_runs,
         flow_run_added=flow_result.added,
-        flow_run_rows=rows,
+        flow_run_rows=flow_result.rows,
         requests=result.requests + flow_result.requests,
         retries=result.retries + flow_result.retries,
         seconds=result.seconds + flow_result.seconds,
+    )
+
+
+def _result(
+    dataset: Dataset,
+    tally: Tally,
+    client: PrefectClient,
+    *,
+    source: str,
+    since: datetime,
+    until: datetime,
+    counters: tuple[int, int, float],
+) -> ExportResult:
+    """The result of one table's export: ``counters`` are the client's requests and
+    retries and ``time.monotonic()`` when it began. Both tables' exports call this."""
+    requests0, retries0, clock = counters
+    rows, files = dataset.size()
+    return ExportResult(
+        out=dataset.path,
+        source=source,
+        since=since,
+        until=until,
+        states=tally.states,
+        task_runs=len(tally.task_runs),
+        added=dataset.added,
+        rows=rows,
+        files=files,
+        days=dataset.days,
+        requests=client.stats.requests - requests0,
+        retries=client.stats.retries - retries0,
+        seconds=time.monotonic() - clock,
     )
