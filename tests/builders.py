@@ -45,9 +45,9 @@ import polars as pl
 from trs_analytics.schema import STATES_SCHEMA, UTC_US
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
-__all__ = ["T0", "TYPE_OF", "at", "history", "parse", "states"]
+__all__ = ["T0", "TYPE_OF", "at", "history", "parse", "runs", "states"]
 
 #: The instant every history's seconds count from.
 T0: Final = datetime(2026, 1, 1, tzinfo=UTC)
@@ -187,3 +187,32 @@ def states(*histories: pl.DataFrame) -> pl.DataFrame:
         ['r-0', 'r-1', 'r-1']
     """
     return pl.concat([pl.DataFrame(schema=STATES_SCHEMA), *histories], how="diagonal")
+
+
+def runs(
+    specs: Mapping[str, str],
+    *,
+    task_names: Mapping[str, str] | None = None,
+    expected: Mapping[str, float] | None = None,
+) -> pl.DataFrame:
+    """:func:`states` of one :func:`history` per run id: ``{"r": "Pending@0 Running@1"}``.
+
+    Runs are named ``task`` and expected at ``T0`` unless ``task_names`` or
+    ``expected`` (seconds after ``T0``) say otherwise.
+
+    Examples:
+        >>> frame = runs({"a": "Pending@0 Running@1"}, task_names={"a": "load"})
+        >>> frame.select("task_run_id", "task_name", "name").rows()
+        [('a', 'load', 'Pending'), ('a', 'load', 'Running')]
+    """
+    return states(
+        *(
+            history(
+                spec,
+                task_run_id=run,
+                task_name=(task_names or {}).get(run, "task"),
+                expected_start_time=(expected or {}).get(run, 0.0),
+            )
+            for run, spec in specs.items()
+        )
+    )

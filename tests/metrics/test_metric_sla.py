@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 import trs_analytics as ta
-from tests.metrics.builders import at, states
+from tests.builders import at, runs
 
 RUNS = {
     "a": "Pending@0 Running@10 Completed@40",  # run 30 s, late 10 s
@@ -25,7 +25,7 @@ def rows(frame: pl.DataFrame, *columns: str) -> list[tuple[object, ...]]:
 
 
 def report(text: str, now: float = 7200) -> ta.SlaReport[pl.DataFrame]:
-    data = states(RUNS, task_names=NAMES, expected=EXPECTED)
+    data = runs(RUNS, task_names=NAMES, expected=EXPECTED)
     return ta.sla_report(data, ta.parse_rules(text), every="1h", now=at(now))
 
 

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 import trs_analytics as ta
-from tests.metrics.builders import at, states
+from tests.builders import at, runs
 
 #: Five finished runs of "etl" (run time 2 s, queue wait 1 s) and three open ones.
 HISTORY = {
@@ -38,7 +38,7 @@ HISTORY = {
 def test_hand_worked(
     now: float, options: dict[str, object], expected: list[tuple[object, ...]]
 ) -> None:
-    found = ta.stuck_runs(states(HISTORY), now=at(now), **options)  # type: ignore[arg-type]
+    found = ta.stuck_runs(runs(HISTORY), now=at(now), **options)  # type: ignore[arg-type]
     rows = [
         (r["task_run_id"], r["state"], r["age"].total_seconds(), r["threshold"].total_seconds(), r["reason"])
         for r in found.iter_rows(named=True)
@@ -48,18 +48,18 @@ def test_hand_worked(
 
 def test_groups_learn_from_their_own_history() -> None:
     names = {"running": "other"}  # the open run's group has no finished run: no bound
-    found = ta.stuck_runs(states(HISTORY, task_names=names), now=at(110))
+    found = ta.stuck_runs(runs(HISTORY, task_names=names), now=at(110))
     assert "running" not in found["task_run_id"].to_list()
-    assert ta.stuck_runs(states(HISTORY, task_names=names), now=at(110), by=None).height == 3
+    assert ta.stuck_runs(runs(HISTORY, task_names=names), now=at(110), by=None).height == 3
 
 
 def test_a_naive_now_or_a_bad_k_is_refused() -> None:
     from datetime import datetime
 
     with pytest.raises(ta.ConfigurationError, match="naive"):
-        ta.stuck_runs(states(HISTORY), now=datetime(2026, 1, 1))
+        ta.stuck_runs(runs(HISTORY), now=datetime(2026, 1, 1))
     with pytest.raises(ta.ConfigurationError, match="k > 0"):
-        ta.stuck_runs(states(HISTORY), now=at(0), k=0)
+        ta.stuck_runs(runs(HISTORY), now=at(0), k=0)
 
 
 def test_every_planted_stuck_run_is_found_and_nothing_on_a_clean_history() -> None:
