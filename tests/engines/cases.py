@@ -15,6 +15,7 @@ import narwhals as nw
 import pytest
 
 import trs_analytics as ta
+from trs_analytics.schema import run_id_column
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -35,7 +36,8 @@ def opened(states: Any) -> Any:
     """Leave some runs open, on the engine they live in: runs whose id ends in 0 or 1 lose
     their terminal states (stuck RUNNING), runs ending in 2 their RUNNING ones too (PENDING)."""
     frame = nw.from_native(states)
-    run, kind = nw.col("task_run_id"), nw.col("type").cast(nw.String())
+    run = nw.col(run_id_column(frame.collect_schema().names()))
+    kind = nw.col("type").cast(nw.String())
     ends = run.str.ends_with("0") | run.str.ends_with("1")
     terminal = kind.is_in(["COMPLETED", "FAILED", "CANCELLED", "CRASHED"])
     pending = run.str.ends_with("2") & (terminal | (kind == "RUNNING"))
