@@ -270,7 +270,7 @@ def _duration_points(states: Any, s: _Settings) -> nw.LazyFrame[Any]:
     present = measured.collect_schema().names()
     missing = [k for k in s.keys if k not in present]
     if missing:
-        tl = timeline(states, caller="detect_anomalies", needs=missing)
+        tl = timeline(states, caller="detect_anomalies", needs=missing, copies=True)
         run = run_id_column(schema_of(states).names())
         runs = outcomes(tl, group_keys(missing)).select(nw.col(RUN).alias(run), *missing)
         measured = measured.join(runs, on=run, how="left")
@@ -325,7 +325,7 @@ def _duration_anomalies(states: Any, s: _Settings) -> nw.LazyFrame[Any]:
 
 
 def _failure_anomalies(states: Any, s: _Settings) -> nw.LazyFrame[Any]:
-    tl = timeline(states, caller="detect_anomalies", needs=s.keys)
+    tl = timeline(states, caller="detect_anomalies", needs=s.keys, copies=True)
     runs = explode_tags(outcomes(tl, group_keys(s.keys)), s.keys)
     final = nw.col("final_type")
     failed = final.is_in(FAILURE_TYPES)

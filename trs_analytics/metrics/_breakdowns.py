@@ -120,7 +120,7 @@ def run_outcomes(states: IntoFrameT) -> IntoFrameT:
 def _outcomes(states: Any, *, caller: str, needs: Sequence[str] = ()) -> nw.LazyFrame[Any]:
     """One row per run, on the metrics' timeline: ``start``/``end`` in microseconds."""
     names = schema_of(states).names()
-    tl = timeline(states, caller=caller, needs=needs)
+    tl = timeline(states, caller=caller, needs=needs, copies=True)
     running = is_type("RUNNING")
     tl = tl.with_columns(
         _run_us=nw.when(running)

@@ -65,6 +65,7 @@ __all__ = [
     "as_list",
     "carried",
     "check_level",
+    "distinct_count",
     "explode_tags",
     "group_keys",
     "is_type",
@@ -197,17 +198,43 @@ def is_type(*types: str) -> nw.Expr:
     return nw.col("_rank").is_in([STATE_TYPES.index(t) for t in types])
 
 
-def _deduplicated(lf: nw.LazyFrame[Any], *, has_id: bool) -> nw.LazyFrame[Any]:
-    """Drop repeated states: by ``id``; rows without one by run, timestamp, type and name."""
+def _deduplicated(lf: nw.LazyFrame[Any], *, has_id: bool, copies: bool) -> nw.LazyFrame[Any]:
+    """Drop repeated states: by ``id``; rows without one by run, timestamp, type and name.
+
+    With ``copies``, rows that have an ``id`` are all kept (see :func:`timeline`).
+    """
     by_content = [RUN, "timestamp", "type", "name"]
     if not has_id:
         return distinct(lf, by_content)
-    with_id = distinct(lf.filter(~nw.col("id").is_null()), ["id"])
+    with_id = lf.filter(~nw.col("id").is_null())
+    if not copies:
+        with_id = distinct(with_id, ["id"])
     without_id = distinct(lf.filter(nw.col("id").is_null()), by_content)
     return nw.concat([with_id, without_id], how="vertical")
 
 
-def timeline(states: Any, *, caller: str, needs: Sequence[str] = ()) -> nw.LazyFrame[Any]:
+def distinct_count(flag: nw.Expr) -> nw.Expr:
+    """Count a run's states for which ``flag`` holds, each state ``id`` once.
+
+    An aggregate of a :func:`timeline`'s group-by that gives the same count
+    whether copies of a state are still in it (``copies=True``) or not:
+    distinct ids among the flagged rows that have one, plus the flagged rows
+    without one (those are de-duplicated by content in every timeline). It
+    is ``count(DISTINCT id) FILTER (WHERE flag)``, the aggregate a DuckDB
+    expert writes; narwhals' ``n_unique`` counts the null of the rows not
+    flagged as one value, which is taken off again.
+    """
+    has_id = ~nw.col("id").is_null()
+    with_id = flag & has_id
+    ids = nw.when(with_id).then(nw.col("id")).n_unique()
+    others = (~with_id).cast(nw.Int64()).max()
+    without_id = (flag & ~has_id).cast(nw.Int64()).sum()
+    return ids - others + without_id
+
+
+def timeline(
+    states: Any, *, caller: str, needs: Sequence[str] = (), copies: bool = False
+) -> nw.LazyFrame[Any]:
     """Return the de-duplicated states of ``states`` as a narwhals LazyFrame.
 
     Adds ``_us`` (the timestamp in microseconds since the epoch), ``_rank``
@@ -219,6 +246,15 @@ def timeline(states: Any, *, caller: str, needs: Sequence[str] = ()) -> nw.LazyF
         states: a states frame of any supported engine.
         caller: the public function's name, for error messages.
         needs: columns needed beyond :data:`REQUIRED_METRIC_COLUMNS`.
+        copies: keep copies of a state (rows with the same ``id``: the same
+            state delivered twice, equal in run, timestamp, type and name).
+            Only for metrics whose aggregates give the same answer with or
+            without them, which skips the de-duplication of every id (on
+            Polars the costliest step of a hash-aggregate metric): minima and
+            maxima, :func:`distinct_count`, and sums of the time to the next
+            state (a copy sits next to its state in the run's order, so one of
+            the two lasts zero). Rows without an ``id`` are de-duplicated by
+            content either way.
 
     Raises:
         SchemaError: a required column is missing, or ``timestamp`` is not a
@@ -232,7 +268,7 @@ def timeline(states: Any, *, caller: str, needs: Sequence[str] = ()) -> nw.LazyF
     require_utc(lf, "timestamp", caller=caller)
     lf = lf.rename({own: RUN})
     lf = lf.filter(~nw.col(RUN).is_null() & ~nw.col("timestamp").is_null())
-    lf = _deduplicated(lf, has_id="id" in names)
+    lf = _deduplicated(lf, has_id="id" in names, copies=copies)
     stamps = {"_us": "timestamp"} | {f"_{c}": c for c in _CARRIED_TIMESTAMPS if c in names}
     lf = with_micros(lf, timestamps=stamps)
     carried_us = [nw.col(f"_{c}").alias(c) for c in _CARRIED_TIMESTAMPS if c in names]
@@ -270,17 +306,13 @@ def outcomes(
         for name, source in finals.items()
         if ordered_last
     }
-    runs = tl.with_columns(
-        _running=is_type("RUNNING").cast(nw.Int64()),
-        _failure=is_type(*FAILURE_TYPES).cast(nw.Int64()),
-    )
     runs = aggregate(
-        runs,
+        tl,
         [RUN],
         carry=carry,
         aggs={
-            "attempts": nw.col("_running").sum(),
-            "_failures": nw.col("_failure").sum(),
+            "attempts": distinct_count(is_type("RUNNING")),
+            "_failures": distinct_count(is_type(*FAILURE_TYPES)),
             "_last_key": nw.col("_key").max(),
             "start_time": nw.col("_us").min(),
             "end_time": nw.col("_us").max(),

@@ -23,6 +23,7 @@ from trs_analytics.metrics._common import (
     Selector,
     carried,
     check_level,
+    distinct_count,
     is_type,
     match,
     timeline,
@@ -396,19 +397,18 @@ def run_time(states: Frame) -> Frame:
         [(2, datetime.timedelta(seconds=4))]
     """
     carry = carried(states)
-    tl = timeline(states, caller="run_time")
+    tl = timeline(states, caller="run_time", copies=True)
     running = is_type("RUNNING")
     steps = tl.with_columns(
         _next=nw.col("_us").shift(-1).over(RUN, order_by=list(TIME_ORDER))
     ).with_columns(
-        _running=running.cast(nw.Int64()),
         _start=nw.when(running).then(nw.col("_us")),
         _end=nw.when(running).then(nw.col("_next")),
         _open=(running & nw.col("_next").is_null()).cast(nw.Int64()),
         _time=nw.when(running).then(nw.col("_next") - nw.col("_us")),
     )
     aggs = {
-        "attempts": nw.col("_running").sum(),
+        "attempts": distinct_count(running),
         "start_time": nw.col("_start").min(),
         "end_time": nw.col("_end").max(),
         "_open": nw.col("_open").sum(),
@@ -464,7 +464,7 @@ def lateness(states: Frame) -> Frame:
         [('a', datetime.timedelta(seconds=3), False), ('b', None, True)]
     """
     carry = carried(states)
-    tl = timeline(states, caller="lateness", needs=["expected_start_time"])
+    tl = timeline(states, caller="lateness", needs=["expected_start_time"], copies=True)
     running = is_type("RUNNING")
     diff = nw.col("end_time") - nw.col("start_time")
     steps = tl.with_columns(

@@ -134,7 +134,7 @@ def failure_rates(
         [('etl', 3, 1, 1, 0.3333333333333333, 0.6666666666666666)]
     """
     keys: list[str] = as_list(by)
-    tl = timeline(states, caller="failure_rates", needs=keys)
+    tl = timeline(states, caller="failure_rates", needs=keys, copies=True)
     runs = explode_tags(outcomes(tl, group_keys(keys)), keys)
     groups = list(keys)
     if every is not None:

@@ -95,7 +95,7 @@ def retry_counts(states: Frame) -> Frame:
         │ p3          ┆ 3        ┆ 2       ┆ COMPLETED  ┆ true     ┆ true    │
         └─────────────┴──────────┴─────────┴────────────┴──────────┴─────────┘
     """
-    tl = timeline(states, caller="retry_counts")
+    tl = timeline(states, caller="retry_counts", copies=True)
     carry = carried(states)
     runs = outcomes(tl, carry, finals={"final_name": "name"})
     result = runs.select(RUN, *carry, *_OUTCOME_COLUMNS).sort(RUN)
@@ -144,7 +144,7 @@ def retry_distribution(states: Frame, *, by: str | Sequence[str] | None = "task_
         [('etl', 0, 2, 0.6666666666666666), ('etl', 1, 1, 0.3333333333333333)]
     """
     keys: list[str] = as_list(by)
-    tl = timeline(states, caller="retry_distribution", needs=keys)
+    tl = timeline(states, caller="retry_distribution", needs=keys, copies=True)
     runs = explode_tags(outcomes(tl, group_keys(keys)), keys).filter(nw.col("terminal"))
     counted = runs.group_by(*keys, "retries", drop_null_keys=False).agg(runs=nw.len())
     total = nw.col("runs").sum().over(*keys) if keys else nw.col("runs").sum()

@@ -215,7 +215,7 @@ def compare_windows(
     keys: list[str] = as_list(by)
     step = duration_micros(window, argument="window")
     end = _at_micros(at)
-    tl = timeline(states, caller="compare_windows", needs=keys)
+    tl = timeline(states, caller="compare_windows", needs=keys, copies=True)
     run = run_id_column(schema_of(states).names())
     measured = with_micros(
         lazy(_METRICS[metric](states), caller="compare_windows"),
