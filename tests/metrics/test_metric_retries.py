@@ -137,3 +137,28 @@ def test_retry_distribution_overall_and_by_tags() -> None:
         ("hot", 0, 1, 1.0),
         (None, 0, 1, 1.0),
     ]
+
+
+@pytest.mark.parametrize("engine", ["polars", "duckdb"])
+def test_copies_of_states_with_and_without_an_id_count_once(engine: str) -> None:
+    """Metrics that keep copies (count(DISTINCT id)) count like those that drop them."""
+    import duckdb
+
+    clean = states(
+        history("Pending@0 Running@1 Awaiting_Retry@2 Retrying@3 Failed@4", task_run_id="a"),
+        history("Pending@0 Running@1 Failed@2 Running@3 Completed@5", task_run_id="b"),
+    ).with_columns(  # run a's states come without an id (de-duplicated by content)
+        id=pl.when(pl.col("task_run_id") == "b").then(pl.col("id"))
+    )
+    messy = pl.concat([clean, clean, clean.head(3)]).reverse()
+
+    def on_engine(frame: pl.DataFrame) -> object:
+        return frame if engine == "polars" else duckdb.from_arrow(frame.to_arrow())
+
+    for metric in (ta.retry_counts, ta.run_time, ta.time_in_state, ta.failure_rates):
+        got = ta.to_polars(metric(on_engine(messy)))
+        want = ta.to_polars(metric(on_engine(clean)))
+        assert got.sort(got.columns[0]).equals(want.sort(want.columns[0])), metric.__name__
+    runs = ta.retry_counts(messy).sort("task_run_id")
+    assert runs["attempts"].to_list() == [2, 2]
+    assert runs["rescued"].to_list() == [False, True]

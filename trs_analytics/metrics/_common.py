@@ -40,6 +40,7 @@ from trs_analytics.metrics._frames import (
     require_utc,
     schema_of,
     with_micros,
+    with_rank,
 )
 from trs_analytics.schema import (
     FAILURE_TYPES,
@@ -175,16 +176,6 @@ def carried(frame: Any, extra: Sequence[str] = ()) -> list[str]:
     return out
 
 
-def _rank() -> nw.Expr:
-    """The state type's position in the lifecycle (0 = SCHEDULED ... 8 = CRASHED)."""
-    ranks = {t: i for i, t in enumerate(STATE_TYPES)}
-    return (
-        nw.col("type")
-        .cast(nw.String())
-        .replace_strict(ranks, default=None, return_dtype=nw.Int64())
-    )
-
-
 def type_of_rank(rank: nw.Expr) -> nw.Expr:
     """The state type (a string) of a lifecycle rank: the inverse of the timeline's ``_rank``."""
     expr: nw.Expr = nw.lit(None, dtype=nw.String())
@@ -272,7 +263,9 @@ def timeline(
     stamps = {"_us": "timestamp"} | {f"_{c}": c for c in _CARRIED_TIMESTAMPS if c in names}
     lf = with_micros(lf, timestamps=stamps)
     carried_us = [nw.col(f"_{c}").alias(c) for c in _CARRIED_TIMESTAMPS if c in names]
-    lf = lf.with_columns(*carried_us, _rank=_rank())
+    if carried_us:
+        lf = lf.with_columns(*carried_us)
+    lf = with_rank(lf, "type", STATE_TYPES, name="_rank")
     if "id" not in names:
         lf = lf.with_columns(id=nw.lit(None, dtype=nw.String()))
     return lf.with_columns(_key=nw.col("_us") * RANK_BITS + nw.col("_rank"))

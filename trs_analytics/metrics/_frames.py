@@ -55,6 +55,7 @@ __all__ = [
     "schema_of",
     "to_polars",
     "with_micros",
+    "with_rank",
 ]
 
 #: A metric returns the kind of frame it was given: Polars DataFrame or LazyFrame,
@@ -157,6 +158,39 @@ def with_micros(
         return cast("nw.LazyFrame[Any]", nw.from_native(df))
     msg = f"engine {impl.name} is not supported. Hint: use Polars, DuckDB or PySpark frames."
     raise ConfigurationError(msg)
+
+
+def with_rank(
+    frame: nw.LazyFrame[Any], column: str, order: Sequence[str], *, name: str
+) -> nw.LazyFrame[Any]:
+    """Add ``name``: the position of ``column``'s value in ``order`` (null when not in it).
+
+    On Polars, a ``column`` that is an ``Enum`` of exactly ``order`` (the
+    contract's state type) holds that position as its physical code, read
+    without comparing a string (about 0.5 s of every metric on 10M states).
+
+    Examples:
+        >>> import polars as pl
+        >>> frame = lazy(pl.DataFrame({"t": ["b", "z"]}), caller="x")
+        >>> with_rank(frame, "t", ["a", "b"], name="r").collect()["r"].to_list()
+        [1, None]
+    """
+    dtype = frame.collect_schema()[column]
+    if (
+        frame.implementation.is_polars()
+        and isinstance(dtype, nw.Enum)
+        and list(dtype.categories) == list(order)
+    ):
+        native: pl.LazyFrame = frame.to_native()
+        rank = pl.col(column).to_physical().cast(pl.Int64).alias(name)
+        return nw.from_native(native.with_columns(rank))
+    ranks = {value: i for i, value in enumerate(order)}
+    rank_expr = (
+        nw.col(column)
+        .cast(nw.String())
+        .replace_strict(ranks, default=None, return_dtype=nw.Int64())
+    )
+    return frame.with_columns(rank_expr.alias(name))
 
 
 def from_micros(
