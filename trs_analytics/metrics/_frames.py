@@ -295,27 +295,19 @@ def aggregate(
 
     ``carry`` holds per-run attributes (``task_name``, ``tags``...), the same
     on every row of a group, taken with ``any_value`` in the group-by. Polars
-    gathers a list column in a group-by slowly (``tags``: 5.7 s of a 6.8 s
-    aggregate over 3M states, on a loaded machine), so there the group-by keeps
-    each group's first row number and list columns are joined back on it, one
-    integer key (all eleven attributes that way: 1.8 s instead of 11 s).
+    gathers strings and lists in a group-by slowly, so there the group-by
+    keeps each group's first row number and the carried columns are joined
+    back on it, one integer key; columns a query does not read are pruned
+    from the join. On 10M states (3.2M runs, eleven attributes) this made
+    ``run_time`` on a DataFrame 11.4 s -> 7.5 s and ``retry_counts`` 9.4 s ->
+    5.7 s, and ``summarize(run_time(...))`` from Parquet about 1.5 s faster.
     """
-    schema = frame.collect_schema()
-    lists = [c for c in carry if isinstance(schema[c], nw.List)]
-    if not lists or not frame.implementation.is_polars():
+    if not carry or not frame.implementation.is_polars():
         return frame.group_by(*keys).agg(*(nw.col(c).any_value() for c in carry), **aggs)
     native: pl.LazyFrame = frame.to_native().with_row_index("_row")
-    grouped = (
-        nw.from_native(native)
-        .group_by(*keys)
-        .agg(
-            *(nw.col(c).any_value() for c in carry if c not in lists),
-            _row=nw.col("_row").min(),
-            **aggs,
-        )
-    )
-    joined = grouped.to_native().join(native.select("_row", *lists), on="_row", how="left")
-    return nw.from_native(joined.drop("_row"))
+    grouped = nw.from_native(native).group_by(*keys).agg(_row=nw.col("_row").min(), **aggs)
+    joined = grouped.to_native().join(native.select("_row", *carry), on="_row", how="left")
+    return nw.from_native(joined.select(*keys, *carry, *aggs))
 
 
 def has_ordered_last(frame: nw.LazyFrame[Any]) -> bool:
