@@ -23,6 +23,7 @@ from trs_analytics.metrics._common import (
     RUN,
     TIME_ORDER,
     is_type,
+    next_us,
     outcomes,
     timeline,
 )
@@ -124,7 +125,7 @@ def _outcomes(states: Any, *, caller: str, needs: Sequence[str] = ()) -> nw.Lazy
     running = is_type("RUNNING")
     tl = tl.with_columns(
         _run_us=nw.when(running)
-        .then(nw.col("_us").shift(-1).over(RUN, order_by=list(TIME_ORDER)) - nw.col("_us"))
+        .then(next_us(order=TIME_ORDER) - nw.col("_us"))
         .otherwise(nw.lit(0))
         .fill_null(0)
     )

@@ -19,10 +19,11 @@ from trs_analytics.metrics._common import (
     explode_tags,
     group_keys,
     is_type,
+    next_us,
     outcomes,
 )
 from trs_analytics.metrics._frames import finish
-from trs_analytics.metrics._runs import run_timeline, with_next
+from trs_analytics.metrics._runs import run_timeline
 from trs_analytics.metrics._summary import _quantile
 from trs_analytics.schema import TERMINAL_TYPES
 
@@ -79,7 +80,7 @@ def cache_hits(states: Frame, *, by: str | Sequence[str] | None = "task_name") -
     keys = as_list(by)
     tl, _ = run_timeline(states, caller="cache_hits", needs=keys)
     running = nw.col("_next_us") - nw.col("_us")
-    tl = with_next(tl).with_columns(
+    tl = tl.with_columns(_next_us=next_us()).with_columns(
         _run_us=nw.when(is_type("RUNNING")).then(running).otherwise(0).fill_null(0)
     )
     runs = outcomes(

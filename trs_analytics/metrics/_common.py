@@ -69,8 +69,10 @@ __all__ = [
     "distinct_count",
     "explode_tags",
     "group_keys",
+    "in_run",
     "is_type",
     "match",
+    "next_us",
     "outcomes",
     "timeline",
     "type_of_rank",
@@ -269,6 +271,26 @@ def timeline(
     if "id" not in names:
         lf = lf.with_columns(id=nw.lit(None, dtype=nw.String()))
     return lf.with_columns(_key=nw.col("_us") * RANK_BITS + nw.col("_rank"))
+
+
+def in_run(expr: nw.Expr, *, order: Sequence[str] = ORDER) -> nw.Expr:
+    """``expr`` evaluated along each run's ordered states (a window over the run).
+
+    ``order`` is :data:`ORDER`, or :data:`TIME_ORDER` for a window that reads
+    only timestamps and types of neighbouring states.
+    """
+    return expr.over(RUN, order_by=list(order))
+
+
+def next_us(*, order: Sequence[str] = ORDER) -> nw.Expr:
+    """When the run's next state came, in microseconds (null for its latest state).
+
+    The time a state lasts is ``next_us() - _us``. Summed over a run's states
+    of one type, it is the same whichever order states tied on ``_key`` take,
+    and a copy of a state adds zero: such sums use ``order=TIME_ORDER`` (one
+    integer to sort by) on a timeline that keeps copies.
+    """
+    return in_run(nw.col("_us").shift(-1), order=order)
 
 
 def outcomes(

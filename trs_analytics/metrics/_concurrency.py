@@ -20,9 +20,16 @@ from typing import TYPE_CHECKING, Any, Final
 import narwhals as nw
 
 from trs_analytics.metrics._buckets import bucket_of, parse_every
-from trs_analytics.metrics._common import RUN, as_list, explode_tags, is_type, outcomes
+from trs_analytics.metrics._common import (
+    RUN,
+    as_list,
+    explode_tags,
+    is_type,
+    next_us,
+    outcomes,
+)
 from trs_analytics.metrics._frames import finish
-from trs_analytics.metrics._runs import run_carry, run_timeline, with_next
+from trs_analytics.metrics._runs import run_carry, run_timeline
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -42,7 +49,11 @@ def _over(expr: nw.Expr, keys: Sequence[str], order: str) -> nw.Expr:
 def _series(states: Any, *, caller: str, keys: Sequence[str]) -> nw.LazyFrame[Any]:
     """The step series in microseconds: ``keys``, ``_t``, ``change``, ``running``."""
     tl, _ = run_timeline(states, caller=caller, needs=keys)
-    spans = with_next(tl).filter(is_type("RUNNING")).select(*keys, "_us", "_next_us")
+    spans = (
+        tl.with_columns(_next_us=next_us())
+        .filter(is_type("RUNNING"))
+        .select(*keys, "_us", "_next_us")
+    )
     spans = explode_tags(spans, keys)
     starts = spans.select(*keys, _t=nw.col("_us"), _d=nw.lit(1, dtype=nw.Int64()))
     ends = spans.filter(~nw.col("_next_us").is_null()).select(
@@ -195,7 +206,7 @@ def slot_waits(states: Frame) -> Frame:
     tl, column = run_timeline(states, caller="slot_waits")
     carry = run_carry(states, column)
     slot = nw.col("name") == SLOT_WAIT
-    tl = with_next(tl).with_columns(
+    tl = tl.with_columns(_next_us=next_us()).with_columns(
         _slot=slot.cast(nw.Int64()),
         _slot_us=nw.when(slot).then(nw.col("_next_us") - nw.col("_us")),
         _open=(slot & nw.col("_next_us").is_null()).cast(nw.Int64()),

@@ -17,15 +17,16 @@ import narwhals as nw
 
 from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.metrics._common import (
-    ORDER,
     RUN,
     TIME_ORDER,
     Selector,
     carried,
     check_level,
     distinct_count,
+    in_run,
     is_type,
     match,
+    next_us,
     timeline,
     type_of_rank,
     with_polars_selectors,
@@ -53,16 +54,6 @@ __all__ = [
 Occurrence = Literal["first", "last", "every"]
 
 _OUT = ("occurrence", "start_state", "end_state", "start_time", "end_time", "duration")
-
-
-def _in_run(expr: nw.Expr) -> nw.Expr:
-    """``expr`` evaluated along each run's ordered states (a window over the run)."""
-    return expr.over(RUN, order_by=list(ORDER))
-
-
-#: The next state's timestamp within the run (null for a run's last state).
-def _next_us() -> nw.Expr:
-    return _in_run(nw.col("_us").shift(-1))
 
 
 def _carried_times(carry: Sequence[str]) -> list[str]:
@@ -94,14 +85,14 @@ def _between(
     ).with_columns(
         # the end state after each row: the next row's value if it is an end, filled
         # backwards over the rows that are not
-        _end_us=_in_run(nw.when(nw.col("_end")).then(nw.col("_us")).shift(-1)),
-        _end_name=_in_run(nw.when(nw.col("_end")).then(nw.col("name")).shift(-1)),
-        occurrence=_in_run(nw.col("_start").cast(nw.Int64()).cum_sum()),
+        _end_us=in_run(nw.when(nw.col("_end")).then(nw.col("_us")).shift(-1)),
+        _end_name=in_run(nw.when(nw.col("_end")).then(nw.col("name")).shift(-1)),
+        occurrence=in_run(nw.col("_start").cast(nw.Int64()).cum_sum()),
         _occurrences=nw.col("_start").cast(nw.Int64()).sum().over(RUN),
     )
     lf = lf.with_columns(
-        end_time=_in_run(nw.col("_end_us").fill_null(strategy="backward")),
-        end_state=_in_run(nw.col("_end_name").fill_null(strategy="backward")),
+        end_time=in_run(nw.col("_end_us").fill_null(strategy="backward")),
+        end_state=in_run(nw.col("_end_name").fill_null(strategy="backward")),
     ).filter(nw.col("_start"))
     if occurrence == "first":
         lf = lf.filter(nw.col("occurrence") == 1)
@@ -269,7 +260,7 @@ def end_to_end(states: Frame) -> Frame:
     final = nw.col("_is_last") & is_type(*TERMINAL_TYPES)
 
     def last_row(tl: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
-        return tl.with_columns(_is_last=_next_us().is_null())
+        return tl.with_columns(_is_last=next_us().is_null())
 
     return _durations(
         states, start="*", end=final, occurrence="first", caller="end_to_end", helpers=last_row
@@ -305,7 +296,7 @@ def retry_wait(states: Frame, *, occurrence: Occurrence = "every") -> Frame:
     running = is_type("RUNNING").cast(nw.Int64())
 
     def attempts_before(tl: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
-        return tl.with_columns(_attempts_before=_in_run(running.cum_sum()) - running)
+        return tl.with_columns(_attempts_before=in_run(running.cum_sum()) - running)
 
     start = is_type("SCHEDULED") & (nw.col("_attempts_before") > 0)
     return _durations(
@@ -353,7 +344,7 @@ def time_in_state(states: Frame, *, level: Literal["type", "name"] = "type") -> 
     carry = carried(states)
     tl = timeline(states, caller="time_in_state")
     key = "_rank" if level == "type" else "name"
-    steps = tl.with_columns(_next=_next_us()).filter(~nw.col("_next").is_null())
+    steps = tl.with_columns(_next=next_us()).filter(~nw.col("_next").is_null())
     aggs = {"entries": nw.len(), "duration": (nw.col("_next") - nw.col("_us")).sum()}
     result = aggregate(steps, [RUN, key], carry=carry, aggs=aggs).sort(RUN, key)
     if level == "type":
@@ -399,9 +390,7 @@ def run_time(states: Frame) -> Frame:
     carry = carried(states)
     tl = timeline(states, caller="run_time", copies=True)
     running = is_type("RUNNING")
-    steps = tl.with_columns(
-        _next=nw.col("_us").shift(-1).over(RUN, order_by=list(TIME_ORDER))
-    ).with_columns(
+    steps = tl.with_columns(_next=next_us(order=TIME_ORDER)).with_columns(
         _start=nw.when(running).then(nw.col("_us")),
         _end=nw.when(running).then(nw.col("_next")),
         _open=(running & nw.col("_next").is_null()).cast(nw.Int64()),

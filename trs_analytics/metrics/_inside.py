@@ -36,9 +36,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 import narwhals as nw
 
-from trs_analytics.metrics._common import RUN, is_type, outcomes
+from trs_analytics.metrics._common import RUN, in_run, is_type, next_us, outcomes
 from trs_analytics.metrics._frames import finish, lazy
-from trs_analytics.metrics._runs import FLOW_RUN, in_run, run_timeline, with_next
+from trs_analytics.metrics._runs import FLOW_RUN, run_timeline
 from trs_analytics.schema import require_columns
 
 if TYPE_CHECKING:
@@ -218,7 +218,7 @@ def flow_time_shares(states: Frame) -> Frame:
         [(datetime.timedelta(seconds=3), datetime.timedelta(seconds=2), datetime.timedelta(seconds=3), datetime.timedelta(seconds=2), 0.3)]
     """
     tl = _task_runs(states, caller="flow_time_shares")
-    tl = with_next(tl.filter(~nw.col(FLOW_RUN).is_null()))
+    tl = tl.filter(~nw.col(FLOW_RUN).is_null()).with_columns(_next_us=next_us())
     names = tl.collect_schema().names()
     carry = [c for c in _FLOW_COLUMNS if c in names]
     running = is_type("RUNNING")

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
-import narwhals as nw
-
-from trs_analytics.metrics._common import ORDER, RUN, carried, timeline
+from trs_analytics.metrics._common import carried, timeline
 from trs_analytics.metrics._frames import schema_of
 from trs_analytics.schema import run_id_column
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["FLOW_RUN", "in_run", "run_carry", "run_timeline", "with_next"]
+    import narwhals as nw
+
+__all__ = ["FLOW_RUN", "run_carry", "run_timeline"]
 
 #: The column that identifies a flow run (a column of task-run states too).
 FLOW_RUN: Final = "flow_run_id"
@@ -41,13 +41,3 @@ def run_timeline(
 def run_carry(states: Any, column: str, extra: Sequence[str] = ()) -> list[str]:
     """The per-run columns an output carries (deduplicated), the run column left out."""
     return [c for c in dict.fromkeys(carried(states, extra)) if c != column]
-
-
-def in_run(expr: nw.Expr) -> nw.Expr:
-    """``expr`` evaluated along each run's ordered states (a window over the run)."""
-    return expr.over(RUN, order_by=list(ORDER))
-
-
-def with_next(tl: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
-    """Add ``_next_us``: when the run's next state came (null for its latest state)."""
-    return tl.with_columns(_next_us=in_run(nw.col("_us").shift(-1)))

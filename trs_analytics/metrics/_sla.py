@@ -28,7 +28,14 @@ import narwhals as nw
 from trs_analytics._time import parse_duration
 from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.metrics._buckets import bucket_of, duration_micros
-from trs_analytics.metrics._common import ORDER, RUN, is_type, outcomes, timeline
+from trs_analytics.metrics._common import (
+    RUN,
+    TIME_ORDER,
+    is_type,
+    next_us,
+    outcomes,
+    timeline,
+)
 from trs_analytics.metrics._frames import Frame, finish, schema_of
 from trs_analytics.metrics._stuck import micros_at
 from trs_analytics.schema import FAILURE_TYPES
@@ -235,13 +242,13 @@ def _runs(states: Any, rules: Sequence[SlaRule]) -> nw.LazyFrame[Any]:
     needs = sorted({SELECTORS[k] for r in rules for k in r.selectors()})
     if any(r.max_lateness is not None for r in rules):
         needs.append("expected_start_time")
-    tl = timeline(states, caller="sla_report", needs=needs)
+    tl = timeline(states, caller="sla_report", needs=needs, copies=True)
     running = is_type("RUNNING")
-    steps = tl.with_columns(_next=nw.col("_us").shift(-1).over(RUN, order_by=list(ORDER)))
+    steps = tl.with_columns(_next=next_us(order=TIME_ORDER))
     carry = [c for c in ("task_name", "flow_name", *needs) if c in names]
     extra = {
         "_run_us": nw.when(running).then(nw.col("_next") - nw.col("_us")).sum(),
-        "_ran": running.cast(nw.Int64()).sum(),
+        "_ran": running.cast(nw.Int64()).max(),
         "_first_run": nw.when(running).then(nw.col("_us")).min(),
     }
     return outcomes(steps, list(dict.fromkeys(carry)), extra=extra)

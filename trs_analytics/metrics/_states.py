@@ -7,11 +7,12 @@ from typing import TYPE_CHECKING, Any, Literal
 import narwhals as nw
 
 from trs_analytics.metrics._common import (
-    ORDER,
     RUN,
     carried,
     check_level,
+    in_run,
     is_type,
+    next_us,
     timeline,
     type_of_rank,
 )
@@ -27,11 +28,11 @@ def _ordered(tl: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
     """Add each state's position in its run and the next state's timestamp, rank and name."""
     running = is_type("RUNNING").cast(nw.Int64())
     return tl.with_columns(
-        position=nw.col("_us").cum_count().over(RUN, order_by=list(ORDER)) - 1,
-        _next_us=nw.col("_us").shift(-1).over(RUN, order_by=list(ORDER)),
-        _next_rank=nw.col("_rank").shift(-1).over(RUN, order_by=list(ORDER)),
-        _next_name=nw.col("name").shift(-1).over(RUN, order_by=list(ORDER)),
-        _attempt=running.cum_sum().over(RUN, order_by=list(ORDER)),
+        position=in_run(nw.col("_us").cum_count()) - 1,
+        _next_us=next_us(),
+        _next_rank=in_run(nw.col("_rank").shift(-1)),
+        _next_name=in_run(nw.col("name").shift(-1)),
+        _attempt=in_run(running.cum_sum()),
     )
 
 

@@ -33,6 +33,7 @@ from trs_analytics.metrics._common import (
     explode_tags,
     group_keys,
     is_type,
+    next_us,
     outcomes,
     timeline,
 )
@@ -83,10 +84,10 @@ def _per_run(tl: nw.LazyFrame[Any], keys: list[str]) -> nw.LazyFrame[Any]:
     """One row per run: outcome, latest state, run time and queue wait (microseconds)."""
     running = is_type("RUNNING")
     waiting = is_type("SCHEDULED", "PENDING")
-    steps = tl.with_columns(_next=nw.col("_us").shift(-1).over(RUN, order_by=list(TIME_ORDER)))
+    steps = tl.with_columns(_next=next_us(order=TIME_ORDER))
     extra = {
         "_run_us": nw.when(running).then(nw.col("_next") - nw.col("_us")).sum(),
-        "_ran": running.cast(nw.Int64()).sum(),
+        "_ran": running.cast(nw.Int64()).max(),
         "_wait_from": nw.when(waiting).then(nw.col("_us")).min(),
         "_run_from": nw.when(running).then(nw.col("_us")).min(),
     }
@@ -169,7 +170,7 @@ def stuck_runs(
     limit_us = None if limit is None else duration_micros(limit, argument="limit")
     now_us = micros_at(now)
     keys = as_list(by)
-    tl = timeline(states, caller="stuck_runs", needs=keys)
+    tl = timeline(states, caller="stuck_runs", needs=keys, copies=True)
     carry = carried(states, keys)
     runs = explode_tags(_per_run(tl, group_keys([*carry, *keys])), keys)
     history = _history(runs, keys, quantile)
