@@ -133,6 +133,8 @@ def scale_tables(data: dict[str, Any]) -> list[str]:
     ]
     for name, seconds in r["seconds"].items():
         out.append(row(name, f"{seconds:.1f}", f"{r['rows'][name]:,}"))
+    for name, failed in r.get("errors", {}).items():
+        out.append(row(name, f"failed after {failed['after_s']:.1f}", failed["error"]))
     out += [
         row("**total**", f"**{r['total_s']:.1f}**", ""),
         "",

@@ -12,7 +12,9 @@
    target is a peak RSS <= 4 GiB for the whole process), 2 threads and a spill
    folder, and computes the report's metrics with the trs_analytics functions
    (the headline figures, the per-task tables, the per-day failure rates, the
-   retry distribution and the window comparison), each fetched to Polars.
+   retry distribution and the window comparison), each fetched to Polars. A
+   metric DuckDB cannot finish (out of memory, or a spill above ``--max-spill``,
+   default 30GB, so a run never fills the disk) is recorded with its error.
    Its time per metric and its peak RSS (VmHWM, and the parent's RSS polling)
    go to ``results/<name>.json``.
 
@@ -102,8 +104,12 @@ def report_metrics(states: Any) -> dict[str, Any]:
     }
 
 
-def run(folder: Path, variant: str, memory_limit: str, threads: int) -> None:
-    """Child process: open the dataset on DuckDB, time each metric, print JSON."""
+def run(folder: Path, variant: str, memory_limit: str, threads: int, max_spill: str) -> None:
+    """Child process: open the dataset on DuckDB, time each metric, print JSON.
+
+    A metric that fails (DuckDB out of memory, or its spill above ``max_spill``)
+    is recorded with its error and the next one runs.
+    """
     import duckdb
     from bench_analysis import collected, duckdb_metrics
 
@@ -117,6 +123,7 @@ def run(folder: Path, variant: str, memory_limit: str, threads: int) -> None:
             "memory_limit": memory_limit,
             "threads": threads,
             "temp_directory": str(spill),
+            "max_temp_directory_size": max_spill,
             "preserve_insertion_order": False,
         }
     )
@@ -128,14 +135,28 @@ def run(folder: Path, variant: str, memory_limit: str, threads: int) -> None:
         metrics = duckdb_metrics(con, f"read_parquet('{folder}/**/*.parquet')")
     seconds: dict[str, float] = {}
     rows: dict[str, int] = {}
+    errors: dict[str, dict[str, Any]] = {}
     for name, compute in metrics.items():
         started = time.perf_counter()
-        result = compute()
-        seconds[name] = time.perf_counter() - started
-        rows[name] = len(result)
-        print(f"{name}: {seconds[name]:.1f}s, {rows[name]} rows", file=sys.stderr, flush=True)
-        del result
-        progress = {"seconds": seconds, "rows": rows, "ru_maxrss_kib": ru_maxrss_kib()}
+        try:
+            result = compute()
+        except duckdb.Error as err:  # out of memory, spill limit: record it, go on
+            message = str(err).splitlines()[0]
+            errors[name] = {"after_s": time.perf_counter() - started, "error": message}
+            print(f"{name}: failed: {message}", file=sys.stderr, flush=True)
+            shutil.rmtree(spill, ignore_errors=True)
+            spill.mkdir(parents=True)
+        else:
+            seconds[name] = time.perf_counter() - started
+            rows[name] = len(result)
+            print(f"{name}: {seconds[name]:.1f}s, {rows[name]} rows", file=sys.stderr, flush=True)
+            del result
+        progress = {
+            "seconds": seconds,
+            "rows": rows,
+            "errors": errors,
+            "ru_maxrss_kib": ru_maxrss_kib(),
+        }
         PROGRESS.write_text(json.dumps(progress))
     spilled = sum(f.stat().st_size for f in spill.rglob("*") if f.is_file())
     print(
@@ -143,6 +164,7 @@ def run(folder: Path, variant: str, memory_limit: str, threads: int) -> None:
             {
                 "seconds": seconds,
                 "rows": rows,
+                "errors": errors,
                 "total_s": sum(seconds.values()),
                 "duckdb_version": duckdb.__version__,
                 "spill_left_mib": spilled / 2**20,
@@ -160,6 +182,9 @@ def main() -> None:
     parser.add_argument("--chunk-states", type=int, default=5_000_000)
     parser.add_argument("--memory-limit", default="3GB", help="DuckDB memory_limit")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--max-spill", default="30GB", help="DuckDB max_temp_directory_size (spill folder cap)"
+    )
     parser.add_argument("--variant", choices=["trs", "sql"], default="trs")
     parser.add_argument("--build-only", action="store_true", help="write the dataset and stop")
     parser.add_argument(
@@ -171,7 +196,7 @@ def main() -> None:
     parser.add_argument("--name", help="results file name (default: scale)")
     args = parser.parse_args()
     if args.child:
-        run(Path(args.child), args.variant, args.memory_limit, args.threads)
+        run(Path(args.child), args.variant, args.memory_limit, args.threads, args.max_spill)
         return
     started = time.perf_counter()
     folder = build_dataset(args.states, args.chunk_states)
@@ -203,6 +228,8 @@ def main() -> None:
         args.memory_limit,
         "--threads",
         str(args.threads),
+        "--max-spill",
+        args.max_spill,
     ]
     PROGRESS.unlink(missing_ok=True)
     started = time.perf_counter()
@@ -212,7 +239,9 @@ def main() -> None:
         result["complete"] = True
     except TimeoutError as err:  # cut at the deadline: keep the metrics that finished
         done = (
-            json.loads(PROGRESS.read_text()) if PROGRESS.exists() else {"seconds": {}, "rows": {}}
+            json.loads(PROGRESS.read_text())
+            if PROGRESS.exists()
+            else {"seconds": {}, "rows": {}, "errors": {}}
         )
         polled = float(str(err).split("=")[1])
         result = {

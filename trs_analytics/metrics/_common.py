@@ -71,9 +71,11 @@ __all__ = [
     "group_keys",
     "in_run",
     "is_type",
+    "keeps_copies",
     "match",
     "next_us",
     "outcomes",
+    "state_count",
     "timeline",
     "type_of_rank",
     "with_polars_selectors",
@@ -206,6 +208,29 @@ def _deduplicated(lf: nw.LazyFrame[Any], *, has_id: bool, copies: bool) -> nw.La
     return nw.concat([with_id, without_id], how="vertical")
 
 
+def keeps_copies(frame: nw.LazyFrame[Any]) -> bool:
+    """Whether a timeline on ``frame``'s engine keeps copies when asked (``copies=True``).
+
+    Polars and DuckDB count distinct ids in a group-by cheaply; Spark plans an
+    ``Expand`` for each ``count(DISTINCT ...)``: its failure rates on 10M
+    states took 55-60 s that way against 24.9 s de-duplicating first
+    (benchmarks/results), so on Spark the timeline always drops copies and
+    counts are plain sums (:func:`state_count`).
+    """
+    return not frame.implementation.is_pyspark()
+
+
+def state_count(tl: nw.LazyFrame[Any], flag: nw.Expr) -> nw.Expr:
+    """Count a run's states of ``tl`` (a timeline) for which ``flag`` holds, each state once.
+
+    :func:`distinct_count` where the timeline may hold copies, a plain sum
+    where it cannot (see :func:`keeps_copies`).
+    """
+    if keeps_copies(tl):
+        return distinct_count(flag)
+    return flag.cast(nw.Int64()).sum()
+
+
 def distinct_count(flag: nw.Expr) -> nw.Expr:
     """Count a run's states for which ``flag`` holds, each state ``id`` once.
 
@@ -247,7 +272,7 @@ def timeline(
             maxima, :func:`distinct_count`, and sums of the time to the next
             state (a copy sits next to its state in the run's order, so one of
             the two lasts zero). Rows without an ``id`` are de-duplicated by
-            content either way.
+            content either way, and on Spark every row is (:func:`keeps_copies`).
 
     Raises:
         SchemaError: a required column is missing, or ``timestamp`` is not a
@@ -261,7 +286,7 @@ def timeline(
     require_utc(lf, "timestamp", caller=caller)
     lf = lf.rename({own: RUN})
     lf = lf.filter(~nw.col(RUN).is_null() & ~nw.col("timestamp").is_null())
-    lf = _deduplicated(lf, has_id="id" in names, copies=copies)
+    lf = _deduplicated(lf, has_id="id" in names, copies=copies and keeps_copies(lf))
     stamps = {"_us": "timestamp"} | {f"_{c}": c for c in _CARRIED_TIMESTAMPS if c in names}
     lf = with_micros(lf, timestamps=stamps)
     carried_us = [nw.col(f"_{c}").alias(c) for c in _CARRIED_TIMESTAMPS if c in names]
@@ -326,8 +351,8 @@ def outcomes(
         [RUN],
         carry=carry,
         aggs={
-            "attempts": distinct_count(is_type("RUNNING")),
-            "_failures": distinct_count(is_type(*FAILURE_TYPES)),
+            "attempts": state_count(tl, is_type("RUNNING")),
+            "_failures": state_count(tl, is_type(*FAILURE_TYPES)),
             "_last_key": nw.col("_key").max(),
             "start_time": nw.col("_us").min(),
             "end_time": nw.col("_us").max(),

@@ -22,11 +22,11 @@ from trs_analytics.metrics._common import (
     Selector,
     carried,
     check_level,
-    distinct_count,
     in_run,
     is_type,
     match,
     next_us,
+    state_count,
     timeline,
     type_of_rank,
     with_polars_selectors,
@@ -397,7 +397,7 @@ def run_time(states: Frame) -> Frame:
         _time=nw.when(running).then(nw.col("_next") - nw.col("_us")),
     )
     aggs = {
-        "attempts": distinct_count(running),
+        "attempts": state_count(tl, running),
         "start_time": nw.col("_start").min(),
         "end_time": nw.col("_end").max(),
         "_open": nw.col("_open").sum(),
