@@ -213,7 +213,7 @@ def keeps_copies(frame: nw.LazyFrame[Any]) -> bool:
 
     Polars and DuckDB count distinct ids in a group-by cheaply; Spark plans an
     ``Expand`` for each ``count(DISTINCT ...)``: its failure rates on 10M
-    states took 55-60 s that way against 24.9 s de-duplicating first
+    states took 60.4 s that way against 24.9 s de-duplicating first
     (benchmarks/results), so on Spark the timeline always drops copies and
     counts are plain sums (:func:`state_count`).
     """
