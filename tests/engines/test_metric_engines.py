@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample_states.parquet"
 
 #: Hypothesis examples per (metric, engine): Spark answers each query in ~0.1-1 s.
-EXAMPLES = {"polars-eager": 6, "polars-lazy": 6, "duckdb": 2, "spark": 1}
+EXAMPLES = {"polars-eager": 4, "polars-lazy": 4, "duckdb": 2, "spark": 1}
 
 
 def check(case: Case, states: pl.DataFrame, native: Any, engine: str) -> None:
