@@ -21,9 +21,7 @@ import narwhals as nw
 from trs_analytics.metrics._buckets import bucket_of
 from trs_analytics.metrics._common import (
     RUN,
-    TIME_ORDER,
     is_type,
-    next_us,
     outcomes,
     timeline,
 )
@@ -122,17 +120,10 @@ def _outcomes(states: Any, *, caller: str, needs: Sequence[str] = ()) -> nw.Lazy
     """One row per run, on the metrics' timeline: ``start``/``end`` in microseconds."""
     names = schema_of(states).names()
     tl = timeline(states, caller=caller, needs=needs, copies=True)
-    running = is_type("RUNNING")
-    tl = tl.with_columns(
-        _run_us=nw.when(running)
-        .then(next_us(order=TIME_ORDER) - nw.col("_us"))
-        .otherwise(nw.lit(0))
-        .fill_null(0)
-    )
     own = run_id_column(names)
     carry = [c for c in dict.fromkeys([*_CARRIED, *needs]) if c in names and c != own]
     message = {"final_message": "message"} if "message" in names else {}
-    runs = outcomes(tl, carry, extra={"_run_us": nw.col("_run_us").sum()}, finals=message)
+    runs = outcomes(tl, carry, finals=message, spent=is_type("RUNNING"))
     if not message:
         runs = runs.with_columns(final_message=nw.lit(None, dtype=nw.String()))
     return runs.select(

@@ -18,17 +18,19 @@ import narwhals as nw
 from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.metrics._common import (
     RUN,
-    TIME_ORDER,
     Selector,
     carried,
     check_level,
     in_run,
     is_type,
     match,
+    narrow_windows,
     next_us,
+    run_aggregate,
     state_count,
     timeline,
     type_of_rank,
+    with_carried,
     with_polars_selectors,
 )
 from trs_analytics.metrics._frames import aggregate, finish
@@ -98,16 +100,21 @@ def _between(
         lf = lf.filter(nw.col("occurrence") == 1)
     elif occurrence == "last":
         lf = lf.filter(nw.col("occurrence") == nw.col("_occurrences"))
-    return lf.select(
+    # the run's attributes travel through the windows on Polars only (narrow_windows)
+    narrow = narrow_windows(tl)
+    lf = lf.select(
         RUN,
-        *carry,
+        *([] if narrow else carry),
         "occurrence",
         start_state=nw.col("name"),
         end_state=nw.col("end_state"),
         start_time=nw.col("_us"),
         end_time=nw.col("end_time"),
         duration=nw.col("end_time") - nw.col("_us"),
-    ).sort(RUN, "occurrence")
+    )
+    if narrow:
+        lf = with_carried(lf, tl, carry)
+    return lf.select(RUN, *carry, *_OUT).sort(RUN, "occurrence")
 
 
 def _durations(
@@ -390,26 +397,17 @@ def run_time(states: Frame) -> Frame:
     carry = carried(states)
     tl = timeline(states, caller="run_time", copies=True)
     running = is_type("RUNNING")
-    steps = tl.with_columns(_next=next_us(order=TIME_ORDER)).with_columns(
-        _start=nw.when(running).then(nw.col("_us")),
-        _end=nw.when(running).then(nw.col("_next")),
-        _open=(running & nw.col("_next").is_null()).cast(nw.Int64()),
-        _time=nw.when(running).then(nw.col("_next") - nw.col("_us")),
-    )
     aggs = {
         "attempts": state_count(tl, running),
-        "start_time": nw.col("_start").min(),
-        "end_time": nw.col("_end").max(),
-        "_open": nw.col("_open").sum(),
-        "duration": nw.col("_time").sum(),
+        "start_time": nw.when(running).then(nw.col("_us")).min(),
     }
+    still_running = nw.col("_open") > 0  # its time is not known yet
     result = (
-        aggregate(steps, [RUN], carry=carry, aggs=aggs)
+        run_aggregate(tl, carry, aggs, spent=running)
         .filter(nw.col("attempts") > 0)
         .with_columns(
-            # a run still in a RUNNING state: its time is not known yet
-            end_time=nw.when(nw.col("_open") == 0).then(nw.col("end_time")),
-            duration=nw.when(nw.col("_open") == 0).then(nw.col("duration")),
+            end_time=nw.when(~still_running).then(nw.col("_end")),
+            duration=nw.when(~still_running).then(nw.col("_time")),
         )
         .select(RUN, *carry, "attempts", "start_time", "end_time", "duration")
         .sort(RUN)

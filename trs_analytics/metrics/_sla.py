@@ -30,9 +30,7 @@ from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.metrics._buckets import bucket_of, duration_micros
 from trs_analytics.metrics._common import (
     RUN,
-    TIME_ORDER,
     is_type,
-    next_us,
     outcomes,
     timeline,
 )
@@ -244,14 +242,12 @@ def _runs(states: Any, rules: Sequence[SlaRule]) -> nw.LazyFrame[Any]:
         needs.append("expected_start_time")
     tl = timeline(states, caller="sla_report", needs=needs, copies=True)
     running = is_type("RUNNING")
-    steps = tl.with_columns(_next=next_us(order=TIME_ORDER))
     carry = [c for c in ("task_name", "flow_name", *needs) if c in names]
     extra = {
-        "_run_us": nw.when(running).then(nw.col("_next") - nw.col("_us")).sum(),
         "_ran": running.cast(nw.Int64()).max(),
         "_first_run": nw.when(running).then(nw.col("_us")).min(),
     }
-    return outcomes(steps, list(dict.fromkeys(carry)), extra=extra)
+    return outcomes(tl, list(dict.fromkeys(carry)), extra=extra, spent=running)
 
 
 def _selected(runs: nw.LazyFrame[Any], rule: SlaRule) -> nw.LazyFrame[Any]:

@@ -27,13 +27,11 @@ from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.metrics._buckets import duration_micros
 from trs_analytics.metrics._common import (
     RUN,
-    TIME_ORDER,
     as_list,
     carried,
     explode_tags,
     group_keys,
     is_type,
-    next_us,
     outcomes,
     timeline,
 )
@@ -84,14 +82,12 @@ def _per_run(tl: nw.LazyFrame[Any], keys: list[str]) -> nw.LazyFrame[Any]:
     """One row per run: outcome, latest state, run time and queue wait (microseconds)."""
     running = is_type("RUNNING")
     waiting = is_type("SCHEDULED", "PENDING")
-    steps = tl.with_columns(_next=next_us(order=TIME_ORDER))
     extra = {
-        "_run_us": nw.when(running).then(nw.col("_next") - nw.col("_us")).sum(),
         "_ran": running.cast(nw.Int64()).max(),
         "_wait_from": nw.when(waiting).then(nw.col("_us")).min(),
         "_run_from": nw.when(running).then(nw.col("_us")).min(),
     }
-    return outcomes(steps, keys, extra=extra, finals={"final_name": "name"})
+    return outcomes(tl, keys, extra=extra, finals={"final_name": "name"}, spent=running)
 
 
 def _history(runs: nw.LazyFrame[Any], keys: list[str], quantile: float) -> nw.LazyFrame[Any]:
