@@ -19,7 +19,15 @@ from trs_analytics.metrics._common import (
     timeline,
 )
 from trs_analytics.metrics._durations import end_to_end, queue_wait, run_time
-from trs_analytics.metrics._frames import EPOCH, finish, is_duration, lazy, schema_of, with_micros
+from trs_analytics.metrics._frames import (
+    EPOCH,
+    describe,
+    finish,
+    is_duration,
+    lazy,
+    schema_of,
+    with_micros,
+)
 from trs_analytics.schema import FAILURE_TYPES, require_columns, run_id_column
 
 if TYPE_CHECKING:
@@ -112,19 +120,9 @@ def summarize(
     duration = is_duration(lf, value)
     lf = explode_tags(lf, keys)
     lf = with_micros(lf, durations={"_v": value}) if duration else lf.with_columns(_v=nw.col(value))
-    x = nw.col("_v")
-    stats = [
-        x.count().alias("count"),
-        x.null_count().alias("nulls"),
-        x.mean().alias("mean"),
-        x.min().alias("min"),
-        *(_quantile(x, q).alias(name) for name, q in QUANTILES.items()),
-        x.max().alias("max"),
-    ]
+    result = describe(lf, keys, "_v", QUANTILES)
     if keys:
-        result = lf.group_by(*keys, drop_null_keys=False).agg(*stats).sort(keys, nulls_last=True)
-    else:
-        result = lf.select(*stats)
+        result = result.sort(keys, nulls_last=True)
     spread = ["mean", "min", *QUANTILES, "max"]
     return finish(
         result,
