@@ -1,8 +1,11 @@
 """Shared fixtures: real Prefect servers of several lines and the known workload.
 
-Fixtures that start servers are all session-scoped and lazy: a server starts the
-first time a test asks for it, once per session, and stops at the session's end,
-also when tests fail (see :mod:`devtools.prefect_harness`).
+Fixtures that start servers are all session-scoped: a server starts once per
+session and stops at the session's end, also when tests fail (see
+:mod:`devtools.prefect_harness`). The three Prefect lines' servers and workloads
+(minutes of start-up and of task bodies sleeping) start in a background thread
+as soon as collection shows that the run needs them (:class:`_Lines`), so that
+they overlap the tests that run first; the extra servers start when first asked for.
 
 - ``prefect_server`` -> :class:`~devtools.prefect_harness.PrefectServer`: a plain
   server (no auth, no CSRF) of the project's own Prefect (3.9.1) on 127.0.0.1.
@@ -34,6 +37,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
+from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Protocol
 
@@ -133,6 +138,117 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
+class _Lines:
+    """Each needed Prefect line's server and workload, made in one background thread.
+
+    pytest runs tests on one core; the servers' start-up and the workloads'
+    sleeping task bodies leave the other one idle for minutes. The thread
+    starts when collection is done (:func:`pytest_collection_finish`), in the
+    order the tests need them (the project's own line first), and stays alive
+    until the session ends: a server is started with ``PR_SET_PDEATHSIG``,
+    which Linux sends when the *thread* that started it exits. The fixtures
+    take the results (or the errors) from here; a line no test needs is never
+    started.
+    """
+
+    def __init__(self) -> None:
+        self.servers: dict[str, Future[PrefectServer]] = {}
+        self.truths: dict[str, Future[GroundTruth]] = {}
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._root: Path | None = None
+
+    def start(self, needed: dict[str, bool]) -> None:
+        """Make the servers of ``needed`` (line id -> whether its workload is needed too)."""
+        if not needed:
+            return
+        self._root = Path(tempfile.mkdtemp(prefix="trs-prefect-lines-"))
+        for line_id, workload in needed.items():
+            self.servers[line_id] = Future()
+            if workload:
+                self.truths[line_id] = Future()
+        env = dict(os.environ)  # as the session set it, whatever a test patches later
+        self._thread = threading.Thread(
+            target=self._run, args=(list(needed), env), name="prefect-lines", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, order: list[str], env: dict[str, str]) -> None:
+        assert self._root is not None
+        for line_id in order:
+            line = LINES[line_id]
+            truth = self.truths.get(line_id)
+            try:
+                home = self._root / f"prefect-server-{line.version}"
+                server = start_prefect_server(home, python=prefect_python(line))
+            except BaseException as err:  # handed to the fixtures that need it
+                self.servers[line_id].set_exception(err)
+                if truth is not None:
+                    truth.set_exception(err)
+                continue
+            self.servers[line_id].set_result(server)
+            if truth is None:
+                continue
+            try:
+                scale = 1 if line.own else OLD_LINE_SCALE
+                out_dir = self._root / f"workload-{line.version}"
+                result = run_workload(
+                    server.api_url, scale=scale, out_dir=out_dir, python=server.python, env=env
+                )
+            except BaseException as err:
+                truth.set_exception(err)
+            else:
+                truth.set_result(result)
+        self._done.wait()  # keep the servers' parent thread alive (see the class docstring)
+
+    def server(self, line_id: str) -> PrefectServer:
+        return self.servers[line_id].result()
+
+    def truth(self, line_id: str) -> GroundTruth:
+        return self.truths[line_id].result()
+
+    def stop(self) -> None:
+        """Stop the servers and remove their folders (waits for a workload still running)."""
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
+        for future in self.servers.values():
+            if future.done() and future.exception() is None:
+                future.result().stop()
+        if self._root is not None:
+            shutil.rmtree(self._root, ignore_errors=True)
+
+
+_LINES = _Lines()
+
+
+def _fixture_of(line_id: str, kind: str) -> str:
+    line = LINES[line_id]
+    return kind if line.own else f"{kind}_{line.suffix}"
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the lines' servers and workloads the selected tests need (see :class:`_Lines`)."""
+    if session.config.option.collectonly:
+        return
+    used: set[str] = set()
+    for item in session.items:
+        used.update(getattr(item, "fixturenames", ()))
+    needed: dict[str, bool] = {}
+    own = [i for i, line in LINES.items() if line.own]
+    for line_id in [*own, *(i for i in LINES if i not in own)]:
+        workload = "prefect_line" in used or _fixture_of(line_id, "workload") in used
+        if workload or _fixture_of(line_id, "prefect_server") in used:
+            needed[line_id] = workload
+    _LINES.start(needed)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Stop the servers :class:`_Lines` started."""
+    del session
+    _LINES.stop()
+
+
 @pytest.fixture(autouse=True)
 def _no_user_config(
     monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
@@ -148,61 +264,42 @@ def _no_user_config(
 
 
 @pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+def prefect_server() -> PrefectServer:
     """A plain Prefect server of the project's own Prefect (3.9.1) for the whole session."""
-    with start_prefect_server(tmp_path_factory.mktemp("prefect-server")) as server:
-        yield server
+    return _LINES.server("3.9")
 
 
 @pytest.fixture(scope="session")
-def workload(
-    prefect_server: PrefectServer, tmp_path_factory: pytest.TempPathFactory
-) -> GroundTruth:
+def workload(prefect_server: PrefectServer) -> GroundTruth:
     """The known workload, run once against ``prefect_server``; all states readable."""
-    return run_workload(
-        prefect_server.api_url, scale=1, out_dir=tmp_path_factory.mktemp("workload")
-    )
-
-
-def _line_server(line_id: str, factory: pytest.TempPathFactory) -> PrefectServer:
-    line = LINES[line_id]
-    home = factory.mktemp(f"prefect-server-{line.version}")
-    return start_prefect_server(home, python=prefect_python(line))
-
-
-def _line_workload(server: PrefectServer, factory: pytest.TempPathFactory) -> GroundTruth:
-    out_dir = factory.mktemp(f"workload-{server.version}")
-    return run_workload(server.api_url, scale=OLD_LINE_SCALE, out_dir=out_dir, python=server.python)
+    del prefect_server
+    return _LINES.truth("3.9")
 
 
 @pytest.fixture(scope="session")
-def prefect_server_2_20(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+def prefect_server_2_20() -> PrefectServer:
     """A Prefect 2.20.16 server, run from its own virtualenv."""
-    with _line_server("2.20", tmp_path_factory) as server:
-        yield server
+    return _LINES.server("2.20")
 
 
 @pytest.fixture(scope="session")
-def workload_2_20(
-    prefect_server_2_20: PrefectServer, tmp_path_factory: pytest.TempPathFactory
-) -> GroundTruth:
+def workload_2_20(prefect_server_2_20: PrefectServer) -> GroundTruth:
     """The workload run by Prefect 2.20.16's own client on ``prefect_server_2_20``."""
-    return _line_workload(prefect_server_2_20, tmp_path_factory)
+    del prefect_server_2_20
+    return _LINES.truth("2.20")
 
 
 @pytest.fixture(scope="session")
-def prefect_server_3_2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+def prefect_server_3_2() -> PrefectServer:
     """A Prefect 3.2.15 server, run from its own virtualenv."""
-    with _line_server("3.2", tmp_path_factory) as server:
-        yield server
+    return _LINES.server("3.2")
 
 
 @pytest.fixture(scope="session")
-def workload_3_2(
-    prefect_server_3_2: PrefectServer, tmp_path_factory: pytest.TempPathFactory
-) -> GroundTruth:
+def workload_3_2(prefect_server_3_2: PrefectServer) -> GroundTruth:
     """The workload run by Prefect 3.2.15's own client on ``prefect_server_3_2``."""
-    return _line_workload(prefect_server_3_2, tmp_path_factory)
+    del prefect_server_3_2
+    return _LINES.truth("3.2")
 
 
 @pytest.fixture(scope="session", params=list(LINES), ids=list(LINES))
