@@ -128,15 +128,21 @@ def scale_tables(data: dict[str, Any]) -> list[str]:
         f"variant `{data['args']['variant']}`, DuckDB {r['duckdb_version']}, "
         f"memory_limit {data['args']['memory_limit']}, {data['args']['threads']} threads.",
         "",
-        row("metric", "seconds", "result rows"),
-        row("---", "---:", "---:"),
+    ]
+    spill = r.get("spill_peak_mib")  # recorded since 2026-11-29's second run
+    extra = ["spill peak MiB"] if spill is not None else []
+    out += [
+        row("metric", "seconds", "result rows", *extra),
+        row("---", *["---:"] * (2 + len(extra))),
     ]
     for name, seconds in r["seconds"].items():
-        out.append(row(name, f"{seconds:.1f}", f"{r['rows'][name]:,}"))
+        peak = [f"{spill[name]:,.0f}"] if spill is not None else []
+        out.append(row(name, f"{seconds:.1f}", f"{r['rows'][name]:,}", *peak))
     for name, failed in r.get("errors", {}).items():
-        out.append(row(name, f"failed after {failed['after_s']:.1f}", failed["error"]))
+        peak = [f"{spill[name]:,.0f}"] if spill is not None else []
+        out.append(row(name, f"failed after {failed['after_s']:.1f}", failed["error"], *peak))
     out += [
-        row("**total**", f"**{r['total_s']:.1f}**", ""),
+        row("**total**", f"**{r['total_s']:.1f}**", "", *([""] if extra else [])),
         "",
         (
             ""

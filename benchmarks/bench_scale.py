@@ -15,8 +15,9 @@
    retry distribution and the window comparison), each fetched to Polars. A
    metric DuckDB cannot finish (out of memory, or a spill above ``--max-spill``,
    default 30GB, so a run never fills the disk) is recorded with its error.
-   Its time per metric and its peak RSS (VmHWM, and the parent's RSS polling)
-   go to ``results/<name>.json``.
+   Its time per metric, the largest size of the spill folder during each
+   metric (polled every 0.5 s) and its peak RSS (VmHWM, and the parent's RSS
+   polling) go to ``results/<name>.json``.
 
 ``--variant sql`` times the hand-written DuckDB SQL of ``bench_analysis.py``
 instead (the three analysis metrics), for comparison.
@@ -104,6 +105,32 @@ def report_metrics(states: Any) -> dict[str, Any]:
     }
 
 
+class _SpillPeak:
+    """The largest size of DuckDB's spill folder, polled every 0.5 s in a thread."""
+
+    def __init__(self, folder: Path) -> None:
+        import threading
+
+        self._folder = folder
+        self._peak = 0
+        threading.Thread(target=self._poll, daemon=True).start()
+
+    def _poll(self) -> None:
+        while True:
+            try:
+                size = sum(f.stat().st_size for f in self._folder.rglob("*") if f.is_file())
+            except OSError:  # a file removed while it was being summed
+                size = 0
+            self._peak = max(self._peak, size)
+            time.sleep(0.5)
+
+    def reset(self) -> None:
+        self._peak = 0
+
+    def mib(self) -> float:
+        return self._peak / 2**20
+
+
 def run(folder: Path, variant: str, memory_limit: str, threads: int, max_spill: str) -> None:
     """Child process: open the dataset on DuckDB, time each metric, print JSON.
 
@@ -136,7 +163,10 @@ def run(folder: Path, variant: str, memory_limit: str, threads: int, max_spill: 
     seconds: dict[str, float] = {}
     rows: dict[str, int] = {}
     errors: dict[str, dict[str, Any]] = {}
+    spilled_mib: dict[str, float] = {}
+    peak = _SpillPeak(spill)
     for name, compute in metrics.items():
+        peak.reset()
         started = time.perf_counter()
         try:
             result = compute()
@@ -151,8 +181,10 @@ def run(folder: Path, variant: str, memory_limit: str, threads: int, max_spill: 
             rows[name] = len(result)
             print(f"{name}: {seconds[name]:.1f}s, {rows[name]} rows", file=sys.stderr, flush=True)
             del result
+        spilled_mib[name] = peak.mib()
         progress = {
             "seconds": seconds,
+            "spill_peak_mib": spilled_mib,
             "rows": rows,
             "errors": errors,
             "ru_maxrss_kib": ru_maxrss_kib(),
@@ -165,6 +197,7 @@ def run(folder: Path, variant: str, memory_limit: str, threads: int, max_spill: 
                 "seconds": seconds,
                 "rows": rows,
                 "errors": errors,
+                "spill_peak_mib": spilled_mib,
                 "total_s": sum(seconds.values()),
                 "duckdb_version": duckdb.__version__,
                 "spill_left_mib": spilled / 2**20,
