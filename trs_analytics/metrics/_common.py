@@ -427,7 +427,8 @@ def outcomes(
         carry,
         {
             "attempts": state_count(tl, is_type("RUNNING")),
-            "_failures": state_count(tl, is_type(*FAILURE_TYPES)),
+            # any failure state: all of them came before the end when the run completed
+            "_failed": is_type(*FAILURE_TYPES).cast(nw.Int64()).max(),
             "_last_key": nw.col("_key").max(),
             "start_time": nw.col("_us").min(),
             "end_time": nw.col("_us").max(),
@@ -445,12 +446,13 @@ def outcomes(
     final = nw.col("final_type")
     final_failed = final.is_in(FAILURE_TYPES)
     retried = nw.col("attempts") > 1
-    failed_before_end = (nw.col("_failures") - final_failed.cast(nw.Int64())) > 0
     return runs.with_columns(
         retries=nw.when(retried).then(nw.col("attempts") - 1).otherwise(nw.lit(0)),
         terminal=final.is_in(TERMINAL_TYPES),
         first_attempt_failed=retried | final_failed,
-        rescued=(final == "COMPLETED") & (retried | failed_before_end),
+        # a completed run's failure states all precede its latest state (the latest
+        # key has COMPLETED's rank), so "failed before the end" is "ever failed"
+        rescued=(final == "COMPLETED") & (retried | (nw.col("_failed") > 0)),
     )
 
 
