@@ -22,9 +22,8 @@ from trs_analytics.metrics._common import (
     next_us,
     outcomes,
 )
-from trs_analytics.metrics._frames import finish
+from trs_analytics.metrics._frames import finish, quantile
 from trs_analytics.metrics._runs import run_timeline
-from trs_analytics.metrics._summary import _quantile
 from trs_analytics.schema import TERMINAL_TYPES
 
 if TYPE_CHECKING:
@@ -100,7 +99,7 @@ def cache_hits(states: Frame, *, by: str | Sequence[str] | None = "task_name") -
         "runs": nw.len(),
         "cached": nw.col("_cached").sum(),
         "fresh": nw.col("_fresh").sum(),
-        "median_run_time": _quantile(nw.col("_fresh_us"), 0.5),
+        "median_run_time": quantile(nw.col("_fresh_us"), 0.5),
     }
     if keys:
         counted = runs.group_by(*keys, drop_null_keys=False).agg(**stats)

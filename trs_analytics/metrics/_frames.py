@@ -46,12 +46,14 @@ __all__ = [
     "RUN_KEY",
     "Frame",
     "aggregate",
+    "describe",
     "distinct",
     "finish",
     "from_micros",
     "has_ordered_last",
     "is_duration",
     "lazy",
+    "quantile",
     "schema_of",
     "to_polars",
     "with_micros",
@@ -310,6 +312,11 @@ def aggregate(
     return nw.from_native(joined.select(*keys, *carry, *aggs))
 
 
+def quantile(value: nw.Expr, q: float) -> nw.Expr:
+    """Linear-interpolated quantile (NumPy's default, DuckDB's ``quantile_cont``)."""
+    return value.quantile(q, interpolation="linear")
+
+
 def describe(
     frame: nw.LazyFrame[Any], keys: Sequence[str], value: str, quantiles: dict[str, float]
 ) -> nw.LazyFrame[Any]:
@@ -330,7 +337,7 @@ def describe(
             x.null_count().alias("nulls"),
             x.mean().alias("mean"),
             x.min().alias("min"),
-            *(x.quantile(q, interpolation="linear").alias(n) for n, q in quantiles.items()),
+            *(quantile(x, q).alias(n) for n, q in quantiles.items()),
             x.max().alias("max"),
         ]
         if keys:

@@ -25,6 +25,7 @@ from trs_analytics.metrics._frames import (
     finish,
     is_duration,
     lazy,
+    quantile,
     schema_of,
     with_micros,
 )
@@ -60,11 +61,6 @@ class CompareOptions(TypedDict, total=False):
     min_runs: int
     p95_ratio: float
     alpha: float
-
-
-def _quantile(value: nw.Expr, q: float) -> nw.Expr:
-    """Linear-interpolated quantile (NumPy's default, DuckDB's ``quantile_cont``)."""
-    return value.quantile(q, interpolation="linear")
 
 
 def summarize(
@@ -265,7 +261,7 @@ def _window_stats(per_run: nw.LazyFrame[Any], keys: list[str]) -> nw.LazyFrame[A
             nw.col(f"_counted_{name}").sum().alias(f"runs_{name}"),
             nw.col(f"_failed_{name}").sum().alias(f"failed_{name}"),
             nw.col(f"_duration_{name}").count().alias(f"durations_{name}"),
-            _quantile(nw.col(f"_duration_{name}"), 0.95).alias(f"p95_{name}"),
+            quantile(nw.col(f"_duration_{name}"), 0.95).alias(f"p95_{name}"),
         ]
     lf = per_run.with_columns(*flags)
     if keys:
