@@ -139,9 +139,10 @@ def test_retry_distribution_overall_and_by_tags() -> None:
     ]
 
 
-@pytest.mark.parametrize("engine", ["polars", "duckdb"])
+@pytest.mark.parametrize("engine", ["polars", "polars-lazy", "duckdb"])
 def test_copies_of_states_with_and_without_an_id_count_once(engine: str) -> None:
-    """Metrics that keep copies (count(DISTINCT id)) count like those that drop them."""
+    """Metrics that keep copies count like those that drop them: with count(DISTINCT id)
+    (DuckDB, a Polars DataFrame) and with first-seen marks (a Polars LazyFrame)."""
     import duckdb
 
     clean = states(
@@ -153,12 +154,16 @@ def test_copies_of_states_with_and_without_an_id_count_once(engine: str) -> None
     messy = pl.concat([clean, clean, clean.head(3)]).reverse()
 
     def on_engine(frame: pl.DataFrame) -> object:
-        return frame if engine == "polars" else duckdb.from_arrow(frame.to_arrow())
+        if engine == "polars":
+            return frame
+        if engine == "polars-lazy":
+            return frame.lazy()
+        return duckdb.from_arrow(frame.to_arrow())
 
     for metric in (ta.retry_counts, ta.run_time, ta.time_in_state, ta.failure_rates):
         got = ta.to_polars(metric(on_engine(messy)))
         want = ta.to_polars(metric(on_engine(clean)))
         assert got.sort(got.columns[0]).equals(want.sort(want.columns[0])), metric.__name__
-    runs = ta.retry_counts(messy).sort("task_run_id")
+    runs = ta.to_polars(ta.retry_counts(on_engine(messy))).sort("task_run_id")
     assert runs["attempts"].to_list() == [2, 2]
     assert runs["rescued"].to_list() == [False, True]

@@ -19,6 +19,7 @@ from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.metrics._common import (
     RUN,
     Selector,
+    attempt_count,
     carried,
     check_level,
     in_run,
@@ -27,7 +28,6 @@ from trs_analytics.metrics._common import (
     narrow_windows,
     next_us,
     run_aggregate,
-    state_count,
     timeline,
     type_of_rank,
     with_carried,
@@ -398,7 +398,7 @@ def run_time(states: Frame) -> Frame:
     tl = timeline(states, caller="run_time", copies=True)
     running = is_type("RUNNING")
     aggs = {
-        "attempts": state_count(tl, running),
+        "attempts": attempt_count(tl),
         "start_time": nw.when(running).then(nw.col("_us")).min(),
     }
     still_running = nw.col("_open") > 0  # its time is not known yet
