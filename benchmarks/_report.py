@@ -73,8 +73,14 @@ def analysis_tables(data: dict[str, Any]) -> list[str]:
     d = data["data"]
     out = [
         f"{d['states']:,} states; in memory {d['in_memory_mib']:.0f} MiB (all 30 columns), "
-        f"{d['in_memory_needed_columns_mib']:.0f} MiB (the 6 columns the metrics read); "
-        f"Parquet {d['parquet_mib']:.0f} MiB. Median of {data.get('rounds_done', '?')} rounds.",
+        f"{d['in_memory_needed_columns_mib']:.0f} MiB (the 6 columns the metrics read)"
+        + (
+            f" (Polars' estimated_size: {d['polars_estimated_size_mib']:.0f} and "
+            f"{d['polars_estimated_size_needed_columns_mib']:.0f} MiB)"
+            if "polars_estimated_size_mib" in d
+            else ""
+        )
+        + f"; Parquet {d['parquet_mib']:.0f} MiB. Median of {data.get('rounds_done', '?')} rounds.",
         "",
         row(
             "engine",
@@ -86,14 +92,15 @@ def analysis_tables(data: dict[str, Any]) -> list[str]:
             "peak RSS MiB",
             "columns read MiB",
             "peak / read",
+            "peak / estimate",
         ),
-        row("---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:"),
+        row("---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:"),
     ]
     for engine, s in summary.items():
         if engine == "ratios":
             continue
         if "killed_above_mib" in s:
-            out.append(row(engine, *["killed"] * 5, f"> {s['killed_above_mib']:.0f}", "", ""))
+            out.append(row(engine, *["killed"] * 5, f"> {s['killed_above_mib']:.0f}", "", "", ""))
             continue
         out.append(
             row(
@@ -106,6 +113,7 @@ def analysis_tables(data: dict[str, Any]) -> list[str]:
                 f"{s['peak_rss_mib']:.0f}",
                 f"{s.get('read_mib', d['in_memory_mib']):.0f}",
                 f"{s.get('peak_over_read', s.get('peak_over_data', 0)):.2f}",
+                f"{s['peak_over_read_estimate']:.2f}" if "peak_over_read_estimate" in s else "",
             )
         )
     out += ["", row("ratio (same round, median)", "durations", "retries", "failures", "total")]
