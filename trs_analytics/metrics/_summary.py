@@ -15,6 +15,7 @@ from trs_analytics.metrics._common import (
     as_list,
     explode_tags,
     group_keys,
+    is_type,
     outcomes,
     timeline,
 )
@@ -210,12 +211,7 @@ def compare_windows(
     step = duration_micros(window, argument="window")
     end = _at_micros(at)
     tl = timeline(states, caller="compare_windows", needs=keys, copies=True)
-    run = run_id_column(schema_of(states).names())
-    measured = with_micros(
-        lazy(_METRICS[metric](states), caller="compare_windows"),
-        durations={"_duration": "duration"},
-    ).select(nw.col(run).alias(RUN), "_duration")
-    per_run = outcomes(tl, group_keys(keys)).join(measured, on=RUN, how="left")
+    per_run = _measured_runs(states, tl, keys, metric)
     current_end = nw.col("start_time").max() if end is None else nw.lit(end)
     per_run = per_run.with_columns(current_end=current_end).with_columns(
         current_start=nw.col("current_end") - step,
@@ -237,6 +233,27 @@ def compare_windows(
         durations=["p95_previous", "p95_current"],
         counts=[f"{c}_{w}" for c in ("runs", "failed", "durations") for w in _WINDOWS],
     )
+
+
+def _measured_runs(
+    states: Any, tl: nw.LazyFrame[Any], keys: list[str], metric: str
+) -> nw.LazyFrame[Any]:
+    """:func:`outcomes` of each run, with ``_duration``: its ``metric`` (microseconds).
+
+    Run time comes from the outcomes' own pass (the time spent in RUNNING
+    states, as :func:`run_time` sums it: null for a run that never ran or is
+    still running); the other metrics are computed apart and joined on the run.
+    """
+    if metric == "run_time":
+        runs = outcomes(tl, group_keys(keys), spent=is_type("RUNNING"))
+        finished = (nw.col("attempts") > 0) & (nw.col("_open") == 0)
+        return runs.with_columns(_duration=nw.when(finished).then(nw.col("_time")))
+    run = run_id_column(schema_of(states).names())
+    measured = with_micros(
+        lazy(_METRICS[metric](states), caller="compare_windows"),
+        durations={"_duration": "duration"},
+    ).select(nw.col(run).alias(RUN), "_duration")
+    return outcomes(tl, group_keys(keys)).join(measured, on=RUN, how="left")
 
 
 #: The two windows compared, in the order of the output columns.
