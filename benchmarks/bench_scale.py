@@ -290,7 +290,10 @@ def main() -> None:
     results["run"] = result
     results["build_s_this_run"] = build_s
     results["peak_rss_target_mib"] = 4096
-    results["met"] = result["peak_rss_mib"] <= 4096
+    # met: every metric computed (none failed, none cut off) within the RSS target
+    results["met"] = (
+        result["complete"] and not result.get("errors") and result["peak_rss_mib"] <= 4096
+    )
     saved = save_results(args.name or "scale", results)
     print(json.dumps(result, indent=2))
     print(f"results: {saved}")
