@@ -77,6 +77,7 @@ __all__ = [
     "match",
     "narrow_windows",
     "next_us",
+    "once_closed",
     "outcomes",
     "run_aggregate",
     "timeline",
@@ -348,6 +349,12 @@ _SPENT: Final = {
     "_end": nw.when(nw.col("_flag")).then(nw.col("_next")).max(),
     "_open": (nw.col("_flag") & nw.col("_next").is_null()).cast(nw.Int64()).sum(),
 }
+
+
+def once_closed(column: str) -> nw.Expr:
+    """A ``spent`` aggregate of :func:`run_aggregate` (``_time``, ``_end``), null while
+    the run is still in one of the flagged states (``_open``): not known yet."""
+    return nw.when(nw.col("_open") == 0).then(nw.col(column))
 
 
 def narrow_windows(frame: nw.LazyFrame[Any]) -> bool:

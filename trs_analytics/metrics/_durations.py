@@ -27,6 +27,7 @@ from trs_analytics.metrics._common import (
     match,
     narrow_windows,
     next_us,
+    once_closed,
     run_aggregate,
     timeline,
     type_of_rank,
@@ -401,14 +402,10 @@ def run_time(states: Frame) -> Frame:
         "attempts": attempt_count(tl),
         "start_time": nw.when(running).then(nw.col("_us")).min(),
     }
-    still_running = nw.col("_open") > 0  # its time is not known yet
     result = (
         run_aggregate(tl, carry, aggs, spent=running)
         .filter(nw.col("attempts") > 0)
-        .with_columns(
-            end_time=nw.when(~still_running).then(nw.col("_end")),
-            duration=nw.when(~still_running).then(nw.col("_time")),
-        )
+        .with_columns(end_time=once_closed("_end"), duration=once_closed("_time"))
         .select(RUN, *carry, "attempts", "start_time", "end_time", "duration")
         .sort(RUN)
     )

@@ -16,6 +16,7 @@ from trs_analytics.metrics._common import (
     explode_tags,
     group_keys,
     is_type,
+    once_closed,
     outcomes,
     timeline,
 )
@@ -240,14 +241,14 @@ def _measured_runs(
 ) -> nw.LazyFrame[Any]:
     """:func:`outcomes` of each run, with ``_duration``: its ``metric`` (microseconds).
 
-    Run time comes from the outcomes' own pass (the time spent in RUNNING
-    states, as :func:`run_time` sums it: null for a run that never ran or is
-    still running); the other metrics are computed apart and joined on the run.
+    Run time comes from the outcomes' own pass, as :func:`run_time` takes it
+    (null for a run that never ran, which ``run_time`` leaves out, or is still
+    running); the other metrics are computed apart and joined on the run.
     """
     if metric == "run_time":
         runs = outcomes(tl, group_keys(keys), spent=is_type("RUNNING"))
-        finished = (nw.col("attempts") > 0) & (nw.col("_open") == 0)
-        return runs.with_columns(_duration=nw.when(finished).then(nw.col("_time")))
+        ran = nw.col("attempts") > 0
+        return runs.with_columns(_duration=nw.when(ran).then(once_closed("_time")))
     run = run_id_column(schema_of(states).names())
     measured = with_micros(
         lazy(_METRICS[metric](states), caller="compare_windows"),
