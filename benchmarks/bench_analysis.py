@@ -666,7 +666,7 @@ def summarize(
             "load_s": median([r["load_s"] for r in runs]),
             **{m: median([r["seconds"][m] for r in runs]) for m in METRICS},
             "total_s": median([r["total_s"] for r in runs]),
-            "peak_rss_mib": median([r["peak_rss_mib"] for r in runs]),
+            "peak_rss_mib": peak,
             "read_mib": read_mib,
             "peak_over_read": peak / read_mib,
             "read_estimate_mib": estimates[read],

@@ -105,6 +105,11 @@ def report_metrics(states: Any) -> dict[str, Any]:
     }
 
 
+def _folder_bytes(folder: Path) -> int:
+    """The size of the files under ``folder``."""
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
 class _SpillPeak:
     """The largest size of DuckDB's spill folder, polled every 0.5 s in a thread."""
 
@@ -118,7 +123,7 @@ class _SpillPeak:
     def _poll(self) -> None:
         while True:
             try:
-                size = sum(f.stat().st_size for f in self._folder.rglob("*") if f.is_file())
+                size = _folder_bytes(self._folder)
             except OSError:  # a file removed while it was being summed
                 size = 0
             self._peak = max(self._peak, size)
@@ -190,7 +195,7 @@ def run(folder: Path, variant: str, memory_limit: str, threads: int, max_spill: 
             "ru_maxrss_kib": ru_maxrss_kib(),
         }
         PROGRESS.write_text(json.dumps(progress))
-    spilled = sum(f.stat().st_size for f in spill.rglob("*") if f.is_file())
+    spilled = _folder_bytes(spill)
     print(
         json.dumps(
             {
