@@ -4,6 +4,8 @@ messages; the failed and slowest runs, linked to the Prefect UI. Aggregated by
 
 from __future__ import annotations
 
+from typing import Any
+
 import polars as pl
 
 from trs_analytics._format import duration_expr, missing_label
@@ -12,13 +14,15 @@ from trs_analytics.metrics import (
     failed_runs,
     outcome_counts,
     slowest_runs,
+    to_polars,
 )
+from trs_analytics.metrics._frames import schema_of
 from trs_analytics.report._links import task_run_url
 
 __all__ = ["error_table", "outcome_table", "run_table"]
 
 
-def outcome_table(states: pl.DataFrame, *, by: str) -> pl.DataFrame:
+def outcome_table(states: Any, *, by: str) -> pl.DataFrame:
     """Runs per ``by`` value by how they ended; empty when no run has a ``by`` value.
 
     Examples:
@@ -26,16 +30,18 @@ def outcome_table(states: pl.DataFrame, *, by: str) -> pl.DataFrame:
         >>> outcome_table(ta.generate_states(100, seed=1), by="flow_name").columns[:3]
         ['flow_name', 'runs', 'completed']
     """
-    if by not in states.columns or states[by].null_count() == states.height:
+    if by not in schema_of(states).names():
         return pl.DataFrame()
-    counts: pl.DataFrame = outcome_counts(states, by=by)
+    counts = to_polars(outcome_counts(states, by=by))
+    if counts[by].null_count() == counts.height:
+        return pl.DataFrame()
     return counts.with_columns(
         pl.col(by).cast(pl.String).fill_null(missing_label(by)),
         pl.format("{}%", (pl.col("failure_rate") * 100).round(1)).alias("failure_rate"),
     ).rename({"failure_rate": "failed + crashed"})
 
 
-def error_table(states: pl.DataFrame, *, top: int = 3) -> pl.DataFrame:
+def error_table(states: Any, *, top: int = 3) -> pl.DataFrame:
     """The most frequent error messages per task (numbers and quoted values folded).
 
     Examples:
@@ -43,9 +49,9 @@ def error_table(states: pl.DataFrame, *, top: int = 3) -> pl.DataFrame:
         >>> error_table(ta.generate_states(100, seed=1)).columns
         ['task_name', 'error', 'failures', 'runs', 'last seen (UTC)']
     """
-    if "message" not in states.columns:
+    if "message" not in schema_of(states).names():
         return pl.DataFrame()
-    errors: pl.DataFrame = error_messages(states, top=top)
+    errors = to_polars(error_messages(states, top=top))
     return errors.select(
         "task_name",
         pl.col("error").str.slice(0, 160),
@@ -55,7 +61,7 @@ def error_table(states: pl.DataFrame, *, top: int = 3) -> pl.DataFrame:
     )
 
 
-def run_table(states: pl.DataFrame, *, kind: str, ui: str | None, top: int) -> pl.DataFrame:
+def run_table(states: Any, *, kind: str, ui: str | None, top: int) -> pl.DataFrame:
     """The failed (``kind="failed"``) or slowest runs, ids linked to the Prefect UI when known.
 
     Examples:
@@ -64,7 +70,7 @@ def run_table(states: pl.DataFrame, *, kind: str, ui: str | None, top: int) -> p
         >>> table.columns, table["url"][0].startswith("http://x/runs/task-run/")
         (['task run', 'task', 'flow', 'ended', 'run time', 'started (UTC)', 'message', 'url'], True)
     """
-    runs: pl.DataFrame = (failed_runs if kind == "failed" else slowest_runs)(states, top=top)
+    runs = to_polars((failed_runs if kind == "failed" else slowest_runs)(states, top=top))
     name = pl.col("task_run_name") if "task_run_name" in runs.columns else pl.col("task_run_id")
     flow = pl.col("flow_name") if "flow_name" in runs.columns else pl.lit(None, pl.String)
     url = (
