@@ -10,17 +10,19 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import sys
+import threading
 import time
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, NoReturn, cast
+from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar, cast
 
 import click
 
 from trs_analytics._atomic import check_writable, storage_error
-from trs_analytics._progress import progress_bar
+from trs_analytics._progress import progress_bar, steps_bar
 from trs_analytics._time import iso, parse_age, parse_when
 from trs_analytics.client import PrefectClient
 from trs_analytics.engines import check_engine, import_engine
@@ -53,6 +55,8 @@ if TYPE_CHECKING:
     from trs_analytics.fetch import Source
 
 __all__ = ["EXIT_CODES", "Flagged", "main"]
+
+_T = TypeVar("_T")
 
 
 class Flagged(Exception):
@@ -201,6 +205,38 @@ def _errors() -> Iterator[None]:
     except KeyboardInterrupt:
         _output().error("interrupted; the dataset keeps every file written before the interrupt.")
         sys.exit(130)
+
+
+def _interruptible(work: Callable[[], _T], message: str) -> _T:
+    """Run ``work`` so that Ctrl-C stops it at once: ``Error: <message>``, exit code 130.
+
+    An engine computing in native code (a Polars collect, a DuckDB query, a
+    Spark job) does not return to Python for minutes, so a KeyboardInterrupt
+    raised in it would wait for the query to end. ``work`` runs in a daemon
+    thread instead, the main thread waits for it interruptibly, and on Ctrl-C
+    the process ends at once (nothing half-written: the report is written
+    atomically at the very end).
+    """
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = work()
+        except BaseException as err:  # handed to the main thread below
+            outcome["error"] = err
+
+    thread = threading.Thread(target=target, name="trs-analytics-work", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(0.2)
+    except KeyboardInterrupt:
+        _output().error(message)
+        sys.stderr.flush()
+        os._exit(130)
+    if "error" in outcome:
+        raise outcome["error"]
+    return cast("_T", outcome["value"])
 
 
 # -- option types ------------------------------------------------------------
@@ -702,18 +738,22 @@ def report(
 
     output = _output()
     started = time.monotonic()
-    with _errors():
+    with _errors(), steps_bar(output.progress_enabled(), title="report") as on_section:
         chosen = load_rules(rules) if rules is not None else []
         _require_parquet(path)
         states = _scan_on(path, engine, memory_limit)
-        written = write_report(
-            states,
-            out,
-            title=title,
-            period=period,
-            ui_url=ui_url,
-            flow_run_states=_flow_runs_for_report(path, flow_run_states),
-            rules=chosen,
+        written = _interruptible(
+            lambda: write_report(
+                states,
+                out,
+                title=title,
+                period=period,
+                ui_url=ui_url,
+                flow_run_states=_flow_runs_for_report(path, flow_run_states),
+                rules=chosen,
+                on_section=on_section,
+            ),
+            "interrupted; no report was written.",
         )
     seconds = time.monotonic() - started
     output.summary(

@@ -45,7 +45,8 @@ def _anomalies(states: Any) -> dict[str, pl.DataFrame]:
 
 
 def _anomaly_table(results: dict[str, pl.DataFrame]) -> pl.DataFrame:
-    found = pl.concat([r.filter(pl.col("anomalous")) for r in results.values()])
+    shown = ("task_name", "metric", "bucket", "reason")
+    found = pl.concat([r.filter(pl.col("anomalous")).select(shown) for r in results.values()])
     return found.sort("bucket", "task_name").select(
         pl.col("task_name").alias("task"),
         pl.col("metric"),
