@@ -157,3 +157,23 @@ def test_report_data_on_a_real_server_capture(
     )
     now = workload.finished_at.astimezone(UTC)
     assert_same_data(_data(on_engine(fetched), now), _data(fetched, now))
+
+
+def test_the_report_command_runs_on_spark(spark: Any, tmp_path: Path) -> None:
+    """``trs-analytics report DS --engine spark`` (local mode) shows the Polars figures."""
+    from click.testing import CliRunner
+
+    from trs_analytics.cli import main
+
+    assert spark is not None  # the session's one local SparkSession, which the command finds
+    states = ta.generate_states(300, seed=3, days=2, n_tasks=6, n_flows=2)
+    path = ta.write_states(states, tmp_path / "states.parquet")
+    pages = {}
+    for engine in ("polars", "spark"):
+        out = tmp_path / f"{engine}.html"
+        args = ["report", str(path), "--out", str(out), "--engine", engine, "--period", "1d"]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        pages[engine] = _figures(out.read_text(encoding="utf-8"))
+    assert "<td>" in pages["polars"]
+    assert pages["spark"] == pages["polars"]

@@ -10,7 +10,6 @@ flow run it draws on the engine and brings those few rows.
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from datetime import UTC, datetime
@@ -43,7 +42,8 @@ from trs_analytics.charts import (
 )
 from trs_analytics.charts._common import time_bounds, time_span
 from trs_analytics.exceptions import ConfigurationError
-from trs_analytics.metrics import RUN_COLUMNS, duration_trend, run_volume, to_polars
+from trs_analytics.metrics import RUN_COLUMNS
+from trs_analytics.metrics._breakdowns import run_breakdowns
 from trs_analytics.metrics._frames import lazy
 from trs_analytics.report._breakdowns import error_table, outcome_table, run_table
 from trs_analytics.report._flagged import flagged_sections, flagged_tables
@@ -99,17 +99,13 @@ SECTIONS = (
     "regressions",
     "queue wait against lateness",
     "headline numbers",
-    "run volume",
+    "runs: volume, outcomes, trend, failed and slowest",
     "run time per task",
     "failure rates over time",
     "error messages",
-    "failed runs",
-    "slowest runs",
     "anomalies and SLAs",
-    *(f"runs per {noun}" for _, noun in _BREAKDOWNS),
     "worst tasks by p95",
     "worst tasks by failure rate",
-    "run time over time",
     "retries",
     "queue wait and lateness",
     "state transitions",
@@ -187,29 +183,26 @@ def report_data(
     )
     agree = data["waits_agree"] = step("queue wait against lateness", lambda: waits_agree(frame))
     data["headlines"] = step("headline numbers", lambda: headlines(frame, agree=agree, seen=seen))
-    data["volume"] = step("run volume", lambda: to_polars(run_volume(frame, every=every)))
+    runs = step(
+        "runs: volume, outcomes, trend, failed and slowest",
+        lambda: run_breakdowns(
+            frame, every=every, by=[b for b, _ in _BREAKDOWNS], failed_top=15, slowest_top=10
+        ),
+    )
+    data["volume"], data["trend"] = runs["volume"], runs["trend"]
+    data["failed_runs"] = run_table(runs["failed"], ui=ui)
+    data["slowest_runs"] = run_table(runs["slowest"], ui=ui)
+    for by, _ in _BREAKDOWNS:
+        data[f"outcomes:{by}"] = outcome_table(runs.get(f"outcomes:{by}"), by=by)
     data["run_time"] = step("run time per task", lambda: duration_stats(frame))
     data["failure_rates"] = step("failure rates over time", lambda: _failure_rates(frame, every))
     data["errors"] = step("error messages", lambda: error_table(frame))
-    data["failed_runs"] = step(
-        "failed runs", lambda: run_table(frame, kind="failed", ui=ui, top=15)
-    )
-    data["slowest_runs"] = step(
-        "slowest runs", lambda: run_table(frame, kind="slowest", ui=ui, top=10)
-    )
     data["flagged"] = step(
         "anomalies and SLAs", lambda: flagged_tables(frame, now=at, rules=rules, ui=ui)
     )
-    for by, noun in _BREAKDOWNS:
-        data[f"outcomes:{by}"] = step(
-            f"runs per {noun}", functools.partial(outcome_table, frame, by=by)
-        )
     data["worst_p95"] = step("worst tasks by p95", lambda: worst_by_p95(frame))
     data["worst_failure_rate"] = step(
         "worst tasks by failure rate", lambda: worst_by_failure_rate(frame)
-    )
-    data["trend"] = step(
-        "run time over time", lambda: to_polars(duration_trend(frame, every=every))
     )
     data["retries"] = step("retries", lambda: retry_outcomes(frame))
     waits = ("Queue wait",) if agree else ("Lateness", "Queue wait")
