@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal, overload
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, cast, overload
 
 import polars as pl
 
@@ -80,14 +80,48 @@ def atomic_write_parquet(
     """
 
     def write(handle: BinaryIO) -> None:
-        frame.write_parquet(
-            handle,
-            compression=compression,
-            compression_level=compression_level,
-            metadata={SCHEMA_VERSION_KEY: str(schema_version)},
-        )
+        kept = _KeepsOSError(handle)
+        try:
+            frame.write_parquet(
+                cast("BinaryIO", kept),
+                compression=compression,
+                compression_level=compression_level,
+                metadata={SCHEMA_VERSION_KEY: str(schema_version)},
+            )
+        except pl.exceptions.ComputeError as err:
+            if kept.error is not None:  # a full disk, an I/O error: a StorageError with its hint
+                raise kept.error from err
+            raise
 
     return atomic_write(path, write)
+
+
+class _KeepsOSError:
+    """A binary handle that keeps the ``OSError`` its writes raised.
+
+    Polars reports a failed write to a file object (a full disk mid-file) as a
+    ``ComputeError`` that no longer carries the ``OSError``; kept here, it is
+    raised again so that :func:`~trs_analytics._atomic.atomic_write` turns it
+    into a :class:`~trs_analytics.exceptions.StorageError` like any failed write.
+    """
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle = handle
+        self.error: OSError | None = None
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self.handle.write(data)
+        except OSError as err:
+            self.error = err
+            raise
+
+    def flush(self) -> None:
+        try:
+            self.handle.flush()
+        except OSError as err:
+            self.error = err
+            raise
 
 
 def write_states(
