@@ -725,6 +725,8 @@ def report(
     """Write the HTML report of a dataset folder or a Parquet file of states.
 
     No server is needed: it reads only PATH. The page is self-contained (works offline).
+    Every section is computed on --engine; a terminal shows the section in hand, -v logs
+    each section's time, and Ctrl-C stops it at once.
 
     \b
     Example:

@@ -493,7 +493,9 @@ def to_polars(frame: Any) -> pl.DataFrame:
 
     Small results (aggregates, what a chart draws) come to Polars this way.
     Durations stay durations: DuckDB's ``INTERVAL`` (which Polars cannot read
-    from Arrow) is read through its microseconds.
+    from Arrow) is read through its microseconds. Whole decimals (DuckDB's
+    ``sum`` of integers is a ``DECIMAL(38,0)``) become ``Int64`` counts, so a
+    chart's JSON holds numbers, not strings.
 
     Examples:
         >>> import duckdb
@@ -511,9 +513,15 @@ def to_polars(frame: Any) -> pl.DataFrame:
         micros = wrapped.to_native().project(f"* REPLACE ({replaced})")
         out = pl.from_arrow(micros.to_arrow_table())
         assert isinstance(out, pl.DataFrame)
-        return out.with_columns(pl.col(c).cast(pl.Duration("us")) for c in spans)
+        return _whole_counts(out.with_columns(pl.col(c).cast(pl.Duration("us")) for c in spans))
     collected: pl.DataFrame = wrapped.collect(backend="polars").to_native()
-    return collected
+    return _whole_counts(collected)
+
+
+def _whole_counts(frame: pl.DataFrame) -> pl.DataFrame:
+    """Whole decimals (``DECIMAL(p, 0)``) as ``Int64``."""
+    whole = [c for c, t in frame.schema.items() if isinstance(t, pl.Decimal) and t.scale == 0]
+    return frame.with_columns(pl.col(whole).cast(pl.Int64)) if whole else frame
 
 
 def is_duration(frame: nw.LazyFrame[Any], column: str) -> bool:
