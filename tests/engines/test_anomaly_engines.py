@@ -27,6 +27,10 @@ CALLS: dict[str, Callable[[Any], Any]] = {
     "failure_rate-by-flow-both": lambda s: ta.detect_anomalies(
         s, metric="failure_rate", by="flow_name", direction="both", z=2.0, **LOOSE
     ),
+    # one direction: one gap, which Spark's greatest() refused (it needs two columns)
+    "failure_rate-by-flow-up": lambda s: ta.detect_anomalies(
+        s, metric="failure_rate", by="flow_name", z=2.0, **LOOSE
+    ),
 }
 
 
