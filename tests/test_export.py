@@ -163,7 +163,7 @@ def test_progress_is_reported_per_batch(tmp_path: Path, client: PrefectClient) -
     export(tmp_path / "ds", client, on_progress=seen.append)
     assert seen
     assert seen[-1].states == 13
-    assert seen[-1].task_runs == 4
+    assert seen[-1].runs == 4
     assert seen[-1].requests > 0
     assert 0 < seen[-1].fraction <= 1
 
@@ -518,7 +518,7 @@ def test_iter_states_reports_counts_and_requests(client: PrefectClient) -> None:
     seen: list[Progress] = []
     frames = list(iter_states(client=client, on_progress=seen.append, batch_size=5, **WINDOW))
     assert len(seen) == len(frames) > 1
-    assert (seen[-1].task_runs, seen[-1].states) == (4, 13)
+    assert (seen[-1].runs, seen[-1].states) == (4, 13)
     assert 0 < seen[0].requests <= seen[-1].requests
     assert [p.states for p in seen] == sorted(p.states for p in seen)
 

@@ -12,6 +12,7 @@ from trs_analytics.fetch._api import (
     iter_states,
     open_client,
     resolve_source,
+    run_tally,
     stream_states,
     window,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "parse_when",
     "plan_sources",
     "resolve_source",
+    "run_tally",
     "stream_states",
     "window",
 ]

@@ -20,8 +20,10 @@ from trs_analytics.storage._parquet import (
     list_parquet_files,
     scan_flow_run_states,
     scan_states,
+    write_flow_run_states,
     write_states,
 )
+from trs_analytics.storage._summary import StatesSummary, TableSummary, summarize_states
 
 __all__ = [
     "DEFAULT_OVERLAP",
@@ -34,10 +36,14 @@ __all__ = [
     "DatasetLockedError",
     "DatasetProgress",
     "ExportResult",
+    "StatesSummary",
+    "TableSummary",
     "atomic_write_parquet",
     "list_parquet_files",
     "read_dataset_info",
     "scan_flow_run_states",
     "scan_states",
+    "summarize_states",
+    "write_flow_run_states",
     "write_states",
 ]
