@@ -117,8 +117,11 @@ def _in_range(value: str | None, window: dict[str, Any]) -> bool:
 
 
 def _match_task_run(run: dict[str, Any], where: dict[str, Any]) -> bool:
-    unknown = set(where) - {"id", "expected_start_time", "state", "end_time", "start_time"}
+    unknown = set(where) - {"id", "expected_start_time", "state", "end_time", "start_time", "name"}
     assert not unknown, f"the router cannot filter task runs on {unknown}"
+    like = where.get("name", {}).get("like_")  # Prefect: ILIKE '%like%'
+    if like is not None and like.lower() not in run["name"].lower():
+        return False
     if not _in_range(run.get("start_time"), where.get("start_time", {})):
         return False
     if "any_" in where.get("id", {}) and run["id"] not in where["id"]["any_"]:

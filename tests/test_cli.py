@@ -650,3 +650,16 @@ def test_info_shows_the_flow_run_table_too(tmp_path: Path) -> None:
     assert f"flow_runs: {facts['flow_runs']}\n" in text
     helped = " ".join(run("info", "--help").stdout.split())
     assert all(key in helped for key in facts)
+
+
+@pytest.mark.parametrize("command", ["export", "fetch"])
+def test_a_task_name_with_a_typo_is_an_error_naming_the_closest(
+    tmp_path: Path, prefect_server: PrefectServer, workload: GroundTruth, command: str
+) -> None:
+    out = tmp_path / ("ds" if command == "export" else "states.parquet")
+    api = ["--api-url", prefect_server.api_url]
+    result = run(command, *api, "--out", out, *window(workload), "--task", "lood")
+    assert_one_error_line(result, 2, r"no task is named 'lood' .*the closest: 'load'.*--task")
+    assert not out.exists()
+    fixed = run(command, *api, "--out", out, *window(workload), "--task", "load")
+    assert fixed.exit_code == 0, fixed.output

@@ -34,13 +34,7 @@ from trs_analytics.exceptions import (
     TrsAnalyticsError,
 )
 from trs_analytics.export import export_states
-from trs_analytics.fetch import (
-    FilterKwargs,
-    StateFilters,
-    check_names,
-    fetch_flow_run_states,
-    fetch_states,
-)
+from trs_analytics.fetch import FilterKwargs, fetch_flow_run_states, fetch_states
 from trs_analytics.schema import FLOW_RUNS, STATE_TYPES, TASK_RUNS
 from trs_analytics.storage import (
     DEFAULT_OVERLAP,
@@ -550,8 +544,6 @@ def fetch(
             raise StorageError(msg)
         check_writable(out.parent)  # now, not after a download of minutes
         with _client(client_options) as client:
-            chosen = StateFilters.from_kwargs(**filters)
-            check_names(client, flow_names=chosen.flow_names, work_pools=chosen.work_pools)
             states = read(
                 client=client,
                 since=since,

@@ -37,7 +37,7 @@ from trs_analytics.fetch import (
     FilterKwargs,
     StateFilters,
     check_client_args,
-    check_names,
+    check_filter_names,
     check_source,
     plan_sources,
     run_tally,
@@ -180,7 +180,7 @@ def export_states(
         start, end = _window(dataset.info, since, until, overlap)
         if client is None:
             client = stack.enter_context(PrefectClient(api_url))
-        check_names(client, flow_names=filters.flow_names, work_pools=filters.work_pools)
+        check_filter_names(client, filters)
         result = _fill(dataset, client, filters, (start, end), options, on_progress)
         if flow_runs:
             first = dataset.info.history[0].get("since") if dataset.info.history else None

@@ -18,7 +18,7 @@ from trs_analytics.fetch._api import (
 )
 from trs_analytics.fetch._filters import FilterKwargs, StateFilters
 from trs_analytics.fetch._limits import fetch_concurrency_limits
-from trs_analytics.fetch._names import check_names
+from trs_analytics.fetch._names import check_filter_names, check_names
 from trs_analytics.fetch._records import derive_task_name
 from trs_analytics.fetch._sources import (
     DEFAULT_EVENT_RETENTION,
@@ -36,6 +36,7 @@ __all__ = [
     "SourcePlan",
     "StateFilters",
     "check_client_args",
+    "check_filter_names",
     "check_names",
     "check_source",
     "derive_task_name",

@@ -33,6 +33,7 @@ from trs_analytics._progress import Progress, Tally, progress_bar
 from trs_analytics.client import PrefectClient
 from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.fetch._filters import FilterKwargs, StateFilters
+from trs_analytics.fetch._names import check_filter_names
 from trs_analytics.fetch._pages import iso
 from trs_analytics.fetch._sources import (
     DEFAULT_EVENT_RETENTION,
@@ -324,6 +325,7 @@ def _batches(
     on_batch, on_progress = steps
     start, end = bounds
     with open_client(call.api_url, call.client) as client:
+        check_filter_names(client, filters)
         plan = plan_sources(client, start, end, source=call.source, kind=kind)
         batches = stream_states(
             client, filters, start, end, source=plan, batch_size=batch_size, kind=kind
@@ -376,7 +378,9 @@ def fetch_states(
         state_types: keep runs whose current state has one of these types.
 
     Raises:
-        ConfigurationError: no URL, a naive or unreadable time, an empty window.
+        ConfigurationError: no URL, a naive or unreadable time, an empty window, a
+            flow, work pool or task name that matches nothing on the server (the
+            error names the closest ones).
         PrefectAPIError: the server refused or failed (see its subclasses).
         TransportError: the server could not be reached.
 
