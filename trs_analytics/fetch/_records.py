@@ -96,6 +96,23 @@ def _missing(*, field: str, record: Mapping[str, Any], what: str, url: str) -> R
     return ResponseFormatError(msg, url=url)
 
 
+def _require(
+    record: Mapping[str, Any],
+    fields: Iterable[str],
+    *,
+    what: str,
+    url: str,
+    within: Mapping[str, Any] | None = None,
+    prefix: str = "",
+) -> None:
+    """Raise :func:`_missing` for the first of ``fields`` that ``record`` (or the part of
+    it ``within``, named by ``prefix``) lacks."""
+    held = record if within is None else within
+    for field in fields:
+        if held.get(field) is None:
+            raise _missing(field=prefix + field, record=record, what=what, url=url)
+
+
 def json_text(value: Any) -> str | None:
     """A JSON value as canonical text (sorted keys, no spaces); None stays None.
 
@@ -148,9 +165,7 @@ def state_row_from_api(
         >>> row["flow_run_id"], row["details_scheduled_time"], "task_run_id" in row
         ('f1', '2024-01-01T00:00:00Z', False)
     """
-    for field in ("id", "type", "name", "timestamp"):
-        if record.get(field) is None:
-            raise _missing(field=field, record=record, what=f"{kind.adjective} state", url=url)
+    _require(record, ("id", "type", "name", "timestamp"), what=f"{kind.adjective} state", url=url)
     details = record.get("state_details") or {}
     row = {
         "id": record["id"],
@@ -195,17 +210,15 @@ def state_row_from_event(event: Mapping[str, Any], *, url: str) -> dict[str, Any
         raise _missing(
             field="resource prefect.task-run id", record=event, what="task-run event", url=url
         )
-    for field in ("id", "occurred"):
-        if event.get(field) is None:
-            raise _missing(field=field, record=event, what="task-run event", url=url)
-    for field in ("type", "name"):
-        if state.get(field) is None:
-            raise _missing(
-                field=f"payload.validated_state.{field}",
-                record=event,
-                what="task-run event",
-                url=url,
-            )
+    _require(event, ("id", "occurred"), what="task-run event", url=url)
+    _require(
+        event,
+        ("type", "name"),
+        what="task-run event",
+        url=url,
+        within=state,
+        prefix="payload.validated_state.",
+    )
     details = state.get("state_details") or {}
     flow_run_id = details.get("flow_run_id")
     for related in event.get("related") or []:
@@ -261,9 +274,7 @@ def attribute_row(
     The extra key ``_state_type`` (the task run's current state type) is kept
     for filtering and dropped before a frame leaves the fetch layer.
     """
-    for field in ("id", "name", "task_key"):
-        if task_run.get(field) is None:
-            raise _missing(field=field, record=task_run, what="task run", url=url)
+    _require(task_run, ("id", "name", "task_key"), what="task run", url=url)
     flow_run = flow_run or {}
     flow = flow or {}
     name, key, dyn = task_run["name"], task_run["task_key"], task_run.get("dynamic_key")
@@ -306,9 +317,7 @@ def flow_run_attribute_row(
         >>> row["flow_name"], row["deployment_name"], row["work_queue_name"]
         ('etl', 'nightly', 'default')
     """
-    for field in ("id", "name"):
-        if flow_run.get(field) is None:
-            raise _missing(field=field, record=flow_run, what="flow run", url=url)
+    _require(flow_run, ("id", "name"), what="flow run", url=url)
     flow = flow or {}
     deployment = deployment or {}
     return {
