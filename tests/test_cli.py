@@ -326,15 +326,27 @@ def test_a_report_on_a_full_disk_is_one_error_line_and_exit_6(
 
 
 @pytest.mark.parametrize("command", ["export", "fetch"])
-def test_a_flow_name_with_a_typo_is_an_error_naming_the_closest(
-    tmp_path: Path, prefect_server: PrefectServer, workload: GroundTruth, command: str
+@pytest.mark.parametrize(
+    ("option", "kind", "typo", "name"),
+    [("--flow", "flow", "et1", "etl"), ("--task", "task", "lood", "load")],
+)
+def test_a_name_with_a_typo_is_an_error_naming_the_closest(
+    tmp_path: Path,
+    prefect_server: PrefectServer,
+    workload: GroundTruth,
+    command: str,
+    option: str,
+    kind: str,
+    typo: str,
+    name: str,
 ) -> None:
     out = tmp_path / ("ds" if command == "export" else "states.parquet")
     api = ["--api-url", prefect_server.api_url]
-    result = run(command, *api, "--out", out, *window(workload), "--flow", "et1")
-    assert_one_error_line(result, 2, r"no flow is named 'et1' .*the closest: 'etl'.*Hint")
+    result = run(command, *api, "--out", out, *window(workload), option, typo)
+    pattern = rf"no {kind} is named '{typo}' .*the closest: '{name}'.*Hint.*fix {option}"
+    assert_one_error_line(result, 2, pattern)
     assert not out.exists()  # nothing recorded: the corrected command is not refused
-    fixed = run(command, *api, "--out", out, *window(workload), "--flow", "etl")
+    fixed = run(command, *api, "--out", out, *window(workload), option, name)
     assert fixed.exit_code == 0, fixed.output
 
 
@@ -650,16 +662,3 @@ def test_info_shows_the_flow_run_table_too(tmp_path: Path) -> None:
     assert f"flow_runs: {facts['flow_runs']}\n" in text
     helped = " ".join(run("info", "--help").stdout.split())
     assert all(key in helped for key in facts)
-
-
-@pytest.mark.parametrize("command", ["export", "fetch"])
-def test_a_task_name_with_a_typo_is_an_error_naming_the_closest(
-    tmp_path: Path, prefect_server: PrefectServer, workload: GroundTruth, command: str
-) -> None:
-    out = tmp_path / ("ds" if command == "export" else "states.parquet")
-    api = ["--api-url", prefect_server.api_url]
-    result = run(command, *api, "--out", out, *window(workload), "--task", "lood")
-    assert_one_error_line(result, 2, r"no task is named 'lood' .*the closest: 'load'.*--task")
-    assert not out.exists()
-    fixed = run(command, *api, "--out", out, *window(workload), "--task", "load")
-    assert fixed.exit_code == 0, fixed.output
