@@ -95,14 +95,31 @@ def load_rules(path: str | Path) -> list[SlaRule]:
     """
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        with file.open("rb") as handle:
+            data = handle.read(MAX_RULES_BYTES + 1)
     except OSError as err:
         msg = (
             f"cannot read the SLA rules {file} ({err.strerror or err}). Hint: pass the path of "
             "a TOML file of [[rule]] tables (docs/sla.md)."
         )
         raise ConfigurationError(msg) from err
+    if len(data) > MAX_RULES_BYTES:
+        msg = f"the SLA rules {file} are larger than {MAX_RULES_BYTES:,} bytes. Hint: {_RULES_HINT}"
+        raise ConfigurationError(msg)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        msg = (
+            f"the SLA rules {file} are not UTF-8 text ({err.reason} at byte {err.start}: "
+            f"binary, or UTF-16?). Hint: {_RULES_HINT}"
+        )
+        raise ConfigurationError(msg) from err
     return parse_rules(text, source=str(file))
+
+
+#: The largest rules file read: rules are a few lines each.
+MAX_RULES_BYTES = 1_000_000
+_RULES_HINT = "save the rules as a small UTF-8 TOML file of [[rule]] tables (docs/sla.md)."
 
 
 @dataclass(frozen=True)

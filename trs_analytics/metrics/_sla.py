@@ -99,6 +99,10 @@ def _duration(value: object, source: str, where: str, key: str) -> timedelta:
     return span
 
 
+#: The longest name or glob a rule may select by (Prefect names are short).
+_MAX_GLOB = 1_000
+
+
 def _rule(index: int, raw: object, source: str) -> SlaRule:
     where = f"rule {index}"
     if not isinstance(raw, dict):
@@ -115,6 +119,12 @@ def _rule(index: int, raw: object, source: str) -> SlaRule:
         msg = (
             'selects nothing. Hint: add task = "name-or-glob", flow = ... or deployment = ... '
             '("*" selects every run).'
+        )
+        raise _bad(source, where, msg)
+    if too_long := [k for k, v in picked.items() if len(v) > _MAX_GLOB]:
+        msg = (
+            f"{too_long[0]} is a glob of {len(picked[too_long[0]]):,} characters. Hint: a name "
+            f"or glob is at most {_MAX_GLOB} characters; select with '*' instead."
         )
         raise _bad(source, where, msg)
     values: dict[str, Any] = dict(picked)
@@ -166,6 +176,9 @@ def parse_rules(text: str, *, source: str = "<rules>") -> list[SlaRule]:
         ...
         trs_analytics.exceptions.ConfigurationError: sla.toml: rule 1: max_run_time = 'ten' is not a duration. Hint: write a positive duration as a string, such as '90s', '10m', '1h30m' or '7d'.
     """
+    if not isinstance(text, str):
+        msg = f"parse_rules takes TOML text (a str), got {type(text).__name__}."
+        raise ConfigurationError(msg)
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
