@@ -456,6 +456,7 @@ BROKEN = [
     ("states", "task_runs_filter", 1, "tags", ["a", 1], "a list of strings"),
     ("states", "task_runs_filter", 2, "run_count", "2", "'run_count' = \"2\""),
     ("events", "task_runs_filter", 2, "run_count", True, "'run_count' = true"),
+    ("states", "task_runs_filter", 2, "run_count", 2**70, "expected a 64-bit integer"),
     ("states", "task_runs_filter", 0, "name", {"x": 1}, "'name' = {\"x\": 1}"),
     ("events", "task_runs_filter", 1, "expected_start_time", None, "'expected_start_time'"),
     ("states", "flows_filter", 0, "name", ["demo"], "'name' = [\"demo\"]"),

@@ -257,7 +257,10 @@ class _Group(click.Group):
 
 
 def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> timedelta:
-    age = parse_age(value)
+    try:
+        age = parse_age(value)
+    except ConfigurationError as err:
+        raise click.BadParameter(str(err)) from err
     if age is None:
         msg = f"{value!r} is not a duration. Use a number and a unit, such as 90s, 10m, 2h or 1d."
         raise click.BadParameter(msg)

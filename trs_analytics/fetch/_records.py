@@ -153,7 +153,8 @@ def _accepts(dtype: pl.DataType, value: Any) -> tuple[bool, str]:
     if isinstance(dtype, pl.Boolean):
         return isinstance(value, bool), "true or false"
     if dtype.is_integer():
-        return isinstance(value, int) and not isinstance(value, bool), "an integer"
+        ok = isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63
+        return ok, "a 64-bit integer"
     if isinstance(dtype, pl.List):
         ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
         return ok, "a list of strings"

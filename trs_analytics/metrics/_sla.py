@@ -92,7 +92,10 @@ def _bad(source: str, where: str, text: str) -> ConfigurationError:
 
 
 def _duration(value: object, source: str, where: str, key: str) -> timedelta:
-    span = parse_duration(value) if isinstance(value, str) else None
+    try:
+        span = parse_duration(value) if isinstance(value, str) else None
+    except ConfigurationError as err:  # longer than a century
+        raise _bad(source, where, f"{key} = {value!r}: {err}") from err
     if span is None or span <= timedelta(0):
         hint = "Hint: write a positive duration as a string, such as '90s', '10m', '1h30m' or '7d'."
         raise _bad(source, where, f"{key} = {value!r} is not a duration. {hint}")
@@ -455,6 +458,12 @@ def sla_report(
     """
     if not rules:
         msg = "sla_report() got no rules. Hint: pass parse_rules(text) or load_rules(path)."
+        raise ConfigurationError(msg)
+    if isinstance(rules, str) or not all(isinstance(r, SlaRule) for r in rules):
+        msg = (
+            f"sla_report() takes a list of SlaRule, got {type(rules).__name__} {rules!r:.40}. "
+            "Hint: pass parse_rules(text) or load_rules(path)."
+        )
         raise ConfigurationError(msg)
     duration_micros(every)
     now_us = micros_at(now)

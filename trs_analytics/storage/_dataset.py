@@ -90,6 +90,7 @@ from trs_analytics.storage._parquet import (
     MARKER_VERSION,
     _check_file,
     atomic_write_parquet,
+    check_path,
     list_parquet_files,
     read_marker,
     read_states_files,
@@ -706,6 +707,7 @@ class Dataset:
             DatasetLockedError: another export is writing to ``path``.
             ConfigurationError: the filters differ from the dataset's.
         """
+        check_path(path, "the dataset folder (out)")
         if flush_rows < 1 or target_file_rows < 1:
             msg = "flush_rows and target_file_rows must be at least 1."
             raise ConfigurationError(msg)

@@ -31,7 +31,6 @@ from trs_analytics.schema import (
 )
 
 if TYPE_CHECKING:
-    import os
     from collections.abc import Iterator
 
     import duckdb
@@ -41,6 +40,7 @@ __all__ = [
     "FLOW_RUN_TABLE",
     "SCHEMA_VERSION_KEY",
     "atomic_write_parquet",
+    "check_path",
     "find_damaged_file",
     "list_parquet_files",
     "read_marker",
@@ -327,8 +327,26 @@ def _is_uri(path: str | os.PathLike[str]) -> bool:
     return isinstance(path, str) and _URI.match(path) is not None
 
 
+def check_path(path: object, name: str = "path") -> None:
+    """``path`` is a ``str`` or an ``os.PathLike`` (else a ConfigurationError naming it).
+
+    Examples:
+        >>> check_path(123)
+        Traceback (most recent call last):
+        ...
+        trs_analytics.exceptions.ConfigurationError: path must be a folder or file path (str or pathlib.Path), got int 123.
+    """
+    if not isinstance(path, str | os.PathLike) or isinstance(path, bytes):
+        msg = (
+            f"{name} must be a folder or file path (str or pathlib.Path), got "
+            f"{type(path).__name__} {path!r:.40}."
+        )
+        raise ConfigurationError(msg)
+
+
 def _local_files(path: str | os.PathLike[str], schema: pl.Schema = STATES_SCHEMA) -> list[Path]:
     """The checked Parquet files of a local file or dataset folder."""
+    check_path(path)
     root = Path(path)
     if root.name == FLOW_RUN_TABLE and not root.exists() and (root.parent / MARKER_NAME).exists():
         return []  # a dataset exported before it had the flow-run table
@@ -653,6 +671,7 @@ def scan_flow_run_states(
     if spark is not None and engine != "spark":
         msg = f"spark= is a SparkSession, but engine={engine!r}. Hint: pass engine='spark'."
         raise ConfigurationError(msg)
+    check_path(path)
     table = _flow_run_path(path)
     if engine == "duckdb":
         return _scan_duckdb(table, connection, FLOW_RUN_STATES_SCHEMA)
