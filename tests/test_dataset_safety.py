@@ -238,7 +238,7 @@ def test_a_future_until_is_read_up_to_now_and_the_cursor_stays_true(
     tmp_path: Path, client: PrefectClient, until: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     out = tmp_path / "ds"
-    with caplog.at_level("WARNING", "trs_analytics.export"):
+    with caplog.at_level("INFO", "trs_analytics.export"):
         result = export(out, client, until=until)
     now = datetime.now(UTC)
     cursor = read_dataset_info(out).cursor

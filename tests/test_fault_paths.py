@@ -324,10 +324,12 @@ def test_a_token_in_the_url_query_is_sent_with_every_request_and_kept_out_of_url
     client = connect(handler, f"{API}/?token={KEY}")
     client.get("/task_run_states/", params={"task_run_id": "t1"})
     client.post("/flows/filter", json_body={})
+    client.get(f"{API}/events/filter/next?page-token=p1")  # a next_page link keeps its token
     assert client.api_url == API
-    assert [u.params.get("token") for u in seen] == [KEY, KEY]
+    assert [u.params.get("token") for u in seen] == [KEY, KEY, KEY]
     assert seen[0].params["task_run_id"] == "t1"
     assert seen[0].path == "/api/task_run_states/"
+    assert seen[2].params["page-token"] == "p1"
 
 
 # -- bounded paging -----------------------------------------------------------------------

@@ -7,6 +7,7 @@ into one ``Error: ...`` line on stderr and an exit code a scheduler can act on
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn, cast
 import click
 
 from trs_analytics._atomic import check_writable, os_error_of, storage_error
+from trs_analytics._format import terminal_text
 from trs_analytics._progress import progress_bar
 from trs_analytics._redact import redact
 from trs_analytics._time import iso, parse_age, parse_when
@@ -82,6 +84,7 @@ EXIT_CODES: Final[tuple[tuple[type[BaseException], int, str], ...]] = (
     (Flagged, 1, "check: something was flagged (anomaly, stuck run, SLA breach); not an error"),
     (TrsAnalyticsError, 8, "any other error"),
     (Crashed, CRASH_EXIT_CODE, "an unforeseen error (a bug: please report it); one Error: line"),
+    (BrokenPipeError, 141, "the output was closed early (such as by | head); nothing is wrong"),
     (KeyboardInterrupt, 130, "interrupted (Ctrl-C); files written before are kept"),
 )
 
@@ -129,7 +132,8 @@ class _TextFormatter(logging.Formatter):
         super().__init__("%(levelname)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
+        lines = redact(super().format(record)).split("\n")  # a traceback keeps its lines
+        return "\n".join(terminal_text(line) for line in lines)
 
 
 class _StderrHandler(logging.Handler):
@@ -178,7 +182,7 @@ class _Output:
             record = {"time": _now_iso(), "level": "info", "message": text, **fields}
             click.echo(json.dumps(record, default=str))
         else:
-            click.echo(text)
+            click.echo(terminal_text(text))
 
     def error(self, message: str) -> None:
         """The one ``Error:`` line, on stderr, credentials redacted."""
@@ -187,7 +191,7 @@ class _Output:
             record = {"time": _now_iso(), "level": "error", "message": f"Error: {message}"}
             click.echo(json.dumps(record), err=True)
         else:
-            click.echo(f"Error: {message}", err=True)
+            click.echo(f"Error: {terminal_text(message)}", err=True)
 
     def progress_enabled(self) -> bool:
         return not self.quiet and not self.json and sys.stderr.isatty()
@@ -219,6 +223,8 @@ def _errors(reads: Path | None = None) -> Iterator[None]:
         yield
     except TrsAnalyticsError as err:
         _fail(err)
+    except BrokenPipeError:
+        _closed_output()
     except KeyboardInterrupt:
         _output().error("interrupted; the dataset keeps every file written before the interrupt.")
         sys.exit(130)
@@ -241,6 +247,15 @@ def _crash(err: BaseException) -> NoReturn:
     sys.exit(CRASH_EXIT_CODE)
 
 
+def _closed_output() -> NoReturn:
+    """The reader of stdout went away (``| head``): stop quietly, as ``cat`` does."""
+    import os
+
+    with contextlib.suppress(OSError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(141)
+
+
 class _Group(click.Group):
     """The command group: an exception no command foresaw becomes :func:`_crash`."""
 
@@ -249,6 +264,8 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
+        except BrokenPipeError:
+            _closed_output()
         except Exception as err:
             _crash(err)
 

@@ -74,7 +74,7 @@ def _window(
     now = now or datetime.now(UTC)
     end = parse_when(until) if until is not None else now
     if end > now:
-        logger.warning(
+        logger.info(
             "until=%s is in the future: reading up to now (%s), so the cursor stays true",
             iso(end),
             iso(now),

@@ -311,7 +311,6 @@ class PrefectClient:
             base_url=self.settings.api_url + "/",
             headers={"User-Agent": f"trs-analytics/{_package_version()}"},
             auth=self._auth,
-            params=list(self.settings.params),
             timeout=httpx.Timeout(timeout),
             # per-run GETs or event slices, plus the look-ups beside them
             limits=httpx.Limits(max_connections=2 * concurrency + 2),
@@ -488,6 +487,13 @@ class PrefectClient:
         )
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        url = self._url(path)
+        if self.settings.params:  # httpx would replace the URL's own query (a page token)
+            kwargs["params"] = (
+                httpx.URL(url)
+                .params.merge(kwargs.get("params") or {})
+                .merge(dict(self.settings.params))
+            )
         retrying = Retrying(
             stop=self._stop,
             wait=self._wait,
@@ -499,7 +505,7 @@ class PrefectClient:
         try:
             for attempt in retrying:
                 with attempt:
-                    return self._send_once(method, self._url(path), **kwargs)
+                    return self._send_once(method, url, **kwargs)
         except _RetryableError as err:
             final = err.final
             gave_up = err.stopped or f"Gave up after {self._max_attempts} attempts."
