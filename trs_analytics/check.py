@@ -213,7 +213,8 @@ def _breaches(
     states: Any, rules: Sequence[SlaRule], now: datetime, since: datetime, every: str
 ) -> pl.DataFrame:
     breaches = to_polars(sla_report(states, rules, every=every, now=now).breaches)
-    gap_end = pl.col("at") + pl.duration(microseconds=(pl.col("value") * 1e6).cast(pl.Int64))
+    gap = (pl.col("value") * 1e6).round().cast(pl.Int64)  # seconds as a float: round, not cut
+    gap_end = pl.col("at") + pl.duration(microseconds=gap)
     fresh = (pl.col("check") == "freshness") & (pl.col("at").is_null() | (gap_end >= since))
     recent = breaches.filter(fresh | ((pl.col("check") != "freshness") & (pl.col("at") >= since)))
     runs = _run_ids(states, recent)

@@ -541,10 +541,10 @@ def _merge_day(
     schema_version: int = SCHEMA_VERSION,
 ) -> int:
     """Add the rows of ``new`` whose ids the day does not have yet; return how many."""
-    if day_dir.is_symlink() or (day_dir.exists() and not day_dir.is_dir()):
+    if day_dir.is_symlink():
         msg = (
-            f"{day_dir} is a symbolic link or a file, not a day folder of the dataset; nothing "
-            "is written through it (it could point outside the dataset). Hint: replace it by "
+            f"{day_dir} is a symbolic link, not a day folder of the dataset; nothing is "
+            "written through it (it could point outside the dataset). Hint: replace it by "
             "a plain folder."
         )
         raise StorageError(msg)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
 import re
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal, overload
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, cast, overload
 
 import polars as pl
 
@@ -86,25 +85,55 @@ def atomic_write_parquet(
     ``schema_version`` goes into the file's metadata (the flow-run table has its own).
 
     The frame goes to a hidden temporary file in the same folder, is flushed to
-    disk, then renamed over ``path`` (see :mod:`trs_analytics._atomic`). It is
-    encoded in memory first (a part file is tens of MB at most), so a full disk
-    is Python's own ``OSError``, never Polars' "Invalid thrift" about a short write.
+    disk, then renamed over ``path`` (see :mod:`trs_analytics._atomic`).
 
     Raises:
         StorageError: the file cannot be written (full disk, read-only folder).
     """
-    encoded = io.BytesIO()
-    frame.write_parquet(
-        encoded,
-        compression=compression,
-        compression_level=compression_level,
-        metadata={SCHEMA_VERSION_KEY: str(schema_version)},
-    )
 
     def write(handle: BinaryIO) -> None:
-        handle.write(encoded.getbuffer())
+        kept = _KeepsOSError(handle)
+        try:
+            frame.write_parquet(
+                cast("BinaryIO", kept),
+                compression=compression,
+                compression_level=compression_level,
+                metadata={SCHEMA_VERSION_KEY: str(schema_version)},
+            )
+        except pl.exceptions.ComputeError as err:
+            if kept.error is not None:  # a full disk, an I/O error: a StorageError with its hint
+                raise kept.error from err
+            raise
 
     return atomic_write(path, write)
+
+
+class _KeepsOSError:
+    """A binary handle that keeps the ``OSError`` its writes raised.
+
+    Polars reports a failed write to a file object (a full disk mid-file) as a
+    ``ComputeError`` that no longer carries the ``OSError``; kept here, it is
+    raised again so that :func:`~trs_analytics._atomic.atomic_write` turns it
+    into a :class:`~trs_analytics.exceptions.StorageError` like any failed write.
+    """
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle = handle
+        self.error: OSError | None = None
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self.handle.write(data)
+        except OSError as err:
+            self.error = err
+            raise
+
+    def flush(self) -> None:
+        try:
+            self.handle.flush()
+        except OSError as err:
+            self.error = err
+            raise
 
 
 def write_states(
