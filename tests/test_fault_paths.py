@@ -44,7 +44,7 @@ from trs_analytics.exceptions import (
     TransportError,
 )
 from trs_analytics.fetch import fetch_states
-from trs_analytics.fetch._pages import iter_offset_pages, iter_task_run_pages
+from trs_analytics.fetch._pages import iter_offset_pages, iter_task_run_pages, read_by_ids
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -528,3 +528,32 @@ def test_a_record_of_the_wrong_type_is_refused_naming_the_field(
     with pytest.raises(ResponseFormatError) as caught:
         fetch(connect(router), source)
     assert field in str(caught.value)
+
+
+@pytest.mark.parametrize("record", ["demo", None, {"id": 5}, {"name": "no id"}, [1]])
+def test_a_record_read_by_id_must_be_an_object_with_a_string_id(
+    record: Any, connect: Callable[..., PrefectClient]
+) -> None:
+    client = connect(lambda _: httpx.Response(200, json=[record]))
+    with pytest.raises(ResponseFormatError, match="expected an object with a string 'id'"):
+        list(read_by_ids(client, "flows", ["f1"]))
+
+
+def test_the_url_query_token_goes_with_the_csrf_token_request_too(
+    connect: Callable[..., PrefectClient],
+) -> None:
+    seen: list[httpx.URL] = []
+
+    def csrf_server(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url)
+        if request.url.path.endswith("/csrf-token"):
+            return httpx.Response(200, json={"token": "t0k"})
+        if request.headers.get("Prefect-Csrf-Token") != "t0k":
+            return httpx.Response(403, json={"detail": "Missing CSRF token."})
+        return httpx.Response(200, json=[])
+
+    client = connect(csrf_server, f"{API}?token={KEY}")
+    assert client.post("/flows/filter", json_body={}) == []
+    assert [u.path for u in seen] == ["/api/flows/filter", "/api/csrf-token", "/api/flows/filter"]
+    assert all(u.params.get("token") == KEY for u in seen)
+    assert seen[1].params["client"]

@@ -302,6 +302,7 @@ class PrefectClient:
             self.settings.api_url,
             api_key=self.settings.api_key,
             auth_string=self.settings.auth_string,
+            params=self.settings.params,
         )
         self._server_info: ServerInfo | None = None
         self._probe_lock = threading.Lock()

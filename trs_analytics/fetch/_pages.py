@@ -403,9 +403,14 @@ def read_by_ids(
     def read(chunk: list[str]) -> list[dict[str, Any]]:
         body = {kind: {"id": {"any_": chunk}}, "limit": page_size}
         page = client.post(f"/{kind}/filter", json_body=body)
+        url = f"{client.api_url}/{kind}/filter"
         if not isinstance(page, list):
-            msg = f"{client.api_url}/{kind}/filter returned {type(page).__name__}, expected a list."
-            raise ResponseFormatError(msg, url=f"{client.api_url}/{kind}/filter")
+            msg = f"{url} returned {type(page).__name__}, expected a list."
+            raise ResponseFormatError(msg, url=url)
+        for record in page:
+            if not isinstance(record, dict) or not isinstance(record.get("id"), str):
+                msg = f"{url} returned {str(record)[:80]!r}, expected an object with a string 'id'."
+                raise ResponseFormatError(msg, url=url)
         return page
 
     for page in client.map(read, chunks):
