@@ -127,7 +127,7 @@ class PrefectAuth(httpx.Auth):
         return token
 
     def _token_request(self) -> httpx.Request:
-        params = [*self._params, ("client", self._client_id)]
+        params = httpx.QueryParams([*self._params, ("client", self._client_id)])
         request = httpx.Request("GET", self._token_url, params=params)
         self._authorize(request)
         return request
