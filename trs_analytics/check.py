@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import polars as pl
 
-from trs_analytics._format import duration_text
+from trs_analytics._format import duration_text, markdown_cell, markdown_link
 from trs_analytics._time import iso, parse_duration
 from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.metrics import (
@@ -95,14 +95,31 @@ def load_rules(path: str | Path) -> list[SlaRule]:
     """
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        with file.open("rb") as handle:
+            data = handle.read(MAX_RULES_BYTES + 1)
     except OSError as err:
         msg = (
             f"cannot read the SLA rules {file} ({err.strerror or err}). Hint: pass the path of "
             "a TOML file of [[rule]] tables (docs/sla.md)."
         )
         raise ConfigurationError(msg) from err
+    if len(data) > MAX_RULES_BYTES:
+        msg = f"the SLA rules {file} are larger than {MAX_RULES_BYTES:,} bytes. Hint: {_RULES_HINT}"
+        raise ConfigurationError(msg)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        msg = (
+            f"the SLA rules {file} are not UTF-8 text ({err.reason} at byte {err.start}: "
+            f"binary, or UTF-16?). Hint: {_RULES_HINT}"
+        )
+        raise ConfigurationError(msg) from err
     return parse_rules(text, source=str(file))
+
+
+#: The largest rules file read: rules are a few lines each.
+MAX_RULES_BYTES = 1_000_000
+_RULES_HINT = "save the rules as a small UTF-8 TOML file of [[rule]] tables (docs/sla.md)."
 
 
 @dataclass(frozen=True)
@@ -375,6 +392,9 @@ def finding_events(findings: pl.DataFrame, *, now: datetime | None = None) -> li
 def findings_markdown(result: CheckResult) -> str:
     """The findings as a Markdown table (a Prefect artifact), or a line saying none.
 
+    Every cell is plain text (:func:`~trs_analytics._format.markdown_cell`): task and
+    rule names cannot make links, images or new rows; run links are http(s) only.
+
     Examples:
         >>> empty = CheckResult(pl.DataFrame(schema=FINDINGS_SCHEMA), datetime.now(UTC), 3, 0)
         >>> findings_markdown(empty).splitlines()[0]
@@ -386,9 +406,10 @@ def findings_markdown(result: CheckResult) -> str:
         return "\n".join(lines)
     lines += ["| kind | check | subject | at | finding |", "|---|---|---|---|---|"]
     for r in result.findings.iter_rows(named=True):
-        message = str(r["message"] or "").replace("|", "\\|")
-        if r["url"]:
-            message += f" ([run]({r['url']}))"
+        message = markdown_cell(r["message"] or "")
+        if link := markdown_link("run", r["url"]):
+            message += f" ({link})"
         at = iso(r["at"]) if r["at"] else ""
-        lines.append(f"| {r['kind']} | {r['check']} | {r['subject']} | {at} | {message} |")
+        cells = [markdown_cell(r["kind"]), markdown_cell(r["check"]), markdown_cell(r["subject"])]
+        lines.append(f"| {' | '.join(cells)} | {at} | {message} |")
     return "\n".join(lines)

@@ -7,6 +7,7 @@ into one ``Error: ...`` line on stderr and an exit code a scheduler can act on
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -19,8 +20,10 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn, cast
 
 import click
 
-from trs_analytics._atomic import check_writable, storage_error
+from trs_analytics._atomic import check_writable, os_error_of, storage_error
+from trs_analytics._format import terminal_text
 from trs_analytics._progress import progress_bar
+from trs_analytics._redact import redact
 from trs_analytics._time import iso, parse_age, parse_when
 from trs_analytics.client import PrefectClient
 from trs_analytics.engines import check_engine, import_engine
@@ -40,6 +43,7 @@ from trs_analytics.storage import (
     DEFAULT_OVERLAP,
     MARKER_NAME,
     DatasetLockedError,
+    find_damaged_file,
     list_parquet_files,
     read_dataset_info,
     scan_states,
@@ -52,11 +56,19 @@ if TYPE_CHECKING:
 
     from trs_analytics.fetch import Source
 
-__all__ = ["EXIT_CODES", "Flagged", "main"]
+__all__ = ["CRASH_EXIT_CODE", "EXIT_CODES", "Flagged", "main"]
 
 
 class Flagged(Exception):
     """``check`` found something: exit code 1, which is not an error code."""
+
+
+class Crashed(Exception):
+    """An error trs_analytics did not foresee (a bug): its own exit code, shared with no outcome."""
+
+
+#: The exit code of an unforeseen error (``EX_SOFTWARE``): never ``check``'s 1 ("flagged").
+CRASH_EXIT_CODE: Final = 70
 
 
 #: Exit codes, most specific first: ``(exception class, code, meaning)``. The
@@ -71,6 +83,8 @@ EXIT_CODES: Final[tuple[tuple[type[BaseException], int, str], ...]] = (
     (ConfigurationError, 2, "a bad option, or no API URL configured"),
     (Flagged, 1, "check: something was flagged (anomaly, stuck run, SLA breach); not an error"),
     (TrsAnalyticsError, 8, "any other error"),
+    (Crashed, CRASH_EXIT_CODE, "an unforeseen error (a bug: please report it); one Error: line"),
+    (BrokenPipeError, 141, "the output was closed early (such as by | head); nothing is wrong"),
     (KeyboardInterrupt, 130, "interrupted (Ctrl-C); files written before are kept"),
 )
 
@@ -103,12 +117,23 @@ class _JSONFormatter(logging.Formatter):
             "time": iso(datetime.fromtimestamp(record.created, UTC)),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
         }
         data.update(getattr(record, "fields", {}))
         if record.exc_info:
-            data["exception"] = self.formatException(record.exc_info)
+            data["exception"] = redact(self.formatException(record.exc_info))
         return json.dumps(data, default=str)
+
+
+class _TextFormatter(logging.Formatter):
+    """``LEVEL: message``, credentials redacted."""
+
+    def __init__(self) -> None:
+        super().__init__("%(levelname)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        lines = redact(super().format(record)).split("\n")  # a traceback keeps its lines
+        return "\n".join(terminal_text(line) for line in lines)
 
 
 class _StderrHandler(logging.Handler):
@@ -137,9 +162,7 @@ class _Output:
             self.json = log_format == "json"
         self.quiet = self.quiet or quiet
         self.verbose = self.verbose or verbose
-        self.handler.setFormatter(
-            _JSONFormatter() if self.json else logging.Formatter("%(levelname)s: %(message)s")
-        )
+        self.handler.setFormatter(_JSONFormatter() if self.json else _TextFormatter())
         self.level = logging.INFO if (self.verbose or self.json) else logging.WARNING
         logging.getLogger("trs_analytics").setLevel(self.level)
 
@@ -159,15 +182,16 @@ class _Output:
             record = {"time": _now_iso(), "level": "info", "message": text, **fields}
             click.echo(json.dumps(record, default=str))
         else:
-            click.echo(text)
+            click.echo(terminal_text(text))
 
     def error(self, message: str) -> None:
-        """The one ``Error:`` line, on stderr."""
+        """The one ``Error:`` line, on stderr, credentials redacted."""
+        message = redact(message)
         if self.json:
             record = {"time": _now_iso(), "level": "error", "message": f"Error: {message}"}
             click.echo(json.dumps(record), err=True)
         else:
-            click.echo(f"Error: {message}", err=True)
+            click.echo(f"Error: {terminal_text(message)}", err=True)
 
     def progress_enabled(self) -> bool:
         return not self.quiet and not self.json and sys.stderr.isatty()
@@ -189,29 +213,92 @@ def _fail(err: TrsAnalyticsError) -> NoReturn:
 
 
 @contextmanager
-def _errors() -> Iterator[None]:
-    """Turn library errors into one ``Error:`` line and the matching exit code."""
+def _errors(reads: Path | None = None) -> Iterator[None]:
+    """Turn library errors into one ``Error:`` line and the matching exit code.
+
+    ``reads``: the dataset or file the command reads; an engine's error while
+    reading it is checked against its files, so a damaged one is named.
+    """
     try:
         yield
     except TrsAnalyticsError as err:
         _fail(err)
-    except OSError as err:  # a write outside the atomic writer (such as the report's)
-        where = f" {err.filename}" if err.filename else ""
-        _fail(storage_error(err, f"cannot write{where}"))
+    except BrokenPipeError:
+        _closed_output()
     except KeyboardInterrupt:
         _output().error("interrupted; the dataset keeps every file written before the interrupt.")
         sys.exit(130)
+    except Exception as err:
+        if (cause := os_error_of(err)) is not None:  # a write outside the atomic writer
+            where = f" {cause.filename}" if cause.filename else ""
+            _fail(storage_error(cause, f"cannot write{where}"))
+        if reads is not None and (damaged := find_damaged_file(reads)) is not None:
+            _fail(damaged)
+        raise
+
+
+def _crash(err: BaseException) -> NoReturn:
+    """An unforeseen error: one ``Error:`` line (JSON with --log-format json), exit 70."""
+    logger.info("the traceback of the unforeseen error", exc_info=err)
+    _output().error(
+        f"an unforeseen error ({type(err).__name__}: {' '.join(str(err).split())[:300]}). "
+        "Hint: this is a bug in trs_analytics; please report it with the command and -v output."
+    )
+    sys.exit(CRASH_EXIT_CODE)
+
+
+def _closed_output() -> NoReturn:
+    """The reader of stdout went away (``| head``): stop quietly, as ``cat`` does."""
+    import os
+
+    with contextlib.suppress(OSError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(141)
+
+
+class _Group(click.Group):
+    """The command group: an exception no command foresaw becomes :func:`_crash`."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except BrokenPipeError:
+            _closed_output()
+        except Exception as err:
+            _crash(err)
 
 
 # -- option types ------------------------------------------------------------
 
 
 def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> timedelta:
-    age = parse_age(value)
+    try:
+        age = parse_age(value)
+    except ConfigurationError as err:
+        raise click.BadParameter(str(err)) from err
     if age is None:
         msg = f"{value!r} is not a duration. Use a number and a unit, such as 90s, 10m, 2h or 1d."
         raise click.BadParameter(msg)
     return age
+
+
+def _web_url(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """An http(s) address with a host, or None; anything else (``javascript:``) is refused."""
+    if value is None:
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value.strip())
+    except ValueError as err:
+        msg = f"{value!r} is not a valid URL ({err})."
+        raise click.BadParameter(msg) from err
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        msg = f"{value!r} is not an http(s) address. Use one such as http://127.0.0.1:4200."
+        raise click.BadParameter(msg)
+    return value.strip()
 
 
 def _set_output(ctx: click.Context, param: click.Parameter, value: Any) -> None:
@@ -318,6 +405,12 @@ def _client_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             "--max-attempts", type=click.IntRange(1, 20), default=6, show_default=True,
             help="Attempts per request; 429, 5xx and dropped connections are retried.",
         ),
+        click.option(
+            "--max-retry-wait", type=click.FloatRange(min=0), default=300.0, show_default=True,
+            metavar="SECONDS",
+            help="The most one request waits between its attempts, all waits together "
+            "(Retry-After included); beyond it the request fails.",
+        ),
     ]  # fmt: skip
     for option in reversed(options):
         fn = option(fn)
@@ -331,6 +424,7 @@ def _client(options: dict[str, Any]) -> PrefectClient:
         requests_per_minute=options["requests_per_minute"],
         timeout=options["timeout"],
         max_attempts=options["max_attempts"],
+        max_retry_wait=options["max_retry_wait"],
     )
 
 
@@ -363,6 +457,7 @@ Example:
 
 
 @click.group(
+    cls=_Group,
     context_settings={"help_option_names": ["-h", "--help"]},
     help=_MAIN_HELP + _exit_code_help(),
 )
@@ -574,7 +669,7 @@ def info(path: Path, as_json: bool) -> None:
     """
     import polars as pl
 
-    with _errors():
+    with _errors(reads=path):
         frame = scan_states(path)
         stats = frame.select(
             states=pl.len(),
@@ -607,7 +702,14 @@ def _scan_on(path: Path, engine: str, memory_limit: str | None) -> Any:
     connection = duckdb.connect()
     connection.sql("SET TimeZone = 'UTC'")
     if memory_limit is not None:
-        connection.sql(f"SET memory_limit = '{memory_limit.replace(chr(39), '')}'")
+        try:
+            connection.sql(f"SET memory_limit = '{memory_limit.replace(chr(39), '')}'")
+        except duckdb.Error as err:
+            msg = (
+                f"--memory-limit {memory_limit!r} is not a size DuckDB understands "
+                f"({str(err).splitlines()[0][:120]}). Hint: use a number and a unit, such as 2GB."
+            )
+            raise ConfigurationError(msg) from err
     return scan_states(path, engine="duckdb", connection=connection)
 
 
@@ -661,6 +763,7 @@ def _flow_runs_for_report(path: Path, explicit: Path | None) -> Any:
 @click.option(
     "--ui-url",
     metavar="URL",
+    callback=_web_url,
     help="The Prefect UI address that run ids link to (e.g. http://127.0.0.1:4200).",
 )
 @click.option(
@@ -702,7 +805,8 @@ def report(
 
     output = _output()
     started = time.monotonic()
-    with _errors():
+    with _errors(reads=path):
+        check_writable(out.absolute().parent)  # now, not after minutes of computing
         chosen = load_rules(rules) if rules is not None else []
         _require_parquet(path)
         states = _scan_on(path, engine, memory_limit)
@@ -761,6 +865,7 @@ def report(
 @click.option(
     "--ui-url",
     metavar="URL",
+    callback=_web_url,
     help="The Prefect UI address that runs link to (default: derived from the API URL).",
 )
 @_client_options
@@ -794,7 +899,7 @@ def check(
     from trs_analytics.report._links import ui_url as ui_from_api
 
     output = _output()
-    with _errors(), ExitStack() as stack:
+    with _errors(reads=path), ExitStack() as stack:
         at = parse_when(now) if now else datetime.now(UTC)
         chosen = load_rules(rules) if rules is not None else []
         client = None
