@@ -16,7 +16,7 @@ import time
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, NoReturn, cast
+from typing import TYPE_CHECKING, Any, Final, Literal, NoReturn, cast
 
 import click
 
@@ -834,8 +834,9 @@ def report(
 @click.option(
     "--since",
     metavar="WHEN",
-    help="With --api-url: start of the window fetched (default 7d). With PATH: keep the "
-    "states from then on (default: all). The history the checks learn from.",
+    help="With --api-url: start of the window fetched (default 7d). With PATH: read the "
+    "states from then on (default: what the checks need, the recent period and the 14 days "
+    "of training before it; docs/sla.md). The history the checks learn from.",
 )
 @click.option(
     "--rules",
@@ -858,6 +859,19 @@ def report(
 )
 @click.option("--now", metavar="WHEN", help="Check as of this time (default: now).")
 @click.option(
+    "--engine",
+    type=click.Choice(["polars", "duckdb", "spark"]),
+    default="polars",
+    show_default=True,
+    help="With PATH: where the checks run: Polars, DuckDB (larger than memory; "
+    "pip install 'trs-analytics[duckdb]') or Spark ('trs-analytics[spark]').",
+)
+@click.option(
+    "--memory-limit",
+    metavar="SIZE",
+    help="With --engine duckdb: DuckDB's memory_limit (e.g. 1GB); it spills to disk beyond.",
+)
+@click.option(
     "--emit-events",
     is_flag=True,
     help="Post each finding as a Prefect event (POST /api/events, Prefect 3) for automations.",
@@ -877,24 +891,26 @@ def check(
     recent: str,
     every: str,
     now: str | None,
+    engine: str,
+    memory_limit: str | None,
     emit_events: bool,
     ui_url: str | None,
     **client_options: Any,
 ) -> None:
     """Check for anomalies, stuck runs and SLA breaches; exit 1 when something is flagged.
 
-    Reads PATH (a dataset folder or Parquet file) or, without PATH, fetches the
-    states of --since (7d) from the server. Prints one line per finding and a
-    summary line (JSON lines with --log-format json). Exit codes: 0 nothing
-    flagged, 1 something flagged, others as for every command.
+    Reads PATH (a dataset folder or Parquet file: only the states the checks
+    need, on --engine) or, without PATH, fetches the states of --since (7d)
+    from the server. Prints one line per finding and a summary line (JSON
+    lines with --log-format json). Exit codes: 0 nothing flagged, 1 something
+    flagged, others as for every command.
 
     \b
     Example:
       trs-analytics check --api-url http://127.0.0.1:4200/api --since 7d --rules sla.toml
       trs-analytics check states/ --rules sla.toml --emit-events
+      trs-analytics check states/ --engine duckdb --memory-limit 1GB
     """
-    import polars as pl
-
     from trs_analytics.check import finding_events, load_rules, run_check
     from trs_analytics.report._links import ui_url as ui_from_api
 
@@ -902,21 +918,35 @@ def check(
     with _errors(reads=path), ExitStack() as stack:
         at = parse_when(now) if now else datetime.now(UTC)
         chosen = load_rules(rules) if rules is not None else []
+        if path is None and (engine != "polars" or memory_limit is not None):
+            msg = (
+                "--engine and --memory-limit are for PATH. Hint: pass a dataset folder or "
+                "Parquet file, or drop them to check the states fetched with --api-url."
+            )
+            raise ConfigurationError(msg)
         client = None
         if path is None or emit_events:
             client = stack.enter_context(_client(client_options))
+        start: datetime | Literal["auto"] | None = None  # fetched: every state fetched
         if path is not None:
             _require_parquet(path)
-            states: Any = scan_states(path)
-            if since is not None:
-                states = states.filter(pl.col("timestamp") >= parse_when(since, now=at))
+            states: Any = _scan_on(path, engine, memory_limit)
+            start = parse_when(since, now=at) if since is not None else "auto"
         else:
             assert client is not None
             states = fetch_states(
                 client=client, since=since or "7d", until=at, progress=output.progress_enabled()
             )
         links = ui_url or (ui_from_api(client.settings.api_url) if client is not None else None)
-        result = run_check(states, rules=chosen, now=at, recent=recent, every=every, ui_url=links)
+        result = run_check(
+            states,
+            rules=chosen,
+            now=at,
+            recent=recent,
+            every=every,
+            ui_url=links,
+            start=start,
+        )
         if emit_events and result.flagged:
             assert client is not None
             client.post_events(finding_events(result.findings, now=at))
