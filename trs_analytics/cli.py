@@ -11,18 +11,20 @@ import contextlib
 import functools
 import json
 import logging
+import os
 import sys
+import threading
 import time
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal, NoReturn, cast
+from typing import TYPE_CHECKING, Any, Final, Literal, NoReturn, TypeVar, cast
 
 import click
 
 from trs_analytics._atomic import check_writable, os_error_of, storage_error
 from trs_analytics._format import terminal_text
-from trs_analytics._progress import progress_bar
+from trs_analytics._progress import progress_bar, steps_bar
 from trs_analytics._redact import redact
 from trs_analytics._time import iso, parse_age, parse_when
 from trs_analytics.client import PrefectClient
@@ -57,6 +59,8 @@ if TYPE_CHECKING:
     from trs_analytics.fetch import Source
 
 __all__ = ["CRASH_EXIT_CODE", "EXIT_CODES", "Flagged", "main"]
+
+_T = TypeVar("_T")
 
 
 class Flagged(Exception):
@@ -268,6 +272,38 @@ class _Group(click.Group):
             _closed_output()
         except Exception as err:
             _crash(err)
+
+
+def _interruptible(work: Callable[[], _T], message: str) -> _T:
+    """Run ``work`` so that Ctrl-C stops it at once: ``Error: <message>``, exit code 130.
+
+    An engine computing in native code (a Polars collect, a DuckDB query, a
+    Spark job) does not return to Python for minutes, so a KeyboardInterrupt
+    raised in it would wait for the query to end. ``work`` runs in a daemon
+    thread instead, the main thread waits for it interruptibly, and on Ctrl-C
+    the process ends at once (nothing half-written: the report is written
+    atomically at the very end).
+    """
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = work()
+        except BaseException as err:  # handed to the main thread below
+            outcome["error"] = err
+
+    thread = threading.Thread(target=target, name="trs-analytics-work", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(0.2)
+    except KeyboardInterrupt:
+        _output().error(message)
+        sys.stderr.flush()
+        os._exit(130)
+    if "error" in outcome:
+        raise outcome["error"]
+    return cast("_T", outcome["value"])
 
 
 # -- option types ------------------------------------------------------------
@@ -805,19 +841,23 @@ def report(
 
     output = _output()
     started = time.monotonic()
-    with _errors(reads=path):
+    with _errors(reads=path), steps_bar(output.progress_enabled(), title="report") as on_section:
         check_writable(out.absolute().parent)  # now, not after minutes of computing
         chosen = load_rules(rules) if rules is not None else []
         _require_parquet(path)
         states = _scan_on(path, engine, memory_limit)
-        written = write_report(
-            states,
-            out,
-            title=title,
-            period=period,
-            ui_url=ui_url,
-            flow_run_states=_flow_runs_for_report(path, flow_run_states),
-            rules=chosen,
+        written = _interruptible(
+            lambda: write_report(
+                states,
+                out,
+                title=title,
+                period=period,
+                ui_url=ui_url,
+                flow_run_states=_flow_runs_for_report(path, flow_run_states),
+                rules=chosen,
+                on_section=on_section,
+            ),
+            "interrupted; no report was written.",
         )
     seconds = time.monotonic() - started
     output.summary(
