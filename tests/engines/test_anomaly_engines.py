@@ -31,6 +31,10 @@ CALLS: dict[str, Callable[[Any], Any]] = {
     "failure_rate-by-task-spike": lambda s: ta.detect_anomalies(
         s, metric="failure_rate", z=2.0, **LOOSE
     ),
+    # one direction by flow: one gap, which Spark's greatest() refused (it needs two columns)
+    "failure_rate-by-flow-up": lambda s: ta.detect_anomalies(
+        s, metric="failure_rate", by="flow_name", z=2.0, **LOOSE
+    ),
 }
 
 
