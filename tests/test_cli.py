@@ -629,7 +629,7 @@ def test_a_task_run_export_into_the_flow_run_table_is_refused(
         before = snapshot(out)
         wrong = run("export", "--api-url", api, "--out", out / "_flow_run_states", *window_args)
     assert_one_error_line(
-        wrong, 2, r"_flow_run_states is the table of flow-run states, not of task-run states"
+        wrong, 2, r"_flow_run_states is its flow-run table of the dataset .*Hint: pass --out "
     )
     assert snapshot(out) == before  # nothing written, the empty table not made
 

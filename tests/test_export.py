@@ -11,6 +11,7 @@ bars (terminal, a real Jupyter kernel, and nothing in a non-interactive run).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -27,7 +28,7 @@ from nbclient import NotebookClient
 from rich.console import Console
 
 from tests.builders import history, states
-from tests.disks import disk, read_only
+from tests.disks import disk, fill, mounted, read_only
 from tests.recorded import SINCE, UNTIL, Router
 from trs_analytics._progress import Progress, progress_bar
 from trs_analytics.client import PrefectClient
@@ -493,6 +494,53 @@ def test_a_commit_without_rows_records_the_cursor(tmp_path: Path, client: Prefec
     assert isinstance(result, ExportResult)
     assert (info.cursor, info.filters, info.exports) == (result.until, {"flow_names": ["demo"]}, 1)
     assert result.summary().startswith("nothing new: the server has no task-run states from")
+
+
+def commit(dataset: Dataset, until: str) -> DatasetInfo:
+    """Commit the window from SINCE to ``until`` (the counts are the export's report only)."""
+    since = parse_when(SINCE)
+    done = ExportResult(
+        out=dataset.path, source="events", since=since, until=parse_when(until),
+        states=2, task_runs=2, added=2, rows=2, files=1,
+    )  # fmt: skip
+    return dataset.commit(done, started=since)
+
+
+@contextlib.contextmanager
+def unwritable(day: Path, failure: str) -> Iterator[None]:
+    """The day folder made unwritable for real, while the dataset's own folder stays writable."""
+    if failure == "full disk":  # a tiny tmpfs mounted on the day folder, filled up
+        with mounted(day, "size=1m") as ok:
+            if not ok:
+                pytest.skip("mounting a tmpfs needs root and mount(8)")
+            fill(day)
+            yield
+    else:  # a file where the day folder should be
+        day.write_text("not a folder")
+        yield
+
+
+@pytest.mark.parametrize(
+    ("failure", "error"),
+    [("full disk", "No space left on device"), ("day is a file", "File exists")],
+)
+def test_a_commit_whose_flush_fails_moves_neither_the_cursor_nor_its_history(
+    tmp_path: Path, failure: str, error: str
+) -> None:
+    out = tmp_path / "ds"
+    with Dataset.open(out, flush_rows=1_000) as dataset:
+        dataset.add(completed(["a", "b"], "2026-01-01"))
+        first = commit(dataset, MIDDLE)
+        marker = (out / MARKER_NAME).read_bytes()
+        dataset.add(completed(["c", "d"], "2026-01-02"))  # buffered: fewer than flush_rows
+        with unwritable(out / "day=2026-01-02", failure), pytest.raises(StorageError, match=error):
+            commit(dataset, UNTIL)
+        assert (out / MARKER_NAME).read_bytes() == marker  # on disk, and as the writer holds it
+        assert dataset.info == first
+    info = read_dataset_info(out)
+    assert (info.cursor, info.history) == (parse_when(MIDDLE), first.history)
+    assert len(info.history) == 1
+    assert sorted(scan_states(out).collect()["id"]) == ["a", "b"]
 
 
 def test_the_lock_file_removed_by_a_failed_first_export_is_not_shared(tmp_path: Path) -> None:

@@ -86,8 +86,11 @@ def test_markers_without_a_kind_are_read_by_where_they_are(tmp_path: Path) -> No
     again = _recorded_export(out)  # both tables open and commit as before
     assert again.flow_run_states == 0
     assert json.loads((out / MARKER_NAME).read_text())["kind"] == "task_runs"
-    with pytest.raises(ConfigurationError, match="is the table of flow-run states"):
-        Dataset.open(out / "_flow_run_states", kind=TASK_RUNS)
+    moved = tmp_path / "moved" / "_flow_run_states"  # out of its dataset: no parent marker
+    moved.parent.mkdir()
+    (out / "_flow_run_states").rename(moved)
+    with pytest.raises(ConfigurationError, match="is the table of flow-run states, not of task"):
+        Dataset.open(moved, kind=TASK_RUNS)  # the folder's name tells its kind
 
 
 @pytest.mark.parametrize("made", [True, False], ids=["table-exported", "no-table-yet"])
@@ -95,7 +98,7 @@ def test_a_task_run_dataset_never_opens_in_the_flow_run_table(tmp_path: Path, ma
     out = tmp_path / "states"
     _recorded_export(out, flow_runs=made)
     table = out / "_flow_run_states"
-    with pytest.raises(ConfigurationError, match="not of task-run states; nothing was written"):
+    with pytest.raises(ConfigurationError, match="is its flow-run table of the dataset"):
         _recorded_export(table)
     assert table.exists() is made  # the refusal made no folder
 
