@@ -152,3 +152,21 @@ def test_cli_bad_rules_exit_2(tmp_path: Path, rules: str | None, message: str) -
     assert len(errors) == 1
     assert "Hint:" in errors[0]
     assert re.search(message, errors[0]), errors[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--engine", "duckdb"], r"--engine and --memory-limit are for PATH\. Hint:"),
+        (["STATES", "--memory-limit", "1GB"], r"--memory-limit is for --engine duckdb"),
+    ],
+)
+def test_cli_engine_options_need_a_path_and_duckdb(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    states = tmp_path / "s.parquet"
+    ta.generate_states(50, seed=1).write_parquet(states)
+    args = [str(states) if a == "STATES" else a for a in args]
+    result = CliRunner().invoke(main, ["check", *args, "--api-url", "http://127.0.0.1:9/api"])
+    assert result.exit_code == 2, result.output
+    assert re.search(message, result.stderr), result.stderr

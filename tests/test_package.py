@@ -29,6 +29,7 @@ LAYERS = [
     {"charts"},
     {"report"},
     {"export", "check"},
+    {"prometheus"},
     {"cli", "flows", "__init__"},
 ]
 

@@ -15,7 +15,7 @@ from trs_analytics.exceptions import ConfigurationError
 __all__ = ["iso", "parse_age", "parse_duration", "parse_when"]
 
 #: One part of a duration: a number and a unit (Polars' spelling).
-_PART: Final = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(us|ms|s|m|h|d|w)")
+_PART: Final = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(us|ms|s|m|h|d|w)", re.IGNORECASE)
 #: The longest duration read: a century (longer ones overflow date arithmetic).
 MAX_DURATION: Final = timedelta(days=36_525)
 #: The times read: Prefect has no state before 1970, and Python no year after 9999.
@@ -64,7 +64,9 @@ def parse_age(text: str) -> timedelta | None:
 def parse_duration(text: str) -> timedelta | None:
     """Read a duration such as ``"6h"``, ``"1h30m"``, ``"500ms"`` or ``"1.5d"``; else ``None``.
 
-    Units: ``us``, ``ms``, ``s``, ``m``, ``h``, ``d``, ``w`` (fixed lengths; months vary).
+    Units: ``us``, ``ms``, ``s``, ``m``, ``h``, ``d``, ``w`` (fixed lengths; months vary),
+    in either case (``"7D"`` too), except a capital ``M``: minutes or months is a
+    guess, so ``"1M"`` is not read.
     The one parser of duration strings: ages (``--since 7d``), bucket widths
     (``every="6h"``) and windows (``window="7d"``) all read through it.
 
@@ -75,8 +77,8 @@ def parse_duration(text: str) -> timedelta | None:
     Examples:
         >>> parse_duration("1h30m"), parse_duration("250us")
         (datetime.timedelta(seconds=5400), datetime.timedelta(microseconds=250))
-        >>> parse_duration("1mo") is None
-        True
+        >>> parse_duration("1mo") is None, parse_duration("7D"), parse_duration("1M") is None
+        (True, datetime.timedelta(days=7), True)
         >>> parse_duration("99999999d")
         Traceback (most recent call last):
         ...
@@ -92,9 +94,9 @@ def parse_duration(text: str) -> timedelta | None:
             break
         parts.append(match)
         at = match.end()
-    if not parts or text[at:].strip():
+    if not parts or text[at:].strip() or any(m[2] == "M" for m in parts):
         return None
-    micros = sum(round(float(m[1]) * _UNIT_MICROS[m[2]]) for m in parts)
+    micros = sum(round(float(m[1]) * _UNIT_MICROS[m[2].lower()]) for m in parts)
     if micros > MAX_DURATION // timedelta(microseconds=1):
         msg = (
             f"duration {text!r} is longer than a century ({MAX_DURATION.days} days). "

@@ -1,4 +1,4 @@
-"""The ``trs-analytics`` command: export, fetch, info, report and check.
+"""The ``trs-analytics`` command: export, fetch, info, report, check, serve-metrics, metrics.
 
 Each command parses its options, calls the library, and turns a library error
 into one ``Error: ...`` line on stderr and an exit code a scheduler can act on
@@ -11,18 +11,20 @@ import contextlib
 import functools
 import json
 import logging
+import os
 import sys
+import threading
 import time
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, NoReturn, cast
+from typing import TYPE_CHECKING, Any, Final, Literal, NoReturn, TypeVar, cast
 
 import click
 
 from trs_analytics._atomic import check_writable, os_error_of, storage_error
 from trs_analytics._format import terminal_text
-from trs_analytics._progress import progress_bar
+from trs_analytics._progress import progress_bar, steps_bar
 from trs_analytics._redact import redact
 from trs_analytics._time import iso, parse_age, parse_when
 from trs_analytics.client import PrefectClient
@@ -57,6 +59,8 @@ if TYPE_CHECKING:
     from trs_analytics.fetch import Source
 
 __all__ = ["CRASH_EXIT_CODE", "EXIT_CODES", "Flagged", "main"]
+
+_T = TypeVar("_T")
 
 
 class Flagged(Exception):
@@ -268,6 +272,38 @@ class _Group(click.Group):
             _closed_output()
         except Exception as err:
             _crash(err)
+
+
+def _interruptible(work: Callable[[], _T], message: str) -> _T:
+    """Run ``work`` so that Ctrl-C stops it at once: ``Error: <message>``, exit code 130.
+
+    An engine computing in native code (a Polars collect, a DuckDB query, a
+    Spark job) does not return to Python for minutes, so a KeyboardInterrupt
+    raised in it would wait for the query to end. ``work`` runs in a daemon
+    thread instead, the main thread waits for it interruptibly, and on Ctrl-C
+    the process ends at once (nothing half-written: the report is written
+    atomically at the very end).
+    """
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = work()
+        except BaseException as err:  # handed to the main thread below
+            outcome["error"] = err
+
+    thread = threading.Thread(target=target, name="trs-analytics-work", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(0.2)
+    except KeyboardInterrupt:
+        _output().error(message)
+        sys.stderr.flush()
+        os._exit(130)
+    if "error" in outcome:
+        raise outcome["error"]
+    return cast("_T", outcome["value"])
 
 
 # -- option types ------------------------------------------------------------
@@ -805,19 +841,23 @@ def report(
 
     output = _output()
     started = time.monotonic()
-    with _errors(reads=path):
+    with _errors(reads=path), steps_bar(output.progress_enabled(), title="report") as on_section:
         check_writable(out.absolute().parent)  # now, not after minutes of computing
         chosen = load_rules(rules) if rules is not None else []
         _require_parquet(path)
         states = _scan_on(path, engine, memory_limit)
-        written = write_report(
-            states,
-            out,
-            title=title,
-            period=period,
-            ui_url=ui_url,
-            flow_run_states=_flow_runs_for_report(path, flow_run_states),
-            rules=chosen,
+        written = _interruptible(
+            lambda: write_report(
+                states,
+                out,
+                title=title,
+                period=period,
+                ui_url=ui_url,
+                flow_run_states=_flow_runs_for_report(path, flow_run_states),
+                rules=chosen,
+                on_section=on_section,
+            ),
+            "interrupted; no report was written.",
         )
     seconds = time.monotonic() - started
     output.summary(
@@ -834,8 +874,9 @@ def report(
 @click.option(
     "--since",
     metavar="WHEN",
-    help="With --api-url: start of the window fetched (default 7d). With PATH: keep the "
-    "states from then on (default: all). The history the checks learn from.",
+    help="With --api-url: start of the window fetched (default 7d). With PATH: read the "
+    "states from then on (default: what the checks need, the recent period and the 14 days "
+    "of training before it; docs/sla.md). The history the checks learn from.",
 )
 @click.option(
     "--rules",
@@ -858,6 +899,19 @@ def report(
 )
 @click.option("--now", metavar="WHEN", help="Check as of this time (default: now).")
 @click.option(
+    "--engine",
+    type=click.Choice(["polars", "duckdb", "spark"]),
+    default="polars",
+    show_default=True,
+    help="With PATH: where the checks run: Polars, DuckDB (larger than memory; "
+    "pip install 'trs-analytics[duckdb]') or Spark ('trs-analytics[spark]').",
+)
+@click.option(
+    "--memory-limit",
+    metavar="SIZE",
+    help="With --engine duckdb: DuckDB's memory_limit (e.g. 1GB); it spills to disk beyond.",
+)
+@click.option(
     "--emit-events",
     is_flag=True,
     help="Post each finding as a Prefect event (POST /api/events, Prefect 3) for automations.",
@@ -877,24 +931,26 @@ def check(
     recent: str,
     every: str,
     now: str | None,
+    engine: str,
+    memory_limit: str | None,
     emit_events: bool,
     ui_url: str | None,
     **client_options: Any,
 ) -> None:
     """Check for anomalies, stuck runs and SLA breaches; exit 1 when something is flagged.
 
-    Reads PATH (a dataset folder or Parquet file) or, without PATH, fetches the
-    states of --since (7d) from the server. Prints one line per finding and a
-    summary line (JSON lines with --log-format json). Exit codes: 0 nothing
-    flagged, 1 something flagged, others as for every command.
+    Reads PATH (a dataset folder or Parquet file: only the states the checks
+    need, on --engine) or, without PATH, fetches the states of --since (7d)
+    from the server. Prints one line per finding and a summary line (JSON
+    lines with --log-format json). Exit codes: 0 nothing flagged, 1 something
+    flagged, others as for every command.
 
     \b
     Example:
       trs-analytics check --api-url http://127.0.0.1:4200/api --since 7d --rules sla.toml
       trs-analytics check states/ --rules sla.toml --emit-events
+      trs-analytics check states/ --engine duckdb --memory-limit 1GB
     """
-    import polars as pl
-
     from trs_analytics.check import finding_events, load_rules, run_check
     from trs_analytics.report._links import ui_url as ui_from_api
 
@@ -902,21 +958,35 @@ def check(
     with _errors(reads=path), ExitStack() as stack:
         at = parse_when(now) if now else datetime.now(UTC)
         chosen = load_rules(rules) if rules is not None else []
+        if path is None and (engine != "polars" or memory_limit is not None):
+            msg = (
+                "--engine and --memory-limit are for PATH. Hint: pass a dataset folder or "
+                "Parquet file, or drop them to check the states fetched with --api-url."
+            )
+            raise ConfigurationError(msg)
         client = None
         if path is None or emit_events:
             client = stack.enter_context(_client(client_options))
+        start: datetime | Literal["auto"] | None = None  # fetched: every state fetched
         if path is not None:
             _require_parquet(path)
-            states: Any = scan_states(path)
-            if since is not None:
-                states = states.filter(pl.col("timestamp") >= parse_when(since, now=at))
+            states: Any = _scan_on(path, engine, memory_limit)
+            start = parse_when(since, now=at) if since is not None else "auto"
         else:
             assert client is not None
             states = fetch_states(
                 client=client, since=since or "7d", until=at, progress=output.progress_enabled()
             )
         links = ui_url or (ui_from_api(client.settings.api_url) if client is not None else None)
-        result = run_check(states, rules=chosen, now=at, recent=recent, every=every, ui_url=links)
+        result = run_check(
+            states,
+            rules=chosen,
+            now=at,
+            recent=recent,
+            every=every,
+            ui_url=links,
+            start=start,
+        )
         if emit_events and result.flagged:
             assert client is not None
             client.post_events(finding_events(result.findings, now=at))
@@ -937,6 +1007,140 @@ def check(
     )
     if result.flagged:
         sys.exit(1)
+
+
+# -- Prometheus: serve-metrics and metrics ------------------------------------
+
+
+def _exporter_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The options serve-metrics and metrics share: window, engine, series."""
+    options = [
+        click.option(
+            "--window", default="1d", show_default=True, metavar="AGE",
+            help="Width of the window of the quantiles, failure rates and check findings.",
+        ),
+        click.option(
+            "--now", metavar="WHEN",
+            help="End of the window. Default: the dataset's cursor (else its newest state).",
+        ),
+        click.option(
+            "--engine", type=click.Choice(["polars", "duckdb", "spark"]), default="polars",
+            show_default=True, help="Where the metrics run (as for report).",
+        ),
+        click.option(
+            "--memory-limit", metavar="SIZE", help="With --engine duckdb: its memory_limit.",
+        ),
+        click.option(
+            "--max-series", type=click.IntRange(min=1), default=200, show_default=True,
+            help='Groups with series of their own; the rest are summed into "(other)".',
+        ),
+    ]  # fmt: skip
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _metrics_source(path: Path, options: dict[str, Any]) -> Any:
+    """What each refresh reads: PATH's states (and flow-run table) on the chosen engine."""
+    from trs_analytics.prometheus import MetricsSource
+    from trs_analytics.storage import FLOW_RUN_TABLE, scan_flow_run_states
+
+    engine, memory_limit = options["engine"], options["memory_limit"]
+    _scan_on(path, engine, memory_limit)  # check the options before serving
+
+    def scan() -> tuple[Any, Any]:
+        flows = None
+        if (path / FLOW_RUN_TABLE).is_dir():
+            flows = scan_flow_run_states(path, engine=check_engine(engine))
+        return _scan_on(path, engine, memory_limit), flows
+
+    return MetricsSource(
+        path,
+        scan=scan,
+        window=options["window"],
+        now=parse_when(options["now"]) if options["now"] else None,
+        max_series=options["max_series"],
+    )
+
+
+@main.command("serve-metrics")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--port", type=click.IntRange(1, 65535), default=9464, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--refresh",
+    default="60s",
+    show_default=True,
+    callback=_duration,
+    metavar="AGE",
+    help="Recompute at least this often; also whenever the dataset's cursor moves.",
+)
+@_exporter_options
+@_output_options
+def serve_metrics(path: Path, port: int, host: str, refresh: timedelta, **options: Any) -> None:
+    """Serve task and flow-run metrics from PATH on http://HOST:PORT/metrics for Prometheus.
+
+    Values are recomputed in the background when the dataset's cursor moves (or
+    every --refresh); a scrape only reads the last values. docs/prometheus.md
+    lists the metric families and shows the Grafana dashboards in dashboards/.
+
+    \b
+    Example:
+      trs-analytics serve-metrics states/ --port 9464 --window 1d
+      trs-analytics serve-metrics states/ --engine duckdb --memory-limit 2GB
+    """
+    from trs_analytics.prometheus import serve_metrics as serve
+
+    output = _output()
+    with _errors():
+        _require_parquet(path)
+        source = _metrics_source(path, options)
+        output.summary(
+            f"serving http://{host}:{port}/metrics from {path}",
+            event="serve-metrics",
+            path=str(path),
+            url=f"http://{host}:{port}/metrics",
+        )
+        try:
+            serve(source, host=host, port=port, refresh=refresh.total_seconds())
+        except KeyboardInterrupt:
+            return
+
+
+@main.command("metrics")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--textfile",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the metrics to this file atomically (node_exporter's textfile collector "
+    "reads *.prom). Default: print them.",
+)
+@_exporter_options
+@_output_options
+def metrics(path: Path, textfile: Path | None, **options: Any) -> None:
+    """Compute the metrics serve-metrics serves once, into a textfile (for cron) or stdout.
+
+    \b
+    Example:
+      trs-analytics metrics states/ --textfile /var/lib/node_exporter/textfile/trs.prom
+    """
+    from trs_analytics.prometheus import render_metrics, write_textfile
+
+    output = _output()
+    with _errors():
+        _require_parquet(path)
+        snap = _metrics_source(path, options).snapshot()
+        if textfile is None:
+            click.echo(render_metrics(snap).decode(), nl=False)
+            return
+        write_textfile(textfile, snap)
+    output.summary(
+        f"wrote {textfile} from {path} in {snap.seconds:.1f} s",
+        event="metrics",
+        out=str(textfile),
+        path=str(path),
+        seconds=round(snap.seconds, 3),
+    )
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from trs_analytics.exceptions import ConfigurationError
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["ClientSettings", "redact_url", "resolve_settings"]
+__all__ = ["ClientSettings", "configured_api_url", "redact_url", "resolve_settings"]
 
 
 @dataclass(frozen=True)
@@ -190,3 +190,24 @@ def resolve_settings(
         source=source,
         params=params,
     )
+
+
+def configured_api_url(env: Mapping[str, str] | None = None) -> str | None:
+    """The API URL that Prefect itself would use here, or None when none is configured.
+
+    Read like :func:`resolve_settings` (``PREFECT_API_URL``, then the active
+    profile), for code that works with or without a server: the notebooks
+    fetch from it when there is one, and read the bundled sample when not.
+
+    Raises:
+        ConfigurationError: a URL is configured but is not http(s).
+
+    Examples:
+        >>> configured_api_url({"PREFECT_API_URL": "http://127.0.0.1:4200/api/"})
+        'http://127.0.0.1:4200/api'
+        >>> configured_api_url({"PREFECT_PROFILES_PATH": "/nonexistent/profiles.toml"}) is None
+        True
+    """
+    env = os.environ if env is None else env
+    url = env.get("PREFECT_API_URL") or _active_profile(env)[1].get("PREFECT_API_URL")
+    return resolve_settings(env=env).api_url if url else None
