@@ -46,6 +46,9 @@ DAY = "day=2026-11-28"
 #: An hour after the recorded workload: its window lies in the past.
 AFTER_RECORDING = "2026-11-28T14:00:00Z"
 
+#: The export never reads past now: the clock stands after the recording.
+pytestmark = pytest.mark.clock(AFTER_RECORDING)
+
 
 @pytest.fixture
 def client() -> Iterator[PrefectClient]:
@@ -233,7 +236,6 @@ def test_a_marker_this_package_cannot_read_is_refused_by_every_reader(
 # -- the cursor never passes the present ---------------------------------------------
 
 
-@pytest.mark.clock(AFTER_RECORDING)
 @pytest.mark.parametrize("until", ["9999-12-31", "2027-01-01T00:00:00Z", "9999-12-31T23:59:59Z"])
 def test_a_future_until_is_read_up_to_now_and_the_cursor_stays_true(
     tmp_path: Path, client: PrefectClient, until: str, caplog: pytest.LogCaptureFixture
@@ -252,7 +254,6 @@ def test_a_future_until_is_read_up_to_now_and_the_cursor_stays_true(
     assert again.added == 0
 
 
-@pytest.mark.clock(AFTER_RECORDING)
 def test_a_cursor_already_in_the_future_is_explained_and_mended(
     client: PrefectClient, dataset: Path
 ) -> None:

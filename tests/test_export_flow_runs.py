@@ -18,6 +18,7 @@ import polars as pl
 import pytest
 
 import trs_analytics as ta
+from tests.clock import DISTANT
 from tests.engines.native import spark_session, to_polars
 from tests.recorded import SINCE, UNTIL, Router
 from trs_analytics.exceptions import ConfigurationError
@@ -39,6 +40,7 @@ def _recorded_export(out: Path, **kwargs: object) -> ta.storage.ExportResult:
         return export_states(out, client=client, since=SINCE, until=UNTIL, progress=False, **kwargs)  # type: ignore[arg-type]
 
 
+@pytest.mark.clock(DISTANT)  # after the recording: an export never reads past now
 def test_a_dataset_without_the_table_reads_empty_and_gains_it(tmp_path: Path) -> None:
     out = tmp_path / "states"
     first = _recorded_export(out, flow_runs=False)

@@ -34,7 +34,6 @@ from tests.recorded import (
     Router,
     recorded_body,
 )
-from trs_analytics._redact import forget_secrets
 from trs_analytics.client import PrefectClient
 from trs_analytics.exceptions import (
     ConfigurationError,
@@ -55,12 +54,6 @@ pytestmark = pytest.mark.clock(DISTANT)
 
 API = "http://test/api"
 KEY = "pnu_faultsuiteSECRETkey0123456789"
-
-
-@pytest.fixture(autouse=True)
-def _forget() -> Iterator[None]:
-    yield
-    forget_secrets()
 
 
 @pytest.fixture
