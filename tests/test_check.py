@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import polars as pl
@@ -11,7 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 import trs_analytics as ta
-from trs_analytics.check import EVENTS, finding_events, run_check
+from tests.builders import at, history, states
+from trs_analytics.check import EVENTS, CheckResult, finding_events, run_check
 from trs_analytics.cli import main
 
 if TYPE_CHECKING:
@@ -45,6 +47,61 @@ def test_the_recent_period_holds_the_stuck_runs_and_the_late_slow_runs(planted: 
     # a day later only the stuck runs are recent
     recent = run_check(planted.states, rules=rules, now=planted.end, recent="1d")
     assert recent.counts() == {"anomaly": 0, "stuck": stuck.len(), "sla": 0}
+
+
+US = timedelta(microseconds=1)
+
+
+def found(result: CheckResult, kind: str, *columns: str) -> list[tuple[object, ...]]:
+    return result.findings.filter(pl.col("kind") == kind).select(columns).rows()
+
+
+def test_an_anomalous_bucket_is_recent_when_it_ends_after_the_recent_period_starts(
+    planted: ta.Planted,
+) -> None:
+    spike = planted.truth.filter(pl.col("kind") == "duration_spike").row(0, named=True)
+    task, day = spike["task_name"], spike["bucket"]
+    end = day + timedelta(days=1)  # the bucket's end (every="1d")
+    # the recent period starts exactly at the end of the bucket: it is history
+    at_end = run_check(planted.states, now=end + timedelta(days=1), recent="1d")
+    assert (task, day) not in found(at_end, "anomaly", "subject", "at")
+    # the recent period starts a microsecond earlier: the bucket ends inside it
+    inside = run_check(planted.states, now=end + timedelta(days=1) - US, recent="1d")
+    assert (task, day) in found(inside, "anomaly", "subject", "at")
+
+
+def test_a_breach_is_recent_from_the_first_microsecond_of_the_recent_period() -> None:
+    since = at(86_400)  # now - recent
+    twenty = timedelta(seconds=20)
+    frame = states(
+        history([("Running", since), ("Completed", since + twenty)], task_run_id="on"),
+        history(
+            [("Running", since - US), ("Completed", since - US + twenty)], task_run_id="before"
+        ),
+    )
+    rules = ta.parse_rules('[[rule]]\nname = "slow"\ntask = "*"\nmax_run_time = "10s"')
+    result = run_check(frame, rules=rules, now=since + timedelta(days=1), recent="1d")
+    assert found(result, "sla", "task_run_id", "at") == [("on", since)]
+
+
+@pytest.mark.parametrize(
+    "gap",
+    # 8,298.091148 s: a length whose seconds, as a float, times 1e6 fall just under the integer
+    [timedelta(hours=2), timedelta(microseconds=8_298_091_148)],
+    ids=["2h", "8298.091148s"],
+)
+def test_a_past_freshness_gap_is_recent_when_it_ends_in_the_recent_period(gap: timedelta) -> None:
+    since = at(86_400)  # now - recent, and the end of a gap between two completions
+    completions = [since - gap, since, since + timedelta(minutes=40)]
+    frame = states(
+        *(history([("Completed", c)], task_run_id=f"r{i}") for i, c in enumerate(completions))
+    )
+    rules = ta.parse_rules('[[rule]]\nname = "fresh"\ntask = "*"\nfreshness = "1h"')
+    now = since + timedelta(hours=1)  # 20 minutes after the last completion: fresh now
+    ends_at_start = run_check(frame, rules=rules, now=now, recent="1h")
+    assert found(ends_at_start, "sla", "check", "at") == [("freshness", completions[0])]
+    ends_before = run_check(frame, rules=rules, now=now + US, recent="1h")
+    assert found(ends_before, "sla", "check", "at") == []
 
 
 def test_events_carry_the_finding_and_its_runs(planted: ta.Planted) -> None:
@@ -95,3 +152,21 @@ def test_cli_bad_rules_exit_2(tmp_path: Path, rules: str | None, message: str) -
     assert len(errors) == 1
     assert "Hint:" in errors[0]
     assert re.search(message, errors[0]), errors[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--engine", "duckdb"], r"--engine and --memory-limit are for PATH\. Hint:"),
+        (["STATES", "--memory-limit", "1GB"], r"--memory-limit is for --engine duckdb"),
+    ],
+)
+def test_cli_engine_options_need_a_path_and_duckdb(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    states = tmp_path / "s.parquet"
+    ta.generate_states(50, seed=1).write_parquet(states)
+    args = [str(states) if a == "STATES" else a for a in args]
+    result = CliRunner().invoke(main, ["check", *args, "--api-url", "http://127.0.0.1:9/api"])
+    assert result.exit_code == 2, result.output
+    assert re.search(message, result.stderr), result.stderr

@@ -155,6 +155,28 @@ def test_text_is_escaped_once(tmp_path: Path) -> None:
     assert "<b>x</b>" not in text.split("<script>")[0]
 
 
+def test_text_in_a_linked_cell_is_escaped_inside_its_link(tmp_path: Path) -> None:
+    evil = "<img src=x onerror=alert(1)>"
+    states = ta.generate_states(100, seed=3).with_columns(task_run_name=pl.lit(evil))
+    report = write_report(states, tmp_path / "r.html", ui_url="http://127.0.0.1:4200")
+    text = report.read_text(encoding="utf-8")
+    link = (
+        r'<a href="http://127\.0\.0\.1:4200/runs/task-run/[^"<>]+" target="_blank" '
+        r'rel="noopener">&lt;img src=x onerror=alert\(1\)&gt;</a>'
+    )
+    assert len(re.findall(link, text)) >= 10  # the failed and the slowest runs, each a link
+    assert evil not in text  # neither in the tables nor in the charts' data
+
+
+def test_a_name_that_opens_an_html_comment_does_not_stop_the_charts(tmp_path: Path) -> None:
+    # In a <script>, "<!--<script>" makes the HTML parser pass over the element's own
+    # </script>: the chart data must hold no "<" for the parser to see.
+    states = ta.generate_states(100, seed=3).with_columns(task_run_name=pl.lit("<!--<script>"))
+    report = write_report(states, tmp_path / "r.html")
+    assert open_in_chromium(report, tmp_path / "r.png")["rendered"] == str(CHARTS)
+    assert "<!--" not in report.read_text(encoding="utf-8")
+
+
 def test_runs_link_to_the_prefect_ui(states: pl.DataFrame, tmp_path: Path) -> None:
     api = "https://api.prefect.cloud/api/accounts/A/workspaces/W"
     text = write_report(states, tmp_path / "r.html", api_url=api).read_text(encoding="utf-8")

@@ -11,6 +11,14 @@ checks learn from. :func:`finding_events` turns findings into Prefect events
 (``POST /api/events``, :meth:`~trs_analytics.PrefectClient.post_events`), so
 that a Prefect automation can notify someone.
 
+**What it reads.** The checks need the recent period and the history they
+learn from, not the whole dataset: :func:`check_start` gives the oldest state
+time they need, and :func:`run_check` keeps only the states from then on, a
+filter on ``timestamp`` that a Polars LazyFrame, a DuckDB relation and a Spark
+DataFrame of a Parquet scan push down into the scan. It runs on the engine
+of the frame it is given, and only the findings (and a few counts) come into
+Polars. :func:`check_start` explains the window and its bounds.
+
 ``trs-analytics check`` and :func:`trs_analytics.flows.check_flow` call this.
 """
 
@@ -20,11 +28,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 
+import narwhals as nw
 import polars as pl
 
-from trs_analytics._format import duration_text
+from trs_analytics._format import duration_text, markdown_cell, markdown_link
 from trs_analytics._time import iso, parse_duration
 from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.metrics import (
@@ -34,6 +43,7 @@ from trs_analytics.metrics import (
     stuck_runs,
     to_polars,
 )
+from trs_analytics.metrics._buckets import bucket_start, duration_micros
 from trs_analytics.report._links import task_run_url
 from trs_analytics.schema import UTC_US
 
@@ -45,7 +55,9 @@ if TYPE_CHECKING:
 __all__ = [
     "EVENTS",
     "FINDINGS_SCHEMA",
+    "TRAINING",
     "CheckResult",
+    "check_start",
     "finding_events",
     "findings_markdown",
     "load_rules",
@@ -77,6 +89,10 @@ FINDINGS_SCHEMA: Final = pl.Schema(
 #: The anomaly metrics the check runs, each with detect_anomalies' defaults.
 ANOMALY_METRICS: Final = ("run_time", "failure_rate")
 
+#: How far back the anomaly detection learns from (detect_anomalies' default,
+#: passed to it explicitly so that the states read and the training agree).
+TRAINING: Final = "14d"
+
 
 def load_rules(path: str | Path) -> list[SlaRule]:
     """Read SLA rules from a TOML file (:func:`trs_analytics.parse_rules` gives the format).
@@ -95,14 +111,31 @@ def load_rules(path: str | Path) -> list[SlaRule]:
     """
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        with file.open("rb") as handle:
+            data = handle.read(MAX_RULES_BYTES + 1)
     except OSError as err:
         msg = (
             f"cannot read the SLA rules {file} ({err.strerror or err}). Hint: pass the path of "
             "a TOML file of [[rule]] tables (docs/sla.md)."
         )
         raise ConfigurationError(msg) from err
+    if len(data) > MAX_RULES_BYTES:
+        msg = f"the SLA rules {file} are larger than {MAX_RULES_BYTES:,} bytes. Hint: {_RULES_HINT}"
+        raise ConfigurationError(msg)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        msg = (
+            f"the SLA rules {file} are not UTF-8 text ({err.reason} at byte {err.start}: "
+            f"binary, or UTF-16?). Hint: {_RULES_HINT}"
+        )
+        raise ConfigurationError(msg) from err
     return parse_rules(text, source=str(file))
+
+
+#: The largest rules file read: rules are a few lines each.
+MAX_RULES_BYTES = 1_000_000
+_RULES_HINT = "save the rules as a small UTF-8 TOML file of [[rule]] tables (docs/sla.md)."
 
 
 @dataclass(frozen=True)
@@ -146,13 +179,58 @@ def _recent_start(now: datetime, recent: str) -> datetime:
     return now - span
 
 
+def check_start(now: datetime, *, recent: str = "1d", every: str = "1d") -> datetime:
+    """The oldest state time the check needs at ``now``: it reads the states from then on.
+
+    The recent period starts at ``now - recent``; the first anomaly bucket
+    that can overlap it starts at that time's ``every``-wide bucket, and
+    learns from the :data:`TRAINING` (14 days) before it. One more bucket
+    before that is a margin: a run that began before the training keeps its
+    earlier states, so it is seen beginning before the training (and stays
+    out of it) instead of seeming to begin with its first state inside it.
+    The other checks need no more: SLA breaches are judged on runs that
+    began in the recent period, and the stuck runs and their usual times
+    are read from the same states.
+
+    What lies before this time is not seen: a run silent for longer than
+    ``every`` across it is read from its states after it; a run still open
+    whose latest state is older is not listed as stuck; a freshness gap
+    that began before it is measured from it; the usual times of
+    :func:`~trs_analytics.stuck_runs` come from the runs finished since.
+    ``run_check(start=...)`` (``trs-analytics check --since``) reads from
+    another time.
+
+    Examples:
+        >>> check_start(datetime(2026, 3, 20, 9, 30, tzinfo=UTC))
+        datetime.datetime(2026, 3, 4, 0, 0, tzinfo=datetime.timezone.utc)
+        >>> check_start(datetime(2026, 3, 20, 9, 30, tzinfo=UTC), recent="6h", every="1h")
+        datetime.datetime(2026, 3, 6, 2, 0, tzinfo=datetime.timezone.utc)
+    """
+    first = bucket_start(_recent_start(now, recent), every)
+    return first - timedelta(microseconds=duration_micros(TRAINING) + duration_micros(every))
+
+
+def _window(states: Any, start: datetime | None) -> Any:
+    """The states from ``start`` on (all with ``None``), lazily, on their own engine."""
+    frame: Any = nw.from_native(states)
+    if isinstance(frame, nw.DataFrame):
+        frame = frame.lazy()
+    if start is not None:
+        frame = frame.filter(nw.col("timestamp") >= start)
+    return frame.to_native()
+
+
 def _anomalies(states: Any, since: datetime, every: str) -> pl.DataFrame:
+    """The anomalous buckets that end after ``since``; only they come into Polars."""
+    width = timedelta(microseconds=duration_micros(every))
     frames = []
     for metric in ANOMALY_METRICS:
-        found = to_polars(detect_anomalies(states, metric=metric, every=every))
-        end = pl.col("bucket") + pl.duration(microseconds=_micros(every))
+        found = nw.from_native(
+            detect_anomalies(states, metric=metric, every=every, training=TRAINING)
+        )
+        recent = found.filter(nw.col("anomalous") & (nw.col("bucket") > since - width))
         frames.append(
-            found.filter(pl.col("anomalous") & (end > since)).select(
+            to_polars(recent.to_native()).select(
                 kind=pl.lit("anomaly"),
                 check=pl.lit(metric),
                 subject=pl.col("task_name"),
@@ -161,12 +239,6 @@ def _anomalies(states: Any, since: datetime, every: str) -> pl.DataFrame:
             )
         )
     return pl.concat(frames)
-
-
-def _micros(every: str) -> int:
-    span = parse_duration(every)
-    assert span is not None  # checked by detect_anomalies first
-    return span // timedelta(microseconds=1)
 
 
 def _stuck(states: Any, now: datetime) -> pl.DataFrame:
@@ -193,14 +265,23 @@ def _column(frame: pl.DataFrame, name: str) -> pl.Expr:
 
 
 def _breaches(
-    states: Any, rules: Sequence[SlaRule], now: datetime, since: datetime, every: str
+    states: Any,
+    rules: Sequence[SlaRule],
+    now: datetime,
+    since: datetime,
+    every: str,
+    start: datetime | None,
 ) -> pl.DataFrame:
-    breaches = to_polars(sla_report(states, rules, every=every, now=now).breaches)
-    gap_end = pl.col("at") + pl.duration(microseconds=(pl.col("value") * 1e6).cast(pl.Int64))
+    found = nw.from_native(sla_report(states, rules, every=every, now=now).breaches)
+    # on the engine: the breaches since `since`, and every freshness gap (one per long gap)
+    freshness = nw.col("check") == "freshness"
+    breaches = to_polars(found.filter(freshness | (nw.col("at") >= since)).to_native())
+    gap = (pl.col("value") * 1e6).round().cast(pl.Int64)  # seconds as a float: round, not cut
+    gap_end = pl.col("at") + pl.duration(microseconds=gap)
     fresh = (pl.col("check") == "freshness") & (pl.col("at").is_null() | (gap_end >= since))
     recent = breaches.filter(fresh | ((pl.col("check") != "freshness") & (pl.col("at") >= since)))
     runs = _run_ids(states, recent)
-    messages = [_breach_message(r) for r in recent.iter_rows(named=True)]
+    messages = [_breach_message(r, start) for r in recent.iter_rows(named=True)]
     return recent.join(runs, on="task_run_id", how="left").select(
         kind=pl.lit("sla"),
         check=pl.col("check"),
@@ -232,7 +313,7 @@ def _run_ids(states: Any, breaches: pl.DataFrame) -> pl.DataFrame:
     return found.with_columns(missing).select(empty.columns).unique("task_run_id")
 
 
-def _breach_message(row: dict[str, Any]) -> str:
+def _breach_message(row: dict[str, Any], start: datetime | None) -> str:
     check, value, limit = row["check"], row["value"], row["limit"]
     if check == "min_success_rate":
         return (
@@ -241,7 +322,11 @@ def _breach_message(row: dict[str, Any]) -> str:
         )
     if check == "freshness":
         if value is None:
-            return f"rule {row['rule']!r}: no run has completed (freshness {duration_text(limit)})"
+            read = f" since {iso(start)} (the oldest state read)" if start is not None else ""
+            return (
+                f"rule {row['rule']!r}: no run has completed{read} "
+                f"(freshness {duration_text(limit)})"
+            )
         return (
             f"rule {row['rule']!r}: no run completed for {duration_text(value)} after "
             f"{iso(row['at'])}, over {duration_text(limit)}"
@@ -261,8 +346,13 @@ def run_check(
     recent: str = "1d",
     every: str = "1d",
     ui_url: str | None = None,
+    start: datetime | Literal["auto"] | None = "auto",
 ) -> CheckResult:
     """Check a states frame: anomalies, stuck runs and SLA breaches of the recent period.
+
+    The checks run on the frame's engine (a Polars DataFrame or LazyFrame, a
+    DuckDB relation, a Spark DataFrame); the states are never collected, only
+    the findings come into Polars.
 
     Args:
         states: a states frame of any supported engine (its history is what
@@ -272,6 +362,8 @@ def run_check(
         recent: the period whose findings are reported (``"1d"``).
         every: the bucket width of anomalies and per-run SLA checks.
         ui_url: the Prefect UI's address, to link the runs found.
+        start: read the states from this time on: ``"auto"``, what the checks
+            need (:func:`check_start`); ``None``: every state given.
 
     Returns:
         A :class:`CheckResult`; its ``findings`` are ordered by kind, time and subject.
@@ -286,9 +378,12 @@ def run_check(
     """
     at = (now or datetime.now(UTC)).astimezone(UTC)
     since = _recent_start(at, recent)
+    first = check_start(at, recent=recent, every=every) if start == "auto" else start
+    first = None if first is None else first.astimezone(UTC)
+    states = _window(states, first)
     parts = [_anomalies(states, since, every), _stuck(states, at)]
     if rules:
-        parts.append(_breaches(states, rules, at, since, every))
+        parts.append(_breaches(states, rules, at, since, every, first))
     empty = pl.DataFrame(schema=FINDINGS_SCHEMA)
     findings = pl.concat([empty, *(p.select(_fill(p)) for p in parts)], how="vertical")
     if ui_url:
@@ -374,6 +469,9 @@ def finding_events(findings: pl.DataFrame, *, now: datetime | None = None) -> li
 def findings_markdown(result: CheckResult) -> str:
     """The findings as a Markdown table (a Prefect artifact), or a line saying none.
 
+    Every cell is plain text (:func:`~trs_analytics._format.markdown_cell`): task and
+    rule names cannot make links, images or new rows; run links are http(s) only.
+
     Examples:
         >>> empty = CheckResult(pl.DataFrame(schema=FINDINGS_SCHEMA), datetime.now(UTC), 3, 0)
         >>> findings_markdown(empty).splitlines()[0]
@@ -385,9 +483,10 @@ def findings_markdown(result: CheckResult) -> str:
         return "\n".join(lines)
     lines += ["| kind | check | subject | at | finding |", "|---|---|---|---|---|"]
     for r in result.findings.iter_rows(named=True):
-        message = str(r["message"] or "").replace("|", "\\|")
-        if r["url"]:
-            message += f" ([run]({r['url']}))"
+        message = markdown_cell(r["message"] or "")
+        if link := markdown_link("run", r["url"]):
+            message += f" ({link})"
         at = iso(r["at"]) if r["at"] else ""
-        lines.append(f"| {r['kind']} | {r['check']} | {r['subject']} | {at} | {message} |")
+        cells = [markdown_cell(r["kind"]), markdown_cell(r["check"]), markdown_cell(r["subject"])]
+        lines.append(f"| {' | '.join(cells)} | {at} | {message} |")
     return "\n".join(lines)

@@ -41,6 +41,7 @@ except ImportError as err:  # pragma: no cover - exercised only without prefect
 
 from trs_analytics.check import finding_events, findings_markdown, load_rules, run_check
 from trs_analytics.client import PrefectClient
+from trs_analytics.engines import check_engine
 from trs_analytics.export import export_states
 from trs_analytics.fetch import fetch_states, parse_when
 from trs_analytics.report._links import ui_url as ui_from_api
@@ -137,11 +138,13 @@ def check_flow(
     every: str = "1d",
     now: str | None = None,
     emit_events: bool = False,
+    engine: str = "polars",
 ) -> dict[str, Any]:
     """Check for anomalies, stuck runs and SLA breaches; publish the findings as an artifact.
 
-    The same check as ``trs-analytics check``: states from the dataset or
-    Parquet file ``path``, else fetched (``since``) from ``api_url`` (default
+    The same check as ``trs-analytics check``: the states it needs from the
+    dataset or Parquet file ``path`` (read on ``engine``), else fetched
+    (``since``) from ``api_url`` (default
     the flow run's own ``PREFECT_API_URL``). The findings become a Markdown
     artifact (key :data:`ARTIFACT_KEY`); with ``emit_events`` each is also a
     Prefect event. The flow run completes whether or not something was
@@ -156,6 +159,7 @@ def check_flow(
         every: bucket width of anomalies and per-run SLA checks.
         now: check as of this time (ISO-8601); default now.
         emit_events: post each finding as a Prefect event.
+        engine: where the checks on ``path`` run: ``"polars"``, ``"duckdb"`` or ``"spark"``.
 
     Returns:
         ``flagged``, the counts per kind, ``runs``, ``rules`` and ``findings``
@@ -171,12 +175,20 @@ def check_flow(
     chosen = load_rules(rules) if rules else []
     with PrefectClient(api_url) as client:
         states = (
-            scan_states(path)
+            scan_states(path, engine=check_engine(engine))
             if path
             else fetch_states(client=client, since=since, until=at, progress=False)
         )
         ui = ui_from_api(client.settings.api_url)
-        result = run_check(states, rules=chosen, now=at, recent=recent, every=every, ui_url=ui)
+        result = run_check(
+            states,
+            rules=chosen,
+            now=at,
+            recent=recent,
+            every=every,
+            ui_url=ui,
+            start="auto" if path else None,
+        )
         if emit_events and result.flagged:
             client.post_events(finding_events(result.findings, now=at))
     create_markdown_artifact(

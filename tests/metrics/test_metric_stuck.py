@@ -75,3 +75,19 @@ def test_every_planted_stuck_run_is_found_and_nothing_on_a_clean_history() -> No
         seed=3, spikes=0, failure_jumps=0, stuck=0, slow_runs=0, late_runs=0, gaps=0
     )
     assert ta.stuck_runs(clean.states, now=clean.end).is_empty()
+
+
+def test_the_threshold_is_k_times_the_p99_of_the_finished_runs() -> None:
+    # 100 finished runs of 1..100 s. The p99 by linear interpolation (NumPy's default):
+    # position 0.99 x (100 - 1) = 98.01 between the sorted 99th (99 s) and 100th (100 s)
+    # values, so 99 + 0.01 x (100 - 99) = 99.01 s; the threshold is 3 x 99.01 = 297.03 s.
+    finished = {f"done{s}": f"Running@{200 * s} Completed@{200 * s + s}" for s in range(1, 101)}
+    open_run = "Running@30000"  # entered Running at T0 + 30000 s, still there
+    states = runs({**finished, "open": open_run})
+    usual, threshold = timedelta(seconds=99.01), timedelta(seconds=297.03)
+    us = timedelta(microseconds=1)
+    assert ta.stuck_runs(states, now=at(30000) + threshold - us).is_empty()
+    found = ta.stuck_runs(states, now=at(30000) + threshold + us)
+    assert found.select("task_run_id", "age", "usual", "threshold", "history", "reason").rows() == [
+        ("open", threshold + us, usual, threshold, 100, "k x p99")
+    ]

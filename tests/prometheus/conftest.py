@@ -31,6 +31,7 @@ import pytest
 
 import trs_analytics as ta
 from devtools.prefect_harness import free_port
+from trs_analytics.schema import FLOW_RUNS, TASK_RUNS
 from trs_analytics.storage import Dataset, ExportResult
 
 if TYPE_CHECKING:
@@ -78,8 +79,8 @@ def _plant_failures(states: pl.DataFrame) -> pl.DataFrame:
 def write_dataset(path: Path, states: pl.DataFrame, flows: pl.DataFrame, until: datetime) -> None:
     """Write both tables into the dataset at ``path`` and move their cursors to ``until``."""
     since = datetime(2026, 1, 1, tzinfo=UTC)
-    for table, frame in (("task_run_states", states), ("flow_run_states", flows)):
-        with Dataset.open(path, table=table) as dataset:  # type: ignore[arg-type]
+    for kind, frame in ((TASK_RUNS, states), (FLOW_RUNS, flows)):
+        with Dataset.open(path, kind=kind) as dataset:
             dataset.add(frame)
             rows = frame.height
             result = ExportResult(path, "states", since, until, rows, 0, rows, rows, 1)

@@ -57,11 +57,15 @@ def javascript() -> str:
 def script_json(value: Any) -> str:
     """Serialise ``value`` as JSON that is safe inside a ``<script>`` element.
 
+    Every ``<`` is written ``\\u003c``: no text in the data (``</script>``, or
+    ``<!--<script>``, after which the HTML parser would not end the element at
+    its ``</script>``) is markup to the parser, and JavaScript reads the same string.
+
     Examples:
         >>> script_json({"a": "</script>"})
-        '{"a": "<\\\\/script>"}'
+        '{"a": "\\\\u003c/script>"}'
     """
-    return json.dumps(value, default=str).replace("</", "<\\/")
+    return json.dumps(value, default=str).replace("<", "\\u003c")
 
 
 def card(headline: Headline) -> str:
