@@ -96,8 +96,13 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Exported:
     return Exported(path, states, flows)
 
 
+#: Generous waits: the machine the tests run on may be shared and loaded.
+STARTUP_S: Final = 180
+SCRAPED_S: Final = 600
+
+
 def _wait_http(url: str, process: subprocess.Popen[bytes], what: str) -> None:
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + STARTUP_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{what} exited with {process.returncode}")
@@ -107,7 +112,7 @@ def _wait_http(url: str, process: subprocess.Popen[bytes], what: str) -> None:
         except httpx.TransportError:
             pass
         time.sleep(0.2)
-    raise RuntimeError(f"{what} did not answer {url} within 60 s")
+    raise RuntimeError(f"{what} did not answer {url} within {STARTUP_S} s")
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -197,10 +202,10 @@ def prometheus(exporter: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 def _wait_scraped(server: Prometheus) -> None:
     """Wait until Prometheus holds five scrapes of a refreshed exporter and the alerts ran."""
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + SCRAPED_S
     while time.monotonic() < deadline:
         scraped = server.query("count_over_time(trs_dataset_states_total[1m])")
         if scraped and float(scraped[0]["value"][1]) >= 5 and server.query("ALERTS"):
             return
         time.sleep(0.5)
-    raise RuntimeError("Prometheus did not scrape a refreshed serve-metrics within 180 s")
+    raise RuntimeError(f"Prometheus did not scrape a refreshed serve-metrics within {SCRAPED_S} s")
