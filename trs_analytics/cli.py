@@ -725,6 +725,20 @@ def report(
     )
 
 
+def _state_file(path: Path | None, given: Path | None) -> Path:
+    """Where ``check --emit-events`` remembers its open findings."""
+    if given is not None:
+        return given
+    if path is not None and path.is_dir():
+        return path / "check-state.json"
+    msg = (
+        "--emit-events needs a file to remember the open findings in. Hint: pass --state "
+        "FILE (for example --state check-state.json), or check a dataset folder (its "
+        "check-state.json is the default)."
+    )
+    raise ConfigurationError(msg)
+
+
 @main.command()
 @click.argument("path", type=click.Path(path_type=Path), required=False)
 @click.option(
@@ -754,9 +768,30 @@ def report(
 )
 @click.option("--now", metavar="WHEN", help="Check as of this time (default: now).")
 @click.option(
+    "--stuck-after",
+    metavar="AGE",
+    help="A run open (Running or Pending) longer than this is stuck, whatever its history.",
+)
+@click.option(
+    "--min-history",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Finished runs a task needs before its p99 bounds its open runs (fewer: its "
+    "deployment's, then its flow's runs).",
+)
+@click.option(
     "--emit-events",
     is_flag=True,
-    help="Post each finding as a Prefect event (POST /api/events, Prefect 3) for automations.",
+    help="Post each new finding as a Prefect event (POST /api/events, Prefect 3) for "
+    "automations, and trs-analytics.<kind>.resolved once a later check no longer sees it.",
+)
+@click.option(
+    "--state",
+    "state_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --emit-events: the file that remembers the open findings. Default: "
+    "check-state.json in the PATH folder (required without a folder).",
 )
 @click.option(
     "--ui-url",
@@ -772,7 +807,10 @@ def check(
     recent: str,
     every: str,
     now: str | None,
+    stuck_after: str | None,
+    min_history: int,
     emit_events: bool,
+    state_file: Path | None,
     ui_url: str | None,
     **client_options: Any,
 ) -> None:
@@ -786,17 +824,19 @@ def check(
     \b
     Example:
       trs-analytics check --api-url http://127.0.0.1:4200/api --since 7d --rules sla.toml
-      trs-analytics check states/ --rules sla.toml --emit-events
+      trs-analytics check states/ --rules sla.toml --emit-events --stuck-after 2h
     """
     import polars as pl
 
-    from trs_analytics.check import finding_events, load_rules, run_check
+    from trs_analytics.check import emit_findings, load_rules, run_check
     from trs_analytics.report._links import ui_url as ui_from_api
 
     output = _output()
     with _errors(), ExitStack() as stack:
         at = parse_when(now) if now else datetime.now(UTC)
         chosen = load_rules(rules) if rules is not None else []
+        state = _state_file(path, state_file) if emit_events else None
+        posted = resolved = 0
         client = None
         if path is None or emit_events:
             client = stack.enter_context(_client(client_options))
@@ -811,10 +851,20 @@ def check(
                 client=client, since=since or "7d", until=at, progress=output.progress_enabled()
             )
         links = ui_url or (ui_from_api(client.settings.api_url) if client is not None else None)
-        result = run_check(states, rules=chosen, now=at, recent=recent, every=every, ui_url=links)
-        if emit_events and result.flagged:
+        result = run_check(
+            states,
+            rules=chosen,
+            now=at,
+            recent=recent,
+            every=every,
+            ui_url=links,
+            stuck_after=stuck_after,
+            min_history=min_history,
+        )
+        if state is not None:
             assert client is not None
-            client.post_events(finding_events(result.findings, now=at))
+            emitted = emit_findings(client, result, state)
+            posted, resolved = len(emitted.opened), len(emitted.resolved)
     for row in result.findings.iter_rows(named=True):
         fields = {k: (iso(v) if isinstance(v, datetime) else v) for k, v in row.items()}
         text = f"{row['kind']:<8} {row['check']:<16} {row['subject']}: {row['message']}"
@@ -827,7 +877,8 @@ def check(
         flagged=result.flagged,
         runs=result.runs,
         rules=result.rules,
-        events=result.findings.height if emit_events else 0,
+        events=posted,
+        resolved=resolved,
         **result.counts(),
     )
     if result.flagged:
