@@ -1,14 +1,17 @@
 """The test clock: no test may depend on the day it runs on.
 
-A pytest plugin (loaded by the root ``conftest.py``) with two tools:
+A pytest plugin (loaded by the root ``conftest.py``):
 
-- the ``clock`` marker, ``@pytest.mark.clock("2026-11-28T14:00:00Z")``, runs a
-  test (or, as ``pytestmark``, a module) with the clock moved to that instant
+- every test that starts no server (no ``integration`` marker), doctests
+  included, runs with the clock at :data:`DISTANT`, years from any real date
   (``datetime.now``, ``time.time``; it keeps ticking, and ``time.monotonic`` is
-  left alone, so timeouts and backoff still work). The modules that read the
-  clock (fetch planning, the CLI's windows, the check) run under
-  :data:`DISTANT`, far from any real date, so that a test which only passes
-  while a fixed date is recent fails at once instead of a month later;
+  left alone, so timeouts and backoff still work). A test that only passes
+  while a fixed date is recent therefore fails the day it is written, not a
+  month later. Tests against a real server keep the real clock: the server
+  stamps its states with it;
+- the ``clock`` marker, ``@pytest.mark.clock("2026-11-28T14:00:00Z")``, moves a
+  test (or, as ``pytestmark``, a module) to that instant instead;
+  ``@pytest.mark.clock(None)`` keeps the real clock;
 - ``--clock-shift DAYS`` moves the clock of the whole run by that many days
   (``pytest -m "not integration" --clock-shift 365`` and ``--clock-shift -365``):
   the proof that the suite passes on any day. Servers that pytest starts are
@@ -60,13 +63,22 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 _SHIFT: Final = pytest.StashKey[time_machine.travel]()
 
 
+def _destination(item: pytest.Item) -> str | None:
+    """Where the test's clock goes: its ``clock`` marker, else :data:`DISTANT` without a server."""
+    marker = item.get_closest_marker("clock")
+    if marker is not None:
+        return None if marker.args[0] is None else str(marker.args[0])
+    if item.get_closest_marker("integration") or item.config.getoption("--clock-shift"):
+        return None  # a real server's clock, or the whole run already moved
+    return DISTANT
+
+
 @pytest.fixture(autouse=True)
 def _clock(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Move the clock where the test's ``clock`` marker says (the closest marker wins)."""
-    marker = request.node.get_closest_marker("clock")
-    if marker is None:
+    """Move the clock for the test (see the module's docstring)."""
+    when = _destination(request.node)
+    if when is None:
         yield
         return
-    when = datetime.fromisoformat(str(marker.args[0]).replace("Z", "+00:00"))
-    with time_machine.travel(when, tick=True):
+    with time_machine.travel(datetime.fromisoformat(when.replace("Z", "+00:00")), tick=True):
         yield

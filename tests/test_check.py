@@ -191,4 +191,22 @@ def test_cli_emit_events_without_a_folder_needs_a_state_file(tmp_path: Path) -> 
     ta.generate_states(50, seed=1).write_parquet(states_file)
     result = CliRunner().invoke(main, ["check", str(states_file), "--emit-events"])
     assert result.exit_code == 2, result.output
-    assert "--emit-events needs a file to remember the open findings in" in result.stderr
+    assert "emitting events needs a file to remember the open findings in" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--engine", "duckdb"], r"--engine and --memory-limit are for PATH\. Hint:"),
+        (["STATES", "--memory-limit", "1GB"], r"--memory-limit is for --engine duckdb"),
+    ],
+)
+def test_cli_engine_options_need_a_path_and_duckdb(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    states = tmp_path / "s.parquet"
+    ta.generate_states(50, seed=1).write_parquet(states)
+    args = [str(states) if a == "STATES" else a for a in args]
+    result = CliRunner().invoke(main, ["check", *args, "--api-url", "http://127.0.0.1:9/api"])
+    assert result.exit_code == 2, result.output
+    assert re.search(message, result.stderr), result.stderr

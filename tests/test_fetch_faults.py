@@ -19,7 +19,6 @@ import httpx
 import polars as pl
 import pytest
 
-from tests.clock import DISTANT
 from tests.recorded import (
     CACHED_HIT,
     CACHED_MISS,
@@ -51,11 +50,8 @@ from trs_analytics.schema import STATES_SCHEMA
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-#: Guard: this module reads the clock (source="auto" plans by it), so it runs far from today;
-#: the tests that need the recording to be recent move the clock next to it.
-pytestmark = pytest.mark.clock(DISTANT)
-
-#: An hour after the recorded workload ran.
+#: An hour after the recorded workload ran: the clock of the tests that need it recent (the
+#: others run at tests.clock.DISTANT, like every test without a server).
 RECORDED_NOW = "2026-11-28T14:00:00Z"
 
 API = "http://test/api"

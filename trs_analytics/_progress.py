@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     import polars as pl
     from rich.console import Console
 
-__all__ = ["Progress", "Tally", "describe", "progress_bar"]
+__all__ = ["Progress", "Tally", "describe", "progress_bar", "steps_bar"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -239,6 +239,39 @@ def progress_bar(
         yield on_progress
         if last and isinstance(view, _Jupyter):
             view.update(1.0, "done: " + describe(last[0], time.monotonic() - started))
+    finally:
+        if isinstance(view, _Terminal):
+            view.stop()
+
+
+@contextmanager
+def steps_bar(
+    enabled: bool = True, *, title: str = "report", console: Console | None = None
+) -> Iterator[Callable[[int, int, str], None] | None]:
+    """Yield an ``on_step(number, of, name)`` callback drawing which step a long job is in,
+    or ``None`` where nobody watches (the same places as :func:`progress_bar`).
+
+    Examples:
+        >>> with steps_bar() as on_step:  # a doctest run is not interactive
+        ...     on_step is None
+        True
+    """
+    jupyter = enabled and console is None and _in_jupyter()
+    terminal = enabled and not jupyter and (console is not None or sys.stderr.isatty())
+    if not (jupyter or terminal):
+        yield None
+        return
+    view: _Jupyter | _Terminal = _Jupyter(title) if jupyter else _Terminal(title, console)
+    started = time.monotonic()
+
+    def on_step(number: int, of: int, name: str) -> None:
+        elapsed = time.monotonic() - started
+        view.update((number - 1) / of, f"{number}/{of} {name} ({elapsed:.0f} s so far)")
+
+    try:
+        yield on_step
+        if isinstance(view, _Jupyter):
+            view.update(1.0, f"done in {time.monotonic() - started:.0f} s")
     finally:
         if isinstance(view, _Terminal):
             view.stop()

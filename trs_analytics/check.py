@@ -26,6 +26,13 @@ resolved) and how many times the finding was opened before (uuid5), so the
 next check posts the very same events again, and the server keeps one (its
 event store skips an id it already holds: ``write_events`` in
 ``prefect/server/events/storage/database.py``, 3.x).
+**What it reads.** The checks need the recent period and the history they
+learn from, not the whole dataset: :func:`check_start` gives the oldest state
+time they need, and :func:`run_check` keeps only the states from then on, a
+filter on ``timestamp`` that a Polars LazyFrame, a DuckDB relation and a Spark
+DataFrame of a Parquet scan push down into the scan. It runs on the engine
+of the frame it is given, and only the findings (and a few counts) come into
+Polars. :func:`check_start` explains the window and its bounds.
 
 ``trs-analytics check`` and :func:`trs_analytics.flows.check_flow` call this.
 """
@@ -38,12 +45,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 
+import narwhals as nw
 import polars as pl
 
 from trs_analytics._atomic import write_json_atomic
-from trs_analytics._format import duration_text
+from trs_analytics._format import duration_text, markdown_cell, markdown_link
 from trs_analytics._time import iso, parse_duration
 from trs_analytics.exceptions import ConfigurationError, StorageError
 from trs_analytics.metrics import (
@@ -53,6 +61,7 @@ from trs_analytics.metrics import (
     stuck_runs,
     to_polars,
 )
+from trs_analytics.metrics._buckets import bucket_start, duration_micros
 from trs_analytics.report._links import task_run_url
 from trs_analytics.schema import UTC_US
 
@@ -65,8 +74,10 @@ if TYPE_CHECKING:
 __all__ = [
     "EVENTS",
     "FINDINGS_SCHEMA",
+    "TRAINING",
     "CheckResult",
     "Emitted",
+    "check_start",
     "emit_findings",
     "event_id",
     "finding_events",
@@ -75,6 +86,7 @@ __all__ = [
     "load_rules",
     "read_state",
     "run_check",
+    "state_path",
 ]
 
 #: The Prefect event name of each kind of finding.
@@ -109,6 +121,10 @@ FORGET_AFTER: Final = timedelta(days=30)
 #: The anomaly metrics the check runs, each with detect_anomalies' defaults.
 ANOMALY_METRICS: Final = ("run_time", "failure_rate")
 
+#: How far back the anomaly detection learns from (detect_anomalies' default,
+#: passed to it explicitly so that the states read and the training agree).
+TRAINING: Final = "14d"
+
 
 def load_rules(path: str | Path) -> list[SlaRule]:
     """Read SLA rules from a TOML file (:func:`trs_analytics.parse_rules` gives the format).
@@ -127,14 +143,31 @@ def load_rules(path: str | Path) -> list[SlaRule]:
     """
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        with file.open("rb") as handle:
+            data = handle.read(MAX_RULES_BYTES + 1)
     except OSError as err:
         msg = (
             f"cannot read the SLA rules {file} ({err.strerror or err}). Hint: pass the path of "
             "a TOML file of [[rule]] tables (docs/sla.md)."
         )
         raise ConfigurationError(msg) from err
+    if len(data) > MAX_RULES_BYTES:
+        msg = f"the SLA rules {file} are larger than {MAX_RULES_BYTES:,} bytes. Hint: {_RULES_HINT}"
+        raise ConfigurationError(msg)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        msg = (
+            f"the SLA rules {file} are not UTF-8 text ({err.reason} at byte {err.start}: "
+            f"binary, or UTF-16?). Hint: {_RULES_HINT}"
+        )
+        raise ConfigurationError(msg) from err
     return parse_rules(text, source=str(file))
+
+
+#: The largest rules file read: rules are a few lines each.
+MAX_RULES_BYTES = 1_000_000
+_RULES_HINT = "save the rules as a small UTF-8 TOML file of [[rule]] tables (docs/sla.md)."
 
 
 @dataclass(frozen=True)
@@ -178,13 +211,58 @@ def _recent_start(now: datetime, recent: str) -> datetime:
     return now - span
 
 
+def check_start(now: datetime, *, recent: str = "1d", every: str = "1d") -> datetime:
+    """The oldest state time the check needs at ``now``: it reads the states from then on.
+
+    The recent period starts at ``now - recent``; the first anomaly bucket
+    that can overlap it starts at that time's ``every``-wide bucket, and
+    learns from the :data:`TRAINING` (14 days) before it. One more bucket
+    before that is a margin: a run that began before the training keeps its
+    earlier states, so it is seen beginning before the training (and stays
+    out of it) instead of seeming to begin with its first state inside it.
+    The other checks need no more: SLA breaches are judged on runs that
+    began in the recent period, and the stuck runs and their usual times
+    are read from the same states.
+
+    What lies before this time is not seen: a run silent for longer than
+    ``every`` across it is read from its states after it; a run still open
+    whose latest state is older is not listed as stuck; a freshness gap
+    that began before it is measured from it; the usual times of
+    :func:`~trs_analytics.stuck_runs` come from the runs finished since.
+    ``run_check(start=...)`` (``trs-analytics check --since``) reads from
+    another time.
+
+    Examples:
+        >>> check_start(datetime(2026, 3, 20, 9, 30, tzinfo=UTC))
+        datetime.datetime(2026, 3, 4, 0, 0, tzinfo=datetime.timezone.utc)
+        >>> check_start(datetime(2026, 3, 20, 9, 30, tzinfo=UTC), recent="6h", every="1h")
+        datetime.datetime(2026, 3, 6, 2, 0, tzinfo=datetime.timezone.utc)
+    """
+    first = bucket_start(_recent_start(now, recent), every)
+    return first - timedelta(microseconds=duration_micros(TRAINING) + duration_micros(every))
+
+
+def _window(states: Any, start: datetime | None) -> Any:
+    """The states from ``start`` on (all with ``None``), lazily, on their own engine."""
+    frame: Any = nw.from_native(states)
+    if isinstance(frame, nw.DataFrame):
+        frame = frame.lazy()
+    if start is not None:
+        frame = frame.filter(nw.col("timestamp") >= start)
+    return frame.to_native()
+
+
 def _anomalies(states: Any, since: datetime, every: str) -> pl.DataFrame:
+    """The anomalous buckets that end after ``since``; only they come into Polars."""
+    width = timedelta(microseconds=duration_micros(every))
     frames = []
     for metric in ANOMALY_METRICS:
-        found = to_polars(detect_anomalies(states, metric=metric, every=every))
-        end = pl.col("bucket") + pl.duration(microseconds=_micros(every))
+        found = nw.from_native(
+            detect_anomalies(states, metric=metric, every=every, training=TRAINING)
+        )
+        recent = found.filter(nw.col("anomalous") & (nw.col("bucket") > since - width))
         frames.append(
-            found.filter(pl.col("anomalous") & (end > since)).select(
+            to_polars(recent.to_native()).select(
                 kind=pl.lit("anomaly"),
                 check=pl.lit(metric),
                 subject=pl.col("task_name"),
@@ -193,12 +271,6 @@ def _anomalies(states: Any, since: datetime, every: str) -> pl.DataFrame:
             )
         )
     return pl.concat(frames)
-
-
-def _micros(every: str) -> int:
-    span = parse_duration(every)
-    assert span is not None  # checked by detect_anomalies first
-    return span // timedelta(microseconds=1)
 
 
 def _stuck(states: Any, now: datetime, stuck_after: str | None, min_history: int) -> pl.DataFrame:
@@ -225,9 +297,17 @@ def _column(frame: pl.DataFrame, name: str) -> pl.Expr:
 
 
 def _breaches(
-    states: Any, rules: Sequence[SlaRule], now: datetime, since: datetime, every: str
+    states: Any,
+    rules: Sequence[SlaRule],
+    now: datetime,
+    since: datetime,
+    every: str,
+    start: datetime | None,
 ) -> pl.DataFrame:
-    breaches = to_polars(sla_report(states, rules, every=every, now=now).breaches)
+    found = nw.from_native(sla_report(states, rules, every=every, now=now).breaches)
+    # on the engine: the breaches since `since`, and every freshness gap (one per long gap)
+    freshness = nw.col("check") == "freshness"
+    breaches = to_polars(found.filter(freshness | (nw.col("at") >= since)).to_native())
     gap = (pl.col("value") * 1e6).round().cast(pl.Int64)  # seconds as a float: round, not cut
     gap_end = pl.col("at") + pl.duration(microseconds=gap)
     fresh = (pl.col("check") == "freshness") & (pl.col("at").is_null() | (gap_end >= since))
@@ -235,7 +315,7 @@ def _breaches(
     dated = ~pl.col("check").is_in(["freshness", "max_running"]) & (pl.col("at") >= since)
     recent = breaches.filter(fresh | at_now | dated)
     runs = _run_ids(states, recent)
-    messages = [_breach_message(r) for r in recent.iter_rows(named=True)]
+    messages = [_breach_message(r, start) for r in recent.iter_rows(named=True)]
     return recent.join(runs, on="task_run_id", how="left").select(
         kind=pl.lit("sla"),
         check=pl.col("check"),
@@ -267,7 +347,7 @@ def _run_ids(states: Any, breaches: pl.DataFrame) -> pl.DataFrame:
     return found.with_columns(missing).select(empty.columns).unique("task_run_id")
 
 
-def _breach_message(row: dict[str, Any]) -> str:
+def _breach_message(row: dict[str, Any], start: datetime | None) -> str:
     check, value, limit = row["check"], row["value"], row["limit"]
     if check == "min_success_rate":
         return (
@@ -276,7 +356,11 @@ def _breach_message(row: dict[str, Any]) -> str:
         )
     if check == "freshness":
         if value is None:
-            return f"rule {row['rule']!r}: no run has completed (freshness {duration_text(limit)})"
+            read = f" since {iso(start)} (the oldest state read)" if start is not None else ""
+            return (
+                f"rule {row['rule']!r}: no run has completed{read} "
+                f"(freshness {duration_text(limit)})"
+            )
         return (
             f"rule {row['rule']!r}: no run completed for {duration_text(value)} after "
             f"{iso(row['at'])}, over {duration_text(limit)}"
@@ -298,8 +382,13 @@ def run_check(
     ui_url: str | None = None,
     stuck_after: str | None = None,
     min_history: int = 5,
+    start: datetime | Literal["auto"] | None = "auto",
 ) -> CheckResult:
     """Check a states frame: anomalies, stuck runs and SLA breaches of the recent period.
+
+    The checks run on the frame's engine (a Polars DataFrame or LazyFrame, a
+    DuckDB relation, a Spark DataFrame); the states are never collected, only
+    the findings come into Polars.
 
     Args:
         states: a states frame of any supported engine (its history is what
@@ -314,6 +403,8 @@ def run_check(
         min_history: finished runs a group needs before its p99 bounds its
             open runs (fewer: its deployment's or flow's runs, as
             :func:`~trs_analytics.stuck_runs` falls back).
+        start: read the states from this time on: ``"auto"``, what the checks
+            need (:func:`check_start`); ``None``: every state given.
 
     Returns:
         A :class:`CheckResult`; its ``findings`` are ordered by kind, time and subject.
@@ -328,9 +419,12 @@ def run_check(
     """
     at = (now or datetime.now(UTC)).astimezone(UTC)
     since = _recent_start(at, recent)
+    first = check_start(at, recent=recent, every=every) if start == "auto" else start
+    first = None if first is None else first.astimezone(UTC)
+    states = _window(states, first)
     parts = [_anomalies(states, since, every), _stuck(states, at, stuck_after, min_history)]
     if rules:
-        parts.append(_breaches(states, rules, at, since, every))
+        parts.append(_breaches(states, rules, at, since, every, first))
     empty = pl.DataFrame(schema=FINDINGS_SCHEMA)
     findings = pl.concat([empty, *(p.select(_fill(p)) for p in parts)], how="vertical")
     ids = [finding_id(r) for r in findings.iter_rows(named=True)]
@@ -471,6 +565,28 @@ def finding_events(
     return events
 
 
+def state_path(dataset: str | Path | None, given: str | Path | None = None) -> Path:
+    """Where :func:`emit_findings` remembers the open findings: ``given``, else the dataset's.
+
+    Raises:
+        ConfigurationError: neither a file given nor a dataset folder.
+
+    Examples:
+        >>> state_path(None, "check-state.json")
+        PosixPath('check-state.json')
+    """
+    if given is not None:
+        return Path(given)
+    if dataset is not None and Path(dataset).is_dir():
+        return Path(dataset) / "check-state.json"
+    msg = (
+        "emitting events needs a file to remember the open findings in. Hint: pass --state "
+        "FILE (state= in check_flow), or check a dataset folder (its check-state.json is "
+        "the default)."
+    )
+    raise ConfigurationError(msg)
+
+
 def read_state(path: Path) -> dict[str, Any]:
     """Read the check's event state (:func:`emit_findings`); a missing file is an empty state.
 
@@ -580,6 +696,9 @@ def _resolved_event(fid: str, entry: dict[str, Any], now: str) -> dict[str, Any]
 def findings_markdown(result: CheckResult) -> str:
     """The findings as a Markdown table (a Prefect artifact), or a line saying none.
 
+    Every cell is plain text (:func:`~trs_analytics._format.markdown_cell`): task and
+    rule names cannot make links, images or new rows; run links are http(s) only.
+
     Examples:
         >>> empty = CheckResult(pl.DataFrame(schema=FINDINGS_SCHEMA), datetime.now(UTC), 3, 0)
         >>> findings_markdown(empty).splitlines()[0]
@@ -591,9 +710,10 @@ def findings_markdown(result: CheckResult) -> str:
         return "\n".join(lines)
     lines += ["| kind | check | subject | at | finding |", "|---|---|---|---|---|"]
     for r in result.findings.iter_rows(named=True):
-        message = str(r["message"] or "").replace("|", "\\|")
-        if r["url"]:
-            message += f" ([run]({r['url']}))"
+        message = markdown_cell(r["message"] or "")
+        if link := markdown_link("run", r["url"]):
+            message += f" ({link})"
         at = iso(r["at"]) if r["at"] else ""
-        lines.append(f"| {r['kind']} | {r['check']} | {r['subject']} | {at} | {message} |")
+        cells = [markdown_cell(r["kind"]), markdown_cell(r["check"]), markdown_cell(r["subject"])]
+        lines.append(f"| {' | '.join(cells)} | {at} | {message} |")
     return "\n".join(lines)

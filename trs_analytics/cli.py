@@ -1,4 +1,4 @@
-"""The ``trs-analytics`` command: export, fetch, info, report and check.
+"""The ``trs-analytics`` command: export, fetch, info, report, check, serve-metrics, metrics.
 
 Each command parses its options, calls the library, and turns a library error
 into one ``Error: ...`` line on stderr and an exit code a scheduler can act on
@@ -7,20 +7,25 @@ into one ``Error: ...`` line on stderr and an exit code a scheduler can act on
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
+import os
 import sys
+import threading
 import time
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, NoReturn, cast
+from typing import TYPE_CHECKING, Any, Final, Literal, NoReturn, TypeVar, cast
 
 import click
 
-from trs_analytics._atomic import check_writable, storage_error
-from trs_analytics._progress import progress_bar
+from trs_analytics._atomic import check_writable, os_error_of, storage_error
+from trs_analytics._format import terminal_text
+from trs_analytics._progress import progress_bar, steps_bar
+from trs_analytics._redact import redact
 from trs_analytics._time import iso, parse_age, parse_when
 from trs_analytics.client import PrefectClient
 from trs_analytics.engines import check_engine, import_engine
@@ -40,6 +45,7 @@ from trs_analytics.storage import (
     DEFAULT_OVERLAP,
     MARKER_NAME,
     DatasetLockedError,
+    find_damaged_file,
     list_parquet_files,
     read_dataset_info,
     scan_states,
@@ -52,11 +58,21 @@ if TYPE_CHECKING:
 
     from trs_analytics.fetch import Source
 
-__all__ = ["EXIT_CODES", "Flagged", "main"]
+__all__ = ["CRASH_EXIT_CODE", "EXIT_CODES", "Flagged", "main"]
+
+_T = TypeVar("_T")
 
 
 class Flagged(Exception):
     """``check`` found something: exit code 1, which is not an error code."""
+
+
+class Crashed(Exception):
+    """An error trs_analytics did not foresee (a bug): its own exit code, shared with no outcome."""
+
+
+#: The exit code of an unforeseen error (``EX_SOFTWARE``): never ``check``'s 1 ("flagged").
+CRASH_EXIT_CODE: Final = 70
 
 
 #: Exit codes, most specific first: ``(exception class, code, meaning)``. The
@@ -71,6 +87,8 @@ EXIT_CODES: Final[tuple[tuple[type[BaseException], int, str], ...]] = (
     (ConfigurationError, 2, "a bad option, or no API URL configured"),
     (Flagged, 1, "check: something was flagged (anomaly, stuck run, SLA breach); not an error"),
     (TrsAnalyticsError, 8, "any other error"),
+    (Crashed, CRASH_EXIT_CODE, "an unforeseen error (a bug: please report it); one Error: line"),
+    (BrokenPipeError, 141, "the output was closed early (such as by | head); nothing is wrong"),
     (KeyboardInterrupt, 130, "interrupted (Ctrl-C); files written before are kept"),
 )
 
@@ -103,12 +121,23 @@ class _JSONFormatter(logging.Formatter):
             "time": iso(datetime.fromtimestamp(record.created, UTC)),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
         }
         data.update(getattr(record, "fields", {}))
         if record.exc_info:
-            data["exception"] = self.formatException(record.exc_info)
+            data["exception"] = redact(self.formatException(record.exc_info))
         return json.dumps(data, default=str)
+
+
+class _TextFormatter(logging.Formatter):
+    """``LEVEL: message``, credentials redacted."""
+
+    def __init__(self) -> None:
+        super().__init__("%(levelname)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        lines = redact(super().format(record)).split("\n")  # a traceback keeps its lines
+        return "\n".join(terminal_text(line) for line in lines)
 
 
 class _StderrHandler(logging.Handler):
@@ -137,9 +166,7 @@ class _Output:
             self.json = log_format == "json"
         self.quiet = self.quiet or quiet
         self.verbose = self.verbose or verbose
-        self.handler.setFormatter(
-            _JSONFormatter() if self.json else logging.Formatter("%(levelname)s: %(message)s")
-        )
+        self.handler.setFormatter(_JSONFormatter() if self.json else _TextFormatter())
         self.level = logging.INFO if (self.verbose or self.json) else logging.WARNING
         logging.getLogger("trs_analytics").setLevel(self.level)
 
@@ -159,15 +186,16 @@ class _Output:
             record = {"time": _now_iso(), "level": "info", "message": text, **fields}
             click.echo(json.dumps(record, default=str))
         else:
-            click.echo(text)
+            click.echo(terminal_text(text))
 
     def error(self, message: str) -> None:
-        """The one ``Error:`` line, on stderr."""
+        """The one ``Error:`` line, on stderr, credentials redacted."""
+        message = redact(message)
         if self.json:
             record = {"time": _now_iso(), "level": "error", "message": f"Error: {message}"}
             click.echo(json.dumps(record), err=True)
         else:
-            click.echo(f"Error: {message}", err=True)
+            click.echo(f"Error: {terminal_text(message)}", err=True)
 
     def progress_enabled(self) -> bool:
         return not self.quiet and not self.json and sys.stderr.isatty()
@@ -189,29 +217,124 @@ def _fail(err: TrsAnalyticsError) -> NoReturn:
 
 
 @contextmanager
-def _errors() -> Iterator[None]:
-    """Turn library errors into one ``Error:`` line and the matching exit code."""
+def _errors(reads: Path | None = None) -> Iterator[None]:
+    """Turn library errors into one ``Error:`` line and the matching exit code.
+
+    ``reads``: the dataset or file the command reads; an engine's error while
+    reading it is checked against its files, so a damaged one is named.
+    """
     try:
         yield
     except TrsAnalyticsError as err:
         _fail(err)
-    except OSError as err:  # a write outside the atomic writer (such as the report's)
-        where = f" {err.filename}" if err.filename else ""
-        _fail(storage_error(err, f"cannot write{where}"))
+    except BrokenPipeError:
+        _closed_output()
     except KeyboardInterrupt:
         _output().error("interrupted; the dataset keeps every file written before the interrupt.")
         sys.exit(130)
+    except Exception as err:
+        if (cause := os_error_of(err)) is not None:  # a write outside the atomic writer
+            where = f" {cause.filename}" if cause.filename else ""
+            _fail(storage_error(cause, f"cannot write{where}"))
+        if reads is not None and (damaged := find_damaged_file(reads)) is not None:
+            _fail(damaged)
+        raise
+
+
+def _crash(err: BaseException) -> NoReturn:
+    """An unforeseen error: one ``Error:`` line (JSON with --log-format json), exit 70."""
+    logger.info("the traceback of the unforeseen error", exc_info=err)
+    _output().error(
+        f"an unforeseen error ({type(err).__name__}: {' '.join(str(err).split())[:300]}). "
+        "Hint: this is a bug in trs_analytics; please report it with the command and -v output."
+    )
+    sys.exit(CRASH_EXIT_CODE)
+
+
+def _closed_output() -> NoReturn:
+    """The reader of stdout went away (``| head``): stop quietly, as ``cat`` does."""
+    import os
+
+    with contextlib.suppress(OSError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(141)
+
+
+class _Group(click.Group):
+    """The command group: an exception no command foresaw becomes :func:`_crash`."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except BrokenPipeError:
+            _closed_output()
+        except Exception as err:
+            _crash(err)
+
+
+def _interruptible(work: Callable[[], _T], message: str) -> _T:
+    """Run ``work`` so that Ctrl-C stops it at once: ``Error: <message>``, exit code 130.
+
+    An engine computing in native code (a Polars collect, a DuckDB query, a
+    Spark job) does not return to Python for minutes, so a KeyboardInterrupt
+    raised in it would wait for the query to end. ``work`` runs in a daemon
+    thread instead, the main thread waits for it interruptibly, and on Ctrl-C
+    the process ends at once (nothing half-written: the report is written
+    atomically at the very end).
+    """
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = work()
+        except BaseException as err:  # handed to the main thread below
+            outcome["error"] = err
+
+    thread = threading.Thread(target=target, name="trs-analytics-work", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(0.2)
+    except KeyboardInterrupt:
+        _output().error(message)
+        sys.stderr.flush()
+        os._exit(130)
+    if "error" in outcome:
+        raise outcome["error"]
+    return cast("_T", outcome["value"])
 
 
 # -- option types ------------------------------------------------------------
 
 
 def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> timedelta:
-    age = parse_age(value)
+    try:
+        age = parse_age(value)
+    except ConfigurationError as err:
+        raise click.BadParameter(str(err)) from err
     if age is None:
         msg = f"{value!r} is not a duration. Use a number and a unit, such as 90s, 10m, 2h or 1d."
         raise click.BadParameter(msg)
     return age
+
+
+def _web_url(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """An http(s) address with a host, or None; anything else (``javascript:``) is refused."""
+    if value is None:
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value.strip())
+    except ValueError as err:
+        msg = f"{value!r} is not a valid URL ({err})."
+        raise click.BadParameter(msg) from err
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        msg = f"{value!r} is not an http(s) address. Use one such as http://127.0.0.1:4200."
+        raise click.BadParameter(msg)
+    return value.strip()
 
 
 def _set_output(ctx: click.Context, param: click.Parameter, value: Any) -> None:
@@ -318,6 +441,12 @@ def _client_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             "--max-attempts", type=click.IntRange(1, 20), default=6, show_default=True,
             help="Attempts per request; 429, 5xx and dropped connections are retried.",
         ),
+        click.option(
+            "--max-retry-wait", type=click.FloatRange(min=0), default=300.0, show_default=True,
+            metavar="SECONDS",
+            help="The most one request waits between its attempts, all waits together "
+            "(Retry-After included); beyond it the request fails.",
+        ),
     ]  # fmt: skip
     for option in reversed(options):
         fn = option(fn)
@@ -331,6 +460,7 @@ def _client(options: dict[str, Any]) -> PrefectClient:
         requests_per_minute=options["requests_per_minute"],
         timeout=options["timeout"],
         max_attempts=options["max_attempts"],
+        max_retry_wait=options["max_retry_wait"],
     )
 
 
@@ -363,6 +493,7 @@ Example:
 
 
 @click.group(
+    cls=_Group,
     context_settings={"help_option_names": ["-h", "--help"]},
     help=_MAIN_HELP + _exit_code_help(),
 )
@@ -574,7 +705,7 @@ def info(path: Path, as_json: bool) -> None:
     """
     import polars as pl
 
-    with _errors():
+    with _errors(reads=path):
         frame = scan_states(path)
         stats = frame.select(
             states=pl.len(),
@@ -607,7 +738,14 @@ def _scan_on(path: Path, engine: str, memory_limit: str | None) -> Any:
     connection = duckdb.connect()
     connection.sql("SET TimeZone = 'UTC'")
     if memory_limit is not None:
-        connection.sql(f"SET memory_limit = '{memory_limit.replace(chr(39), '')}'")
+        try:
+            connection.sql(f"SET memory_limit = '{memory_limit.replace(chr(39), '')}'")
+        except duckdb.Error as err:
+            msg = (
+                f"--memory-limit {memory_limit!r} is not a size DuckDB understands "
+                f"({str(err).splitlines()[0][:120]}). Hint: use a number and a unit, such as 2GB."
+            )
+            raise ConfigurationError(msg) from err
     return scan_states(path, engine="duckdb", connection=connection)
 
 
@@ -661,6 +799,7 @@ def _flow_runs_for_report(path: Path, explicit: Path | None) -> Any:
 @click.option(
     "--ui-url",
     metavar="URL",
+    callback=_web_url,
     help="The Prefect UI address that run ids link to (e.g. http://127.0.0.1:4200).",
 )
 @click.option(
@@ -702,18 +841,23 @@ def report(
 
     output = _output()
     started = time.monotonic()
-    with _errors():
+    with _errors(reads=path), steps_bar(output.progress_enabled(), title="report") as on_section:
+        check_writable(out.absolute().parent)  # now, not after minutes of computing
         chosen = load_rules(rules) if rules is not None else []
         _require_parquet(path)
         states = _scan_on(path, engine, memory_limit)
-        written = write_report(
-            states,
-            out,
-            title=title,
-            period=period,
-            ui_url=ui_url,
-            flow_run_states=_flow_runs_for_report(path, flow_run_states),
-            rules=chosen,
+        written = _interruptible(
+            lambda: write_report(
+                states,
+                out,
+                title=title,
+                period=period,
+                ui_url=ui_url,
+                flow_run_states=_flow_runs_for_report(path, flow_run_states),
+                rules=chosen,
+                on_section=on_section,
+            ),
+            "interrupted; no report was written.",
         )
     seconds = time.monotonic() - started
     output.summary(
@@ -725,27 +869,14 @@ def report(
     )
 
 
-def _state_file(path: Path | None, given: Path | None) -> Path:
-    """Where ``check --emit-events`` remembers its open findings."""
-    if given is not None:
-        return given
-    if path is not None and path.is_dir():
-        return path / "check-state.json"
-    msg = (
-        "--emit-events needs a file to remember the open findings in. Hint: pass --state "
-        "FILE (for example --state check-state.json), or check a dataset folder (its "
-        "check-state.json is the default)."
-    )
-    raise ConfigurationError(msg)
-
-
 @main.command()
 @click.argument("path", type=click.Path(path_type=Path), required=False)
 @click.option(
     "--since",
     metavar="WHEN",
-    help="With --api-url: start of the window fetched (default 7d). With PATH: keep the "
-    "states from then on (default: all). The history the checks learn from.",
+    help="With --api-url: start of the window fetched (default 7d). With PATH: read the "
+    "states from then on (default: what the checks need, the recent period and the 14 days "
+    "of training before it; docs/sla.md). The history the checks learn from.",
 )
 @click.option(
     "--rules",
@@ -781,6 +912,19 @@ def _state_file(path: Path | None, given: Path | None) -> Path:
     "deployment's, then its flow's runs).",
 )
 @click.option(
+    "--engine",
+    type=click.Choice(["polars", "duckdb", "spark"]),
+    default="polars",
+    show_default=True,
+    help="With PATH: where the checks run: Polars, DuckDB (larger than memory; "
+    "pip install 'trs-analytics[duckdb]') or Spark ('trs-analytics[spark]').",
+)
+@click.option(
+    "--memory-limit",
+    metavar="SIZE",
+    help="With --engine duckdb: DuckDB's memory_limit (e.g. 1GB); it spills to disk beyond.",
+)
+@click.option(
     "--emit-events",
     is_flag=True,
     help="Post each new finding as a Prefect event (POST /api/events, Prefect 3) for "
@@ -796,6 +940,7 @@ def _state_file(path: Path | None, given: Path | None) -> Path:
 @click.option(
     "--ui-url",
     metavar="URL",
+    callback=_web_url,
     help="The Prefect UI address that runs link to (default: derived from the API URL).",
 )
 @_client_options
@@ -809,6 +954,8 @@ def check(
     now: str | None,
     stuck_after: str | None,
     min_history: int,
+    engine: str,
+    memory_limit: str | None,
     emit_events: bool,
     state_file: Path | None,
     ui_url: str | None,
@@ -816,35 +963,42 @@ def check(
 ) -> None:
     """Check for anomalies, stuck runs and SLA breaches; exit 1 when something is flagged.
 
-    Reads PATH (a dataset folder or Parquet file) or, without PATH, fetches the
-    states of --since (7d) from the server. Prints one line per finding and a
-    summary line (JSON lines with --log-format json). Exit codes: 0 nothing
-    flagged, 1 something flagged, others as for every command.
+    Reads PATH (a dataset folder or Parquet file: only the states the checks
+    need, on --engine) or, without PATH, fetches the states of --since (7d)
+    from the server. Prints one line per finding and a summary line (JSON
+    lines with --log-format json). Exit codes: 0 nothing flagged, 1 something
+    flagged, others as for every command.
 
     \b
     Example:
       trs-analytics check --api-url http://127.0.0.1:4200/api --since 7d --rules sla.toml
       trs-analytics check states/ --rules sla.toml --emit-events --stuck-after 2h
+      trs-analytics check states/ --engine duckdb --memory-limit 1GB
     """
-    import polars as pl
 
-    from trs_analytics.check import emit_findings, load_rules, run_check
+    from trs_analytics.check import emit_findings, load_rules, run_check, state_path
     from trs_analytics.report._links import ui_url as ui_from_api
 
     output = _output()
-    with _errors(), ExitStack() as stack:
+    with _errors(reads=path), ExitStack() as stack:
         at = parse_when(now) if now else datetime.now(UTC)
         chosen = load_rules(rules) if rules is not None else []
-        state = _state_file(path, state_file) if emit_events else None
+        if path is None and (engine != "polars" or memory_limit is not None):
+            msg = (
+                "--engine and --memory-limit are for PATH. Hint: pass a dataset folder or "
+                "Parquet file, or drop them to check the states fetched with --api-url."
+            )
+            raise ConfigurationError(msg)
+        state = state_path(path, state_file) if emit_events else None
         posted = resolved = 0
         client = None
         if path is None or emit_events:
             client = stack.enter_context(_client(client_options))
+        start: datetime | Literal["auto"] | None = None  # fetched: every state fetched
         if path is not None:
             _require_parquet(path)
-            states: Any = scan_states(path)
-            if since is not None:
-                states = states.filter(pl.col("timestamp") >= parse_when(since, now=at))
+            states: Any = _scan_on(path, engine, memory_limit)
+            start = parse_when(since, now=at) if since is not None else "auto"
         else:
             assert client is not None
             states = fetch_states(
@@ -860,6 +1014,7 @@ def check(
             ui_url=links,
             stuck_after=stuck_after,
             min_history=min_history,
+            start=start,
         )
         if state is not None:
             assert client is not None
@@ -883,6 +1038,140 @@ def check(
     )
     if result.flagged:
         sys.exit(1)
+
+
+# -- Prometheus: serve-metrics and metrics ------------------------------------
+
+
+def _exporter_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The options serve-metrics and metrics share: window, engine, series."""
+    options = [
+        click.option(
+            "--window", default="1d", show_default=True, metavar="AGE",
+            help="Width of the window of the quantiles, failure rates and check findings.",
+        ),
+        click.option(
+            "--now", metavar="WHEN",
+            help="End of the window. Default: the dataset's cursor (else its newest state).",
+        ),
+        click.option(
+            "--engine", type=click.Choice(["polars", "duckdb", "spark"]), default="polars",
+            show_default=True, help="Where the metrics run (as for report).",
+        ),
+        click.option(
+            "--memory-limit", metavar="SIZE", help="With --engine duckdb: its memory_limit.",
+        ),
+        click.option(
+            "--max-series", type=click.IntRange(min=1), default=200, show_default=True,
+            help='Groups with series of their own; the rest are summed into "(other)".',
+        ),
+    ]  # fmt: skip
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _metrics_source(path: Path, options: dict[str, Any]) -> Any:
+    """What each refresh reads: PATH's states (and flow-run table) on the chosen engine."""
+    from trs_analytics.prometheus import MetricsSource
+    from trs_analytics.storage import FLOW_RUN_TABLE, scan_flow_run_states
+
+    engine, memory_limit = options["engine"], options["memory_limit"]
+    _scan_on(path, engine, memory_limit)  # check the options before serving
+
+    def scan() -> tuple[Any, Any]:
+        flows = None
+        if (path / FLOW_RUN_TABLE).is_dir():
+            flows = scan_flow_run_states(path, engine=check_engine(engine))
+        return _scan_on(path, engine, memory_limit), flows
+
+    return MetricsSource(
+        path,
+        scan=scan,
+        window=options["window"],
+        now=parse_when(options["now"]) if options["now"] else None,
+        max_series=options["max_series"],
+    )
+
+
+@main.command("serve-metrics")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--port", type=click.IntRange(1, 65535), default=9464, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--refresh",
+    default="60s",
+    show_default=True,
+    callback=_duration,
+    metavar="AGE",
+    help="Recompute at least this often; also whenever the dataset's cursor moves.",
+)
+@_exporter_options
+@_output_options
+def serve_metrics(path: Path, port: int, host: str, refresh: timedelta, **options: Any) -> None:
+    """Serve task and flow-run metrics from PATH on http://HOST:PORT/metrics for Prometheus.
+
+    Values are recomputed in the background when the dataset's cursor moves (or
+    every --refresh); a scrape only reads the last values. docs/prometheus.md
+    lists the metric families and shows the Grafana dashboards in dashboards/.
+
+    \b
+    Example:
+      trs-analytics serve-metrics states/ --port 9464 --window 1d
+      trs-analytics serve-metrics states/ --engine duckdb --memory-limit 2GB
+    """
+    from trs_analytics.prometheus import serve_metrics as serve
+
+    output = _output()
+    with _errors():
+        _require_parquet(path)
+        source = _metrics_source(path, options)
+        output.summary(
+            f"serving http://{host}:{port}/metrics from {path}",
+            event="serve-metrics",
+            path=str(path),
+            url=f"http://{host}:{port}/metrics",
+        )
+        try:
+            serve(source, host=host, port=port, refresh=refresh.total_seconds())
+        except KeyboardInterrupt:
+            return
+
+
+@main.command("metrics")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--textfile",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the metrics to this file atomically (node_exporter's textfile collector "
+    "reads *.prom). Default: print them.",
+)
+@_exporter_options
+@_output_options
+def metrics(path: Path, textfile: Path | None, **options: Any) -> None:
+    """Compute the metrics serve-metrics serves once, into a textfile (for cron) or stdout.
+
+    \b
+    Example:
+      trs-analytics metrics states/ --textfile /var/lib/node_exporter/textfile/trs.prom
+    """
+    from trs_analytics.prometheus import render_metrics, write_textfile
+
+    output = _output()
+    with _errors():
+        _require_parquet(path)
+        snap = _metrics_source(path, options).snapshot()
+        if textfile is None:
+            click.echo(render_metrics(snap).decode(), nl=False)
+            return
+        write_textfile(textfile, snap)
+    output.summary(
+        f"wrote {textfile} from {path} in {snap.seconds:.1f} s",
+        event="metrics",
+        out=str(textfile),
+        path=str(path),
+        seconds=round(snap.seconds, 3),
+    )
 
 
 if __name__ == "__main__":

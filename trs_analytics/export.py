@@ -66,17 +66,35 @@ def _window(
     since: datetime | date | str | None,
     until: datetime | date | str | None,
     overlap: timedelta,
+    *,
+    now: datetime | None = None,
 ) -> tuple[datetime, datetime]:
-    end = parse_when(until) if until is not None else datetime.now(UTC)
+    """The window ``[start, end)`` to read; ``end`` never lies after ``now``, so the
+    cursor (which moves to ``end``) never passes what the server could answer."""
+    now = now or datetime.now(UTC)
+    end = parse_when(until) if until is not None else now
+    if end > now:
+        logger.info(
+            "until=%s is in the future: reading up to now (%s), so the cursor stays true",
+            iso(end),
+            iso(now),
+        )
+        end = now
     if since is not None:
         start = parse_when(since)
     elif info.cursor is not None:
         start = info.cursor - overlap
     else:
-        start = parse_when(DEFAULT_SINCE)
+        start = parse_when(DEFAULT_SINCE, now=now)
     if end <= start:
+        why = (
+            f" The dataset's cursor {iso(info.cursor)} lies in the future (an export with a "
+            "future --until, before trs_analytics clamped it); pass --since to read a window."
+            if since is None and info.cursor is not None and info.cursor > now
+            else ""
+        )
         msg = (
-            f"the window is empty: since={iso(start)} is not before until={iso(end)}. "
+            f"the window is empty: since={iso(start)} is not before until={iso(end)}.{why} "
             "Hint: since is the older bound; without --since an export starts at the "
             "dataset's cursor minus the overlap."
         )

@@ -217,13 +217,26 @@ def empty_flow_run_states() -> pl.DataFrame:
 
 
 def _schema_of(frame: pl.DataFrame | pl.LazyFrame) -> pl.Schema:
+    if not isinstance(frame, pl.DataFrame | pl.LazyFrame):
+        msg = (
+            f"expected a Polars DataFrame or LazyFrame of states, got {type(frame).__name__}. "
+            "Hint: build it with trs_analytics.fetch_states() or read it with scan_states()."
+        )
+        raise SchemaError(msg)
     return frame.collect_schema() if isinstance(frame, pl.LazyFrame) else frame.schema
 
 
 def _names_of(frame: Any) -> list[str]:
     if isinstance(frame, pl.DataFrame | pl.LazyFrame):
         return _schema_of(frame).names()
-    wrapped = frame if isinstance(frame, nw.LazyFrame | nw.DataFrame) else nw.from_native(frame)
+    try:
+        wrapped = frame if isinstance(frame, nw.LazyFrame | nw.DataFrame) else nw.from_native(frame)
+    except TypeError as err:
+        msg = (
+            f"expected a frame of states (Polars, DuckDB or Spark), got {type(frame).__name__}. "
+            "Hint: read states with trs_analytics.scan_states(path, engine=...)."
+        )
+        raise SchemaError(msg) from err
     return wrapped.collect_schema().names()
 
 

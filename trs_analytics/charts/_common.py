@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 import altair as alt
+import narwhals as nw
 import polars as pl
 
 from trs_analytics._format import auto_every, axis_time_format, duration_expr
 from trs_analytics.exceptions import ConfigurationError
+from trs_analytics.metrics import to_polars
+from trs_analytics.metrics._frames import lazy
 
 __all__ = [
     "auto_every",
@@ -18,6 +21,7 @@ __all__ = [
     "log_seconds",
     "seconds",
     "time_axis",
+    "time_bounds",
     "time_span",
     "top_groups",
 ]
@@ -40,10 +44,28 @@ def human(column: str | pl.Expr) -> pl.Expr:
     return duration_expr(pl.col(column) if isinstance(column, str) else column)
 
 
-def time_span(frame: pl.DataFrame | pl.LazyFrame, column: str = "timestamp") -> timedelta | None:
-    """Return the span of a time column (last minus first); ``None`` for no rows."""
-    span = frame.lazy().select(pl.col(column).max() - pl.col(column).min()).collect().item()
-    return span if isinstance(span, timedelta) else None
+def time_bounds(frame: Any, column: str = "timestamp") -> tuple[datetime, datetime] | None:
+    """Return the first and last value of a time column of any engine's frame (``None``: no rows).
+
+    Examples:
+        >>> from datetime import UTC, datetime
+        >>> t = [datetime(2026, 1, d, tzinfo=UTC) for d in (3, 1)]
+        >>> [d.day for d in time_bounds(pl.DataFrame({"timestamp": t}))]
+        [1, 3]
+    """
+    frame = lazy(frame, caller="time_bounds")
+    ends = frame.select(first=nw.col(column).min(), last=nw.col(column).max())
+    first, last = to_polars(ends.to_native()).row(0)
+    if isinstance(first, datetime) and isinstance(last, datetime):
+        return first, last
+    return None
+
+
+def time_span(frame: Any, column: str = "timestamp") -> timedelta | None:
+    """Return the span of a time column (last minus first) of any engine's frame; ``None``
+    for no rows."""
+    bounds = time_bounds(frame, column)
+    return None if bounds is None else bounds[1] - bounds[0]
 
 
 def time_axis(span: timedelta | None, **axis: Any) -> Any:

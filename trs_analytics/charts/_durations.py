@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import altair as alt
+import narwhals as nw
 import polars as pl
 
-from trs_analytics.charts._common import check_top, human, log_seconds, seconds, top_groups
+from trs_analytics.charts._common import check_top, human, log_seconds, top_groups
 from trs_analytics.charts._theme import NEUTRAL, STATE_COLORS
 from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.metrics import (
@@ -17,7 +18,9 @@ from trs_analytics.metrics import (
     queue_wait,
     retry_wait,
     run_time,
+    to_polars,
 )
+from trs_analytics.metrics._frames import describe, lazy, with_micros
 from trs_analytics.schema import require_columns
 
 if TYPE_CHECKING:
@@ -25,13 +28,20 @@ if TYPE_CHECKING:
 
     from trs_analytics.charts._theme import AnyChart
 
-__all__ = ["DURATION_METRICS", "DurationMetric", "duration_chart", "duration_stats"]
+__all__ = [
+    "DURATION_METRICS",
+    "DurationMetric",
+    "draw_durations",
+    "duration_chart",
+    "duration_label",
+    "duration_stats",
+]
 
 #: The named durations :func:`duration_chart` can draw.
 DurationMetric = Literal["run_time", "queue_wait", "end_to_end", "retry_wait", "lateness"]
 
 #: Each named duration: the metric function and its axis label.
-DURATION_METRICS: Final[dict[str, tuple[Callable[[pl.LazyFrame], pl.LazyFrame], str]]] = {
+DURATION_METRICS: Final[dict[str, tuple[Callable[[Any], Any], str]]] = {
     "run_time": (run_time, "Run time"),
     "queue_wait": (queue_wait, "Queue wait"),
     "end_to_end": (end_to_end, "End-to-end time"),
@@ -45,32 +55,47 @@ _FLOOR: Final = 1e-3
 _QUANTILES: Final = {"p25": 0.25, "p50": 0.5, "p75": 0.75, "p95": 0.95}
 
 
-def _measure(
-    states: pl.DataFrame | pl.LazyFrame,
-    metric: DurationMetric | Callable[[pl.LazyFrame], pl.LazyFrame],
-) -> tuple[pl.LazyFrame, str]:
+def _measure(states: Any, metric: DurationMetric | Callable[[Any], Any]) -> Any:
+    """The durations measured on ``states``' engine (a Polars DataFrame is measured lazily)."""
+    source = states.lazy() if isinstance(states, pl.DataFrame) else states
     if callable(metric):
-        return metric(states.lazy()), "Duration"
+        return metric(source)
+    duration_label(metric)
+    return DURATION_METRICS[metric][0](source)
+
+
+def duration_label(metric: DurationMetric | Callable[[Any], Any]) -> str:
+    """The axis label of a named duration (``"Duration"`` for a function).
+
+    Raises:
+        ConfigurationError: ``metric`` is neither a named duration nor a function.
+
+    Examples:
+        >>> duration_label("run_time"), duration_label(lambda s: s)
+        ('Run time', 'Duration')
+    """
+    if callable(metric):
+        return "Duration"
     if metric not in DURATION_METRICS:
         msg = (
             f"metric={metric!r} is not one of {sorted(DURATION_METRICS)}. Hint: pass a name, "
             "or a function from a states LazyFrame to a frame with a 'duration' column."
         )
         raise ConfigurationError(msg)
-    function, label = DURATION_METRICS[metric]
-    return function(states.lazy()), label
+    return DURATION_METRICS[metric][1]
 
 
 def duration_stats(
-    states: pl.DataFrame | pl.LazyFrame,
+    states: Any,
     *,
-    metric: DurationMetric | Callable[[pl.LazyFrame], pl.LazyFrame] = "run_time",
+    metric: DurationMetric | Callable[[Any], Any] = "run_time",
     by: str = "task_name",
 ) -> pl.DataFrame:
     """Aggregate a duration per group into what :func:`duration_chart` draws.
 
     Args:
-        states: a states frame.
+        states: a states frame of any engine (Polars, DuckDB, Spark): the
+            durations are measured and aggregated there.
         metric: a named duration (``"run_time"``, ``"queue_wait"``,
             ``"end_to_end"``, ``"retry_wait"``, ``"lateness"``) or a function
             from a states LazyFrame to a frame with a ``duration`` column (for
@@ -93,31 +118,22 @@ def duration_stats(
         >>> duration_stats(states).select("task_name", "count", "p50", "max").rows()
         [('etl', 2, 3.0, 4.0)]
     """
-    measured, _ = _measure(states, metric)
+    measured = _measure(states, metric)
     require_columns(measured, ["duration", by], caller="duration_stats")
-    measured = explode_tags(measured, [by])
-    s = pl.col("_s")
-    stats = (
-        measured.select(by, _s=seconds("duration"))
-        .drop_nulls("_s")
-        .group_by(by)
-        .agg(
-            count=pl.len().cast(pl.UInt32),
-            min=s.min(),
-            **{name: s.quantile(q, interpolation="linear") for name, q in _QUANTILES.items()},
-            max=s.max(),
-        )
+    frame = lazy(explode_tags(measured, [by]), caller="duration_stats")
+    seconds = nw.col("_us").cast(nw.Float64()) / 1e6
+    frame = with_micros(frame, durations={"_us": "duration"}).select(by, _s=seconds)
+    stats = describe(frame.filter(~nw.col("_s").is_null()), [by], "_s", _QUANTILES)
+    result = to_polars(stats.to_native()).select(
+        by, pl.col("count").cast(pl.UInt32), "min", *_QUANTILES, "max"
     )
-    result: pl.DataFrame = stats.sort(
-        ["p95", by], descending=[True, False], nulls_last=True
-    ).collect()
-    return result
+    return result.sort(["p95", by], descending=[True, False], nulls_last=True)
 
 
 def duration_chart(
-    states: pl.DataFrame | pl.LazyFrame,
+    states: Any,
     *,
-    metric: DurationMetric | Callable[[pl.LazyFrame], pl.LazyFrame] = "run_time",
+    metric: DurationMetric | Callable[[Any], Any] = "run_time",
     by: str = "task_name",
     top: int = 25,
     title: str | None = None,
@@ -129,7 +145,7 @@ def duration_chart(
     by p95, longest first; only the ``top`` longest are drawn.
 
     Args:
-        states: a states frame (DataFrame or LazyFrame).
+        states: a states frame of any engine.
         metric: what to measure; see :func:`duration_stats`.
         by: the grouping column.
         top: how many groups to draw.
@@ -147,8 +163,26 @@ def duration_chart(
         5
     """
     stats = duration_stats(states, metric=metric, by=by)
+    return draw_durations(stats, by=by, top=top, label=duration_label(metric), title=title)
+
+
+def draw_durations(
+    stats: pl.DataFrame,
+    *,
+    by: str = "task_name",
+    top: int = 25,
+    label: str = "Duration",
+    title: str | None = None,
+) -> AnyChart:
+    """Draw :func:`duration_stats`' rows as :func:`duration_chart` does.
+
+    Examples:
+        >>> import trs_analytics as ta
+        >>> stats = duration_stats(ta.generate_states(200, seed=1))
+        >>> len(draw_durations(stats, top=3, label="Run time").data)
+        3
+    """
     groups = top_groups(stats, by, "p95", check_top(top))
-    _, label = _measure(states.lazy().head(0), metric)
     data = stats.filter(pl.col(by).cast(pl.String).is_in(groups)).with_columns(
         *(pl.col(c).clip(lower_bound=_FLOOR).alias(f"{c}_x") for c in ("min", *_QUANTILES, "max")),
         *(human(c).alias(f"{c}_label") for c in ("min", *_QUANTILES, "max")),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import altair as alt
 import polars as pl
@@ -10,12 +10,12 @@ import polars as pl
 from trs_analytics._format import missing_label
 from trs_analytics.charts._common import auto_every, check_top, time_axis, time_span, top_groups
 from trs_analytics.charts._theme import NEUTRAL, STATE_COLORS
-from trs_analytics.metrics import failure_rates
+from trs_analytics.metrics import failure_rates, to_polars
 
 if TYPE_CHECKING:
     from trs_analytics.charts._theme import AnyChart
 
-__all__ = ["failure_rate_chart", "failure_rate_series"]
+__all__ = ["draw_failure_rates", "failure_rate_chart", "failure_rate_series"]
 
 #: The two rates drawn, with their colours.
 _RATES: Final = {
@@ -30,7 +30,7 @@ _RATES: Final = {
 
 
 def failure_rate_series(
-    states: pl.DataFrame | pl.LazyFrame,
+    states: Any,
     *,
     by: str | None = "task_name",
     every: str | None = None,
@@ -39,7 +39,7 @@ def failure_rate_series(
     """Aggregate what :func:`failure_rate_chart` draws: one row per group, bucket and rate.
 
     Args:
-        states: a states frame.
+        states: a states frame of any engine: the rates are computed there.
         by: ``task_name``, ``flow_name`` or another per-run column; ``None``
             for all runs together.
         every: bucket width (``"1h"``, ``"1d"``); default: about 40 buckets
@@ -68,10 +68,10 @@ def failure_rate_series(
         [('final', 0.5, 2, 1), ('first attempt', 1.0, 2, 2)]
     """
     check_top(top)
-    lf = states.lazy()
+    source = states.lazy() if isinstance(states, pl.DataFrame) else states
     if every is None:
-        every = auto_every(time_span(lf), buckets=40)
-    rates = failure_rates(lf, by=by, every=every).collect()
+        every = auto_every(time_span(source), buckets=40)
+    rates = to_polars(failure_rates(source, by=by, every=every))
     key = by if by is not None else "_group"
     if by is None:
         rates = rates.with_columns(_group=pl.lit("all runs"))
@@ -104,7 +104,7 @@ def failure_rate_series(
 
 
 def failure_rate_chart(
-    states: pl.DataFrame | pl.LazyFrame,
+    states: Any,
     *,
     by: str | None = "task_name",
     every: str | None = None,
@@ -121,7 +121,7 @@ def failure_rate_chart(
     per group (the ``top`` groups with the most failed runs).
 
     Args:
-        states: a states frame (DataFrame or LazyFrame).
+        states: a states frame of any engine.
         by: ``task_name``, ``flow_name`` or another per-run column; ``None``
             for one panel over all runs.
         every: bucket width such as ``"1h"``; default: about 40 buckets.
@@ -140,6 +140,24 @@ def failure_rate_chart(
         ('FacetChart', 'group')
     """
     data = failure_rate_series(states, by=by, every=every, top=top)
+    return draw_failure_rates(data, by=by, columns=columns, title=title)
+
+
+def draw_failure_rates(
+    data: pl.DataFrame,
+    *,
+    by: str | None = "task_name",
+    columns: int = 3,
+    title: str | None = None,
+) -> AnyChart:
+    """Draw :func:`failure_rate_series`' rows as :func:`failure_rate_chart` does.
+
+    Examples:
+        >>> import trs_analytics as ta
+        >>> series = failure_rate_series(ta.generate_states(500, seed=2), by=None)
+        >>> type(draw_failure_rates(series, by=None)).__name__
+        'LayerChart'
+    """
     groups = data["group"].unique(maintain_order=True).to_list()
     color = alt.Color(
         "rate:N",

@@ -2,28 +2,31 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import altair as alt
+import narwhals as nw
 import polars as pl
 
 from trs_analytics.charts._common import (
     auto_every,
     human,
     log_seconds,
-    seconds,
     time_axis,
     time_span,
 )
 from trs_analytics.charts._theme import NEUTRAL
-from trs_analytics.metrics import lateness, parse_every, queue_wait
+from trs_analytics.metrics import lateness, parse_every, queue_wait, to_polars
+from trs_analytics.metrics._buckets import bucket_of
+from trs_analytics.metrics._frames import describe, lazy, with_micros
+from trs_analytics.schema import UTC_US
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from trs_analytics.charts._theme import AnyChart
 
-__all__ = ["WAITS_AGREE_NOTE", "wait_chart", "wait_series", "waits_agree"]
+__all__ = ["WAITS_AGREE_NOTE", "draw_waits", "wait_chart", "wait_series", "waits_agree"]
 
 #: The two waits drawn, in panel order.
 _WAITS: Final = ("Lateness", "Queue wait")
@@ -36,11 +39,12 @@ WAITS_AGREE_NOTE: Final = (
 )
 
 
-def waits_agree(states: pl.DataFrame | pl.LazyFrame) -> bool:
+def waits_agree(states: Any) -> bool:
     """Tell whether lateness and queue wait are the same for every run that has both.
 
     They differ only where Prefect records an expected start time apart from
     the run's first state (scheduled runs, runs created ahead of time).
+    Computed on ``states``' engine: one count comes back.
 
     Examples:
         >>> from datetime import UTC, datetime
@@ -54,16 +58,25 @@ def waits_agree(states: pl.DataFrame | pl.LazyFrame) -> bool:
         >>> waits_agree(states), waits_agree(states.with_columns(expected_start_time=t(0)))
         (True, False)
     """
-    lf = states.lazy()
-    late = lateness(lf).select("task_run_id", late="duration")
-    queue = queue_wait(lf).select("task_run_id", queue="duration")
-    both = late.join(queue, on="task_run_id", how="inner").drop_nulls()
-    differ = both.select((pl.col("late") != pl.col("queue")).sum()).collect().item()
-    return not differ
+    source = states.lazy() if isinstance(states, pl.DataFrame) else states
+    run = "task_run_id"
+    late = _micros(lateness(source)).select(run, _late="_d")
+    queue = _micros(queue_wait(source)).select(run, _queue="_d")
+    both = late.join(queue, on=run, how="inner")
+    differ = both.filter(
+        ~nw.col("_late").is_null(), ~nw.col("_queue").is_null(), nw.col("_late") != nw.col("_queue")
+    ).select(n=nw.len())
+    return not to_polars(differ.to_native()).item()
+
+
+def _micros(measured: Any) -> nw.LazyFrame[Any]:
+    """A named duration's frame with ``_d`` (the duration) and ``_t`` (its start) in microseconds."""
+    frame = lazy(measured, caller="wait_series")
+    return with_micros(frame, timestamps={"_t": "start_time"}, durations={"_d": "duration"})
 
 
 def wait_series(
-    states: pl.DataFrame | pl.LazyFrame,
+    states: Any,
     *,
     every: str | None = None,
     waits: Sequence[str] = _WAITS,
@@ -74,7 +87,8 @@ def wait_series(
     its first SCHEDULED/PENDING state (queue wait).
 
     Args:
-        states: a states frame.
+        states: a states frame of any engine: each wait is measured and
+            aggregated per bucket there.
         every: bucket width (``"1h"``, ``"1d"``); default: about 60 buckets
             over the span of the data.
         waits: which of ``"Lateness"`` and ``"Queue wait"`` to measure.
@@ -97,39 +111,39 @@ def wait_series(
         >>> wait_series(states, every="1h").select("metric", "runs", "quantile", "seconds").rows()
         [('Lateness', 2, 'p50', 5.5), ('Lateness', 2, 'p95', 7.75), ('Queue wait', 2, 'p50', 4.0), ('Queue wait', 2, 'p95', 5.8)]
     """
-    lf = states.lazy()
+    source = states.lazy() if isinstance(states, pl.DataFrame) else states
     if every is None:
-        every = auto_every(time_span(lf))
-    width = parse_every(every)
+        every = auto_every(time_span(source))
+    parse_every(every)
     measures = {"Lateness": lateness, "Queue wait": queue_wait}
-    parts = [
-        measures[name](lf).select(
-            metric=pl.lit(name), start_time="start_time", _s=seconds("duration")
+    parts = []
+    for name in waits:
+        rows = (
+            _micros(measures[name](source))
+            .filter(~nw.col("_d").is_null())
+            .select(bucket=bucket_of(nw.col("_t"), every), _s=nw.col("_d").cast(nw.Float64()) / 1e6)
         )
-        for name in waits
-    ]
-    s = pl.col("_s")
-    wide = (
-        pl.concat(parts)
-        .drop_nulls("_s")
-        .group_by("metric", bucket=pl.col("start_time").dt.truncate(width))
-        .agg(
-            runs=pl.len().cast(pl.UInt32),
-            p50=s.quantile(0.5, interpolation="linear"),
-            p95=s.quantile(0.95, interpolation="linear"),
+        stats = to_polars(describe(rows, ["bucket"], "_s", {"p50": 0.5, "p95": 0.95}).to_native())
+        parts.append(
+            stats.select(
+                metric=pl.lit(name),
+                bucket=pl.col("bucket").cast(pl.Int64).cast(UTC_US),
+                runs=pl.col("count").cast(pl.UInt32),
+                p50="p50",
+                p95="p95",
+            )
         )
-    )
+    wide = pl.concat(parts)
     return (
         wide.unpivot(["p50", "p95"], index=["metric", "bucket", "runs"], variable_name="quantile")
         .rename({"value": "seconds"})
         .with_columns(label=human("seconds"))
         .sort("metric", "bucket", "quantile")
-        .collect()
     )
 
 
 def wait_chart(
-    states: pl.DataFrame | pl.LazyFrame,
+    states: Any,
     *,
     every: str | None = None,
     title: str | None = None,
@@ -142,7 +156,7 @@ def wait_chart(
     SCHEDULED/PENDING state to its first RUNNING state.
 
     Args:
-        states: a states frame (DataFrame or LazyFrame).
+        states: a states frame of any engine.
         every: bucket width; default: about 60 buckets over the data.
         title: the chart title.
         merge_equal: when lateness equals queue wait for every run
@@ -161,6 +175,19 @@ def wait_chart(
     merged = merge_equal and waits_agree(states)
     waits = ("Queue wait",) if merged else _WAITS
     data = wait_series(states, every=every, waits=waits)
+    return draw_waits(data, merged=merged, title=title)
+
+
+def draw_waits(data: pl.DataFrame, *, merged: bool = False, title: str | None = None) -> AnyChart:
+    """Draw :func:`wait_series`' rows as :func:`wait_chart` does; ``merged``: the rows are
+    queue wait only, drawn as one panel for both waits (they agree).
+
+    Examples:
+        >>> import trs_analytics as ta
+        >>> data = wait_series(ta.generate_states(300, seed=7))
+        >>> draw_waits(data).to_dict()["facet"]["row"]["field"]
+        'metric'
+    """
     if merged:
         data = data.with_columns(metric=pl.lit("Queue wait = lateness"))
     low = data.filter(pl.col("seconds") > 0)["seconds"].min()

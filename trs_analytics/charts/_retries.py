@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import altair as alt
+import narwhals as nw
 import polars as pl
 
 from trs_analytics.charts._common import check_top, top_groups
 from trs_analytics.charts._theme import STATE_COLORS, state_scale
-from trs_analytics.metrics import explode_tags, retry_counts
-from trs_analytics.schema import require_columns
+from trs_analytics.metrics import explode_tags, retry_counts, to_polars
+from trs_analytics.metrics._frames import lazy
+from trs_analytics.schema import StateType, require_columns
 
 if TYPE_CHECKING:
     from trs_analytics.charts._theme import AnyChart
 
-__all__ = ["retry_chart", "retry_outcomes"]
+__all__ = ["draw_retries", "retry_chart", "retry_outcomes"]
 
 #: Stacking order of the final state types: rescued first, then failures, then the rest.
 _STACK: Final = (
@@ -31,11 +33,14 @@ _STACK: Final = (
 )
 
 
-def retry_outcomes(states: pl.DataFrame | pl.LazyFrame, *, by: str = "task_name") -> pl.DataFrame:
+def retry_outcomes(states: Any, *, by: str = "task_name") -> pl.DataFrame:
     """Count, per group, the retried runs by how they ended.
 
+    One aggregate per group and final state, computed on ``states``' engine;
+    the per-group totals are summed from its few rows.
+
     Args:
-        states: a states frame.
+        states: a states frame of any engine.
         by: the grouping column (``tags``: a run counts in each of its tags).
 
     Returns:
@@ -62,28 +67,35 @@ def retry_outcomes(states: pl.DataFrame | pl.LazyFrame, *, by: str = "task_name"
         [('COMPLETED', 1, 3, 1), ('FAILED', 1, 3, 1)]
     """
     require_columns(states, [by], caller="retry_outcomes")
-    runs: pl.LazyFrame = explode_tags(retry_counts(states.lazy()), [by])
-    per_group = runs.group_by(by).agg(
-        runs=pl.len().cast(pl.UInt32),
-        group_retried=(pl.col("retries") > 0).sum().cast(pl.UInt32),
-        retries=pl.col("retries").sum().cast(pl.UInt32),
-        rescued=pl.col("rescued").sum().cast(pl.UInt32),
+    source = states.lazy() if isinstance(states, pl.DataFrame) else states
+    runs = lazy(explode_tags(retry_counts(source), [by]), caller="retry_outcomes")
+    grouped = runs.group_by(by, "final_type", drop_null_keys=False).agg(
+        runs=nw.len(),
+        retried=(nw.col("retries") > 0).cast(nw.Int64()).sum(),
+        retries=nw.col("retries").sum(),
+        rescued=nw.col("rescued").cast(nw.Int64()).sum(),
     )
-    per_type = (
-        runs.filter(pl.col("retries") > 0)
-        .group_by(by, "final_type")
-        .agg(retried=pl.len().cast(pl.UInt32))
+    counts = ("runs", "retried", "retries", "rescued")
+    small = to_polars(grouped.to_native()).with_columns(
+        pl.col("final_type").cast(pl.String).cast(StateType),
+        *(pl.col(c).cast(pl.UInt32) for c in counts),
     )
+    per_group = small.group_by(by).agg(
+        pl.col("runs").sum(),
+        group_retried=pl.col("retried").sum(),
+        retries=pl.col("retries").sum(),
+        rescued=pl.col("rescued").sum(),
+    )
+    per_type = small.filter(pl.col("retried") > 0).select(by, "final_type", "retried")
     return (
         per_type.join(per_group, on=by, how="left", nulls_equal=True)
         .sort(by, "final_type", nulls_last=True)
         .with_columns(pl.col("final_type").cast(pl.String))
-        .collect()
     )
 
 
 def retry_chart(
-    states: pl.DataFrame | pl.LazyFrame,
+    states: Any,
     *,
     by: str = "task_name",
     top: int = 20,
@@ -96,7 +108,7 @@ def retry_chart(
     group's total retries, rescued runs and the share of its runs retried.
 
     Args:
-        states: a states frame (DataFrame or LazyFrame).
+        states: a states frame of any engine.
         by: the grouping column.
         top: how many groups to draw: those with the most retried runs.
         title: the chart title.
@@ -113,7 +125,20 @@ def retry_chart(
         >>> spec["layer"][0]["encoding"]["color"]["field"]
         'final_type'
     """
-    data = retry_outcomes(states, by=by)
+    return draw_retries(retry_outcomes(states, by=by), by=by, top=top, title=title)
+
+
+def draw_retries(
+    data: pl.DataFrame, *, by: str = "task_name", top: int = 20, title: str | None = None
+) -> AnyChart:
+    """Draw :func:`retry_outcomes`' rows as :func:`retry_chart` does.
+
+    Examples:
+        >>> import trs_analytics as ta
+        >>> data = retry_outcomes(ta.generate_states(500, seed=2))
+        >>> [layer.mark.type for layer in draw_retries(data, top=3).layer]
+        ['bar', 'text']
+    """
     totals = data.unique(by, keep="first")
     groups = top_groups(totals, by, "group_retried", check_top(top))
     data = data.filter(pl.col(by).cast(pl.String).is_in(groups)).with_columns(

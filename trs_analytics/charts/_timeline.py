@@ -4,28 +4,51 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import altair as alt
+import narwhals as nw
 import polars as pl
 
 from trs_analytics.charts._common import check_top, human, seconds
 from trs_analytics.charts._theme import state_scale
 from trs_analytics.exceptions import ConfigurationError
-from trs_analytics.metrics import state_intervals
-from trs_analytics.schema import TERMINAL_TYPES, require_columns
+from trs_analytics.metrics import state_intervals, to_polars
+from trs_analytics.metrics._frames import lazy
+from trs_analytics.schema import TERMINAL_TYPES, StateType, require_columns
 
 if TYPE_CHECKING:
     from trs_analytics.charts._theme import AnyChart
 
-__all__ = ["flow_run_segments", "pick_flow_run", "timeline_chart"]
+__all__ = [
+    "draw_timeline",
+    "flow_run_segments",
+    "one_flow_run",
+    "pick_flow_run",
+    "timeline_chart",
+]
 
 #: The timeline draws task runs.
 RUN: Final = "task_run_id"
 
+#: The columns of one flow run's states that the timeline reads.
+_COLUMNS: Final = (
+    "id",
+    RUN,
+    "flow_run_id",
+    "type",
+    "name",
+    "timestamp",
+    "task_run_name",
+    "flow_name",
+    "flow_run_name",
+)
 
-def pick_flow_run(states: pl.DataFrame | pl.LazyFrame) -> str:
+
+def pick_flow_run(states: Any) -> str:
     """Pick the flow run worth looking at: the one with the most retries (latest on ties).
+
+    Ranked on ``states``' engine (any): one row comes back.
 
     Raises:
         ConfigurationError: ``states`` has no flow run.
@@ -37,27 +60,47 @@ def pick_flow_run(states: pl.DataFrame | pl.LazyFrame) -> str:
         True
     """
     require_columns(states, ["flow_run_id"], caller="pick_flow_run")
-    running = (pl.col("type") == "RUNNING").cast(pl.Int64)
+    running = (nw.col("type").cast(nw.String()) == "RUNNING").cast(nw.Int64())
     ranked = (
-        states.lazy()
-        .filter(pl.col("flow_run_id").is_not_null())
+        lazy(states, caller="pick_flow_run")
+        .filter(~nw.col("flow_run_id").is_null())
         .group_by("flow_run_id")
-        .agg(retries=running.sum() - pl.col(RUN).n_unique(), start=pl.col("timestamp").min())
+        .agg(retries=running.sum() - nw.col(RUN).n_unique(), start=nw.col("timestamp").min())
         .sort("retries", "start", "flow_run_id", descending=True)
         .head(1)
-        .collect()
     )
-    if ranked.is_empty():
+    top = to_polars(ranked.to_native())
+    if top.is_empty():
         msg = "the states frame has no flow run. Hint: check that 'flow_run_id' is filled in."
         raise ConfigurationError(msg)
-    return str(ranked["flow_run_id"][0])
+    return str(top["flow_run_id"][0])
 
 
-def flow_run_segments(states: pl.DataFrame | pl.LazyFrame, flow_run_id: str) -> pl.DataFrame:
+def one_flow_run(states: Any, flow_run_id: str) -> pl.DataFrame:
+    """The states of one flow run, filtered on ``states``' engine (any) and brought to Polars.
+
+    Only the columns a timeline reads come back; ``type`` is the contract's Enum.
+
+    Examples:
+        >>> import trs_analytics as ta
+        >>> states = ta.generate_states(100, seed=4)
+        >>> one = one_flow_run(states, pick_flow_run(states))
+        >>> one["flow_run_id"].n_unique(), one.height < states.height
+        (1, True)
+    """
+    require_columns(states, ["flow_run_id"], caller="one_flow_run")
+    frame = lazy(states, caller="one_flow_run")
+    present = [c for c in _COLUMNS if c in frame.collect_schema().names()]
+    one = to_polars(frame.filter(nw.col("flow_run_id") == flow_run_id).select(present).to_native())
+    return one.with_columns(pl.col("type").cast(pl.String).cast(StateType))
+
+
+def flow_run_segments(states: Any, flow_run_id: str) -> pl.DataFrame:
     """Cut one flow run's task runs into state segments: each state until the next one.
 
     Args:
-        states: a states frame.
+        states: a states frame of any engine (the flow run's states are
+            filtered there, :func:`one_flow_run`, and cut in Polars).
         flow_run_id: the flow run to draw.
 
     Returns:
@@ -84,7 +127,10 @@ def flow_run_segments(states: pl.DataFrame | pl.LazyFrame, flow_run_id: str) -> 
         [('Pending', 1, 2.0), ('Running', 1, 3.0), ('AwaitingRetry', 1, 4.0), ('Retrying', 2, 1.0), ('Completed', 2, None)]
     """
     require_columns(states, ["flow_run_id"], caller="flow_run_segments")
-    one = states.lazy().filter(pl.col("flow_run_id") == flow_run_id)
+    if isinstance(states, pl.DataFrame | pl.LazyFrame):
+        one = states.lazy().filter(pl.col("flow_run_id") == flow_run_id)
+    else:
+        one = one_flow_run(states, flow_run_id).lazy()
     name = pl.col("task_run_name") if "task_run_name" in one.collect_schema() else pl.lit(None)
     intervals = state_intervals(one)
     assert isinstance(intervals, pl.LazyFrame)
@@ -120,7 +166,7 @@ def flow_run_segments(states: pl.DataFrame | pl.LazyFrame, flow_run_id: str) -> 
 
 
 def timeline_chart(
-    states: pl.DataFrame | pl.LazyFrame,
+    states: Any,
     flow_run_id: str | None = None,
     *,
     title: str | None = None,
@@ -134,7 +180,7 @@ def timeline_chart(
     (a terminal state has no duration).
 
     Args:
-        states: a states frame (DataFrame or LazyFrame).
+        states: a states frame of any engine.
         flow_run_id: the flow run to draw; default: :func:`pick_flow_run`.
         title: the chart title (default: the flow and flow run names).
         max_rows: the most task runs drawn, so that a large flow run stays
@@ -154,7 +200,24 @@ def timeline_chart(
         'type'
     """
     run_id = flow_run_id if flow_run_id is not None else pick_flow_run(states)
-    data = flow_run_segments(states, run_id)
+    one = one_flow_run(states, run_id)
+    data = flow_run_segments(one, run_id)
+    return draw_timeline(data, run_id, title=title or _flow_title(one, run_id), max_rows=max_rows)
+
+
+def draw_timeline(
+    data: pl.DataFrame, flow_run_id: str, *, title: str = "Flow run timeline", max_rows: int = 40
+) -> AnyChart:
+    """Draw :func:`flow_run_segments`' rows as :func:`timeline_chart` does.
+
+    Examples:
+        >>> import trs_analytics as ta
+        >>> states = ta.generate_states(80, seed=5)
+        >>> run = pick_flow_run(states)
+        >>> len(draw_timeline(flow_run_segments(states, run), run).layer)
+        2
+    """
+    run_id = flow_run_id
     rows, hidden = _rows(data, max_rows)
     data = data.filter(pl.col(RUN).is_in(rows[RUN].implode()))
     # rows are keyed by id (names collide: Prefect's 3-character suffixes repeat) and
@@ -200,10 +263,9 @@ def timeline_chart(
         )
         .encode(x=x, y=y, color=color, tooltip=tooltip)
     )
-    flow = _flow_title(states, run_id)
     return alt.layer(bars, ends, data=data).properties(
         title=alt.TitleParams(
-            title or flow,
+            title,
             subtitle=[
                 "One row per task run. Blue bars: attempts; orange: waiting (scheduled, "
                 "awaiting retry); grey: pending; diamonds: final states.",
@@ -249,7 +311,7 @@ def _offsets(data: pl.DataFrame) -> tuple[datetime, str, pl.DataFrame]:
     return origin, unit, out
 
 
-def _flow_title(states: pl.DataFrame | pl.LazyFrame, flow_run_id: str) -> str:
+def _flow_title(states: pl.DataFrame, flow_run_id: str) -> str:
     names = [c for c in ("flow_name", "flow_run_name") if c in states.lazy().collect_schema()]
     if not names:
         return "Flow run timeline"

@@ -2,29 +2,27 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import altair as alt
 import polars as pl
 
-from trs_analytics.metrics import transitions
+from trs_analytics.metrics import to_polars, transitions
 
 if TYPE_CHECKING:
     from trs_analytics.charts._theme import AnyChart
 
-__all__ = ["transition_chart", "transition_counts"]
+__all__ = ["draw_transitions", "transition_chart", "transition_counts"]
 
 
-def transition_counts(
-    states: pl.DataFrame | pl.LazyFrame, *, level: Literal["type", "name"] = "type"
-) -> pl.DataFrame:
+def transition_counts(states: Any, *, level: Literal["type", "name"] = "type") -> pl.DataFrame:
     """Count how often a task run went from one state to the next.
 
     Each run's states are de-duplicated and ordered by timestamp (as the
     metrics do); every pair of consecutive states is one transition.
 
     Args:
-        states: a states frame.
+        states: a states frame of any engine: the transitions are counted there.
         level: ``"type"`` counts transitions between state types, ``"name"``
             between state names.
 
@@ -47,9 +45,8 @@ def transition_counts(
         >>> transition_counts(states).select("from", "to", "count", "share").rows()
         [('PENDING', 'RUNNING', 2, 1.0), ('RUNNING', 'COMPLETED', 1, 1.0)]
     """
-    result = transitions(states.lazy(), level=level)
-    assert isinstance(result, pl.LazyFrame)
-    return result.collect()
+    source = states.lazy() if isinstance(states, pl.DataFrame) else states
+    return to_polars(transitions(source, level=level))
 
 
 def _axis_order(data: pl.DataFrame, column: str) -> list[str]:
@@ -60,7 +57,7 @@ def _axis_order(data: pl.DataFrame, column: str) -> list[str]:
 
 
 def transition_chart(
-    states: pl.DataFrame | pl.LazyFrame,
+    states: Any,
     *,
     level: Literal["type", "name"] = "type",
     title: str | None = None,
@@ -71,7 +68,7 @@ def transition_chart(
     count. Rows and columns follow Prefect's state lifecycle.
 
     Args:
-        states: a states frame (DataFrame or LazyFrame).
+        states: a states frame of any engine.
         level: ``"type"`` or ``"name"`` (Running vs Retrying, AwaitingRetry...).
         title: the chart title.
 
@@ -86,7 +83,20 @@ def transition_chart(
         >>> spec["layer"][0]["encoding"]["color"]["scale"]["type"]
         'log'
     """
-    data = transition_counts(states, level=level)
+    return draw_transitions(transition_counts(states, level=level), level=level, title=title)
+
+
+def draw_transitions(
+    data: pl.DataFrame, *, level: Literal["type", "name"] = "type", title: str | None = None
+) -> AnyChart:
+    """Draw :func:`transition_counts`' rows as :func:`transition_chart` does.
+
+    Examples:
+        >>> import trs_analytics as ta
+        >>> data = transition_counts(ta.generate_states(100, seed=6))
+        >>> [layer["mark"]["type"] for layer in draw_transitions(data).to_dict()["layer"]]
+        ['rect', 'text']
+    """
     top = int(data["count"].max() or 1)  # type: ignore[arg-type]
     x = alt.X(
         "to:N",

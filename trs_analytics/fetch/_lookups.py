@@ -167,7 +167,8 @@ def resolve_deployments(client: PrefectClient, deployments: Sequence[str]) -> li
 
 def task_run_from_event(event: dict[str, Any]) -> dict[str, Any]:
     """A task run record rebuilt from an event, for runs the server no longer has."""
-    snapshot = dict((event.get("payload") or {}).get("task_run") or {})
+    found = (event.get("payload") or {}).get("task_run")
+    snapshot = dict(found) if isinstance(found, dict) else {}
     snapshot["id"] = event["resource"]["prefect.resource.id"].removeprefix("prefect.task-run.")
     snapshot.setdefault("name", event["resource"].get("prefect.resource.name"))
     snapshot.setdefault("state_type", None)

@@ -12,6 +12,12 @@
   ``END_TIME_DESC`` walk; callers de-duplicate by id and stop when told.
 * :func:`iter_event_pages` follows ``next_page`` through ``/events/filter``.
 * :func:`read_by_ids` reads task runs / flow runs / flows 200 ids a call.
+
+Every loop here is bounded by what the server said, never by trust alone: a
+keyset page with a run before its cursor, or a full page that brings no run
+not seen before (a server that ignores the cursor or the offset), raises; a
+``next_page`` link seen before raises; and event pages stop with an error once
+they hold more events than the server's ``total`` allows (:func:`event_bound`).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ __all__ = [
     "FLOW_RUN_EVENTS",
     "PAGE_LIMIT",
     "TASK_RUN_EVENTS",
+    "event_bound",
     "event_histogram",
     "event_page",
     "iso",
@@ -69,6 +76,14 @@ def _parse(ts: str) -> datetime:
     return datetime.fromisoformat(ts.replace("Z", "+00:00"))
 
 
+def _runaway(url: str, what: str) -> ResponseFormatError:
+    msg = (
+        f"{url} {what}, so paging would never end; stopped. Hint: is a proxy or an "
+        "incompatible server in between? Please report it with the server's version."
+    )
+    return ResponseFormatError(msg, url=url)
+
+
 def _with_window(
     body: dict[str, Any], after: datetime | None, before: datetime | None, kind: str = "task_runs"
 ) -> dict[str, Any]:
@@ -98,6 +113,18 @@ def _check_page(page: Any, url: str) -> list[dict[str, Any]]:
                 f"({str(record)[:120]}). Hint: the server may be older than Prefect 2.10."
             )
             raise ResponseFormatError(msg, url=url)
+        for field in ("id", "expected_start_time"):
+            if not isinstance(record[field], str):
+                msg = (
+                    f"{url} returned a run whose {field!r} is a {type(record[field]).__name__}, "
+                    "expected a string."
+                )
+                raise ResponseFormatError(msg, url=url)
+        try:
+            _parse(record["expected_start_time"])
+        except ValueError as err:
+            msg = f"{url} returned a run whose 'expected_start_time' is not ISO-8601 ({err})."
+            raise ResponseFormatError(msg, url=url) from err
     return page
 
 
@@ -134,6 +161,8 @@ def iter_task_run_pages(
             ),
             url,
         )
+        if cursor is not None and any(_parse(r["expected_start_time"]) < cursor for r in page):
+            raise _runaway(url, f"answered runs expected before the cursor {iso(cursor)}")
         fresh = [r for r in page if r["id"] not in seen]
         if len(page) < page_size:
             if fresh:
@@ -177,6 +206,8 @@ def _drain_timestamp(
             yield fresh
         if len(page) < page_size:
             return
+        if not fresh:
+            raise _runaway(url, f"answered offset {offset} with runs read before")
         offset += page_size
 
 
@@ -197,7 +228,7 @@ def iter_offset_pages(
     front, so neither order skips a run that existed when paging began.
     """
     url = f"{client.api_url}/{kind}/filter"
-    offset = 0
+    offset, seen = 0, set[str]()
     while True:
         request = {**body, "sort": sort, "limit": page_size, "offset": offset}
         page = _check_page(client.post(f"/{kind}/filter", json_body=request), url)
@@ -205,6 +236,9 @@ def iter_offset_pages(
             yield page
         if len(page) < page_size:
             return
+        if seen.issuperset(r["id"] for r in page):
+            raise _runaway(url, f"answered offset {offset} with runs read before")
+        seen.update(r["id"] for r in page)
         offset += page_size
 
 
@@ -264,10 +298,26 @@ def event_histogram(
 
 
 def _check_event_page(page: Any, api_url: str) -> dict[str, Any]:
+    """A page of events: an object whose ``events`` is a list of objects (else an error)."""
+    url = f"{api_url}/events/filter"
     if not isinstance(page, dict) or not isinstance(page.get("events"), list):
-        url = f"{api_url}/events/filter"
         msg = f"{url} returned {str(page)[:120]!r}, expected an object with 'events'."
         raise ResponseFormatError(msg, url=url)
+    for event in page["events"]:
+        if not isinstance(event, dict):
+            msg = f"{url} returned an event that is {str(event)[:80]!r}, expected an object."
+            raise ResponseFormatError(msg, url=url)
+        for field, kind in (("payload", dict), ("resource", dict), ("related", list)):
+            value = event.get(field)
+            if value is not None and not isinstance(value, kind):
+                msg = (
+                    f"{url} returned an event whose {field!r} is {str(value)[:60]!r}, "
+                    f"expected {'an object' if kind is dict else 'a list of objects'}."
+                )
+                raise ResponseFormatError(msg, url=url)
+        if not all(isinstance(r, dict) for r in event.get("related") or []):
+            msg = f"{url} returned an event whose 'related' holds something other than objects."
+            raise ResponseFormatError(msg, url=url)
     return page
 
 
@@ -288,12 +338,45 @@ def iter_event_pages(
     credentials never go to another host and a proxy in between keeps working.
     """
     page = first or event_page(client, since=since, until=until, page_size=page_size, prefix=prefix)
+    url = f"{client.api_url}/events/filter"
+    total = page.get("total")
+    bound = event_bound(total, page_size)
+    tokens: set[str] = set()
+    events = pages = 0
     while True:
+        events, pages = events + len(page["events"]), pages + 1
+        if bound is not None and (events > bound or pages > bound + 2):
+            raise _runaway(
+                url,
+                f"sent {events} events in {pages} pages although its first page "
+                f"counted {total} (total)",
+            )
         yield page["events"]
         next_page = page.get("next_page")
         if not next_page:
             return
+        if not isinstance(next_page, str):
+            msg = f"{url} returned a next_page that is a {type(next_page).__name__}, not a URL."
+            raise ResponseFormatError(msg, url=url)
+        if next_page in tokens:
+            raise _runaway(url, "sent a next_page link it had sent before")
+        tokens.add(next_page)
         page = _check_event_page(client.get(_rebase(client, next_page)), client.api_url)
+
+
+def event_bound(total: Any, page_size: int = EVENT_PAGE_LIMIT) -> int | None:
+    """The most events a ``next_page`` chain may bring when its first page said ``total``.
+
+    Events that happen while the chain is read may join it, so the bound is
+    twice the total plus ten pages; ``None`` when the server sent no total.
+
+    Examples:
+        >>> event_bound(860), event_bound(None), event_bound("860")
+        (2220, None, None)
+    """
+    if not isinstance(total, int) or isinstance(total, bool) or total < 0:
+        return None
+    return 2 * total + 10 * page_size
 
 
 def _rebase(client: PrefectClient, next_page: str) -> str:
@@ -320,9 +403,14 @@ def read_by_ids(
     def read(chunk: list[str]) -> list[dict[str, Any]]:
         body = {kind: {"id": {"any_": chunk}}, "limit": page_size}
         page = client.post(f"/{kind}/filter", json_body=body)
+        url = f"{client.api_url}/{kind}/filter"
         if not isinstance(page, list):
-            msg = f"{client.api_url}/{kind}/filter returned {type(page).__name__}, expected a list."
-            raise ResponseFormatError(msg, url=f"{client.api_url}/{kind}/filter")
+            msg = f"{url} returned {type(page).__name__}, expected a list."
+            raise ResponseFormatError(msg, url=url)
+        for record in page:
+            if not isinstance(record, dict) or not isinstance(record.get("id"), str):
+                msg = f"{url} returned {str(record)[:80]!r}, expected an object with a string 'id'."
+                raise ResponseFormatError(msg, url=url)
         return page
 
     for page in client.map(read, chunks):

@@ -40,7 +40,7 @@ from trs_analytics.metrics._buckets import bucket_of, duration_micros
 from trs_analytics.metrics._common import RUN, as_list, explode_tags, group_keys, outcomes, timeline
 from trs_analytics.metrics._durations import end_to_end, lateness, queue_wait, retry_wait, run_time
 from trs_analytics.metrics._failures import wilson
-from trs_analytics.metrics._frames import finish, lazy, schema_of, with_micros
+from trs_analytics.metrics._frames import finish, lazy, reused, schema_of, with_micros
 from trs_analytics.schema import FAILURE_TYPES, require_columns, run_id_column
 
 if TYPE_CHECKING:
@@ -276,11 +276,13 @@ def _duration_points(states: Any, s: _Settings) -> nw.LazyFrame[Any]:
         measured = measured.join(runs, on=run, how="left")
     points: nw.LazyFrame[Any] = explode_tags(measured.select(*s.keys, "_start", "_d"), s.keys)
     bucket = bucket_of(nw.col("_start"), s.every)
-    return points.with_columns(
+    measured_points = points.with_columns(
         _gk=_group_key(s.keys),
         bucket=bucket,
         _x=nw.col("_d").clip(lower_bound=1).cast(nw.Float64()).log(),
     ).with_columns(_season=s.season(nw.col("bucket")))
+    # read by the bucket medians and by the training window
+    return reused(measured_points)
 
 
 def _duration_anomalies(states: Any, s: _Settings) -> nw.LazyFrame[Any]:
@@ -369,7 +371,9 @@ def _failure_anomalies(states: Any, s: _Settings) -> nw.LazyFrame[Any]:
     factor = 1 + s.min_change
     above = (nw.col("_up") > 0) & (nw.col("observed") >= nw.col("expected") * factor)
     below = (nw.col("_down") > 0) & (nw.col("observed") * factor <= nw.col("expected"))
-    stats = _flag(stats.with_columns(score=nw.max_horizontal(*gaps)), s, above, below)
+    # one side: the gap itself (Spark's greatest() needs two columns or more)
+    score = gaps[0] if len(gaps) == 1 else nw.max_horizontal(*gaps)
+    stats = _flag(stats.with_columns(score=score), s, above, below)
     return _explain(
         stats,
         s,

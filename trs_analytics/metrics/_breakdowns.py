@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final
 
 import narwhals as nw
+import polars as pl
 
 from trs_analytics.metrics._buckets import bucket_of
 from trs_analytics.metrics._common import (
@@ -25,7 +26,7 @@ from trs_analytics.metrics._common import (
     outcomes,
     timeline,
 )
-from trs_analytics.metrics._frames import finish, lazy, schema_of
+from trs_analytics.metrics._frames import collect_shared, finish, lazy, schema_of
 from trs_analytics.schema import require_columns, run_id_column
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ __all__ = [
     "error_messages",
     "failed_runs",
     "outcome_counts",
+    "run_breakdowns",
     "run_outcomes",
     "run_volume",
     "slowest_runs",
@@ -168,17 +170,20 @@ def outcome_counts(states: IntoFrameT, *, by: str = "task_name") -> IntoFrameT:
         ['flow_name', 'runs', 'completed', 'failed', 'crashed', 'cancelled', 'unfinished', 'failure_rate']
     """
     runs = _outcomes(states, caller="outcome_counts", needs=[by])
+    return finish(_counts(runs, by), states)
+
+
+def _counts(runs: nw.LazyFrame[Any], by: str) -> nw.LazyFrame[Any]:
     counts = {
         name: (nw.col("final_type") == state).cast(nw.Int64).sum()
         for name, state in OUTCOME_COLUMNS.items()
     }
     grouped = runs.group_by(by, drop_null_keys=False).agg(runs=nw.len(), **counts)
     finished = sum((nw.col(c) for c in OUTCOME_COLUMNS), nw.lit(0))
-    out = grouped.with_columns(
+    return grouped.with_columns(
         unfinished=nw.col("runs") - finished,
         failure_rate=nw.when(finished > 0).then((nw.col("failed") + nw.col("crashed")) / finished),
     ).sort(["runs", by], descending=[True, False], nulls_last=True)
-    return finish(out, states)
 
 
 def run_volume(states: IntoFrameT, *, every: str) -> IntoFrameT:
@@ -190,14 +195,16 @@ def run_volume(states: IntoFrameT, *, every: str) -> IntoFrameT:
         >>> volume.columns, int(volume["runs"].sum())
         (['bucket', 'final_type', 'runs'], 200)
     """
-    runs = _outcomes(states, caller="run_volume")
-    out = (
+    return _finish(_volume(_outcomes(states, caller="run_volume"), every), states, times=["bucket"])
+
+
+def _volume(runs: nw.LazyFrame[Any], every: str) -> nw.LazyFrame[Any]:
+    return (
         runs.with_columns(bucket=bucket_of(nw.col("start"), every))
         .group_by("bucket", "final_type", drop_null_keys=False)
         .agg(runs=nw.len())
         .sort("bucket", "final_type", nulls_last=True)
     )
-    return _finish(out, states, times=["bucket"])
 
 
 def _normalised(message: nw.Expr) -> nw.Expr:
@@ -284,10 +291,15 @@ def duration_trend(states: IntoFrameT, *, every: str, by: str = "task_name") -> 
         >>> trend.columns
         ['task_name', 'bucket', 'runs', 'p50', 'p95', 'max', 'median']
     """
-    runs = _outcomes(states, caller="duration_trend", needs=[by]).filter(nw.col("attempts") > 0)
+    runs = _outcomes(states, caller="duration_trend", needs=[by])
+    return _finish(_trend(runs, every, by), states, times=["bucket"])
+
+
+def _trend(runs: nw.LazyFrame[Any], every: str, by: str) -> nw.LazyFrame[Any]:
+    ran = runs.filter(nw.col("attempts") > 0)
     s = nw.col("run_seconds")
     per_bucket = (
-        runs.with_columns(bucket=bucket_of(nw.col("start"), every))
+        ran.with_columns(bucket=bucket_of(nw.col("start"), every))
         .group_by(by, "bucket", drop_null_keys=False)
         .agg(
             runs=nw.len(),
@@ -296,11 +308,10 @@ def duration_trend(states: IntoFrameT, *, every: str, by: str = "task_name") -> 
             max=s.max(),
         )
     )
-    medians = runs.group_by(by, drop_null_keys=False).agg(
+    medians = ran.group_by(by, drop_null_keys=False).agg(
         median=s.quantile(0.5, interpolation="linear")
     )
-    out = per_bucket.join(medians, on=by, how="left").sort(by, "bucket", nulls_last=True)
-    return _finish(out, states, times=["bucket"])
+    return per_bucket.join(medians, on=by, how="left").sort(by, "bucket", nulls_last=True)
 
 
 def slowest_runs(states: IntoFrameT, *, top: int = 10) -> IntoFrameT:
@@ -312,9 +323,11 @@ def slowest_runs(states: IntoFrameT, *, top: int = 10) -> IntoFrameT:
         >>> slow.height, slow["run_seconds"].is_sorted(descending=True)
         (3, True)
     """
-    runs = _outcomes(states, caller="slowest_runs")
-    out = runs.sort(["run_seconds", RUN], descending=[True, False]).head(top)
-    return _finish(out, states)
+    return _finish(_slowest(_outcomes(states, caller="slowest_runs"), top), states)
+
+
+def _slowest(runs: nw.LazyFrame[Any], top: int) -> nw.LazyFrame[Any]:
+    return runs.sort(["run_seconds", RUN], descending=[True, False]).head(top)
 
 
 def failed_runs(states: IntoFrameT, *, top: int = 20) -> IntoFrameT:
@@ -326,10 +339,57 @@ def failed_runs(states: IntoFrameT, *, top: int = 20) -> IntoFrameT:
         >>> set(failed["final_type"]) <= {"FAILED", "CRASHED", "CANCELLED"}
         True
     """
-    runs = _outcomes(states, caller="failed_runs")
-    out = (
+    return _finish(_failed(_outcomes(states, caller="failed_runs"), top), states)
+
+
+def _failed(runs: nw.LazyFrame[Any], top: int) -> nw.LazyFrame[Any]:
+    return (
         runs.filter(nw.col("final_type").is_in(["FAILED", "CRASHED", "CANCELLED"]))
         .sort(["end", RUN], descending=[True, False])
         .head(top)
     )
-    return _finish(out, states)
+
+
+def run_breakdowns(
+    states: Any,
+    *,
+    every: str,
+    by: Sequence[str] = ("task_name",),
+    trend_by: str = "task_name",
+    failed_top: int = 20,
+    slowest_top: int = 10,
+) -> dict[str, pl.DataFrame]:
+    """Every breakdown of this module from one per-run pass, as small Polars frames.
+
+    The per-run outcomes (:func:`run_outcomes`) are computed once, on the
+    states' engine (:func:`~._frames.collect_shared`: cached in the one
+    Polars query, a temporary table on DuckDB, persisted on Spark), and read
+    by :func:`run_volume`, :func:`outcome_counts` per ``by`` column,
+    :func:`duration_trend`, :func:`failed_runs` and :func:`slowest_runs`,
+    which each give the same rows as on their own.
+
+    Returns:
+        ``volume``, ``outcomes:<by>`` for each ``by`` column present in the
+        states, ``trend``, ``failed``, ``slowest``.
+
+    Examples:
+        >>> import trs_analytics as ta
+        >>> parts = run_breakdowns(ta.generate_states(200, seed=1), every="1d", by=["flow_name"])
+        >>> sorted(parts), int(parts["volume"]["runs"].sum())
+        (['failed', 'outcomes:flow_name', 'slowest', 'trend', 'volume'], 200)
+    """
+    names = schema_of(states).names()
+    groups = [b for b in by if b in names]
+    runs = _outcomes(states, caller="run_breakdowns", needs=[*groups, trend_by])
+    template = states.lazy() if isinstance(states, pl.DataFrame) else states
+
+    def queries(shared: nw.LazyFrame[Any]) -> dict[str, Any]:
+        return {
+            "volume": _finish(_volume(shared, every), template, times=["bucket"]),
+            **{f"outcomes:{b}": finish(_counts(shared, b), template) for b in groups},
+            "trend": _finish(_trend(shared, every, trend_by), template, times=["bucket"]),
+            "failed": _finish(_failed(shared, failed_top), template),
+            "slowest": _finish(_slowest(shared, slowest_top), template),
+        }
+
+    return collect_shared(runs, queries)

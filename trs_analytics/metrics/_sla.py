@@ -94,11 +94,18 @@ def _bad(source: str, where: str, text: str) -> ConfigurationError:
 
 
 def _duration(value: object, source: str, where: str, key: str) -> timedelta:
-    span = parse_duration(value) if isinstance(value, str) else None
+    try:
+        span = parse_duration(value) if isinstance(value, str) else None
+    except ConfigurationError as err:  # longer than a century
+        raise _bad(source, where, f"{key} = {value!r}: {err}") from err
     if span is None or span <= timedelta(0):
         hint = "Hint: write a positive duration as a string, such as '90s', '10m', '1h30m' or '7d'."
         raise _bad(source, where, f"{key} = {value!r} is not a duration. {hint}")
     return span
+
+
+#: The longest name or glob a rule may select by (Prefect names are short).
+_MAX_GLOB = 1_000
 
 
 def _rule(index: int, raw: object, source: str) -> SlaRule:
@@ -117,6 +124,12 @@ def _rule(index: int, raw: object, source: str) -> SlaRule:
         msg = (
             'selects nothing. Hint: add task = "name-or-glob", flow = ... or deployment = ... '
             '("*" selects every run).'
+        )
+        raise _bad(source, where, msg)
+    if too_long := [k for k, v in picked.items() if len(v) > _MAX_GLOB]:
+        msg = (
+            f"{too_long[0]} is a glob of {len(picked[too_long[0]]):,} characters. Hint: a name "
+            f"or glob is at most {_MAX_GLOB} characters; select with '*' instead."
         )
         raise _bad(source, where, msg)
     values: dict[str, Any] = dict(picked)
@@ -168,6 +181,9 @@ def parse_rules(text: str, *, source: str = "<rules>") -> list[SlaRule]:
         ...
         trs_analytics.exceptions.ConfigurationError: sla.toml: rule 1: max_run_time = 'ten' is not a duration. Hint: write a positive duration as a string, such as '90s', '10m', '1h30m' or '7d'.
     """
+    if not isinstance(text, str):
+        msg = f"parse_rules takes TOML text (a str), got {type(text).__name__}."
+        raise ConfigurationError(msg)
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
@@ -453,6 +469,12 @@ def sla_report(
     """
     if not rules:
         msg = "sla_report() got no rules. Hint: pass parse_rules(text) or load_rules(path)."
+        raise ConfigurationError(msg)
+    if isinstance(rules, str) or not all(isinstance(r, SlaRule) for r in rules):
+        msg = (
+            f"sla_report() takes a list of SlaRule, got {type(rules).__name__} {rules!r:.40}. "
+            "Hint: pass parse_rules(text) or load_rules(path)."
+        )
         raise ConfigurationError(msg)
     duration_micros(every)
     now_us = micros_at(now)

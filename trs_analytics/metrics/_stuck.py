@@ -67,6 +67,12 @@ def micros_at(now: datetime | None, *, argument: str = "now") -> int:
         2000000
     """
     when = now if now is not None else datetime.now(UTC)
+    if not isinstance(when, datetime):
+        msg = (
+            f"{argument} must be an aware datetime, got {type(when).__name__} {when!r:.40}. "
+            "Hint: pass datetime(2026, 1, 1, tzinfo=datetime.UTC), or leave it out for now."
+        )
+        raise ConfigurationError(msg)
     if when.tzinfo is None or when.utcoffset() is None:
         msg = (
             f"{argument}={when.isoformat()} is naive (no time zone). Hint: pass an aware "

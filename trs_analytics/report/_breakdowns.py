@@ -1,41 +1,41 @@
 """The report's breakdown tables: outcomes per flow, deployment, work pool and task; error
 messages; the failed and slowest runs, linked to the Prefect UI. Aggregated by
-:mod:`trs_analytics.metrics._breakdowns` in the engine, formatted here."""
+:mod:`trs_analytics.metrics._breakdowns` on the engine (one per-run pass,
+``run_breakdowns``), formatted here."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import polars as pl
 
 from trs_analytics._format import duration_expr, missing_label
-from trs_analytics.metrics import (
-    error_messages,
-    failed_runs,
-    outcome_counts,
-    slowest_runs,
-)
+from trs_analytics.metrics import error_messages, to_polars
+from trs_analytics.metrics._frames import schema_of
 from trs_analytics.report._links import task_run_url
 
 __all__ = ["error_table", "outcome_table", "run_table"]
 
 
-def outcome_table(states: pl.DataFrame, *, by: str) -> pl.DataFrame:
-    """Runs per ``by`` value by how they ended; empty when no run has a ``by`` value.
+def outcome_table(counts: pl.DataFrame | None, *, by: str) -> pl.DataFrame:
+    """Runs per ``by`` value by how they ended (``outcome_counts``' rows, or ``None`` when the
+    states have no ``by`` column); empty when no run has a ``by`` value.
 
     Examples:
         >>> import trs_analytics as ta
-        >>> outcome_table(ta.generate_states(100, seed=1), by="flow_name").columns[:3]
+        >>> counts = ta.outcome_counts(ta.generate_states(100, seed=1), by="flow_name")
+        >>> outcome_table(counts, by="flow_name").columns[:3]
         ['flow_name', 'runs', 'completed']
     """
-    if by not in states.columns or states[by].null_count() == states.height:
+    if counts is None or counts[by].null_count() == counts.height:
         return pl.DataFrame()
-    counts: pl.DataFrame = outcome_counts(states, by=by)
     return counts.with_columns(
         pl.col(by).cast(pl.String).fill_null(missing_label(by)),
         pl.format("{}%", (pl.col("failure_rate") * 100).round(1)).alias("failure_rate"),
     ).rename({"failure_rate": "failed + crashed"})
 
 
-def error_table(states: pl.DataFrame, *, top: int = 3) -> pl.DataFrame:
+def error_table(states: Any, *, top: int = 3) -> pl.DataFrame:
     """The most frequent error messages per task (numbers and quoted values folded).
 
     Examples:
@@ -43,9 +43,9 @@ def error_table(states: pl.DataFrame, *, top: int = 3) -> pl.DataFrame:
         >>> error_table(ta.generate_states(100, seed=1)).columns
         ['task_name', 'error', 'failures', 'runs', 'last seen (UTC)']
     """
-    if "message" not in states.columns:
+    if "message" not in schema_of(states).names():
         return pl.DataFrame()
-    errors: pl.DataFrame = error_messages(states, top=top)
+    errors = to_polars(error_messages(states, top=top))
     return errors.select(
         "task_name",
         pl.col("error").str.slice(0, 160),
@@ -55,16 +55,17 @@ def error_table(states: pl.DataFrame, *, top: int = 3) -> pl.DataFrame:
     )
 
 
-def run_table(states: pl.DataFrame, *, kind: str, ui: str | None, top: int) -> pl.DataFrame:
-    """The failed (``kind="failed"``) or slowest runs, ids linked to the Prefect UI when known.
+def run_table(runs: pl.DataFrame, *, ui: str | None) -> pl.DataFrame:
+    """The failed or slowest runs (``failed_runs``/``slowest_runs``' rows), ids linked to the
+    Prefect UI when known.
 
     Examples:
         >>> import trs_analytics as ta
-        >>> table = run_table(ta.generate_states(100, seed=1), kind="slowest", ui="http://x", top=2)
+        >>> slowest = ta.slowest_runs(ta.generate_states(100, seed=1), top=2)
+        >>> table = run_table(slowest, ui="http://x")
         >>> table.columns, table["url"][0].startswith("http://x/runs/task-run/")
         (['task run', 'task', 'flow', 'ended', 'run time', 'started (UTC)', 'message', 'url'], True)
     """
-    runs: pl.DataFrame = (failed_runs if kind == "failed" else slowest_runs)(states, top=top)
     name = pl.col("task_run_name") if "task_run_name" in runs.columns else pl.col("task_run_id")
     flow = pl.col("flow_name") if "flow_name" in runs.columns else pl.lit(None, pl.String)
     url = (

@@ -9,13 +9,14 @@ for months).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from trs_analytics._format import duration_expr
 from trs_analytics.charts import anomaly_chart
-from trs_analytics.metrics import detect_anomalies, sla_report, stuck_runs
+from trs_analytics.metrics import detect_anomalies, sla_report, stuck_runs, to_polars
 from trs_analytics.report._links import task_run_url
 from trs_analytics.report._sections import ChartSection, Section, TableSection
 
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
     from trs_analytics.metrics import SlaRule
 
-__all__ = ["flagged_sections"]
+__all__ = ["Flagged", "flagged_sections", "flagged_tables"]
 
 HEADING = "Anomalies and SLAs"
 NOTHING = "Nothing flagged: no anomalous day, no stuck run"
@@ -37,13 +38,15 @@ def _urls(ids: pl.Series, ui: str | None) -> pl.Series:
     )
 
 
-def _anomalies(states: pl.DataFrame) -> dict[str, pl.DataFrame]:
-    """detect_anomalies' full result per metric (the chart draws the band around the series)."""
-    return {m: detect_anomalies(states, metric=m) for m in ("run_time", "failure_rate")}
+def _anomalies(states: Any) -> dict[str, pl.DataFrame]:
+    """detect_anomalies' full result per metric (the chart draws the band around the series):
+    one row per task and day, computed on the states' engine."""
+    return {m: to_polars(detect_anomalies(states, metric=m)) for m in ("run_time", "failure_rate")}
 
 
 def _anomaly_table(results: dict[str, pl.DataFrame]) -> pl.DataFrame:
-    found = pl.concat([r.filter(pl.col("anomalous")) for r in results.values()])
+    shown = ("task_name", "metric", "bucket", "reason")
+    found = pl.concat([r.filter(pl.col("anomalous")).select(shown) for r in results.values()])
     return found.sort("bucket", "task_name").select(
         pl.col("task_name").alias("task"),
         pl.col("metric"),
@@ -52,8 +55,8 @@ def _anomaly_table(results: dict[str, pl.DataFrame]) -> pl.DataFrame:
     )
 
 
-def _stuck(states: pl.DataFrame, now: datetime, ui: str | None) -> pl.DataFrame:
-    found = stuck_runs(states, now=now)
+def _stuck(states: Any, now: datetime, ui: str | None) -> pl.DataFrame:
+    found = to_polars(stuck_runs(states, now=now))
     return found.select(
         pl.col("task_run_id").alias("task run"),
         pl.col("task_name").alias("task"),
@@ -65,10 +68,8 @@ def _stuck(states: pl.DataFrame, now: datetime, ui: str | None) -> pl.DataFrame:
     ).with_columns(_urls(found["task_run_id"], ui))
 
 
-def _breaches(
-    states: pl.DataFrame, rules: Sequence[SlaRule], now: datetime, ui: str | None
-) -> pl.DataFrame:
-    found = sla_report(states, rules, now=now).breaches
+def _breaches(states: Any, rules: Sequence[SlaRule], now: datetime, ui: str | None) -> pl.DataFrame:
+    found = to_polars(sla_report(states, rules, now=now).breaches)
     rate = pl.col("check") == "min_success_rate"
     return found.select(
         pl.col("rule"),
@@ -86,22 +87,55 @@ def _breaches(
     ).with_columns(_urls(found["task_run_id"], ui))
 
 
-def flagged_sections(
-    states: pl.DataFrame, *, now: datetime, rules: Sequence[SlaRule], ui: str | None
-) -> list[Section]:
+@dataclass(frozen=True)
+class Flagged:
+    """What the "Anomalies and SLAs" part shows: small Polars frames.
+
+    ``results``: :func:`~trs_analytics.metrics.detect_anomalies`' rows per
+    metric; ``anomalies``, ``stuck``, ``breaches``: the tables (``breaches``
+    is ``None`` without rules).
+    """
+
+    results: dict[str, pl.DataFrame]
+    anomalies: pl.DataFrame
+    stuck: pl.DataFrame
+    breaches: pl.DataFrame | None
+
+
+def flagged_tables(
+    states: Any, *, now: datetime, rules: Sequence[SlaRule], ui: str | None
+) -> Flagged:
+    """Compute the anomalies, stuck runs and SLA breaches on the states' engine (any).
+
+    Examples:
+        >>> import trs_analytics as ta
+        >>> states = ta.generate_states(200, seed=1)
+        >>> flagged = flagged_tables(states, now=states["timestamp"].max(), rules=[], ui=None)
+        >>> sorted(flagged.results), flagged.breaches is None
+        (['failure_rate', 'run_time'], True)
+    """
+    results = _anomalies(states)
+    return Flagged(
+        results=results,
+        anomalies=_anomaly_table(results),
+        stuck=_stuck(states, now, ui),
+        breaches=_breaches(states, rules, now, ui) if rules else None,
+    )
+
+
+def flagged_sections(flagged: Flagged) -> list[Section]:
     """The "Anomalies and SLAs" tables, or one line when nothing is flagged.
 
     Examples:
         >>> import trs_analytics as ta
         >>> states = ta.generate_states(200, seed=1)
-        >>> [s.heading for s in flagged_sections(states, now=states["timestamp"].max(),
-        ...                                      rules=[], ui=None)]
+        >>> flagged = flagged_tables(states, now=states["timestamp"].max(), rules=[], ui=None)
+        >>> [s.heading for s in flagged_sections(flagged)]
         ['Anomalies and SLAs', 'Stuck runs']
     """
-    results = _anomalies(states)
-    anomalies = _anomaly_table(results)
-    stuck = _stuck(states, now, ui)
-    breaches = _breaches(states, rules, now, ui) if rules else pl.DataFrame()
+    results, anomalies, stuck = flagged.results, flagged.anomalies, flagged.stuck
+    rules = flagged.breaches is not None
+    breaches = flagged.breaches if flagged.breaches is not None else pl.DataFrame()
     if anomalies.is_empty() and stuck.is_empty() and breaches.is_empty():
         line = NOTHING + (", no SLA breach." if rules else " (no SLA rules given).")
         return [TableSection(HEADING, pl.DataFrame(), empty=line)]

@@ -4,14 +4,14 @@ deployment, and the deployments currently failing with their time to resolution.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from trs_analytics._format import duration_expr, missing_label
 from trs_analytics.charts import failure_rate_chart, flow_duration_chart, landing_time_chart
 from trs_analytics.charts._common import seconds
-from trs_analytics.metrics import currently_failing, summarize, time_to_resolution
+from trs_analytics.metrics import currently_failing, summarize, time_to_resolution, to_polars
 from trs_analytics.report._sections import ChartSection, TableSection
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ __all__ = ["failing_table", "flow_run_sections"]
 _BY = "deployment_name"
 
 
-def failing_table(flow_run_states: pl.DataFrame) -> pl.DataFrame:
+def failing_table(flow_run_states: Any) -> pl.DataFrame:
     """Deployments whose latest finished run failed, with their usual time to resolution.
 
     Examples:
@@ -31,8 +31,9 @@ def failing_table(flow_run_states: pl.DataFrame) -> pl.DataFrame:
         >>> failing_table(ta.generate_flow_run_states(400, seed=7)).columns
         ['deployment', 'failing since (UTC)', 'failures in a row', 'last success (UTC)', 'usually resolved in', 'resolved failures']
     """
-    failing = currently_failing(flow_run_states, by=_BY)
-    ttr = summarize(time_to_resolution(flow_run_states, by=_BY), value="time_to_resolution", by=_BY)
+    failing = to_polars(currently_failing(flow_run_states, by=_BY))
+    resolved = time_to_resolution(flow_run_states, by=_BY)
+    ttr = to_polars(summarize(resolved, value="time_to_resolution", by=_BY))
     stamp = "%Y-%m-%d %H:%M:%S"
     joined = failing.join(ttr.select(_BY, "count", "p50"), on=_BY, how="left", nulls_equal=True)
     return joined.select(
@@ -45,7 +46,7 @@ def failing_table(flow_run_states: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def flow_run_sections(flow_run_states: pl.DataFrame, *, every: str) -> list[Section]:
+def flow_run_sections(flow_run_states: Any, *, every: str) -> list[Section]:
     """The "Flow runs" part of the report, top to bottom.
 
     Examples:

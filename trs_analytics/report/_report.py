@@ -1,64 +1,76 @@
-"""write_report: a states dataset in, one self-contained HTML file out."""
+"""write_report: a states dataset in, one self-contained HTML file out.
+
+Each section's figures are aggregated on the engine the states live on (a
+Polars DataFrame or LazyFrame, a DuckDB relation, a Spark DataFrame), and
+only the small results come to Polars to be drawn: one row per task, per
+bucket or per listed run, and bounded top-N lists (:func:`report_data`). The
+states themselves are never collected; the timeline section filters the one
+flow run it draws on the engine and brings those few rows.
+"""
 
 from __future__ import annotations
 
+import logging
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-import narwhals as nw
 import polars as pl
 
-from trs_analytics._atomic import atomic_write
+from trs_analytics._atomic import atomic_write, check_writable
 from trs_analytics._format import auto_every, span_text
 from trs_analytics._format import auto_period as _auto_period
 from trs_analytics.charts import (
     CONFIG,
-    duration_chart,
+    draw_durations,
+    draw_failure_rates,
+    draw_retries,
+    draw_transitions,
+    draw_waits,
+    duration_stats,
     duration_trend_chart,
-    failure_rate_chart,
     failure_rate_series,
-    retry_chart,
+    one_flow_run,
+    pick_flow_run,
+    retry_outcomes,
     timeline_chart,
-    transition_chart,
+    transition_counts,
     volume_chart,
-    wait_chart,
+    wait_series,
+    waits_agree,
 )
-from trs_analytics.charts._common import time_span
+from trs_analytics.charts._common import time_bounds, time_span
 from trs_analytics.exceptions import ConfigurationError
-from trs_analytics.metrics import RUN_COLUMNS, duration_trend, run_volume, to_polars
+from trs_analytics.metrics import RUN_COLUMNS
+from trs_analytics.metrics._breakdowns import run_breakdowns
+from trs_analytics.metrics._frames import lazy
 from trs_analytics.report._breakdowns import error_table, outcome_table, run_table
-from trs_analytics.report._flagged import flagged_sections
+from trs_analytics.report._flagged import flagged_sections, flagged_tables
 from trs_analytics.report._flows import flow_run_sections
 from trs_analytics.report._html import page
 from trs_analytics.report._links import ui_url as _ui_from_api
 from trs_analytics.report._sections import Cards, ChartSection, Section, TableSection, render
 from trs_analytics.report._tables import (
     headlines,
+    overview,
     regression_table,
     worst_by_failure_rate,
     worst_by_p95,
 )
-from trs_analytics.schema import REQUIRED_METRIC_COLUMNS, StateType, require_columns
+from trs_analytics.schema import REQUIRED_METRIC_COLUMNS, require_columns
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from trs_analytics.metrics import SlaRule
 
-__all__ = ["write_report"]
+__all__ = ["SECTIONS", "auto_period", "report_data", "write_report"]
+
+logger = logging.getLogger(__name__)
 
 
-def _failure_section(states: pl.DataFrame) -> ChartSection:
-    """Failure rates per task, or over all runs when no task failed (no empty panels)."""
-    if failure_rate_series(states, by="task_name", top=1).is_empty():
-        caption = "No task run failed: the rate over all runs."
-        return ChartSection("Failure rates over time", failure_rate_chart(states, by=None), caption)
-    chart = failure_rate_chart(states, by="task_name", top=6)
-    return ChartSection("Failure rates over time", chart, "The tasks with the most failed runs.")
-
-
-def auto_period(states: pl.DataFrame) -> str:
+def auto_period(states: Any) -> str:
     """The longest round width (``trs_analytics._format.ROUND_WIDTHS``) the data spans twice.
 
     Examples:
@@ -67,102 +79,6 @@ def auto_period(states: pl.DataFrame) -> str:
         '1d'
     """
     return _auto_period(time_span(states))
-
-
-def _sections(
-    states: pl.DataFrame,
-    period: str,
-    now: datetime | None,
-    ui: str | None,
-    flow_runs: pl.DataFrame | None = None,
-    rules: Sequence[SlaRule] = (),
-) -> list[Section]:
-    """The report, top to bottom."""
-    # first, so that a bad period or now fails before the charts are drawn
-    regressed, regression_caption, no_regression = regression_table(states, period=period, now=now)
-    every = auto_every(time_span(states), buckets=40)
-    link_note = "" if ui else " Pass ui_url= (or api_url=) to link the runs to the Prefect UI."
-    sections: list[Section] = [
-        Cards("Headline numbers", headlines(states)),
-        ChartSection("Run volume", volume_chart(run_volume(states, every=every))),
-        ChartSection(
-            "Run time per task",
-            duration_chart(states, metric="run_time", top=20),
-            "Time spent running, over all attempts, per task run.",
-        ),
-        _failure_section(states),
-        TableSection(
-            "Top error messages per task",
-            error_table(states),
-            empty="No failed or crashed state has a message.",
-            caption="Messages of Failed and Crashed states; quoted values and numbers folded "
-            "('…', N) so one error is one row.",
-        ),
-        TableSection(
-            "Failed runs",
-            run_table(states, kind="failed", ui=ui, top=15),
-            empty="No task run ended Failed, Crashed or Cancelled.",
-            caption="The latest runs that ended Failed, Crashed or Cancelled." + link_note,
-            links={"task run": "url"},
-        ),
-        TableSection(
-            "Slowest runs",
-            run_table(states, kind="slowest", ui=ui, top=10),
-            empty="No task run ran.",
-            caption="By run time (all attempts)." + link_note,
-            links={"task run": "url"},
-        ),
-    ]
-    last = states["timestamp"].max()
-    at = now or (last if isinstance(last, datetime) else datetime.now(UTC))
-    sections += flagged_sections(states, now=at, rules=rules, ui=ui)
-    for by, noun in _BREAKDOWNS:
-        sections.append(
-            TableSection(
-                f"Runs per {noun}",
-                outcome_table(states, by=by),
-                empty=f"No task run here has a {noun}.",
-                caption="By final state; crashed and cancelled apart from failed.",
-            )
-        )
-    sections += [
-        TableSection(
-            "Worst tasks by p95 run time",
-            worst_by_p95(states),
-            empty="No task has a measured run time.",
-        ),
-        TableSection(
-            "Worst tasks by failure rate",
-            worst_by_failure_rate(states),
-            empty="No task run failed.",
-            caption="Ranked by the lower end of the 95% interval.",
-        ),
-        TableSection(
-            f"Regressions against the previous {period}",
-            regressed,
-            empty=no_regression,
-            caption=regression_caption,
-        ),
-        ChartSection(
-            "Run time over time",
-            duration_trend_chart(duration_trend(states, every=every)),
-            "Each task's p50 per bucket against its median.",
-        ),
-        ChartSection(
-            "Retries",
-            retry_chart(states, top=15),
-            "Retried runs per task, coloured by how they ended.",
-        ),
-        ChartSection("Queue wait and lateness", wait_chart(states)),
-        ChartSection("State transitions", transition_chart(states, level="name")),
-        ChartSection(
-            "A flow run up close", timeline_chart(states), "The flow run with the most retries."
-        ),
-    ]
-    if flow_runs is not None and not flow_runs.is_empty():
-        every_flow = auto_every(time_span(flow_runs), buckets=40)
-        sections += flow_run_sections(flow_runs, every=every_flow)
-    return sections
 
 
 #: The per-run columns the report breaks runs down by, and what a value is called.
@@ -177,28 +93,253 @@ _BREAKDOWNS = (
 #: The columns the report reads (the state's own and the run's); the rest is not loaded.
 _REPORT_COLUMNS = ("id", *REQUIRED_METRIC_COLUMNS, "message", *RUN_COLUMNS)
 
+#: The sections computed, in order (what the progress shows and ``-v`` logs).
+SECTIONS = (
+    "overview",
+    "regressions",
+    "queue wait against lateness",
+    "headline numbers",
+    "runs: volume, outcomes, trend, failed and slowest",
+    "run time per task",
+    "failure rates over time",
+    "error messages",
+    "anomalies and SLAs",
+    "worst tasks by p95",
+    "worst tasks by failure rate",
+    "retries",
+    "queue wait and lateness",
+    "state transitions",
+    "a flow run up close",
+    "flow runs",
+)
 
-def _report_frame(states: Any) -> pl.DataFrame:
-    """The report's columns of ``states`` (any engine) as a Polars DataFrame."""
+
+def _report_columns(states: Any) -> Any:
+    """The report's columns of ``states``, still on its engine (nothing is computed)."""
     if isinstance(states, pl.DataFrame | pl.LazyFrame):
-        return states.lazy().collect()
-    frame = nw.from_native(states)
-    present = [c for c in _REPORT_COLUMNS if c in frame.columns]
-    out = to_polars(frame.select(present).to_native())
-    if "type" in out.columns:
-        out = out.with_columns(pl.col("type").cast(StateType))
-    return out
+        return states.select([c for c in _REPORT_COLUMNS if c in states.collect_schema()])
+    frame = lazy(states, caller="write_report")
+    present = [c for c in _REPORT_COLUMNS if c in frame.collect_schema().names()]
+    return frame.select(present).to_native()
 
 
-def _flow_run_frame(flow_run_states: Any) -> pl.DataFrame:
-    """The flow-run states (any engine) as a Polars DataFrame, once their columns are checked."""
+class _Steps:
+    """Runs the sections one by one: tells ``on_section`` and logs each one's time."""
+
+    def __init__(self, on_section: Callable[[int, int, str], None] | None) -> None:
+        self.on_section, self.done = on_section, 0
+
+    def __call__(self, name: str, compute: Callable[[], Any]) -> Any:
+        self.done += 1
+        if self.on_section is not None:
+            self.on_section(self.done, len(SECTIONS), name)
+        started = time.monotonic()
+        out = compute()
+        logger.info("report: %s in %.1f s", name, time.monotonic() - started)
+        return out
+
+
+def report_data(
+    states: Any,
+    *,
+    period: str = "auto",
+    now: datetime | None = None,
+    ui: str | None = None,
+    rules: Sequence[SlaRule] = (),
+    flow_run_states: Any | None = None,
+    on_section: Callable[[int, int, str], None] | None = None,
+) -> dict[str, Any]:
+    """Compute what every section of the report shows, on the states' engine.
+
+    Each value is small: a Polars frame of one row per task, bucket or listed
+    run, a headline list, or a few numbers. ``on_section`` is told of each
+    section before it is computed, and each section's time is logged (INFO).
+
+    Raises:
+        ConfigurationError: ``states`` has no task-run state, or a bad
+            ``period``/``now``.
+
+    Examples:
+        >>> import trs_analytics as ta
+        >>> data = report_data(ta.generate_states(300, seed=1))
+        >>> data["period"], data["volume"]["runs"].sum()
+        ('1d', 300)
+    """
+    step = _Steps(on_section)
+    frame = _report_columns(states)
+    seen = step("overview", lambda: overview(frame))
+    if not seen["states"]:
+        msg = "write_report() got no task-run states. Hint: check the dataset path and its filters."
+        raise ConfigurationError(msg)
+    span = seen["last"] - seen["first"]
+    if period == "auto":
+        period = _auto_period(span)
+    every = auto_every(span, buckets=40)
+    at = now or seen["last"]
+    data: dict[str, Any] = {"overview": seen, "period": period, "every": every}
+    # first, so that a bad period or now fails before anything else is computed
+    data["regressions"] = step(
+        "regressions", lambda: regression_table(frame, period=period, now=now)
+    )
+    agree = data["waits_agree"] = step("queue wait against lateness", lambda: waits_agree(frame))
+    data["headlines"] = step("headline numbers", lambda: headlines(frame, agree=agree, seen=seen))
+    runs = step(
+        "runs: volume, outcomes, trend, failed and slowest",
+        lambda: run_breakdowns(
+            frame, every=every, by=[b for b, _ in _BREAKDOWNS], failed_top=15, slowest_top=10
+        ),
+    )
+    data["volume"], data["trend"] = runs["volume"], runs["trend"]
+    data["failed_runs"] = run_table(runs["failed"], ui=ui)
+    data["slowest_runs"] = run_table(runs["slowest"], ui=ui)
+    for by, _ in _BREAKDOWNS:
+        data[f"outcomes:{by}"] = outcome_table(runs.get(f"outcomes:{by}"), by=by)
+    data["run_time"] = step("run time per task", lambda: duration_stats(frame))
+    data["failure_rates"] = step("failure rates over time", lambda: _failure_rates(frame, every))
+    data["errors"] = step("error messages", lambda: error_table(frame))
+    data["flagged"] = step(
+        "anomalies and SLAs", lambda: flagged_tables(frame, now=at, rules=rules, ui=ui)
+    )
+    data["worst_p95"] = step("worst tasks by p95", lambda: worst_by_p95(frame))
+    data["worst_failure_rate"] = step(
+        "worst tasks by failure rate", lambda: worst_by_failure_rate(frame)
+    )
+    data["retries"] = step("retries", lambda: retry_outcomes(frame))
+    waits = ("Queue wait",) if agree else ("Lateness", "Queue wait")
+    data["waits"] = step("queue wait and lateness", lambda: wait_series(frame, waits=waits))
+    data["transitions"] = step("state transitions", lambda: transition_counts(frame, level="name"))
+    data["flow_run"] = step("a flow run up close", lambda: _one_flow_run(frame))
+    data["flow_runs"] = step("flow runs", lambda: _flow_run_parts(flow_run_states))
+    return data
+
+
+def _failure_rates(states: Any, every: str) -> tuple[str | None, pl.DataFrame]:
+    """Failure rates per task, or over all runs when no task failed (no empty panels)."""
+    per_task = failure_rate_series(states, by="task_name", every=every, top=6)
+    if per_task.is_empty():
+        return None, failure_rate_series(states, by=None, every=every)
+    return "task_name", per_task
+
+
+def _one_flow_run(states: Any) -> tuple[str, pl.DataFrame]:
+    """The flow run with the most retries, and its states (filtered on the engine)."""
+    run_id = pick_flow_run(states)
+    return run_id, one_flow_run(states, run_id)
+
+
+def _flow_run_parts(flow_run_states: Any | None) -> list[Section]:
+    """The "Flow runs" sections, drawn from the flow-run states when there are any."""
+    if flow_run_states is None:
+        return []
+    bounds = time_bounds(flow_run_states)
+    if bounds is None:
+        return []
+    return flow_run_sections(flow_run_states, every=auto_every(bounds[1] - bounds[0], buckets=40))
+
+
+def _sections(data: dict[str, Any], ui: str | None) -> list[Section]:
+    """The report, top to bottom, drawn from :func:`report_data`'s small frames."""
+    regressed, regression_caption, no_regression = data["regressions"]
+    link_note = "" if ui else " Pass ui_url= (or api_url=) to link the runs to the Prefect UI."
+    by, rates = data["failure_rates"]
+    failure_caption = (
+        "The tasks with the most failed runs."
+        if by
+        else "No task run failed: the rate over all runs."
+    )
+    sections: list[Section] = [
+        Cards("Headline numbers", data["headlines"]),
+        ChartSection("Run volume", volume_chart(data["volume"])),
+        ChartSection(
+            "Run time per task",
+            draw_durations(data["run_time"], top=20, label="Run time"),
+            "Time spent running, over all attempts, per task run.",
+        ),
+        ChartSection("Failure rates over time", draw_failure_rates(rates, by=by), failure_caption),
+        TableSection(
+            "Top error messages per task",
+            data["errors"],
+            empty="No failed or crashed state has a message.",
+            caption="Messages of Failed and Crashed states; quoted values and numbers folded "
+            "('…', N) so one error is one row.",
+        ),
+        TableSection(
+            "Failed runs",
+            data["failed_runs"],
+            empty="No task run ended Failed, Crashed or Cancelled.",
+            caption="The latest runs that ended Failed, Crashed or Cancelled." + link_note,
+            links={"task run": "url"},
+        ),
+        TableSection(
+            "Slowest runs",
+            data["slowest_runs"],
+            empty="No task run ran.",
+            caption="By run time (all attempts)." + link_note,
+            links={"task run": "url"},
+        ),
+        *flagged_sections(data["flagged"]),
+    ]
+    for by_column, noun in _BREAKDOWNS:
+        sections.append(
+            TableSection(
+                f"Runs per {noun}",
+                data[f"outcomes:{by_column}"],
+                empty=f"No task run here has a {noun}.",
+                caption="By final state; crashed and cancelled apart from failed.",
+            )
+        )
+    period = data["period"]
+    run_id, one = data["flow_run"]
+    sections += [
+        TableSection(
+            "Worst tasks by p95 run time",
+            data["worst_p95"],
+            empty="No task has a measured run time.",
+        ),
+        TableSection(
+            "Worst tasks by failure rate",
+            data["worst_failure_rate"],
+            empty="No task run failed.",
+            caption="Ranked by the lower end of the 95% interval.",
+        ),
+        TableSection(
+            f"Regressions against the previous {period}",
+            regressed,
+            empty=no_regression,
+            caption=regression_caption,
+        ),
+        ChartSection(
+            "Run time over time",
+            duration_trend_chart(data["trend"]),
+            "Each task's p50 per bucket against its median.",
+        ),
+        ChartSection(
+            "Retries",
+            draw_retries(data["retries"], top=15),
+            "Retried runs per task, coloured by how they ended.",
+        ),
+        ChartSection(
+            "Queue wait and lateness", draw_waits(data["waits"], merged=data["waits_agree"])
+        ),
+        ChartSection("State transitions", draw_transitions(data["transitions"], level="name")),
+        ChartSection(
+            "A flow run up close",
+            timeline_chart(one, run_id),
+            "The flow run with the most retries.",
+        ),
+        *data["flow_runs"],
+    ]
+    return sections
+
+
+def _flow_run_frame(flow_run_states: Any) -> Any:
+    """The flow-run states (any engine, left there), once their columns are checked."""
     require_columns(
         flow_run_states,
         ["flow_run_id", "type", "name", "timestamp", "deployment_name"],
         caller="write_report",
     )
-    frame = to_polars(flow_run_states)
-    return frame.with_columns(pl.col("type").cast(StateType)) if "type" in frame.columns else frame
+    return flow_run_states
 
 
 def write_report(
@@ -212,6 +353,7 @@ def write_report(
     api_url: str | None = None,
     flow_run_states: Any | None = None,
     rules: Sequence[SlaRule] = (),
+    on_section: Callable[[int, int, str], None] | None = None,
 ) -> Path:
     """Write a self-contained HTML report of a states dataset, readable offline.
 
@@ -225,8 +367,9 @@ def write_report(
 
     Args:
         states: a states frame, e.g. ``trs_analytics.scan_states(path)``, on
-            any engine (a DuckDB relation or a Spark DataFrame too: the
-            columns the report draws are read from it into Polars).
+            any engine (a DuckDB relation or a Spark DataFrame too): every
+            section is aggregated there and only its small result comes to
+            Polars (:func:`report_data`); the states are never collected.
         out: the HTML file to write (missing folders are made); it is replaced
             atomically.
         title: the page title; default: "Task-run report".
@@ -248,6 +391,8 @@ def write_report(
             time to resolution). Without them the report has no such part.
         rules: SLA rules (``trs_analytics.check.load_rules``) whose breaches
             the "Anomalies and SLAs" section lists.
+        on_section: called with ``(number, of, name)`` before each section
+            is computed (the CLI draws its progress with it).
 
     Returns:
         The path written.
@@ -256,6 +401,7 @@ def write_report(
         SchemaError: ``states`` lacks a column the report needs.
         ConfigurationError: ``states`` has no task-run state, or a bad
             ``period``/``now``.
+        StorageError: ``out``'s folder cannot be written (checked first).
 
     Examples:
         >>> import tempfile
@@ -272,28 +418,28 @@ def write_report(
         ["task_run_id", "flow_run_id", "type", "name", "timestamp", "task_name"],
         caller="write_report",
     )
-    frame = _report_frame(states)
-    if frame.is_empty():
-        msg = "write_report() got no task-run states. Hint: check the dataset path and its filters."
-        raise ConfigurationError(msg)
-    heading = title or "Task-run report"
-    if period == "auto":
-        period = auto_period(frame)
+    path = Path(out)
+    check_writable(path.parent)  # before a long computation, not after it
     ui = ui_url or (_ui_from_api(api_url) if api_url else None)
     flow_runs = None if flow_run_states is None else _flow_run_frame(flow_run_states)
-    body, specs = render(_sections(frame, period, now, ui, flow_runs, rules))
-    generated = datetime.now(UTC)
-    first, last = frame["timestamp"].min(), frame["timestamp"].max()
-    span = (
-        span_text(first, last) if isinstance(first, datetime) and isinstance(last, datetime) else ""
+    data = report_data(
+        states,
+        period=period,
+        now=now,
+        ui=ui,
+        rules=rules,
+        flow_run_states=flow_runs,
+        on_section=on_section,
     )
+    body, specs = render(_sections(data, ui))
+    generated = datetime.now(UTC)
+    seen = data["overview"]
     meta = (
-        f"States from {span}. Generated {generated:%Y-%m-%d %H:%M} UTC. "
+        f"States from {span_text(seen['first'], seen['last'])}. "
+        f"Generated {generated:%Y-%m-%d %H:%M} UTC. "
         "All times UTC; failure rates count Failed and Crashed runs among finished ones."
     )
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    html = page(title=heading, meta=meta, body=body, specs=specs, config=CONFIG)
+    html = page(title=title or "Task-run report", meta=meta, body=body, specs=specs, config=CONFIG)
 
     # atomic: a reader never sees half a report
     def write(handle: BinaryIO) -> None:

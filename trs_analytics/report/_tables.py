@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import narwhals as nw
 import polars as pl
 
 from trs_analytics._format import duration_text, span_text
-from trs_analytics.charts import waits_agree
 from trs_analytics.metrics import (
     compare_windows,
     failure_rates,
@@ -17,13 +17,23 @@ from trs_analytics.metrics import (
     retry_counts,
     run_time,
     summarize,
+    to_polars,
 )
+from trs_analytics.metrics._frames import lazy
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from datetime import datetime, timedelta
 
-__all__ = ["Headline", "headlines", "regression_table", "worst_by_failure_rate", "worst_by_p95"]
+__all__ = [
+    "Headline",
+    "headlines",
+    "overview",
+    "regression_table",
+    "run_counts",
+    "worst_by_failure_rate",
+    "worst_by_p95",
+]
 
 
 @dataclass(frozen=True)
@@ -55,24 +65,71 @@ def fmt_rate(value: float | None) -> str:
     return "-" if value is None else f"{value:.2%}"
 
 
-def headlines(states: pl.DataFrame) -> list[Headline]:
-    """Compute the report's headline numbers from a states frame.
+def overview(states: Any) -> dict[str, Any]:
+    """Count the states and flow runs and find the first and last state, on the states' engine.
 
     Examples:
         >>> import trs_analytics as ta
-        >>> [h.label for h in headlines(ta.generate_states(50, seed=1))][:3]
+        >>> overview(ta.generate_states(50, seed=1))["states"] > 50
+        True
+    """
+    frame = lazy(states, caller="write_report")
+    flow = nw.col("flow_run_id")
+    # distinct flow runs: a null (task runs outside any flow) is not one
+    flows = flow.n_unique() - flow.is_null().cast(nw.Int64()).max()
+    row = frame.select(
+        states=nw.len(),
+        flow_runs=flows if "flow_run_id" in frame.columns else nw.lit(0),
+        first=nw.col("timestamp").min(),
+        last=nw.col("timestamp").max(),
+    )
+    return to_polars(row.to_native()).row(0, named=True)
+
+
+def run_counts(states: Any) -> dict[str, int]:
+    """Count the task runs by retries and outcome, on the states' engine (one row comes back).
+
+    Examples:
+        >>> import trs_analytics as ta
+        >>> counts = run_counts(ta.generate_states(50, seed=1))
+        >>> counts["task_runs"], sorted(counts)[:3]
+        (50, ['cancelled', 'crashed', 'retried'])
+    """
+    runs = lazy(retry_counts(states), caller="write_report")
+    final = nw.col("final_type").cast(nw.String())
+    counted = runs.select(
+        task_runs=nw.len(),
+        unfinished=(~nw.col("terminal")).cast(nw.Int64()).sum(),
+        retried=(nw.col("retries") > 0).cast(nw.Int64()).sum(),
+        retries=nw.col("retries").cast(nw.Int64()).sum(),
+        crashed=(final == "CRASHED").cast(nw.Int64()).sum(),
+        cancelled=(final == "CANCELLED").cast(nw.Int64()).sum(),
+    )
+    row = to_polars(counted.to_native()).row(0, named=True)
+    return {k: int(v or 0) for k, v in row.items()}
+
+
+def headlines(states: Any, *, agree: bool, seen: dict[str, Any] | None = None) -> list[Headline]:
+    """Compute the report's headline numbers from a states frame of any engine.
+
+    Every figure is aggregated on the states' engine: a few one-row results come back.
+
+    Args:
+        states: a states frame.
+        agree: lateness equals queue wait for every run (:func:`trs_analytics.charts.waits_agree`).
+        seen: :func:`overview`'s result, when already computed.
+
+    Examples:
+        >>> import trs_analytics as ta
+        >>> [h.label for h in headlines(ta.generate_states(50, seed=1), agree=False)][:3]
         ['Task runs', 'Flow runs', 'Final failure rate']
     """
-    runs = retry_counts(states)
-    overall = failure_rates(states, by=None).row(0, named=True)
-    run = summarize(run_time(states)).row(0, named=True)
-    queue = summarize(queue_wait(states)).row(0, named=True)
-    late = summarize(lateness(states)).row(0, named=True)
-    flows = states["flow_run_id"].n_unique() if "flow_run_id" in states.columns else 0
-    retried = int((runs["retries"] > 0).sum())
-    finals = runs["final_type"].cast(pl.String)
-    crashed, cancelled = int((finals == "CRASHED").sum()), int((finals == "CANCELLED").sum())
-    if waits_agree(states):
+    seen = seen or overview(states)
+    runs = run_counts(states)
+    overall = to_polars(failure_rates(states, by=None)).row(0, named=True)
+    run = to_polars(summarize(run_time(states))).row(0, named=True)
+    queue = to_polars(summarize(queue_wait(states))).row(0, named=True)
+    if agree:
         waits = [
             Headline(
                 "Queue wait p95 (= lateness)",
@@ -81,6 +138,7 @@ def headlines(states: pl.DataFrame) -> list[Headline]:
             )
         ]
     else:
+        late = to_polars(summarize(lateness(states))).row(0, named=True)
         waits = [
             Headline(
                 "Queue wait p95", fmt_seconds(queue["p95"]), f"p50 {fmt_seconds(queue['p50'])}"
@@ -88,9 +146,11 @@ def headlines(states: pl.DataFrame) -> list[Headline]:
             Headline("Lateness p95", fmt_seconds(late["p95"]), f"p50 {fmt_seconds(late['p50'])}"),
         ]
     return [
-        Headline("Task runs", f"{runs.height:,}", f"{states.height:,} states"),
+        Headline("Task runs", f"{runs['task_runs']:,}", f"{seen['states']:,} states"),
         Headline(
-            "Flow runs", f"{flows:,}", f"{int((~runs['terminal']).sum()):,} task runs unfinished"
+            "Flow runs",
+            f"{seen['flow_runs']:,}",
+            f"{runs['unfinished']:,} task runs unfinished",
         ),
         Headline(
             "Final failure rate",
@@ -105,12 +165,12 @@ def headlines(states: pl.DataFrame) -> list[Headline]:
         ),
         Headline(
             "Retried runs",
-            f"{retried:,}",
-            f"{int(runs['retries'].sum()):,} retries; {overall['rescued']:,} runs rescued",
+            f"{runs['retried']:,}",
+            f"{runs['retries']:,} retries; {overall['rescued']:,} runs rescued",
         ),
         Headline(
             "Crashed / cancelled runs",
-            f"{crashed:,} / {cancelled:,}",
+            f"{runs['crashed']:,} / {runs['cancelled']:,}",
             "counted apart from failed; crashed count in the failure rate",
         ),
         Headline("Run time p50 / p95", f"{fmt_seconds(run['p50'])} / {fmt_seconds(run['p95'])}"),
@@ -118,7 +178,7 @@ def headlines(states: pl.DataFrame) -> list[Headline]:
     ]
 
 
-def worst_by_p95(states: pl.DataFrame, *, by: str = "task_name", top: int = 10) -> pl.DataFrame:
+def worst_by_p95(states: Any, *, by: str = "task_name", top: int = 10) -> pl.DataFrame:
     """Return the ``top`` groups with the longest p95 run time, as display text.
 
     Examples:
@@ -126,7 +186,7 @@ def worst_by_p95(states: pl.DataFrame, *, by: str = "task_name", top: int = 10) 
         >>> worst_by_p95(ta.generate_states(300, seed=1), top=2).columns
         ['task_name', 'runs', 'p50', 'p95', 'p99', 'max']
     """
-    stats = summarize(run_time(states), by=by).filter(pl.col("count") > 0)
+    stats = to_polars(summarize(run_time(states), by=by)).filter(pl.col("count") > 0)
     rows = stats.sort("p95", descending=True, nulls_last=True).head(top)
     return rows.select(
         pl.col(by).cast(pl.String),
@@ -138,9 +198,7 @@ def worst_by_p95(states: pl.DataFrame, *, by: str = "task_name", top: int = 10) 
     )
 
 
-def worst_by_failure_rate(
-    states: pl.DataFrame, *, by: str = "task_name", top: int = 10
-) -> pl.DataFrame:
+def worst_by_failure_rate(states: Any, *, by: str = "task_name", top: int = 10) -> pl.DataFrame:
     """Return the ``top`` groups with the highest failure rate, ranked by its 95% lower bound.
 
     Ranking by the Wilson lower bound puts a task that failed 30 of 100 runs
@@ -151,7 +209,7 @@ def worst_by_failure_rate(
         >>> worst_by_failure_rate(ta.generate_states(300, seed=1), top=2).columns
         ['task_name', 'runs', 'failed', 'failure rate', '95% CI', 'first attempt', 'rescued']
     """
-    rates = failure_rates(states, by=by).filter(pl.col("failed") > 0)
+    rates = to_polars(failure_rates(states, by=by)).filter(pl.col("failed") > 0)
     rows = rates.sort(["ci_low", "failure_rate"], descending=True, nulls_last=True).head(top)
     return rows.select(
         pl.col(by).cast(pl.String),
@@ -171,7 +229,7 @@ def worst_by_failure_rate(
 
 
 def regression_table(
-    states: pl.DataFrame,
+    states: Any,
     *,
     period: str,
     now: datetime | None,
@@ -189,7 +247,7 @@ def regression_table(
         >>> regression_table(states, period="30d", now=None)[2]
         'Nothing to compare against: the previous 30d has no runs.'
     """
-    compared = compare_windows(states, window=period, at=now, by=by)
+    compared = to_polars(compare_windows(states, window=period, at=now, by=by))
     caption, empty = "No runs to compare.", "Nothing to compare against."
     if compared.height:
         first = compared.row(0, named=True)

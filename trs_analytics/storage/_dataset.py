@@ -45,6 +45,13 @@ at any moment:
    while it is held; a waiting export that then wins the lock on the removed
    file sees that the path no longer names it, and locks the new file instead.
 
+5. **Nothing is followed out of the folder.** The lock file is opened with
+   ``O_NOFOLLOW`` and must be a regular file with one link, the marker is
+   never read through a link (:func:`~trs_analytics.storage._parquet.read_marker`),
+   and a day partition that is a link is refused before anything is written
+   into it, so no write lands outside the dataset. A folder inside another
+   dataset (its flow-run table, a day partition) is refused as ``--out``.
+
 Small files do not pile up: an export every five minutes keeps merging its
 new rows into the day's last part, so a day is one file until it outgrows
 ``target_file_rows``.
@@ -53,10 +60,11 @@ new rows into the day's last part, so a day is one file until it outgrows
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
-import json
 import logging
 import os
+import stat
 import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -77,10 +85,14 @@ from trs_analytics.schema import (
 )
 from trs_analytics.storage._parquet import (
     FLOW_RUN_TABLE,
+    MARKER_FORMAT,
     MARKER_NAME,
+    MARKER_VERSION,
     _check_file,
     atomic_write_parquet,
+    check_path,
     list_parquet_files,
+    read_marker,
     read_states_files,
 )
 
@@ -103,8 +115,8 @@ __all__ = [
 logger = logging.getLogger("trs_analytics.storage")
 
 _LOCK_NAME: Final = ".lock"
-_FORMAT: Final = "trs_analytics.dataset"
-_FORMAT_VERSION: Final = 1
+_FORMAT: Final = MARKER_FORMAT
+_FORMAT_VERSION: Final = MARKER_VERSION
 _PARTITIONING: Final = "day=YYYY-MM-DD/part-NNNNN.parquet, UTC day of the state timestamp"
 #: How far back the first export of a dataset reads when no ``since`` is given.
 DEFAULT_SINCE: Final = "7d"
@@ -303,30 +315,11 @@ def read_dataset_info(path: str | os.PathLike[str]) -> DatasetInfo:
         trs_analytics.exceptions.StorageError: ... is not a trs_analytics dataset: it has no _trs_dataset.json. Hint: ...
     """
     marker = Path(path) / MARKER_NAME
-    if not marker.is_file():
+    data = read_marker(Path(path))
+    if data is None:
         msg = (
             f"{Path(path)} is not a trs_analytics dataset: it has no {MARKER_NAME}. "
             "Hint: create one with 'trs-analytics export --out DIR'."
-        )
-        raise StorageError(msg)
-    try:
-        data = json.loads(marker.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        msg = (
-            f"{marker} cannot be read as JSON ({err}). Hint: the dataset's marker is damaged; "
-            "restore it from a backup, or export into a new folder."
-        )
-        raise StorageError(msg) from err
-    if not isinstance(data, dict) or data.get("format") != _FORMAT:
-        msg = (
-            f"{marker} is not a trs_analytics dataset marker (expected format {_FORMAT!r}). "
-            "Hint: export into a new folder."
-        )
-        raise StorageError(msg)
-    if data.get("format_version", 0) > _FORMAT_VERSION:
-        msg = (
-            f"{marker} has format version {data.get('format_version')}, newer than this "
-            f"trs_analytics understands ({_FORMAT_VERSION}). Hint: upgrade trs_analytics."
         )
         raise StorageError(msg)
     try:
@@ -340,12 +333,20 @@ def _filters_json(filters: Mapping[str, Iterable[str]]) -> dict[str, list[str]]:
     return {k: sorted(v) for k, v in filters.items() if v}
 
 
+def _inside_dataset(out: Path) -> Path | None:
+    """The dataset that holds ``out`` (one of its parents has a marker), or ``None``."""
+    for parent in out.absolute().parents:
+        if (parent / MARKER_NAME).is_file() or (parent / MARKER_NAME).is_symlink():
+            return parent
+    return None
+
+
 def _existing_info(out: Path, filters: dict[str, list[str]]) -> DatasetInfo | None:
     """The marker of ``out`` if it is a dataset (with these filters); ``None`` if it can be one."""
     if out.exists() and not out.is_dir():
         msg = f"{out} is a file, expected a dataset folder. Hint: pass a folder to --out."
         raise StorageError(msg)
-    if (out / MARKER_NAME).exists():
+    if (out / MARKER_NAME).exists() or (out / MARKER_NAME).is_symlink():
         info = read_dataset_info(out)
         if info.filters != filters:
             msg = (
@@ -368,14 +369,58 @@ def _existing_info(out: Path, filters: dict[str, list[str]]) -> DatasetInfo | No
     return None
 
 
+def _check_not_nested(out: Path, folder: Path) -> None:
+    """``out`` is no part of another dataset, and the table ``folder`` no link out of it."""
+    if (holder := _inside_dataset(out)) is not None:
+        part = out.absolute().relative_to(holder.absolute())
+        what = "its flow-run table" if part.parts[:1] == (FLOW_RUN_TABLE,) else f"its {part}"
+        msg = (
+            f"{out} is {what} of the dataset {holder}; an export writes a whole dataset, and "
+            f"writing task runs there would break that dataset. Hint: pass --out {holder}."
+        )
+        raise ConfigurationError(msg)
+    if folder != out and folder.is_symlink():
+        msg = (
+            f"{folder} is a symbolic link; the dataset's flow-run table is never written "
+            "through a link (it could point outside the dataset). Hint: replace it by a folder."
+        )
+        raise StorageError(msg)
+
+
 # -- the lock --------------------------------------------------------------
 
 
 def _same_file(handle: IO[str], path: Path) -> bool:
     try:
-        return os.fstat(handle.fileno()).st_ino == path.stat().st_ino
+        return os.fstat(handle.fileno()).st_ino == path.lstat().st_ino
     except FileNotFoundError:
         return False
+
+
+def _open_lock_file(path: Path) -> IO[str]:
+    """Open (or create) the lock file, never through a link, and only a plain file of its own."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            msg = (
+                f"{path} is a symbolic link; the lock file is never followed (writing it "
+                "would change the file it points to). Hint: remove the link."
+            )
+            raise StorageError(msg) from err
+        raise storage_error(err, f"cannot create the lock file {path}") from err
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        os.close(fd)
+        what = "not a plain file" if not stat.S_ISREG(info.st_mode) else "a hard link"
+        msg = (
+            f"{path} is {what}; the lock file must be the dataset's own plain file "
+            "(writing it would change another). Hint: remove it."
+        )
+        raise StorageError(msg)
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "a+", encoding="utf-8")
 
 
 def _acquire(out: Path, *, wait: float) -> IO[str]:
@@ -383,10 +428,7 @@ def _acquire(out: Path, *, wait: float) -> IO[str]:
     path = out / _LOCK_NAME
     deadline = time.monotonic() + wait
     while True:
-        try:
-            handle: IO[str] = path.open("a+", encoding="utf-8")
-        except OSError as err:
-            raise storage_error(err, f"cannot create the lock file {path}") from err
+        handle = _open_lock_file(path)
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -395,7 +437,7 @@ def _acquire(out: Path, *, wait: float) -> IO[str]:
                 time.sleep(0.2)
                 continue
             handle.seek(0)
-            holder = handle.read().strip() or "unknown process"
+            holder = handle.read(200).strip() or "unknown process"
             handle.close()
             msg = (
                 f"{out} is being written by another export ({holder}). Hint: wait for "
@@ -438,6 +480,20 @@ def _locked(out: Path, *, wait: float) -> Iterator[None]:
         yield
     finally:
         handle.close()
+
+
+def _any_data(out: Path) -> bool:
+    """Whether a day folder of ``out`` holds a data file (a part, not a temporary one)."""
+    return any(out.glob("day=*/part-*.parquet"))
+
+
+def _remove_empty_days(out: Path) -> None:
+    for day in out.glob("day=*"):
+        if day.is_dir() and not day.is_symlink():
+            for tmp in day.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                day.rmdir()  # only when empty
 
 
 def _remove_leftovers(out: Path) -> None:
@@ -485,6 +541,13 @@ def _merge_day(
     schema_version: int = SCHEMA_VERSION,
 ) -> int:
     """Add the rows of ``new`` whose ids the day does not have yet; return how many."""
+    if day_dir.is_symlink():
+        msg = (
+            f"{day_dir} is a symbolic link, not a day folder of the dataset; nothing is "
+            "written through it (it could point outside the dataset). Hint: replace it by "
+            "a plain folder."
+        )
+        raise StorageError(msg)
     parts = _day_files(day_dir)
     if parts:
         known = _read(parts, ["id"], schema)["id"]
@@ -600,6 +663,8 @@ class Dataset:
         self.path = path
         self.info = info
         self.is_new = is_new
+        self._fresh = is_new  # new when opened: a failure before its first commit undoes it
+        self._committed = False
         self._made_folder = made_folder
         self._lock = lock
         self._writer = _Writer(
@@ -642,10 +707,12 @@ class Dataset:
             DatasetLockedError: another export is writing to ``path``.
             ConfigurationError: the filters differ from the dataset's.
         """
+        check_path(path, "the dataset folder (out)")
         if flush_rows < 1 or target_file_rows < 1:
             msg = "flush_rows and target_file_rows must be at least 1."
             raise ConfigurationError(msg)
         folder = Path(path) / FLOW_RUN_TABLE if table == "flow_run_states" else Path(path)
+        _check_not_nested(Path(path), folder)
         schema = FLOW_RUN_STATES_SCHEMA if table == "flow_run_states" else STATES_SCHEMA
         version = FLOW_RUN_SCHEMA_VERSION if table == "flow_run_states" else SCHEMA_VERSION
         wanted = _filters_json(filters or {})
@@ -693,9 +760,17 @@ class Dataset:
         self.close()
 
     def close(self) -> None:
-        """Release the lock; a dataset never committed leaves nothing behind."""
-        if not self._lock.closed:
-            _release(self.path, self._lock, forget=self.is_new, made_folder=self._made_folder)
+        """Release the lock; a new dataset that holds no data file (its first write
+        failed: a full disk) leaves nothing behind, its marker and empty days included."""
+        if self._lock.closed:
+            return
+        forget = self.is_new
+        if self._fresh and not self._committed and not _any_data(self.path):
+            _remove_empty_days(self.path)
+            with contextlib.suppress(OSError):
+                (self.path / MARKER_NAME).unlink(missing_ok=True)
+            forget = True
+        _release(self.path, self._lock, forget=forget, made_folder=self._made_folder)
 
     def add(self, batch: pl.DataFrame) -> None:
         """Buffer a frame of states; full buffers are merged into their day partitions."""
@@ -725,6 +800,8 @@ class Dataset:
         """Flush, then move the cursor to ``result.until`` (never back) and record the export."""
         self.flush()
         cursor = self.info.cursor
+        if cursor is not None and cursor > datetime.now(UTC):
+            cursor = None  # a cursor in the future was never true: the server could not answer it
         entry = {
             "started": iso(started),
             "since": iso(result.since),
@@ -743,6 +820,7 @@ class Dataset:
         )
         write_json_atomic(self.path / MARKER_NAME, self.info.to_json())
         self.is_new = False
+        self._committed = True
         return self.info
 
     def _write_marker_once(self) -> None:

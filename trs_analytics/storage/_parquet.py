@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import re
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, cast, overload
 
@@ -27,7 +30,6 @@ from trs_analytics.schema import (
 )
 
 if TYPE_CHECKING:
-    import os
     from collections.abc import Iterator
 
     import duckdb
@@ -37,7 +39,10 @@ __all__ = [
     "FLOW_RUN_TABLE",
     "SCHEMA_VERSION_KEY",
     "atomic_write_parquet",
+    "check_path",
+    "find_damaged_file",
     "list_parquet_files",
+    "read_marker",
     "read_states_files",
     "scan_flow_run_states",
     "scan_states",
@@ -50,6 +55,13 @@ __all__ = [
 FLOW_RUN_TABLE = "_flow_run_states"
 #: The file that marks a folder as a trs_analytics dataset (see ``storage._dataset``).
 MARKER_NAME = "_trs_dataset.json"
+#: The marker's ``format`` and the newest ``format_version`` this package reads.
+MARKER_FORMAT = "trs_analytics.dataset"
+MARKER_VERSION = 1
+#: The one name a folder of a dataset's rows has: ``day=YYYY-MM-DD``, a real UTC day.
+_DAY_FOLDER = re.compile(r"day=(\d{4}-\d{2}-\d{2})")
+
+logger = logging.getLogger("trs_analytics.storage")
 
 #: Columns that files of an older schema version may lack: read as nulls.
 _ADDED = frozenset(c for columns in COLUMNS_ADDED.values() for c in columns)
@@ -158,19 +170,105 @@ def write_states(
     )
 
 
+def is_day_folder(name: str) -> bool:
+    """Whether ``name`` is a valid day partition, ``day=`` and a real date.
+
+    Examples:
+        >>> is_day_folder("day=2026-01-31"), is_day_folder("day=2026-13-45"), is_day_folder("x")
+        (True, False, False)
+    """
+    match = _DAY_FOLDER.fullmatch(name)
+    if match is None:
+        return False
+    try:
+        date.fromisoformat(match[1])
+    except ValueError:
+        return False
+    return True
+
+
+def _not_data(entry: Path, why: str) -> StorageError:
+    msg = (
+        f"{entry} {why}, so it is not read as data (it could hold rows twice). Hint: move it "
+        "out of the dataset folder; a dataset holds only day=YYYY-MM-DD/part-NNNNN.parquet."
+    )
+    return StorageError(msg)
+
+
 def list_parquet_files(folder: Path) -> list[Path]:
-    """Every ``*.parquet`` below ``folder``, sorted, skipping hidden (``.``/``_``) names."""
+    """Every ``*.parquet`` below ``folder``, sorted, skipping hidden (``.``/``_``) names.
+
+    The one place that decides which files are data. Below a dataset (a folder
+    with a marker) only ``day=YYYY-MM-DD/part-*.parquet`` files are; anywhere,
+    a folder named ``day=`` with no real date is refused.
+
+    Raises:
+        StorageError: a folder named like a partition but not one, or Parquet files
+            in a dataset outside its day partitions.
+    """
+    dataset = (folder / MARKER_NAME).is_file()
 
     def walk(at: Path) -> Iterator[Path]:
         for entry in sorted(at.iterdir()):
             if entry.name.startswith((".", "_")):
                 continue
             if entry.is_dir():
+                if entry.name.startswith("day=") and not is_day_folder(entry.name):
+                    raise _not_data(entry, "is named like a day partition but is not one")
+                if dataset and at == folder and not entry.name.startswith("day="):
+                    if any(entry.rglob("*.parquet")):
+                        raise _not_data(entry, "holds Parquet files outside a day partition")
+                    continue
                 yield from walk(entry)
             elif entry.suffix == ".parquet":
+                if dataset and at == folder:
+                    raise _not_data(entry, "is a Parquet file outside a day partition")
                 yield entry
 
     return list(walk(folder))
+
+
+def read_marker(folder: Path) -> dict[str, Any] | None:
+    """The checked JSON object of ``folder``'s dataset marker; ``None`` when it has none.
+
+    Every reader goes through this: ``export``, ``info``, ``report``, ``check``
+    and the scans refuse the same markers.
+
+    Raises:
+        StorageError: the marker is a link, damaged, of another format or of a
+            newer format version than this package reads.
+    """
+    marker = folder / MARKER_NAME
+    if marker.is_symlink():
+        msg = (
+            f"{marker} is a symbolic link; a dataset's marker is never followed. "
+            "Hint: replace the link by the file it points to, or export into a new folder."
+        )
+        raise StorageError(msg)
+    if not marker.exists():
+        return None
+    try:
+        data = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        msg = (
+            f"{marker} cannot be read as JSON ({err}). Hint: the dataset's marker is damaged; "
+            "restore it from a backup, or export into a new folder."
+        )
+        raise StorageError(msg) from err
+    if not isinstance(data, dict) or data.get("format") != MARKER_FORMAT:
+        msg = (
+            f"{marker} is not a trs_analytics dataset marker (expected format "
+            f"{MARKER_FORMAT!r}). Hint: export into a new folder."
+        )
+        raise StorageError(msg)
+    version = data.get("format_version", 0)
+    if not isinstance(version, int) or version > MARKER_VERSION:
+        msg = (
+            f"{marker} has format version {version!r}, newer than this trs_analytics "
+            f"understands ({MARKER_VERSION}). Hint: upgrade trs_analytics."
+        )
+        raise StorageError(msg)
+    return data
 
 
 _MAGIC = b"PAR1"
@@ -219,6 +317,37 @@ def _check_file(file: Path, expected: pl.Schema = STATES_SCHEMA) -> None:
         raise StorageError(msg) from err
 
 
+def find_damaged_file(path: str | os.PathLike[str]) -> StorageError | None:
+    """After an engine failed reading ``path``: the error that names its damaged file.
+
+    Reads each Parquet file of ``path`` in full (slow, but only once something
+    went wrong), and returns a :class:`StorageError` for the first that cannot
+    be read; ``None`` when all can (the failure was something else).
+
+    Examples:
+        >>> find_damaged_file("data/sample_states.parquet") is None
+        True
+    """
+    if _is_uri(path):
+        return None
+    root = Path(path)
+    try:
+        files = [root] if root.is_file() else list_parquet_files(root)
+    except (OSError, StorageError):
+        return None
+    for file in files:
+        try:
+            pl.read_parquet(file, hive_partitioning=False)
+        except Exception as err:  # polars raises several kinds for a damaged file
+            msg = (
+                f"{file} cannot be read: it is damaged ({type(err).__name__}: "
+                f"{str(err).splitlines()[0][:160] if str(err) else ''}). Hint: move it out of "
+                "the dataset and export its days again with --since."
+            )
+            return StorageError(msg)
+    return None
+
+
 #: A path another engine reads itself: ``s3://``, ``gs://``, ``abfss://``, ``dbfs:/``, ...
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")
 
@@ -227,14 +356,34 @@ def _is_uri(path: str | os.PathLike[str]) -> bool:
     return isinstance(path, str) and _URI.match(path) is not None
 
 
+def check_path(path: object, name: str = "path") -> None:
+    """``path`` is a ``str`` or an ``os.PathLike`` (else a ConfigurationError naming it).
+
+    Examples:
+        >>> check_path(123)
+        Traceback (most recent call last):
+        ...
+        trs_analytics.exceptions.ConfigurationError: path must be a folder or file path (str or pathlib.Path), got int 123.
+    """
+    if not isinstance(path, str | os.PathLike) or isinstance(path, bytes):
+        msg = (
+            f"{name} must be a folder or file path (str or pathlib.Path), got "
+            f"{type(path).__name__} {path!r:.40}."
+        )
+        raise ConfigurationError(msg)
+
+
 def _local_files(path: str | os.PathLike[str], schema: pl.Schema = STATES_SCHEMA) -> list[Path]:
     """The checked Parquet files of a local file or dataset folder."""
+    check_path(path)
     root = Path(path)
     if root.name == FLOW_RUN_TABLE and not root.exists() and (root.parent / MARKER_NAME).exists():
         return []  # a dataset exported before it had the flow-run table
     if not root.exists():
         msg = f"{root} does not exist. Hint: export states there first, or check the path."
         raise StorageError(msg)
+    if root.is_dir():
+        read_marker(root)  # a marker this package cannot read: refuse, as export does
     files = [root] if root.is_file() else list_parquet_files(root)
     for file in files:
         _check_file(file, schema)
@@ -551,6 +700,7 @@ def scan_flow_run_states(
     if spark is not None and engine != "spark":
         msg = f"spark= is a SparkSession, but engine={engine!r}. Hint: pass engine='spark'."
         raise ConfigurationError(msg)
+    check_path(path)
     table = _flow_run_path(path)
     if engine == "duckdb":
         return _scan_duckdb(table, connection, FLOW_RUN_STATES_SCHEMA)
