@@ -83,10 +83,13 @@ __all__ = [
     "finding_events",
     "finding_id",
     "findings_markdown",
+    "hung_runs",
+    "last_heartbeats",
     "load_rules",
     "read_state",
     "run_check",
     "state_path",
+    "with_hung_runs",
 ]
 
 #: The Prefect event name of each kind of finding.
@@ -462,6 +465,94 @@ def _slug(text: object) -> str:
         ('render-fast', '2026-01-01T00-00-00Z', 'a-b-c')
     """
     return re.sub(r"[^A-Za-z0-9_-]+", "-", str(text)).strip("-") or "-"
+
+
+#: The event a running flow run sends on Prefect 3.6.22+ (every 180 s by default).
+HEARTBEAT: Final = "prefect.flow-run.heartbeat"
+
+
+def last_heartbeats(
+    client: PrefectClient, *, since: datetime, until: datetime
+) -> dict[str, datetime]:
+    """Each flow run's latest ``prefect.flow-run.heartbeat`` event in ``[since, until]``.
+
+    Raises:
+        NotFoundError: the server has no events (Prefect 2).
+    """
+    from trs_analytics.fetch._pages import iter_event_pages
+
+    latest: dict[str, datetime] = {}
+    for page in iter_event_pages(client, since=since, until=until, prefix=HEARTBEAT):
+        for event in page:
+            resource = str((event.get("resource") or {}).get("prefect.resource.id") or "")
+            if event.get("event") != HEARTBEAT or not resource.startswith("prefect.flow-run."):
+                continue
+            run = resource.removeprefix("prefect.flow-run.")
+            when = datetime.fromisoformat(str(event["occurred"]).replace("Z", "+00:00"))
+            latest[run] = max(latest.get(run, when), when)
+    return latest
+
+
+def hung_runs(
+    states: Any, heartbeats: dict[str, datetime], *, now: datetime, after: timedelta
+) -> pl.DataFrame:
+    """Findings for the open task runs of flow runs whose heartbeats stopped over ``after`` ago.
+
+    A flow run that sent heartbeats and then fell silent while one of its
+    task runs is still open (Running or Pending) was killed or lost: it is
+    flagged as hung long before any run-time threshold, whatever the history.
+    """
+    silent = {run: at for run, at in heartbeats.items() if now - at > after}
+    if not silent:
+        return pl.DataFrame(schema=FINDINGS_SCHEMA)
+    import narwhals as nw
+
+    frame = nw.from_native(states)
+    mine = frame.filter(nw.col("flow_run_id").is_in(list(silent))).to_native()
+    # the open runs: any age over a microsecond, whatever the history
+    tiny = timedelta(microseconds=1)
+    found = to_polars(stuck_runs(mine, now=now, limit=tiny, min_history=1, fallback=None))
+    found = found.filter(pl.col("reason") == "limit")
+    rows = [
+        {
+            "kind": "stuck",
+            "check": "heartbeat",
+            "subject": r["task_name"],
+            "task_run_id": r["task_run_id"],
+            "flow_run_id": r["flow_run_id"],
+            "deployment_id": r.get("deployment_id"),
+            "at": silent[r["flow_run_id"]],
+            "message": (
+                f"{r['task_name']} run {r['task_run_id']} is {r['state']} but its flow run "
+                f"{r['flow_run_id']} sent no heartbeat for "
+                f"{duration_text(now - silent[r['flow_run_id']])}, over "
+                f"{duration_text(after)} (hung)"
+            ),
+        }
+        for r in found.iter_rows(named=True)
+    ]
+    if not rows:
+        return pl.DataFrame(schema=FINDINGS_SCHEMA)
+    part = pl.DataFrame(rows)
+    return part.select(_fill(part))
+
+
+def with_hung_runs(
+    result: CheckResult, states: Any, client: PrefectClient, *, after: timedelta
+) -> CheckResult:
+    """``result`` and the runs :func:`hung_runs` finds from the server's heartbeats.
+
+    Heartbeats are read from ``now - 3 x after`` to ``now``: a flow run silent
+    for longer is left to the thresholds of :func:`stuck_runs`.
+    """
+    beats = last_heartbeats(client, since=result.now - 3 * after, until=result.now)
+    hung = hung_runs(states, beats, now=result.now, after=after)
+    if hung.is_empty():
+        return result
+    ids = [finding_id(r) for r in hung.iter_rows(named=True)]
+    hung = hung.with_columns(finding_id=pl.Series(ids, dtype=pl.String))
+    findings = pl.concat([result.findings, hung])
+    return CheckResult(findings, result.now, result.runs, result.rules)
 
 
 def finding_id(row: dict[str, Any]) -> str:

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from contextlib import ExitStack, contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, NoReturn, TypeVar, cast
 
@@ -54,7 +54,6 @@ from trs_analytics.storage import (
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-    from datetime import timedelta
 
     from trs_analytics.fetch import Source
 
@@ -869,6 +868,14 @@ def report(
     )
 
 
+def _positive_age(text: str, option: str) -> timedelta:
+    span = parse_age(text)
+    if span is None or span <= timedelta(0):
+        msg = f"{option} {text!r} is not a positive age. Hint: use '9m', '30m' or '1h'."
+        raise ConfigurationError(msg)
+    return span
+
+
 @main.command()
 @click.argument("path", type=click.Path(path_type=Path), required=False)
 @click.option(
@@ -925,6 +932,12 @@ def report(
     help="With --engine duckdb: DuckDB's memory_limit (e.g. 1GB); it spills to disk beyond.",
 )
 @click.option(
+    "--heartbeat-after",
+    metavar="AGE",
+    help="Prefect 3.6.22+ (flow runs send prefect.flow-run.heartbeat events, every 180 s by "
+    "default): flag the open task runs of a flow run silent for longer than AGE (e.g. 9m) as hung.",
+)
+@click.option(
     "--emit-events",
     is_flag=True,
     help="Post each new finding as a Prefect event (POST /api/events, Prefect 3) for "
@@ -954,6 +967,7 @@ def check(
     now: str | None,
     stuck_after: str | None,
     min_history: int,
+    heartbeat_after: str | None,
     engine: str,
     memory_limit: str | None,
     emit_events: bool,
@@ -976,7 +990,13 @@ def check(
       trs-analytics check states/ --engine duckdb --memory-limit 1GB
     """
 
-    from trs_analytics.check import emit_findings, load_rules, run_check, state_path
+    from trs_analytics.check import (
+        emit_findings,
+        load_rules,
+        run_check,
+        state_path,
+        with_hung_runs,
+    )
     from trs_analytics.report._links import ui_url as ui_from_api
 
     output = _output()
@@ -992,7 +1012,7 @@ def check(
         state = state_path(path, state_file) if emit_events else None
         posted = resolved = 0
         client = None
-        if path is None or emit_events:
+        if path is None or emit_events or heartbeat_after:
             client = stack.enter_context(_client(client_options))
         start: datetime | Literal["auto"] | None = None  # fetched: every state fetched
         if path is not None:
@@ -1016,6 +1036,10 @@ def check(
             min_history=min_history,
             start=start,
         )
+        if heartbeat_after is not None:
+            assert client is not None
+            silence = _positive_age(heartbeat_after, "--heartbeat-after")
+            result = with_hung_runs(result, states, client, after=silence)
         if state is not None:
             assert client is not None
             emitted = emit_findings(client, result, state)
