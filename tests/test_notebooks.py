@@ -22,12 +22,13 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
-def test_the_four_notebooks_are_there() -> None:
+def test_the_five_notebooks_are_there() -> None:
     assert [p.name for p in NOTEBOOKS] == [
         "01_quickstart.ipynb",
         "02_retries_and_failures.ipynb",
         "03_durations_and_lateness.ipynb",
         "04_flow_runs_and_deployments.ipynb",
+        "05_anomalies_and_slas.ipynb",
     ]
 
 

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from contextlib import ExitStack, contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, NoReturn, TypeVar, cast
 
@@ -55,7 +55,6 @@ from trs_analytics.storage import (
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-    from datetime import timedelta
 
     from trs_analytics.fetch import Source
 
@@ -867,6 +866,14 @@ def report(
     )
 
 
+def _positive_age(text: str, option: str) -> timedelta:
+    span = parse_age(text)
+    if span is None or span <= timedelta(0):
+        msg = f"{option} {text!r} is not a positive age. Hint: use '9m', '30m' or '1h'."
+        raise ConfigurationError(msg)
+    return span
+
+
 @main.command()
 @click.argument("path", type=click.Path(path_type=Path), required=False)
 @click.option(
@@ -897,6 +904,19 @@ def report(
 )
 @click.option("--now", metavar="WHEN", help="Check as of this time (default: now).")
 @click.option(
+    "--stuck-after",
+    metavar="AGE",
+    help="A run open (Running or Pending) longer than this is stuck, whatever its history.",
+)
+@click.option(
+    "--min-history",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Finished runs a task needs before its p99 bounds its open runs (fewer: its "
+    "deployment's, then its flow's runs).",
+)
+@click.option(
     "--engine",
     type=click.Choice(["polars", "duckdb", "spark"]),
     default="polars",
@@ -910,9 +930,23 @@ def report(
     help="With --engine duckdb: DuckDB's memory_limit (e.g. 1GB); it spills to disk beyond.",
 )
 @click.option(
+    "--heartbeat-after",
+    metavar="AGE",
+    help="Prefect 3.6.22+ (flow runs send prefect.flow-run.heartbeat events, every 180 s by "
+    "default): flag the open task runs of a flow run silent for longer than AGE (e.g. 9m) as hung.",
+)
+@click.option(
     "--emit-events",
     is_flag=True,
-    help="Post each finding as a Prefect event (POST /api/events, Prefect 3) for automations.",
+    help="Post each new finding as a Prefect event (POST /api/events, Prefect 3) for "
+    "automations, and trs-analytics.<kind>.resolved once a later check no longer sees it.",
+)
+@click.option(
+    "--state",
+    "state_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --emit-events: the file that remembers the open findings. Default: "
+    "check-state.json in the PATH folder (required without a folder).",
 )
 @click.option(
     "--ui-url",
@@ -929,9 +963,13 @@ def check(
     recent: str,
     every: str,
     now: str | None,
+    stuck_after: str | None,
+    min_history: int,
+    heartbeat_after: str | None,
     engine: str,
     memory_limit: str | None,
     emit_events: bool,
+    state_file: Path | None,
     ui_url: str | None,
     **client_options: Any,
 ) -> None:
@@ -946,10 +984,17 @@ def check(
     \b
     Example:
       trs-analytics check --api-url http://127.0.0.1:4200/api --since 7d --rules sla.toml
-      trs-analytics check states/ --rules sla.toml --emit-events
+      trs-analytics check states/ --rules sla.toml --emit-events --stuck-after 2h
       trs-analytics check states/ --engine duckdb --memory-limit 1GB
     """
-    from trs_analytics.check import finding_events, load_rules, run_check
+
+    from trs_analytics.check import (
+        emit_findings,
+        load_rules,
+        run_check,
+        state_path,
+        with_hung_runs,
+    )
     from trs_analytics.report._links import ui_url as ui_from_api
 
     output = _output()
@@ -962,8 +1007,10 @@ def check(
                 "Parquet file, or drop them to check the states fetched with --api-url."
             )
             raise ConfigurationError(msg)
+        state = state_path(path, state_file) if emit_events else None
+        posted = resolved = 0
         client = None
-        if path is None or emit_events:
+        if path is None or emit_events or heartbeat_after:
             client = stack.enter_context(_client(client_options))
         start: datetime | Literal["auto"] | None = None  # fetched: every state fetched
         if path is not None:
@@ -983,11 +1030,18 @@ def check(
             recent=recent,
             every=every,
             ui_url=links,
+            stuck_after=stuck_after,
+            min_history=min_history,
             start=start,
         )
-        if emit_events and result.flagged:
+        if heartbeat_after is not None:
             assert client is not None
-            client.post_events(finding_events(result.findings, now=at))
+            silence = _positive_age(heartbeat_after, "--heartbeat-after")
+            result = with_hung_runs(result, states, client, after=silence)
+        if state is not None:
+            assert client is not None
+            emitted = emit_findings(client, result, state)
+            posted, resolved = len(emitted.opened), len(emitted.resolved)
     for row in result.findings.iter_rows(named=True):
         fields = {k: (iso(v) if isinstance(v, datetime) else v) for k, v in row.items()}
         text = f"{row['kind']:<8} {row['check']:<16} {row['subject']}: {row['message']}"
@@ -1000,7 +1054,8 @@ def check(
         flagged=result.flagged,
         runs=result.runs,
         rules=result.rules,
-        events=result.findings.height if emit_events else 0,
+        events=posted,
+        resolved=resolved,
         **result.counts(),
     )
     if result.flagged:
