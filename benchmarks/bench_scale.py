@@ -48,13 +48,17 @@ PROGRESS = WORK / "scale-progress.json"  # the child's figures after each metric
 
 
 # --------------------------------------------------------------------------- data
-def build_dataset(states: int, chunk_states: int) -> Path:
-    """Write (or finish writing) the dataset of about ``states`` states; return its folder."""
+def build_dataset(states: int, chunk_states: int, root: Path | None = None) -> Path:
+    """Write (or finish writing) the dataset of about ``states`` states; return its folder.
+
+    ``root`` defaults to ``.work/states-<states>/``. Each chunk is marked done
+    when written, so a build that was stopped resumes where it stopped.
+    """
     import polars as pl
 
     import trs_analytics as ta
 
-    root = WORK / f"states-{states}"
+    root = root or WORK / f"states-{states}"
     chunks = -(-states // chunk_states)
     days_per_chunk = 1.0
     for k in range(chunks):

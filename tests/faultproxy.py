@@ -14,6 +14,16 @@ which request meets which fault depends on arrival order). URLs of the upstream
 in response bodies (Prefect's ``next_page``) are rewritten to point at the
 proxy, so paging goes through it too.
 
+A ``script`` gives full control for a fault of one kind: it is called with
+every request (an :class:`Exchange`, whose ``forward()`` asks the real server)
+and returns the :class:`Answer` to send (``trickle``: one byte of the body
+every that many seconds), or ``None`` to forward as usual::
+
+    def redirect_events(exchange):
+        if exchange.path.endswith("/events/filter"):
+            return Answer(302, b"{}", {"Location": "http://elsewhere/api"})
+        return None
+
 The proxy is bounded: it serves at most ``max_requests`` requests and stops by
 itself after ``lifetime`` seconds; use it as a context manager::
 
@@ -31,6 +41,7 @@ import socket
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
@@ -38,15 +49,46 @@ from urllib.parse import urlsplit
 import httpx
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from types import TracebackType
 
-__all__ = ["FAULTS", "FaultProxy"]
+__all__ = ["FAULTS", "Answer", "Exchange", "FaultProxy"]
 
 #: The faults, in the order their shares are listed.
 FAULTS: Final = ("429", "500", "503", "drop", "slow")
 _HOP_BY_HOP: Final = frozenset(
     {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "host"}
 )
+
+
+@dataclass
+class Answer:
+    """What the proxy sends back: a status, a body, headers; ``trickle`` seconds a byte."""
+
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    trickle: float = 0.0
+
+
+@dataclass
+class Exchange:
+    """A request seen by the proxy; ``forward()`` gets the real server's answer to it
+    (a script may change ``body`` first)."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    upstream: Callable[[bytes], Answer]
+
+    def forward(self) -> Answer:
+        """The real server's answer to this request (its ``body`` as it is now)."""
+        return self.upstream(self.body)
+
+    def json(self) -> object:
+        """The request's JSON body (``None`` when it has none)."""
+        return json.loads(self.body) if self.body else None
 
 
 class FaultProxy:
@@ -77,6 +119,7 @@ class FaultProxy:
         slow_seconds: float = 0.5,
         max_requests: int = 20_000,
         lifetime: float = 300.0,
+        script: Callable[[Exchange], Answer | None] | None = None,
     ) -> None:
         unknown = set(faults) - set(FAULTS)
         if unknown:
@@ -90,6 +133,7 @@ class FaultProxy:
         self.slow_seconds = slow_seconds
         self.max_requests = max_requests
         self.lifetime = lifetime
+        self.script = script
         self.counts: Counter[str] = Counter()
         self._random = random.Random(seed)
         self._lock = threading.Lock()
@@ -192,8 +236,45 @@ class FaultProxy:
                 with contextlib.suppress(OSError):
                     self.connection.shutdown(socket.SHUT_RDWR)
 
+            def _send(self, answer: Answer) -> None:
+                if not answer.trickle:
+                    self._answer(answer.status, answer.body, answer.headers)
+                    return
+                self.send_response(answer.status)
+                for key, value in answer.headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(answer.body)))
+                self.end_headers()
+                with contextlib.suppress(OSError):  # the client gave up: fine
+                    for byte in answer.body:
+                        if proxy._stopped:
+                            break
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(answer.trickle)
+
+            def _forwarded(self, body: bytes, headers: dict[str, str]) -> Answer:
+                upstream = proxy._forward(self.command, self.path, headers, body)
+                kept = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP}
+                return Answer(upstream.status_code, proxy._rewrite(upstream.content), kept)
+
             def _handle(self) -> None:
                 body = self._body()
+                if proxy.script is not None:
+                    with proxy._lock:
+                        proxy.counts["requests"] += 1
+                    headers = {
+                        k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP
+                    }
+                    exchange = Exchange(
+                        self.command,
+                        self.path,
+                        dict(self.headers.items()),
+                        body,
+                        lambda sent: self._forwarded(sent, headers),
+                    )
+                    self._send(proxy.script(exchange) or exchange.forward())
+                    return
                 fault = proxy._draw()
                 if fault == "429":
                     self._error(429, {"Retry-After": f"{proxy.retry_after:g}"})

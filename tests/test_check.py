@@ -152,3 +152,61 @@ def test_cli_bad_rules_exit_2(tmp_path: Path, rules: str | None, message: str) -
     assert len(errors) == 1
     assert "Hint:" in errors[0]
     assert re.search(message, errors[0]), errors[0]
+
+
+def test_finding_ids_are_stable_and_resource_ids_hold_no_spaces(planted: ta.Planted) -> None:
+    rules = ta.parse_rules('[[rule]]\nname = "render fast"\ntask = "*"\nmax_run_time = "1s"')
+    first = run_check(planted.states, rules=rules, now=planted.end, recent="1d")
+    later = run_check(planted.states, rules=rules, now=planted.end + timedelta(hours=1))
+    assert first.findings["finding_id"].n_unique() == first.findings.height > 0
+    kept = set(first.findings["finding_id"]) & set(later.findings["finding_id"])
+    assert {f for f in first.findings["finding_id"] if f.startswith("stuck.")} <= kept
+    for event in finding_events(first.findings, now=planted.end):
+        resource = event["resource"]["prefect.resource.id"]
+        assert re.fullmatch(r"trs-analytics\.check(\.[A-Za-z0-9_-]+){4}", resource), resource
+    sla = first.findings.filter(pl.col("kind") == "sla").row(0, named=True)
+    assert sla["finding_id"] == f"sla.render-fast.max_run_time.{sla['task_run_id']}"
+
+
+def test_stuck_after_and_min_history_reach_stuck_runs() -> None:
+    # four finished runs of 2 s and one run open for 100 s: too little history by default
+    done = [
+        history(f"Running@{i * 10} Completed@{i * 10 + 2}", task_run_id=f"d{i}") for i in range(4)
+    ]
+    frame = states(*done, history("Running@50", task_run_id="open"))
+    now = at(150)
+    assert run_check(frame, now=now).counts()["stuck"] == 0
+    by_history = run_check(frame, now=now, min_history=4).findings
+    assert by_history.select("task_run_id", "message").rows() == [
+        ("open", "task run open has been Running for 1 min 40 s, over 6.0 s (k x p99)")
+    ]
+    by_limit = run_check(frame, now=now, stuck_after="99s").findings
+    assert by_limit["message"].to_list() == [
+        "task run open has been Running for 1 min 40 s, over 1 min 39 s (limit)"
+    ]
+
+
+def test_cli_emit_events_without_a_folder_needs_a_state_file(tmp_path: Path) -> None:
+    states_file = tmp_path / "s.parquet"
+    ta.generate_states(50, seed=1).write_parquet(states_file)
+    result = CliRunner().invoke(main, ["check", str(states_file), "--emit-events"])
+    assert result.exit_code == 2, result.output
+    assert "emitting events needs a file to remember the open findings in" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--engine", "duckdb"], r"--engine and --memory-limit are for PATH\. Hint:"),
+        (["STATES", "--memory-limit", "1GB"], r"--memory-limit is for --engine duckdb"),
+    ],
+)
+def test_cli_engine_options_need_a_path_and_duckdb(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    states = tmp_path / "s.parquet"
+    ta.generate_states(50, seed=1).write_parquet(states)
+    args = [str(states) if a == "STATES" else a for a in args]
+    result = CliRunner().invoke(main, ["check", *args, "--api-url", "http://127.0.0.1:9/api"])
+    assert result.exit_code == 2, result.output
+    assert re.search(message, result.stderr), result.stderr

@@ -21,6 +21,7 @@ from tests.recorded import recorded_body, response
 from trs_analytics.client import RETRY_STATUSES, PrefectClient, RequestBudget, parse_retry_after
 from trs_analytics.exceptions import (
     AuthenticationError,
+    ConfigurationError,
     NotFoundError,
     PrefectAPIError,
     RequestRejectedError,
@@ -521,7 +522,7 @@ def test_budget_refuses_a_rate_that_is_not_positive(per_minute: float) -> None:
     "kwargs", [{"max_attempts": 0}, {"concurrency": 0}], ids=["attempts", "concurrency"]
 )
 def test_client_refuses_fewer_than_one_attempt_or_worker(kwargs: dict[str, Any]) -> None:
-    with pytest.raises(ValueError, match="at least 1"):
+    with pytest.raises(ConfigurationError, match="at least 1"):
         PrefectClient(API, **kwargs)
 
 
@@ -629,7 +630,7 @@ def test_https_against_a_plain_http_server_fails_at_once_with_a_scheme_hint() ->
     try:
         with (
             PrefectClient(url, sleep=sleeps.append, timeout=10) as client,
-            pytest.raises(TransportError) as info,
+            pytest.raises(ConfigurationError) as info,
         ):
             client.get("/health")
     finally:

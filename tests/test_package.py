@@ -21,7 +21,7 @@ PACKAGE = ROOT / "trs_analytics"
 
 # Lower layers first. A module may import only from its own layer or layers before it.
 LAYERS = [
-    {"exceptions", "schema", "engines", "_time", "_atomic", "_progress", "_format"},
+    {"_redact", "exceptions", "schema", "engines", "_time", "_atomic", "_progress", "_format"},
     {"client"},
     {"fetch"},
     {"storage"},
@@ -29,6 +29,7 @@ LAYERS = [
     {"charts"},
     {"report"},
     {"export", "check"},
+    {"prometheus"},
     {"cli", "flows", "__init__"},
 ]
 

@@ -13,7 +13,8 @@ file the package writes (Parquet files, dataset markers, reports) goes through
 
 A failure at any step (a full disk, a read-only mount, a crash) leaves the old
 target untouched; the temporary file is removed when the process lives on to
-do it. ``OSError`` becomes a :class:`~trs_analytics.exceptions.StorageError`
+do it, and else by the next write of the same target once it is an hour old
+(:func:`remove_stale_temporaries`: a killed report's ``.report.html.*.tmp``). ``OSError`` becomes a :class:`~trs_analytics.exceptions.StorageError`
 that names the file, the cause and what to do.
 """
 
@@ -23,6 +24,8 @@ import contextlib
 import errno
 import json
 import os
+import re
+import time
 import uuid
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -32,7 +35,16 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-__all__ = ["atomic_write", "check_writable", "fsync_dir", "storage_error", "write_json_atomic"]
+__all__ = [
+    "STALE_SECONDS",
+    "atomic_write",
+    "check_writable",
+    "fsync_dir",
+    "os_error_of",
+    "remove_stale_temporaries",
+    "storage_error",
+    "write_json_atomic",
+]
 
 _HINTS = {
     errno.ENOSPC: "the disk is full; free some space or write to another disk",
@@ -55,6 +67,44 @@ def storage_error(err: OSError, doing: str) -> StorageError:
     reason = err.strerror or type(err).__name__
     msg = f"{doing}: {reason}. Hint: {hint}. Files written before were left as they were."
     return StorageError(msg)
+
+
+#: How a library that writes through its own I/O (Polars, in Rust) names the OS error.
+_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+#: A temporary file older than this is a killed writer's: the next write of its target removes it.
+STALE_SECONDS = 3600.0
+
+
+def os_error_of(err: BaseException) -> OSError | None:
+    """The ``OSError`` behind ``err``: itself, one in its chain, or one a library put
+    in its message as ``(os error 28)``; else ``None``.
+
+    Examples:
+        >>> os_error_of(RuntimeError("write failed: No space left on device (os error 28)")).errno
+        28
+        >>> os_error_of(ValueError("bad value")) is None
+        True
+    """
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, OSError):
+            return seen
+        if match := _OS_ERROR.search(str(seen)):
+            number = int(match[1])
+            return OSError(number, os.strerror(number))
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def remove_stale_temporaries(path: Path, *, older_than: float = STALE_SECONDS) -> None:
+    """Remove ``.NAME.*.tmp`` files of ``path`` left by a writer killed more than
+    ``older_than`` seconds ago (a live writer's file is younger, and is kept)."""
+    cutoff = time.time() - older_than
+    with contextlib.suppress(OSError):
+        for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+            with contextlib.suppress(OSError):
+                if tmp.lstat().st_mtime < cutoff:
+                    tmp.unlink()
 
 
 def fsync_dir(folder: Path) -> None:
@@ -94,9 +144,10 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> Path:
     except BaseException as err:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
-        if isinstance(err, OSError):
-            raise storage_error(err, f"cannot write {path}") from err
+        if (cause := os_error_of(err)) is not None and isinstance(err, Exception):
+            raise storage_error(cause, f"cannot write {path}") from err
         raise
+    remove_stale_temporaries(path)
     return path
 
 

@@ -7,8 +7,10 @@ tick. Base module: it imports nothing from the package.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final
+from urllib.parse import quote, urlsplit
 
 if TYPE_CHECKING:
     import polars as pl
@@ -20,9 +22,15 @@ __all__ = [
     "axis_time_format",
     "duration_expr",
     "duration_text",
+    "markdown_cell",
+    "markdown_link",
     "missing_label",
     "span_text",
+    "terminal_text",
 ]
+
+#: Characters Markdown gives a meaning to (links, images, emphasis, tables, HTML, code).
+_MARKDOWN: Final = re.compile(r"([\\`*_{}\[\]()<>#!|~:])")
 
 #: Round widths for time buckets and comparison periods, shortest first.
 ROUND_WIDTHS: Final = (
@@ -170,3 +178,42 @@ def missing_label(column: str | None) -> str:
         ('(no flow)', '(none)')
     """
     return _MISSING.get(column or "", "(none)")
+
+
+def markdown_cell(text: object) -> str:
+    r"""``text`` as plain text in a Markdown table cell: every Markdown character escaped
+    (no link, image, emphasis, HTML or autolink can be made from it) and on one line.
+
+    Examples:
+        >>> markdown_cell("a | b\n![x](http://evil/p.png)")
+        'a \\| b ⏎ \\!\\[x\\]\\(http\\://evil/p.png\\)'
+    """
+    one_line = " ⏎ ".join(str(text).splitlines())
+    return _MARKDOWN.sub(r"\\\1", one_line)
+
+
+def markdown_link(label: str, url: str | None) -> str:
+    """A Markdown link to an http(s) ``url`` whose text is ``label`` (escaped); no link else.
+
+    Examples:
+        >>> markdown_link("run", "http://127.0.0.1:4200/runs/task-run/a b)")
+        '[run](http://127.0.0.1:4200/runs/task-run/a%20b%29)'
+        >>> markdown_link("run", "javascript:alert(1)")
+        ''
+    """
+    if not url or urlsplit(url).scheme.lower() not in ("http", "https"):
+        return ""
+    return f"[{markdown_cell(label)}]({quote(url, safe=':/?&=#%@+,;~')})"
+
+
+def terminal_text(text: str) -> str:
+    r"""``text`` with control characters shown as escapes, so that no name can move the
+    cursor, change colours, set the window title or fake a new line in a terminal.
+
+    Examples:
+        >>> terminal_text("ok\x1b]0;pwned\x07 next\nline\tx")
+        'ok\\x1b]0;pwned\\x07 next\\nline\\tx'
+    """
+    return "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
+    )

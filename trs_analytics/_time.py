@@ -15,7 +15,11 @@ from trs_analytics.exceptions import ConfigurationError
 __all__ = ["iso", "parse_age", "parse_duration", "parse_when"]
 
 #: One part of a duration: a number and a unit (Polars' spelling).
-_PART: Final = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(us|ms|s|m|h|d|w)")
+_PART: Final = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(us|ms|s|m|h|d|w)", re.IGNORECASE)
+#: The longest duration read: a century (longer ones overflow date arithmetic).
+MAX_DURATION: Final = timedelta(days=36_525)
+#: The times read: Prefect has no state before 1970, and Python no year after 9999.
+_EARLIEST: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _UNIT_MICROS: Final = {
     "us": 1,
     "ms": 1_000,
@@ -60,16 +64,29 @@ def parse_age(text: str) -> timedelta | None:
 def parse_duration(text: str) -> timedelta | None:
     """Read a duration such as ``"6h"``, ``"1h30m"``, ``"500ms"`` or ``"1.5d"``; else ``None``.
 
-    Units: ``us``, ``ms``, ``s``, ``m``, ``h``, ``d``, ``w`` (fixed lengths; months vary).
+    Units: ``us``, ``ms``, ``s``, ``m``, ``h``, ``d``, ``w`` (fixed lengths; months vary),
+    in either case (``"7D"`` too), except a capital ``M``: minutes or months is a
+    guess, so ``"1M"`` is not read.
     The one parser of duration strings: ages (``--since 7d``), bucket widths
     (``every="6h"``) and windows (``window="7d"``) all read through it.
+
+    Raises:
+        ConfigurationError: ``text`` is not a string, or the duration is longer
+            than :data:`MAX_DURATION` (a century).
 
     Examples:
         >>> parse_duration("1h30m"), parse_duration("250us")
         (datetime.timedelta(seconds=5400), datetime.timedelta(microseconds=250))
-        >>> parse_duration("1mo") is None
-        True
+        >>> parse_duration("1mo") is None, parse_duration("7D"), parse_duration("1M") is None
+        (True, datetime.timedelta(days=7), True)
+        >>> parse_duration("99999999d")
+        Traceback (most recent call last):
+        ...
+        trs_analytics.exceptions.ConfigurationError: duration '99999999d' is longer than a century (36525 days). Hint: give a shorter one, such as 30d.
     """
+    if not isinstance(text, str):
+        msg = f"a duration must be a string such as '7d', got {type(text).__name__}."
+        raise ConfigurationError(msg)
     parts, at = [], 0
     while at < len(text):
         match = _PART.match(text, at)
@@ -77,9 +94,15 @@ def parse_duration(text: str) -> timedelta | None:
             break
         parts.append(match)
         at = match.end()
-    if not parts or text[at:].strip():
+    if not parts or text[at:].strip() or any(m[2] == "M" for m in parts):
         return None
-    micros = sum(round(float(m[1]) * _UNIT_MICROS[m[2]]) for m in parts)
+    micros = sum(round(float(m[1]) * _UNIT_MICROS[m[2].lower()]) for m in parts)
+    if micros > MAX_DURATION // timedelta(microseconds=1):
+        msg = (
+            f"duration {text!r} is longer than a century ({MAX_DURATION.days} days). "
+            "Hint: give a shorter one, such as 30d."
+        )
+        raise ConfigurationError(msg)
     return timedelta(microseconds=micros)
 
 
@@ -103,6 +126,26 @@ def parse_when(value: datetime | date | str, *, now: datetime | None = None) -> 
         ...
         trs_analytics.exceptions.ConfigurationError: time '2026-01-01T12:00:00' has no time zone. Hint: write it in UTC with a Z, such as 2026-01-01T12:00:00Z, or give an offset such as +02:00.
     """
+    return _in_range(_parse_when(value, now=now), value)
+
+
+def _in_range(when: datetime, value: object) -> datetime:
+    if when < _EARLIEST:
+        msg = (
+            f"time {value!r} is before 1970, when no Prefect state can exist. "
+            "Hint: give a later time, such as 2026-01-01 or 30d."
+        )
+        raise ConfigurationError(msg)
+    return when
+
+
+def _parse_when(value: datetime | date | str, *, now: datetime | None) -> datetime:
+    if not isinstance(value, datetime | date | str):
+        msg = (
+            f"a time must be a datetime, a date or a string such as '7d', got "
+            f"{type(value).__name__} {value!r:.40}."
+        )
+        raise ConfigurationError(msg)
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:
             msg = (
@@ -110,11 +153,14 @@ def parse_when(value: datetime | date | str, *, now: datetime | None = None) -> 
                 "datetime, for example datetime(2026, 1, 1, tzinfo=datetime.UTC)."
             )
             raise ConfigurationError(msg)
-        return value.astimezone(UTC)
+        return _utc(value, value)
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day, tzinfo=UTC)
     if (age := parse_age(value)) is not None:
-        return (now or datetime.now(UTC)).astimezone(UTC) - age
+        try:
+            return (now or datetime.now(UTC)).astimezone(UTC) - age
+        except OverflowError:
+            return _EARLIEST - timedelta(microseconds=1)  # before 1970: refused
     text = value.strip()
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
@@ -132,4 +178,12 @@ def parse_when(value: datetime | date | str, *, now: datetime | None = None) -> 
             f"{text}Z, or give an offset such as +02:00."
         )
         raise ConfigurationError(msg)
-    return parsed.astimezone(UTC)
+    return _utc(parsed, value)
+
+
+def _utc(when: datetime, value: object) -> datetime:
+    try:
+        return when.astimezone(UTC)
+    except OverflowError as err:  # 0001-01-01T00:00:00+01:00
+        msg = f"time {value!r} is out of range. Hint: give a time after 1970."
+        raise ConfigurationError(msg) from err

@@ -1,4 +1,4 @@
-"""The ``trs-analytics`` command: export, fetch, info, report and check.
+"""The ``trs-analytics`` command: export, fetch, info, report, check, serve-metrics, metrics.
 
 Each command parses its options, calls the library, and turns a library error
 into one ``Error: ...`` line on stderr and an exit code a scheduler can act on
@@ -7,6 +7,7 @@ into one ``Error: ...`` line on stderr and an exit code a scheduler can act on
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -15,14 +16,16 @@ import sys
 import threading
 import time
 from contextlib import ExitStack, contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, Literal, NoReturn, TypeVar, cast
 
 import click
 
-from trs_analytics._atomic import check_writable, storage_error
+from trs_analytics._atomic import check_writable, os_error_of, storage_error
+from trs_analytics._format import terminal_text
 from trs_analytics._progress import progress_bar, steps_bar
+from trs_analytics._redact import redact
 from trs_analytics._time import iso, parse_age, parse_when
 from trs_analytics.client import PrefectClient
 from trs_analytics.engines import check_engine, import_engine
@@ -36,31 +39,40 @@ from trs_analytics.exceptions import (
     TrsAnalyticsError,
 )
 from trs_analytics.export import export_states
-from trs_analytics.fetch import FilterKwargs, StateFilters, check_names, fetch_states
-from trs_analytics.schema import STATE_TYPES
+from trs_analytics.fetch import FilterKwargs, fetch_flow_run_states, fetch_states
+from trs_analytics.schema import FLOW_RUNS, STATE_TYPES, TASK_RUNS
 from trs_analytics.storage import (
     DEFAULT_OVERLAP,
     MARKER_NAME,
     DatasetLockedError,
+    find_damaged_file,
     list_parquet_files,
-    read_dataset_info,
     scan_states,
+    summarize_states,
+    write_flow_run_states,
     write_states,
 )
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-    from datetime import timedelta
 
     from trs_analytics.fetch import Source
 
-__all__ = ["EXIT_CODES", "Flagged", "main"]
+__all__ = ["CRASH_EXIT_CODE", "EXIT_CODES", "Flagged", "main"]
 
 _T = TypeVar("_T")
 
 
 class Flagged(Exception):
     """``check`` found something: exit code 1, which is not an error code."""
+
+
+class Crashed(Exception):
+    """An error trs_analytics did not foresee (a bug): its own exit code, shared with no outcome."""
+
+
+#: The exit code of an unforeseen error (``EX_SOFTWARE``): never ``check``'s 1 ("flagged").
+CRASH_EXIT_CODE: Final = 70
 
 
 #: Exit codes, most specific first: ``(exception class, code, meaning)``. The
@@ -75,6 +87,8 @@ EXIT_CODES: Final[tuple[tuple[type[BaseException], int, str], ...]] = (
     (ConfigurationError, 2, "a bad option, or no API URL configured"),
     (Flagged, 1, "check: something was flagged (anomaly, stuck run, SLA breach); not an error"),
     (TrsAnalyticsError, 8, "any other error"),
+    (Crashed, CRASH_EXIT_CODE, "an unforeseen error (a bug: please report it); one Error: line"),
+    (BrokenPipeError, 141, "the output was closed early (such as by | head); nothing is wrong"),
     (KeyboardInterrupt, 130, "interrupted (Ctrl-C); files written before are kept"),
 )
 
@@ -107,12 +121,23 @@ class _JSONFormatter(logging.Formatter):
             "time": iso(datetime.fromtimestamp(record.created, UTC)),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
         }
         data.update(getattr(record, "fields", {}))
         if record.exc_info:
-            data["exception"] = self.formatException(record.exc_info)
+            data["exception"] = redact(self.formatException(record.exc_info))
         return json.dumps(data, default=str)
+
+
+class _TextFormatter(logging.Formatter):
+    """``LEVEL: message``, credentials redacted."""
+
+    def __init__(self) -> None:
+        super().__init__("%(levelname)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        lines = redact(super().format(record)).split("\n")  # a traceback keeps its lines
+        return "\n".join(terminal_text(line) for line in lines)
 
 
 class _StderrHandler(logging.Handler):
@@ -141,9 +166,7 @@ class _Output:
             self.json = log_format == "json"
         self.quiet = self.quiet or quiet
         self.verbose = self.verbose or verbose
-        self.handler.setFormatter(
-            _JSONFormatter() if self.json else logging.Formatter("%(levelname)s: %(message)s")
-        )
+        self.handler.setFormatter(_JSONFormatter() if self.json else _TextFormatter())
         self.level = logging.INFO if (self.verbose or self.json) else logging.WARNING
         logging.getLogger("trs_analytics").setLevel(self.level)
 
@@ -163,15 +186,16 @@ class _Output:
             record = {"time": _now_iso(), "level": "info", "message": text, **fields}
             click.echo(json.dumps(record, default=str))
         else:
-            click.echo(text)
+            click.echo(terminal_text(text))
 
     def error(self, message: str) -> None:
-        """The one ``Error:`` line, on stderr."""
+        """The one ``Error:`` line, on stderr, credentials redacted."""
+        message = redact(message)
         if self.json:
             record = {"time": _now_iso(), "level": "error", "message": f"Error: {message}"}
             click.echo(json.dumps(record), err=True)
         else:
-            click.echo(f"Error: {message}", err=True)
+            click.echo(f"Error: {terminal_text(message)}", err=True)
 
     def progress_enabled(self) -> bool:
         return not self.quiet and not self.json and sys.stderr.isatty()
@@ -193,18 +217,61 @@ def _fail(err: TrsAnalyticsError) -> NoReturn:
 
 
 @contextmanager
-def _errors() -> Iterator[None]:
-    """Turn library errors into one ``Error:`` line and the matching exit code."""
+def _errors(reads: Path | None = None) -> Iterator[None]:
+    """Turn library errors into one ``Error:`` line and the matching exit code.
+
+    ``reads``: the dataset or file the command reads; an engine's error while
+    reading it is checked against its files, so a damaged one is named.
+    """
     try:
         yield
     except TrsAnalyticsError as err:
         _fail(err)
-    except OSError as err:  # a write outside the atomic writer (such as the report's)
-        where = f" {err.filename}" if err.filename else ""
-        _fail(storage_error(err, f"cannot write{where}"))
+    except BrokenPipeError:
+        _closed_output()
     except KeyboardInterrupt:
         _output().error("interrupted; the dataset keeps every file written before the interrupt.")
         sys.exit(130)
+    except Exception as err:
+        if (cause := os_error_of(err)) is not None:  # a write outside the atomic writer
+            where = f" {cause.filename}" if cause.filename else ""
+            _fail(storage_error(cause, f"cannot write{where}"))
+        if reads is not None and (damaged := find_damaged_file(reads)) is not None:
+            _fail(damaged)
+        raise
+
+
+def _crash(err: BaseException) -> NoReturn:
+    """An unforeseen error: one ``Error:`` line (JSON with --log-format json), exit 70."""
+    logger.info("the traceback of the unforeseen error", exc_info=err)
+    _output().error(
+        f"an unforeseen error ({type(err).__name__}: {' '.join(str(err).split())[:300]}). "
+        "Hint: this is a bug in trs_analytics; please report it with the command and -v output."
+    )
+    sys.exit(CRASH_EXIT_CODE)
+
+
+def _closed_output() -> NoReturn:
+    """The reader of stdout went away (``| head``): stop quietly, as ``cat`` does."""
+    import os
+
+    with contextlib.suppress(OSError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(141)
+
+
+class _Group(click.Group):
+    """The command group: an exception no command foresaw becomes :func:`_crash`."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except BrokenPipeError:
+            _closed_output()
+        except Exception as err:
+            _crash(err)
 
 
 def _interruptible(work: Callable[[], _T], message: str) -> _T:
@@ -243,11 +310,31 @@ def _interruptible(work: Callable[[], _T], message: str) -> _T:
 
 
 def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> timedelta:
-    age = parse_age(value)
+    try:
+        age = parse_age(value)
+    except ConfigurationError as err:
+        raise click.BadParameter(str(err)) from err
     if age is None:
         msg = f"{value!r} is not a duration. Use a number and a unit, such as 90s, 10m, 2h or 1d."
         raise click.BadParameter(msg)
     return age
+
+
+def _web_url(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """An http(s) address with a host, or None; anything else (``javascript:``) is refused."""
+    if value is None:
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value.strip())
+    except ValueError as err:
+        msg = f"{value!r} is not a valid URL ({err})."
+        raise click.BadParameter(msg) from err
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        msg = f"{value!r} is not an http(s) address. Use one such as http://127.0.0.1:4200."
+        raise click.BadParameter(msg)
+    return value.strip()
 
 
 def _set_output(ctx: click.Context, param: click.Parameter, value: Any) -> None:
@@ -354,6 +441,12 @@ def _client_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             "--max-attempts", type=click.IntRange(1, 20), default=6, show_default=True,
             help="Attempts per request; 429, 5xx and dropped connections are retried.",
         ),
+        click.option(
+            "--max-retry-wait", type=click.FloatRange(min=0), default=300.0, show_default=True,
+            metavar="SECONDS",
+            help="The most one request waits between its attempts, all waits together "
+            "(Retry-After included); beyond it the request fails.",
+        ),
     ]  # fmt: skip
     for option in reversed(options):
         fn = option(fn)
@@ -367,6 +460,7 @@ def _client(options: dict[str, Any]) -> PrefectClient:
         requests_per_minute=options["requests_per_minute"],
         timeout=options["timeout"],
         max_attempts=options["max_attempts"],
+        max_retry_wait=options["max_retry_wait"],
     )
 
 
@@ -399,6 +493,7 @@ Example:
 
 
 @click.group(
+    cls=_Group,
     context_settings={"help_option_names": ["-h", "--help"]},
     help=_MAIN_HELP + _exit_code_help(),
 )
@@ -541,6 +636,11 @@ def export(
     help="Where states are read from (see export).",
 )
 @click.option("--force", is_flag=True, help="Replace --out if it exists.")
+@click.option(
+    "--flow-runs",
+    is_flag=True,
+    help="Fetch flow-run states (FLOW_RUN_STATES_SCHEMA) instead of task-run states.",
+)
 @_filter_options
 @_client_options
 @_output_options
@@ -550,15 +650,22 @@ def fetch(
     until: str | None,
     source: str,
     force: bool,
+    flow_runs: bool,
     filters: FilterKwargs,
     **client_options: Any,
 ) -> None:
-    """Fetch the task-run states of one window into a single Parquet file.
+    """Fetch the task-run (or --flow-runs: flow-run) states of one window into one Parquet file.
 
     \b
     Example:
       trs-analytics fetch --api-url http://127.0.0.1:4200/api --since 1d --out states.parquet
+      trs-analytics fetch --flow-runs --since 1d --out flow_runs.parquet
     """
+    kind, read, write = (
+        (FLOW_RUNS, fetch_flow_run_states, write_flow_run_states)
+        if flow_runs
+        else (TASK_RUNS, fetch_states, write_states)
+    )
     output = _output()
     started = time.monotonic()
     with _errors():
@@ -567,9 +674,7 @@ def fetch(
             raise StorageError(msg)
         check_writable(out.parent)  # now, not after a download of minutes
         with _client(client_options) as client:
-            chosen = StateFilters.from_kwargs(**filters)
-            check_names(client, flow_names=chosen.flow_names, work_pools=chosen.work_pools)
-            states = fetch_states(
+            states = read(
                 client=client,
                 since=since,
                 until=until,
@@ -577,16 +682,16 @@ def fetch(
                 progress=output.progress_enabled(),
                 **filters,
             )
-            write_states(states, out)
+            write(states, out)
             requests = client.stats.requests
-    task_runs = states["task_run_id"].n_unique()
+    runs = states[kind.id_column].n_unique()
     seconds = time.monotonic() - started
     output.summary(
-        f"fetched {task_runs} task runs, {states.height} states in {requests} requests, "
+        f"fetched {runs} {kind.noun}s, {states.height} states in {requests} requests, "
         f"{seconds:.1f} s; wrote {out}",
         event="fetch",
         out=str(out),
-        task_runs=task_runs,
+        **{kind.name: runs},
         states=states.height,
         requests=requests,
         seconds=round(seconds, 3),
@@ -602,29 +707,16 @@ def info(path: Path, as_json: bool) -> None:
 
     Prints the path, states, task_runs, first and last (the oldest and newest
     state time, UTC); for a dataset also its cursor, filters and the number of
-    exports.
+    exports, and for its flow-run table the same as flow_run_states, flow_runs,
+    flow_run_first, flow_run_last, flow_run_cursor, flow_run_filters and
+    flow_run_exports.
 
     \b
     Example:
       trs-analytics info states/
     """
-    import polars as pl
-
-    with _errors():
-        frame = scan_states(path)
-        stats = frame.select(
-            states=pl.len(),
-            task_runs=pl.col("task_run_id").n_unique(),
-            first=pl.col("timestamp").min(),
-            last=pl.col("timestamp").max(),
-        ).collect()
-        dataset = read_dataset_info(path) if (path / MARKER_NAME).is_file() else None
-    row = stats.row(0, named=True)
-    facts: dict[str, Any] = {"path": str(path), **row}
-    if dataset is not None:
-        facts["cursor"] = iso(dataset.cursor) if dataset.cursor else None
-        facts["filters"] = dataset.filters
-        facts["exports"] = dataset.exports
+    with _errors(reads=path):
+        facts = summarize_states(path).as_dict()
     if as_json:
         click.echo(json.dumps(facts, default=str))
         return
@@ -643,7 +735,14 @@ def _scan_on(path: Path, engine: str, memory_limit: str | None) -> Any:
     connection = duckdb.connect()
     connection.sql("SET TimeZone = 'UTC'")
     if memory_limit is not None:
-        connection.sql(f"SET memory_limit = '{memory_limit.replace(chr(39), '')}'")
+        try:
+            connection.sql(f"SET memory_limit = '{memory_limit.replace(chr(39), '')}'")
+        except duckdb.Error as err:
+            msg = (
+                f"--memory-limit {memory_limit!r} is not a size DuckDB understands "
+                f"({str(err).splitlines()[0][:120]}). Hint: use a number and a unit, such as 2GB."
+            )
+            raise ConfigurationError(msg) from err
     return scan_states(path, engine="duckdb", connection=connection)
 
 
@@ -697,6 +796,7 @@ def _flow_runs_for_report(path: Path, explicit: Path | None) -> Any:
 @click.option(
     "--ui-url",
     metavar="URL",
+    callback=_web_url,
     help="The Prefect UI address that run ids link to (e.g. http://127.0.0.1:4200).",
 )
 @click.option(
@@ -740,7 +840,8 @@ def report(
 
     output = _output()
     started = time.monotonic()
-    with _errors(), steps_bar(output.progress_enabled(), title="report") as on_section:
+    with _errors(reads=path), steps_bar(output.progress_enabled(), title="report") as on_section:
+        check_writable(out.absolute().parent)  # now, not after minutes of computing
         chosen = load_rules(rules) if rules is not None else []
         _require_parquet(path)
         states = _scan_on(path, engine, memory_limit)
@@ -767,13 +868,22 @@ def report(
     )
 
 
+def _positive_age(text: str, option: str) -> timedelta:
+    span = parse_age(text)
+    if span is None or span <= timedelta(0):
+        msg = f"{option} {text!r} is not a positive age. Hint: use '9m', '30m' or '1h'."
+        raise ConfigurationError(msg)
+    return span
+
+
 @main.command()
 @click.argument("path", type=click.Path(path_type=Path), required=False)
 @click.option(
     "--since",
     metavar="WHEN",
-    help="With --api-url: start of the window fetched (default 7d). With PATH: keep the "
-    "states from then on (default: all). The history the checks learn from.",
+    help="With --api-url: start of the window fetched (default 7d). With PATH: read the "
+    "states from then on (default: what the checks need, the recent period and the 14 days "
+    "of training before it; docs/sla.md). The history the checks learn from.",
 )
 @click.option(
     "--rules",
@@ -796,13 +906,54 @@ def report(
 )
 @click.option("--now", metavar="WHEN", help="Check as of this time (default: now).")
 @click.option(
+    "--stuck-after",
+    metavar="AGE",
+    help="A run open (Running or Pending) longer than this is stuck, whatever its history.",
+)
+@click.option(
+    "--min-history",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Finished runs a task needs before its p99 bounds its open runs (fewer: its "
+    "deployment's, then its flow's runs).",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["polars", "duckdb", "spark"]),
+    default="polars",
+    show_default=True,
+    help="With PATH: where the checks run: Polars, DuckDB (larger than memory; "
+    "pip install 'trs-analytics[duckdb]') or Spark ('trs-analytics[spark]').",
+)
+@click.option(
+    "--memory-limit",
+    metavar="SIZE",
+    help="With --engine duckdb: DuckDB's memory_limit (e.g. 1GB); it spills to disk beyond.",
+)
+@click.option(
+    "--heartbeat-after",
+    metavar="AGE",
+    help="Prefect 3.6.22+ (flow runs send prefect.flow-run.heartbeat events, every 180 s by "
+    "default): flag the open task runs of a flow run silent for longer than AGE (e.g. 9m) as hung.",
+)
+@click.option(
     "--emit-events",
     is_flag=True,
-    help="Post each finding as a Prefect event (POST /api/events, Prefect 3) for automations.",
+    help="Post each new finding as a Prefect event (POST /api/events, Prefect 3) for "
+    "automations, and trs-analytics.<kind>.resolved once a later check no longer sees it.",
+)
+@click.option(
+    "--state",
+    "state_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --emit-events: the file that remembers the open findings. Default: "
+    "check-state.json in the PATH folder (required without a folder).",
 )
 @click.option(
     "--ui-url",
     metavar="URL",
+    callback=_web_url,
     help="The Prefect UI address that runs link to (default: derived from the API URL).",
 )
 @_client_options
@@ -814,49 +965,85 @@ def check(
     recent: str,
     every: str,
     now: str | None,
+    stuck_after: str | None,
+    min_history: int,
+    heartbeat_after: str | None,
+    engine: str,
+    memory_limit: str | None,
     emit_events: bool,
+    state_file: Path | None,
     ui_url: str | None,
     **client_options: Any,
 ) -> None:
     """Check for anomalies, stuck runs and SLA breaches; exit 1 when something is flagged.
 
-    Reads PATH (a dataset folder or Parquet file) or, without PATH, fetches the
-    states of --since (7d) from the server. Prints one line per finding and a
-    summary line (JSON lines with --log-format json). Exit codes: 0 nothing
-    flagged, 1 something flagged, others as for every command.
+    Reads PATH (a dataset folder or Parquet file: only the states the checks
+    need, on --engine) or, without PATH, fetches the states of --since (7d)
+    from the server. Prints one line per finding and a summary line (JSON
+    lines with --log-format json). Exit codes: 0 nothing flagged, 1 something
+    flagged, others as for every command.
 
     \b
     Example:
       trs-analytics check --api-url http://127.0.0.1:4200/api --since 7d --rules sla.toml
-      trs-analytics check states/ --rules sla.toml --emit-events
+      trs-analytics check states/ --rules sla.toml --emit-events --stuck-after 2h
+      trs-analytics check states/ --engine duckdb --memory-limit 1GB
     """
-    import polars as pl
 
-    from trs_analytics.check import finding_events, load_rules, run_check
+    from trs_analytics.check import (
+        emit_findings,
+        load_rules,
+        run_check,
+        state_path,
+        with_hung_runs,
+    )
     from trs_analytics.report._links import ui_url as ui_from_api
 
     output = _output()
-    with _errors(), ExitStack() as stack:
+    with _errors(reads=path), ExitStack() as stack:
         at = parse_when(now) if now else datetime.now(UTC)
         chosen = load_rules(rules) if rules is not None else []
+        if path is None and (engine != "polars" or memory_limit is not None):
+            msg = (
+                "--engine and --memory-limit are for PATH. Hint: pass a dataset folder or "
+                "Parquet file, or drop them to check the states fetched with --api-url."
+            )
+            raise ConfigurationError(msg)
+        state = state_path(path, state_file) if emit_events else None
+        posted = resolved = 0
         client = None
-        if path is None or emit_events:
+        if path is None or emit_events or heartbeat_after:
             client = stack.enter_context(_client(client_options))
+        start: datetime | Literal["auto"] | None = None  # fetched: every state fetched
         if path is not None:
             _require_parquet(path)
-            states: Any = scan_states(path)
-            if since is not None:
-                states = states.filter(pl.col("timestamp") >= parse_when(since, now=at))
+            states: Any = _scan_on(path, engine, memory_limit)
+            start = parse_when(since, now=at) if since is not None else "auto"
         else:
             assert client is not None
             states = fetch_states(
                 client=client, since=since or "7d", until=at, progress=output.progress_enabled()
             )
         links = ui_url or (ui_from_api(client.settings.api_url) if client is not None else None)
-        result = run_check(states, rules=chosen, now=at, recent=recent, every=every, ui_url=links)
-        if emit_events and result.flagged:
+        result = run_check(
+            states,
+            rules=chosen,
+            now=at,
+            recent=recent,
+            every=every,
+            ui_url=links,
+            stuck_after=stuck_after,
+            min_history=min_history,
+            start=start,
+        )
+        if heartbeat_after is not None:
             assert client is not None
-            client.post_events(finding_events(result.findings, now=at))
+            silence = _positive_age(heartbeat_after, "--heartbeat-after")
+            result = with_hung_runs(result, states, client, after=silence)
+        if state is not None:
+            assert client is not None
+            emitted = emit_findings(client, result, state)
+            posted, resolved = len(emitted.opened), len(emitted.resolved)
     for row in result.findings.iter_rows(named=True):
         fields = {k: (iso(v) if isinstance(v, datetime) else v) for k, v in row.items()}
         text = f"{row['kind']:<8} {row['check']:<16} {row['subject']}: {row['message']}"
@@ -869,11 +1056,146 @@ def check(
         flagged=result.flagged,
         runs=result.runs,
         rules=result.rules,
-        events=result.findings.height if emit_events else 0,
+        events=posted,
+        resolved=resolved,
         **result.counts(),
     )
     if result.flagged:
         sys.exit(1)
+
+
+# -- Prometheus: serve-metrics and metrics ------------------------------------
+
+
+def _exporter_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The options serve-metrics and metrics share: window, engine, series."""
+    options = [
+        click.option(
+            "--window", default="1d", show_default=True, metavar="AGE",
+            help="Width of the window of the quantiles, failure rates and check findings.",
+        ),
+        click.option(
+            "--now", metavar="WHEN",
+            help="End of the window. Default: the dataset's cursor (else its newest state).",
+        ),
+        click.option(
+            "--engine", type=click.Choice(["polars", "duckdb", "spark"]), default="polars",
+            show_default=True, help="Where the metrics run (as for report).",
+        ),
+        click.option(
+            "--memory-limit", metavar="SIZE", help="With --engine duckdb: its memory_limit.",
+        ),
+        click.option(
+            "--max-series", type=click.IntRange(min=1), default=200, show_default=True,
+            help='Groups with series of their own; the rest are summed into "(other)".',
+        ),
+    ]  # fmt: skip
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _metrics_source(path: Path, options: dict[str, Any]) -> Any:
+    """What each refresh reads: PATH's states (and flow-run table) on the chosen engine."""
+    from trs_analytics.prometheus import MetricsSource
+    from trs_analytics.storage import FLOW_RUN_TABLE, scan_flow_run_states
+
+    engine, memory_limit = options["engine"], options["memory_limit"]
+    _scan_on(path, engine, memory_limit)  # check the options before serving
+
+    def scan() -> tuple[Any, Any]:
+        flows = None
+        if (path / FLOW_RUN_TABLE).is_dir():
+            flows = scan_flow_run_states(path, engine=check_engine(engine))
+        return _scan_on(path, engine, memory_limit), flows
+
+    return MetricsSource(
+        path,
+        scan=scan,
+        window=options["window"],
+        now=parse_when(options["now"]) if options["now"] else None,
+        max_series=options["max_series"],
+    )
+
+
+@main.command("serve-metrics")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--port", type=click.IntRange(1, 65535), default=9464, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--refresh",
+    default="60s",
+    show_default=True,
+    callback=_duration,
+    metavar="AGE",
+    help="Recompute at least this often; also whenever the dataset's cursor moves.",
+)
+@_exporter_options
+@_output_options
+def serve_metrics(path: Path, port: int, host: str, refresh: timedelta, **options: Any) -> None:
+    """Serve task and flow-run metrics from PATH on http://HOST:PORT/metrics for Prometheus.
+
+    Values are recomputed in the background when the dataset's cursor moves (or
+    every --refresh); a scrape only reads the last values. docs/prometheus.md
+    lists the metric families and shows the Grafana dashboards in dashboards/.
+
+    \b
+    Example:
+      trs-analytics serve-metrics states/ --port 9464 --window 1d
+      trs-analytics serve-metrics states/ --engine duckdb --memory-limit 2GB
+    """
+    from trs_analytics.prometheus import serve_metrics as serve
+
+    output = _output()
+    with _errors():
+        _require_parquet(path)
+        source = _metrics_source(path, options)
+        output.summary(
+            f"serving http://{host}:{port}/metrics from {path}",
+            event="serve-metrics",
+            path=str(path),
+            url=f"http://{host}:{port}/metrics",
+        )
+        try:
+            serve(source, host=host, port=port, refresh=refresh.total_seconds())
+        except KeyboardInterrupt:
+            return
+
+
+@main.command("metrics")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--textfile",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the metrics to this file atomically (node_exporter's textfile collector "
+    "reads *.prom). Default: print them.",
+)
+@_exporter_options
+@_output_options
+def metrics(path: Path, textfile: Path | None, **options: Any) -> None:
+    """Compute the metrics serve-metrics serves once, into a textfile (for cron) or stdout.
+
+    \b
+    Example:
+      trs-analytics metrics states/ --textfile /var/lib/node_exporter/textfile/trs.prom
+    """
+    from trs_analytics.prometheus import render_metrics, write_textfile
+
+    output = _output()
+    with _errors():
+        _require_parquet(path)
+        snap = _metrics_source(path, options).snapshot()
+        if textfile is None:
+            click.echo(render_metrics(snap).decode(), nl=False)
+            return
+        write_textfile(textfile, snap)
+    output.summary(
+        f"wrote {textfile} from {path} in {snap.seconds:.1f} s",
+        event="metrics",
+        out=str(textfile),
+        path=str(path),
+        seconds=round(snap.seconds, 3),
+    )
 
 
 if __name__ == "__main__":

@@ -16,10 +16,14 @@ everything with a single ``except TrsAnalyticsError``::
     └── StorageError              a dataset that cannot be read or written safely
 
 Messages are plain sentences: what was found, what was expected, and a
-``Hint:`` with what to do about it.
+``Hint:`` with what to do about it. They never hold a credential: every
+error redacts its message (:func:`trs_analytics._redact.redact`), whatever
+a server echoed into it.
 """
 
 from __future__ import annotations
+
+from trs_analytics._redact import redact
 
 __all__ = [
     "AuthenticationError",
@@ -37,7 +41,13 @@ __all__ = [
 
 
 class TrsAnalyticsError(Exception):
-    """Base class of every error raised by trs_analytics."""
+    """Base class of every error raised by trs_analytics; its text holds no credential."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(redact(a) if isinstance(a, str) else a for a in args))
+
+    def __str__(self) -> str:
+        return redact(super().__str__())
 
 
 class ConfigurationError(TrsAnalyticsError):
@@ -56,7 +66,7 @@ class PrefectAPIError(TrsAnalyticsError):
     def __init__(self, message: str, *, status_code: int | None = None, url: str = "") -> None:
         super().__init__(message)
         self.status_code = status_code
-        self.url = url
+        self.url = redact(url)
 
 
 class AuthenticationError(PrefectAPIError):

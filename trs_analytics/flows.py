@@ -39,8 +39,15 @@ except ImportError as err:  # pragma: no cover - exercised only without prefect
     )
     raise ImportError(msg) from err
 
-from trs_analytics.check import finding_events, findings_markdown, load_rules, run_check
+from trs_analytics.check import (
+    emit_findings,
+    findings_markdown,
+    load_rules,
+    run_check,
+    state_path,
+)
 from trs_analytics.client import PrefectClient
+from trs_analytics.engines import check_engine
 from trs_analytics.export import export_states
 from trs_analytics.fetch import fetch_states, parse_when
 from trs_analytics.report._links import ui_url as ui_from_api
@@ -137,14 +144,20 @@ def check_flow(
     every: str = "1d",
     now: str | None = None,
     emit_events: bool = False,
+    engine: str = "polars",
+    state: str | None = None,
+    stuck_after: str | None = None,
+    min_history: int = 5,
 ) -> dict[str, Any]:
     """Check for anomalies, stuck runs and SLA breaches; publish the findings as an artifact.
 
-    The same check as ``trs-analytics check``: states from the dataset or
-    Parquet file ``path``, else fetched (``since``) from ``api_url`` (default
+    The same check as ``trs-analytics check``: the states it needs from the
+    dataset or Parquet file ``path`` (read on ``engine``), else fetched
+    (``since``) from ``api_url`` (default
     the flow run's own ``PREFECT_API_URL``). The findings become a Markdown
-    artifact (key :data:`ARTIFACT_KEY`); with ``emit_events`` each is also a
-    Prefect event. The flow run completes whether or not something was
+    artifact (key :data:`ARTIFACT_KEY`); with ``emit_events`` each new one is
+    also a Prefect event, and each one no longer seen a resolution
+    (:func:`~trs_analytics.check.emit_findings`). The flow run completes whether or not something was
     flagged: the artifact and the events carry the result.
 
     Args:
@@ -155,7 +168,12 @@ def check_flow(
         recent: the period whose findings are reported.
         every: bucket width of anomalies and per-run SLA checks.
         now: check as of this time (ISO-8601); default now.
-        emit_events: post each finding as a Prefect event.
+        emit_events: post each new finding, and each resolution, as a Prefect event.
+        state: the file that remembers the open findings (default: the
+            ``check-state.json`` of the dataset folder ``path``).
+        stuck_after: a run open longer than this is stuck, whatever its history.
+        min_history: finished runs a task needs before its p99 bounds its open runs.
+        engine: where the checks on ``path`` run: ``"polars"``, ``"duckdb"`` or ``"spark"``.
 
     Returns:
         ``flagged``, the counts per kind, ``runs``, ``rules`` and ``findings``
@@ -169,16 +187,27 @@ def check_flow(
     """
     at = parse_when(now) if now else datetime.now(UTC)
     chosen = load_rules(rules) if rules else []
+    remember = state_path(path, state) if emit_events else None
     with PrefectClient(api_url) as client:
         states = (
-            scan_states(path)
+            scan_states(path, engine=check_engine(engine))
             if path
             else fetch_states(client=client, since=since, until=at, progress=False)
         )
         ui = ui_from_api(client.settings.api_url)
-        result = run_check(states, rules=chosen, now=at, recent=recent, every=every, ui_url=ui)
-        if emit_events and result.flagged:
-            client.post_events(finding_events(result.findings, now=at))
+        result = run_check(
+            states,
+            rules=chosen,
+            now=at,
+            recent=recent,
+            every=every,
+            ui_url=ui,
+            start="auto" if path else None,
+            stuck_after=stuck_after,
+            min_history=min_history,
+        )
+        if remember is not None:
+            emit_findings(client, result, remember)
     create_markdown_artifact(
         markdown=findings_markdown(result), key=ARTIFACT_KEY, description=result.summary()
     )

@@ -1,8 +1,11 @@
-"""A million states chart quickly, and every chart carries few rows (Altair's limit is 5,000)."""
+"""A million states give charts of few rows (Altair's limit is 5,000).
+
+How fast is a benchmark's question (benchmarks/), never a test's: a timed assertion fails on a
+busy machine and passes a slow change on a quiet one. pytest's timeout bounds a hang.
+"""
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 import pytest
@@ -36,10 +39,5 @@ CHARTS: dict[str, Callable[..., AnyChart]] = {
 
 @pytest.mark.parametrize("name", list(CHARTS))
 def test_million_states_give_a_small_chart(name: str, million_states: pl.DataFrame) -> None:
-    lazy = million_states.lazy()
-    started = time.perf_counter()
-    chart = CHARTS[name](lazy)
-    rows = rows_of(chart)
-    elapsed = time.perf_counter() - started
+    rows = rows_of(CHARTS[name](million_states.lazy()))
     assert 0 < len(rows) < 1_000
-    assert elapsed < 20, f"{name} took {elapsed:.1f} s"

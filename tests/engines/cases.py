@@ -62,6 +62,17 @@ window = "1m"
 """
 )
 
+#: Limits on runs still open at NOW (max_run_time counts them once over it).
+OPEN_RULES = ta.parse_rules(
+    """
+[[rule]]
+name = "open runs"
+task = "*"
+max_run_time = "2m"
+max_running = "1m"
+"""
+)
+
 
 def cases(*, window: str, min_runs: int) -> list[Any]:
     """The metric calls; ``window``/``min_runs`` size compare_windows to the data."""
@@ -133,8 +144,19 @@ def cases(*, window: str, min_runs: int) -> list[Any]:
             ordered=True,
         ),
         Case(
+            "sla_report-open-runs",
+            lambda s: ta.sla_report(opened(s), OPEN_RULES, every=window, now=NOW).breaches,
+            ordered=True,
+        ),
+        Case(
             "stuck_runs-limit-by-tags",
             lambda s: ta.stuck_runs(opened(s), now=NOW, by="tags", limit="10m"),
+            ordered=True,
+        ),
+        Case(
+            # more history than most tasks have: the flow's and deployment's, then the default
+            "stuck_runs-fallback-default",
+            lambda s: ta.stuck_runs(opened(s), now=NOW, min_history=150, default="1h"),
             ordered=True,
         ),
     ]

@@ -27,9 +27,14 @@ CALLS: dict[str, Callable[[Any], Any]] = {
     "failure_rate-by-flow-both": lambda s: ta.detect_anomalies(
         s, metric="failure_rate", by="flow_name", direction="both", z=2.0, **LOOSE
     ),
-    # spikes only (the default, as the report asks): one gap is the score (Spark's
-    # greatest() refuses a single column)
-    "failure_rate-by-task": lambda s: ta.detect_anomalies(s, metric="failure_rate", z=2.0, **LOOSE),
+    # the default direction of failure rates: one side, so the score is that side's gap
+    "failure_rate-by-task-spike": lambda s: ta.detect_anomalies(
+        s, metric="failure_rate", z=2.0, **LOOSE
+    ),
+    # one direction by flow: one gap, which Spark's greatest() refused (it needs two columns)
+    "failure_rate-by-flow-up": lambda s: ta.detect_anomalies(
+        s, metric="failure_rate", by="flow_name", z=2.0, **LOOSE
+    ),
 }
 
 

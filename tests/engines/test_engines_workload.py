@@ -64,3 +64,37 @@ def test_failure_rates_equal_the_ground_truth(native: Any, workload: GroundTruth
 @pytest.mark.parametrize("case", cases(window="5m", min_runs=5))
 def test_every_metric_equals_polars(case: Case, native: Any, fetched: pl.DataFrame) -> None:
     assert_same(case.call(native), case.call(fetched), ordered=case.ordered)
+
+
+CHECK_RULES = """
+[[rule]]
+name = "fast"
+task = "*"
+max_run_time = "50ms"
+
+[[rule]]
+name = "success"
+task = "*"
+min_success_rate = 0.99
+window = "1m"
+"""
+
+
+def test_the_check_finds_the_same_on_every_engine(
+    native: Any, fetched: pl.DataFrame, workload: GroundTruth
+) -> None:
+    from trs_analytics.check import run_check
+
+    options: dict[str, Any] = {
+        "rules": ta.parse_rules(CHECK_RULES),
+        "now": workload.finished_at + timedelta(minutes=1),
+        "recent": "1h",
+        "every": "1m",
+    }
+    want = run_check(fetched, **options)
+    # the workload's failing tasks break the success rate; every finished run is counted
+    assert "min_success_rate" in set(want.findings.filter(kind="sla")["check"])
+    assert want.runs == len(workload.task_runs)
+    got = run_check(native, **options)
+    assert got.findings.equals(want.findings), (got.findings, want.findings)
+    assert got.runs == want.runs

@@ -41,6 +41,39 @@ def test_max_run_time_per_bucket() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        # at 3700 s "d" has run 98 s (from 3602): under 1 h, not counted yet
+        (3700, []),
+        # at 7300 s it has run 3698 s, over 1 h: a breach while still running
+        (7300, [("d", 3698.0)]),
+    ],
+)
+def test_max_run_time_counts_a_run_still_running_once_over(
+    now: float, expected: list[tuple[str, float]]
+) -> None:
+    got = report('[[rule]]\nname = "r"\ntask = "load"\nmax_run_time = "1h"', now=now)
+    assert rows(got.breaches, "task_run_id", "value") == expected
+    assert rows(got.compliance, "runs", "breaches") == ([(1, 1)] if expected else [])
+
+
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        (3602 + 600, []),  # Running for exactly 10 min: not over
+        (3602 + 601, [("d", 601.0, 600.0)]),
+    ],
+)
+def test_max_running_limits_an_open_run_at_now(
+    now: float, expected: list[tuple[str, float, float]]
+) -> None:
+    # "a", "b" and "c" finished: only the open "d" can breach max_running
+    got = report('[[rule]]\nname = "r"\ntask = "*"\nmax_running = "10m"', now=now)
+    assert rows(got.breaches, "task_run_id", "value", "limit") == expected
+    assert rows(got.compliance, "bucket", "breaches") == ([(at(3600), 1)] if expected else [])
+
+
 def test_max_lateness() -> None:
     got = report('[[rule]]\nname = "r"\ntask = "*"\nmax_lateness = "1m"')
     assert rows(got.compliance, "runs", "breaches", "ok") == [(2, 1, False), (2, 0, True)]

@@ -47,10 +47,52 @@ def test_hand_worked(
 
 
 def test_groups_learn_from_their_own_history() -> None:
-    names = {"running": "other"}  # the open run's group has no finished run: no bound
-    found = ta.stuck_runs(runs(HISTORY, task_names=names), now=at(110))
+    names = {"running": "other"}  # the open run's group has no finished run: no bound of its own
+    found = ta.stuck_runs(runs(HISTORY, task_names=names), now=at(110), fallback=None)
     assert "running" not in found["task_run_id"].to_list()
     assert ta.stuck_runs(runs(HISTORY, task_names=names), now=at(110), by=None).height == 3
+
+
+def _bound(found: pl.DataFrame, run: str) -> tuple[object, ...]:
+    row = found.filter(pl.col("task_run_id") == run).row(0, named=True)
+    return (row["threshold"].total_seconds(), row["basis"], row["history"], row["reason"])
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        # "other" has no finished run: its flow's five (run time 2 s) give 3 x 2 s
+        ({}, (6.0, "flow_name", 5, "k x p99 of flow_name")),
+        # the flow's five are too few as well: the explicit default bounds it
+        ({"min_history": 6, "default": "8s"}, (8.0, None, 0, "default")),
+        # a limit tighter than the fallback's bound wins
+        ({"limit": "7s", "k": 10.0}, (7.0, "flow_name", 5, "limit")),
+    ],
+)  # fmt: skip
+def test_little_history_falls_back_to_the_flow_then_the_default(
+    options: dict[str, object], expected: tuple[object, ...]
+) -> None:
+    names = {"running": "other"}
+    found = ta.stuck_runs(runs(HISTORY, task_names=names), now=at(110), **options)  # type: ignore[arg-type]
+    assert _bound(found, "running") == expected
+
+
+def test_the_deployment_comes_before_the_flow() -> None:
+    # the flow's first five finished runs take 2 s; the deployment "d"'s five take 1 s
+    quick = {f"q{i}": f"Running@{200 + i * 10} Completed@{201 + i * 10}" for i in range(5)}
+    frame = runs({**HISTORY, **quick, "open": "Running@300"}, task_names={"open": "new"})
+    deployed = pl.col("task_run_id").is_in([*quick, "open"])
+    frame = frame.with_columns(deployment_id=pl.when(deployed).then(pl.lit("d")))
+    found = ta.stuck_runs(frame, now=at(304))
+    assert _bound(found, "open") == (3.0, "deployment_id", 5, "k x p99 of deployment_id")
+    # with the flow as the only fallback, the flow's ten (p99 of five 2 s and five 1 s: 2 s) bound it
+    assert "open" not in ta.stuck_runs(frame, now=at(304), fallback="flow_name")["task_run_id"]
+    assert _bound(ta.stuck_runs(frame, now=at(307), fallback="flow_name"), "open") == (
+        6.0,
+        "flow_name",
+        10,
+        "k x p99 of flow_name",
+    )
 
 
 def test_a_naive_now_or_a_bad_k_is_refused() -> None:

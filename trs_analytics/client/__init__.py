@@ -11,7 +11,12 @@ from trs_analytics.client._client import (
     parse_retry_after,
 )
 from trs_analytics.client._concurrency import ordered_map, prefetch
-from trs_analytics.client._config import ClientSettings, redact_url, resolve_settings
+from trs_analytics.client._config import (
+    ClientSettings,
+    configured_api_url,
+    redact_url,
+    resolve_settings,
+)
 from trs_analytics.client._probe import ServerInfo, probe_server
 
 __all__ = [
@@ -22,6 +27,7 @@ __all__ = [
     "PrefectClient",
     "RequestBudget",
     "ServerInfo",
+    "configured_api_url",
     "ordered_map",
     "parse_retry_after",
     "prefetch",

@@ -53,6 +53,7 @@ class PrefectAuth(httpx.Auth):
         api_key: a Prefect Cloud API key, sent as ``Authorization: Bearer``.
         auth_string: ``user:password``, sent as ``Authorization: Basic``
             (an API key wins when both are given).
+        params: query parameters of the API URL, sent with the token request too.
 
     Examples:
         >>> def server(request):
@@ -70,9 +71,15 @@ class PrefectAuth(httpx.Auth):
     requires_response_body = True
 
     def __init__(
-        self, api_url: str, *, api_key: str | None = None, auth_string: str | None = None
+        self,
+        api_url: str,
+        *,
+        api_key: str | None = None,
+        auth_string: str | None = None,
+        params: tuple[tuple[str, str], ...] = (),
     ) -> None:
         self._token_url = api_url.rstrip("/") + "/csrf-token"
+        self._params = params  # the API URL's own query (a proxy's token): sent here too
         self._client_id = str(uuid.uuid4())
         self._token: str | None = None
         self._lock = threading.Lock()
@@ -120,6 +127,7 @@ class PrefectAuth(httpx.Auth):
         return token
 
     def _token_request(self) -> httpx.Request:
-        request = httpx.Request("GET", self._token_url, params={"client": self._client_id})
+        params = httpx.QueryParams([*self._params, ("client", self._client_id)])
+        request = httpx.Request("GET", self._token_url, params=params)
         self._authorize(request)
         return request

@@ -5,13 +5,19 @@ The send path is built from small layers::
     PrefectClient.get/post  -> JSON decoding and typed errors
       _request              -> retries (tenacity: capped exponential backoff,
                                full jitter, Retry-After honoured)
-        _send_once          -> one send, its status turned into a typed error
+        _send_once          -> one send; only a 2xx is data, any other status
+                               (a 3xx included: redirects are never followed)
+                               is a typed error
           PrefectAuth       -> Authorization header, CSRF token and re-send (httpx.Auth)
             _on_request     -> request budget and counters, for every request sent
-              httpx.Client  -> transport (injectable: httpx.MockTransport in tests)
+              httpx.Client  -> per-read timeouts, and (_on_response) an overall
+                               deadline on each answer's body
+                transport   -> injectable: httpx.MockTransport in tests
 
 Because the retries wrap the whole auth flow, a failed CSRF-token request is
-retried like any other.
+retried like any other. Every wait is bounded: each retry's (``Retry-After``
+above ``max_retry_after`` is not waited for) and their sum (``max_retry_wait``);
+each warning says how long it waits.
 """
 
 from __future__ import annotations
@@ -29,14 +35,16 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import httpx
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
+from trs_analytics._redact import redact_logger
 from trs_analytics.client._auth import PrefectAuth
 from trs_analytics.client._budget import RequestBudget
 from trs_analytics.client._concurrency import ordered_map
 from trs_analytics.client._config import ClientSettings, redact_url, resolve_settings
 from trs_analytics.exceptions import (
     AuthenticationError,
+    ConfigurationError,
     NotFoundError,
     PrefectAPIError,
     RequestRejectedError,
@@ -54,6 +62,9 @@ if TYPE_CHECKING:
 __all__ = ["RETRY_STATUSES", "ClientStats", "PrefectClient"]
 
 logger = logging.getLogger("trs_analytics.client")
+
+#: The request extension that carries the moment its answer must have arrived by.
+_DEADLINE = "trs_analytics.deadline"
 
 #: Statuses that are retried with backoff: they clear up by themselves.
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -89,6 +100,35 @@ class _RetryableError(Exception):
         super().__init__(str(final))
         self.final = final
         self.retry_after = retry_after
+        #: why the retries stopped before ``max_attempts``, when they did
+        self.stopped: str | None = None
+
+
+class _DeadlineStream(httpx.SyncByteStream):
+    """A response body that fails with ``ReadTimeout`` once its deadline has passed."""
+
+    def __init__(
+        self,
+        inner: httpx.SyncByteStream,
+        *,
+        deadline: float,
+        seconds: float,
+        request: httpx.Request,
+    ) -> None:
+        self._inner = inner
+        self._deadline = deadline
+        self._seconds = seconds
+        self._request = request
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._inner:
+            if time.monotonic() > self._deadline:
+                msg = f"the answer did not arrive in full within the {self._seconds:g} s deadline"
+                raise httpx.ReadTimeout(msg, request=self._request)
+            yield chunk
+
+    def close(self) -> None:
+        self._inner.close()
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -135,6 +175,14 @@ def _detail(response: httpx.Response) -> str:
 def _status_error(response: httpx.Response, url: str) -> PrefectAPIError:
     status = response.status_code
     where = f"{response.request.method} {url}"
+    if 300 <= status < 400:
+        location = response.headers.get("location", "")
+        msg = (
+            f"{where} answered {status}, a redirect to {redact_url(location) or 'nowhere'!r}, "
+            "which is not followed (credentials never go to another address). Hint: use "
+            "the address it redirects to as the API URL, if you trust it."
+        )
+        return PrefectAPIError(msg, status_code=status, url=url)
     if status in (401, 403):
         msg = (
             f"{where} was refused with {status} ({_detail(response)}). Hint: set "
@@ -181,10 +229,15 @@ class PrefectClient:
         api_key: Prefect Cloud API key (sent as a Bearer token).
         auth_string: ``user:password`` for a server with basic auth.
         timeout: seconds for connect, read and write of one request.
+        deadline: seconds for one whole answer, its body included (default: 10 x
+            ``timeout``); a body still arriving then is a timeout, retried.
         max_attempts: attempts per request, the first included.
         backoff_initial: the first backoff ceiling in seconds (doubles each retry).
         backoff_max: the largest backoff ceiling in seconds.
-        max_retry_after: the longest ``Retry-After`` honoured, in seconds.
+        max_retry_after: the longest ``Retry-After`` honoured, in seconds (a
+            longer one is waited for this long).
+        max_retry_wait: the most seconds one request spends waiting between its
+            attempts, all waits together.
         concurrency: requests in flight at once in :meth:`map`.
         requests_per_minute: an optional budget for every request this client sends.
         transport: an ``httpx`` transport (``httpx.MockTransport`` in tests).
@@ -206,10 +259,12 @@ class PrefectClient:
         api_key: str | None = None,
         auth_string: str | None = None,
         timeout: float = 30.0,
+        deadline: float | None = None,
         max_attempts: int = 6,
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
         max_retry_after: float = 300.0,
+        max_retry_wait: float = 300.0,
         concurrency: int = 8,
         requests_per_minute: float | None = None,
         transport: httpx.BaseTransport | None = None,
@@ -218,24 +273,41 @@ class PrefectClient:
         self.settings: ClientSettings = resolve_settings(
             api_url, api_key=api_key, auth_string=auth_string
         )
-        if max_attempts < 1 or concurrency < 1:
-            msg = "max_attempts and concurrency must be at least 1."
-            raise ValueError(msg)
+        deadline = 10 * timeout if deadline is None and _is_number(timeout) else deadline
+        _check_numbers(
+            timeout=timeout,
+            deadline=deadline,
+            backoff_initial=backoff_initial,
+            backoff_max=backoff_max,
+            max_retry_after=max_retry_after,
+            max_retry_wait=max_retry_wait,
+            requests_per_minute=requests_per_minute,
+        )
+        for name, count in (("max_attempts", max_attempts), ("concurrency", concurrency)):
+            if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+                msg = f"{name} must be an integer of at least 1, got {count!r}."
+                raise ConfigurationError(msg)
+        assert deadline is not None
         self.concurrency = concurrency
         self.stats = ClientStats()
         self._max_attempts = max_attempts
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
         self._max_retry_after = max_retry_after
+        self._max_retry_wait = max_retry_wait
+        self._deadline = deadline
         self._sleep = sleep
         self._budget = RequestBudget(requests_per_minute) if requests_per_minute else None
         self._auth = PrefectAuth(
             self.settings.api_url,
             api_key=self.settings.api_key,
             auth_string=self.settings.auth_string,
+            params=self.settings.params,
         )
         self._server_info: ServerInfo | None = None
         self._probe_lock = threading.Lock()
+        for name in ("httpx", "httpcore"):  # they log request URLs: no token may show
+            redact_logger(name)
         self._http = httpx.Client(
             base_url=self.settings.api_url + "/",
             headers={"User-Agent": f"trs-analytics/{_package_version()}"},
@@ -244,8 +316,8 @@ class PrefectClient:
             # per-run GETs or event slices, plus the look-ups beside them
             limits=httpx.Limits(max_connections=2 * concurrency + 2),
             transport=transport,
-            follow_redirects=False,
-            event_hooks={"request": [self._on_request]},
+            follow_redirects=False,  # a 3xx is an error (see _status_error)
+            event_hooks={"request": [self._on_request], "response": [self._on_response]},
         )
 
     @property
@@ -350,19 +422,31 @@ class PrefectClient:
         url = redact_url(str(response.request.url))
         ctype = response.headers.get("content-type", "")
         if "html" in ctype:
+            hint = (
+                "the URL points at the Prefect UI; the API lives under /api "
+                "(for example http://127.0.0.1:4200/api)"
+                if "/api" not in response.request.url.path
+                else "a login page or a proxy answers in place of the Prefect API; check "
+                "the URL and whether this network needs a sign-in first"
+            )
             msg = (
                 f"{response.request.method} {url} answered with an HTML page, not JSON. "
-                "Hint: the URL points at the Prefect UI; the API lives under /api "
-                "(for example http://127.0.0.1:4200/api)."
+                f"Hint: {hint}."
             )
             raise ResponseFormatError(msg, status_code=response.status_code, url=url)
         try:
             return response.json()
+        except RecursionError as err:
+            msg = (
+                f"{response.request.method} {url} answered with JSON nested too deeply to "
+                "read. Hint: this is not an answer of the Prefect API; is a proxy in between?"
+            )
+            raise ServerError(msg, status_code=response.status_code, url=url) from err
         except ValueError as err:
             msg = (
                 f"{response.request.method} {url} answered {response.status_code} with a body "
-                f"that is not valid JSON ({err}); it starts {response.text[:80]!r}. Hint: "
-                "is a proxy between you and the Prefect server rewriting responses?"
+                f"that is not valid JSON ({str(err)[:120]}); it starts {response.text[:80]!r}. "
+                "Hint: is a proxy between you and the Prefect server rewriting responses?"
             )
             raise ResponseFormatError(msg, status_code=response.status_code, url=url) from err
 
@@ -374,19 +458,45 @@ class PrefectClient:
             delay = max(delay, min(err.retry_after, self._max_retry_after))
         return delay
 
+    def _stop(self, state: RetryCallState) -> bool:
+        """Stop after ``max_attempts``, or before a wait beyond what is left of the budget."""
+        if state.attempt_number >= self._max_attempts:
+            return True
+        wait, left = state.upcoming_sleep, self._max_retry_wait - state.idle_for
+        if wait <= left:
+            return False
+        err = state.outcome.exception() if state.outcome else None
+        if isinstance(err, _RetryableError):
+            asked = f" (Retry-After {err.retry_after:g} s)" if err.retry_after is not None else ""
+            err.stopped = (
+                f"Gave up after {state.attempt_number} attempts: the next wait would be "
+                f"{wait:.1f} s{asked}, and {max(0.0, left):.1f} s are left of the "
+                f"{self._max_retry_wait:g} s retry budget. Hint: try again later, or raise "
+                "max_retry_wait= (--max-retry-wait)."
+            )
+        return True
+
     def _before_sleep(self, state: RetryCallState) -> None:
         self.stats.add(retries=1)
         err = state.outcome.exception() if state.outcome else None
         logger.warning(
-            "retrying (attempt %d of %d) after: %s",
+            "waiting %.1f s before attempt %d of %d, after: %s",
+            state.upcoming_sleep,
             state.attempt_number + 1,
             self._max_attempts,
             err,
         )
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        url = self._url(path)
+        if self.settings.params:  # httpx would replace the URL's own query (a page token)
+            kwargs["params"] = (
+                httpx.URL(url)
+                .params.merge(kwargs.get("params") or {})
+                .merge(dict(self.settings.params))
+            )
         retrying = Retrying(
-            stop=stop_after_attempt(self._max_attempts),
+            stop=self._stop,
             wait=self._wait,
             retry=retry_if_exception_type(_RetryableError),
             sleep=self._sleep,
@@ -396,10 +506,11 @@ class PrefectClient:
         try:
             for attempt in retrying:
                 with attempt:
-                    return self._send_once(method, self._url(path), **kwargs)
+                    return self._send_once(method, url, **kwargs)
         except _RetryableError as err:
             final = err.final
-            final.args = (f"{final} Gave up after {self._max_attempts} attempts.",)
+            gave_up = err.stopped or f"Gave up after {self._max_attempts} attempts."
+            final.args = (f"{final} {gave_up}",)
             raise final from err.__cause__
         msg = "unreachable"  # pragma: no cover
         raise AssertionError(msg)  # pragma: no cover
@@ -409,7 +520,13 @@ class PrefectClient:
             response = self._http.request(method, url, **kwargs)
         except httpx.TransportError as err:
             raise _transport_error(method, url, err) from err
-        if response.status_code < 400:
+        except httpx.DecodingError as err:
+            msg = (
+                f"{method} {redact_url(url)} answered with a body that cannot be decoded "
+                f"({err}). Hint: a proxy in between may damage compressed answers."
+            )
+            raise ServerError(msg, url=redact_url(url)) from err
+        if 200 <= response.status_code < 300:
             return response
         error = _status_error(response, redact_url(str(response.request.url)))
         if response.status_code in RETRY_STATUSES:
@@ -421,6 +538,36 @@ class PrefectClient:
         if self._budget is not None:
             self._budget.acquire()
         self.stats.add(requests=1)
+        request.extensions[_DEADLINE] = time.monotonic() + self._deadline
+
+    def _on_response(self, response: httpx.Response) -> None:
+        """Put the overall deadline on the body (read after this hook)."""
+        deadline = response.request.extensions.get(_DEADLINE)
+        if deadline is not None and isinstance(response.stream, httpx.SyncByteStream):
+            response.stream = _DeadlineStream(
+                response.stream, deadline=deadline, seconds=self._deadline, request=response.request
+            )
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_numbers(**values: float | None) -> None:
+    """Each value is None or a finite number; the timeouts are positive, the rest not negative."""
+    for name, value in values.items():
+        if value is None and name in ("deadline", "requests_per_minute"):
+            continue
+        positive = name in ("timeout", "deadline", "requests_per_minute")
+        if (
+            not _is_number(value)
+            or value != value  # NaN
+            or value in (float("inf"), float("-inf"))
+            or (value <= 0 if positive else value < 0)  # type: ignore[operator]
+        ):
+            kind = "positive" if positive else "zero or more"
+            msg = f"{name} must be a finite number, {kind}; got {value!r}."
+            raise ConfigurationError(msg)
 
 
 def _package_version() -> str:
@@ -448,7 +595,7 @@ def _transport_error(method: str, url: str, err: httpx.TransportError) -> Except
             "a self-hosted Prefect server speaks plain http:// unless it sits behind a TLS "
             "proxy (and a certificate your machine does not trust fails here too)."
         )
-        return TransportError(msg)
+        return ConfigurationError(msg)  # not "try again later": retrying cannot fix it
     kind = "timed out" if isinstance(err, httpx.TimeoutException) else "failed"
     msg = (
         f"{where} {kind}: {err or type(err).__name__}. Hint: is the "

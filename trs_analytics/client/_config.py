@@ -17,14 +17,15 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
+from trs_analytics._redact import redact, remember_secret
 from trs_analytics.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["ClientSettings", "redact_url", "resolve_settings"]
+__all__ = ["ClientSettings", "configured_api_url", "redact_url", "resolve_settings"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ class ClientSettings:
     api_key: str | None = field(default=None, repr=False)
     auth_string: str | None = field(default=None, repr=False)
     source: str = "argument"
+    #: query parameters of the given URL (a proxy's token), sent with every request
+    params: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
     @property
     def is_cloud(self) -> bool:
@@ -51,19 +54,17 @@ class ClientSettings:
 
 
 def redact_url(url: str) -> str:
-    """Drop any ``user:password@`` from a URL, for messages and logs.
+    """A URL without credentials (``user:password@``, query tokens), for messages and logs.
 
     Examples:
         >>> redact_url("https://admin:pass@prefect.example/api")
         'https://***@prefect.example/api'
+        >>> redact_url("http://127.0.0.1:4200/api?token=s3cr3t")
+        'http://127.0.0.1:4200/api?token=***'
         >>> redact_url("http://127.0.0.1:4200/api")
         'http://127.0.0.1:4200/api'
     """
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"***@{host}"))
+    return redact(url)
 
 
 def _profiles_path(env: Mapping[str, str]) -> Path:
@@ -92,7 +93,15 @@ def _active_profile(env: Mapping[str, str]) -> tuple[str, dict[str, str]]:
 
 def _check_url(url: str) -> str:
     url = url.strip().rstrip("/")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError as err:
+        msg = (
+            f"api_url {redact_url(url)!r} is not a valid URL ({err}). Hint: write an IPv6 "
+            "address in brackets with its port after them, such as http://[::1]:4200/api."
+        )
+        raise ConfigurationError(msg) from err
     if parts.scheme not in ("http", "https") or not parts.netloc:
         msg = (
             f"api_url {redact_url(url)!r} is not an http(s) URL. "
@@ -102,13 +111,24 @@ def _check_url(url: str) -> str:
     return url
 
 
-def _split_credentials(url: str) -> tuple[str, str | None]:
-    """Move ``user:password@`` out of a URL, so it is sent as basic auth and never logged."""
+def _split_credentials(url: str) -> tuple[str, str | None, tuple[tuple[str, str], ...]]:
+    """Move ``user:password@`` and the query out of a URL: the first is sent as basic
+    auth, the second with every request; neither is logged, and every URL built from
+    the base stays valid.
+
+    Examples:
+        >>> _split_credentials("http://me:pw@h/api?token=t1")
+        ('http://h/api', 'me:pw', (('token', 't1'),))
+    """
     parts = urlsplit(url)
+    if "@" not in parts.netloc and not parts.query and not parts.fragment:
+        return url, None, ()
+    params = tuple(parse_qsl(parts.query, keep_blank_values=True))
+    parts = parts._replace(query="", fragment="", path=parts.path.rstrip("/"))
     if "@" not in parts.netloc:
-        return url, None
+        return urlunsplit(parts), None, params
     userinfo, host = parts.netloc.rsplit("@", 1)
-    return urlunsplit(parts._replace(netloc=host)), unquote(userinfo)
+    return urlunsplit(parts._replace(netloc=host)), unquote(userinfo), params
 
 
 def resolve_settings(
@@ -138,6 +158,10 @@ def resolve_settings(
         ('http://127.0.0.1:4200/api', 'environment')
     """
     env = os.environ if env is None else env
+    for name, value in (("api_url", api_url), ("api_key", api_key), ("auth_string", auth_string)):
+        if value is not None and not isinstance(value, str):
+            msg = f"{name} must be a string, got {type(value).__name__}."
+            raise ConfigurationError(msg)
     source = "argument"
     if api_url is None and env.get("PREFECT_API_URL"):
         api_url, source = env["PREFECT_API_URL"], "environment"
@@ -156,7 +180,34 @@ def resolve_settings(
             "(or your Cloud workspace URL), or run 'prefect config set PREFECT_API_URL=...'."
         )
         raise ConfigurationError(msg)
-    api_url, userinfo = _split_credentials(_check_url(api_url))
+    api_url, userinfo, params = _split_credentials(_check_url(api_url))
+    for secret in (api_key, auth_string, userinfo, *(value for _, value in params)):
+        remember_secret(secret)
     return ClientSettings(
-        api_url=api_url, api_key=api_key, auth_string=auth_string or userinfo, source=source
+        api_url=api_url,
+        api_key=api_key,
+        auth_string=auth_string or userinfo,
+        source=source,
+        params=params,
     )
+
+
+def configured_api_url(env: Mapping[str, str] | None = None) -> str | None:
+    """The API URL that Prefect itself would use here, or None when none is configured.
+
+    Read like :func:`resolve_settings` (``PREFECT_API_URL``, then the active
+    profile), for code that works with or without a server: the notebooks
+    fetch from it when there is one, and read the bundled sample when not.
+
+    Raises:
+        ConfigurationError: a URL is configured but is not http(s).
+
+    Examples:
+        >>> configured_api_url({"PREFECT_API_URL": "http://127.0.0.1:4200/api/"})
+        'http://127.0.0.1:4200/api'
+        >>> configured_api_url({"PREFECT_PROFILES_PATH": "/nonexistent/profiles.toml"}) is None
+        True
+    """
+    env = os.environ if env is None else env
+    url = env.get("PREFECT_API_URL") or _active_profile(env)[1].get("PREFECT_API_URL")
+    return resolve_settings(env=env).api_url if url else None

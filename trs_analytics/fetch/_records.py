@@ -3,12 +3,19 @@
 Two kinds of input become the same state rows:
 
 * a state from ``GET /task_run_states/`` (``id``, ``type``, ``name``, ``timestamp``,
-  ``message``, ``state_details``);
+  ``message``, ``state_details``), or ``GET /flow_run_states/`` for flow runs
+  (:func:`state_row_from_api` takes the :class:`~trs_analytics.schema.RunKind`);
 * a ``prefect.task-run.<State>`` event from ``/events/filter`` (``id`` = the state
   id, ``occurred`` = the state timestamp, ``payload.validated_state``).
 
 Events carry ``state_details`` with defaults left out; :func:`state_row_from_event`
 fills Prefect's defaults in, so both sources give identical rows.
+
+Every row is checked against the contract before it becomes data
+(:func:`checked_row`): a field of the wrong JSON type (``tags`` as a string,
+``retriable: "yes"``, a name that is an object) or a required field that is
+null raises :class:`~trs_analytics.exceptions.ResponseFormatError` naming the
+field, never a silent conversion.
 """
 
 from __future__ import annotations
@@ -23,23 +30,27 @@ from trs_analytics.exceptions import ResponseFormatError
 from trs_analytics.schema import (
     DETAILS_COLUMNS,
     FLOW_RUN_STATES_SCHEMA,
+    FLOW_RUNS,
     STATE_TYPES,
     STATES_SCHEMA,
+    TASK_RUNS,
     UTC_US,
 )
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
+    from trs_analytics.schema import RunKind
+
 __all__ = [
     "ATTRIBUTES_SCHEMA",
-    "ATTRIBUTE_COLUMNS",
     "FLOW_RUN_ATTRIBUTES_SCHEMA",
     "STATE_COLUMNS",
     "attribute_row",
+    "attributes_schema",
+    "checked_row",
     "derive_task_name",
     "flow_run_attribute_row",
-    "flow_run_state_row",
     "json_text",
     "parse_timestamps",
     "state_row_from_api",
@@ -58,39 +69,29 @@ STATE_COLUMNS = (
     "message",
     "data",
 )
-#: Columns that come from the task run, its flow run and its flow.
-ATTRIBUTE_COLUMNS = tuple(
-    c for c in STATES_SCHEMA if c not in STATE_COLUMNS and c not in DETAILS_COLUMNS
-)
 
-#: The attributes frame handed to :func:`states_frame` (timestamps still strings).
-ATTRIBUTES_SCHEMA = pl.Schema(
-    {
-        "task_run_id": pl.String(),
-        **{
-            c: (pl.String() if STATES_SCHEMA[c] == UTC_US else STATES_SCHEMA[c])
-            for c in ATTRIBUTE_COLUMNS
-        },
-        "_state_type": pl.String(),
+
+def attributes_schema(kind: RunKind) -> pl.Schema:
+    """The attributes frame of ``kind``'s runs handed to :func:`states_frame`: the run's id,
+    the columns that come from the run (and its flow run, flow, deployment), times still
+    strings, and ``_state_type``, the run's current state type (for filtering).
+
+    Examples:
+        >>> attributes_schema(FLOW_RUNS).names()[:3]
+        ['flow_run_id', 'flow_run_name', 'flow_id']
+    """
+    attributes = {
+        c: pl.String() if t == UTC_US else t
+        for c, t in kind.schema.items()
+        if c not in STATE_COLUMNS and c not in DETAILS_COLUMNS
     }
-)
+    return pl.Schema({kind.id_column: pl.String(), **attributes, "_state_type": pl.String()})
 
-#: Columns of a flow-run state that come from its flow run, flow and deployment.
-FLOW_RUN_ATTRIBUTE_COLUMNS = tuple(
-    c for c in FLOW_RUN_STATES_SCHEMA if c not in STATE_COLUMNS and c not in DETAILS_COLUMNS
-)
 
-#: The attributes frame of flow runs handed to :func:`states_frame` (times as strings).
-FLOW_RUN_ATTRIBUTES_SCHEMA = pl.Schema(
-    {
-        "flow_run_id": pl.String(),
-        **{
-            c: (pl.String() if FLOW_RUN_STATES_SCHEMA[c] == UTC_US else FLOW_RUN_STATES_SCHEMA[c])
-            for c in FLOW_RUN_ATTRIBUTE_COLUMNS
-        },
-        "_state_type": pl.String(),
-    }
-)
+#: The attributes frame of task runs (:func:`attributes_schema`).
+ATTRIBUTES_SCHEMA = attributes_schema(TASK_RUNS)
+#: The attributes frame of flow runs (:func:`attributes_schema`).
+FLOW_RUN_ATTRIBUTES_SCHEMA = attributes_schema(FLOW_RUNS)
 
 # Prefect's StateDetails defaults; events omit fields left at their default.
 _DETAIL_DEFAULTS: dict[str, Any] = {
@@ -101,13 +102,111 @@ _DETAIL_DEFAULTS: dict[str, Any] = {
 _TASK_KEY_HASH = re.compile(r"-(?:[0-9a-f]{8}|unknown)$")
 
 
-def _missing(*, field: str, record: Mapping[str, Any], what: str, url: str) -> ResponseFormatError:
-    rid = record.get("id", "<no id>")
+def _missing(*, field: str, record: Any, what: str, url: str) -> ResponseFormatError:
+    rid = record.get("id", "<no id>") if isinstance(record, dict) else "<no id>"
     msg = (
         f"a {what} from {url} has no {field!r} (record id {rid}). Hint: the server may run "
         "a Prefect version this package does not know; please report it with the version."
     )
     return ResponseFormatError(msg, url=url)
+
+
+def _wrong(
+    *, field: str, value: Any, expected: str, record: Any, what: str, url: str
+) -> ResponseFormatError:
+    rid = record.get("id", "<no id>") if isinstance(record, dict) else "<no id>"
+    shown = json.dumps(value, default=str)[:60] if value is not None else "null"
+    msg = (
+        f"a {what} from {url} has {field!r} = {shown} ({_json_kind(value)}), expected "
+        f"{expected} (record id {str(rid)[:60]}). Hint: the server (or a proxy in between) "
+        "does not send what the Prefect API documents; please report it with its version."
+    )
+    return ResponseFormatError(msg, url=url)
+
+
+def _json_kind(value: Any) -> str:
+    kinds = {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}
+    if value is None:
+        return "null"
+    return kinds.get(type(value), "a number" if isinstance(value, int | float) else "a value")
+
+
+def _object(value: Any, *, field: str, record: Any, what: str, url: str) -> Mapping[str, Any]:
+    """``value`` when it is a JSON object, ``{}`` when null; anything else is an error."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _wrong(
+            field=field, value=value, expected="an object", record=record, what=what, url=url
+        )
+    return value
+
+
+def _accepts(dtype: pl.DataType, value: Any) -> tuple[bool, str]:
+    """Whether a JSON value fits a contract column (before timestamps are parsed)."""
+    if isinstance(dtype, pl.Boolean):
+        return isinstance(value, bool), "true or false"
+    if dtype.is_integer():
+        ok = isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63
+        return ok, "a 64-bit integer"
+    if isinstance(dtype, pl.List):
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        return ok, "a list of strings"
+    return isinstance(value, str), "a string"
+
+
+def checked_row(
+    row: dict[str, Any],
+    schema: Mapping[str, pl.DataType],
+    *,
+    required: tuple[str, ...] = (),
+    fields: Mapping[str, str] | None = None,
+    record: Any = None,
+    what: str,
+    url: str,
+) -> dict[str, Any]:
+    """``row`` when each value fits its contract column (nulls allowed but in ``required``).
+
+    ``fields`` names the server's field of a column in messages (``details_retriable``
+    is ``state_details.retriable``). Columns outside ``schema`` must be strings.
+
+    Examples:
+        >>> checked_row({"tags": ["a"]}, {"tags": pl.List(pl.String)}, what="run", url="u")
+        {'tags': ['a']}
+        >>> checked_row({"tags": "a,b"}, {"tags": pl.List(pl.String)}, what="run", url="u")
+        Traceback (most recent call last):
+        ...
+        trs_analytics.exceptions.ResponseFormatError: a run from u has 'tags' = "a,b" (a string), expected a list of strings (record id <no id>). Hint: ...
+    """
+    for column, value in row.items():
+        field = (fields or {}).get(column, column)
+        if value is None:
+            if column in required:
+                raise _missing(field=field, record=record or row, what=what, url=url)
+            continue
+        ok, expected = _accepts(schema.get(column, pl.String()), value)
+        if not ok:
+            raise _wrong(
+                field=field,
+                value=value,
+                expected=expected,
+                record=record or row,
+                what=what,
+                url=url,
+            )
+    return row
+
+
+def _details_fields(prefix: str) -> dict[str, str]:
+    return {c: f"{prefix}state_details.{c.removeprefix('details_')}" for c in DETAILS_COLUMNS}
+
+
+#: The schema rows are checked against: timestamps and the state type still strings.
+_ROW_SCHEMA: dict[str, pl.DataType] = {
+    **{c: (pl.String() if t == UTC_US or c == "type" else t) for c, t in STATES_SCHEMA.items()},
+    **{c: t for c, t in FLOW_RUN_STATES_SCHEMA.items() if c not in STATES_SCHEMA},
+}
+_STATE_REQUIRED = ("id", "task_run_id", "type", "name", "timestamp")
 
 
 def json_text(value: Any) -> str | None:
@@ -138,26 +237,41 @@ def _details(details: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def state_row_from_api(
-    record: Mapping[str, Any], *, task_run_id: str, url: str, what: str = "task-run state"
+    record: Mapping[str, Any], *, run_id: str, url: str, kind: RunKind = TASK_RUNS
 ) -> dict[str, Any]:
-    """One state from ``/task_run_states/`` -> a row of state columns.
+    """One state from ``kind.states_path`` (``/task_run_states/``) -> a row of state columns.
+
+    The run's id is ``state_details``' own (else ``run_id``); a state's other ids stay
+    only where ``kind.schema`` has them: a subflow run's states name its parent task
+    run in ``state_details.task_run_id``, which is no column of flow-run states.
 
     Examples:
         >>> row = state_row_from_api(
         ...     {"id": "s1", "type": "RUNNING", "name": "Running",
         ...      "timestamp": "2024-01-01T00:00:00Z", "message": "",
         ...      "state_details": {"flow_run_id": "f1", "retriable": True}},
-        ...     task_run_id="t1", url="test")
-        >>> row["flow_run_id"], row["details_retriable"], row["details_deferred"]
-        ('f1', True, False)
+        ...     run_id="t1", url="test")
+        >>> row["task_run_id"], row["flow_run_id"], row["details_retriable"], row["details_deferred"]
+        ('t1', 'f1', True, False)
+        >>> row = state_row_from_api(
+        ...     {"id": "s1", "type": "SCHEDULED", "name": "Scheduled",
+        ...      "timestamp": "2024-01-01T00:00:00Z",
+        ...      "state_details": {"scheduled_time": "2024-01-01T00:00:00Z", "task_run_id": "t"}},
+        ...     run_id="f1", url="test", kind=FLOW_RUNS)
+        >>> row["flow_run_id"], row["details_scheduled_time"], "task_run_id" in row
+        ('f1', '2024-01-01T00:00:00Z', False)
     """
+    what = f"{kind.adjective} state"
+    record = _object(record, field="state", record=record, what=what, url=url)
     for field in ("id", "type", "name", "timestamp"):
         if record.get(field) is None:
             raise _missing(field=field, record=record, what=what, url=url)
-    details = record.get("state_details") or {}
-    return {
+    details = _object(
+        record.get("state_details"), field="state_details", record=record, what=what, url=url
+    )
+    row = {
         "id": record["id"],
-        "task_run_id": details.get("task_run_id") or task_run_id,
+        "task_run_id": details.get("task_run_id"),
         "flow_run_id": details.get("flow_run_id"),
         "type": record["type"],
         "name": record["name"],
@@ -166,27 +280,22 @@ def state_row_from_api(
         "data": json_text(record.get("data")),
         **_details(details),
     }
-
-
-def flow_run_state_row(record: Mapping[str, Any], *, flow_run_id: str, url: str) -> dict[str, Any]:
-    """One state from ``/flow_run_states/`` -> a row of flow-run state columns.
-
-    A subflow run's states carry its parent task run in ``state_details.task_run_id``;
-    that is the flow run's ``parent_task_run_id``, not a column of its states.
-
-    Examples:
-        >>> row = flow_run_state_row(
-        ...     {"id": "s1", "type": "SCHEDULED", "name": "Scheduled",
-        ...      "timestamp": "2024-01-01T00:00:00Z",
-        ...      "state_details": {"scheduled_time": "2024-01-01T00:00:00Z", "task_run_id": "t"}},
-        ...     flow_run_id="f1", url="test")
-        >>> row["flow_run_id"], row["details_scheduled_time"], "task_run_id" in row
-        ('f1', '2024-01-01T00:00:00Z', False)
-    """
-    row = state_row_from_api(record, task_run_id="", url=url, what="flow-run state")
-    del row["task_run_id"]
-    row["flow_run_id"] = row["flow_run_id"] or flow_run_id
-    return row
+    row[kind.id_column] = row[kind.id_column] or run_id
+    fields = {
+        **_details_fields(""),
+        "task_run_id": "state_details.task_run_id",
+        "flow_run_id": "state_details.flow_run_id",
+    }
+    required = ("id", kind.id_column, "type", "name", "timestamp")
+    return checked_row(
+        {c: v for c, v in row.items() if c in kind.schema},
+        _ROW_SCHEMA,
+        required=required,
+        fields=fields,
+        record=record,
+        what=what,
+        url=url,
+    )
 
 
 def _resource_id(resource: Mapping[str, Any], prefix: str) -> str | None:
@@ -209,10 +318,20 @@ def state_row_from_event(event: Mapping[str, Any], *, url: str) -> dict[str, Any
         >>> row["task_run_id"], row["flow_run_id"], row["type"]
         ('t1', 'f1', 'RUNNING')
     """
-    state = (event.get("payload") or {}).get("validated_state")
-    if state is None:
+    what = "task-run event"
+    event = _object(event, field="event", record=event, what=what, url=url)
+    payload = _object(event.get("payload"), field="payload", record=event, what=what, url=url)
+    if payload.get("validated_state") is None:
         return None
-    task_run_id = _resource_id(event.get("resource") or {}, "prefect.task-run.")
+    state = _object(
+        payload["validated_state"],
+        field="payload.validated_state",
+        record=event,
+        what=what,
+        url=url,
+    )
+    resource = _object(event.get("resource"), field="resource", record=event, what=what, url=url)
+    task_run_id = _resource_id(resource, TASK_RUNS.event_prefix)
     if task_run_id is None:
         raise _missing(
             field="resource prefect.task-run id", record=event, what="task-run event", url=url
@@ -228,12 +347,24 @@ def state_row_from_event(event: Mapping[str, Any], *, url: str) -> dict[str, Any
                 what="task-run event",
                 url=url,
             )
-    details = state.get("state_details") or {}
+    details = _object(
+        state.get("state_details"),
+        field="payload.validated_state.state_details",
+        record=event,
+        what=what,
+        url=url,
+    )
     flow_run_id = details.get("flow_run_id")
-    for related in event.get("related") or []:
+    related_list = event.get("related") or []
+    if not isinstance(related_list, list):
+        raise _wrong(
+            field="related", value=related_list, expected="a list", record=event, what=what, url=url
+        )
+    for related in related_list:
+        related = _object(related, field="related[]", record=event, what=what, url=url)
         if flow_run_id is None and related.get("prefect.resource.role") == "flow-run":
-            flow_run_id = _resource_id(related, "prefect.flow-run.")
-    return {
+            flow_run_id = _resource_id(related, FLOW_RUNS.event_prefix)
+    row = {
         "id": event["id"],
         "task_run_id": task_run_id,
         "flow_run_id": flow_run_id,
@@ -244,6 +375,16 @@ def state_row_from_event(event: Mapping[str, Any], *, url: str) -> dict[str, Any
         "data": json_text(state.get("data")),
         **_details(details),
     }
+    state_field = "payload.validated_state."
+    fields = {
+        **_details_fields(state_field),
+        **{c: state_field + c for c in ("type", "name", "message")},
+        "timestamp": "occurred",
+        "flow_run_id": f"{state_field}state_details.flow_run_id",
+    }
+    return checked_row(
+        row, _ROW_SCHEMA, required=_STATE_REQUIRED, fields=fields, record=event, what=what, url=url
+    )
 
 
 def derive_task_name(name: str | None, task_key: str | None, dynamic_key: str | None) -> str | None:
@@ -283,26 +424,61 @@ def attribute_row(
     The extra key ``_state_type`` (the task run's current state type) is kept
     for filtering and dropped before a frame leaves the fetch layer.
     """
-    for field in ("id", "name", "task_key"):
-        if task_run.get(field) is None:
-            raise _missing(field=field, record=task_run, what="task run", url=url)
-    flow_run = flow_run or {}
-    flow = flow or {}
-    name, key, dyn = task_run["name"], task_run["task_key"], task_run.get("dynamic_key")
+    what = "task run"
+    task_run = _object(task_run, field="task run", record=task_run, what=what, url=url)
+    flow_run = _object(flow_run, field="flow run", record=task_run, what="flow run", url=url)
+    flow = _object(flow, field="flow", record=task_run, what="flow", url=url)
+    raw: dict[str, Any] = {
+        "task_run_id": task_run.get("id"),
+        "task_run_name": task_run.get("name"),
+        "task_key": task_run.get("task_key"),
+        "dynamic_key": task_run.get("dynamic_key"),
+        "tags": task_run.get("tags") or [],
+        "run_count": task_run.get("run_count"),
+        "expected_start_time": task_run.get("expected_start_time"),
+        "_state_type": task_run.get("state_type"),
+    }
+    fields = {"task_run_id": "id", "task_run_name": "name", "_state_type": "state_type"}
+    required = ("task_run_id", "task_run_name", "task_key", "expected_start_time")
+    checked_row(
+        raw, _ROW_SCHEMA, required=required, fields=fields, record=task_run, what=what, url=url
+    )
+    joined = {
+        "flow_run_name": flow_run.get("name"),
+        "deployment_id": flow_run.get("deployment_id"),
+        "work_pool_name": flow_run.get("work_pool_name"),
+    }
+    checked_row(
+        joined,
+        _ROW_SCHEMA,
+        fields={"flow_run_name": "name"},
+        record=flow_run,
+        what="flow run",
+        url=url,
+    )
+    checked_row(
+        {"flow_name": flow.get("name")},
+        _ROW_SCHEMA,
+        fields={"flow_name": "name"},
+        record=flow,
+        what="flow",
+        url=url,
+    )
+    name, key, dyn = raw["task_run_name"], raw["task_key"], raw["dynamic_key"]
     return {
-        "task_run_id": task_run["id"],
+        "task_run_id": raw["task_run_id"],
         "task_run_name": name,
         "task_key": key,
         "task_name": derive_task_name(name, key, dyn),
         "dynamic_key": dyn,
-        "tags": list(task_run.get("tags") or []),
-        "run_count": task_run.get("run_count"),
-        "expected_start_time": task_run.get("expected_start_time"),
-        "flow_run_name": flow_run.get("name"),
+        "tags": list(raw["tags"]),
+        "run_count": raw["run_count"],
+        "expected_start_time": raw["expected_start_time"],
+        "flow_run_name": joined["flow_run_name"],
         "flow_name": flow.get("name"),
-        "deployment_id": flow_run.get("deployment_id"),
-        "work_pool_name": flow_run.get("work_pool_name"),
-        "_state_type": task_run.get("state_type"),
+        "deployment_id": joined["deployment_id"],
+        "work_pool_name": joined["work_pool_name"],
+        "_state_type": raw["_state_type"],
     }
 
 
@@ -328,26 +504,39 @@ def flow_run_attribute_row(
         >>> row["flow_name"], row["deployment_name"], row["work_queue_name"]
         ('etl', 'nightly', 'default')
     """
-    for field in ("id", "name"):
-        if flow_run.get(field) is None:
-            raise _missing(field=field, record=flow_run, what="flow run", url=url)
-    flow = flow or {}
-    deployment = deployment or {}
-    return {
-        "flow_run_id": flow_run["id"],
-        "flow_run_name": flow_run["name"],
+    what = "flow run"
+    flow_run = _object(flow_run, field="flow run", record=flow_run, what=what, url=url)
+    flow = _object(flow, field="flow", record=flow_run, what="flow", url=url)
+    deployment = _object(
+        deployment, field="deployment", record=flow_run, what="deployment", url=url
+    )
+    row: dict[str, Any] = {
+        "flow_run_id": flow_run.get("id"),
+        "flow_run_name": flow_run.get("name"),
         "flow_id": flow_run.get("flow_id"),
         "flow_name": flow.get("name"),
         "deployment_id": flow_run.get("deployment_id"),
         "deployment_name": deployment.get("name"),
         "work_pool_name": flow_run.get("work_pool_name"),
         "work_queue_name": flow_run.get("work_queue_name"),
-        "tags": list(flow_run.get("tags") or []),
+        "tags": flow_run.get("tags") or [],
         "run_count": flow_run.get("run_count"),
         "expected_start_time": flow_run.get("expected_start_time"),
         "parent_task_run_id": flow_run.get("parent_task_run_id"),
         "_state_type": flow_run.get("state_type"),
     }
+    fields = {
+        "flow_run_id": "id",
+        "flow_run_name": "name",
+        "flow_name": "flow.name",
+        "deployment_name": "deployment.name",
+        "_state_type": "state_type",
+    }
+    required = ("flow_run_id", "flow_run_name", "expected_start_time")
+    checked_row(
+        row, _ROW_SCHEMA, required=required, fields=fields, record=flow_run, what=what, url=url
+    )
+    return {**row, "tags": list(row["tags"])}
 
 
 def parse_timestamps(frame: pl.DataFrame, columns: Iterable[str], *, url: str) -> pl.DataFrame:
@@ -373,17 +562,14 @@ def states_frame(
     attributes: pl.DataFrame,
     *,
     url: str,
-    schema: pl.Schema = STATES_SCHEMA,
-    key: str = "task_run_id",
+    kind: RunKind = TASK_RUNS,
 ) -> pl.DataFrame:
-    """Join state rows with their runs' attributes into a frame of exactly ``schema``.
-
-    ``schema`` and ``key`` are ``STATES_SCHEMA`` and ``"task_run_id"`` for task runs,
-    ``FLOW_RUN_STATES_SCHEMA`` and ``"flow_run_id"`` for flow runs.
+    """Join state rows with their runs' attributes into a frame of exactly ``kind.schema``.
 
     Raises:
         ResponseFormatError: on an unknown state type or an unparseable timestamp.
     """
+    schema = kind.schema
     string_schema = {
         c: pl.String() if schema[c] == UTC_US or c == "type" else schema[c]
         for c in (*STATE_COLUMNS, *DETAILS_COLUMNS)
@@ -400,6 +586,6 @@ def states_frame(
         )
         raise ResponseFormatError(msg, url=url)
     states = parse_timestamps(states, time_columns, url=url)
-    joined = states.join(attributes, on=key, how="left", maintain_order="left")
+    joined = states.join(attributes, on=kind.id_column, how="left", maintain_order="left")
     joined = parse_timestamps(joined, time_columns, url=url)
     return joined.select(pl.col(c).cast(t) for c, t in schema.items())

@@ -371,7 +371,7 @@ def _failure_anomalies(states: Any, s: _Settings) -> nw.LazyFrame[Any]:
     factor = 1 + s.min_change
     above = (nw.col("_up") > 0) & (nw.col("observed") >= nw.col("expected") * factor)
     below = (nw.col("_down") > 0) & (nw.col("observed") * factor <= nw.col("expected"))
-    # one gap is the score itself: Spark's greatest() refuses a single column
+    # one side: the gap itself (Spark's greatest() needs two columns or more)
     score = gaps[0] if len(gaps) == 1 else nw.max_horizontal(*gaps)
     stats = _flag(stats.with_columns(score=score), s, above, below)
     return _explain(

@@ -10,16 +10,17 @@ the epoch (1970-01-01T00:00Z), weeks to Monday 1970-01-05.
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import TYPE_CHECKING, Final
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final
 
 from trs_analytics._time import parse_duration
 from trs_analytics.exceptions import ConfigurationError
+from trs_analytics.metrics._frames import EPOCH
 
 if TYPE_CHECKING:
     import narwhals as nw
 
-__all__ = ["bucket_of", "duration_micros", "parse_every"]
+__all__ = ["bucket_of", "bucket_start", "duration_micros", "parse_every"]
 
 #: A week in microseconds.
 _WEEK: Final = 604_800_000_000
@@ -82,7 +83,27 @@ def bucket_of(us: nw.Expr, every: str) -> nw.Expr:
         >>> frame.select(d=bucket_of(nw.col("us"), "1d"), w=bucket_of(nw.col("us"), "1w")).rows()
         [(86400000000, -259200000000), (432000000000, 345600000000)]
     """
-    width = duration_micros(every)
+    return _floor(us, duration_micros(every))  # type: ignore[no-any-return]
+
+
+def bucket_start(when: datetime, every: str) -> datetime:
+    """The start of the ``every``-wide bucket holding the aware datetime ``when`` (UTC).
+
+    The same bucket as :func:`bucket_of` gives on a frame.
+
+    Examples:
+        >>> from datetime import UTC
+        >>> bucket_start(datetime(2026, 1, 7, 15, 30, tzinfo=UTC), "1d")
+        datetime.datetime(2026, 1, 7, 0, 0, tzinfo=datetime.timezone.utc)
+        >>> bucket_start(datetime(2026, 1, 7, 15, 30, tzinfo=UTC), "1w").strftime("%A %d")
+        'Monday 05'
+    """
+    micros = (when - EPOCH) // timedelta(microseconds=1)
+    return EPOCH + timedelta(microseconds=_floor(micros, duration_micros(every)))
+
+
+def _floor(us: Any, width: int) -> Any:
+    """``us`` (an integer or an expression of one) down to a multiple of ``width`` (weeks: Monday)."""
     origin = _MONDAY if width % _WEEK == 0 else 0
     shifted = us - origin
     # floor division that rounds towards minus infinity on every engine

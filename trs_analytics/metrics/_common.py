@@ -35,6 +35,7 @@ from trs_analytics.metrics._frames import (
     RUN_KEY,
     aggregate,
     distinct,
+    from_native,
     has_ordered_last,
     lazy,
     require_utc,
@@ -591,4 +592,4 @@ def explode_tags(frame: Any, by: Sequence[str]) -> Any:
         return frame
     if isinstance(frame, nw.LazyFrame):
         return frame.explode("tags")
-    return nw.from_native(frame).explode("tags").to_native()
+    return from_native(frame, caller="explode_tags").explode("tags").to_native()

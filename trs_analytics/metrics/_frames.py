@@ -52,6 +52,7 @@ __all__ = [
     "distinct",
     "finish",
     "from_micros",
+    "from_native",
     "has_ordered_last",
     "is_duration",
     "lazy",
@@ -88,8 +89,22 @@ def lazy(frame: IntoFrame | Any, *, caller: str) -> nw.LazyFrame[Any]:
     """
     if isinstance(frame, nw.LazyFrame):
         return frame
+    wrapped = from_native(frame, caller=caller)
+    return wrapped.lazy() if isinstance(wrapped, nw.DataFrame) else wrapped
+
+
+def from_native(frame: Any, *, caller: str) -> Any:
+    """``nw.from_native(frame)``; anything but a supported engine's frame is a
+    ConfigurationError naming ``caller`` and what it got.
+
+    Examples:
+        >>> from_native("states.parquet", caller="run_time")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        trs_analytics.exceptions.ConfigurationError: run_time() needs a Polars DataFrame ..., got str. Hint: ...
+    """
     try:
-        wrapped = nw.from_native(frame)
+        return nw.from_native(frame)
     except TypeError as err:
         msg = (
             f"{caller}() needs a Polars DataFrame or LazyFrame, a DuckDB relation or a "
@@ -97,7 +112,6 @@ def lazy(frame: IntoFrame | Any, *, caller: str) -> nw.LazyFrame[Any]:
             "trs_analytics.scan_states(path, engine=...)."
         )
         raise ConfigurationError(msg) from err
-    return wrapped.lazy() if isinstance(wrapped, nw.DataFrame) else wrapped
 
 
 def schema_of(frame: Any) -> nw.Schema:
@@ -108,7 +122,7 @@ def schema_of(frame: Any) -> nw.Schema:
         >>> schema_of(pl.LazyFrame({"a": [1]})).names()
         ['a']
     """
-    native = frame if isinstance(frame, nw.LazyFrame) else nw.from_native(frame)
+    native = frame if isinstance(frame, nw.LazyFrame) else from_native(frame, caller="the metric")
     return native.collect_schema()
 
 

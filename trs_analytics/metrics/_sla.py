@@ -5,6 +5,7 @@ A rule selects task runs by task, flow or deployment name, each a glob
 
 ==================  ==========================================================
 ``max_run_time``    each run's run time (all attempts, as :func:`run_time`)
+``max_running``     the time a run still Running or Pending has been so, at ``now``
 ``max_lateness``    each run's first RUNNING state minus its expected start
 ``min_success_rate`` completed / (completed + failed) per ``window`` (default 1d)
 ``freshness``       the time since the last COMPLETED run, at ``now``
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
 __all__ = ["CHECKS", "SlaReport", "SlaRule", "glob_regex", "parse_rules", "sla_report"]
 
 #: The checks a rule can set, in the order they are reported.
-CHECKS: Final = ("max_run_time", "max_lateness", "min_success_rate", "freshness")
+CHECKS: Final = ("max_run_time", "max_running", "max_lateness", "min_success_rate", "freshness")
 
 #: The selectors a rule can use: rule key -> the states column it matches.
 SELECTORS: Final = {"task": "task_name", "flow": "flow_name", "deployment": "deployment_id"}
@@ -66,6 +67,7 @@ class SlaRule:
     flow: str | None = None
     deployment: str | None = None
     max_run_time: timedelta | None = None
+    max_running: timedelta | None = None
     max_lateness: timedelta | None = None
     min_success_rate: float | None = None
     window: timedelta = timedelta(days=1)
@@ -92,11 +94,18 @@ def _bad(source: str, where: str, text: str) -> ConfigurationError:
 
 
 def _duration(value: object, source: str, where: str, key: str) -> timedelta:
-    span = parse_duration(value) if isinstance(value, str) else None
+    try:
+        span = parse_duration(value) if isinstance(value, str) else None
+    except ConfigurationError as err:  # longer than a century
+        raise _bad(source, where, f"{key} = {value!r}: {err}") from err
     if span is None or span <= timedelta(0):
         hint = "Hint: write a positive duration as a string, such as '90s', '10m', '1h30m' or '7d'."
         raise _bad(source, where, f"{key} = {value!r} is not a duration. {hint}")
     return span
+
+
+#: The longest name or glob a rule may select by (Prefect names are short).
+_MAX_GLOB = 1_000
 
 
 def _rule(index: int, raw: object, source: str) -> SlaRule:
@@ -117,8 +126,14 @@ def _rule(index: int, raw: object, source: str) -> SlaRule:
             '("*" selects every run).'
         )
         raise _bad(source, where, msg)
+    if too_long := [k for k, v in picked.items() if len(v) > _MAX_GLOB]:
+        msg = (
+            f"{too_long[0]} is a glob of {len(picked[too_long[0]]):,} characters. Hint: a name "
+            f"or glob is at most {_MAX_GLOB} characters; select with '*' instead."
+        )
+        raise _bad(source, where, msg)
     values: dict[str, Any] = dict(picked)
-    for key in ("max_run_time", "max_lateness", "freshness", "window"):
+    for key in ("max_run_time", "max_running", "max_lateness", "freshness", "window"):
         if key in raw:
             values[key] = _duration(raw[key], source, where, key)
     if "min_success_rate" in raw:
@@ -166,6 +181,9 @@ def parse_rules(text: str, *, source: str = "<rules>") -> list[SlaRule]:
         ...
         trs_analytics.exceptions.ConfigurationError: sla.toml: rule 1: max_run_time = 'ten' is not a duration. Hint: write a positive duration as a string, such as '90s', '10m', '1h30m' or '7d'.
     """
+    if not isinstance(text, str):
+        msg = f"parse_rules takes TOML text (a str), got {type(text).__name__}."
+        raise ConfigurationError(msg)
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
@@ -376,6 +394,11 @@ def _freshness_check(
     )
 
 
+def _over(still: nw.Expr, value: nw.Expr, limit_us: int) -> nw.Expr:
+    """``value`` of a run that is ``still`` open, once it is over the limit; null before."""
+    return nw.when(still & (value > limit_us)).then(value)
+
+
 def sla_report(
     states: Frame,
     rules: Sequence[SlaRule],
@@ -387,10 +410,14 @@ def sla_report(
 
     Per check of each rule:
 
-    - ``max_run_time`` / ``max_lateness``: runs are bucketed by their first
-      state (``every`` wide, UTC); a bucket complies when none of its runs is
-      over the limit. Unfinished runs have no run time yet (see
-      :func:`stuck_runs` for those); a run that never ran has no lateness.
+    - ``max_run_time`` / ``max_running`` / ``max_lateness``: runs are
+      bucketed by their first state (``every`` wide, UTC); a bucket complies
+      when none of its runs is over the limit. A run still RUNNING counts
+      for ``max_run_time`` once its run time so far (at ``now``) is over the
+      limit, not before. ``max_running`` holds each run still in a RUNNING-
+      or PENDING-type state to a limit on the time since it entered it, at
+      ``now`` (the age :func:`stuck_runs` measures); only runs over it count.
+      A run that never ran has no lateness.
     - ``min_success_rate``: runs are bucketed by ``window`` (the rule's, not
       ``every``); the rate is completed / (completed + failed or crashed).
     - ``freshness``: one compliance row, at ``now``: the time since the last
@@ -443,14 +470,28 @@ def sla_report(
     if not rules:
         msg = "sla_report() got no rules. Hint: pass parse_rules(text) or load_rules(path)."
         raise ConfigurationError(msg)
+    if isinstance(rules, str) or not all(isinstance(r, SlaRule) for r in rules):
+        msg = (
+            f"sla_report() takes a list of SlaRule, got {type(rules).__name__} {rules!r:.40}. "
+            "Hint: pass parse_rules(text) or load_rules(path)."
+        )
+        raise ConfigurationError(msg)
     duration_micros(every)
     now_us = micros_at(now)
     runs = _runs(states, rules)
     parts: list[tuple[Any, Any]] = []
     lateness = nw.col("_first_run") - nw.col("expected_start_time")
-    per_run: dict[str, Callable[[SlaRule], nw.Expr]] = {
-        "max_run_time": lambda _: nw.when(nw.col("terminal") & (nw.col("_ran") > 0)).then(
-            nw.col("_run_us")
+    age = nw.lit(now_us) - nw.col("end_time")  # in its latest state
+    running = nw.col("final_type") == "RUNNING"
+    finished = nw.col("terminal") & (nw.col("_ran") > 0)
+    per_run: dict[str, Callable[[int], nw.Expr]] = {
+        "max_run_time": lambda limit: (
+            nw.when(finished)
+            .then(nw.col("_run_us"))
+            .otherwise(_over(running, nw.col("_run_us") + age, limit))
+        ),
+        "max_running": lambda limit: _over(
+            nw.col("final_type").is_in(["RUNNING", "PENDING"]), age, limit
         ),
         "max_lateness": lambda _: nw.when(lateness >= 0).then(lateness),
     }
@@ -459,9 +500,8 @@ def sla_report(
         for check in rule.checks():
             if check in per_run:
                 limit: timedelta = getattr(rule, check)
-                parts.append(
-                    _per_run_check(chosen, rule, check, per_run[check](rule), limit, every)
-                )
+                value = per_run[check](duration_micros(limit))
+                parts.append(_per_run_check(chosen, rule, check, value, limit, every))
             elif check == "min_success_rate":
                 parts.append(_success_check(chosen, rule))
             else:

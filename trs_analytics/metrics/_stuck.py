@@ -10,14 +10,19 @@ group's *finished* runs (latest state terminal):
   first RUNNING state (as :func:`queue_wait`).
 
 An open run is stuck when its age exceeds ``k`` times the group's
-``quantile`` (p99 by default, linear interpolation) of that phase, given at
-least ``min_history`` finished runs, or when it exceeds ``limit``. Everything
-is a hash aggregate and one window per run (the next state's time): no sort
-but the final ordering of the few flagged runs.
+``quantile`` (p99 by default, linear interpolation) of that phase, or when it
+exceeds ``limit``. The quantile comes from the first of these with at least
+``min_history`` finished runs: the run's own group (its task); then each
+``fallback`` group in order (its deployment's, then its flow's runs, of the
+same phase); otherwise ``default`` is the bound. So a task with little
+history is still watched from its first run. Everything is a hash aggregate
+and one window per run (the next state's time): no sort but the final
+ordering of the few flagged runs.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
@@ -47,6 +52,9 @@ __all__ = ["micros_at", "stuck_runs"]
 #: The phases an open run can be stuck in, and the state types of each.
 PHASES: Final = {"RUNNING": ("RUNNING",), "PENDING": ("PENDING",)}
 
+#: The groups whose history stands in for a group with too little, in order (when present).
+FALLBACK: Final = ("deployment_id", "flow_name")
+
 
 def micros_at(now: datetime | None, *, argument: str = "now") -> int:
     """An aware datetime (default: the current UTC time) as microseconds since the epoch.
@@ -59,6 +67,12 @@ def micros_at(now: datetime | None, *, argument: str = "now") -> int:
         2000000
     """
     when = now if now is not None else datetime.now(UTC)
+    if not isinstance(when, datetime):
+        msg = (
+            f"{argument} must be an aware datetime, got {type(when).__name__} {when!r:.40}. "
+            "Hint: pass datetime(2026, 1, 1, tzinfo=datetime.UTC), or leave it out for now."
+        )
+        raise ConfigurationError(msg)
     if when.tzinfo is None or when.utcoffset() is None:
         msg = (
             f"{argument}={when.isoformat()} is naive (no time zone). Hint: pass an aware "
@@ -117,6 +131,8 @@ def stuck_runs(
     quantile: float = 0.99,
     limit: str | timedelta | None = None,
     min_history: int = 5,
+    fallback: str | Sequence[str] | None = FALLBACK,
+    default: str | timedelta | None = None,
 ) -> Frame:
     """Find runs stuck in a RUNNING- or PENDING-type state for far longer than usual.
 
@@ -132,16 +148,25 @@ def stuck_runs(
         limit: an absolute limit on the age (``"2h"``), whatever the history;
             ``None``: none.
         min_history: finished runs a group needs before its quantile is used.
+        fallback: the columns whose groups (the run's deployment, then its
+            flow, by default) give the usual time, in order, when the run's
+            own group has fewer than ``min_history`` finished runs; a column
+            the frame lacks is skipped. ``None``: no fallback.
+        default: the bound (``"30m"``) of a run none of whose groups has
+            enough history; ``None``: such a run is only held to ``limit``.
 
     Returns:
         The kind of frame given, one row per stuck run (in each of its tags
         with ``by="tags"``), the oldest first: ``task_run_id``, the run's
         columns, the ``by`` columns, ``state_type`` (``RUNNING`` or
         ``PENDING``), ``state`` (its name), ``since`` (when it entered it),
-        ``age``, ``threshold`` (the smaller of ``k`` x the quantile and
-        ``limit``), ``usual`` (the group's quantile, null without enough
-        history), ``history`` (finished runs of its group) and ``reason``
-        (``"k x p99"`` or ``"limit"``: which bound it broke first).
+        ``age``, ``threshold`` (the smaller of ``k`` x the quantile, or
+        ``default``, and ``limit``), ``usual`` (the quantile used, null
+        without enough history), ``basis`` (the column of the group it came
+        from: a ``by`` column, a ``fallback`` one, or null), ``history``
+        (finished runs of that group; of its own group when none had enough)
+        and ``reason`` (``"k x p99"``, ``"k x p99 of flow_name"``,
+        ``"default"`` or ``"limit"``: which bound it broke first).
 
     Raises:
         SchemaError: a required or ``by`` column is missing.
@@ -163,22 +188,34 @@ def stuck_runs(
         [('slow', 'Running', datetime.timedelta(seconds=9), datetime.timedelta(seconds=3), 'k x p99')]
     """
     _check(k, quantile, min_history)
-    limit_us = None if limit is None else duration_micros(limit, argument="limit")
+    bounds = _Bounds(
+        k=k,
+        quantile=quantile,
+        min_history=min_history,
+        limit_us=None if limit is None else duration_micros(limit, argument="limit"),
+        default_us=None if default is None else duration_micros(default, argument="default"),
+    )
     now_us = micros_at(now)
     keys = as_list(by)
     tl = timeline(states, caller="stuck_runs", needs=keys, copies=True)
     carry = carried(states, keys)
-    runs = explode_tags(_per_run(tl, group_keys([*carry, *keys])), keys)
-    history = _history(runs, keys, quantile)
+    per_run = _per_run(tl, group_keys([*carry, *keys]))
+    runs = explode_tags(per_run, keys)
     phase = nw.col("final_type")
     open_runs = runs.filter(phase.is_in(list(PHASES)))
     open_runs = (
-        open_runs.join(history, on=keys, how="left")
+        open_runs.join(_history(runs, keys, quantile), on=keys, how="left")
         if keys
-        else open_runs.join(history, how="cross")
+        else open_runs.join(_history(runs, keys, quantile), how="cross")
     )
+    backups = [c for c in as_list(fallback) if c in carry and c not in keys]
+    for i, column in enumerate(backups):
+        own = _history(per_run, [column], quantile)
+        renamed = own.rename({c: f"{c}_{i}" for c in ("_history", "_p_run", "_p_wait")})
+        open_runs = open_runs.join(renamed, on=column, how="left")
+    bases = [(",".join(keys) or "all", ""), *((c, f"_{i}") for i, c in enumerate(backups))]
     return finish(
-        _flagged(open_runs, now_us, k, quantile, limit_us, min_history, carry, keys),
+        _flagged(open_runs, now_us, bounds, bases, carry, keys),
         states,
         timestamps=["since", *[c for c in carry if c == "expected_start_time"]],
         durations=["age", "threshold", "usual"],
@@ -186,25 +223,55 @@ def stuck_runs(
     )
 
 
+@dataclass(frozen=True)
+class _Bounds:
+    """The options that bound an open run's age (microseconds)."""
+
+    k: float
+    quantile: float
+    min_history: int
+    limit_us: int | None
+    default_us: int | None
+
+
+def _usual(bases: list[tuple[str, str]], min_history: int, label: str) -> dict[str, nw.Expr]:
+    """The quantile, basis, history and reason of the first group with enough history.
+
+    ``bases`` are (column, suffix of its history columns), the run's own group first.
+    """
+    running = nw.col("final_type") == "RUNNING"
+    usual: nw.Expr = nw.lit(None, dtype=nw.Float64())
+    basis: nw.Expr = nw.lit(None, dtype=nw.String())
+    history: nw.Expr = nw.col("_history").fill_null(0)
+    why: nw.Expr = nw.lit("default")
+    for i, (column, suffix) in reversed(list(enumerate(bases))):
+        enough = nw.col(f"_history{suffix}") >= min_history
+        phase = nw.when(running).then(nw.col(f"_p_run{suffix}"))
+        quantile = phase.otherwise(nw.col(f"_p_wait{suffix}")).cast(nw.Float64())
+        usual = nw.when(enough).then(quantile).otherwise(usual)
+        basis = nw.when(enough).then(nw.lit(column, dtype=nw.String())).otherwise(basis)
+        history = nw.when(enough).then(nw.col(f"_history{suffix}")).otherwise(history)
+        reason = nw.lit(label if i == 0 else f"{label} of {column}")
+        why = nw.when(enough).then(reason).otherwise(why)
+    return {"usual": usual, "basis": basis, "history": history, "_why": why}
+
+
 def _flagged(
     runs: nw.LazyFrame[Any],
     now_us: int,
-    k: float,
-    quantile: float,
-    limit_us: int | None,
-    min_history: int,
+    bounds: _Bounds,
+    bases: list[tuple[str, str]],
     carry: list[str],
     keys: list[str],
 ) -> nw.LazyFrame[Any]:
     """Compare each open run's age with its group's bound and the limit; keep the stuck."""
-    running = nw.col("final_type") == "RUNNING"
-    usual = nw.when(nw.col("_history") >= min_history).then(
-        nw.when(running).then(nw.col("_p_run")).otherwise(nw.col("_p_wait")).cast(nw.Float64())
-    )
     none = nw.lit(None, dtype=nw.Float64())
-    by_history = nw.col("usual") * k
-    by_limit = none if limit_us is None else nw.lit(float(limit_us))
-    label = f"k x p{quantile * 100:g}"
+    default = none if bounds.default_us is None else nw.lit(float(bounds.default_us))
+    by_history = (
+        nw.when(nw.col("usual").is_null()).then(default).otherwise(nw.col("usual") * bounds.k)
+    )
+    by_limit = none if bounds.limit_us is None else nw.lit(float(bounds.limit_us))
+    label = f"k x p{bounds.quantile * 100:g}"
     history_bound, limit_bound = nw.col("_by_history"), nw.col("_by_limit")
     threshold = (
         nw.when(history_bound.is_null())
@@ -216,23 +283,29 @@ def _flagged(
         )
     )
     flagged = (
-        runs.with_columns(
-            since=nw.col("end_time"),
-            age=nw.lit(now_us) - nw.col("end_time"),
-            usual=usual,
-            history=nw.col("_history").fill_null(0),
-        )
+        runs.with_columns(since=nw.col("end_time"), age=nw.lit(now_us) - nw.col("end_time"))
+        .with_columns(**_usual(bases, bounds.min_history, label))
         .with_columns(_by_history=by_history, _by_limit=by_limit)
         .with_columns(threshold=threshold)
         .filter(nw.col("age").cast(nw.Float64()) > nw.col("threshold"))
         .with_columns(
             reason=nw.when(nw.col("_by_history") == nw.col("threshold"))
-            .then(nw.lit(label))
+            .then(nw.col("_why"))
             .otherwise(nw.lit("limit"))
         )
     )
     columns = [RUN, *carry, *[c for c in keys if c not in carry]]
-    out = ("state_type", "state", "since", "age", "threshold", "usual", "history", "reason")
+    out = (
+        "state_type",
+        "state",
+        "since",
+        "age",
+        "threshold",
+        "usual",
+        "basis",
+        "history",
+        "reason",
+    )
     return (
         flagged.with_columns(state_type=nw.col("final_type"), state=nw.col("final_name"))
         .select(*columns, *out)

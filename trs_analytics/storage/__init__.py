@@ -17,11 +17,15 @@ from trs_analytics.storage._parquet import (
     FLOW_RUN_TABLE,
     SCHEMA_VERSION_KEY,
     atomic_write_parquet,
+    find_damaged_file,
     list_parquet_files,
+    read_marker,
     scan_flow_run_states,
     scan_states,
+    write_flow_run_states,
     write_states,
 )
+from trs_analytics.storage._summary import StatesSummary, TableSummary, summarize_states
 
 __all__ = [
     "DEFAULT_OVERLAP",
@@ -34,10 +38,16 @@ __all__ = [
     "DatasetLockedError",
     "DatasetProgress",
     "ExportResult",
+    "StatesSummary",
+    "TableSummary",
     "atomic_write_parquet",
+    "find_damaged_file",
     "list_parquet_files",
     "read_dataset_info",
+    "read_marker",
     "scan_flow_run_states",
     "scan_states",
+    "summarize_states",
+    "write_flow_run_states",
     "write_states",
 ]

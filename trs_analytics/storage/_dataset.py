@@ -45,6 +45,13 @@ at any moment:
    while it is held; a waiting export that then wins the lock on the removed
    file sees that the path no longer names it, and locks the new file instead.
 
+5. **Nothing is followed out of the folder.** The lock file is opened with
+   ``O_NOFOLLOW`` and must be a regular file with one link, the marker is
+   never read through a link (:func:`~trs_analytics.storage._parquet.read_marker`),
+   and a day partition that is a link is refused before anything is written
+   into it, so no write lands outside the dataset. A folder inside another
+   dataset (its flow-run table, a day partition) is refused as ``--out``.
+
 Small files do not pile up: an export every five minutes keeps merging its
 new rows into the day's last part, so a day is one file until it outgrows
 ``target_file_rows``.
@@ -53,15 +60,16 @@ new rows into the day's last part, so a day is one file until it outgrows
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
-import json
 import logging
 import os
+import stat
 import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Final, Literal, Self
+from typing import IO, TYPE_CHECKING, Any, Final, Self
 
 import polars as pl
 
@@ -69,18 +77,17 @@ from trs_analytics._atomic import storage_error, write_json_atomic
 from trs_analytics._progress import Progress
 from trs_analytics._time import iso, parse_when
 from trs_analytics.exceptions import ConfigurationError, StorageError
-from trs_analytics.schema import (
-    FLOW_RUN_SCHEMA_VERSION,
-    FLOW_RUN_STATES_SCHEMA,
-    SCHEMA_VERSION,
-    STATES_SCHEMA,
-)
+from trs_analytics.schema import FLOW_RUNS, TASK_RUNS, RunKind
 from trs_analytics.storage._parquet import (
     FLOW_RUN_TABLE,
+    MARKER_FORMAT,
     MARKER_NAME,
+    MARKER_VERSION,
     _check_file,
     atomic_write_parquet,
+    check_path,
     list_parquet_files,
+    read_marker,
     read_states_files,
 )
 
@@ -103,8 +110,8 @@ __all__ = [
 logger = logging.getLogger("trs_analytics.storage")
 
 _LOCK_NAME: Final = ".lock"
-_FORMAT: Final = "trs_analytics.dataset"
-_FORMAT_VERSION: Final = 1
+_FORMAT: Final = MARKER_FORMAT
+_FORMAT_VERSION: Final = MARKER_VERSION
 _PARTITIONING: Final = "day=YYYY-MM-DD/part-NNNNN.parquet, UTC day of the state timestamp"
 #: How far back the first export of a dataset reads when no ``since`` is given.
 DEFAULT_SINCE: Final = "7d"
@@ -239,6 +246,10 @@ class DatasetInfo:
         created: when the dataset was created.
         format_version: the marker's format version.
         schema_version: the states schema version of the dataset's files.
+        kind: the kind of run whose states the folder holds: ``"task_runs"``
+            (the dataset's own folder) or ``"flow_runs"`` (its ``_flow_run_states/``
+            table). A marker written before this was recorded is read by the
+            folder's name.
 
     Examples:
         >>> info = DatasetInfo(path=Path("states"), filters={"flow_names": ["etl"]})
@@ -254,7 +265,8 @@ class DatasetInfo:
     history: tuple[dict[str, Any], ...] = ()
     created: datetime | None = None
     format_version: int = _FORMAT_VERSION
-    schema_version: int = SCHEMA_VERSION
+    schema_version: int = TASK_RUNS.schema_version
+    kind: str = TASK_RUNS.name
 
     @property
     def exports(self) -> int:
@@ -266,6 +278,7 @@ class DatasetInfo:
         return {
             "format": _FORMAT,
             "format_version": self.format_version,
+            "kind": self.kind,
             "schema_version": self.schema_version,
             "partitioning": _PARTITIONING,
             "created": iso(self.created) if self.created else None,
@@ -276,8 +289,13 @@ class DatasetInfo:
 
     @classmethod
     def from_json(cls, path: Path, data: Mapping[str, Any]) -> Self:
-        """Read a marker's JSON object (already checked for its format)."""
+        """Read a marker's JSON object (already checked for its format).
+
+        A marker without ``kind`` (written before it was recorded) is of the kind
+        whose table lies where it does: ``_flow_run_states/`` holds flow runs.
+        """
         cursor, created = data.get("cursor"), data.get("created")
+        kind = _kind_named(data.get("kind") or _kind_at(path).name, path)
         return cls(
             path=path,
             filters={k: list(v) for k, v in (data.get("filters") or {}).items()},
@@ -285,8 +303,22 @@ class DatasetInfo:
             history=tuple(data.get("history") or ()),
             created=parse_when(str(created)) if created else None,
             format_version=int(data.get("format_version", _FORMAT_VERSION)),
-            schema_version=int(data.get("schema_version", SCHEMA_VERSION)),
+            schema_version=int(data.get("schema_version", kind.schema_version)),
+            kind=kind.name,
         )
+
+
+def _kind_at(path: Path) -> RunKind:
+    """The kind of run whose table a folder is, by its name (for markers without a kind)."""
+    return FLOW_RUNS if path.name == FLOW_RUNS.folder else TASK_RUNS
+
+
+def _kind_named(name: object, path: Path) -> RunKind:
+    for kind in (TASK_RUNS, FLOW_RUNS):
+        if name == kind.name:
+            return kind
+    msg = f"the marker of {path} names an unknown kind of run {name!r}"
+    raise ValueError(msg)
 
 
 def read_dataset_info(path: str | os.PathLike[str]) -> DatasetInfo:
@@ -303,30 +335,11 @@ def read_dataset_info(path: str | os.PathLike[str]) -> DatasetInfo:
         trs_analytics.exceptions.StorageError: ... is not a trs_analytics dataset: it has no _trs_dataset.json. Hint: ...
     """
     marker = Path(path) / MARKER_NAME
-    if not marker.is_file():
+    data = read_marker(Path(path))
+    if data is None:
         msg = (
             f"{Path(path)} is not a trs_analytics dataset: it has no {MARKER_NAME}. "
             "Hint: create one with 'trs-analytics export --out DIR'."
-        )
-        raise StorageError(msg)
-    try:
-        data = json.loads(marker.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        msg = (
-            f"{marker} cannot be read as JSON ({err}). Hint: the dataset's marker is damaged; "
-            "restore it from a backup, or export into a new folder."
-        )
-        raise StorageError(msg) from err
-    if not isinstance(data, dict) or data.get("format") != _FORMAT:
-        msg = (
-            f"{marker} is not a trs_analytics dataset marker (expected format {_FORMAT!r}). "
-            "Hint: export into a new folder."
-        )
-        raise StorageError(msg)
-    if data.get("format_version", 0) > _FORMAT_VERSION:
-        msg = (
-            f"{marker} has format version {data.get('format_version')}, newer than this "
-            f"trs_analytics understands ({_FORMAT_VERSION}). Hint: upgrade trs_analytics."
         )
         raise StorageError(msg)
     try:
@@ -340,13 +353,38 @@ def _filters_json(filters: Mapping[str, Iterable[str]]) -> dict[str, list[str]]:
     return {k: sorted(v) for k, v in filters.items() if v}
 
 
-def _existing_info(out: Path, filters: dict[str, list[str]]) -> DatasetInfo | None:
-    """The marker of ``out`` if it is a dataset (with these filters); ``None`` if it can be one."""
+def _check_kind(out: Path, kind: RunKind, found: str) -> None:
+    """Refuse to write ``kind``'s states into the table of another kind (named ``found``)."""
+    if found == kind.name:
+        return
+    msg = (
+        f"{out} is the table of {_kind_named(found, out).states_label}, not of "
+        f"{kind.states_label}; nothing was written. Hint: pass the dataset folder itself to "
+        f"--out: its flow-run table, {FLOW_RUNS.folder}/, is exported with it."
+    )
+    raise ConfigurationError(msg)
+
+
+def _inside_dataset(out: Path) -> Path | None:
+    """The dataset that holds ``out`` (one of its parents has a marker), or ``None``."""
+    for parent in out.absolute().parents:
+        if (parent / MARKER_NAME).is_file() or (parent / MARKER_NAME).is_symlink():
+            return parent
+    return None
+
+
+def _existing_info(
+    out: Path, filters: dict[str, list[str]], kind: RunKind = TASK_RUNS
+) -> DatasetInfo | None:
+    """The marker of ``out`` if it is a dataset of ``kind`` (with these filters); ``None`` if
+    it can be one."""
     if out.exists() and not out.is_dir():
         msg = f"{out} is a file, expected a dataset folder. Hint: pass a folder to --out."
         raise StorageError(msg)
-    if (out / MARKER_NAME).exists():
+    _check_kind(out, kind, _kind_at(out).name)
+    if (out / MARKER_NAME).exists() or (out / MARKER_NAME).is_symlink():
         info = read_dataset_info(out)
+        _check_kind(out, kind, info.kind)
         if info.filters != filters:
             msg = (
                 f"{out} was exported with filters {info.filters}, this export asks for "
@@ -368,14 +406,58 @@ def _existing_info(out: Path, filters: dict[str, list[str]]) -> DatasetInfo | No
     return None
 
 
+def _check_not_nested(out: Path, folder: Path) -> None:
+    """``out`` is no part of another dataset, and the table ``folder`` no link out of it."""
+    if (holder := _inside_dataset(out)) is not None:
+        part = out.absolute().relative_to(holder.absolute())
+        what = "its flow-run table" if part.parts[:1] == (FLOW_RUN_TABLE,) else f"its {part}"
+        msg = (
+            f"{out} is {what} of the dataset {holder}; an export writes a whole dataset, and "
+            f"writing task runs there would break that dataset. Hint: pass --out {holder}."
+        )
+        raise ConfigurationError(msg)
+    if folder != out and folder.is_symlink():
+        msg = (
+            f"{folder} is a symbolic link; the dataset's flow-run table is never written "
+            "through a link (it could point outside the dataset). Hint: replace it by a folder."
+        )
+        raise StorageError(msg)
+
+
 # -- the lock --------------------------------------------------------------
 
 
 def _same_file(handle: IO[str], path: Path) -> bool:
     try:
-        return os.fstat(handle.fileno()).st_ino == path.stat().st_ino
+        return os.fstat(handle.fileno()).st_ino == path.lstat().st_ino
     except FileNotFoundError:
         return False
+
+
+def _open_lock_file(path: Path) -> IO[str]:
+    """Open (or create) the lock file, never through a link, and only a plain file of its own."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            msg = (
+                f"{path} is a symbolic link; the lock file is never followed (writing it "
+                "would change the file it points to). Hint: remove the link."
+            )
+            raise StorageError(msg) from err
+        raise storage_error(err, f"cannot create the lock file {path}") from err
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        os.close(fd)
+        what = "not a plain file" if not stat.S_ISREG(info.st_mode) else "a hard link"
+        msg = (
+            f"{path} is {what}; the lock file must be the dataset's own plain file "
+            "(writing it would change another). Hint: remove it."
+        )
+        raise StorageError(msg)
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "a+", encoding="utf-8")
 
 
 def _acquire(out: Path, *, wait: float) -> IO[str]:
@@ -383,10 +465,7 @@ def _acquire(out: Path, *, wait: float) -> IO[str]:
     path = out / _LOCK_NAME
     deadline = time.monotonic() + wait
     while True:
-        try:
-            handle: IO[str] = path.open("a+", encoding="utf-8")
-        except OSError as err:
-            raise storage_error(err, f"cannot create the lock file {path}") from err
+        handle = _open_lock_file(path)
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -395,7 +474,7 @@ def _acquire(out: Path, *, wait: float) -> IO[str]:
                 time.sleep(0.2)
                 continue
             handle.seek(0)
-            holder = handle.read().strip() or "unknown process"
+            holder = handle.read(200).strip() or "unknown process"
             handle.close()
             msg = (
                 f"{out} is being written by another export ({holder}). Hint: wait for "
@@ -440,6 +519,20 @@ def _locked(out: Path, *, wait: float) -> Iterator[None]:
         handle.close()
 
 
+def _any_data(out: Path) -> bool:
+    """Whether a day folder of ``out`` holds a data file (a part, not a temporary one)."""
+    return any(out.glob("day=*/part-*.parquet"))
+
+
+def _remove_empty_days(out: Path) -> None:
+    for day in out.glob("day=*"):
+        if day.is_dir() and not day.is_symlink():
+            for tmp in day.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                day.rmdir()  # only when empty
+
+
 def _remove_leftovers(out: Path) -> None:
     """Delete hidden temporary files a killed export may have left (we hold the lock)."""
     for folder in [out, *(p for p in out.iterdir() if p.is_dir() and p.name.startswith("day="))]:
@@ -461,11 +554,9 @@ def _rows_in(file: Path) -> int:
     return int(pl.scan_parquet(file).select(pl.len()).collect().item())
 
 
-def _read(
-    files: list[Path], columns: list[str] | None = None, schema: pl.Schema = STATES_SCHEMA
-) -> pl.DataFrame:
+def _read(files: list[Path], columns: list[str] | None, kind: RunKind) -> pl.DataFrame:
     try:
-        return read_states_files(files, columns, schema)
+        return read_states_files(files, columns, kind)
     except Exception as err:  # polars raises several kinds for a damaged file
         names = ", ".join(str(f) for f in files)
         msg = (
@@ -481,26 +572,34 @@ def _merge_day(
     new: pl.DataFrame,
     *,
     target_file_rows: int,
-    schema: pl.Schema = STATES_SCHEMA,
-    schema_version: int = SCHEMA_VERSION,
+    kind: RunKind,
 ) -> int:
     """Add the rows of ``new`` whose ids the day does not have yet; return how many."""
+    if day_dir.is_symlink():
+        msg = (
+            f"{day_dir} is a symbolic link, not a day folder of the dataset; nothing is "
+            "written through it (it could point outside the dataset). Hint: replace it by "
+            "a plain folder."
+        )
+        raise StorageError(msg)
     parts = _day_files(day_dir)
     if parts:
-        known = _read(parts, ["id"], schema)["id"]
+        known = _read(parts, ["id"], kind)["id"]
         new = new.filter(~pl.col("id").is_in(known.implode()))
     if new.height == 0:
         return 0
     last = parts[-1] if parts else None
     if last is not None and _rows_in(last) + new.height <= target_file_rows:
-        merged = pl.concat([_read([last], None, schema), new], how="vertical")
-        atomic_write_parquet(merged.sort("timestamp", "id"), last, schema_version=schema_version)
+        merged = pl.concat([_read([last], None, kind), new], how="vertical")
+        atomic_write_parquet(
+            merged.sort("timestamp", "id"), last, schema_version=kind.schema_version
+        )
     else:
         number = int(last.stem.removeprefix("part-")) + 1 if last is not None else 0
         atomic_write_parquet(
             new.sort("timestamp", "id"),
             day_dir / f"part-{number:05d}.parquet",
-            schema_version=schema_version,
+            schema_version=kind.schema_version,
         )
     return new.height
 
@@ -515,12 +614,10 @@ class _Writer:
         flush_rows: int,
         target_file_rows: int,
         before_write: Callable[[], None] | None = None,
-        schema: pl.Schema = STATES_SCHEMA,
-        schema_version: int = SCHEMA_VERSION,
+        kind: RunKind = TASK_RUNS,
     ) -> None:
         self.out = out
-        self.schema = schema
-        self.schema_version = schema_version
+        self.kind = kind
         self.flush_rows = flush_rows
         self.target_file_rows = target_file_rows
         self.before_write = before_write
@@ -548,10 +645,9 @@ class _Writer:
         ):
             added = _merge_day(
                 self.out / f"day={name}",
-                rows.drop("_day").select(self.schema.names()),
+                rows.drop("_day").select(self.kind.schema.names()),
                 target_file_rows=self.target_file_rows,
-                schema=self.schema,
-                schema_version=self.schema_version,
+                kind=self.kind,
             )
             if added:
                 self.added += added
@@ -594,12 +690,14 @@ class Dataset:
         lock: IO[str],
         flush_rows: int,
         target_file_rows: int,
-        schema: pl.Schema = STATES_SCHEMA,
-        schema_version: int = SCHEMA_VERSION,
+        kind: RunKind = TASK_RUNS,
     ) -> None:
         self.path = path
+        self.kind = kind
         self.info = info
         self.is_new = is_new
+        self._fresh = is_new  # new when opened: a failure before its first commit undoes it
+        self._committed = False
         self._made_folder = made_folder
         self._lock = lock
         self._writer = _Writer(
@@ -607,8 +705,7 @@ class Dataset:
             flush_rows=flush_rows,
             target_file_rows=target_file_rows,
             before_write=self._write_marker_once,
-            schema=schema,
-            schema_version=schema_version,
+            kind=kind,
         )
 
     @classmethod
@@ -620,13 +717,15 @@ class Dataset:
         wait: float = 0.0,
         flush_rows: int = 100_000,
         target_file_rows: int = 1_000_000,
-        table: Literal["task_run_states", "flow_run_states"] = "task_run_states",
+        kind: RunKind = TASK_RUNS,
     ) -> Self:
         """Open (or prepare) the dataset at ``path`` and take its lock.
 
-        ``table="flow_run_states"`` opens the dataset's flow-run table instead: the
-        ``_flow_run_states/`` folder inside it, a dataset of its own (marker, cursor,
-        lock) in :data:`~trs_analytics.FLOW_RUN_STATES_SCHEMA`.
+        ``kind=FLOW_RUNS`` opens the dataset's flow-run table instead: the
+        ``_flow_run_states/`` folder inside it (``kind.folder``), a dataset of its own
+        (marker, cursor, lock) in :data:`~trs_analytics.FLOW_RUN_STATES_SCHEMA`. The
+        marker records the kind, so one kind's export never writes into the other's
+        table.
 
         Args:
             path: the dataset folder: missing, empty, or an existing dataset.
@@ -640,16 +739,17 @@ class Dataset:
             StorageError: ``path`` holds something other than a dataset, a file in it
                 is damaged, or the folder cannot be written.
             DatasetLockedError: another export is writing to ``path``.
-            ConfigurationError: the filters differ from the dataset's.
+            ConfigurationError: the filters differ from the dataset's, or ``path`` is
+                (or its marker says it is) another kind's table.
         """
+        check_path(path, "the dataset folder (out)")
         if flush_rows < 1 or target_file_rows < 1:
             msg = "flush_rows and target_file_rows must be at least 1."
             raise ConfigurationError(msg)
-        folder = Path(path) / FLOW_RUN_TABLE if table == "flow_run_states" else Path(path)
-        schema = FLOW_RUN_STATES_SCHEMA if table == "flow_run_states" else STATES_SCHEMA
-        version = FLOW_RUN_SCHEMA_VERSION if table == "flow_run_states" else SCHEMA_VERSION
+        folder = Path(path) / kind.folder
+        _check_not_nested(Path(path), folder)
         wanted = _filters_json(filters or {})
-        _existing_info(folder, wanted)  # refuse a foreign folder before the lock file is made
+        _existing_info(folder, wanted, kind)  # refuse a foreign folder before the lock file
         made_folder = not folder.exists()
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -657,11 +757,11 @@ class Dataset:
             raise storage_error(err, f"cannot create the dataset folder {folder}") from err
         lock = _lock(folder, wait=wait)
         try:
-            info = _existing_info(folder, wanted)  # again, under the lock
+            info = _existing_info(folder, wanted, kind)  # again, under the lock
             if info is not None:
                 _remove_leftovers(folder)
             for file in list_parquet_files(folder):
-                _check_file(file, schema)
+                _check_file(file, kind)
         except BaseException:
             forget = not (folder / MARKER_NAME).exists()
             _release(folder, lock, forget=forget, made_folder=made_folder)
@@ -670,15 +770,18 @@ class Dataset:
             folder,
             info
             or DatasetInfo(
-                path=folder, filters=wanted, created=datetime.now(UTC), schema_version=version
+                path=folder,
+                filters=wanted,
+                created=datetime.now(UTC),
+                schema_version=kind.schema_version,
+                kind=kind.name,
             ),
             is_new=info is None,
             made_folder=made_folder,
             lock=lock,
             flush_rows=flush_rows,
             target_file_rows=target_file_rows,
-            schema=schema,
-            schema_version=version,
+            kind=kind,
         )
 
     def __enter__(self) -> Self:
@@ -693,9 +796,17 @@ class Dataset:
         self.close()
 
     def close(self) -> None:
-        """Release the lock; a dataset never committed leaves nothing behind."""
-        if not self._lock.closed:
-            _release(self.path, self._lock, forget=self.is_new, made_folder=self._made_folder)
+        """Release the lock; a new dataset that holds no data file (its first write
+        failed: a full disk) leaves nothing behind, its marker and empty days included."""
+        if self._lock.closed:
+            return
+        forget = self.is_new
+        if self._fresh and not self._committed and not _any_data(self.path):
+            _remove_empty_days(self.path)
+            with contextlib.suppress(OSError):
+                (self.path / MARKER_NAME).unlink(missing_ok=True)
+            forget = True
+        _release(self.path, self._lock, forget=forget, made_folder=self._made_folder)
 
     def add(self, batch: pl.DataFrame) -> None:
         """Buffer a frame of states; full buffers are merged into their day partitions."""
@@ -725,6 +836,8 @@ class Dataset:
         """Flush, then move the cursor to ``result.until`` (never back) and record the export."""
         self.flush()
         cursor = self.info.cursor
+        if cursor is not None and cursor > datetime.now(UTC):
+            cursor = None  # a cursor in the future was never true: the server could not answer it
         entry = {
             "started": iso(started),
             "since": iso(result.since),
@@ -743,6 +856,7 @@ class Dataset:
         )
         write_json_atomic(self.path / MARKER_NAME, self.info.to_json())
         self.is_new = False
+        self._committed = True
         return self.info
 
     def _write_marker_once(self) -> None:

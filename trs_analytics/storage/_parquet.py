@@ -1,9 +1,17 @@
-"""Parquet files and folders of states, written atomically, read lazily."""
+"""Parquet files and folders of states, written atomically, read lazily.
+
+Every reader and writer here takes a :class:`~trs_analytics.schema.RunKind`:
+:func:`scan_states` and :func:`scan_flow_run_states` (and the two writers) are
+two-line wrappers around one path.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import re
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, cast, overload
 
@@ -18,41 +26,44 @@ from trs_analytics.engines import (
     import_engine,
 )
 from trs_analytics.exceptions import ConfigurationError, SchemaError, StorageError
-from trs_analytics.schema import (
-    COLUMNS_ADDED,
-    FLOW_RUN_STATES_SCHEMA,
-    SCHEMA_VERSION,
-    STATES_SCHEMA,
-    validate_states,
-)
+from trs_analytics.schema import FLOW_RUNS, SCHEMA_VERSION, TASK_RUNS, validate_states
 
 if TYPE_CHECKING:
-    import os
     from collections.abc import Iterator
 
     import duckdb
     import pyspark.sql
 
+    from trs_analytics.schema import RunKind
+
 __all__ = [
     "FLOW_RUN_TABLE",
     "SCHEMA_VERSION_KEY",
     "atomic_write_parquet",
+    "check_path",
+    "find_damaged_file",
     "list_parquet_files",
+    "read_marker",
     "read_states_files",
     "scan_flow_run_states",
     "scan_states",
+    "write_flow_run_states",
     "write_states",
 ]
 
-#: The sub-folder of a dataset that holds its flow-run states table. Its name
-#: starts with ``_`` so that every reader of the task-run table (this module,
-#: Spark, pyarrow) skips it.
-FLOW_RUN_TABLE = "_flow_run_states"
+#: The sub-folder of a dataset that holds its flow-run states table
+#: (``FLOW_RUNS.folder``). Its name starts with ``_`` so that every reader of
+#: the task-run table (this module, Spark, pyarrow) skips it.
+FLOW_RUN_TABLE = FLOW_RUNS.folder
 #: The file that marks a folder as a trs_analytics dataset (see ``storage._dataset``).
 MARKER_NAME = "_trs_dataset.json"
+#: The marker's ``format`` and the newest ``format_version`` this package reads.
+MARKER_FORMAT = "trs_analytics.dataset"
+MARKER_VERSION = 1
+#: The one name a folder of a dataset's rows has: ``day=YYYY-MM-DD``, a real UTC day.
+_DAY_FOLDER = re.compile(r"day=(\d{4}-\d{2}-\d{2})")
 
-#: Columns that files of an older schema version may lack: read as nulls.
-_ADDED = frozenset(c for columns in COLUMNS_ADDED.values() for c in columns)
+logger = logging.getLogger("trs_analytics.storage")
 
 #: Parquet key-value metadata entry holding :data:`trs_analytics.schema.SCHEMA_VERSION`.
 SCHEMA_VERSION_KEY = "trs_analytics.schema_version"
@@ -149,42 +160,151 @@ def write_states(
         >>> ta.scan_states(path).collect_schema() == ta.STATES_SCHEMA
         True
     """
-    validate_states(frame)
+    return _write(TASK_RUNS, frame, path, compression, compression_level)
+
+
+def write_flow_run_states(
+    frame: pl.DataFrame,
+    path: str | os.PathLike[str],
+    *,
+    compression: Compression = "zstd",
+    compression_level: int | None = None,
+) -> Path:
+    """Write a flow-run states frame to one Parquet file, as :func:`write_states` does.
+
+    Args: as :func:`write_states`; ``frame`` in :data:`trs_analytics.FLOW_RUN_STATES_SCHEMA`.
+
+    Examples:
+        >>> import tempfile, trs_analytics as ta
+        >>> path = write_flow_run_states(ta.empty_flow_run_states(), f"{tempfile.mkdtemp()}/f.parquet")
+        >>> ta.scan_flow_run_states(path).collect_schema() == ta.FLOW_RUN_STATES_SCHEMA
+        True
+    """
+    return _write(FLOW_RUNS, frame, path, compression, compression_level)
+
+
+def _write(
+    kind: RunKind,
+    frame: pl.DataFrame,
+    path: str | os.PathLike[str],
+    compression: Compression,
+    compression_level: int | None,
+) -> Path:
+    validate_states(frame, kind)
     return atomic_write_parquet(
-        frame.select(STATES_SCHEMA.names()),
+        frame.select(kind.schema.names()),
         Path(path),
         compression=compression,
         compression_level=compression_level,
+        schema_version=kind.schema_version,
     )
 
 
+def is_day_folder(name: str) -> bool:
+    """Whether ``name`` is a valid day partition, ``day=`` and a real date.
+
+    Examples:
+        >>> is_day_folder("day=2026-01-31"), is_day_folder("day=2026-13-45"), is_day_folder("x")
+        (True, False, False)
+    """
+    match = _DAY_FOLDER.fullmatch(name)
+    if match is None:
+        return False
+    try:
+        date.fromisoformat(match[1])
+    except ValueError:
+        return False
+    return True
+
+
+def _not_data(entry: Path, why: str) -> StorageError:
+    msg = (
+        f"{entry} {why}, so it is not read as data (it could hold rows twice). Hint: move it "
+        "out of the dataset folder; a dataset holds only day=YYYY-MM-DD/part-NNNNN.parquet."
+    )
+    return StorageError(msg)
+
+
 def list_parquet_files(folder: Path) -> list[Path]:
-    """Every ``*.parquet`` below ``folder``, sorted, skipping hidden (``.``/``_``) names."""
+    """Every ``*.parquet`` below ``folder``, sorted, skipping hidden (``.``/``_``) names.
+
+    The one place that decides which files are data. Below a dataset (a folder
+    with a marker) only ``day=YYYY-MM-DD/part-*.parquet`` files are; anywhere,
+    a folder named ``day=`` with no real date is refused.
+
+    Raises:
+        StorageError: a folder named like a partition but not one, or Parquet files
+            in a dataset outside its day partitions.
+    """
+    dataset = (folder / MARKER_NAME).is_file()
 
     def walk(at: Path) -> Iterator[Path]:
         for entry in sorted(at.iterdir()):
             if entry.name.startswith((".", "_")):
                 continue
             if entry.is_dir():
+                if entry.name.startswith("day=") and not is_day_folder(entry.name):
+                    raise _not_data(entry, "is named like a day partition but is not one")
+                if dataset and at == folder and not entry.name.startswith("day="):
+                    if any(entry.rglob("*.parquet")):
+                        raise _not_data(entry, "holds Parquet files outside a day partition")
+                    continue
                 yield from walk(entry)
             elif entry.suffix == ".parquet":
+                if dataset and at == folder:
+                    raise _not_data(entry, "is a Parquet file outside a day partition")
                 yield entry
 
     return list(walk(folder))
 
 
+def read_marker(folder: Path) -> dict[str, Any] | None:
+    """The checked JSON object of ``folder``'s dataset marker; ``None`` when it has none.
+
+    Every reader goes through this: ``export``, ``info``, ``report``, ``check``
+    and the scans refuse the same markers.
+
+    Raises:
+        StorageError: the marker is a link, damaged, of another format or of a
+            newer format version than this package reads.
+    """
+    marker = folder / MARKER_NAME
+    if marker.is_symlink():
+        msg = (
+            f"{marker} is a symbolic link; a dataset's marker is never followed. "
+            "Hint: replace the link by the file it points to, or export into a new folder."
+        )
+        raise StorageError(msg)
+    if not marker.exists():
+        return None
+    try:
+        data = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        msg = (
+            f"{marker} cannot be read as JSON ({err}). Hint: the dataset's marker is damaged; "
+            "restore it from a backup, or export into a new folder."
+        )
+        raise StorageError(msg) from err
+    if not isinstance(data, dict) or data.get("format") != MARKER_FORMAT:
+        msg = (
+            f"{marker} is not a trs_analytics dataset marker (expected format "
+            f"{MARKER_FORMAT!r}). Hint: export into a new folder."
+        )
+        raise StorageError(msg)
+    version = data.get("format_version", 0)
+    if not isinstance(version, int) or version > MARKER_VERSION:
+        msg = (
+            f"{marker} has format version {version!r}, newer than this trs_analytics "
+            f"understands ({MARKER_VERSION}). Hint: upgrade trs_analytics."
+        )
+        raise StorageError(msg)
+    return data
+
+
 _MAGIC = b"PAR1"
 
 
-def _mismatch(schema: pl.Schema, expected: pl.Schema) -> str | None:
-    """What keeps ``schema`` from holding ``expected``'s columns and dtypes, or None."""
-    if missing := [c for c in expected if c not in schema]:
-        return "it lacks " + ", ".join(repr(c) for c in missing)
-    wrong = [f"{c!r} is {schema[c]}" for c, t in expected.items() if schema[c] != t]
-    return "; ".join(wrong) if wrong else None
-
-
-def _check_file(file: Path, expected: pl.Schema = STATES_SCHEMA) -> None:
+def _check_file(file: Path, kind: RunKind = TASK_RUNS) -> None:
     try:
         with file.open("rb") as handle:
             head = handle.read(len(_MAGIC))
@@ -206,17 +326,45 @@ def _check_file(file: Path, expected: pl.Schema = STATES_SCHEMA) -> None:
             "Hint: it may have been damaged; move it out of the dataset and export again."
         )
         raise StorageError(msg) from err
-    if expected is not STATES_SCHEMA:
-        if (problem := _mismatch(pl.Schema(schema), expected)) is not None:
-            msg = f"{file} does not hold flow-run states in the trs_analytics schema: {problem}."
-            raise StorageError(msg)
-        return
-    upgraded = {**{c: STATES_SCHEMA[c] for c in _ADDED if c not in schema}, **schema}
+    added = {c: kind.schema[c] for c in kind.added_columns if c not in schema}
     try:
-        validate_states(pl.LazyFrame(schema=upgraded))
+        validate_states(pl.LazyFrame(schema={**added, **schema}), kind)
     except SchemaError as err:
-        msg = f"{file} does not hold states in the trs_analytics schema: {err}"
+        msg = (
+            f"{file} does not hold {kind.api.replace('_', ' ')} in the trs_analytics schema: {err}"
+        )
         raise StorageError(msg) from err
+
+
+def find_damaged_file(path: str | os.PathLike[str]) -> StorageError | None:
+    """After an engine failed reading ``path``: the error that names its damaged file.
+
+    Reads each Parquet file of ``path`` in full (slow, but only once something
+    went wrong), and returns a :class:`StorageError` for the first that cannot
+    be read; ``None`` when all can (the failure was something else).
+
+    Examples:
+        >>> find_damaged_file("data/sample_states.parquet") is None
+        True
+    """
+    if _is_uri(path):
+        return None
+    root = Path(path)
+    try:
+        files = [root] if root.is_file() else list_parquet_files(root)
+    except (OSError, StorageError):
+        return None
+    for file in files:
+        try:
+            pl.read_parquet(file, hive_partitioning=False)
+        except Exception as err:  # polars raises several kinds for a damaged file
+            msg = (
+                f"{file} cannot be read: it is damaged ({type(err).__name__}: "
+                f"{str(err).splitlines()[0][:160] if str(err) else ''}). Hint: move it out of "
+                "the dataset and export its days again with --since."
+            )
+            return StorageError(msg)
+    return None
 
 
 #: A path another engine reads itself: ``s3://``, ``gs://``, ``abfss://``, ``dbfs:/``, ...
@@ -227,17 +375,38 @@ def _is_uri(path: str | os.PathLike[str]) -> bool:
     return isinstance(path, str) and _URI.match(path) is not None
 
 
-def _local_files(path: str | os.PathLike[str], schema: pl.Schema = STATES_SCHEMA) -> list[Path]:
+def check_path(path: object, name: str = "path") -> None:
+    """``path`` is a ``str`` or an ``os.PathLike`` (else a ConfigurationError naming it).
+
+    Examples:
+        >>> check_path(123)
+        Traceback (most recent call last):
+        ...
+        trs_analytics.exceptions.ConfigurationError: path must be a folder or file path (str or pathlib.Path), got int 123.
+    """
+    if not isinstance(path, str | os.PathLike) or isinstance(path, bytes):
+        msg = (
+            f"{name} must be a folder or file path (str or pathlib.Path), got "
+            f"{type(path).__name__} {path!r:.40}."
+        )
+        raise ConfigurationError(msg)
+
+
+def _local_files(path: str | os.PathLike[str], kind: RunKind) -> list[Path]:
     """The checked Parquet files of a local file or dataset folder."""
+    check_path(path)
     root = Path(path)
-    if root.name == FLOW_RUN_TABLE and not root.exists() and (root.parent / MARKER_NAME).exists():
-        return []  # a dataset exported before it had the flow-run table
+    in_dataset = kind.folder and root.name == kind.folder and (root.parent / MARKER_NAME).exists()
+    if in_dataset and not root.exists():
+        return []  # a dataset exported before it had this kind's table
     if not root.exists():
         msg = f"{root} does not exist. Hint: export states there first, or check the path."
         raise StorageError(msg)
+    if root.is_dir():
+        read_marker(root)  # a marker this package cannot read: refuse, as export does
     files = [root] if root.is_file() else list_parquet_files(root)
     for file in files:
-        _check_file(file, schema)
+        _check_file(file, kind)
     return files
 
 
@@ -333,6 +502,28 @@ def scan_states(
         >>> rel.filter("type = 'FAILED'").aggregate("min(timestamp)").fetchall()[0][0].tzname()
         'UTC'
     """
+    return _scan(TASK_RUNS, path, engine, connection, spark)
+
+
+def _table_path(path: str | os.PathLike[str], kind: RunKind) -> str | os.PathLike[str]:
+    """``kind``'s table of a dataset folder, or ``path`` itself (a file, or a table folder)."""
+    if not kind.folder:
+        return path
+    if _is_uri(path):
+        text = str(path)
+        return text if text.endswith(".parquet") else f"{text.rstrip('/')}/{kind.folder}/"
+    table = Path(path) / kind.folder
+    return table if table.is_dir() or (Path(path) / MARKER_NAME).is_file() else path
+
+
+def _scan(
+    kind: RunKind,
+    path: str | os.PathLike[str],
+    engine: Engine,
+    connection: duckdb.DuckDBPyConnection | None,
+    spark: pyspark.sql.SparkSession | None,
+) -> pl.LazyFrame | duckdb.DuckDBPyRelation | pyspark.sql.DataFrame:
+    """:func:`scan_states` for ``kind``'s table of ``path``."""
     engine = check_engine(engine)
     if connection is not None and engine != "duckdb":
         msg = f"connection= is a DuckDB connection, but engine={engine!r}. Hint: pass engine='duckdb'."
@@ -340,15 +531,18 @@ def scan_states(
     if spark is not None and engine != "spark":
         msg = f"spark= is a SparkSession, but engine={engine!r}. Hint: pass engine='spark'."
         raise ConfigurationError(msg)
+    check_path(path)
+    table = _table_path(path, kind)
     if engine == "duckdb":
-        return _scan_duckdb(path, connection)
+        return _scan_duckdb(table, connection, kind)
     if engine == "spark":
-        return _scan_spark(path, spark)
-    return _scan_polars(path)
+        return _scan_spark(table, spark, kind)
+    return _scan_polars(table, kind)
 
 
-def _scan_polars(path: str | os.PathLike[str], schema: pl.Schema = STATES_SCHEMA) -> pl.LazyFrame:
-    files = _local_files(path, schema)
+def _scan_polars(path: str | os.PathLike[str], kind: RunKind) -> pl.LazyFrame:
+    schema = kind.schema
+    files = _local_files(path, kind)
     if not files:
         return pl.LazyFrame(schema=schema)
     return pl.scan_parquet(
@@ -384,8 +578,9 @@ def _quote(name: str) -> str:
 def _scan_duckdb(
     path: str | os.PathLike[str],
     connection: duckdb.DuckDBPyConnection | None,
-    schema: pl.Schema = STATES_SCHEMA,
+    kind: RunKind,
 ) -> duckdb.DuckDBPyRelation:
+    schema = kind.schema
     duckdb = import_engine("duckdb")
     if connection is None:
         connection = duckdb.connect()
@@ -401,7 +596,7 @@ def _scan_duckdb(
             else str(path)
         )
     else:
-        files = _local_files(path, schema)
+        files = _local_files(path, kind)
         if not files:
             empty = ", ".join(
                 f"CAST(NULL AS {_duckdb_type(t)}) AS {_quote(c)}" for c, t in schema.items()
@@ -438,8 +633,9 @@ def _spark_session(spark: pyspark.sql.SparkSession | None) -> pyspark.sql.SparkS
 def _scan_spark(
     path: str | os.PathLike[str],
     spark: pyspark.sql.SparkSession | None,
-    schema: pl.Schema = STATES_SCHEMA,
+    kind: RunKind,
 ) -> pyspark.sql.DataFrame:
+    schema = kind.schema
     session = _spark_session(spark)
     columns = ", ".join(f"{c} {_sql_type(t)}" for c, t in schema.items())
     casts = [f"CAST(`{c}` AS {_sql_type(t)}) AS `{c}`" for c, t in schema.items()]
@@ -448,7 +644,7 @@ def _scan_spark(
         reader = session.read.option("recursiveFileLookup", "true")
         frame = reader.option("pathGlobFilter", "*.parquet").parquet(str(path))
         return frame.selectExpr(*_present(casts, frame.columns, schema))
-    files = _local_files(path, schema)
+    files = _local_files(path, kind)
     if not files:
         return session.createDataFrame([], schema=columns)
     frame = session.read.option("mergeSchema", "true").parquet(*(str(f) for f in files))
@@ -462,15 +658,6 @@ def _present(casts: list[str], columns: list[str], schema: pl.Schema) -> list[st
         cast if c in have else f"CAST(NULL AS {_sql_type(t)}) AS `{c}`"
         for cast, (c, t) in zip(casts, schema.items(), strict=True)
     ]
-
-
-def _flow_run_path(path: str | os.PathLike[str]) -> str | os.PathLike[str]:
-    """The flow-run table of a dataset folder, or ``path`` itself (a file, or a table folder)."""
-    if _is_uri(path):
-        text = str(path)
-        return text if text.endswith(".parquet") else f"{text.rstrip('/')}/{FLOW_RUN_TABLE}/"
-    table = Path(path) / FLOW_RUN_TABLE
-    return table if table.is_dir() or (Path(path) / MARKER_NAME).is_file() else path
 
 
 @overload
@@ -544,23 +731,11 @@ def scan_flow_run_states(
         >>> ta.scan_flow_run_states(tempfile.mkdtemp(), engine="duckdb").columns[:3]
         ['id', 'flow_run_id', 'type']
     """
-    engine = check_engine(engine)
-    if connection is not None and engine != "duckdb":
-        msg = f"connection= is a DuckDB connection, but engine={engine!r}. Hint: pass engine='duckdb'."
-        raise ConfigurationError(msg)
-    if spark is not None and engine != "spark":
-        msg = f"spark= is a SparkSession, but engine={engine!r}. Hint: pass engine='spark'."
-        raise ConfigurationError(msg)
-    table = _flow_run_path(path)
-    if engine == "duckdb":
-        return _scan_duckdb(table, connection, FLOW_RUN_STATES_SCHEMA)
-    if engine == "spark":
-        return _scan_spark(table, spark, FLOW_RUN_STATES_SCHEMA)
-    return _scan_polars(table, FLOW_RUN_STATES_SCHEMA)
+    return _scan(FLOW_RUNS, path, engine, connection, spark)
 
 
 def read_states_files(
-    files: list[Path], columns: list[str] | None = None, schema: pl.Schema = STATES_SCHEMA
+    files: list[Path], columns: list[str] | None = None, kind: RunKind = TASK_RUNS
 ) -> pl.DataFrame:
     """Read states files (checked ones) eagerly, older versions' missing columns as nulls.
 
@@ -573,9 +748,9 @@ def read_states_files(
     """
     scan = pl.scan_parquet(
         files,
-        schema=schema,
+        schema=kind.schema,
         hive_partitioning=False,
         extra_columns="ignore",
         missing_columns="insert",
     )
-    return scan.select(columns or schema.names()).collect()
+    return scan.select(columns or kind.schema.names()).collect()
