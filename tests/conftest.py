@@ -47,6 +47,7 @@ import pytest
 from devtools.prefect_harness import PREFECT_AUTH_STRING, PrefectServer, start_prefect_server
 from devtools.prefect_lines import LINES, ServerLine, prefect_python, venvs_root
 from devtools.workload import GroundTruth, run_workload
+from trs_analytics._redact import forget_secrets
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -247,6 +248,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     """Stop the servers :class:`_Lines` started."""
     del session
     _LINES.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_secret_left() -> Iterator[None]:
+    """Credentials a test's clients registered for redaction do not outlive the test."""
+    yield
+    forget_secrets()
 
 
 @pytest.fixture(autouse=True)

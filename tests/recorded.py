@@ -1,6 +1,7 @@
 """Serve the real Prefect 3.9.1 recordings in ``tests/recordings`` through ``httpx.MockTransport``.
 
 * :func:`recording` / :func:`recorded_body` / :func:`response` load one recording.
+* :func:`serve` serves such a handler over HTTP on loopback (for the CLI).
 * :class:`Router` is a ``MockTransport`` handler that answers by method and path
   the way the recorded server would (task runs, flow runs and flows filtered by
   the request body; states by ``task_run_id``; events paged through the
@@ -17,7 +18,9 @@ from __future__ import annotations
 import copy
 import json
 import threading
+from contextlib import contextmanager
 from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
@@ -25,7 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
 RECORDINGS = Path(__file__).parent / "recordings"
 
@@ -114,8 +117,11 @@ def _in_range(value: str | None, window: dict[str, Any]) -> bool:
 
 
 def _match_task_run(run: dict[str, Any], where: dict[str, Any]) -> bool:
-    unknown = set(where) - {"id", "expected_start_time", "state", "end_time", "start_time"}
+    unknown = set(where) - {"id", "expected_start_time", "state", "end_time", "start_time", "name"}
     assert not unknown, f"the router cannot filter task runs on {unknown}"
+    like = where.get("name", {}).get("like_")  # Prefect: ILIKE '%like%'
+    if like is not None and like.lower() not in run["name"].lower():
+        return False
     if not _in_range(run.get("start_time"), where.get("start_time", {})):
         return False
     if "any_" in where.get("id", {}) and run["id"] not in where["id"]["any_"]:
@@ -275,3 +281,44 @@ class Router:
         token = request.url.params["page-token"]
         assert token in self._next, f"no recorded event page has the token {token[:20]}..."
         return self.data[f"events_filter_page{self._next[token]}"]
+
+
+@contextmanager
+def serve(handler: Callable[[httpx.Request], httpx.Response]) -> Iterator[str]:
+    """Serve a ``MockTransport`` handler over HTTP on loopback; yield its API URL.
+
+    For what builds its own client from a URL (the CLI): the same recorded
+    answers, through a real socket.
+    """
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            request = httpx.Request(
+                self.command,
+                f"http://{self.headers['Host']}{self.path}",
+                headers=dict(self.headers.items()),
+                content=self.rfile.read(length) if length else b"",
+            )
+            answer = handler(request)
+            body = answer.read()
+            self.send_response(answer.status_code)
+            self.send_header("Content-Type", answer.headers.get("content-type", "application/json"))
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *_: object) -> None:  # quiet: pytest shows failures
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/api"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)

@@ -11,19 +11,29 @@ import os
 import re
 import subprocess
 import sys
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
+import polars as pl
 import pytest
 from click.testing import CliRunner, Result
 
 from devtools.prefect_harness import PREFECT_AUTH_STRING, free_port
 from tests.disks import disk, read_only
-from trs_analytics import generate_states
+from tests.recorded import Router, serve
+from tests.test_fetch_flow_runs import N_RUNS, FlowRunServer
+from trs_analytics import generate_flow_run_states, generate_states
 from trs_analytics.cli import EXIT_CODES, main
-from trs_analytics.storage import MARKER_NAME, scan_states
+from trs_analytics.schema import FLOW_RUN_STATES_SCHEMA, FLOW_RUNS, TASK_RUNS
+from trs_analytics.storage import (
+    MARKER_NAME,
+    Dataset,
+    ExportResult,
+    scan_flow_run_states,
+    scan_states,
+)
 from trs_analytics.storage._dataset import _locked
 
 if TYPE_CHECKING:
@@ -316,15 +326,27 @@ def test_a_report_on_a_full_disk_is_one_error_line_and_exit_6(
 
 
 @pytest.mark.parametrize("command", ["export", "fetch"])
-def test_a_flow_name_with_a_typo_is_an_error_naming_the_closest(
-    tmp_path: Path, prefect_server: PrefectServer, workload: GroundTruth, command: str
+@pytest.mark.parametrize(
+    ("option", "kind", "typo", "name"),
+    [("--flow", "flow", "et1", "etl"), ("--task", "task", "lood", "load")],
+)
+def test_a_name_with_a_typo_is_an_error_naming_the_closest(
+    tmp_path: Path,
+    prefect_server: PrefectServer,
+    workload: GroundTruth,
+    command: str,
+    option: str,
+    kind: str,
+    typo: str,
+    name: str,
 ) -> None:
     out = tmp_path / ("ds" if command == "export" else "states.parquet")
     api = ["--api-url", prefect_server.api_url]
-    result = run(command, *api, "--out", out, *window(workload), "--flow", "et1")
-    assert_one_error_line(result, 2, r"no flow is named 'et1' .*the closest: 'etl'.*Hint")
+    result = run(command, *api, "--out", out, *window(workload), option, typo)
+    pattern = rf"no {kind} is named '{typo}' .*the closest: '{name}'.*Hint.*fix {option}"
+    assert_one_error_line(result, 2, pattern)
     assert not out.exists()  # nothing recorded: the corrected command is not refused
-    fixed = run(command, *api, "--out", out, *window(workload), "--flow", "etl")
+    fixed = run(command, *api, "--out", out, *window(workload), option, name)
     assert fixed.exit_code == 0, fixed.output
 
 
@@ -538,3 +560,105 @@ def test_report_with_flow_runs_adds_their_part(tmp_path: Path) -> None:
     assert "Flow runs: deployments currently failing" in (tmp_path / "auto.html").read_text(
         encoding="utf-8"
     )
+
+
+# -- flow runs: fetch --flow-runs, and the dataset's tables by kind (issue 23) ------------------
+
+
+def _flow_run_window() -> list[str]:
+    return ["--since", "2026-11-28T11:59:00Z", "--until", "2026-11-28T13:00:00Z"]
+
+
+def test_fetch_flow_runs_writes_the_flow_run_states(tmp_path: Path) -> None:
+    server = FlowRunServer()
+    out = tmp_path / "flow_runs.parquet"
+    with serve(server) as api:
+        args: list[str | Path] = ["fetch", "--flow-runs", "--api-url", api, "--out", out]
+        args += ["--source", "states"]
+        result = run("--log-format", "json", *args, *_flow_run_window())
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (summary["event"], summary["flow_runs"]) == ("fetch", N_RUNS)
+    assert summary["states"] == N_RUNS * len(server.states)
+    assert "task_runs" not in summary
+    frame = scan_flow_run_states(out).collect()
+    assert frame.schema == FLOW_RUN_STATES_SCHEMA
+    assert set(frame["flow_run_id"]) == {r["id"] for r in server.runs}
+    assert frame.height == frame["id"].n_unique() == summary["states"]
+    assert pl.read_parquet_metadata(out)["trs_analytics.schema_version"] == "1"
+
+
+def test_fetch_flow_runs_refuses_a_task_name(tmp_path: Path) -> None:
+    out = tmp_path / "flow_runs.parquet"
+    with serve(FlowRunServer()) as api:
+        result = run("fetch", "--flow-runs", "--api-url", api, "--out", out, "--task", "load")
+    assert_one_error_line(result, 2, r"task_names does not apply to flow runs\. Hint: ")
+    assert not out.exists()
+
+
+def test_fetch_flow_runs_from_a_real_server(
+    tmp_path: Path, prefect_server: PrefectServer, workload: GroundTruth
+) -> None:
+    out = tmp_path / "flow_runs.parquet"
+    api = ["--api-url", prefect_server.api_url]
+    result = run("fetch", "--flow-runs", *api, "--out", out, *window(workload))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("fetched ")
+    frame = scan_flow_run_states(out).collect()
+    mine = frame.filter(pl.col("flow_run_id").is_in(list(workload.flow_runs)))
+    assert set(mine["flow_run_id"]) == set(workload.flow_runs)
+    assert mine.height == workload.n_flow_run_states
+    finals = mine.sort("timestamp").group_by("flow_run_id").agg(pl.col("name").last())
+    assert dict(finals.iter_rows()) == {k: v.final_name for k, v in workload.flow_runs.items()}
+    assert f"fetched {frame['flow_run_id'].n_unique()} flow runs, {frame.height} states" in (
+        result.stdout
+    )
+
+
+@pytest.mark.parametrize("table_made", [True, False], ids=["table-exported", "no-table-yet"])
+def test_a_task_run_export_into_the_flow_run_table_is_refused(
+    tmp_path: Path, table_made: bool
+) -> None:
+    out = tmp_path / "ds"
+    window_args = ["--since", "2026-11-28T13:35:00Z", "--until", "2026-11-28T13:37:00Z"]
+    with serve(Router()) as api:
+        flow_runs = "--flow-runs" if table_made else "--no-flow-runs"
+        first = run("export", "--api-url", api, "--out", out, *window_args, flow_runs)
+        assert first.exit_code == 0, first.output
+        assert (out / "_flow_run_states" / MARKER_NAME).is_file() is table_made
+        before = snapshot(out)
+        wrong = run("export", "--api-url", api, "--out", out / "_flow_run_states", *window_args)
+    assert_one_error_line(
+        wrong, 2, r"_flow_run_states is its flow-run table of the dataset .*Hint: pass --out "
+    )
+    assert snapshot(out) == before  # nothing written, the empty table not made
+
+
+def test_info_shows_the_flow_run_table_too(tmp_path: Path) -> None:
+    out = tmp_path / "ds"
+    until = datetime(2026, 2, 1, tzinfo=UTC)
+    tables = {
+        TASK_RUNS: generate_states(80, seed=3, days=2),
+        FLOW_RUNS: generate_flow_run_states(80, seed=3, days=2),
+    }
+    for kind, frame in tables.items():
+        with Dataset.open(out, kind=kind) as dataset:
+            dataset.add(frame)
+            since = datetime(2026, 1, 1, tzinfo=UTC)
+            done = ExportResult(out, "states", since, until, frame.height, 0, 0, 0, 0)
+            dataset.commit(done, started=since)
+    facts = json.loads(run("info", out, "--json").stdout)
+    task_runs, flow_runs = tables[TASK_RUNS], tables[FLOW_RUNS]
+    assert (facts["states"], facts["task_runs"]) == (task_runs.height, 80)
+    assert (facts["flow_run_states"], facts["flow_runs"]) == (
+        flow_runs.height,
+        flow_runs["flow_run_id"].n_unique(),
+    )
+    assert facts["flow_run_first"] == str(flow_runs["timestamp"].min())
+    assert facts["flow_run_last"] == str(flow_runs["timestamp"].max())
+    assert facts["cursor"] == facts["flow_run_cursor"] == "2026-02-01T00:00:00Z"
+    assert facts["flow_run_exports"] == facts["exports"] == 1
+    text = run("info", out).stdout
+    assert f"flow_runs: {facts['flow_runs']}\n" in text
+    helped = " ".join(run("info", "--help").stdout.split())
+    assert all(key in helped for key in facts)

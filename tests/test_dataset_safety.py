@@ -26,6 +26,7 @@ from trs_analytics.client import PrefectClient
 from trs_analytics.exceptions import ConfigurationError, StorageError
 from trs_analytics.export import export_states
 from trs_analytics.fetch import parse_when
+from trs_analytics.schema import FLOW_RUNS
 from trs_analytics.storage import (
     FLOW_RUN_TABLE,
     MARKER_NAME,
@@ -44,6 +45,9 @@ API = "http://test/api"
 DAY = "day=2026-11-28"
 #: An hour after the recorded workload: its window lies in the past.
 AFTER_RECORDING = "2026-11-28T14:00:00Z"
+
+#: The export never reads past now: the clock stands after the recording.
+pytestmark = pytest.mark.clock(AFTER_RECORDING)
 
 
 @pytest.fixture
@@ -140,7 +144,7 @@ def test_a_flow_run_table_that_links_outside_is_refused(
     elsewhere.mkdir()
     (dataset / FLOW_RUN_TABLE).symlink_to(elsewhere, target_is_directory=True)
     with pytest.raises(StorageError, match="flow-run table is never written through a link"):
-        Dataset.open(dataset, table="flow_run_states")
+        Dataset.open(dataset, kind=FLOW_RUNS)
     assert list(elsewhere.iterdir()) == []
 
 
@@ -232,7 +236,6 @@ def test_a_marker_this_package_cannot_read_is_refused_by_every_reader(
 # -- the cursor never passes the present ---------------------------------------------
 
 
-@pytest.mark.clock(AFTER_RECORDING)
 @pytest.mark.parametrize("until", ["9999-12-31", "2027-01-01T00:00:00Z", "9999-12-31T23:59:59Z"])
 def test_a_future_until_is_read_up_to_now_and_the_cursor_stays_true(
     tmp_path: Path, client: PrefectClient, until: str, caplog: pytest.LogCaptureFixture
@@ -251,7 +254,6 @@ def test_a_future_until_is_read_up_to_now_and_the_cursor_stays_true(
     assert again.added == 0
 
 
-@pytest.mark.clock(AFTER_RECORDING)
 def test_a_cursor_already_in_the_future_is_explained_and_mended(
     client: PrefectClient, dataset: Path
 ) -> None:

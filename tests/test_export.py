@@ -28,6 +28,7 @@ from nbclient import NotebookClient
 from rich.console import Console
 
 from tests.builders import history, states
+from tests.clock import DISTANT
 from tests.disks import disk, fill, mounted, read_only
 from tests.recorded import SINCE, UNTIL, Router
 from trs_analytics._progress import Progress, progress_bar
@@ -56,6 +57,9 @@ if TYPE_CHECKING:
     from devtools.workload import GroundTruth
 
 API = "http://test/api"
+#: The recorded server's windows lie in the past of this clock (an export never reads past now),
+#: also under --clock-shift.
+RECORDED_CLOCK = pytest.mark.clock(DISTANT)
 ROOT = Path(__file__).resolve().parents[1]
 DAY = "day=2026-11-28"
 
@@ -96,6 +100,7 @@ def completed(ids: list[str], day: str = "2026-01-01") -> pl.DataFrame:
 # -- the dataset, over the recorded server -----------------------------------------
 
 
+@RECORDED_CLOCK
 def test_export_writes_one_file_per_day_and_moves_the_cursor(
     tmp_path: Path, client: PrefectClient
 ) -> None:
@@ -117,6 +122,7 @@ def test_export_writes_one_file_per_day_and_moves_the_cursor(
     assert [h["added"] for h in info.history] == [13]
 
 
+@RECORDED_CLOCK
 def test_exporting_twice_adds_and_rewrites_nothing(tmp_path: Path, client: PrefectClient) -> None:
     out = tmp_path / "ds"
     export(out, client)
@@ -126,6 +132,7 @@ def test_exporting_twice_adds_and_rewrites_nothing(tmp_path: Path, client: Prefe
     assert snapshot(out / DAY) == before
 
 
+@RECORDED_CLOCK
 def test_both_sources_give_the_same_dataset(tmp_path: Path, client: PrefectClient) -> None:
     export(tmp_path / "events", client, source="events")
     export(tmp_path / "states", client, source="states")
@@ -135,6 +142,7 @@ def test_both_sources_give_the_same_dataset(tmp_path: Path, client: PrefectClien
     assert events.equals(per_run)
 
 
+@RECORDED_CLOCK
 def test_without_since_the_window_starts_at_the_cursor_minus_the_overlap(
     tmp_path: Path, client: PrefectClient
 ) -> None:
@@ -152,6 +160,7 @@ def test_a_new_dataset_starts_seven_days_back(tmp_path: Path, client: PrefectCli
     assert timedelta(minutes=10) == DEFAULT_OVERLAP
 
 
+@RECORDED_CLOCK
 def test_a_backfill_does_not_move_the_cursor_back(tmp_path: Path, client: PrefectClient) -> None:
     out = tmp_path / "ds"
     export(out, client)
@@ -159,12 +168,13 @@ def test_a_backfill_does_not_move_the_cursor_back(tmp_path: Path, client: Prefec
     assert read_dataset_info(out).cursor == parse_when(UNTIL)
 
 
+@RECORDED_CLOCK
 def test_progress_is_reported_per_batch(tmp_path: Path, client: PrefectClient) -> None:
     seen: list[DatasetProgress] = []
     export(tmp_path / "ds", client, on_progress=seen.append)
     assert seen
     assert seen[-1].states == 13
-    assert seen[-1].task_runs == 4
+    assert seen[-1].runs == 4
     assert seen[-1].requests > 0
     assert 0 < seen[-1].fraction <= 1
 
@@ -198,6 +208,7 @@ def test_a_file_as_out_is_refused(tmp_path: Path, client: PrefectClient) -> None
         ("truncate", f"{DAY}/part-00000.parquet"),  # the day this export writes to
     ],
 )
+@RECORDED_CLOCK
 def test_a_damaged_parquet_file_stops_the_export_before_any_write(
     tmp_path: Path, client: PrefectClient, damage: str, where: str
 ) -> None:
@@ -215,6 +226,7 @@ def test_a_damaged_parquet_file_stops_the_export_before_any_write(
     assert snapshot(out) == before
 
 
+@RECORDED_CLOCK
 def test_a_damaged_marker_is_reported(tmp_path: Path, client: PrefectClient) -> None:
     out = tmp_path / "ds"
     export(out, client)
@@ -223,6 +235,7 @@ def test_a_damaged_marker_is_reported(tmp_path: Path, client: PrefectClient) -> 
         export(out, client)
 
 
+@RECORDED_CLOCK
 def test_other_filters_than_the_datasets_are_refused(tmp_path: Path, client: PrefectClient) -> None:
     out = tmp_path / "ds"
     export(out, client)
@@ -230,6 +243,7 @@ def test_other_filters_than_the_datasets_are_refused(tmp_path: Path, client: Pre
         export(out, client, flow_names="demo")
 
 
+@RECORDED_CLOCK
 def test_a_second_export_fails_fast_on_the_lock(tmp_path: Path, client: PrefectClient) -> None:
     out = tmp_path / "ds"
     export(out, client)
@@ -248,6 +262,7 @@ def test_a_second_export_fails_fast_on_the_lock(tmp_path: Path, client: PrefectC
 # -- crash safety -------------------------------------------------------------------
 
 
+@RECORDED_CLOCK
 def test_leftover_temporary_files_are_removed(tmp_path: Path, client: PrefectClient) -> None:
     out = tmp_path / "ds"
     export(out, client)
@@ -259,6 +274,7 @@ def test_leftover_temporary_files_are_removed(tmp_path: Path, client: PrefectCli
     assert not any(p.exists() for p in leftovers)
 
 
+@RECORDED_CLOCK
 def test_an_export_interrupted_midway_keeps_the_cursor_and_the_rerun_adds_the_rest(
     tmp_path: Path, client: PrefectClient
 ) -> None:
@@ -305,6 +321,7 @@ def test_states_are_partitioned_by_their_utc_day(tmp_path: Path) -> None:
     ]
 
 
+@RECORDED_CLOCK
 def test_the_marker_is_plain_json_with_a_format_version(
     tmp_path: Path, client: PrefectClient
 ) -> None:
@@ -320,6 +337,7 @@ def test_the_marker_is_plain_json_with_a_format_version(
         read_dataset_info(out)
 
 
+@RECORDED_CLOCK
 def test_an_empty_dataset_scans_as_empty_states(tmp_path: Path, client: PrefectClient) -> None:
     out = tmp_path / "ds"
     result = export(out, client, since="2026-11-28T10:00:00Z", until="2026-11-28T11:00:00Z")
@@ -398,6 +416,7 @@ MIDDLE = "2026-11-28T13:36:00Z"
 # -- a full disk ---------------------------------------------------------------------
 
 
+@RECORDED_CLOCK
 def test_a_full_disk_fails_cleanly_and_keeps_every_stored_row(
     tmp_path: Path, client: PrefectClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -434,6 +453,7 @@ def test_a_read_only_folder_is_one_storage_error_and_stays_as_it_was(
         ({"since": UNTIL, "until": SINCE}, ConfigurationError),
     ],
 )
+@RECORDED_CLOCK
 def test_a_first_export_that_fails_leaves_nothing_behind(
     tmp_path: Path,
     client: PrefectClient,
@@ -450,6 +470,7 @@ def test_a_first_export_that_fails_leaves_nothing_behind(
     assert export(out, client, flow_names="demo").added == 13  # its filters were not fixed
 
 
+@RECORDED_CLOCK
 def test_an_unreachable_server_on_the_first_export_leaves_nothing(tmp_path: Path) -> None:
     out = tmp_path / "ds"
     with (
@@ -460,6 +481,7 @@ def test_an_unreachable_server_on_the_first_export_leaves_nothing(tmp_path: Path
     assert not out.exists()
 
 
+@RECORDED_CLOCK
 def test_a_first_export_killed_after_its_first_rows_is_a_dataset(
     tmp_path: Path, client: PrefectClient
 ) -> None:
@@ -486,6 +508,7 @@ def test_a_dataset_opened_and_closed_without_rows_leaves_nothing(tmp_path: Path)
     assert not (tmp_path / "ds").exists()
 
 
+@RECORDED_CLOCK
 def test_a_commit_without_rows_records_the_cursor(tmp_path: Path, client: PrefectClient) -> None:
     quiet = {"since": "2026-11-28T12:00:00Z", "until": "2026-11-28T12:30:00Z"}
     result = export(tmp_path / "ds", client, flow_names="demo", **quiet)
@@ -566,11 +589,12 @@ def test_iter_states_reports_counts_and_requests(client: PrefectClient) -> None:
     seen: list[Progress] = []
     frames = list(iter_states(client=client, on_progress=seen.append, batch_size=5, **WINDOW))
     assert len(seen) == len(frames) > 1
-    assert (seen[-1].task_runs, seen[-1].states) == (4, 13)
+    assert (seen[-1].runs, seen[-1].states) == (4, 13)
     assert 0 < seen[0].requests <= seen[-1].requests
     assert [p.states for p in seen] == sorted(p.states for p in seen)
 
 
+@RECORDED_CLOCK
 def test_nothing_is_drawn_in_a_non_interactive_run(
     client: PrefectClient, capfd: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -18,10 +18,13 @@ import polars as pl
 import pytest
 
 import trs_analytics as ta
+from tests.clock import DISTANT
 from tests.engines.native import spark_session, to_polars
 from tests.recorded import SINCE, UNTIL, Router
+from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.export import export_states
-from trs_analytics.storage import read_dataset_info
+from trs_analytics.schema import FLOW_RUNS, TASK_RUNS
+from trs_analytics.storage import MARKER_NAME, Dataset, read_dataset_info
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -37,6 +40,7 @@ def _recorded_export(out: Path, **kwargs: object) -> ta.storage.ExportResult:
         return export_states(out, client=client, since=SINCE, until=UNTIL, progress=False, **kwargs)  # type: ignore[arg-type]
 
 
+@pytest.mark.clock(DISTANT)  # after the recording: an export never reads past now
 def test_a_dataset_without_the_table_reads_empty_and_gains_it(tmp_path: Path) -> None:
     out = tmp_path / "states"
     first = _recorded_export(out, flow_runs=False)
@@ -56,6 +60,59 @@ def test_a_dataset_without_the_table_reads_empty_and_gains_it(tmp_path: Path) ->
     # the task-run table is read as before: the flow-run table is a hidden folder to it
     assert ta.scan_states(out).collect().equals(before)
     assert to_polars(ta.scan_states(out, engine="duckdb")).height == before.height
+
+
+# -- the marker names its table's kind (issue 23) --------------------------------------------
+
+
+def test_each_marker_names_its_kind(tmp_path: Path) -> None:
+    out = tmp_path / "states"
+    _recorded_export(out)
+    task_marker = json.loads((out / MARKER_NAME).read_text())
+    flow_marker = json.loads((out / "_flow_run_states" / MARKER_NAME).read_text())
+    assert (task_marker["kind"], flow_marker["kind"]) == ("task_runs", "flow_runs")
+    assert (task_marker["schema_version"], flow_marker["schema_version"]) == (2, 1)
+    assert read_dataset_info(out / "_flow_run_states").kind == "flow_runs"
+
+
+def test_markers_without_a_kind_are_read_by_where_they_are(tmp_path: Path) -> None:
+    """A dataset exported before markers named their kind keeps working, and stays guarded."""
+    out = tmp_path / "states"
+    _recorded_export(out)
+    for marker in (out / MARKER_NAME, out / "_flow_run_states" / MARKER_NAME):
+        data = json.loads(marker.read_text())
+        del data["kind"]
+        marker.write_text(json.dumps(data))
+    assert read_dataset_info(out).kind == "task_runs"
+    assert read_dataset_info(out / "_flow_run_states").kind == "flow_runs"
+    again = _recorded_export(out)  # both tables open and commit as before
+    assert again.flow_run_states == 0
+    assert json.loads((out / MARKER_NAME).read_text())["kind"] == "task_runs"
+    moved = tmp_path / "moved" / "_flow_run_states"  # out of its dataset: no parent marker
+    moved.parent.mkdir()
+    (out / "_flow_run_states").rename(moved)
+    with pytest.raises(ConfigurationError, match="is the table of flow-run states, not of task"):
+        Dataset.open(moved, kind=TASK_RUNS)  # the folder's name tells its kind
+
+
+@pytest.mark.parametrize("made", [True, False], ids=["table-exported", "no-table-yet"])
+def test_a_task_run_dataset_never_opens_in_the_flow_run_table(tmp_path: Path, made: bool) -> None:
+    out = tmp_path / "states"
+    _recorded_export(out, flow_runs=made)
+    table = out / "_flow_run_states"
+    with pytest.raises(ConfigurationError, match="is its flow-run table of the dataset"):
+        _recorded_export(table)
+    assert table.exists() is made  # the refusal made no folder
+
+
+def test_a_flow_run_table_never_opens_on_a_task_run_marker(tmp_path: Path) -> None:
+    out = tmp_path / "states"
+    _recorded_export(out, flow_runs=False)
+    impostor = tmp_path / "elsewhere" / "_flow_run_states"
+    impostor.parent.mkdir()
+    (out).rename(impostor)  # a task-run dataset now where a flow-run table would be
+    with pytest.raises(ConfigurationError, match="is the table of task-run states, not of flow"):
+        Dataset.open(impostor.parent, kind=FLOW_RUNS)
 
 
 # -- a real server ------------------------------------------------------------------------

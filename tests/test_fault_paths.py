@@ -34,7 +34,6 @@ from tests.recorded import (
     Router,
     recorded_body,
 )
-from trs_analytics._redact import forget_secrets
 from trs_analytics.client import PrefectClient
 from trs_analytics.exceptions import (
     ConfigurationError,
@@ -44,7 +43,7 @@ from trs_analytics.exceptions import (
     TransportError,
 )
 from trs_analytics.fetch import fetch_states
-from trs_analytics.fetch._pages import iter_offset_pages, iter_task_run_pages, read_by_ids
+from trs_analytics.fetch._pages import iter_offset_pages, iter_run_pages, read_by_ids
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -55,12 +54,6 @@ pytestmark = pytest.mark.clock(DISTANT)
 
 API = "http://test/api"
 KEY = "pnu_faultsuiteSECRETkey0123456789"
-
-
-@pytest.fixture(autouse=True)
-def _forget() -> Iterator[None]:
-    yield
-    forget_secrets()
 
 
 @pytest.fixture
@@ -404,7 +397,7 @@ def test_a_task_run_filter_that_ignores_the_cursor_stops(
         return httpx.Response(200, json=runs)
 
     client = connect(ignore)
-    pages = iter_task_run_pages(client, {}, page_size=2)
+    pages = iter_run_pages(client, {}, page_size=2)
     assert [r["id"] for r in next(pages)] == [r["id"] for r in runs]
     with pytest.raises(ResponseFormatError, match="before the cursor"):
         list(pages)
@@ -416,7 +409,7 @@ def test_a_task_run_filter_that_ignores_the_offset_at_one_timestamp_stops(
     same = _runs(2, "2026-11-28T13:35:53.191266Z")
     client = connect(lambda _: httpx.Response(200, json=same))
     with pytest.raises(ResponseFormatError, match="answered offset 0 with runs read before"):
-        list(iter_task_run_pages(client, {}, page_size=2))
+        list(iter_run_pages(client, {}, page_size=2))
     assert client.stats.requests == 3
 
 

@@ -31,12 +31,11 @@ from click.testing import CliRunner, Result
 
 from tests.disks import mounted, read_only
 from tests.faultproxy import Answer, Exchange, FaultProxy
-from trs_analytics._redact import forget_secrets
 from trs_analytics.cli import main
 from trs_analytics.storage import MARKER_NAME, read_dataset_info, scan_states
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from pathlib import Path
 
     import polars as pl
@@ -46,12 +45,6 @@ if TYPE_CHECKING:
 
 #: The credential of every run here: it must never be shown.
 KEY = "pnu_FAULTSUITEkey9f8e7d6c5b4a"
-
-
-@pytest.fixture(autouse=True)
-def _forget() -> Iterator[None]:
-    yield
-    forget_secrets()
 
 
 def run(*args: str | Path, env: dict[str, str] | None = None) -> Result:

@@ -12,10 +12,11 @@ listing past the 200-row cap, including a page that is all one timestamp.
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -24,7 +25,11 @@ import pytest
 
 import trs_analytics as ta
 from tests.recorded import recorded_body
+from trs_analytics._progress import Progress, describe
 from trs_analytics.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 API = "http://test/api"
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -187,3 +192,87 @@ def test_concurrency_limits_from_both_endpoints_listed_once() -> None:
     assert limits.select("kind", "name", "tag", "limit", "active_slots").rows() == [
         ("tag", "tag:trs-throttled", "trs-throttled", 1, 0)
     ]
+
+
+# -- one path for both kinds (issue 23) ----------------------------------------------------
+
+TWINS = [
+    (ta.fetch_states, ta.fetch_flow_run_states),
+    (ta.iter_states, ta.iter_flow_run_states),
+    (ta.scan_states, ta.scan_flow_run_states),
+    (ta.generate_states, ta.generate_flow_run_states),
+    (ta.write_states, ta.storage.write_flow_run_states),
+]
+
+
+@pytest.mark.parametrize(
+    ("task_runs", "flow_runs"), TWINS, ids=[task.__name__ for task, _ in TWINS]
+)
+def test_each_twin_takes_the_same_arguments(
+    task_runs: Callable[..., Any], flow_runs: Callable[..., Any]
+) -> None:
+    assert inspect.signature(flow_runs) == inspect.signature(task_runs)
+
+
+def _stream(
+    handler: Callable[[httpx.Request], httpx.Response], **kwargs: Any
+) -> list[pl.DataFrame]:
+    """Every batch of ``iter_flow_run_states`` over the served runs' window."""
+    since, until = T0 - timedelta(minutes=1), T0 + timedelta(hours=1)
+    with ta.PrefectClient(API, transport=httpx.MockTransport(handler)) as client:
+        return list(ta.iter_flow_run_states(client=client, since=since, until=until, **kwargs))
+
+
+def test_batch_size_and_progress_count_flow_runs(server: FlowRunServer) -> None:
+    seen: list[Progress] = []
+    frames = _stream(server, source="states", batch_size=1, on_progress=seen.append)
+    assert len(seen) == len(frames) >= 3  # one frame per page of up to 200 runs
+    last = seen[-1]
+    assert (last.runs, last.runs_label, last.source) == (N_RUNS, "flow runs", "states")
+    assert last.states == N_RUNS * len(server.states)
+    assert describe(last, elapsed=1.0).startswith(f"{N_RUNS} flow runs, ")
+
+
+def test_batch_size_is_checked_for_flow_runs_too() -> None:
+    with pytest.raises(ConfigurationError, match="batch_size must be at least 1, got 0"):
+        ta.iter_flow_run_states(API, since="1d", batch_size=0)
+
+
+@pytest.mark.parametrize(("batch_size", "runs_per_batch"), [(2, [3, 2]), (100, [5])])
+def test_events_name_the_runs_and_batch_size_cuts_their_batches(
+    batch_size: int, runs_per_batch: list[int]
+) -> None:
+    """The events source of a kind whose events carry no whole state: the
+    ``prefect.flow-run.*`` events name the runs, whose states are read per run; a
+    batch is cut once ``batch_size`` state changes were read."""
+    server = FlowRunServer()
+    runs = server.runs[:5]
+    events = [
+        {
+            "id": f"e{i}",
+            "occurred": run["expected_start_time"],
+            "event": "prefect.flow-run.Running",
+            "resource": {"prefect.resource.id": f"prefect.flow-run.{run['id']}"},
+            "payload": {"validated_state": {"type": "RUNNING", "name": "Running"}},
+        }
+        for i, run in enumerate(runs)
+    ]
+    heartbeat = {**events[0], "id": "hb", "payload": {}}
+    next_page = f"{API}/events/filter/next?page-token=two"
+    pages: dict[str, dict[str, Any]] = {
+        "/api/events/filter": {"events": [heartbeat, *events[:3]], "next_page": next_page},
+        "/api/events/filter/next": {"events": events[3:], "next_page": None},
+    }
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/events/filter":
+            assert json.loads(request.content)["filter"]["event"]["prefix"] == ["prefect.flow-run."]
+        if (page := pages.get(request.url.path)) is not None:
+            return httpx.Response(200, json={**page, "total": 6})
+        return server(request)
+
+    frames = _stream(handler, source="events", batch_size=batch_size)
+    assert [f["flow_run_id"].n_unique() for f in frames] == runs_per_batch
+    fetched = pl.concat(frames)
+    assert set(fetched["flow_run_id"]) == {r["id"] for r in runs}
+    assert fetched.height == len(runs) * len(server.states)

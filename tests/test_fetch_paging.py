@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from trs_analytics.client import PrefectClient
-from trs_analytics.fetch._pages import iter_task_run_pages
+from trs_analytics.fetch._pages import iter_run_pages
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -63,7 +63,7 @@ def _runs(
 
 def _read_all(server: FakeServer, **kwargs: object) -> list[str]:
     client = PrefectClient("http://test/api", transport=httpx.MockTransport(server.handler))
-    return [r["id"] for page in iter_task_run_pages(client, {}, **kwargs) for r in page]  # type: ignore[arg-type]
+    return [r["id"] for page in iter_run_pages(client, {}, **kwargs) for r in page]  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

@@ -37,7 +37,7 @@ def states_of(task_run_id: str) -> list[dict[str, Any]]:
 
 
 def api_rows(task_run_id: str) -> list[dict[str, Any]]:
-    return [state_row_from_api(s, task_run_id=task_run_id, url=URL) for s in states_of(task_run_id)]
+    return [state_row_from_api(s, run_id=task_run_id, url=URL) for s in states_of(task_run_id)]
 
 
 def event_row(event: dict[str, Any]) -> dict[str, Any]:
@@ -191,7 +191,7 @@ def test_the_version_2_details_columns(details: dict[str, Any], expected: dict[s
         "timestamp": "2026-01-01T00:00:00Z",
         "state_details": details,
     }
-    row = state_row_from_api(record, task_run_id="t1", url=URL)
+    row = state_row_from_api(record, run_id="t1", url=URL)
     assert {k: row[k] for k in expected} == expected
 
 
@@ -247,7 +247,7 @@ def _drop(record: dict[str, Any], path: str) -> dict[str, Any]:
 def test_a_state_missing_a_required_field_raises_naming_it(field: str) -> None:
     state = _drop(states_of(FLAKY)[1], field)
     with pytest.raises(ResponseFormatError, match=f"a task-run state from {URL} has no '{field}'"):
-        state_row_from_api(state, task_run_id=FLAKY, url=URL)
+        state_row_from_api(state, run_id=FLAKY, url=URL)
 
 
 @pytest.mark.parametrize(
@@ -352,7 +352,7 @@ def test_unknown_fields_from_a_newer_server_are_ignored() -> None:
         event["payload"]["validated_state"]["state_details"].update(extra)
     run = {**TASK_RUNS[FLAKY], **extra}
 
-    assert [state_row_from_api(s, task_run_id=FLAKY, url=URL) for s in states] == api_rows(FLAKY)
+    assert [state_row_from_api(s, run_id=FLAKY, url=URL) for s in states] == api_rows(FLAKY)
     assert [state_row_from_event(e, url=URL) for e in newer_events] == [
         state_row_from_event(e, url=URL) for e in events
     ]

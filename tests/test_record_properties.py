@@ -106,7 +106,7 @@ def _attrs(task_run_id: str) -> pl.DataFrame:
 @given(record=broken(STATES))
 def test_any_state_record_gives_a_typed_frame_or_an_api_error(record: Any) -> None:
     def parse() -> pl.DataFrame:
-        row = state_row_from_api(record, task_run_id=FLAKY, url=URL)
+        row = state_row_from_api(record, run_id=FLAKY, url=URL)
         return states_frame([row], _attrs(row["task_run_id"]), url=URL)
 
     frame = typed_or_api_error(parse)
@@ -163,7 +163,7 @@ def test_any_flow_run_gives_typed_attributes_or_an_api_error(flow_run: Any, flow
 @pytest.mark.parametrize("value", [None, "x", 1, [1], {"a": 1}])
 def test_a_whole_record_of_another_kind_is_an_api_error(value: Any) -> None:
     with pytest.raises(PrefectAPIError):
-        state_row_from_api(value, task_run_id=FLAKY, url=URL)
+        state_row_from_api(value, run_id=FLAKY, url=URL)
     with pytest.raises(PrefectAPIError):
         _check_event_page({"events": [value]}, URL) if not isinstance(value, dict) else (
             state_row_from_event({"payload": {"validated_state": value}}, url=URL)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 import trs_analytics as ta
 from tests.engines.native import spark_session, to_polars
 from trs_analytics.engines import ENGINES, MissingDependencyError, engine_of
+from trs_analytics.storage import DatasetInfo
 
 if TYPE_CHECKING:
     import duckdb
@@ -46,7 +48,8 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pl.DataFram
         half = part.height // 2
         for number, rows in enumerate((part[:half], part[half:])):
             ta.write_states(rows.drop("_day"), root / f"day={name}" / f"part-{number:05d}.parquet")
-    (root / "_trs_dataset.json").write_text("{}")
+    marker = DatasetInfo(path=root).to_json()  # every reader checks the marker's format
+    (root / "_trs_dataset.json").write_text(json.dumps(marker))
     (root / f"day={name}" / ".part-00002.parquet.0f0f.tmp").write_bytes(b"half a file")
     return root, states
 

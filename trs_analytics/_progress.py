@@ -38,17 +38,19 @@ class Progress:
     Attributes:
         since: start of the window being read.
         until: end of the window being read.
-        source: ``"events"`` or ``"states"``.
+        source: the source the window is read from: ``"events"``, ``"states"``
+            or ``"states+events"`` (older part per run, recent part from events).
         states: states read so far (overlap re-reads included).
-        task_runs: distinct task runs among them.
+        runs: distinct runs among them (task runs, or flow runs: see ``runs_label``).
         requests: HTTP requests sent so far.
         latest: the newest state timestamp read so far, or ``None``.
+        runs_label: what ``runs`` counts: ``"task runs"`` or ``"flow runs"``.
 
     Examples:
         >>> from datetime import UTC, timedelta
         >>> day = datetime(2026, 1, 1, tzinfo=UTC)
         >>> Progress(since=day, until=day + timedelta(hours=4), source="events",
-        ...          states=10, task_runs=3, requests=2,
+        ...          states=10, runs=3, requests=2,
         ...          latest=day + timedelta(hours=1)).fraction
         0.25
     """
@@ -57,9 +59,10 @@ class Progress:
     until: datetime
     source: str
     states: int
-    task_runs: int
+    runs: int
     requests: int
     latest: datetime | None
+    runs_label: str = "task runs"
 
     @property
     def fraction(self) -> float:
@@ -74,6 +77,9 @@ class Progress:
 class Tally:
     """Counts what the batches of one fetch brought, as :class:`Progress` records.
 
+    ``run_id`` is the column that identifies a run in the batches, and
+    ``runs_label`` names what it counts (the fetch's kind of run).
+
     Examples:
         >>> import polars as pl
         >>> from datetime import UTC
@@ -84,17 +90,25 @@ class Tally:
         >>> sent[0] = 12
         >>> batch = pl.DataFrame({"task_run_id": ["a", "a", "b"], "timestamp": [t0, t0, t0]})
         >>> p = tally.add(batch)
-        >>> p.states, p.task_runs, p.requests
+        >>> p.states, p.runs, p.requests
         (3, 2, 7)
     """
 
     def __init__(
-        self, *, since: datetime, until: datetime, source: str, requests: Callable[[], int]
+        self,
+        *,
+        since: datetime,
+        until: datetime,
+        source: str,
+        requests: Callable[[], int],
+        run_id: str = "task_run_id",
+        runs_label: str = "task runs",
     ) -> None:
         self.since, self.until, self.source = since, until, source
         self._requests, self._requests0 = requests, requests()
+        self.run_id, self.runs_label = run_id, runs_label
         self.states = 0
-        self.task_runs: set[str] = set()
+        self.runs: set[str] = set()
         self.latest: datetime | None = None
 
     @property
@@ -105,8 +119,7 @@ class Tally:
     def add(self, batch: pl.DataFrame) -> Progress:
         """Count ``batch`` and return the progress so far."""
         self.states += batch.height
-        run_key = "task_run_id" if "task_run_id" in batch.columns else "flow_run_id"
-        self.task_runs.update(batch[run_key].to_list())  # runs: flow runs in a flow-run fetch
+        self.runs.update(batch[self.run_id].to_list())
         newest = batch["timestamp"].max()
         if isinstance(newest, datetime):
             self.latest = newest if self.latest is None else max(self.latest, newest)
@@ -115,9 +128,10 @@ class Tally:
             until=self.until,
             source=self.source,
             states=self.states,
-            task_runs=len(self.task_runs),
+            runs=len(self.runs),
             requests=self.requests,
             latest=self.latest,
+            runs_label=self.runs_label,
         )
 
 
@@ -128,13 +142,13 @@ def describe(progress: Progress, elapsed: float) -> str:
         >>> from datetime import UTC, timedelta
         >>> day = datetime(2026, 1, 1, tzinfo=UTC)
         >>> p = Progress(since=day, until=day + timedelta(hours=4), source="events",
-        ...              states=3456, task_runs=1234, requests=61,
+        ...              states=3456, runs=1234, requests=61,
         ...              latest=day + timedelta(hours=1))
         >>> describe(p, elapsed=10.0)
         '1,234 task runs, 3,456 states, 61 requests via events; 10 s, about 30 s left'
     """
     text = (
-        f"{progress.task_runs:,} task runs, {progress.states:,} states, "
+        f"{progress.runs:,} {progress.runs_label}, {progress.states:,} states, "
         f"{progress.requests:,} requests via {progress.source}; {elapsed:.0f} s"
     )
     done = progress.fraction

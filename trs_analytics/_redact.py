@@ -34,6 +34,8 @@ _SECRETS: set[str] = set()
 _LOCK: Final = threading.Lock()
 #: Shorter values are not registered: redacting "a" would garble every message.
 _MIN_SECRET: Final = 4
+#: Secrets shorter than this are redacted only where they stand alone, not inside a word.
+_WHOLE_WORD_BELOW: Final = 12
 
 _USERINFO: Final = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s?#]*@")
 _AUTH_VALUE: Final = re.compile(r"(?i)\b(Bearer|Basic)(\s+|%20|\+)[A-Za-z0-9._~+/=%-]+")
@@ -55,6 +57,9 @@ def remember_secret(value: str | None) -> None:
         >>> remember_secret("pnu_0123456789")
         >>> redact("server said: bad key pnu_0123456789")
         'server said: bad key ***'
+        >>> remember_secret("me:auth")  # a short password: only where it stands alone
+        >>> redact("401 Unauthorized for me:auth, password auth")
+        '401 Unauthorized for ***, password ***'
         >>> forget_secrets()
     """
     if not value or len(value) < _MIN_SECRET:
@@ -92,7 +97,10 @@ def redact(text: str) -> str:
     with _LOCK:
         secrets = sorted(_SECRETS, key=len, reverse=True)
     for secret in secrets:
-        text = text.replace(secret, _MASK)
+        if len(secret) >= _WHOLE_WORD_BELOW:
+            text = text.replace(secret, _MASK)
+        else:  # a short password ("auth") must not garble "Unauthorized"
+            text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])", _MASK, text)
     text = _USERINFO.sub(rf"\1{_MASK}@", text)
     text = _AUTH_VALUE.sub(rf"\1 {_MASK}", text)
     text = _CREDENTIAL_PARAM.sub(rf"\1{_MASK}", text)

@@ -39,16 +39,17 @@ from trs_analytics.exceptions import (
     TrsAnalyticsError,
 )
 from trs_analytics.export import export_states
-from trs_analytics.fetch import FilterKwargs, StateFilters, check_names, fetch_states
-from trs_analytics.schema import STATE_TYPES
+from trs_analytics.fetch import FilterKwargs, fetch_flow_run_states, fetch_states
+from trs_analytics.schema import FLOW_RUNS, STATE_TYPES, TASK_RUNS
 from trs_analytics.storage import (
     DEFAULT_OVERLAP,
     MARKER_NAME,
     DatasetLockedError,
     find_damaged_file,
     list_parquet_files,
-    read_dataset_info,
     scan_states,
+    summarize_states,
+    write_flow_run_states,
     write_states,
 )
 
@@ -635,6 +636,11 @@ def export(
     help="Where states are read from (see export).",
 )
 @click.option("--force", is_flag=True, help="Replace --out if it exists.")
+@click.option(
+    "--flow-runs",
+    is_flag=True,
+    help="Fetch flow-run states (FLOW_RUN_STATES_SCHEMA) instead of task-run states.",
+)
 @_filter_options
 @_client_options
 @_output_options
@@ -644,15 +650,22 @@ def fetch(
     until: str | None,
     source: str,
     force: bool,
+    flow_runs: bool,
     filters: FilterKwargs,
     **client_options: Any,
 ) -> None:
-    """Fetch the task-run states of one window into a single Parquet file.
+    """Fetch the task-run (or --flow-runs: flow-run) states of one window into one Parquet file.
 
     \b
     Example:
       trs-analytics fetch --api-url http://127.0.0.1:4200/api --since 1d --out states.parquet
+      trs-analytics fetch --flow-runs --since 1d --out flow_runs.parquet
     """
+    kind, read, write = (
+        (FLOW_RUNS, fetch_flow_run_states, write_flow_run_states)
+        if flow_runs
+        else (TASK_RUNS, fetch_states, write_states)
+    )
     output = _output()
     started = time.monotonic()
     with _errors():
@@ -661,9 +674,7 @@ def fetch(
             raise StorageError(msg)
         check_writable(out.parent)  # now, not after a download of minutes
         with _client(client_options) as client:
-            chosen = StateFilters.from_kwargs(**filters)
-            check_names(client, flow_names=chosen.flow_names, work_pools=chosen.work_pools)
-            states = fetch_states(
+            states = read(
                 client=client,
                 since=since,
                 until=until,
@@ -671,16 +682,16 @@ def fetch(
                 progress=output.progress_enabled(),
                 **filters,
             )
-            write_states(states, out)
+            write(states, out)
             requests = client.stats.requests
-    task_runs = states["task_run_id"].n_unique()
+    runs = states[kind.id_column].n_unique()
     seconds = time.monotonic() - started
     output.summary(
-        f"fetched {task_runs} task runs, {states.height} states in {requests} requests, "
+        f"fetched {runs} {kind.noun}s, {states.height} states in {requests} requests, "
         f"{seconds:.1f} s; wrote {out}",
         event="fetch",
         out=str(out),
-        task_runs=task_runs,
+        **{kind.name: runs},
         states=states.height,
         requests=requests,
         seconds=round(seconds, 3),
@@ -696,29 +707,16 @@ def info(path: Path, as_json: bool) -> None:
 
     Prints the path, states, task_runs, first and last (the oldest and newest
     state time, UTC); for a dataset also its cursor, filters and the number of
-    exports.
+    exports, and for its flow-run table the same as flow_run_states, flow_runs,
+    flow_run_first, flow_run_last, flow_run_cursor, flow_run_filters and
+    flow_run_exports.
 
     \b
     Example:
       trs-analytics info states/
     """
-    import polars as pl
-
     with _errors(reads=path):
-        frame = scan_states(path)
-        stats = frame.select(
-            states=pl.len(),
-            task_runs=pl.col("task_run_id").n_unique(),
-            first=pl.col("timestamp").min(),
-            last=pl.col("timestamp").max(),
-        ).collect()
-        dataset = read_dataset_info(path) if (path / MARKER_NAME).is_file() else None
-    row = stats.row(0, named=True)
-    facts: dict[str, Any] = {"path": str(path), **row}
-    if dataset is not None:
-        facts["cursor"] = iso(dataset.cursor) if dataset.cursor else None
-        facts["filters"] = dataset.filters
-        facts["exports"] = dataset.exports
+        facts = summarize_states(path).as_dict()
     if as_json:
         click.echo(json.dumps(facts, default=str))
         return

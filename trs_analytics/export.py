@@ -13,6 +13,9 @@ know nothing of each other; this module combines them. One export:
    the dataset's flow-run table (``_flow_run_states/``, its own cursor), so a
    dataset written before that table existed gains it on its next export.
 
+Both tables are exported by one path, :func:`_fill`, that takes the table's
+:class:`~trs_analytics.schema.RunKind` from its :class:`~trs_analytics.storage.Dataset`.
+
 A failure at any step before the first rows are written leaves no trace in a
 new dataset (see :mod:`trs_analytics.storage._dataset` for the crash-safety rules).
 """
@@ -22,11 +25,11 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import ExitStack
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Unpack
 
-from trs_analytics._progress import Tally, progress_bar
+from trs_analytics._progress import progress_bar
 from trs_analytics._time import iso, parse_when
 from trs_analytics.client import PrefectClient
 from trs_analytics.exceptions import ConfigurationError
@@ -34,15 +37,16 @@ from trs_analytics.fetch import (
     FilterKwargs,
     StateFilters,
     check_client_args,
-    check_names,
+    check_filter_names,
     check_source,
     plan_sources,
+    run_tally,
     stream_states,
 )
+from trs_analytics.schema import FLOW_RUNS, TASK_RUNS
 from trs_analytics.storage import (
     DEFAULT_OVERLAP,
     DEFAULT_SINCE,
-    FLOW_RUN_TABLE,
     Dataset,
     DatasetInfo,
     DatasetProgress,
@@ -55,6 +59,7 @@ if TYPE_CHECKING:
     from datetime import date
 
     from trs_analytics.fetch import Source
+    from trs_analytics.schema import RunKind
 
 __all__ = ["export_states"]
 
@@ -185,124 +190,106 @@ def export_states(
     check_client_args(api_url, client)
     check_source(source)
     filters = StateFilters.from_kwargs(**filter_kwargs)
-    started, clock = datetime.now(UTC), time.monotonic()
-    with (
-        Dataset.open(
-            out,
-            filters=asdict(filters),
-            wait=wait,
-            flush_rows=flush_rows,
-            target_file_rows=target_file_rows,
-        ) as dataset,
-        ExitStack() as stack,
-    ):
+    options = _Options(source, overlap, wait, flush_rows, target_file_rows)
+    with ExitStack() as stack:
+        dataset = stack.enter_context(_open(out, TASK_RUNS, filters, options))
         if on_progress is None:
             on_progress = stack.enter_context(progress_bar(progress, title="export_states"))
         start, end = _window(dataset.info, since, until, overlap)
         if client is None:
             client = stack.enter_context(PrefectClient(api_url))
-        check_names(client, flow_names=filters.flow_names, work_pools=filters.work_pools)
-        plan = plan_sources(client, start, end, source=source)
-        chosen = plan.label
-        logger.info("exporting %s .. %s via %s into %s", iso(start), iso(end), chosen, out)
-        requests0, retries0 = client.stats.requests, client.stats.retries
-        tally = Tally(since=start, until=end, source=chosen, requests=lambda: client.stats.requests)
-        for batch in stream_states(
-            client, filters, start, end, source=plan, batch_size=min(flush_rows, 5_000)
-        ):
-            dataset.add(batch)
-            if on_progress is not None:
-                on_progress(tally.add(batch))
-            else:
-                tally.add(batch)
-        dataset.flush()
-        result = _result(
-            dataset,
-            tally,
-            client,
-            source=chosen,
-            since=start,
-            until=end,
-            counters=(requests0, retries0, clock),
-        )
-        dataset.commit(result, started=started)
-        first_since = dataset.info.history[0].get("since") if dataset.info.history else None
+        check_filter_names(client, filters)
+        result = _fill(dataset, client, filters, (start, end), options, on_progress)
         if flow_runs:
-            result = _export_flow_runs(
-                result,
-                client,
-                filters,
-                since=since,
-                first_since=first_since,
-                source=source,
-                overlap=overlap,
-                wait=wait,
-                flush_rows=flush_rows,
-                target_file_rows=target_file_rows,
-            )
+            first = dataset.info.history[0].get("since") if dataset.info.history else None
+            flow_filters = replace(filters, task_names=())
+            with _open(out, FLOW_RUNS, flow_filters, options) as table:
+                if since is None and table.info.cursor is None:
+                    since = first or result.since  # a new table starts with the dataset
+                bounds = _window(table.info, since, result.until, overlap)
+                flow_result = _fill(table, client, flow_filters, bounds, options, on_progress)
+            result = _with_flow_runs(result, flow_result)
     logger.debug("%s", result.summary())
     return result
 
 
-def _export_flow_runs(
-    result: ExportResult,
+@dataclass(frozen=True)
+class _Options:
+    """The export's arguments that both tables' exports share."""
+
+    source: Source
+    overlap: timedelta
+    wait: float
+    flush_rows: int
+    target_file_rows: int
+
+
+def _open(
+    out: str | os.PathLike[str], kind: RunKind, filters: StateFilters, options: _Options
+) -> Dataset:
+    return Dataset.open(
+        out,
+        filters=asdict(filters),
+        wait=options.wait,
+        flush_rows=options.flush_rows,
+        target_file_rows=options.target_file_rows,
+        kind=kind,
+    )
+
+
+def _fill(
+    dataset: Dataset,
     client: PrefectClient,
     filters: StateFilters,
-    *,
-    since: datetime | date | str | None,
-    first_since: str | None,
-    source: Source,
-    overlap: timedelta,
-    wait: float,
-    flush_rows: int,
-    target_file_rows: int,
+    bounds: tuple[datetime, datetime],
+    options: _Options,
+    on_progress: Callable[[DatasetProgress], None] | None,
 ) -> ExportResult:
-    """Export flow-run states of ``[start, result.until)`` into the flow-run table.
-
-    The window starts at ``since``, else the table's cursor minus ``overlap``,
-    else (a new table) where the dataset's first export started.
-    """
-    flow_filters = replace(filters, task_names=())
+    """Export ``dataset.kind``'s states of ``[start, end)`` into ``dataset``, then commit."""
+    kind, (start, end) = dataset.kind, bounds
     started, clock = datetime.now(UTC), time.monotonic()
     requests0, retries0 = client.stats.requests, client.stats.retries
-    with Dataset.open(
-        result.out,
-        filters=asdict(flow_filters),
-        wait=wait,
-        flush_rows=flush_rows,
-        target_file_rows=target_file_rows,
-        table="flow_run_states",
-    ) as table:
-        if since is None and table.info.cursor is None:
-            since = first_since or result.since
-        start, end = _window(table.info, since, result.until, overlap)
-        plan = plan_sources(client, start, end, source=source, kind="flow_runs")
-        logger.info(
-            "exporting flow runs %s .. %s via %s into %s/%s",
-            iso(start),
-            iso(end),
-            plan.label,
-            result.out,
-            FLOW_RUN_TABLE,
-        )
-        tally = Tally(
-            since=start, until=end, source=plan.label, requests=lambda: client.stats.requests
-        )
-        batches = stream_states(client, flow_filters, start, end, source=plan, kind="flow_runs")
-        for batch in batches:
-            table.add(batch)
-            tally.add(batch)
-        table.flush()
-        flow_result = _result(
-            table,
-            tally,
-            client,
-            source=plan.label,
-            since=start,
-            until=end,
-            counters=(requests0, retries0, clock),
-        )
-        table.commit(flow_result, started=started)
+    plan = plan_sources(client, start, end, source=options.source, kind=kind)
+    logger.info(
+        "exporting %s %s .. %s via %s into %s",
+        kind.states_label,
+        iso(start),
+        iso(end),
+        plan.label,
+        dataset.path,
+    )
+    tally = run_tally(client, kind, plan, bounds)
+    batch_size = min(options.flush_rows, 5_000)
+    for batch in stream_states(
+        client, filters, start, end, source=plan, batch_size=batch_size, kind=kind
+    ):
+        dataset.add(batch)
+        reached = tally.add(batch)
+        if on_progress is not None:
+            on_progress(reached)
+    dataset.flush()
+    rows, files = dataset.size()
+    result = ExportResult(
+        out=dataset.path,
+        source=plan.label,
+        since=start,
+        until=end,
+        states=tally.states,
+        task_runs=len(tally.runs),
+        added=dataset.added,
+        rows=rows,
+        files=files,
+        days=dataset.days,
+        requests=client.stats.requests - requests0,
+        retries=client.stats.retries - retries0,
+        seconds=time.monotonic() - clock,
+    )
+    dataset.commit(result, started=started)
+    return result
+
+
+def _with_flow_runs(result: ExportResult, flow_result: ExportResult) -> ExportResult:
+    """The task-run table's ``result`` with the flow-run table's counts added."""
     return replace(
         result,
         flow_run_states=flow_result.states,
@@ -312,35 +299,4 @@ def _export_flow_runs(
         requests=result.requests + flow_result.requests,
         retries=result.retries + flow_result.retries,
         seconds=result.seconds + flow_result.seconds,
-    )
-
-
-def _result(
-    dataset: Dataset,
-    tally: Tally,
-    client: PrefectClient,
-    *,
-    source: str,
-    since: datetime,
-    until: datetime,
-    counters: tuple[int, int, float],
-) -> ExportResult:
-    """The result of one table's export: ``counters`` are the client's requests and
-    retries and ``time.monotonic()`` when it began. Both tables' exports call this."""
-    requests0, retries0, clock = counters
-    rows, files = dataset.size()
-    return ExportResult(
-        out=dataset.path,
-        source=source,
-        since=since,
-        until=until,
-        states=tally.states,
-        task_runs=len(tally.task_runs),
-        added=dataset.added,
-        rows=rows,
-        files=files,
-        days=dataset.days,
-        requests=client.stats.requests - requests0,
-        retries=client.stats.retries - retries0,
-        seconds=time.monotonic() - clock,
     )

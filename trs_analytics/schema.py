@@ -8,7 +8,8 @@ A change here is a change to the data contract: document it in the README's
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import narwhals as nw
 import polars as pl
@@ -23,14 +24,17 @@ __all__ = [
     "CONCURRENCY_LIMITS_SCHEMA",
     "DETAILS_COLUMNS",
     "FAILURE_TYPES",
+    "FLOW_RUNS",
     "FLOW_RUN_SCHEMA_VERSION",
     "FLOW_RUN_STATES_SCHEMA",
     "REQUIRED_METRIC_COLUMNS",
     "SCHEMA_VERSION",
     "STATES_SCHEMA",
     "STATE_TYPES",
+    "TASK_RUNS",
     "TERMINAL_TYPES",
     "UTC_US",
+    "RunKind",
     "StateType",
     "empty_flow_run_states",
     "empty_states",
@@ -155,6 +159,120 @@ FLOW_RUN_STATES_SCHEMA: Final = pl.Schema(
     }
 )
 
+#: The filter arguments (``fetch_states(flow_names=...)``), in the order they are documented.
+_FILTERS: Final = ("flow_names", "deployments", "work_pools", "task_names", "tags", "state_types")
+
+
+@dataclass(frozen=True, eq=False)  # two kinds, each one object: compared by identity
+class RunKind:
+    """One kind of run whose states trs_analytics reads: task runs or flow runs.
+
+    Every layer takes a kind instead of writing a second path for flow runs:
+    the fetchers read its endpoints and events, the records are built into its
+    schema, storage keeps it in its own table of a dataset, and the export and
+    the synthetic data follow it. There are two, :data:`TASK_RUNS` and
+    :data:`FLOW_RUNS`.
+
+    Attributes:
+        name: ``"task_runs"`` or ``"flow_runs"``: the key of the run filter in a
+            ``/filter`` request body, and what a dataset's marker records.
+        noun: ``"task run"`` or ``"flow run"``, for messages.
+        api: ``"states"`` or ``"flow_run_states"``: the public functions of this
+            kind end in it (``fetch_states``, ``scan_flow_run_states``, ...).
+        schema: the states frame of this kind (one row per state).
+        schema_version: the version of ``schema``, stored in Parquet metadata.
+        columns_added: the columns each version of ``schema`` added (files
+            written before read them as nulls).
+        id_column: the column that identifies a run.
+        event_prefix: the name prefix of its runs' state-change events.
+        filter_path: the endpoint that lists runs (``POST``).
+        states_path: the endpoint that reads one run's states (``GET``).
+        folder: where its table lies inside a dataset folder (``""``: the folder itself).
+        filters: the filter arguments that apply to it.
+        server_filters: those the ``filter_path`` endpoint applies itself.
+        events_hold_states: its state-change events carry the whole state
+            (``state_details`` too), so states can be read from events alone.
+
+    Examples:
+        >>> TASK_RUNS.id_column, FLOW_RUNS.id_column
+        ('task_run_id', 'flow_run_id')
+        >>> FLOW_RUNS.states_label, FLOW_RUNS.empty().columns[:3]
+        ('flow-run states', ['id', 'flow_run_id', 'type'])
+    """
+
+    name: Literal["task_runs", "flow_runs"]
+    noun: str
+    api: str
+    schema: pl.Schema
+    schema_version: int
+    columns_added: dict[int, tuple[str, ...]]
+    id_column: str
+    event_prefix: str
+    filter_path: str
+    states_path: str
+    folder: str
+    filters: tuple[str, ...]
+    server_filters: tuple[str, ...]
+    events_hold_states: bool
+
+    @property
+    def adjective(self) -> str:
+        """``"task-run"`` or ``"flow-run"``, as in "task-run states"."""
+        return self.noun.replace(" ", "-")
+
+    @property
+    def states_label(self) -> str:
+        """``"task-run states"`` or ``"flow-run states"``."""
+        return f"{self.adjective} states"
+
+    @property
+    def added_columns(self) -> frozenset[str]:
+        """Every column a version of the schema added: files written before may lack it."""
+        return frozenset(c for columns in self.columns_added.values() for c in columns)
+
+    def empty(self) -> pl.DataFrame:
+        """An empty frame of this kind's schema."""
+        return pl.DataFrame(schema=self.schema)
+
+
+#: Task runs: :data:`STATES_SCHEMA`, ``/task_runs/filter``, ``prefect.task-run.*`` events.
+TASK_RUNS: Final = RunKind(
+    name="task_runs",
+    noun="task run",
+    api="states",
+    schema=STATES_SCHEMA,
+    schema_version=SCHEMA_VERSION,
+    columns_added=COLUMNS_ADDED,
+    id_column="task_run_id",
+    event_prefix="prefect.task-run.",
+    filter_path="/task_runs/filter",
+    states_path="/task_run_states/",
+    folder="",
+    filters=_FILTERS,
+    server_filters=("flow_names", "deployments", "tags", "state_types"),
+    events_hold_states=True,
+)
+
+#: Flow runs: :data:`FLOW_RUN_STATES_SCHEMA`, in a dataset's ``_flow_run_states/``
+#: table. A flow run has no task name; its events carry only a state's type and
+#: name (measured on 3.9.1), so its states are always read per run.
+FLOW_RUNS: Final = RunKind(
+    name="flow_runs",
+    noun="flow run",
+    api="flow_run_states",
+    schema=FLOW_RUN_STATES_SCHEMA,
+    schema_version=FLOW_RUN_SCHEMA_VERSION,
+    columns_added={},
+    id_column="flow_run_id",
+    event_prefix="prefect.flow-run.",
+    filter_path="/flow_runs/filter",
+    states_path="/flow_run_states/",
+    folder="_flow_run_states",
+    filters=tuple(f for f in _FILTERS if f != "task_names"),
+    server_filters=("flow_names", "deployments", "work_pools", "tags", "state_types"),
+    events_hold_states=False,
+)
+
 #: The concurrency limits frame (:func:`trs_analytics.fetch_concurrency_limits`): one
 #: row per limit. ``kind`` is ``"tag"`` (v1 tag limits: ``tag`` is set, ``name`` is
 #: ``tag:<tag>``) or ``"global"`` (v2 global limits); ``active_slots`` counts the
@@ -183,7 +301,7 @@ def empty_states() -> pl.DataFrame:
         >>> ta.empty_states().schema["timestamp"]
         Datetime(time_unit='us', time_zone='UTC')
     """
-    return pl.DataFrame(schema=STATES_SCHEMA)
+    return TASK_RUNS.empty()
 
 
 def run_id_column(columns: Iterable[str]) -> str:
@@ -213,7 +331,7 @@ def empty_flow_run_states() -> pl.DataFrame:
         >>> "task_run_id" in ta.empty_flow_run_states().columns
         False
     """
-    return pl.DataFrame(schema=FLOW_RUN_STATES_SCHEMA)
+    return FLOW_RUNS.empty()
 
 
 def _schema_of(frame: pl.DataFrame | pl.LazyFrame) -> pl.Schema:
@@ -275,8 +393,13 @@ def require_columns(
         raise SchemaError(msg)
 
 
-def validate_states(frame: pl.DataFrame | pl.LazyFrame) -> None:
+def validate_states(frame: pl.DataFrame | pl.LazyFrame, kind: RunKind = TASK_RUNS) -> None:
     """Check that ``frame`` has every contract column with the contract's dtype.
+
+    Args:
+        frame: the frame to check.
+        kind: whose contract: :data:`TASK_RUNS` (:data:`STATES_SCHEMA`) or
+            :data:`FLOW_RUNS` (:data:`FLOW_RUN_STATES_SCHEMA`).
 
     Raises:
         SchemaError: naming each missing column or each column whose dtype differs.
@@ -288,25 +411,31 @@ def validate_states(frame: pl.DataFrame | pl.LazyFrame) -> None:
         Traceback (most recent call last):
         ...
         trs_analytics.exceptions.SchemaError: the states frame lacks column 'name'. Hint: build it with trs_analytics.fetch_states() or read it with scan_states().
+        >>> ta.validate_states(ta.empty_states(), FLOW_RUNS)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        trs_analytics.exceptions.SchemaError: the flow run states frame lacks columns 'flow_id', ... Hint: build it with trs_analytics.fetch_flow_run_states() or read it with scan_flow_run_states().
     """
     schema = _schema_of(frame)
-    missing = [c for c in STATES_SCHEMA if c not in schema]
+    expected = kind.schema
+    missing = [c for c in expected if c not in schema]
     if missing:
         names = ", ".join(repr(c) for c in missing)
         noun = "column" if len(missing) == 1 else "columns"
         msg = (
-            f"the states frame lacks {noun} {names}. Hint: build it with "
-            "trs_analytics.fetch_states() or read it with scan_states()."
+            f"the {kind.api.replace('_', ' ')} frame lacks {noun} {names}. Hint: build it with "
+            f"trs_analytics.fetch_{kind.api}() or read it with scan_{kind.api}()."
         )
         raise SchemaError(msg)
     wrong = [
         f"{c!r} is {schema[c]}, expected {dtype}"
-        for c, dtype in STATES_SCHEMA.items()
+        for c, dtype in expected.items()
         if schema[c] != dtype
     ]
     if wrong:
         msg = (
-            f"the states frame has columns of the wrong type: {'; '.join(wrong)}. "
-            "Hint: cast with frame.cast(trs_analytics.STATES_SCHEMA)."
+            f"the {kind.api.replace('_', ' ')} frame has columns of the wrong type: "
+            f"{'; '.join(wrong)}. Hint: cast with "
+            f"frame.cast(trs_analytics.{kind.api.upper()}_SCHEMA)."
         )
         raise SchemaError(msg)

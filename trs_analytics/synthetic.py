@@ -20,7 +20,7 @@ from typing import Final
 import polars as pl
 
 from trs_analytics.exceptions import ConfigurationError
-from trs_analytics.schema import FLOW_RUN_STATES_SCHEMA, STATES_SCHEMA, UTC_US
+from trs_analytics.schema import FLOW_RUNS, TASK_RUNS, UTC_US, RunKind, StateType
 
 __all__ = [
     "PLANTED_KINDS",
@@ -45,6 +45,21 @@ _RETRY_POLICIES: Final = ((0, 0.0), (0, 0.0), (1, 0.0), (2, 1.0), (3, 5.0), (1, 
 _TASK_RUNS_PER_FLOW_RUN: Final = 8
 
 _MICROSECOND: Final = timedelta(microseconds=1)
+
+#: The state type of each state name the generators write (task runs and flow runs).
+_TYPE_OF_NAME: Final = {
+    "Scheduled": "SCHEDULED",
+    "Late": "SCHEDULED",
+    "AwaitingRetry": "SCHEDULED",
+    "Pending": "PENDING",
+    "Running": "RUNNING",
+    "Retrying": "RUNNING",
+    "Completed": "COMPLETED",
+    "Cached": "COMPLETED",
+    "Failed": "FAILED",
+    "Crashed": "CRASHED",
+    "Cancelled": "CANCELLED",
+}
 
 #: The origin of the microsecond counts.
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -177,19 +192,6 @@ def _state_rows(runs: pl.LazyFrame, seed: int) -> pl.LazyFrame:
         .otherwise(pl.lit("Retrying"))
     )
     lf = lf.with_columns(name=name)
-    kinds = {
-        "Scheduled": "SCHEDULED",
-        "Late": "SCHEDULED",
-        "AwaitingRetry": "SCHEDULED",
-        "Pending": "PENDING",
-        "Running": "RUNNING",
-        "Retrying": "RUNNING",
-        "Completed": "COMPLETED",
-        "Cached": "COMPLETED",
-        "Failed": "FAILED",
-        "Crashed": "CRASHED",
-        "Cancelled": "CANCELLED",
-    }
     k = pl.col("state_idx")
     lognormal = (pl.col("mu") + pl.col("sigma") * _normal(k, seed, 20)).exp()
     gap_s = (
@@ -206,7 +208,7 @@ def _state_rows(runs: pl.LazyFrame, seed: int) -> pl.LazyFrame:
         .otherwise(0.0)
     )
     lf = lf.with_columns(
-        type=pl.col("name").replace_strict(kinds, return_dtype=STATES_SCHEMA["type"]),
+        type=pl.col("name").replace_strict(_TYPE_OF_NAME, return_dtype=StateType),
         gap_us=(gap_s * 1e6).round().cast(pl.Int64).clip(1, None),
     )
     first_us = pl.col("expected_us") + pl.when(pl.col("prefix") == 0).then(
@@ -320,9 +322,14 @@ def _columns(seed: int) -> list[pl.Expr]:
         "deployment_id": _uuid(4, seed, flow),
         "work_pool_name": _pick(_POOLS, flow),
     }
+    return _in_schema(values, TASK_RUNS)
+
+
+def _in_schema(values: dict[str, pl.Expr], kind: RunKind) -> list[pl.Expr]:
+    """``kind.schema``'s columns in order, each from ``values`` (else null), cast to its type."""
     return [
         values.get(column, pl.lit(None)).cast(dtype).alias(column)
-        for column, dtype in STATES_SCHEMA.items()
+        for column, dtype in kind.schema.items()
     ]
 
 
@@ -420,19 +427,10 @@ def _flow_runs_of(states: pl.DataFrame, seed: int) -> pl.DataFrame:
 
 def _flow_run_columns(seed: int) -> list[pl.Expr]:
     name = pl.col("name")
-    kinds = {
-        "Scheduled": "SCHEDULED",
-        "Pending": "PENDING",
-        "Running": "RUNNING",
-        "Completed": "COMPLETED",
-        "Failed": "FAILED",
-        "Crashed": "CRASHED",
-        "Cancelled": "CANCELLED",
-    }
     flow = pl.col("flow_name")
     values: dict[str, pl.Expr] = {
         "flow_run_id": pl.col("flow_run_id"),
-        "type": name.replace_strict(kinds, return_dtype=FLOW_RUN_STATES_SCHEMA["type"]),
+        "type": name.replace_strict(_TYPE_OF_NAME, return_dtype=StateType),
         "name": name,
         "timestamp": pl.col("timestamp"),
         "message": pl.when(name == "Failed").then(
@@ -450,10 +448,7 @@ def _flow_run_columns(seed: int) -> list[pl.Expr]:
         "run_count": pl.when(name.is_in(["Scheduled", "Pending"])).then(0).otherwise(1),
         "expected_start_time": pl.col("expected"),
     }
-    return [
-        values.get(column, pl.lit(None)).cast(dtype).alias(column)
-        for column, dtype in FLOW_RUN_STATES_SCHEMA.items()
-    ]
+    return _in_schema(values, FLOW_RUNS)
 
 
 # -- histories with planted anomalies --------------------------------------------------
@@ -840,10 +835,7 @@ def _planted_states(timed: pl.DataFrame, seed: int) -> pl.DataFrame:
         "deployment_id": _uuid(8, seed, pl.col("task") // 4),
         "work_pool_name": pl.lit("process-pool"),
     }
-    return states.select(
-        values.get(column, pl.lit(None)).cast(dtype).alias(column)
-        for column, dtype in STATES_SCHEMA.items()
-    )
+    return states.select(_in_schema(values, TASK_RUNS))
 
 
 def _truth(

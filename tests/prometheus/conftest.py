@@ -31,6 +31,7 @@ import pytest
 
 import trs_analytics as ta
 from devtools.prefect_harness import free_port
+from trs_analytics.schema import FLOW_RUNS, TASK_RUNS
 from trs_analytics.storage import Dataset, ExportResult
 
 if TYPE_CHECKING:
@@ -78,8 +79,8 @@ def _plant_failures(states: pl.DataFrame) -> pl.DataFrame:
 def write_dataset(path: Path, states: pl.DataFrame, flows: pl.DataFrame, until: datetime) -> None:
     """Write both tables into the dataset at ``path`` and move their cursors to ``until``."""
     since = datetime(2026, 1, 1, tzinfo=UTC)
-    for table, frame in (("task_run_states", states), ("flow_run_states", flows)):
-        with Dataset.open(path, table=table) as dataset:  # type: ignore[arg-type]
+    for kind, frame in ((TASK_RUNS, states), (FLOW_RUNS, flows)):
+        with Dataset.open(path, kind=kind) as dataset:
             dataset.add(frame)
             rows = frame.height
             result = ExportResult(path, "states", since, until, rows, 0, rows, rows, 1)
@@ -95,8 +96,13 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Exported:
     return Exported(path, states, flows)
 
 
+#: Generous waits: the machine the tests run on may be shared and loaded.
+STARTUP_S: Final = 180
+SCRAPED_S: Final = 600
+
+
 def _wait_http(url: str, process: subprocess.Popen[bytes], what: str) -> None:
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + STARTUP_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{what} exited with {process.returncode}")
@@ -106,7 +112,7 @@ def _wait_http(url: str, process: subprocess.Popen[bytes], what: str) -> None:
         except httpx.TransportError:
             pass
         time.sleep(0.2)
-    raise RuntimeError(f"{what} did not answer {url} within 60 s")
+    raise RuntimeError(f"{what} did not answer {url} within {STARTUP_S} s")
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -196,10 +202,10 @@ def prometheus(exporter: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 def _wait_scraped(server: Prometheus) -> None:
     """Wait until Prometheus holds five scrapes of a refreshed exporter and the alerts ran."""
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + SCRAPED_S
     while time.monotonic() < deadline:
         scraped = server.query("count_over_time(trs_dataset_states_total[1m])")
         if scraped and float(scraped[0]["value"][1]) >= 5 and server.query("ALERTS"):
             return
         time.sleep(0.5)
-    raise RuntimeError("Prometheus did not scrape a refreshed serve-metrics within 180 s")
+    raise RuntimeError(f"Prometheus did not scrape a refreshed serve-metrics within {SCRAPED_S} s")

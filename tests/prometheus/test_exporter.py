@@ -233,13 +233,23 @@ def test_serve_metrics_stops_when_told(dataset: Exported) -> None:
     )
     server.start()
     try:
-        _wait(lambda: _answers(f"http://127.0.0.1:{port}/metrics"))
-        text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
-        assert "trs_exporter_refreshes_total" in text
+        url = f"http://127.0.0.1:{port}/metrics"
+        _wait(lambda: _answers(url) and "trs_dataset_states_total" in httpx.get(url).text)
+        served = samples(httpx.get(url).text)
+        assert httpx.get(f"http://127.0.0.1:{port}/other").status_code == 404
     finally:
         stop.set()
         server.join(timeout=60)
     assert not server.is_alive()
+    assert served[("trs_exporter_refreshes_total", ())] == 1
+    assert any(k[0] == "process_resident_memory_bytes" for k in served)
+
+    def data(found: dict[Any, float]) -> dict[Any, float]:
+        return {
+            k: v for k, v in found.items() if k[0].startswith(("trs_task", "trs_flow", "trs_d"))
+        }
+
+    assert data(served) == data(samples(run("metrics", dataset.path).output))
 
 
 def _answers(url: str) -> bool:

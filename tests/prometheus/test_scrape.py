@@ -27,6 +27,10 @@ from trs_analytics.check import run_check
 if TYPE_CHECKING:
     from tests.prometheus.conftest import Exported, Prometheus
 
+#: The session's exporter and Prometheus start in the first test (a refresh or two on a
+#: loaded machine): more than the default 600 s may pass.
+pytestmark = pytest.mark.timeout(1200)
+
 TASK: Final = ["flow_name", "task_name"]
 FLOW: Final = ["flow_name", "deployment_name", "work_pool_name"]
 

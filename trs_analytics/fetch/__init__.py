@@ -12,12 +12,13 @@ from trs_analytics.fetch._api import (
     iter_states,
     open_client,
     resolve_source,
+    run_tally,
     stream_states,
     window,
 )
 from trs_analytics.fetch._filters import FilterKwargs, StateFilters
 from trs_analytics.fetch._limits import fetch_concurrency_limits
-from trs_analytics.fetch._names import check_names
+from trs_analytics.fetch._names import check_filter_names, check_names
 from trs_analytics.fetch._records import derive_task_name
 from trs_analytics.fetch._sources import (
     DEFAULT_EVENT_RETENTION,
@@ -35,6 +36,7 @@ __all__ = [
     "SourcePlan",
     "StateFilters",
     "check_client_args",
+    "check_filter_names",
     "check_names",
     "check_source",
     "derive_task_name",
@@ -47,6 +49,7 @@ __all__ = [
     "parse_when",
     "plan_sources",
     "resolve_source",
+    "run_tally",
     "stream_states",
     "window",
 ]

@@ -1,4 +1,9 @@
-"""The public fetch API: ``fetch_states`` and its streaming form ``iter_states``.
+"""The public fetch API: ``fetch_states`` and its streaming form ``iter_states``, and
+their flow-run twins ``fetch_flow_run_states`` and ``iter_flow_run_states``.
+
+Each twin is a two-line wrapper: the one path below takes a
+:class:`~trs_analytics.schema.RunKind` (:data:`~trs_analytics.schema.TASK_RUNS`
+or :data:`~trs_analytics.schema.FLOW_RUNS`), so both offer the same arguments.
 
 The window applies to the **state timestamp**: a row is returned when
 ``since <= timestamp < until``. Every source gives the same rows for a window
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal, Unpack
 
@@ -27,6 +33,7 @@ from trs_analytics._progress import Progress, Tally, progress_bar
 from trs_analytics.client import PrefectClient
 from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.fetch._filters import FilterKwargs, StateFilters
+from trs_analytics.fetch._names import check_filter_names
 from trs_analytics.fetch._pages import iso
 from trs_analytics.fetch._sources import (
     DEFAULT_EVENT_RETENTION,
@@ -35,14 +42,15 @@ from trs_analytics.fetch._sources import (
     plan_sources,
 )
 from trs_analytics.fetch._window import parse_when
-from trs_analytics.schema import empty_flow_run_states, empty_states
+from trs_analytics.schema import FLOW_RUNS, TASK_RUNS
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Iterator
     from datetime import date
 
+    from trs_analytics.schema import RunKind
+
 __all__ = [
-    "Kind",
     "Source",
     "check_client_args",
     "check_source",
@@ -52,6 +60,7 @@ __all__ = [
     "iter_states",
     "open_client",
     "resolve_source",
+    "run_tally",
     "stream_states",
     "window",
 ]
@@ -59,8 +68,6 @@ __all__ = [
 logger = logging.getLogger("trs_analytics.fetch")
 
 Source = Literal["auto", "states", "events"]
-#: Which runs' states: task runs (``STATES_SCHEMA``) or flow runs (``FLOW_RUN_STATES_SCHEMA``).
-Kind = Literal["task_runs", "flow_runs"]
 _SOURCES = ("auto", "states", "events")
 
 
@@ -160,9 +167,9 @@ def stream_states(
     *,
     source: Source | SourcePlan = "auto",
     batch_size: int = 5_000,
-    kind: Kind = "task_runs",
+    kind: RunKind = TASK_RUNS,
 ) -> Iterator[pl.DataFrame]:
-    """The frames of :func:`iter_states` (``kind="flow_runs"``: of
+    """The frames of :func:`iter_states` (``kind=FLOW_RUNS``: of
     :func:`iter_flow_run_states`), for use cases that hold checked arguments.
 
     ``source`` may be a :class:`~trs_analytics.fetch._sources.SourcePlan` made
@@ -175,14 +182,14 @@ def stream_states(
         else plan_sources(client, start, end, source=check_source(source), kind=kind)
     )
     logger.info(
-        "reading %s states %s .. %s from %s via %s",
-        kind.removesuffix("s").replace("_", "-"),
+        "reading %s %s .. %s from %s via %s",
+        kind.states_label,
         iso(start),
         iso(end),
         client.api_url,
         plan.label,
     )
-    return iter_plan(client, filters, plan, batch_size, kind=kind)
+    return iter_plan(client, kind, filters, plan, batch_size)
 
 
 def iter_states(
@@ -224,16 +231,8 @@ def iter_states(
         ...
         trs_analytics.exceptions.ConfigurationError: source must be one of ['auto', 'states', 'events'], got 'cache'.
     """
-    check_source(source)
-    check_client_args(api_url, client)
-    if batch_size < 1:
-        msg = f"batch_size must be at least 1, got {batch_size}."
-        raise ConfigurationError(msg)
-    chosen = StateFilters.from_kwargs(**filters)
-    start, end = window(since, until)
-    return _iter_states(
-        api_url, client, chosen, start, end, source, batch_size, on_batch, on_progress
-    )
+    call = _Call(api_url, since, until, source, client, filters)
+    return _iter(TASK_RUNS, call, batch_size, (on_batch, on_progress))
 
 
 def iter_flow_run_states(
@@ -243,15 +242,17 @@ def iter_flow_run_states(
     until: datetime | date | str | None = None,
     source: Source = "auto",
     client: PrefectClient | None = None,
+    batch_size: int = 5_000,
     on_batch: Callable[[pl.DataFrame], None] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     **filters: Unpack[FilterKwargs],
 ) -> Iterator[pl.DataFrame]:
     """Stream flow-run states as frames of :data:`~trs_analytics.FLOW_RUN_STATES_SCHEMA`.
 
-    The streaming form of :func:`fetch_flow_run_states`: one frame per page of
-    up to 200 flow runs. Closing the iterator early stops every background
-    thread it started.
+    The streaming form of :func:`fetch_flow_run_states`, with the arguments of
+    :func:`iter_states`: one frame per page of up to 200 flow runs (the events
+    source also cuts a batch every ``batch_size`` state-change events).
+    Closing the iterator early stops every background thread it started.
 
     Examples:
         >>> frames = iter_flow_run_states("http://127.0.0.1:4200/api", since="1h")  # doctest: +SKIP
@@ -263,33 +264,73 @@ def iter_flow_run_states(
         ...
         trs_analytics.exceptions.ConfigurationError: task_names does not apply to flow runs. Hint: filter flow runs by flow_names, deployments, work_pools, tags or state_types.
     """
-    check_source(source)
-    check_client_args(api_url, client)
-    chosen = StateFilters.from_kwargs(**filters)
-    chosen.flow_run_body([])
-    start, end = window(since, until)
-    return _iter_states(
-        api_url, client, chosen, start, end, source, 5_000, on_batch, on_progress, "flow_runs"
+    call = _Call(api_url, since, until, source, client, filters)
+    return _iter(FLOW_RUNS, call, batch_size, (on_batch, on_progress))
+
+
+_Steps = tuple["Callable[[pl.DataFrame], None] | None", "Callable[[Progress], None] | None"]
+
+
+@dataclass(frozen=True)
+class _Call:
+    """What a public fetch function was called with, whichever kind of run it reads."""
+
+    api_url: str | None
+    since: datetime | date | str
+    until: datetime | date | str | None
+    source: Source
+    client: PrefectClient | None
+    filters: FilterKwargs
+
+
+def _iter(kind: RunKind, call: _Call, batch_size: int, steps: _Steps) -> Iterator[pl.DataFrame]:
+    """Check the arguments of :func:`iter_states` or its twin now, then stream ``kind``'s states.
+
+    ``steps`` are the ``on_batch`` and ``on_progress`` callbacks.
+    """
+    check_source(call.source)
+    check_client_args(call.api_url, call.client)
+    if batch_size < 1:
+        msg = f"batch_size must be at least 1, got {batch_size}."
+        raise ConfigurationError(msg)
+    chosen = StateFilters.from_kwargs(**call.filters)
+    chosen.check_kind(kind)
+    bounds = window(call.since, call.until)
+    return _batches(kind, call, chosen, bounds, batch_size, steps)
+
+
+def run_tally(
+    client: PrefectClient, kind: RunKind, plan: SourcePlan, bounds: tuple[datetime, datetime]
+) -> Tally:
+    """A :class:`~trs_analytics._progress.Tally` of ``kind``'s runs read by ``plan`` over
+    ``bounds``, counting ``client``'s requests: every fetch and export reports through one."""
+    return Tally(
+        since=bounds[0],
+        until=bounds[1],
+        source=plan.label,
+        requests=lambda: client.stats.requests,
+        run_id=kind.id_column,
+        runs_label=f"{kind.noun}s",
     )
 
 
-def _iter_states(
-    api_url: str | None,
-    client: PrefectClient | None,
+def _batches(
+    kind: RunKind,
+    call: _Call,
     filters: StateFilters,
-    start: datetime,
-    end: datetime,
-    source: Source,
+    bounds: tuple[datetime, datetime],
     batch_size: int,
-    on_batch: Callable[[pl.DataFrame], None] | None,
-    on_progress: Callable[[Progress], None] | None,
-    kind: Kind = "task_runs",
+    steps: _Steps,
 ) -> Iterator[pl.DataFrame]:
-    with open_client(api_url, client) as opened:
+    on_batch, on_progress = steps
+    start, end = bounds
+    with open_client(call.api_url, call.client) as client:
+        check_filter_names(client, filters)
+        plan = plan_sources(client, start, end, source=call.source, kind=kind)
         batches = stream_states(
-            opened, filters, start, end, source=source, batch_size=batch_size, kind=kind
+            client, filters, start, end, source=plan, batch_size=batch_size, kind=kind
         )
-        tally = Tally(since=start, until=end, source=source, requests=lambda: opened.stats.requests)
+        tally = run_tally(client, kind, plan, bounds)
         try:
             for batch in batches:
                 if on_batch is not None:
@@ -337,7 +378,9 @@ def fetch_states(
         state_types: keep runs whose current state has one of these types.
 
     Raises:
-        ConfigurationError: no URL, a naive or unreadable time, an empty window.
+        ConfigurationError: no URL, a naive or unreadable time, an empty window, a
+            flow, work pool or task name that matches nothing on the server (the
+            error names the closest ones).
         PrefectAPIError: the server refused or failed (see its subclasses).
         TransportError: the server could not be reached.
 
@@ -353,19 +396,7 @@ def fetch_states(
         ...
         trs_analytics.exceptions.ConfigurationError: time '2026-01-01T00:00:00' has no time zone. Hint: write it in UTC with a Z, such as 2026-01-01T00:00:00Z, or give an offset such as +02:00.
     """
-    return _collect(
-        lambda on_progress: iter_states(
-            api_url,
-            since=since,
-            until=until,
-            source=source,
-            client=client,
-            on_progress=on_progress,
-            **filters,
-        ),
-        progress=progress,
-        empty=empty_states,
-    )
+    return _fetch(TASK_RUNS, _Call(api_url, since, until, source, client, filters), progress)
 
 
 def fetch_flow_run_states(
@@ -416,36 +447,20 @@ def fetch_flow_run_states(
         ...
         trs_analytics.exceptions.ConfigurationError: source must be one of ['auto', 'states', 'events'], got 'cache'.
     """
-    return _collect(
-        lambda on_progress: iter_flow_run_states(
-            api_url,
-            since=since,
-            until=until,
-            source=source,
-            client=client,
-            on_progress=on_progress,
-            **filters,
-        ),
-        progress=progress,
-        empty=empty_flow_run_states,
-    )
+    return _fetch(FLOW_RUNS, _Call(api_url, since, until, source, client, filters), progress)
 
 
-def _collect(
-    batches: Callable[[Callable[[Progress], None] | None], Iterable[pl.DataFrame]],
-    *,
-    progress: bool,
-    empty: Callable[[], pl.DataFrame],
-) -> pl.DataFrame:
-    """All of ``batches(on_progress)`` (under a progress bar) in one frame, each id once.
+def _fetch(kind: RunKind, call: _Call, progress: bool) -> pl.DataFrame:
+    """All of ``kind``'s states (under a progress bar) in one frame, each id once.
 
-    Sorted by ``timestamp`` then ``id``; the last copy of an id wins; ``empty()`` when
-    no batch came. :func:`fetch_states` and :func:`fetch_flow_run_states` call this.
+    Sorted by ``timestamp`` then ``id``; the last copy of an id wins; an empty frame
+    of ``kind.schema`` when no batch came. :func:`fetch_states` and
+    :func:`fetch_flow_run_states` call this.
     """
-    with progress_bar(progress) as on_progress:
-        frames = list(batches(on_progress))
+    with progress_bar(progress, title=f"fetching {kind.states_label}") as on_progress:
+        frames = list(_iter(kind, call, 5_000, (None, on_progress)))
     if not frames:
-        return empty()
+        return kind.empty()
     return (
         pl.concat(frames, how="vertical")
         .unique(subset="id", keep="last", maintain_order=True)

@@ -1,6 +1,6 @@
 """Which task runs (or flow runs) can have a state in a window, asked the way each server can answer.
 
-Flow runs are listed the same way through ``/flow_runs/filter`` (``kind="flow_runs"``):
+Flow runs are listed the same way through ``/flow_runs/filter`` (``kind=FLOW_RUNS``):
 every line's ``FlowRunFilter`` has ``expected_start_time`` (2.20 too), 3.x ``end_time``.
 
 A task run has a state in ``[since, until)`` only if it lived then. The runs are
@@ -34,13 +34,14 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from trs_analytics.exceptions import ConfigurationError
-from trs_analytics.fetch._pages import iso, iter_offset_pages, iter_task_run_pages
-from trs_analytics.schema import STATE_TYPES, TERMINAL_TYPES
+from trs_analytics.fetch._pages import iso, iter_offset_pages, iter_run_pages
+from trs_analytics.schema import STATE_TYPES, TASK_RUNS, TERMINAL_TYPES
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from trs_analytics.client import PrefectClient, ServerInfo
+    from trs_analytics.schema import RunKind
 
 __all__ = ["START_SLACK", "iter_candidates"]
 
@@ -53,19 +54,19 @@ _NON_TERMINAL = [t for t in STATE_TYPES if t not in TERMINAL_TYPES]
 _ONE_US = timedelta(microseconds=1)
 
 
-def _where(body: dict[str, Any], kind: str = "task_runs", **runs: Any) -> dict[str, Any]:
-    """``body`` with more ``task_runs`` (or ``kind``) conditions."""
+def _where(body: dict[str, Any], kind: RunKind = TASK_RUNS, **runs: Any) -> dict[str, Any]:
+    """``body`` with more conditions on ``kind``'s runs."""
     merged = copy.deepcopy(body)
-    merged.setdefault(kind, {}).update(runs)
+    merged.setdefault(kind.name, {}).update(runs)
     return merged
 
 
-def _unfinished(body: dict[str, Any], kind: str = "task_runs", **runs: Any) -> dict[str, Any]:
+def _unfinished(body: dict[str, Any], kind: RunKind = TASK_RUNS, **runs: Any) -> dict[str, Any]:
     return _where(body, kind, state={"type": {"any_": _NON_TERMINAL}}, **runs)
 
 
 def _ended_since(
-    client: PrefectClient, body: dict[str, Any], since: datetime, kind: str = "task_runs"
+    client: PrefectClient, body: dict[str, Any], since: datetime, kind: RunKind = TASK_RUNS
 ) -> Iterator[list[dict[str, Any]]]:
     """Runs of ``body`` that ended at or after ``since``, newest end first."""
     for page in iter_offset_pages(client, body, sort="END_TIME_DESC", kind=kind):
@@ -85,14 +86,14 @@ def _by_expected_start(
     body: dict[str, Any],
     start: datetime,
     end: datetime,
-    kind: str = "task_runs",
+    kind: RunKind,
 ) -> Iterator[list[dict[str, Any]]]:
     before = start - _ONE_US
-    yield from iter_task_run_pages(client, body, after=start, before=end, kind=kind)
-    yield from iter_task_run_pages(client, _unfinished(body, kind), before=before, kind=kind)
-    if info.can_filter("end_time", kind):
+    yield from iter_run_pages(client, body, after=start, before=end, kind=kind)
+    yield from iter_run_pages(client, _unfinished(body, kind), before=before, kind=kind)
+    if info.can_filter("end_time", kind.name):
         ended = _where(body, kind, end_time={"after_": iso(start)})
-        yield from iter_task_run_pages(client, ended, before=before, kind=kind)
+        yield from iter_run_pages(client, ended, before=before, kind=kind)
         return
     earlier = _where(body, kind, expected_start_time={"before_": iso(before)})
     yield from _ended_since(client, earlier, start, kind)
@@ -117,15 +118,14 @@ def iter_candidates(
     body: dict[str, Any],
     start: datetime,
     end: datetime,
-    kind: str = "task_runs",
+    kind: RunKind = TASK_RUNS,
 ) -> Iterator[list[dict[str, Any]]]:
-    """Yield pages of the task runs (``kind="flow_runs"``: flow runs) that can have a
-    state in ``[start, end)``, each run once."""
+    """Yield pages of ``kind``'s runs that can have a state in ``[start, end)``, each run once."""
     seen: set[str] = set()
-    if info.can_filter("expected_start_time", kind):
+    if info.can_filter("expected_start_time", kind.name):
         pages = _by_expected_start(client, info, body, start, end, kind)
-    elif kind != "task_runs":
-        msg = f"listing {kind} needs an expected_start_time filter, which this server lacks."
+    elif kind is not TASK_RUNS:
+        msg = f"listing {kind.noun}s needs an expected_start_time filter, which this server lacks."
         raise ConfigurationError(msg)
     else:
         logger.info(

@@ -18,6 +18,8 @@ from trs_analytics.schema import STATE_TYPES
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
+    from trs_analytics.schema import RunKind
+
 __all__ = ["FilterKwargs", "StateFilters", "as_tuple"]
 
 
@@ -103,56 +105,53 @@ class StateFilters:
         """
         return cast("FilterKwargs", {f.name: getattr(self, f.name) for f in fields(self)})
 
-    def server_body(self, deployment_ids: Sequence[str]) -> dict[str, Any]:
-        """The parts of a ``/task_runs/filter`` body the server can apply itself."""
-        body: dict[str, Any] = {}
-        task_runs: dict[str, Any] = {}
-        if self.flow_names:
-            body["flows"] = {"name": {"any_": list(self.flow_names)}}
-        if self.deployments:
-            body["deployments"] = {"id": {"any_": list(deployment_ids)}}
-        if self.tags:
-            task_runs["tags"] = {"all_": list(self.tags)}
-        if self.state_types:
-            task_runs["state"] = {"type": {"any_": list(self.state_types)}}
-        if task_runs:
-            body["task_runs"] = task_runs
-        return body
-
-    def flow_run_body(self, deployment_ids: Sequence[str]) -> dict[str, Any]:
-        """The parts of a ``/flow_runs/filter`` body the server can apply itself.
-
-        For flow runs, ``tags`` and ``state_types`` are the flow run's own; a flow
-        run has no task name, so ``task_names`` is refused.
+    def check_kind(self, kind: RunKind) -> None:
+        """Refuse a filter that does not apply to ``kind``'s runs.
 
         Examples:
-            >>> StateFilters(work_pools=("pool",), tags=("prod",)).flow_run_body([])
-            {'work_pools': {'name': {'any_': ['pool']}}, 'flow_runs': {'tags': {'all_': ['prod']}}}
-            >>> StateFilters(task_names=("load",)).flow_run_body([])
+            >>> from trs_analytics.schema import FLOW_RUNS
+            >>> StateFilters(task_names=("load",)).check_kind(FLOW_RUNS)
             Traceback (most recent call last):
             ...
             trs_analytics.exceptions.ConfigurationError: task_names does not apply to flow runs. Hint: filter flow runs by flow_names, deployments, work_pools, tags or state_types.
         """
-        if self.task_names:
+        given = [f.name for f in fields(self) if getattr(self, f.name)]
+        if wrong := [name for name in given if name not in kind.filters]:
+            usable = ", ".join(kind.filters[:-1]) + f" or {kind.filters[-1]}"
             msg = (
-                "task_names does not apply to flow runs. Hint: filter flow runs by "
-                "flow_names, deployments, work_pools, tags or state_types."
+                f"{' and '.join(wrong)} does not apply to {kind.noun}s. "
+                f"Hint: filter {kind.noun}s by {usable}."
             )
             raise ConfigurationError(msg)
+
+    def server_body(self, kind: RunKind, deployment_ids: Sequence[str]) -> dict[str, Any]:
+        """The parts of a ``kind.filter_path`` body the server can apply itself.
+
+        ``tags`` and ``state_types`` are the run's own (under ``kind.name``); the
+        server filters task runs by work pool only through their flow runs, which
+        :meth:`apply` does instead.
+
+        Examples:
+            >>> from trs_analytics.schema import FLOW_RUNS, TASK_RUNS
+            >>> chosen = StateFilters(work_pools=("pool",), tags=("prod",))
+            >>> chosen.server_body(FLOW_RUNS, [])
+            {'work_pools': {'name': {'any_': ['pool']}}, 'flow_runs': {'tags': {'all_': ['prod']}}}
+            >>> chosen.server_body(TASK_RUNS, [])
+            {'task_runs': {'tags': {'all_': ['prod']}}}
+        """
+        self.check_kind(kind)
+        parts: dict[str, tuple[str, str, dict[str, Any]]] = {
+            "flow_names": ("flows", "name", {"any_": list(self.flow_names)}),
+            "deployments": ("deployments", "id", {"any_": list(deployment_ids)}),
+            "work_pools": ("work_pools", "name", {"any_": list(self.work_pools)}),
+            "tags": (kind.name, "tags", {"all_": list(self.tags)}),
+            "state_types": (kind.name, "state", {"type": {"any_": list(self.state_types)}}),
+        }
         body: dict[str, Any] = {}
-        flow_runs: dict[str, Any] = {}
-        if self.flow_names:
-            body["flows"] = {"name": {"any_": list(self.flow_names)}}
-        if self.deployments:
-            body["deployments"] = {"id": {"any_": list(deployment_ids)}}
-        if self.work_pools:
-            body["work_pools"] = {"name": {"any_": list(self.work_pools)}}
-        if self.tags:
-            flow_runs["tags"] = {"all_": list(self.tags)}
-        if self.state_types:
-            flow_runs["state"] = {"type": {"any_": list(self.state_types)}}
-        if flow_runs:
-            body["flow_runs"] = flow_runs
+        for name in kind.server_filters:
+            if getattr(self, name):
+                key, field, condition = parts[name]
+                body.setdefault(key, {})[field] = condition
         return body
 
     def apply(self, attributes: pl.DataFrame, deployment_ids: Sequence[str]) -> pl.DataFrame:

@@ -1,6 +1,9 @@
 """Paging generators over the Prefect API. Each yields pages (lists of JSON records).
 
-* :func:`iter_task_run_pages` pages ``/task_runs/filter`` by keyset on
+Each run-paging function takes a :class:`~trs_analytics.schema.RunKind`: it pages
+``kind.filter_path`` (``/task_runs/filter`` or ``/flow_runs/filter``).
+
+* :func:`iter_run_pages` pages ``/task_runs/filter`` by keyset on
   ``expected_start_time`` (always set, even for runs that never started), not by
   offset: each page asks for runs at or after the last timestamp seen and drops
   the ids already yielded at that timestamp. Runs written meanwhile land on a
@@ -30,32 +33,28 @@ from urllib.parse import urlsplit
 
 from trs_analytics._time import iso as iso_utc
 from trs_analytics.exceptions import ResponseFormatError
+from trs_analytics.schema import TASK_RUNS
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
     from trs_analytics.client import PrefectClient
+    from trs_analytics.schema import RunKind
 
 __all__ = [
-    "FLOW_RUN_EVENTS",
     "PAGE_LIMIT",
-    "TASK_RUN_EVENTS",
     "event_bound",
     "event_histogram",
     "event_page",
     "iso",
     "iter_event_pages",
     "iter_offset_pages",
-    "iter_task_run_pages",
+    "iter_run_pages",
     "read_by_ids",
 ]
 
 #: The server's cap on ``limit`` (``PREFECT_SERVER_API_DEFAULT_LIMIT``).
 PAGE_LIMIT = 200
-#: The event name prefix of task-run state changes.
-TASK_RUN_EVENTS = "prefect.task-run."
-#: The event name prefix of flow-run state changes (and heartbeats).
-FLOW_RUN_EVENTS = "prefect.flow-run."
 #: Events per page on a self-hosted server.
 EVENT_PAGE_LIMIT = 50
 _ONE_US = timedelta(microseconds=1)
@@ -85,7 +84,7 @@ def _runaway(url: str, what: str) -> ResponseFormatError:
 
 
 def _with_window(
-    body: dict[str, Any], after: datetime | None, before: datetime | None, kind: str = "task_runs"
+    body: dict[str, Any], after: datetime | None, before: datetime | None, kind: RunKind
 ) -> dict[str, Any]:
     body = copy.deepcopy(body)
     window: dict[str, str] = {}
@@ -93,7 +92,7 @@ def _with_window(
         window["after_"] = iso(after)
     if before is not None:
         window["before_"] = iso(before)
-    body.setdefault(kind, {})["expected_start_time"] = window
+    body.setdefault(kind.name, {})["expected_start_time"] = window
     return body
 
 
@@ -128,35 +127,33 @@ def _check_page(page: Any, url: str) -> list[dict[str, Any]]:
     return page
 
 
-def iter_task_run_pages(
+def iter_run_pages(
     client: PrefectClient,
     body: dict[str, Any],
     *,
     after: datetime | None = None,
     before: datetime | None = None,
     page_size: int = PAGE_LIMIT,
-    kind: str = "task_runs",
+    kind: RunKind = TASK_RUNS,
 ) -> Iterator[list[dict[str, Any]]]:
-    """Yield pages of task runs (``kind="flow_runs"``: flow runs) with
-    ``after <= expected_start_time <= before``.
+    """Yield pages of ``kind``'s runs with ``after <= expected_start_time <= before``.
 
     Args:
         client: the API client.
         body: the filter body (``task_runs``, ``flows``, ``deployments``...);
-            its ``task_runs.expected_start_time`` is set by this function.
+            its ``<kind.name>.expected_start_time`` is set by this function.
         after: inclusive lower bound, or None.
         before: inclusive upper bound, or None.
         page_size: records per call, at most 200.
-        kind: ``"task_runs"`` or ``"flow_runs"``: which runs, and which body key
-            the window goes to.
+        kind: which runs: the endpoint, and the body key the window goes to.
     """
-    url = f"{client.api_url}/{kind}/filter"
+    url = f"{client.api_url}{kind.filter_path}"
     cursor, seen = after, set[str]()
     while True:
         request = _with_window(body, cursor, before, kind)
         page = _check_page(
             client.post(
-                f"/{kind}/filter",
+                kind.filter_path,
                 json_body={**request, "sort": "EXPECTED_START_TIME_ASC", "limit": page_size},
             ),
             url,
@@ -187,15 +184,15 @@ def _drain_timestamp(
     at: datetime,
     seen: set[str],
     page_size: int,
-    kind: str,
+    kind: RunKind,
 ) -> Iterator[list[dict[str, Any]]]:
-    url = f"{client.api_url}/{kind}/filter"
+    url = f"{client.api_url}{kind.filter_path}"
     request = _with_window(body, at, at, kind)
     offset = 0
     while True:
         page = _check_page(
             client.post(
-                f"/{kind}/filter",
+                kind.filter_path,
                 json_body={**request, "sort": "ID_DESC", "limit": page_size, "offset": offset},
             ),
             url,
@@ -217,21 +214,20 @@ def iter_offset_pages(
     *,
     sort: str,
     page_size: int = PAGE_LIMIT,
-    kind: str = "task_runs",
+    kind: RunKind = TASK_RUNS,
 ) -> Iterator[list[dict[str, Any]]]:
-    """Yield pages of ``/task_runs/filter`` (or ``/{kind}/filter``) for ``body`` sorted by
-    ``sort``, by offset.
+    """Yield pages of ``kind.filter_path`` for ``body`` sorted by ``sort``, by offset.
 
     Offsets shift when runs are written meanwhile: a run may come twice (the
     caller drops repeats by id); with ``EXPECTED_START_TIME_ASC`` new runs land
     at the end, and with ``END_TIME_DESC`` runs that end meanwhile land at the
     front, so neither order skips a run that existed when paging began.
     """
-    url = f"{client.api_url}/{kind}/filter"
+    url = f"{client.api_url}{kind.filter_path}"
     offset, seen = 0, set[str]()
     while True:
         request = {**body, "sort": sort, "limit": page_size, "offset": offset}
-        page = _check_page(client.post(f"/{kind}/filter", json_body=request), url)
+        page = _check_page(client.post(kind.filter_path, json_body=request), url)
         if page:
             yield page
         if len(page) < page_size:
@@ -248,16 +244,16 @@ def event_page(
     since: datetime,
     until: datetime,
     page_size: int = EVENT_PAGE_LIMIT,
-    prefix: str = TASK_RUN_EVENTS,
+    kind: RunKind = TASK_RUNS,
 ) -> dict[str, Any]:
-    """The first page of ``prefect.task-run.*`` events (or ``prefix``) with
+    """The first page of ``kind``'s state events (``prefect.task-run.*``) with
     ``since <= occurred <= until``.
 
     The page holds ``events``, ``total`` (how many match) and ``next_page``.
     """
     body = {
         "filter": {
-            "event": {"prefix": [prefix]},
+            "event": {"prefix": [kind.event_prefix]},
             "occurred": {"since": iso(since), "until": iso(until)},
             "order": "ASC",
         },
@@ -272,9 +268,9 @@ def event_histogram(
     since: datetime,
     until: datetime,
     buckets: int = 900,
-    prefix: str = TASK_RUN_EVENTS,
+    kind: RunKind = TASK_RUNS,
 ) -> list[tuple[datetime, int]]:
-    """``(bucket start, task-run events in it)`` over ``[since, until]``, oldest first.
+    """``(bucket start, kind's events in it)`` over ``[since, until]``, oldest first.
 
     One ``POST /events/count-by/time`` (Prefect 3; at most 1,000 buckets, aligned
     by the server to whole multiples of its interval).
@@ -282,7 +278,7 @@ def event_histogram(
     seconds = max(1, math.ceil((until - since).total_seconds() / buckets))
     body = {
         "filter": {
-            "event": {"prefix": [prefix]},
+            "event": {"prefix": [kind.event_prefix]},
             "occurred": {"since": iso(since), "until": iso(until)},
         },
         "time_unit": "second",
@@ -328,16 +324,16 @@ def iter_event_pages(
     until: datetime,
     page_size: int = EVENT_PAGE_LIMIT,
     first: dict[str, Any] | None = None,
-    prefix: str = TASK_RUN_EVENTS,
+    kind: RunKind = TASK_RUNS,
 ) -> Iterator[list[dict[str, Any]]]:
-    """Yield pages of ``prefect.task-run.*`` events with ``since <= occurred <= until``, oldest first.
+    """Yield pages of ``kind``'s state events with ``since <= occurred <= until``, oldest first.
 
     ``first`` is the first page when the caller has read it already
     (:func:`event_page`). ``next_page`` is a full URL built by the server; only
     its path and query are used, re-based onto this client's API URL, so
     credentials never go to another host and a proxy in between keeps working.
     """
-    page = first or event_page(client, since=since, until=until, page_size=page_size, prefix=prefix)
+    page = first or event_page(client, since=since, until=until, page_size=page_size, kind=kind)
     url = f"{client.api_url}/events/filter"
     total = page.get("total")
     bound = event_bound(total, page_size)
@@ -392,18 +388,18 @@ def _rebase(client: PrefectClient, next_page: str) -> str:
 
 def read_by_ids(
     client: PrefectClient,
-    kind: str,
+    records: str,
     ids: Sequence[str],
     *,
     page_size: int = PAGE_LIMIT,
 ) -> Iterator[dict[str, Any]]:
-    """Read ``kind`` ("task_runs", "flow_runs", "flows", "deployments") records by id, 200 a call."""
+    """Read ``records`` ("task_runs", "flow_runs", "flows", "deployments") by id, 200 a call."""
     chunks = [list(ids[i : i + page_size]) for i in range(0, len(ids), page_size)]
+    url = f"{client.api_url}/{records}/filter"
 
     def read(chunk: list[str]) -> list[dict[str, Any]]:
-        body = {kind: {"id": {"any_": chunk}}, "limit": page_size}
-        page = client.post(f"/{kind}/filter", json_body=body)
-        url = f"{client.api_url}/{kind}/filter"
+        body = {records: {"id": {"any_": chunk}}, "limit": page_size}
+        page = client.post(f"/{records}/filter", json_body=body)
         if not isinstance(page, list):
             msg = f"{url} returned {type(page).__name__}, expected a list."
             raise ResponseFormatError(msg, url=url)

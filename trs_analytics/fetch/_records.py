@@ -3,7 +3,8 @@
 Two kinds of input become the same state rows:
 
 * a state from ``GET /task_run_states/`` (``id``, ``type``, ``name``, ``timestamp``,
-  ``message``, ``state_details``);
+  ``message``, ``state_details``), or ``GET /flow_run_states/`` for flow runs
+  (:func:`state_row_from_api` takes the :class:`~trs_analytics.schema.RunKind`);
 * a ``prefect.task-run.<State>`` event from ``/events/filter`` (``id`` = the state
   id, ``occurred`` = the state timestamp, ``payload.validated_state``).
 
@@ -29,24 +30,27 @@ from trs_analytics.exceptions import ResponseFormatError
 from trs_analytics.schema import (
     DETAILS_COLUMNS,
     FLOW_RUN_STATES_SCHEMA,
+    FLOW_RUNS,
     STATE_TYPES,
     STATES_SCHEMA,
+    TASK_RUNS,
     UTC_US,
 )
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
+    from trs_analytics.schema import RunKind
+
 __all__ = [
     "ATTRIBUTES_SCHEMA",
-    "ATTRIBUTE_COLUMNS",
     "FLOW_RUN_ATTRIBUTES_SCHEMA",
     "STATE_COLUMNS",
     "attribute_row",
+    "attributes_schema",
     "checked_row",
     "derive_task_name",
     "flow_run_attribute_row",
-    "flow_run_state_row",
     "json_text",
     "parse_timestamps",
     "state_row_from_api",
@@ -65,39 +69,29 @@ STATE_COLUMNS = (
     "message",
     "data",
 )
-#: Columns that come from the task run, its flow run and its flow.
-ATTRIBUTE_COLUMNS = tuple(
-    c for c in STATES_SCHEMA if c not in STATE_COLUMNS and c not in DETAILS_COLUMNS
-)
 
-#: The attributes frame handed to :func:`states_frame` (timestamps still strings).
-ATTRIBUTES_SCHEMA = pl.Schema(
-    {
-        "task_run_id": pl.String(),
-        **{
-            c: (pl.String() if STATES_SCHEMA[c] == UTC_US else STATES_SCHEMA[c])
-            for c in ATTRIBUTE_COLUMNS
-        },
-        "_state_type": pl.String(),
+
+def attributes_schema(kind: RunKind) -> pl.Schema:
+    """The attributes frame of ``kind``'s runs handed to :func:`states_frame`: the run's id,
+    the columns that come from the run (and its flow run, flow, deployment), times still
+    strings, and ``_state_type``, the run's current state type (for filtering).
+
+    Examples:
+        >>> attributes_schema(FLOW_RUNS).names()[:3]
+        ['flow_run_id', 'flow_run_name', 'flow_id']
+    """
+    attributes = {
+        c: pl.String() if t == UTC_US else t
+        for c, t in kind.schema.items()
+        if c not in STATE_COLUMNS and c not in DETAILS_COLUMNS
     }
-)
+    return pl.Schema({kind.id_column: pl.String(), **attributes, "_state_type": pl.String()})
 
-#: Columns of a flow-run state that come from its flow run, flow and deployment.
-FLOW_RUN_ATTRIBUTE_COLUMNS = tuple(
-    c for c in FLOW_RUN_STATES_SCHEMA if c not in STATE_COLUMNS and c not in DETAILS_COLUMNS
-)
 
-#: The attributes frame of flow runs handed to :func:`states_frame` (times as strings).
-FLOW_RUN_ATTRIBUTES_SCHEMA = pl.Schema(
-    {
-        "flow_run_id": pl.String(),
-        **{
-            c: (pl.String() if FLOW_RUN_STATES_SCHEMA[c] == UTC_US else FLOW_RUN_STATES_SCHEMA[c])
-            for c in FLOW_RUN_ATTRIBUTE_COLUMNS
-        },
-        "_state_type": pl.String(),
-    }
-)
+#: The attributes frame of task runs (:func:`attributes_schema`).
+ATTRIBUTES_SCHEMA = attributes_schema(TASK_RUNS)
+#: The attributes frame of flow runs (:func:`attributes_schema`).
+FLOW_RUN_ATTRIBUTES_SCHEMA = attributes_schema(FLOW_RUNS)
 
 # Prefect's StateDetails defaults; events omit fields left at their default.
 _DETAIL_DEFAULTS: dict[str, Any] = {
@@ -243,19 +237,31 @@ def _details(details: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def state_row_from_api(
-    record: Mapping[str, Any], *, task_run_id: str, url: str, what: str = "task-run state"
+    record: Mapping[str, Any], *, run_id: str, url: str, kind: RunKind = TASK_RUNS
 ) -> dict[str, Any]:
-    """One state from ``/task_run_states/`` -> a row of state columns.
+    """One state from ``kind.states_path`` (``/task_run_states/``) -> a row of state columns.
+
+    The run's id is ``state_details``' own (else ``run_id``); a state's other ids stay
+    only where ``kind.schema`` has them: a subflow run's states name its parent task
+    run in ``state_details.task_run_id``, which is no column of flow-run states.
 
     Examples:
         >>> row = state_row_from_api(
         ...     {"id": "s1", "type": "RUNNING", "name": "Running",
         ...      "timestamp": "2024-01-01T00:00:00Z", "message": "",
         ...      "state_details": {"flow_run_id": "f1", "retriable": True}},
-        ...     task_run_id="t1", url="test")
-        >>> row["flow_run_id"], row["details_retriable"], row["details_deferred"]
-        ('f1', True, False)
+        ...     run_id="t1", url="test")
+        >>> row["task_run_id"], row["flow_run_id"], row["details_retriable"], row["details_deferred"]
+        ('t1', 'f1', True, False)
+        >>> row = state_row_from_api(
+        ...     {"id": "s1", "type": "SCHEDULED", "name": "Scheduled",
+        ...      "timestamp": "2024-01-01T00:00:00Z",
+        ...      "state_details": {"scheduled_time": "2024-01-01T00:00:00Z", "task_run_id": "t"}},
+        ...     run_id="f1", url="test", kind=FLOW_RUNS)
+        >>> row["flow_run_id"], row["details_scheduled_time"], "task_run_id" in row
+        ('f1', '2024-01-01T00:00:00Z', False)
     """
+    what = f"{kind.adjective} state"
     record = _object(record, field="state", record=record, what=what, url=url)
     for field in ("id", "type", "name", "timestamp"):
         if record.get(field) is None:
@@ -265,7 +271,7 @@ def state_row_from_api(
     )
     row = {
         "id": record["id"],
-        "task_run_id": details.get("task_run_id") or task_run_id,
+        "task_run_id": details.get("task_run_id"),
         "flow_run_id": details.get("flow_run_id"),
         "type": record["type"],
         "name": record["name"],
@@ -274,36 +280,22 @@ def state_row_from_api(
         "data": json_text(record.get("data")),
         **_details(details),
     }
+    row[kind.id_column] = row[kind.id_column] or run_id
     fields = {
         **_details_fields(""),
         "task_run_id": "state_details.task_run_id",
         "flow_run_id": "state_details.flow_run_id",
     }
-    required = _STATE_REQUIRED if task_run_id else _STATE_REQUIRED[:1] + _STATE_REQUIRED[2:]
+    required = ("id", kind.id_column, "type", "name", "timestamp")
     return checked_row(
-        row, _ROW_SCHEMA, required=required, fields=fields, record=record, what=what, url=url
+        {c: v for c, v in row.items() if c in kind.schema},
+        _ROW_SCHEMA,
+        required=required,
+        fields=fields,
+        record=record,
+        what=what,
+        url=url,
     )
-
-
-def flow_run_state_row(record: Mapping[str, Any], *, flow_run_id: str, url: str) -> dict[str, Any]:
-    """One state from ``/flow_run_states/`` -> a row of flow-run state columns.
-
-    A subflow run's states carry its parent task run in ``state_details.task_run_id``;
-    that is the flow run's ``parent_task_run_id``, not a column of its states.
-
-    Examples:
-        >>> row = flow_run_state_row(
-        ...     {"id": "s1", "type": "SCHEDULED", "name": "Scheduled",
-        ...      "timestamp": "2024-01-01T00:00:00Z",
-        ...      "state_details": {"scheduled_time": "2024-01-01T00:00:00Z", "task_run_id": "t"}},
-        ...     flow_run_id="f1", url="test")
-        >>> row["flow_run_id"], row["details_scheduled_time"], "task_run_id" in row
-        ('f1', '2024-01-01T00:00:00Z', False)
-    """
-    row = state_row_from_api(record, task_run_id="", url=url, what="flow-run state")
-    del row["task_run_id"]
-    row["flow_run_id"] = row["flow_run_id"] or flow_run_id
-    return row
 
 
 def _resource_id(resource: Mapping[str, Any], prefix: str) -> str | None:
@@ -339,7 +331,7 @@ def state_row_from_event(event: Mapping[str, Any], *, url: str) -> dict[str, Any
         url=url,
     )
     resource = _object(event.get("resource"), field="resource", record=event, what=what, url=url)
-    task_run_id = _resource_id(resource, "prefect.task-run.")
+    task_run_id = _resource_id(resource, TASK_RUNS.event_prefix)
     if task_run_id is None:
         raise _missing(
             field="resource prefect.task-run id", record=event, what="task-run event", url=url
@@ -371,7 +363,7 @@ def state_row_from_event(event: Mapping[str, Any], *, url: str) -> dict[str, Any
     for related in related_list:
         related = _object(related, field="related[]", record=event, what=what, url=url)
         if flow_run_id is None and related.get("prefect.resource.role") == "flow-run":
-            flow_run_id = _resource_id(related, "prefect.flow-run.")
+            flow_run_id = _resource_id(related, FLOW_RUNS.event_prefix)
     row = {
         "id": event["id"],
         "task_run_id": task_run_id,
@@ -570,17 +562,14 @@ def states_frame(
     attributes: pl.DataFrame,
     *,
     url: str,
-    schema: pl.Schema = STATES_SCHEMA,
-    key: str = "task_run_id",
+    kind: RunKind = TASK_RUNS,
 ) -> pl.DataFrame:
-    """Join state rows with their runs' attributes into a frame of exactly ``schema``.
-
-    ``schema`` and ``key`` are ``STATES_SCHEMA`` and ``"task_run_id"`` for task runs,
-    ``FLOW_RUN_STATES_SCHEMA`` and ``"flow_run_id"`` for flow runs.
+    """Join state rows with their runs' attributes into a frame of exactly ``kind.schema``.
 
     Raises:
         ResponseFormatError: on an unknown state type or an unparseable timestamp.
     """
+    schema = kind.schema
     string_schema = {
         c: pl.String() if schema[c] == UTC_US or c == "type" else schema[c]
         for c in (*STATE_COLUMNS, *DETAILS_COLUMNS)
@@ -597,6 +586,6 @@ def states_frame(
         )
         raise ResponseFormatError(msg, url=url)
     states = parse_timestamps(states, time_columns, url=url)
-    joined = states.join(attributes, on=key, how="left", maintain_order="left")
+    joined = states.join(attributes, on=kind.id_column, how="left", maintain_order="left")
     joined = parse_timestamps(joined, time_columns, url=url)
     return joined.select(pl.col(c).cast(t) for c, t in schema.items())

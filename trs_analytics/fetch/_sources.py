@@ -1,13 +1,20 @@
 """The two sources of state rows, and which of them ``source="auto"`` reads a window from.
 
-* per run (``"states"``): list the task runs that can have a state in the
+Every function here takes a :class:`~trs_analytics.schema.RunKind`: task runs
+or flow runs are read by the same path.
+
+* per run (``"states"``): list the runs that can have a state in the
   window (:mod:`~trs_analytics.fetch._candidates`), then one
-  ``GET /task_run_states/`` per run, ``concurrency`` at a time. Any age.
+  ``GET kind.states_path`` (``/task_run_states/``) per run, ``concurrency`` at a
+  time. Any age.
 * events (``"events"``): ``prefect.task-run.*`` events, 50 a page, then the
   task runs, flow runs and flows they name, 200 ids a call. About 14x fewer
   requests, but only within event retention, and only on Prefect 3. A long
   window is cut into time slices paged concurrently, each with its own
-  ``next_page`` chain.
+  ``next_page`` chain. A kind whose events carry no whole state (flow runs:
+  ``prefect.flow-run.*`` events hold only the state's type and name, measured
+  on 3.9.1) finds its runs from events and reads their states per run, so
+  both sources give the same rows and the events spare the listing queries.
 * :func:`plan_sources` splits a window for ``"auto"``: events for the part
   that events still cover, per-run states for the older part, joined at one
   instant, so no state is read twice and none is missed.
@@ -32,17 +39,9 @@ from trs_analytics.exceptions import (
     RequestRejectedError,
 )
 from trs_analytics.fetch._candidates import iter_candidates
-from trs_analytics.fetch._flow_runs import iter_flow_run_events, iter_flow_runs_per_run
-from trs_analytics.fetch._lookups import (
-    Attributes,
-    read_states_per_run,
-    resolve_deployments,
-    task_run_from_event,
-)
+from trs_analytics.fetch._lookups import RunReader, task_run_from_event
 from trs_analytics.fetch._pages import (
-    FLOW_RUN_EVENTS,
     PAGE_LIMIT,
-    TASK_RUN_EVENTS,
     event_histogram,
     event_page,
     iso,
@@ -50,12 +49,14 @@ from trs_analytics.fetch._pages import (
     read_by_ids,
 )
 from trs_analytics.fetch._records import state_row_from_event, states_frame
+from trs_analytics.schema import FLOW_RUNS, TASK_RUNS
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from trs_analytics.client import PrefectClient
     from trs_analytics.fetch._filters import StateFilters
+    from trs_analytics.schema import RunKind
 
 __all__ = [
     "DEFAULT_EVENT_RETENTION",
@@ -81,8 +82,6 @@ _RETENTION_MARGIN = timedelta(hours=1)
 _PARENT_MARGIN = timedelta(minutes=1)
 _ONE_US = timedelta(microseconds=1)
 _FOREVER = timedelta(days=3650)
-#: The event name prefix of each kind of run's state changes.
-_PREFIXES = {"task_runs": TASK_RUN_EVENTS, "flow_runs": FLOW_RUN_EVENTS}
 #: Answers that mean "this server will not give you events" (not: "you are not allowed").
 _REFUSALS = (NotFoundError, RequestRejectedError)
 
@@ -101,17 +100,58 @@ def _refused(err: PrefectAPIError) -> bool:
 
 
 def iter_per_run(
-    client: PrefectClient, filters: StateFilters, start: datetime, end: datetime
+    client: PrefectClient, kind: RunKind, filters: StateFilters, start: datetime, end: datetime
 ) -> Iterator[pl.DataFrame]:
-    """Frames of the states in ``[start, end)``, read one task run at a time."""
-    deployment_ids = resolve_deployments(client, filters.deployments)
-    body = filters.server_body(deployment_ids)
-    attributes = Attributes(client)
-    for page in iter_candidates(client, client.server_info(), body, start, end):
-        attrs = filters.apply(attributes.rows(page), deployment_ids)
-        frame = read_states_per_run(client, attrs, start, end, key="task_run_id")
+    """Frames of ``kind``'s states in ``[start, end)``, read one run at a time."""
+    reader = RunReader.open(client, kind, filters)
+    body = filters.server_body(kind, reader.deployment_ids)
+    for page in iter_candidates(client, client.server_info(), body, start, end, kind):
+        frame = reader.states_of(page, start, end)
         if frame.height:
             yield frame
+
+
+def _event_run_ids(
+    client: PrefectClient,
+    kind: RunKind,
+    start: datetime,
+    end: datetime,
+    first: dict[str, Any] | None,
+) -> Iterator[tuple[list[str], int]]:
+    """Per event page: the ids of ``kind``'s runs with a first state change there, and how
+    many state changes the page held."""
+    seen: set[str] = set()
+    for page in iter_event_pages(client, since=start, until=end, first=first, kind=kind):
+        fresh, changes = [], 0
+        for event in page:
+            if not (event.get("payload") or {}).get("validated_state"):
+                continue  # a heartbeat, not a state change
+            changes += 1
+            resource = str((event.get("resource") or {}).get("prefect.resource.id") or "")
+            run_id = resource.removeprefix(kind.event_prefix)
+            if resource.startswith(kind.event_prefix) and run_id not in seen:
+                seen.add(run_id)
+                fresh.append(run_id)
+        yield fresh, changes
+
+
+def _runs_in_events(
+    reader: RunReader, start: datetime, end: datetime, batch_size: int, first: dict[str, Any]
+) -> Iterator[pl.DataFrame]:
+    """The events name the runs, whose states are read per run: a batch is cut every 200
+    runs (a look-up call) or ``batch_size`` state changes."""
+    pending: list[str] = []
+    changes = 0
+    for ids, count in _event_run_ids(reader.client, reader.kind, start, end, first):
+        pending.extend(ids)
+        changes += count
+        while len(pending) >= PAGE_LIMIT or (pending and changes >= batch_size):
+            chunk, pending = pending[:PAGE_LIMIT], pending[PAGE_LIMIT:]
+            changes = 0
+            if (frame := reader.states_of_ids(chunk, start, end)).height:
+                yield frame
+    if pending and (frame := reader.states_of_ids(pending, start, end)).height:
+        yield frame
 
 
 # -- events ------------------------------------------------------------------------------
@@ -209,6 +249,7 @@ def _sliced_pages(
 
 def iter_events(
     client: PrefectClient,
+    kind: RunKind,
     filters: StateFilters,
     start: datetime,
     end: datetime,
@@ -216,18 +257,34 @@ def iter_events(
     *,
     first: dict[str, Any] | None = None,
 ) -> Iterator[pl.DataFrame]:
-    """Frames of the states in ``[start, end)`` read from events; pages are read
-    ahead while the previous batch's look-ups run, and batches stay in order."""
-    deployment_ids = resolve_deployments(client, filters.deployments)
-    attributes = Attributes(client)
+    """Frames of ``kind``'s states in ``[start, end)``, read through its events.
+
+    Task-run events carry whole states: the rows are read from the events
+    themselves. Flow-run events carry only a state's type and name
+    (``kind.events_hold_states`` is false): they name the runs, whose states are
+    then read per run. ``first`` is the first event page when the caller has read
+    it (it proves the server has events).
+    """
+    reader = RunReader.open(client, kind, filters)
+    first = first or event_page(client, since=start, until=end, kind=kind)
+    read = _states_in_events if kind.events_hold_states else _runs_in_events
+    yield from read(reader, start, end, batch_size, first)
+
+
+def _states_in_events(
+    reader: RunReader, start: datetime, end: datetime, batch_size: int, first: dict[str, Any]
+) -> Iterator[pl.DataFrame]:
+    """Task-run states read from their events; pages are read ahead while the previous
+    batch's look-ups run, and batches stay in order. Subflows' parent task runs, which
+    send no events, are read per run at the end."""
+    client = reader.client
     url = f"{client.api_url}/events/filter"
-    first = first or event_page(client, since=start, until=end)
 
     def finish(batch: tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]) -> pl.DataFrame:
         rows, latest = batch
-        found = {tr["id"]: tr for tr in read_by_ids(client, "task_runs", sorted(latest))}
+        found = {tr["id"]: tr for tr in read_by_ids(client, TASK_RUNS.name, sorted(latest))}
         runs = [found.get(i) or task_run_from_event(latest[i]) for i in sorted(latest)]
-        attrs = filters.apply(attributes.rows(runs), deployment_ids)
+        attrs = reader.attributes_of(runs)
         frame = states_frame(rows, attrs.drop("_state_type"), url=url)
         keep = frame.filter(pl.col("task_run_id").is_in(attrs["task_run_id"].implode()))
         return _in_window(keep, start, end)
@@ -255,12 +312,8 @@ def iter_events(
         if frame.height:
             yield frame
     parents = sorted(_subflow_parent_ids(client, start, end) - seen)
-    for chunk in (parents[i : i + PAGE_LIMIT] for i in range(0, len(parents), PAGE_LIMIT)):
-        runs = list(read_by_ids(client, "task_runs", chunk))
-        attrs = filters.apply(attributes.rows(runs), deployment_ids)
-        frame = read_states_per_run(client, attrs, start, end, key="task_run_id")
-        if frame.height:
-            yield frame
+    if parents and (frame := reader.states_of_ids(parents, start, end)).height:
+        yield frame
 
 
 def _subflow_parent_ids(client: PrefectClient, start: datetime, end: datetime) -> set[str]:
@@ -274,7 +327,7 @@ def _subflow_parent_ids(client: PrefectClient, start: datetime, end: datetime) -
     """
     found: set[str] = set()
     pages = iter_event_pages(
-        client, since=start - _PARENT_MARGIN, until=end + _PARENT_MARGIN, prefix=FLOW_RUN_EVENTS
+        client, since=start - _PARENT_MARGIN, until=end + _PARENT_MARGIN, kind=FLOW_RUNS
     )
     for page in pages:
         for event in page:
@@ -283,7 +336,7 @@ def _subflow_parent_ids(client: PrefectClient, start: datetime, end: datetime) -
             for related in event.get("related") or []:
                 rid = str(related.get("prefect.resource.id") or "")
                 if related.get("prefect.resource.role") == "task-run":
-                    found.add(rid.removeprefix(TASK_RUN_EVENTS))
+                    found.add(rid.removeprefix(TASK_RUNS.event_prefix))
     return found
 
 
@@ -331,11 +384,10 @@ def _split(start: datetime, cut: datetime, end: datetime, reason: str) -> Source
 
 
 def _oldest_event(
-    client: PrefectClient, start: datetime, end: datetime, prefix: str = TASK_RUN_EVENTS
+    client: PrefectClient, kind: RunKind, start: datetime, end: datetime
 ) -> datetime | None:
-    """When the oldest task-run event (or ``prefix`` event) at or before ``end`` occurred
-    (None: there is none)."""
-    page = event_page(client, since=start - _FOREVER, until=end, page_size=1, prefix=prefix)
+    """When the oldest of ``kind``'s events at or before ``end`` occurred (None: there is none)."""
+    page = event_page(client, since=start - _FOREVER, until=end, page_size=1, kind=kind)
     events = page["events"]
     if not events:
         return None
@@ -350,9 +402,9 @@ def plan_sources(
     source: Literal["auto", "states", "events"] = "auto",
     event_retention: timedelta = DEFAULT_EVENT_RETENTION,
     now: datetime | None = None,
-    kind: Literal["task_runs", "flow_runs"] = "task_runs",
+    kind: RunKind = TASK_RUNS,
 ) -> SourcePlan:
-    """Which source reads which part of ``[start, end)`` (of task-run or flow-run states).
+    """Which source reads which part of ``[start, end)`` for ``kind``'s states.
 
     ``"states"`` and ``"events"`` are taken as asked. ``"auto"`` reads events
     for a window that starts well inside ``event_retention`` (no request here;
@@ -372,21 +424,21 @@ def plan_sources(
         reason = f"the window starts within the {event_retention} event retention"
         return SourcePlan((Segment("events", start, end),), reason, fallback=True)
     try:
-        oldest = _oldest_event(client, start, end, _PREFIXES[kind])
+        oldest = _oldest_event(client, kind, start, end)
     except RequestRejectedError:
         cut = now - event_retention + _RETENTION_MARGIN
         return _logged(_split(start, cut, end, f"events can only be asked back to {iso(cut)}"))
     except PrefectAPIError as err:
         if not _refused(err):
             raise
-        reason = (
-            f"the events endpoint refused ({err.status_code}; Prefect 2 has no task-run events)"
-        )
+        reason = f"the events endpoint refused ({err.status_code}; Prefect 2 has no events)"
         return _logged(SourcePlan((Segment("states", start, end),), reason))
     if oldest is None:
-        reason = "the server holds no task-run events up to the window's end"
+        reason = f"the server holds no {kind.adjective} events up to the window's end"
         return _logged(SourcePlan((Segment("states", start, end),), reason))
-    return _logged(_split(start, oldest, end, f"the oldest task-run event is from {iso(oldest)}"))
+    return _logged(
+        _split(start, oldest, end, f"the oldest {kind.adjective} event is from {iso(oldest)}")
+    )
 
 
 def _logged(plan: SourcePlan) -> SourcePlan:
@@ -400,33 +452,18 @@ def _logged(plan: SourcePlan) -> SourcePlan:
 
 def iter_plan(
     client: PrefectClient,
+    kind: RunKind,
     filters: StateFilters,
     plan: SourcePlan,
     batch_size: int,
-    *,
-    kind: Literal["task_runs", "flow_runs"] = "task_runs",
 ) -> Iterator[pl.DataFrame]:
-    """Frames of every segment of ``plan``, oldest segment first: task-run states, or
-    with ``kind="flow_runs"`` flow-run states (:mod:`~trs_analytics.fetch._flow_runs`)."""
-
-    def per_run(segment: Segment) -> Iterator[pl.DataFrame]:
-        if kind == "flow_runs":
-            return iter_flow_runs_per_run(client, filters, segment.start, segment.end)
-        return iter_per_run(client, filters, segment.start, segment.end)
-
-    def events(segment: Segment, first: dict[str, Any]) -> Iterator[pl.DataFrame]:
-        if kind == "flow_runs":
-            return iter_flow_run_events(client, filters, segment.start, segment.end, first=first)
-        return iter_events(client, filters, segment.start, segment.end, batch_size, first=first)
-
+    """Frames of ``kind``'s states in every segment of ``plan``, oldest segment first."""
     for segment in plan.segments:
         if segment.source == "states":
-            yield from per_run(segment)
+            yield from iter_per_run(client, kind, filters, segment.start, segment.end)
             continue
         try:
-            first = event_page(
-                client, since=segment.start, until=segment.end, prefix=_PREFIXES[kind]
-            )
+            first = event_page(client, since=segment.start, until=segment.end, kind=kind)
         except PrefectAPIError as err:
             if not (plan.fallback and _refused(err)):
                 raise
@@ -436,6 +473,8 @@ def iter_plan(
                 iso(segment.start),
                 iso(segment.end),
             )
-            yield from per_run(segment)
+            yield from iter_per_run(client, kind, filters, segment.start, segment.end)
             continue
-        yield from events(segment, first)
+        yield from iter_events(
+            client, kind, filters, segment.start, segment.end, batch_size, first=first
+        )

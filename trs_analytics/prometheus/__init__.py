@@ -14,6 +14,7 @@ from __future__ import annotations
 from trs_analytics.prometheus._families import (
     RefreshStatus,
     SnapshotCollector,
+    StatusCollector,
     families,
     registry_for,
 )
@@ -21,6 +22,7 @@ from trs_analytics.prometheus._serve import (
     MetricsSource,
     Refresher,
     dataset_version,
+    metrics_app,
     render_metrics,
     serve_metrics,
     write_textfile,
@@ -44,9 +46,11 @@ __all__ = [
     "Refresher",
     "Snapshot",
     "SnapshotCollector",
+    "StatusCollector",
     "compute_snapshot",
     "dataset_version",
     "families",
+    "metrics_app",
     "registry_for",
     "render_metrics",
     "serve_metrics",

@@ -4,7 +4,10 @@
 in, the families out. :class:`SnapshotCollector` yields them from the last
 snapshot it was given, so a scrape reads values and never computes; it adds the
 exporter's own families (when it last refreshed, how long that took, how many
-refreshes failed). ``docs/prometheus.md`` lists every family.
+refreshes failed). A scrape of ``serve-metrics`` reads the snapshot's text as
+rendered when it was published (:meth:`SnapshotCollector.text`) followed by the
+small live part (:class:`StatusCollector`, the process's own series).
+``docs/prometheus.md`` lists every family.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     SummaryMetricFamily,
 )
+from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.samples import Sample
 
@@ -32,7 +36,7 @@ if TYPE_CHECKING:
 
     from trs_analytics.prometheus._snapshot import Snapshot
 
-__all__ = ["RefreshStatus", "SnapshotCollector", "families", "registry_for"]
+__all__ = ["RefreshStatus", "SnapshotCollector", "StatusCollector", "families", "registry_for"]
 
 
 def _labels(row: dict[str, Any], keys: Sequence[str]) -> list[str]:
@@ -247,13 +251,18 @@ class SnapshotCollector(Collector):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._families: list[Metric] = []
+        self._text = b""
         self.status = RefreshStatus()
 
     def publish(self, snap: Snapshot, *, ended: float) -> None:
-        """Serve ``snap`` from now on (``ended``: when its refresh ended, Unix seconds)."""
+        """Serve ``snap`` from now on (``ended``: when its refresh ended, Unix seconds).
+
+        Its text is rendered here, once, so that a scrape only copies bytes.
+        """
         built = families(snap)
+        text = generate_latest(_Fixed(built))
         with self._lock:
-            self._families = built
+            self._families, self._text = built, text
             self.status = replace(
                 self.status,
                 refreshes=self.status.refreshes + 1,
@@ -272,6 +281,31 @@ class SnapshotCollector(Collector):
             served, status = list(self._families), self.status
         yield from served
         yield from status.families()
+
+    def text(self) -> bytes:
+        """The last snapshot's families in the text format, as rendered when published."""
+        with self._lock:
+            return self._text
+
+
+class _Fixed(Collector):
+    """Yields the families it was given."""
+
+    def __init__(self, built: Sequence[Metric]) -> None:
+        self.built = built
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.built
+
+
+class StatusCollector(Collector):
+    """The exporter's own families (refreshes, failures, last refresh), read at each scrape."""
+
+    def __init__(self, collector: SnapshotCollector) -> None:
+        self.collector = collector
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.collector.status.families()
 
 
 def registry_for(collector: SnapshotCollector, *, process: bool = False) -> CollectorRegistry:

@@ -15,13 +15,20 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING, Any, BinaryIO, Final
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import generate_latest, start_http_server
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    ProcessCollector,
+    generate_latest,
+)
 
 from trs_analytics._atomic import atomic_write
 from trs_analytics.exceptions import TrsAnalyticsError
-from trs_analytics.prometheus._families import SnapshotCollector, registry_for
+from trs_analytics.prometheus._families import SnapshotCollector, StatusCollector, registry_for
 from trs_analytics.prometheus._snapshot import OTHER, compute_snapshot
 from trs_analytics.storage import (
     FLOW_RUN_TABLE,
@@ -42,6 +49,7 @@ __all__ = [
     "MetricsSource",
     "Refresher",
     "dataset_version",
+    "metrics_app",
     "render_metrics",
     "serve_metrics",
     "write_textfile",
@@ -202,6 +210,39 @@ class Refresher:
         self._thread.join()
 
 
+class _Server(ThreadingMixIn, WSGIServer):
+    """One thread per scrape; the threads die with the process."""
+
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """No access log line per scrape."""
+
+
+def metrics_app(collector: SnapshotCollector) -> Callable[..., list[bytes]]:
+    """A WSGI app answering ``/metrics`` from the last published text and the live part.
+
+    ``prometheus_client`` renders both (the snapshot's once, when published; the
+    exporter's own and the process's series at each scrape, a few lines).
+    """
+    live = CollectorRegistry(auto_describe=False)
+    live.register(StatusCollector(collector))
+    ProcessCollector(registry=live)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        if environ.get("PATH_INFO", "/") not in ("/", "/metrics"):
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"Not found: the metrics are at /metrics.\n"]
+        body = collector.text() + generate_latest(live)
+        headers = [("Content-Type", CONTENT_TYPE_LATEST), ("Content-Length", str(len(body)))]
+        start_response("200 OK", headers)
+        return [body]
+
+    return app
+
+
 def serve_metrics(
     source: MetricsSource,
     *,
@@ -213,10 +254,15 @@ def serve_metrics(
     """Serve ``/metrics`` on ``host:port`` until ``stop`` is set (or the process ends).
 
     The server answers at once; until the first refresh ends it serves only the
-    exporter's own families (``trs_exporter_refreshes`` is 0 then).
+    exporter's own families (``trs_exporter_refreshes_total`` is 0 then) and the
+    process's. A scrape copies the text rendered at the last refresh: it never computes.
     """
     collector = SnapshotCollector()
-    server, thread = start_http_server(port, host, registry_for(collector, process=True))
+    server = make_server(
+        host, port, metrics_app(collector), server_class=_Server, handler_class=_QuietHandler
+    )
+    thread = threading.Thread(target=server.serve_forever, name="trs-metrics-http", daemon=True)
+    thread.start()
     refresher = Refresher(source, collector, every=refresh)
     refresher.start()
     try:

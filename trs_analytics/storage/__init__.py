@@ -22,8 +22,10 @@ from trs_analytics.storage._parquet import (
     read_marker,
     scan_flow_run_states,
     scan_states,
+    write_flow_run_states,
     write_states,
 )
+from trs_analytics.storage._summary import StatesSummary, TableSummary, summarize_states
 
 __all__ = [
     "DEFAULT_OVERLAP",
@@ -36,6 +38,8 @@ __all__ = [
     "DatasetLockedError",
     "DatasetProgress",
     "ExportResult",
+    "StatesSummary",
+    "TableSummary",
     "atomic_write_parquet",
     "find_damaged_file",
     "list_parquet_files",
@@ -43,5 +47,7 @@ __all__ = [
     "read_marker",
     "scan_flow_run_states",
     "scan_states",
+    "summarize_states",
+    "write_flow_run_states",
     "write_states",
 ]

@@ -69,7 +69,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Final, Literal, Self
+from typing import IO, TYPE_CHECKING, Any, Final, Self
 
 import polars as pl
 
@@ -77,12 +77,7 @@ from trs_analytics._atomic import storage_error, write_json_atomic
 from trs_analytics._progress import Progress
 from trs_analytics._time import iso, parse_when
 from trs_analytics.exceptions import ConfigurationError, StorageError
-from trs_analytics.schema import (
-    FLOW_RUN_SCHEMA_VERSION,
-    FLOW_RUN_STATES_SCHEMA,
-    SCHEMA_VERSION,
-    STATES_SCHEMA,
-)
+from trs_analytics.schema import FLOW_RUNS, TASK_RUNS, RunKind
 from trs_analytics.storage._parquet import (
     FLOW_RUN_TABLE,
     MARKER_FORMAT,
@@ -251,6 +246,10 @@ class DatasetInfo:
         created: when the dataset was created.
         format_version: the marker's format version.
         schema_version: the states schema version of the dataset's files.
+        kind: the kind of run whose states the folder holds: ``"task_runs"``
+            (the dataset's own folder) or ``"flow_runs"`` (its ``_flow_run_states/``
+            table). A marker written before this was recorded is read by the
+            folder's name.
 
     Examples:
         >>> info = DatasetInfo(path=Path("states"), filters={"flow_names": ["etl"]})
@@ -266,7 +265,8 @@ class DatasetInfo:
     history: tuple[dict[str, Any], ...] = ()
     created: datetime | None = None
     format_version: int = _FORMAT_VERSION
-    schema_version: int = SCHEMA_VERSION
+    schema_version: int = TASK_RUNS.schema_version
+    kind: str = TASK_RUNS.name
 
     @property
     def exports(self) -> int:
@@ -278,6 +278,7 @@ class DatasetInfo:
         return {
             "format": _FORMAT,
             "format_version": self.format_version,
+            "kind": self.kind,
             "schema_version": self.schema_version,
             "partitioning": _PARTITIONING,
             "created": iso(self.created) if self.created else None,
@@ -288,8 +289,13 @@ class DatasetInfo:
 
     @classmethod
     def from_json(cls, path: Path, data: Mapping[str, Any]) -> Self:
-        """Read a marker's JSON object (already checked for its format)."""
+        """Read a marker's JSON object (already checked for its format).
+
+        A marker without ``kind`` (written before it was recorded) is of the kind
+        whose table lies where it does: ``_flow_run_states/`` holds flow runs.
+        """
         cursor, created = data.get("cursor"), data.get("created")
+        kind = _kind_named(data.get("kind") or _kind_at(path).name, path)
         return cls(
             path=path,
             filters={k: list(v) for k, v in (data.get("filters") or {}).items()},
@@ -297,8 +303,22 @@ class DatasetInfo:
             history=tuple(data.get("history") or ()),
             created=parse_when(str(created)) if created else None,
             format_version=int(data.get("format_version", _FORMAT_VERSION)),
-            schema_version=int(data.get("schema_version", SCHEMA_VERSION)),
+            schema_version=int(data.get("schema_version", kind.schema_version)),
+            kind=kind.name,
         )
+
+
+def _kind_at(path: Path) -> RunKind:
+    """The kind of run whose table a folder is, by its name (for markers without a kind)."""
+    return FLOW_RUNS if path.name == FLOW_RUNS.folder else TASK_RUNS
+
+
+def _kind_named(name: object, path: Path) -> RunKind:
+    for kind in (TASK_RUNS, FLOW_RUNS):
+        if name == kind.name:
+            return kind
+    msg = f"the marker of {path} names an unknown kind of run {name!r}"
+    raise ValueError(msg)
 
 
 def read_dataset_info(path: str | os.PathLike[str]) -> DatasetInfo:
@@ -333,6 +353,18 @@ def _filters_json(filters: Mapping[str, Iterable[str]]) -> dict[str, list[str]]:
     return {k: sorted(v) for k, v in filters.items() if v}
 
 
+def _check_kind(out: Path, kind: RunKind, found: str) -> None:
+    """Refuse to write ``kind``'s states into the table of another kind (named ``found``)."""
+    if found == kind.name:
+        return
+    msg = (
+        f"{out} is the table of {_kind_named(found, out).states_label}, not of "
+        f"{kind.states_label}; nothing was written. Hint: pass the dataset folder itself to "
+        f"--out: its flow-run table, {FLOW_RUNS.folder}/, is exported with it."
+    )
+    raise ConfigurationError(msg)
+
+
 def _inside_dataset(out: Path) -> Path | None:
     """The dataset that holds ``out`` (one of its parents has a marker), or ``None``."""
     for parent in out.absolute().parents:
@@ -341,13 +373,18 @@ def _inside_dataset(out: Path) -> Path | None:
     return None
 
 
-def _existing_info(out: Path, filters: dict[str, list[str]]) -> DatasetInfo | None:
-    """The marker of ``out`` if it is a dataset (with these filters); ``None`` if it can be one."""
+def _existing_info(
+    out: Path, filters: dict[str, list[str]], kind: RunKind = TASK_RUNS
+) -> DatasetInfo | None:
+    """The marker of ``out`` if it is a dataset of ``kind`` (with these filters); ``None`` if
+    it can be one."""
     if out.exists() and not out.is_dir():
         msg = f"{out} is a file, expected a dataset folder. Hint: pass a folder to --out."
         raise StorageError(msg)
+    _check_kind(out, kind, _kind_at(out).name)
     if (out / MARKER_NAME).exists() or (out / MARKER_NAME).is_symlink():
         info = read_dataset_info(out)
+        _check_kind(out, kind, info.kind)
         if info.filters != filters:
             msg = (
                 f"{out} was exported with filters {info.filters}, this export asks for "
@@ -517,11 +554,9 @@ def _rows_in(file: Path) -> int:
     return int(pl.scan_parquet(file).select(pl.len()).collect().item())
 
 
-def _read(
-    files: list[Path], columns: list[str] | None = None, schema: pl.Schema = STATES_SCHEMA
-) -> pl.DataFrame:
+def _read(files: list[Path], columns: list[str] | None, kind: RunKind) -> pl.DataFrame:
     try:
-        return read_states_files(files, columns, schema)
+        return read_states_files(files, columns, kind)
     except Exception as err:  # polars raises several kinds for a damaged file
         names = ", ".join(str(f) for f in files)
         msg = (
@@ -537,8 +572,7 @@ def _merge_day(
     new: pl.DataFrame,
     *,
     target_file_rows: int,
-    schema: pl.Schema = STATES_SCHEMA,
-    schema_version: int = SCHEMA_VERSION,
+    kind: RunKind,
 ) -> int:
     """Add the rows of ``new`` whose ids the day does not have yet; return how many."""
     if day_dir.is_symlink():
@@ -550,20 +584,22 @@ def _merge_day(
         raise StorageError(msg)
     parts = _day_files(day_dir)
     if parts:
-        known = _read(parts, ["id"], schema)["id"]
+        known = _read(parts, ["id"], kind)["id"]
         new = new.filter(~pl.col("id").is_in(known.implode()))
     if new.height == 0:
         return 0
     last = parts[-1] if parts else None
     if last is not None and _rows_in(last) + new.height <= target_file_rows:
-        merged = pl.concat([_read([last], None, schema), new], how="vertical")
-        atomic_write_parquet(merged.sort("timestamp", "id"), last, schema_version=schema_version)
+        merged = pl.concat([_read([last], None, kind), new], how="vertical")
+        atomic_write_parquet(
+            merged.sort("timestamp", "id"), last, schema_version=kind.schema_version
+        )
     else:
         number = int(last.stem.removeprefix("part-")) + 1 if last is not None else 0
         atomic_write_parquet(
             new.sort("timestamp", "id"),
             day_dir / f"part-{number:05d}.parquet",
-            schema_version=schema_version,
+            schema_version=kind.schema_version,
         )
     return new.height
 
@@ -578,12 +614,10 @@ class _Writer:
         flush_rows: int,
         target_file_rows: int,
         before_write: Callable[[], None] | None = None,
-        schema: pl.Schema = STATES_SCHEMA,
-        schema_version: int = SCHEMA_VERSION,
+        kind: RunKind = TASK_RUNS,
     ) -> None:
         self.out = out
-        self.schema = schema
-        self.schema_version = schema_version
+        self.kind = kind
         self.flush_rows = flush_rows
         self.target_file_rows = target_file_rows
         self.before_write = before_write
@@ -611,10 +645,9 @@ class _Writer:
         ):
             added = _merge_day(
                 self.out / f"day={name}",
-                rows.drop("_day").select(self.schema.names()),
+                rows.drop("_day").select(self.kind.schema.names()),
                 target_file_rows=self.target_file_rows,
-                schema=self.schema,
-                schema_version=self.schema_version,
+                kind=self.kind,
             )
             if added:
                 self.added += added
@@ -657,10 +690,10 @@ class Dataset:
         lock: IO[str],
         flush_rows: int,
         target_file_rows: int,
-        schema: pl.Schema = STATES_SCHEMA,
-        schema_version: int = SCHEMA_VERSION,
+        kind: RunKind = TASK_RUNS,
     ) -> None:
         self.path = path
+        self.kind = kind
         self.info = info
         self.is_new = is_new
         self._fresh = is_new  # new when opened: a failure before its first commit undoes it
@@ -672,8 +705,7 @@ class Dataset:
             flush_rows=flush_rows,
             target_file_rows=target_file_rows,
             before_write=self._write_marker_once,
-            schema=schema,
-            schema_version=schema_version,
+            kind=kind,
         )
 
     @classmethod
@@ -685,13 +717,15 @@ class Dataset:
         wait: float = 0.0,
         flush_rows: int = 100_000,
         target_file_rows: int = 1_000_000,
-        table: Literal["task_run_states", "flow_run_states"] = "task_run_states",
+        kind: RunKind = TASK_RUNS,
     ) -> Self:
         """Open (or prepare) the dataset at ``path`` and take its lock.
 
-        ``table="flow_run_states"`` opens the dataset's flow-run table instead: the
-        ``_flow_run_states/`` folder inside it, a dataset of its own (marker, cursor,
-        lock) in :data:`~trs_analytics.FLOW_RUN_STATES_SCHEMA`.
+        ``kind=FLOW_RUNS`` opens the dataset's flow-run table instead: the
+        ``_flow_run_states/`` folder inside it (``kind.folder``), a dataset of its own
+        (marker, cursor, lock) in :data:`~trs_analytics.FLOW_RUN_STATES_SCHEMA`. The
+        marker records the kind, so one kind's export never writes into the other's
+        table.
 
         Args:
             path: the dataset folder: missing, empty, or an existing dataset.
@@ -705,18 +739,17 @@ class Dataset:
             StorageError: ``path`` holds something other than a dataset, a file in it
                 is damaged, or the folder cannot be written.
             DatasetLockedError: another export is writing to ``path``.
-            ConfigurationError: the filters differ from the dataset's.
+            ConfigurationError: the filters differ from the dataset's, or ``path`` is
+                (or its marker says it is) another kind's table.
         """
         check_path(path, "the dataset folder (out)")
         if flush_rows < 1 or target_file_rows < 1:
             msg = "flush_rows and target_file_rows must be at least 1."
             raise ConfigurationError(msg)
-        folder = Path(path) / FLOW_RUN_TABLE if table == "flow_run_states" else Path(path)
+        folder = Path(path) / kind.folder
         _check_not_nested(Path(path), folder)
-        schema = FLOW_RUN_STATES_SCHEMA if table == "flow_run_states" else STATES_SCHEMA
-        version = FLOW_RUN_SCHEMA_VERSION if table == "flow_run_states" else SCHEMA_VERSION
         wanted = _filters_json(filters or {})
-        _existing_info(folder, wanted)  # refuse a foreign folder before the lock file is made
+        _existing_info(folder, wanted, kind)  # refuse a foreign folder before the lock file
         made_folder = not folder.exists()
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -724,11 +757,11 @@ class Dataset:
             raise storage_error(err, f"cannot create the dataset folder {folder}") from err
         lock = _lock(folder, wait=wait)
         try:
-            info = _existing_info(folder, wanted)  # again, under the lock
+            info = _existing_info(folder, wanted, kind)  # again, under the lock
             if info is not None:
                 _remove_leftovers(folder)
             for file in list_parquet_files(folder):
-                _check_file(file, schema)
+                _check_file(file, kind)
         except BaseException:
             forget = not (folder / MARKER_NAME).exists()
             _release(folder, lock, forget=forget, made_folder=made_folder)
@@ -737,15 +770,18 @@ class Dataset:
             folder,
             info
             or DatasetInfo(
-                path=folder, filters=wanted, created=datetime.now(UTC), schema_version=version
+                path=folder,
+                filters=wanted,
+                created=datetime.now(UTC),
+                schema_version=kind.schema_version,
+                kind=kind.name,
             ),
             is_new=info is None,
             made_folder=made_folder,
             lock=lock,
             flush_rows=flush_rows,
             target_file_rows=target_file_rows,
-            schema=schema,
-            schema_version=version,
+            kind=kind,
         )
 
     def __enter__(self) -> Self:

@@ -1,4 +1,9 @@
-"""Parquet files and folders of states, written atomically, read lazily."""
+"""Parquet files and folders of states, written atomically, read lazily.
+
+Every reader and writer here takes a :class:`~trs_analytics.schema.RunKind`:
+:func:`scan_states` and :func:`scan_flow_run_states` (and the two writers) are
+two-line wrappers around one path.
+"""
 
 from __future__ import annotations
 
@@ -21,19 +26,15 @@ from trs_analytics.engines import (
     import_engine,
 )
 from trs_analytics.exceptions import ConfigurationError, SchemaError, StorageError
-from trs_analytics.schema import (
-    COLUMNS_ADDED,
-    FLOW_RUN_STATES_SCHEMA,
-    SCHEMA_VERSION,
-    STATES_SCHEMA,
-    validate_states,
-)
+from trs_analytics.schema import FLOW_RUNS, SCHEMA_VERSION, TASK_RUNS, validate_states
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     import duckdb
     import pyspark.sql
+
+    from trs_analytics.schema import RunKind
 
 __all__ = [
     "FLOW_RUN_TABLE",
@@ -46,13 +47,14 @@ __all__ = [
     "read_states_files",
     "scan_flow_run_states",
     "scan_states",
+    "write_flow_run_states",
     "write_states",
 ]
 
-#: The sub-folder of a dataset that holds its flow-run states table. Its name
-#: starts with ``_`` so that every reader of the task-run table (this module,
-#: Spark, pyarrow) skips it.
-FLOW_RUN_TABLE = "_flow_run_states"
+#: The sub-folder of a dataset that holds its flow-run states table
+#: (``FLOW_RUNS.folder``). Its name starts with ``_`` so that every reader of
+#: the task-run table (this module, Spark, pyarrow) skips it.
+FLOW_RUN_TABLE = FLOW_RUNS.folder
 #: The file that marks a folder as a trs_analytics dataset (see ``storage._dataset``).
 MARKER_NAME = "_trs_dataset.json"
 #: The marker's ``format`` and the newest ``format_version`` this package reads.
@@ -62,9 +64,6 @@ MARKER_VERSION = 1
 _DAY_FOLDER = re.compile(r"day=(\d{4}-\d{2}-\d{2})")
 
 logger = logging.getLogger("trs_analytics.storage")
-
-#: Columns that files of an older schema version may lack: read as nulls.
-_ADDED = frozenset(c for columns in COLUMNS_ADDED.values() for c in columns)
 
 #: Parquet key-value metadata entry holding :data:`trs_analytics.schema.SCHEMA_VERSION`.
 SCHEMA_VERSION_KEY = "trs_analytics.schema_version"
@@ -161,12 +160,43 @@ def write_states(
         >>> ta.scan_states(path).collect_schema() == ta.STATES_SCHEMA
         True
     """
-    validate_states(frame)
+    return _write(TASK_RUNS, frame, path, compression, compression_level)
+
+
+def write_flow_run_states(
+    frame: pl.DataFrame,
+    path: str | os.PathLike[str],
+    *,
+    compression: Compression = "zstd",
+    compression_level: int | None = None,
+) -> Path:
+    """Write a flow-run states frame to one Parquet file, as :func:`write_states` does.
+
+    Args: as :func:`write_states`; ``frame`` in :data:`trs_analytics.FLOW_RUN_STATES_SCHEMA`.
+
+    Examples:
+        >>> import tempfile, trs_analytics as ta
+        >>> path = write_flow_run_states(ta.empty_flow_run_states(), f"{tempfile.mkdtemp()}/f.parquet")
+        >>> ta.scan_flow_run_states(path).collect_schema() == ta.FLOW_RUN_STATES_SCHEMA
+        True
+    """
+    return _write(FLOW_RUNS, frame, path, compression, compression_level)
+
+
+def _write(
+    kind: RunKind,
+    frame: pl.DataFrame,
+    path: str | os.PathLike[str],
+    compression: Compression,
+    compression_level: int | None,
+) -> Path:
+    validate_states(frame, kind)
     return atomic_write_parquet(
-        frame.select(STATES_SCHEMA.names()),
+        frame.select(kind.schema.names()),
         Path(path),
         compression=compression,
         compression_level=compression_level,
+        schema_version=kind.schema_version,
     )
 
 
@@ -274,15 +304,7 @@ def read_marker(folder: Path) -> dict[str, Any] | None:
 _MAGIC = b"PAR1"
 
 
-def _mismatch(schema: pl.Schema, expected: pl.Schema) -> str | None:
-    """What keeps ``schema`` from holding ``expected``'s columns and dtypes, or None."""
-    if missing := [c for c in expected if c not in schema]:
-        return "it lacks " + ", ".join(repr(c) for c in missing)
-    wrong = [f"{c!r} is {schema[c]}" for c, t in expected.items() if schema[c] != t]
-    return "; ".join(wrong) if wrong else None
-
-
-def _check_file(file: Path, expected: pl.Schema = STATES_SCHEMA) -> None:
+def _check_file(file: Path, kind: RunKind = TASK_RUNS) -> None:
     try:
         with file.open("rb") as handle:
             head = handle.read(len(_MAGIC))
@@ -304,16 +326,13 @@ def _check_file(file: Path, expected: pl.Schema = STATES_SCHEMA) -> None:
             "Hint: it may have been damaged; move it out of the dataset and export again."
         )
         raise StorageError(msg) from err
-    if expected is not STATES_SCHEMA:
-        if (problem := _mismatch(pl.Schema(schema), expected)) is not None:
-            msg = f"{file} does not hold flow-run states in the trs_analytics schema: {problem}."
-            raise StorageError(msg)
-        return
-    upgraded = {**{c: STATES_SCHEMA[c] for c in _ADDED if c not in schema}, **schema}
+    added = {c: kind.schema[c] for c in kind.added_columns if c not in schema}
     try:
-        validate_states(pl.LazyFrame(schema=upgraded))
+        validate_states(pl.LazyFrame(schema={**added, **schema}), kind)
     except SchemaError as err:
-        msg = f"{file} does not hold states in the trs_analytics schema: {err}"
+        msg = (
+            f"{file} does not hold {kind.api.replace('_', ' ')} in the trs_analytics schema: {err}"
+        )
         raise StorageError(msg) from err
 
 
@@ -373,12 +392,13 @@ def check_path(path: object, name: str = "path") -> None:
         raise ConfigurationError(msg)
 
 
-def _local_files(path: str | os.PathLike[str], schema: pl.Schema = STATES_SCHEMA) -> list[Path]:
+def _local_files(path: str | os.PathLike[str], kind: RunKind) -> list[Path]:
     """The checked Parquet files of a local file or dataset folder."""
     check_path(path)
     root = Path(path)
-    if root.name == FLOW_RUN_TABLE and not root.exists() and (root.parent / MARKER_NAME).exists():
-        return []  # a dataset exported before it had the flow-run table
+    in_dataset = kind.folder and root.name == kind.folder and (root.parent / MARKER_NAME).exists()
+    if in_dataset and not root.exists():
+        return []  # a dataset exported before it had this kind's table
     if not root.exists():
         msg = f"{root} does not exist. Hint: export states there first, or check the path."
         raise StorageError(msg)
@@ -386,7 +406,7 @@ def _local_files(path: str | os.PathLike[str], schema: pl.Schema = STATES_SCHEMA
         read_marker(root)  # a marker this package cannot read: refuse, as export does
     files = [root] if root.is_file() else list_parquet_files(root)
     for file in files:
-        _check_file(file, schema)
+        _check_file(file, kind)
     return files
 
 
@@ -482,6 +502,28 @@ def scan_states(
         >>> rel.filter("type = 'FAILED'").aggregate("min(timestamp)").fetchall()[0][0].tzname()
         'UTC'
     """
+    return _scan(TASK_RUNS, path, engine, connection, spark)
+
+
+def _table_path(path: str | os.PathLike[str], kind: RunKind) -> str | os.PathLike[str]:
+    """``kind``'s table of a dataset folder, or ``path`` itself (a file, or a table folder)."""
+    if not kind.folder:
+        return path
+    if _is_uri(path):
+        text = str(path)
+        return text if text.endswith(".parquet") else f"{text.rstrip('/')}/{kind.folder}/"
+    table = Path(path) / kind.folder
+    return table if table.is_dir() or (Path(path) / MARKER_NAME).is_file() else path
+
+
+def _scan(
+    kind: RunKind,
+    path: str | os.PathLike[str],
+    engine: Engine,
+    connection: duckdb.DuckDBPyConnection | None,
+    spark: pyspark.sql.SparkSession | None,
+) -> pl.LazyFrame | duckdb.DuckDBPyRelation | pyspark.sql.DataFrame:
+    """:func:`scan_states` for ``kind``'s table of ``path``."""
     engine = check_engine(engine)
     if connection is not None and engine != "duckdb":
         msg = f"connection= is a DuckDB connection, but engine={engine!r}. Hint: pass engine='duckdb'."
@@ -489,15 +531,18 @@ def scan_states(
     if spark is not None and engine != "spark":
         msg = f"spark= is a SparkSession, but engine={engine!r}. Hint: pass engine='spark'."
         raise ConfigurationError(msg)
+    check_path(path)
+    table = _table_path(path, kind)
     if engine == "duckdb":
-        return _scan_duckdb(path, connection)
+        return _scan_duckdb(table, connection, kind)
     if engine == "spark":
-        return _scan_spark(path, spark)
-    return _scan_polars(path)
+        return _scan_spark(table, spark, kind)
+    return _scan_polars(table, kind)
 
 
-def _scan_polars(path: str | os.PathLike[str], schema: pl.Schema = STATES_SCHEMA) -> pl.LazyFrame:
-    files = _local_files(path, schema)
+def _scan_polars(path: str | os.PathLike[str], kind: RunKind) -> pl.LazyFrame:
+    schema = kind.schema
+    files = _local_files(path, kind)
     if not files:
         return pl.LazyFrame(schema=schema)
     return pl.scan_parquet(
@@ -533,8 +578,9 @@ def _quote(name: str) -> str:
 def _scan_duckdb(
     path: str | os.PathLike[str],
     connection: duckdb.DuckDBPyConnection | None,
-    schema: pl.Schema = STATES_SCHEMA,
+    kind: RunKind,
 ) -> duckdb.DuckDBPyRelation:
+    schema = kind.schema
     duckdb = import_engine("duckdb")
     if connection is None:
         connection = duckdb.connect()
@@ -550,7 +596,7 @@ def _scan_duckdb(
             else str(path)
         )
     else:
-        files = _local_files(path, schema)
+        files = _local_files(path, kind)
         if not files:
             empty = ", ".join(
                 f"CAST(NULL AS {_duckdb_type(t)}) AS {_quote(c)}" for c, t in schema.items()
@@ -587,8 +633,9 @@ def _spark_session(spark: pyspark.sql.SparkSession | None) -> pyspark.sql.SparkS
 def _scan_spark(
     path: str | os.PathLike[str],
     spark: pyspark.sql.SparkSession | None,
-    schema: pl.Schema = STATES_SCHEMA,
+    kind: RunKind,
 ) -> pyspark.sql.DataFrame:
+    schema = kind.schema
     session = _spark_session(spark)
     columns = ", ".join(f"{c} {_sql_type(t)}" for c, t in schema.items())
     casts = [f"CAST(`{c}` AS {_sql_type(t)}) AS `{c}`" for c, t in schema.items()]
@@ -597,7 +644,7 @@ def _scan_spark(
         reader = session.read.option("recursiveFileLookup", "true")
         frame = reader.option("pathGlobFilter", "*.parquet").parquet(str(path))
         return frame.selectExpr(*_present(casts, frame.columns, schema))
-    files = _local_files(path, schema)
+    files = _local_files(path, kind)
     if not files:
         return session.createDataFrame([], schema=columns)
     frame = session.read.option("mergeSchema", "true").parquet(*(str(f) for f in files))
@@ -611,15 +658,6 @@ def _present(casts: list[str], columns: list[str], schema: pl.Schema) -> list[st
         cast if c in have else f"CAST(NULL AS {_sql_type(t)}) AS `{c}`"
         for cast, (c, t) in zip(casts, schema.items(), strict=True)
     ]
-
-
-def _flow_run_path(path: str | os.PathLike[str]) -> str | os.PathLike[str]:
-    """The flow-run table of a dataset folder, or ``path`` itself (a file, or a table folder)."""
-    if _is_uri(path):
-        text = str(path)
-        return text if text.endswith(".parquet") else f"{text.rstrip('/')}/{FLOW_RUN_TABLE}/"
-    table = Path(path) / FLOW_RUN_TABLE
-    return table if table.is_dir() or (Path(path) / MARKER_NAME).is_file() else path
 
 
 @overload
@@ -693,24 +731,11 @@ def scan_flow_run_states(
         >>> ta.scan_flow_run_states(tempfile.mkdtemp(), engine="duckdb").columns[:3]
         ['id', 'flow_run_id', 'type']
     """
-    engine = check_engine(engine)
-    if connection is not None and engine != "duckdb":
-        msg = f"connection= is a DuckDB connection, but engine={engine!r}. Hint: pass engine='duckdb'."
-        raise ConfigurationError(msg)
-    if spark is not None and engine != "spark":
-        msg = f"spark= is a SparkSession, but engine={engine!r}. Hint: pass engine='spark'."
-        raise ConfigurationError(msg)
-    check_path(path)
-    table = _flow_run_path(path)
-    if engine == "duckdb":
-        return _scan_duckdb(table, connection, FLOW_RUN_STATES_SCHEMA)
-    if engine == "spark":
-        return _scan_spark(table, spark, FLOW_RUN_STATES_SCHEMA)
-    return _scan_polars(table, FLOW_RUN_STATES_SCHEMA)
+    return _scan(FLOW_RUNS, path, engine, connection, spark)
 
 
 def read_states_files(
-    files: list[Path], columns: list[str] | None = None, schema: pl.Schema = STATES_SCHEMA
+    files: list[Path], columns: list[str] | None = None, kind: RunKind = TASK_RUNS
 ) -> pl.DataFrame:
     """Read states files (checked ones) eagerly, older versions' missing columns as nulls.
 
@@ -723,9 +748,9 @@ def read_states_files(
     """
     scan = pl.scan_parquet(
         files,
-        schema=schema,
+        schema=kind.schema,
         hive_partitioning=False,
         extra_columns="ignore",
         missing_columns="insert",
     )
-    return scan.select(columns or schema.names()).collect()
+    return scan.select(columns or kind.schema.names()).collect()
