@@ -480,9 +480,10 @@ def last_heartbeats(
         NotFoundError: the server has no events (Prefect 2).
     """
     from trs_analytics.fetch._pages import iter_event_pages
+    from trs_analytics.schema import FLOW_RUNS
 
-    latest: dict[str, datetime] = {}
-    for page in iter_event_pages(client, since=since, until=until, prefix=HEARTBEAT):
+    latest: dict[str, datetime] = {}  # flow-run events: their state changes and heartbeats
+    for page in iter_event_pages(client, since=since, until=until, kind=FLOW_RUNS):
         for event in page:
             resource = str((event.get("resource") or {}).get("prefect.resource.id") or "")
             if event.get("event") != HEARTBEAT or not resource.startswith("prefect.flow-run."):
