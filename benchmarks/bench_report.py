@@ -212,7 +212,7 @@ def report_columns_arrow_mib(folder: Path) -> dict[str, float]:
         "from trs_analytics.report._report import _REPORT_COLUMNS\n"
         "lf = ta.scan_states(sys.argv[1])\n"
         "out = {}\n"
-        "for c in _REPORT_COLUMNS:\n"
+        "for c in [c for c in _REPORT_COLUMNS if c in lf.collect_schema().names()]:\n"
         "    frame = lf.select(c).collect()\n"
         "    out[c] = frame.to_arrow(compat_level=pl.CompatLevel.newest())"
         ".get_total_buffer_size() / 2**20\n"
@@ -255,9 +255,10 @@ def one(run: Run, folder: Path, args: argparse.Namespace) -> dict[str, Any]:
         found, summary = findings(stdout)
         result["findings"] = found
         result["summary"] = {k: summary.get(k) for k in ("runs", "anomaly", "stuck", "sla")}
+    if job == "report":  # the sections done, even in a run that was stopped
+        result["sections_s"] = sections(stderr)
     if job == "report" and result["ok"]:
         result["headlines"] = headlines(out)
-        result["sections_s"] = sections(stderr)
     result["targets"] = {"peak_rss_mib": rss_target, "wall_s": time_target}
     met = [result["ok"]]
     if rss_target is not None:
