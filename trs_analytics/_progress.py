@@ -211,6 +211,15 @@ class _Terminal:
         self.bar.stop()
 
 
+def _view(enabled: bool, title: str, console: Console | None) -> _Jupyter | _Terminal | None:
+    """Where a bar is drawn: a Jupyter widget, a terminal (or the given console), or nowhere."""
+    jupyter = enabled and console is None and _in_jupyter()
+    terminal = enabled and not jupyter and (console is not None or sys.stderr.isatty())
+    if not (jupyter or terminal):
+        return None
+    return _Jupyter(title) if jupyter else _Terminal(title, console)
+
+
 @contextmanager
 def progress_bar(
     enabled: bool = True,
@@ -232,12 +241,10 @@ def progress_bar(
         ...     on_progress is None
         True
     """
-    jupyter = enabled and console is None and _in_jupyter()
-    terminal = enabled and not jupyter and (console is not None or sys.stderr.isatty())
-    if not (jupyter or terminal):
+    view = _view(enabled, title, console)
+    if view is None:
         yield None
         return
-    view: _Jupyter | _Terminal = _Jupyter(title) if jupyter else _Terminal(title, console)
     started, drawn = time.monotonic(), 0.0
     last: list[Progress] = []
 
@@ -270,12 +277,10 @@ def steps_bar(
         ...     on_step is None
         True
     """
-    jupyter = enabled and console is None and _in_jupyter()
-    terminal = enabled and not jupyter and (console is not None or sys.stderr.isatty())
-    if not (jupyter or terminal):
+    view = _view(enabled, title, console)
+    if view is None:
         yield None
         return
-    view: _Jupyter | _Terminal = _Jupyter(title) if jupyter else _Terminal(title, console)
     started = time.monotonic()
 
     def on_step(number: int, of: int, name: str) -> None:
