@@ -210,3 +210,16 @@ def test_cli_engine_options_need_a_path_and_duckdb(
     result = CliRunner().invoke(main, ["check", *args, "--api-url", "http://127.0.0.1:9/api"])
     assert result.exit_code == 2, result.output
     assert re.search(message, result.stderr), result.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "words"),
+    [("check", "nothing to check"), ("report", "nothing to report on")],
+)
+def test_an_empty_folder_says_what_the_command_cannot_do(
+    command: str, words: str, tmp_path: Path
+) -> None:
+    args = [command, str(tmp_path)] + (["--out", str(tmp_path / "r.html")] * (command == "report"))
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 6, result.output
+    assert f"holds no Parquet files, so there is {words} (folder" in result.output

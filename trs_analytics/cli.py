@@ -464,12 +464,12 @@ def _client(options: dict[str, Any]) -> PrefectClient:
     )
 
 
-def _require_parquet(path: Path) -> None:
-    """A folder to report on must hold Parquet files; say so before anything else."""
+def _require_parquet(path: Path, *, to: str) -> None:
+    """A folder to ``to`` (report on, check, ...) must hold Parquet files; say so first."""
     if path.is_dir() and not list_parquet_files(path):
         kind = "dataset" if (path / MARKER_NAME).is_file() else "folder"
         msg = (
-            f"{path} holds no Parquet files, so there is nothing to report on ({kind} with no "
+            f"{path} holds no Parquet files, so there is nothing to {to} ({kind} with no "
             "states yet). Hint: pass a Parquet file of states or a folder written by "
             "'trs-analytics export', such as data/sample_states.parquet."
         )
@@ -843,7 +843,7 @@ def report(
     with _errors(reads=path), steps_bar(output.progress_enabled(), title="report") as on_section:
         check_writable(out.absolute().parent)  # now, not after minutes of computing
         chosen = load_rules(rules) if rules is not None else []
-        _require_parquet(path)
+        _require_parquet(path, to="report on")
         states = _scan_on(path, engine, memory_limit)
         written = _interruptible(
             lambda: write_report(
@@ -1016,7 +1016,7 @@ def check(
             client = stack.enter_context(_client(client_options))
         start: datetime | Literal["auto"] | None = None  # fetched: every state fetched
         if path is not None:
-            _require_parquet(path)
+            _require_parquet(path, to="check")
             states: Any = _scan_on(path, engine, memory_limit)
             start = parse_when(since, now=at) if since is not None else "auto"
         else:
@@ -1148,7 +1148,7 @@ def serve_metrics(path: Path, port: int, host: str, refresh: timedelta, **option
 
     output = _output()
     with _errors():
-        _require_parquet(path)
+        _require_parquet(path, to="serve metrics of")
         source = _metrics_source(path, options)
         output.summary(
             f"serving http://{host}:{port}/metrics from {path}",
@@ -1183,7 +1183,7 @@ def metrics(path: Path, textfile: Path | None, **options: Any) -> None:
 
     output = _output()
     with _errors():
-        _require_parquet(path)
+        _require_parquet(path, to="compute metrics of")
         snap = _metrics_source(path, options).snapshot()
         if textfile is None:
             click.echo(render_metrics(snap).decode(), nl=False)
