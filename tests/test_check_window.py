@@ -116,7 +116,7 @@ def test_a_freshness_gap_from_before_the_states_read_says_so() -> None:
     rules = ta.parse_rules('[[rule]]\nname = "rare"\ntask = "rare"\nfreshness = "1d"')
     read = run_check(frame, rules=rules, now=NOW).findings.filter(kind="sla")
     assert read["message"].to_list() == [
-        "rule 'rare': no run has completed since 2026-03-04T00:00:00Z (the oldest state read) "
+        "no run has completed since 2026-03-04T00:00:00Z (the oldest state read) "
         "(freshness 1 d 0 h)"
     ]
     whole = run_check(frame, rules=rules, now=NOW, start=None).findings.filter(kind="sla")

@@ -351,26 +351,21 @@ def _run_ids(states: Any, breaches: pl.DataFrame) -> pl.DataFrame:
 
 
 def _breach_message(row: dict[str, Any], start: datetime | None) -> str:
+    """What broke the rule; the rule itself is the finding's subject (not repeated here)."""
     check, value, limit = row["check"], row["value"], row["limit"]
     if check == "min_success_rate":
-        return (
-            f"rule {row['rule']!r}: success rate {value:.1%} below {limit:.1%} in the window "
-            f"from {iso(row['bucket'])}"
-        )
+        return f"success rate {value:.1%} below {limit:.1%} in the window from {iso(row['bucket'])}"
     if check == "freshness":
         if value is None:
             read = f" since {iso(start)} (the oldest state read)" if start is not None else ""
-            return (
-                f"rule {row['rule']!r}: no run has completed{read} "
-                f"(freshness {duration_text(limit)})"
-            )
+            return f"no run has completed{read} (freshness {duration_text(limit)})"
         return (
-            f"rule {row['rule']!r}: no run completed for {duration_text(value)} after "
+            f"no run completed for {duration_text(value)} after "
             f"{iso(row['at'])}, over {duration_text(limit)}"
         )
     what = {"max_run_time": "run time", "max_running": "open for"}.get(check, "lateness")
     return (
-        f"rule {row['rule']!r}: {row['task_name']} run {row['task_run_id']} {what} "
+        f"{row['task_name']} run {row['task_run_id']} {what} "
         f"{duration_text(value)}, over {duration_text(limit)}"
     )
 
