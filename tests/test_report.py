@@ -274,3 +274,28 @@ def test_the_anomalies_and_slas_section_lists_what_was_planted_or_says_nothing(
     assert "Nothing flagged: no anomalous day, no stuck run, no SLA breach." in quiet.read_text(
         encoding="utf-8"
     )
+
+
+@pytest.mark.parametrize(
+    ("spec", "notes"),
+    [
+        pytest.param(
+            "Pending@0 Running@1 AwaitingRetry@2 Retrying@3 Completed@5",
+            ["5 states; 0 unfinished", "1 run failed its first attempt", "1 retry; 1 run rescued"],
+            id="one",
+        ),
+        pytest.param(
+            "Pending@0 Running@1 Completed@2",
+            ["3 states; 0 unfinished", "0 runs failed their first attempt", "0 retries; 0 runs"],
+            id="none",
+        ),
+    ],
+)
+def test_the_headline_cards_count_in_words_that_agree(spec: str, notes: list[str]) -> None:
+    from tests.builders import history, states
+    from trs_analytics.report._tables import headlines
+
+    cards = {h.label: h.note for h in headlines(states(history(spec, task_run_id="a")), agree=True)}
+    assert [cards["Task runs"], cards["First-attempt failure rate"]] == notes[:2]
+    assert cards["Retried runs"].startswith(notes[2])
+    assert "unfinished" not in cards["Flow runs"]  # task runs are counted on their own card

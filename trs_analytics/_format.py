@@ -20,6 +20,7 @@ __all__ = [
     "auto_every",
     "auto_period",
     "axis_time_format",
+    "count_text",
     "duration_expr",
     "duration_text",
     "markdown_cell",
@@ -168,6 +169,16 @@ def span_text(first: datetime, last: datetime) -> str:
 
     end = clock if first.date() == last.date() else f"%Y-%m-%d {clock}"
     return f"{fmt(first, f'%Y-%m-%d {clock}')} to {fmt(last, end)} UTC ({duration_text(span)})"
+
+
+def count_text(count: int, noun: str, plural: str | None = None) -> str:
+    """``count`` and its noun, singular or plural, with thousands separators.
+
+    Examples:
+        >>> count_text(1, "task run"), count_text(2_760, "task run"), count_text(0, "retry", "retries")
+        ('1 task run', '2,760 task runs', '0 retries')
+    """
+    return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
 
 
 def missing_label(column: str | None) -> str:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import narwhals as nw
 import polars as pl
 
-from trs_analytics._format import duration_text, span_text
+from trs_analytics._format import count_text, duration_text, span_text
 from trs_analytics.metrics import (
     compare_windows,
     failure_rates,
@@ -127,6 +127,7 @@ def headlines(states: Any, *, agree: bool, seen: dict[str, Any] | None = None) -
     seen = seen or overview(states)
     runs = run_counts(states)
     overall = to_polars(failure_rates(states, by=None)).row(0, named=True)
+    first = overall["first_attempt_failed"]
     run = to_polars(summarize(run_time(states))).row(0, named=True)
     queue = to_polars(summarize(queue_wait(states))).row(0, named=True)
     if agree:
@@ -146,12 +147,12 @@ def headlines(states: Any, *, agree: bool, seen: dict[str, Any] | None = None) -
             Headline("Lateness p95", fmt_seconds(late["p95"]), f"p50 {fmt_seconds(late['p50'])}"),
         ]
     return [
-        Headline("Task runs", f"{runs['task_runs']:,}", f"{seen['states']:,} states"),
         Headline(
-            "Flow runs",
-            f"{seen['flow_runs']:,}",
-            f"{runs['unfinished']:,} task runs unfinished",
+            "Task runs",
+            f"{runs['task_runs']:,}",
+            f"{count_text(seen['states'], 'state')}; {runs['unfinished']:,} unfinished",
         ),
+        Headline("Flow runs", f"{seen['flow_runs']:,}", "with task runs in the data"),
         Headline(
             "Final failure rate",
             fmt_rate(overall["failure_rate"]),
@@ -161,12 +162,13 @@ def headlines(states: Any, *, agree: bool, seen: dict[str, Any] | None = None) -
         Headline(
             "First-attempt failure rate",
             fmt_rate(overall["first_attempt_failure_rate"]),
-            f"{overall['first_attempt_failed']:,} runs failed their first attempt",
+            f"{count_text(first, 'run')} failed {'its' if first == 1 else 'their'} first attempt",
         ),
         Headline(
             "Retried runs",
             f"{runs['retried']:,}",
-            f"{runs['retries']:,} retries; {overall['rescued']:,} runs rescued",
+            f"{count_text(runs['retries'], 'retry', 'retries')}; "
+            f"{count_text(overall['rescued'], 'run')} rescued",
         ),
         Headline(
             "Crashed / cancelled runs",
