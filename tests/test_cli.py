@@ -21,6 +21,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from devtools.prefect_harness import PREFECT_AUTH_STRING, free_port
+from tests.clock import DISTANT
 from tests.disks import disk, read_only
 from tests.recorded import Router, serve
 from tests.test_fetch_flow_runs import N_RUNS, FlowRunServer
@@ -624,6 +625,7 @@ def test_fetch_flow_runs_from_a_real_server(
     )
 
 
+@pytest.mark.clock(DISTANT)  # after the recording: an export never reads past now
 @pytest.mark.parametrize("table_made", [True, False], ids=["table-exported", "no-table-yet"])
 def test_a_task_run_export_into_the_flow_run_table_is_refused(
     tmp_path: Path, table_made: bool

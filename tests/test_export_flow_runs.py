@@ -65,6 +65,7 @@ def test_a_dataset_without_the_table_reads_empty_and_gains_it(tmp_path: Path) ->
 # -- the marker names its table's kind (issue 23) --------------------------------------------
 
 
+@pytest.mark.clock(DISTANT)  # after the recording: an export never reads past now
 def test_each_marker_names_its_kind(tmp_path: Path) -> None:
     out = tmp_path / "states"
     _recorded_export(out)
@@ -75,6 +76,7 @@ def test_each_marker_names_its_kind(tmp_path: Path) -> None:
     assert read_dataset_info(out / "_flow_run_states").kind == "flow_runs"
 
 
+@pytest.mark.clock(DISTANT)  # after the recording: an export never reads past now
 def test_markers_without_a_kind_are_read_by_where_they_are(tmp_path: Path) -> None:
     """A dataset exported before markers named their kind keeps working, and stays guarded."""
     out = tmp_path / "states"
@@ -95,6 +97,7 @@ def test_markers_without_a_kind_are_read_by_where_they_are(tmp_path: Path) -> No
         Dataset.open(moved, kind=TASK_RUNS)  # the folder's name tells its kind
 
 
+@pytest.mark.clock(DISTANT)  # after the recording: an export never reads past now
 @pytest.mark.parametrize("made", [True, False], ids=["table-exported", "no-table-yet"])
 def test_a_task_run_dataset_never_opens_in_the_flow_run_table(tmp_path: Path, made: bool) -> None:
     out = tmp_path / "states"
@@ -105,6 +108,7 @@ def test_a_task_run_dataset_never_opens_in_the_flow_run_table(tmp_path: Path, ma
     assert table.exists() is made  # the refusal made no folder
 
 
+@pytest.mark.clock(DISTANT)  # after the recording: an export never reads past now
 def test_a_flow_run_table_never_opens_on_a_task_run_marker(tmp_path: Path) -> None:
     out = tmp_path / "states"
     _recorded_export(out, flow_runs=False)
