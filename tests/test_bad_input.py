@@ -25,6 +25,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 import trs_analytics as ta
+from tests.cliout import assert_one_error
 from tests.clock import DISTANT
 from trs_analytics.cli import CRASH_EXIT_CODE, EXIT_CODES, _Group
 from trs_analytics.cli import main as cli_main
@@ -40,15 +41,6 @@ NOT_FRAMES = ["states.parquet", None, 7, [1, 2], {"id": ["a"]}]
 
 def run(*args: Any) -> Result:
     return CliRunner().invoke(cli_main, [str(a) for a in args])
-
-
-def assert_one_error(result: Result, code: int, pattern: str) -> str:
-    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
-    assert result.exit_code == code, result.output
-    assert len(errors) == 1, result.stderr
-    assert re.search(pattern, errors[0]), errors[0]
-    assert "Traceback" not in result.output
-    return errors[0]
 
 
 # -- the Python API ----------------------------------------------------------------------

@@ -21,6 +21,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from devtools.prefect_harness import PREFECT_AUTH_STRING, free_port
+from tests.cliout import assert_one_error
 from tests.clock import DISTANT
 from tests.disks import disk, read_only
 from tests.recorded import Router, serve
@@ -74,11 +75,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 
 def assert_one_error_line(result: Result, code: int, pattern: str) -> None:
-    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
-    assert result.exit_code == code, result.output
-    assert len(errors) == 1, result.stderr
-    assert re.search(pattern, errors[0]), errors[0]
-    assert "Traceback" not in result.output
+    assert_one_error(result, code, pattern)
     assert isinstance(result.exception, SystemExit)
 
 

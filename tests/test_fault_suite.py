@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from click.testing import CliRunner, Result
 
+from tests.cliout import assert_one_error
 from tests.disks import mounted, read_only
 from tests.faultproxy import Answer, Exchange, FaultProxy
 from trs_analytics.cli import main
@@ -66,15 +67,6 @@ def export(api_url: str, out: Path, workload: GroundTruth, *extra: str) -> Resul
     since, until = window(workload)
     return run("export", "--api-url", api_url, "--out", out, "--since", since, "--until", until,
                "--max-attempts", "2", *extra)  # fmt: skip
-
-
-def assert_one_error(result: Result, code: int, pattern: str) -> str:
-    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
-    assert result.exit_code == code, result.output
-    assert len(errors) == 1, result.stderr
-    assert re.search(pattern, errors[0]), errors[0]
-    assert "Traceback" not in result.output
-    return errors[0]
 
 
 def files_of(folder: Path) -> dict[str, bytes]:
