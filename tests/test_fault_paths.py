@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import gzip
 import logging
+import socket
 import ssl
 import time
 from typing import TYPE_CHECKING, Any
@@ -261,6 +262,45 @@ def test_a_tls_failure_is_a_configuration_error_not_try_again_later(
     with pytest.raises(ConfigurationError, match="TLS handshake"):
         connect(handler, "https://test/api").get("/x")
     assert sleeps == []
+
+
+def test_a_host_name_that_does_not_resolve_fails_at_once_with_a_hint(
+    connect: Callable[..., PrefectClient], sleeps: list[float]
+) -> None:
+    """Issue 26.12: a DNS typo was retried 6 times over 15 s and called transient.
+
+    The error is the one httpx raised for ``http://no-such-host.invalid:4310/api``
+    (recorded here: the resolver of this machine is not on loopback).
+    """
+    sent: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        cause = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        raise httpx.ConnectError("[Errno -2] Name or service not known", request=request) from cause
+
+    with pytest.raises(ConfigurationError) as caught:
+        connect(handler, "http://locahost:4310/api").get("/health")
+    assert str(caught.value) == (
+        "GET http://locahost:4310/api/health failed: the host name 'locahost' does not "
+        "resolve ([Errno -2] Name or service not known). Hint: check the host name in the "
+        "API URL for a typo (such as locahost for localhost)."
+    )
+    assert (len(sent), sleeps) == (1, [])
+
+
+def test_a_resolver_that_cannot_be_reached_is_retried_as_transient(
+    connect: Callable[..., PrefectClient], sleeps: list[float]
+) -> None:
+    """EAI_AGAIN says the resolver did not answer, not that the name is unknown."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        cause = socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        raise httpx.ConnectError("[Errno -3] Temporary failure", request=request) from cause
+
+    with pytest.raises(TransportError, match="Gave up after 3 attempts"):
+        connect(handler, max_attempts=3).get("/health")
+    assert len(sleeps) == 2
 
 
 # -- no credential in any message -----------------------------------------------------

@@ -4,14 +4,15 @@ Every error the package raises derives from one base, so callers can catch
 everything with a single ``except TrsAnalyticsError``::
 
     TrsAnalyticsError
-    ├── ConfigurationError        no API URL, unreadable profile, bad argument
+    ├── ConfigurationError        no API URL, unreadable profile, bad argument,
+    │                             a host name that does not resolve, a TLS mismatch
     ├── PrefectAPIError           the server answered, but not with what we need
     │   ├── AuthenticationError   401 / 403: credentials or CSRF token rejected
     │   ├── NotFoundError         404: usually a URL that misses ``/api``
     │   ├── RequestRejectedError  422: the server refused the request body
     │   ├── ServerError           5xx / 429 that did not clear after retries
     │   └── ResponseFormatError   malformed JSON, or a record missing a field
-    ├── TransportError            connection refused, timeout, DNS: no answer
+    ├── TransportError            connection refused, timeout, resolver down: no answer
     ├── SchemaError               a frame misses columns or has the wrong types
     └── StorageError              a dataset that cannot be read or written safely
 

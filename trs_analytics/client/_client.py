@@ -27,6 +27,7 @@ import importlib.metadata
 import json
 import logging
 import random
+import socket
 import ssl
 import threading
 import time
@@ -586,9 +587,41 @@ def _is_ssl_error(err: BaseException) -> bool:
     return False
 
 
+#: Resolver answers that say the name does not exist (not "the resolver is down").
+_UNKNOWN_NAME = frozenset(
+    getattr(socket, name) for name in ("EAI_NONAME", "EAI_NODATA") if hasattr(socket, name)
+)
+
+
+def _is_unknown_host(err: BaseException) -> bool:
+    """Whether ``err`` comes from a host name the resolver says does not exist.
+
+    ``EAI_AGAIN`` (the resolver could not be asked) is not one: that clears up.
+
+    Examples:
+        >>> _is_unknown_host(socket.gaierror(socket.EAI_NONAME, "Name or service not known"))
+        True
+        >>> _is_unknown_host(socket.gaierror(socket.EAI_AGAIN, "Temporary failure"))
+        False
+    """
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, socket.gaierror) and seen.errno in _UNKNOWN_NAME:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _transport_error(method: str, url: str, err: httpx.TransportError) -> Exception:
-    """A TLS failure is final (retrying cannot fix it); other transport errors are retried."""
+    """A TLS failure or an unknown host name is final (retrying cannot fix it); others retry."""
     where = f"{method} {redact_url(url)}"
+    if _is_unknown_host(err):
+        host = httpx.URL(url).host
+        msg = (
+            f"{where} failed: the host name {host!r} does not resolve ({err}). Hint: check "
+            "the host name in the API URL for a typo (such as locahost for localhost)."
+        )
+        return ConfigurationError(msg)  # a name that does not exist will not exist in 15 s
     if _is_ssl_error(err):
         msg = (
             f"{where} failed during the TLS handshake: {err}. Hint: check the URL's scheme: "
