@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 import json
 import threading
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -302,11 +302,14 @@ def serve(handler: Callable[[httpx.Request], httpx.Response]) -> Iterator[str]:
             )
             answer = handler(request)
             body = answer.read()
-            self.send_response(answer.status_code)
-            self.send_header("Content-Type", answer.headers.get("content-type", "application/json"))
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            with suppress(BrokenPipeError, ConnectionResetError):  # a client gone
+                self.send_response(answer.status_code)
+                self.send_header(
+                    "Content-Type", answer.headers.get("content-type", "application/json")
+                )
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
 
         do_GET = do_POST = _answer
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,6 +41,10 @@ from trs_analytics.storage import (
 from trs_analytics.storage._dataset import _locked
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import httpx
+
     from devtools.prefect_harness import PrefectServer
     from devtools.workload import GroundTruth
 
@@ -428,6 +434,51 @@ def test_the_help_lists_exit_130_and_keeps_example_lines() -> None:
         example = next(line.strip() for line in doc.splitlines() if "trs-analytics " in line)
         shown = run(name, "--help").stdout
         assert any(line.strip() == example for line in shown.splitlines()), (name, shown)
+
+
+def _ctrl_c_at(path: str) -> Callable[[httpx.Request], httpx.Response | None]:
+    """A fault that presses Ctrl-C (SIGINT to the main thread) at the first request to ``path``."""
+    pressed: list[str] = []
+
+    def press(request: httpx.Request) -> None:
+        if request.url.path.endswith(path) and not pressed:
+            pressed.append(path)
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+    return press
+
+
+@pytest.mark.clock(DISTANT)  # after the recording: an export never reads past now
+@pytest.mark.parametrize(
+    ("path", "kept", "message"),
+    [
+        pytest.param(
+            "/events/filter",
+            False,
+            r"interrupted before the first rows of \S+ds were written; the first export leaves "
+            r"nothing behind \(its folder is removed\)\. Run the command again to start afresh\.",
+            id="before-the-first-rows",
+        ),
+        pytest.param(
+            "/flow_run_states/",  # the task-run states are written, the flow-run ones are read
+            True,
+            r"interrupted; the dataset keeps every file written before the interrupt\.",
+            id="after-the-first-rows",
+        ),
+    ],
+)
+def test_ctrl_c_during_a_first_export_says_what_is_left(
+    tmp_path: Path, path: str, kept: bool, message: str
+) -> None:
+    """Issue 26.13: the message said files were kept when the folder was removed."""
+    out = tmp_path / "ds"
+    args = ["--since", "2026-11-28T13:35:00Z", "--until", "2026-11-28T13:37:00Z"]
+    with serve(Router(fault=_ctrl_c_at(path))) as api:
+        result = run("export", "--api-url", api, "--out", out, "--flush-rows", "1", *args)
+    assert_one_error_line(result, 130, message)
+    assert out.exists() is kept
+    if kept:
+        assert scan_states(out).collect().height == 13  # every recorded task-run state
 
 
 def test_info_help_promises_what_info_prints(tmp_path: Path) -> None:

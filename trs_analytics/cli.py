@@ -89,7 +89,7 @@ EXIT_CODES: Final[tuple[tuple[type[BaseException], int, str], ...]] = (
     (TrsAnalyticsError, 8, "any other error"),
     (Crashed, CRASH_EXIT_CODE, "an unforeseen error (a bug: please report it); one Error: line"),
     (BrokenPipeError, 141, "the output was closed early (such as by | head); nothing is wrong"),
-    (KeyboardInterrupt, 130, "interrupted (Ctrl-C); files written before are kept"),
+    (KeyboardInterrupt, 130, "interrupted (Ctrl-C); a dataset keeps the files it wrote"),
 )
 
 
@@ -216,12 +216,29 @@ def _fail(err: TrsAnalyticsError) -> NoReturn:
     sys.exit(code)
 
 
+def _interrupted(writes: Path | None) -> str:
+    """What an interrupt left of the dataset ``writes`` (the export's ``--out``).
+
+    A dataset is one from its marker on (written just before its first data
+    file); a first export interrupted before that leaves nothing behind.
+    """
+    if writes is None:
+        return "interrupted."
+    if (writes / MARKER_NAME).is_file():
+        return "interrupted; the dataset keeps every file written before the interrupt."
+    return (
+        f"interrupted before the first rows of {writes} were written; the first export "
+        "leaves nothing behind (its folder is removed). Run the command again to start afresh."
+    )
+
+
 @contextmanager
-def _errors(reads: Path | None = None) -> Iterator[None]:
+def _errors(reads: Path | None = None, *, writes: Path | None = None) -> Iterator[None]:
     """Turn library errors into one ``Error:`` line and the matching exit code.
 
     ``reads``: the dataset or file the command reads; an engine's error while
     reading it is checked against its files, so a damaged one is named.
+    ``writes``: the dataset the command exports into, for what an interrupt left.
     """
     try:
         yield
@@ -230,7 +247,7 @@ def _errors(reads: Path | None = None) -> Iterator[None]:
     except BrokenPipeError:
         _closed_output()
     except KeyboardInterrupt:
-        _output().error("interrupted; the dataset keeps every file written before the interrupt.")
+        _output().error(_interrupted(writes))
         sys.exit(130)
     except Exception as err:
         if (cause := os_error_of(err)) is not None:  # a write outside the atomic writer
@@ -595,7 +612,7 @@ def export(
       trs-analytics export --api-url http://127.0.0.1:4200/api --since 7d --out states/
     """
     output = _output()
-    with _errors(), ExitStack() as stack:
+    with _errors(writes=out), ExitStack() as stack:
         client = stack.enter_context(_client(client_options))
         bar = progress_bar(output.progress_enabled(), title="export")
         on_progress = stack.enter_context(bar)
