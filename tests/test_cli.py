@@ -481,6 +481,21 @@ def test_ctrl_c_during_a_first_export_says_what_is_left(
         assert scan_states(out).collect().height == 13  # every recorded task-run state
 
 
+@pytest.mark.clock("2026-11-28T13:40:00Z")  # the window is recent: events are planned unasked
+def test_the_summary_names_the_source_read_when_prefect_2_refuses_events(tmp_path: Path) -> None:
+    """Issue 26.8: Prefect 2 answers 404 to events; the summary said 'via events'."""
+    router = Router(server="2.20.16")
+    args = ["--since", "2026-11-28T13:35:00Z", "--until", "2026-11-28T13:37:00Z"]
+    with serve(router) as api:
+        result = run("--log-format", "json", "export", "--api-url", api, "--out", tmp_path, *args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (summary["source"], summary["states"]) == ("states", 13)
+    assert " via states in " in summary["message"]
+    refused = [p for p in router.paths() if p == "POST /api/events/filter"]
+    assert len(refused) == 2  # the task-run and the flow-run table each asked once
+
+
 def test_info_help_promises_what_info_prints(tmp_path: Path) -> None:
     facts = json.loads(run("info", SAMPLE, "--json").stdout)
     helped = " ".join(run("info", "--help").stdout.split())

@@ -35,6 +35,8 @@ from trs_analytics.client import PrefectClient
 from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.fetch import (
     FilterKwargs,
+    Segment,
+    SourcePlan,
     StateFilters,
     check_client_args,
     check_filter_names,
@@ -260,8 +262,9 @@ def _fill(
     )
     tally = run_tally(client, kind, plan, bounds)
     batch_size = min(options.flush_rows, 5_000)
+    read: list[Segment] = []  # what was read: states where the events endpoint refused
     for batch in stream_states(
-        client, filters, start, end, source=plan, batch_size=batch_size, kind=kind
+        client, filters, start, end, source=plan, batch_size=batch_size, kind=kind, read=read
     ):
         dataset.add(batch)
         reached = tally.add(batch)
@@ -271,7 +274,7 @@ def _fill(
     rows, files = dataset.size()
     result = ExportResult(
         out=dataset.path,
-        source=plan.label,
+        source=SourcePlan(tuple(read)).label if read else plan.label,
         since=start,
         until=end,
         states=tally.states,

@@ -37,6 +37,7 @@ from trs_analytics.fetch._names import check_filter_names
 from trs_analytics.fetch._pages import iso
 from trs_analytics.fetch._sources import (
     DEFAULT_EVENT_RETENTION,
+    Segment,
     SourcePlan,
     iter_plan,
     plan_sources,
@@ -168,13 +169,15 @@ def stream_states(
     source: Source | SourcePlan = "auto",
     batch_size: int = 5_000,
     kind: RunKind = TASK_RUNS,
+    read: list[Segment] | None = None,
 ) -> Iterator[pl.DataFrame]:
     """The frames of :func:`iter_states` (``kind=FLOW_RUNS``: of
     :func:`iter_flow_run_states`), for use cases that hold checked arguments.
 
     ``source`` may be a :class:`~trs_analytics.fetch._sources.SourcePlan` made
-    beforehand with :func:`~trs_analytics.fetch._sources.plan_sources` (an
-    export reports ``plan.label`` as the source it used).
+    beforehand with :func:`~trs_analytics.fetch._sources.plan_sources`.
+    ``read`` gets the segments as they were read (an export reports them as the
+    source it used: states where the planned events endpoint refused).
     """
     plan = (
         source
@@ -189,7 +192,7 @@ def stream_states(
         client.api_url,
         plan.label,
     )
-    return iter_plan(client, kind, filters, plan, batch_size)
+    return iter_plan(client, kind, filters, plan, batch_size, read=read)
 
 
 def iter_states(

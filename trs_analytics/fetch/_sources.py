@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -456,10 +456,18 @@ def iter_plan(
     filters: StateFilters,
     plan: SourcePlan,
     batch_size: int,
+    *,
+    read: list[Segment] | None = None,
 ) -> Iterator[pl.DataFrame]:
-    """Frames of ``kind``'s states in every segment of ``plan``, oldest segment first."""
+    """Frames of ``kind``'s states in every segment of ``plan``, oldest segment first.
+
+    ``read``: gets each segment as it was actually read (``"states"`` where the
+    events endpoint refused), so a summary says what was read, not what was planned.
+    """
+    read = [] if read is None else read
     for segment in plan.segments:
         if segment.source == "states":
+            read.append(segment)
             yield from iter_per_run(client, kind, filters, segment.start, segment.end)
             continue
         try:
@@ -473,8 +481,10 @@ def iter_plan(
                 iso(segment.start),
                 iso(segment.end),
             )
+            read.append(replace(segment, source="states"))
             yield from iter_per_run(client, kind, filters, segment.start, segment.end)
             continue
+        read.append(segment)
         yield from iter_events(
             client, kind, filters, segment.start, segment.end, batch_size, first=first
         )
