@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
+import httpx
 import polars as pl
 import pytest
 from click.testing import CliRunner, Result
@@ -42,8 +43,6 @@ from trs_analytics.storage._dataset import _locked
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-    import httpx
 
     from devtools.prefect_harness import PrefectServer
     from devtools.workload import GroundTruth
@@ -222,6 +221,24 @@ def test_wrong_credentials(
 def test_no_api_url_at_all(tmp_path: Path) -> None:
     result = run("export", "--out", tmp_path / "ds")
     assert_one_error_line(result, 2, r"no Prefect API URL was given")
+    # issue 26.10: the hint names the option, not the Python argument
+    assert "Hint: pass --api-url http://127.0.0.1:4200/api (or your Cloud" in result.stderr
+    assert "api_url=" not in result.stderr
+
+
+@pytest.mark.clock(DISTANT)  # after the recording: an export never reads past now
+def test_a_retry_budget_hint_names_the_option(tmp_path: Path) -> None:
+    """Issue 26.10, for a message made on a worker thread of the client."""
+
+    def busy(request: httpx.Request) -> httpx.Response | None:
+        if request.url.path.endswith("/flows/filter"):
+            return httpx.Response(503, headers={"Retry-After": "60"}, json={"detail": "busy"})
+        return None
+
+    args = ["--since", "2026-11-28T13:35:00Z", "--until", "2026-11-28T13:37:00Z"]
+    with serve(Router(fault=busy)) as api:
+        result = run("export", "--api-url", api, "--out", tmp_path, "--max-retry-wait", "1", *args)
+    assert_one_error_line(result, 3, r"Hint: try again later, or raise --max-retry-wait\.$")
 
 
 @pytest.mark.parametrize(

@@ -244,7 +244,9 @@ def test_a_broken_profiles_file_raises_configuration_error(tmp_path: Path, conte
     with pytest.raises(ConfigurationError) as info:
         resolve_settings(env=isolated(tmp_path))
     assert f"cannot read Prefect profiles file {path}" in str(info.value)
-    assert "Hint: fix the file, or pass api_url= explicitly." in str(info.value)
+    assert "Hint: fix the file, or set PREFECT_PROFILES_PATH to another one" in str(info.value)
+    with pytest.raises(ConfigurationError, match="cannot read Prefect profiles file"):
+        resolve_settings("http://127.0.0.1:4200/api", env=isolated(tmp_path))  # as the hint says
 
 
 # -- URL normalisation, credentials in URLs --------------------------------------

@@ -8,18 +8,24 @@ tick. Base module: it imports nothing from the package.
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final
 from urllib.parse import quote, urlsplit
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import polars as pl
 
 __all__ = [
     "ROUND_WIDTHS",
+    "argument_text",
     "auto_every",
     "auto_period",
     "axis_time_format",
+    "cli_spelling",
     "count_text",
     "duration_expr",
     "duration_text",
@@ -179,6 +185,36 @@ def count_text(count: int, noun: str, plural: str | None = None) -> str:
         ('1 task run', '2,760 task runs', '0 retries')
     """
     return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
+
+
+#: Whether messages name command-line options (``--api-url``) rather than arguments.
+_CLI_SPELLING: ContextVar[bool] = ContextVar("trs_analytics_cli_spelling", default=False)
+
+
+@contextmanager
+def cli_spelling() -> Iterator[None]:
+    """Within this block, :func:`argument_text` names command-line options (the CLI sets it)."""
+    token = _CLI_SPELLING.set(True)
+    try:
+        yield
+    finally:
+        _CLI_SPELLING.reset(token)
+
+
+def argument_text(name: str, value: str | None = None) -> str:
+    """How a hint names an argument: as Python passes it, or as the CLI's option.
+
+    Examples:
+        >>> argument_text("api_url", "http://127.0.0.1:4200/api"), argument_text("max_retry_wait")
+        ("api_url='http://127.0.0.1:4200/api'", 'max_retry_wait=')
+        >>> with cli_spelling():
+        ...     argument_text("api_url", "http://127.0.0.1:4200/api"), argument_text("max_retry_wait")
+        ('--api-url http://127.0.0.1:4200/api', '--max-retry-wait')
+    """
+    if _CLI_SPELLING.get():
+        option = "--" + name.replace("_", "-")
+        return option if value is None else f"{option} {value}"
+    return f"{name}=" if value is None else f"{name}={value!r}"
 
 
 def missing_label(column: str | None) -> str:

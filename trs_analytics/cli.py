@@ -8,6 +8,7 @@ into one ``Error: ...`` line on stderr and an exit code a scheduler can act on
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import json
 import logging
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, NoReturn, TypeVar, cast
 import click
 
 from trs_analytics._atomic import check_writable, os_error_of, storage_error
-from trs_analytics._format import terminal_text
+from trs_analytics._format import cli_spelling, terminal_text
 from trs_analytics._progress import progress_bar, steps_bar
 from trs_analytics._redact import redact
 from trs_analytics._time import iso, parse_age, parse_when
@@ -309,7 +310,10 @@ def _interruptible(work: Callable[[], _T], message: str) -> _T:
         except BaseException as err:  # handed to the main thread below
             outcome["error"] = err
 
-    thread = threading.Thread(target=target, name="trs-analytics-work", daemon=True)
+    context = contextvars.copy_context()  # what the group set (the hints' spelling) holds there
+    thread = threading.Thread(
+        target=context.run, args=(target,), name="trs-analytics-work", daemon=True
+    )
     thread.start()
     try:
         while thread.is_alive():
@@ -530,6 +534,7 @@ def main(ctx: click.Context, log_format: str, quiet: bool, verbose: bool) -> Non
     output.install()
     ctx.call_on_close(output.uninstall)
     ctx.obj = output
+    ctx.with_resource(cli_spelling())  # hints name options (--api-url), not api_url=
 
 
 @main.command()

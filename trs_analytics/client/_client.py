@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
+from trs_analytics._format import argument_text
 from trs_analytics._redact import redact_logger
 from trs_analytics.client._auth import PrefectAuth
 from trs_analytics.client._budget import RequestBudget
@@ -473,7 +474,7 @@ class PrefectClient:
                 f"Gave up after {state.attempt_number} attempts: the next wait would be "
                 f"{wait:.1f} s{asked}, and {max(0.0, left):.1f} s are left of the "
                 f"{self._max_retry_wait:g} s retry budget. Hint: try again later, or raise "
-                "max_retry_wait= (--max-retry-wait)."
+                f"{argument_text('max_retry_wait')}."
             )
         return True
 

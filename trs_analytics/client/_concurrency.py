@@ -13,6 +13,7 @@ consumer that closes while the queue is full never hangs on joining it.
 
 from __future__ import annotations
 
+import contextvars
 import queue
 import threading
 import weakref
@@ -59,7 +60,8 @@ def _ordered_map(
     pending: deque[Future[R]] = deque()
     try:
         for item in items:
-            pending.append(pool.submit(fn, item))
+            # in a copy of the caller's context: what it set (the CLI's spelling) holds there
+            pending.append(pool.submit(contextvars.copy_context().run, fn, item))
             if len(pending) >= window:
                 yield pending.popleft().result()
         while pending:
@@ -88,7 +90,10 @@ def prefetch(items: Iterable[T], *, depth: int, start: bool = False) -> Iterator
     buffer: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
     stop = threading.Event()
     thread = threading.Thread(
-        target=_produce, args=(items, buffer, stop), name="trs-prefetch", daemon=True
+        target=contextvars.copy_context().run,
+        args=(_produce, items, buffer, stop),
+        name="trs-prefetch",
+        daemon=True,
     )
     if start:
         thread.start()

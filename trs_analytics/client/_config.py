@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
+from trs_analytics._format import argument_text
 from trs_analytics._redact import redact, remember_secret
 from trs_analytics.exceptions import ConfigurationError
 
@@ -26,6 +27,9 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 __all__ = ["ClientSettings", "configured_api_url", "redact_url", "resolve_settings"]
+
+#: The API URL of a local Prefect server, as hints show it.
+_EXAMPLE_URL = "http://127.0.0.1:4200/api"
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,8 @@ def _active_profile(env: Mapping[str, str]) -> tuple[str, dict[str, str]]:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
         msg = (
             f"cannot read Prefect profiles file {path}: {err}. "
-            "Hint: fix the file, or pass api_url= explicitly."
+            "Hint: fix the file, or set PREFECT_PROFILES_PATH to another one (it is read "
+            "for credentials too, even with an API URL given)."
         )
         raise ConfigurationError(msg) from err
     name = env.get("PREFECT_PROFILE") or str(data.get("active", "default"))
@@ -176,7 +181,7 @@ def resolve_settings(
     if not api_url:
         msg = (
             "no Prefect API URL was given, and none is set in PREFECT_API_URL or the "
-            "active Prefect profile. Hint: pass api_url='http://127.0.0.1:4200/api' "
+            f"active Prefect profile. Hint: pass {argument_text('api_url', _EXAMPLE_URL)} "
             "(or your Cloud workspace URL), or run 'prefect config set PREFECT_API_URL=...'."
         )
         raise ConfigurationError(msg)
