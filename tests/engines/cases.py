@@ -108,6 +108,7 @@ def cases(*, window: str, min_runs: int) -> list[Any]:
         Case("lateness", ta.lateness),
         Case("summarize-run_time", lambda s: ta.summarize(ta.run_time(s), by="task_name")),
         Case("summarize-end_to_end", lambda s: ta.summarize(ta.end_to_end(s))),
+        Case("in_seconds", lambda s: ta.in_seconds(ta.summarize(ta.run_time(s), by="task_name"))),
         Case(
             "compare_windows",
             lambda s: ta.compare_windows(s, window=window, min_runs=min_runs),

@@ -53,6 +53,25 @@ def test_summarize_a_named_duration_by_tags_lazily() -> None:
     assert got == [("etl", 2, 3 * S), ("ml", 1, 4 * S), (None, 1, 9 * S)]
 
 
+def test_in_seconds_turns_every_duration_into_float_seconds_in_place() -> None:
+    """Issue 26.16: tables showed ``2s 3027µs``."""
+    frame = pl.DataFrame(
+        {
+            "g": ["x", "y"],
+            "wait": [timedelta(seconds=2, microseconds=3027), None],
+            "n": [1, 2],
+            "duration": [timedelta(days=1, microseconds=1), -S / 2],
+        }
+    )
+    out = ta.in_seconds(frame)
+    assert out.columns == ["g", "wait_s", "n", "duration_s"]
+    assert out.schema["wait_s"] == out.schema["duration_s"] == pl.Float64
+    assert out.rows() == [("x", 2.003027, 1, 86_400.000001), ("y", None, 2, -0.5)]
+    lazily = ta.in_seconds(ta.summarize(frame.lazy(), by="g"))
+    assert isinstance(lazily, pl.LazyFrame)
+    assert lazily.select("g", "p50_s").collect().rows() == [("x", 86_400.000001), ("y", -0.5)]
+
+
 def test_summarize_missing_column() -> None:
     with pytest.raises(SchemaError, match="'duration'"):
         ta.summarize(pl.DataFrame({"x": [1]}))

@@ -54,6 +54,7 @@ from trs_analytics.metrics._flows import currently_failing, landing_time, time_t
 from trs_analytics.metrics._frames import to_polars
 from trs_analytics.metrics._inside import critical_path, flow_time_shares
 from trs_analytics.metrics._retries import retry_counts, retry_distribution
+from trs_analytics.metrics._seconds import in_seconds
 from trs_analytics.metrics._sla import SlaReport, SlaRule, parse_rules, sla_report
 from trs_analytics.metrics._states import state_intervals, transitions
 from trs_analytics.metrics._stuck import stuck_runs
@@ -95,6 +96,7 @@ __all__ = [
     "failed_runs",
     "failure_rates",
     "flow_time_shares",
+    "in_seconds",
     "landing_time",
     "lateness",
     "outcome_counts",
