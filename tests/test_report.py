@@ -201,9 +201,10 @@ def test_breakdowns_count_crashed_and_cancelled_apart(tmp_path: Path) -> None:
 FLOW_RUNS = Path(__file__).parent.parent / "data" / "sample_flow_run_states.parquet"
 
 
-def failing_oracle(flow_runs: pl.DataFrame) -> dict[str, int]:
-    """Deployments whose latest finished flow run failed, and their failures since the last
-    success: read from each run's last state by a plain sort, not with the metrics."""
+def failing_oracle(flow_runs: pl.DataFrame, by: str = "deployment_name") -> dict[str, int]:
+    """Deployments (or other ``by`` groups) whose latest finished flow run failed, and their
+    failures since the last success: read from each run's last state by a plain sort, not
+    with the metrics."""
     finals = (
         flow_runs.sort("timestamp")
         .group_by("flow_run_id", maintain_order=True)
@@ -212,7 +213,7 @@ def failing_oracle(flow_runs: pl.DataFrame) -> dict[str, int]:
         .sort("timestamp")
     )
     out: dict[str, int] = {}
-    for (deployment,), runs in finals.group_by("deployment_name"):
+    for (deployment,), runs in finals.group_by(by):
         names = runs["name"].to_list()
         streak = (
             len(names) - 1 - max((i for i, n in enumerate(names) if n == "Completed"), default=-1)
@@ -249,6 +250,60 @@ def test_report_with_flow_runs_renders_in_chromium(flow_report: Path, tmp_path: 
     for chart in result["charts"]:
         assert chart["svg"], chart
         assert all(n > 0 for n in chart["panels"]), f"a blank panel: {chart}"
+
+
+def undeployed(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` as if its flows had run as scripts (no deployment), as the devtools workload's."""
+    return frame.with_columns(
+        pl.lit(None, dtype=pl.String).alias(c) for c in ("deployment_id", "deployment_name")
+    )
+
+
+@pytest.fixture(scope="module")
+def undeployed_report(states: pl.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("undeployed") / "report.html"
+    flow_runs = undeployed(pl.read_parquet(FLOW_RUNS))
+    return write_report(undeployed(states), path, flow_run_states=flow_runs)
+
+
+def test_flow_runs_without_deployments_are_grouped_by_flow(undeployed_report: Path) -> None:
+    """Issue 26.2: one "(none)" group lumped every flow together."""
+    text = undeployed_report.read_text(encoding="utf-8")
+    flow_runs = pl.read_parquet(FLOW_RUNS)
+    failing = failing_oracle(flow_runs, by="flow_name")
+    assert failing, "a flow of the bundled flow runs should be failing at the end"
+    for flow, streak in failing.items():
+        row = text.split(f"<td>{flow} (no deployment)</td>", 1)[1].split("</tr>", 1)[0]
+        assert re.findall(r'<td class="num">([0-9,]+)</td>', row)[0] == str(streak)
+    assert "(none)" not in text
+    assert text.count("Flow runs without a deployment are grouped by flow") == 4
+    groups = set(re.findall(r'"deployment_name": "([^"]+)"', text))
+    flows = set(flow_runs["flow_name"].unique())
+    assert groups
+    assert groups <= {f"{f} (no deployment)" for f in flows}, groups
+
+
+def test_a_report_without_deployments_draws_every_chart_in_chromium(
+    undeployed_report: Path, tmp_path: Path
+) -> None:
+    """Issue 26.1: two flow-run charts were blank (Vega's 'Infinite extent' warnings)."""
+    result = open_in_chromium(undeployed_report, tmp_path / "undeployed.png")
+    assert result["errors"] == [], "\n".join(result["errors"])
+    assert result["rendered"] == str(CHARTS + 3)
+    for chart in result["charts"]:
+        assert chart["svg"], chart
+        assert chart["panels"], chart
+        assert all(n > 0 for n in chart["panels"]), f"a blank panel: {chart}"
+
+
+def test_flow_run_charts_draw_runs_without_a_deployment_on_their_own() -> None:
+    flow_runs = undeployed(pl.read_parquet(FLOW_RUNS))
+    trend = ta.charts.flow_duration_chart(flow_runs, every="6h").to_dict()
+    landing = ta.charts.landing_time_chart(flow_runs).to_dict()
+    for spec in (trend, landing):
+        rows = next(iter(spec["datasets"].values()))
+        assert rows, spec.get("title")
+        assert {r["deployment_name"] for r in rows} == {"(no deployment)"}
 
 
 def test_the_anomalies_and_slas_section_lists_what_was_planted_or_says_nothing(

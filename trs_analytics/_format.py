@@ -60,6 +60,7 @@ _MISSING: Final = {
     "flow_run_id": "(no flow)",
     "flow_run_name": "(no flow)",
     "deployment_id": "(no deployment)",
+    "deployment_name": "(no deployment)",
     "work_pool_name": "(no work pool)",
     "tags": "(no tag)",
 }

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import altair as alt
 import polars as pl
 
-from trs_analytics._format import duration_expr
+from trs_analytics._format import duration_expr, missing_label
 from trs_analytics.charts._common import check_top, log_seconds, time_axis, time_span, top_groups
 from trs_analytics.charts._theme import NEUTRAL, STATE_COLORS, state_scale
 from trs_analytics.schema import STATE_TYPES
@@ -101,6 +101,8 @@ def duration_trend_chart(
         >>> duration_trend_chart(trend, top=2).to_dict()["facet"]["field"]
         'task_name'
     """
+    # a missing group is drawn under its label: filtered out, it left a blank chart
+    trend = trend.with_columns(pl.col(by).cast(pl.String).fill_null(missing_label(by)))
     medians = trend.group_by(by).agg(pl.col("median").first())
     groups = top_groups(medians, by, "median", check_top(top))
     floor = 1e-3

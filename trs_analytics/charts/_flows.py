@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import altair as alt
 import polars as pl
 
+from trs_analytics._format import missing_label
 from trs_analytics.charts._breakdowns import duration_trend_chart
 from trs_analytics.charts._common import check_top, human, seconds, time_axis, time_span, top_groups
 from trs_analytics.charts._theme import NEUTRAL, STATE_COLORS
@@ -101,6 +102,8 @@ def landing_time_chart(
         'deployment_name'
     """
     data = landing_times(flow_run_states, by=by)
+    # a missing group is drawn under its label: filtered out, it left a blank chart
+    data = data.with_columns(pl.col(by).cast(pl.String).fill_null(missing_label(by)))
     medians = data.group_by(by).agg(pl.col("landing_s").median())
     groups = top_groups(medians, by, "landing_s", check_top(top))
     data = data.filter(pl.col(by).cast(pl.String).is_in(groups)).with_columns(

@@ -1,11 +1,15 @@
 """The report's "Flow runs" sections, drawn from flow-run states when the dataset has them:
 duration trend per deployment with its median, landing times, failure rates per
-deployment, and the deployments currently failing with their time to resolution."""
+deployment, and the deployments currently failing with their time to resolution.
+
+A flow run without a deployment (a flow called as a script) is grouped by its flow,
+as ``"<flow> (no deployment)"``: one null group would lump different flows together."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import narwhals as nw
 import polars as pl
 
 from trs_analytics._format import duration_expr, missing_label
@@ -19,8 +23,31 @@ if TYPE_CHECKING:
 
 __all__ = ["failing_table", "flow_run_sections"]
 
-#: The flow runs are grouped by deployment.
+#: The flow runs are grouped by deployment (else by flow: :func:`by_deployment_or_flow`).
 _BY = "deployment_name"
+
+#: What a flow run without a deployment is grouped under, after its flow's name.
+NO_DEPLOYMENT = " (no deployment)"
+
+
+def by_deployment_or_flow(flow_run_states: Any) -> Any:
+    """``flow_run_states`` (any engine) with each run lacking a deployment grouped by its flow.
+
+    Examples:
+        >>> import trs_analytics as ta
+        >>> runs = ta.generate_flow_run_states(60, seed=7).with_columns(
+        ...     deployment_name=pl.when(pl.col("flow_name").is_in(["daily-etl", "reporting"]))
+        ...     .then(None).otherwise(pl.col("deployment_name")))
+        >>> sorted(by_deployment_or_flow(runs)["deployment_name"].unique())
+        ['daily-etl (no deployment)', 'hourly-sync/k8s-pool', 'ml-training/docker-pool', 'reporting (no deployment)']
+    """
+    frame = nw.from_native(flow_run_states)
+    names = frame.collect_schema().names()
+    if "flow_name" not in names or _BY not in names:
+        return flow_run_states
+    flow = nw.concat_str(nw.col("flow_name"), nw.lit(NO_DEPLOYMENT))
+    grouped = nw.coalesce(nw.col(_BY), flow, nw.lit(missing_label(_BY)))
+    return frame.with_columns(grouped.alias(_BY)).to_native()
 
 
 def failing_table(flow_run_states: Any) -> pl.DataFrame:
@@ -46,6 +73,10 @@ def failing_table(flow_run_states: Any) -> pl.DataFrame:
     )
 
 
+#: Said under each flow-run section.
+_WITHOUT = f" Flow runs without a deployment are grouped by flow ('<flow>{NO_DEPLOYMENT}')."
+
+
 def flow_run_sections(flow_run_states: Any, *, every: str) -> list[Section]:
     """The "Flow runs" part of the report, top to bottom.
 
@@ -54,27 +85,30 @@ def flow_run_sections(flow_run_states: Any, *, every: str) -> list[Section]:
         >>> [s.heading for s in flow_run_sections(ta.generate_flow_run_states(400, seed=7), every="6h")][:2]
         ['Flow runs: duration per deployment', 'Flow runs: landing times']
     """
+    flow_run_states = by_deployment_or_flow(flow_run_states)
     return [
         ChartSection(
             "Flow runs: duration per deployment",
             flow_duration_chart(flow_run_states, every=every, by=_BY),
-            "Each deployment's flow-run time in Running per bucket (p50, p95) against its median.",
+            "Each deployment's flow-run time in Running per bucket (p50, p95) against its median."
+            + _WITHOUT,
         ),
         ChartSection(
             "Flow runs: landing times",
             landing_time_chart(flow_run_states, by=_BY),
-            "End of each finished flow run minus its scheduled start.",
+            "End of each finished flow run minus its scheduled start." + _WITHOUT,
         ),
         ChartSection(
             "Flow runs: failure rates per deployment",
             failure_rate_chart(flow_run_states, by=_BY, top=6),
-            "Failed and crashed flow runs among finished ones, with 95% intervals.",
+            "Failed and crashed flow runs among finished ones, with 95% intervals." + _WITHOUT,
         ),
         TableSection(
             "Flow runs: deployments currently failing",
             failing_table(flow_run_states),
             empty="No deployment's latest finished flow run failed.",
             caption="Since the first failure after the last success; 'usually resolved in' is "
-            "the median time from a failed run to the next successful run of the deployment.",
+            "the median time from a failed run to the next successful run of the deployment."
+            + _WITHOUT,
         ),
     ]
