@@ -50,14 +50,14 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
 SUMMARY = re.compile(
-    r"^exported (\d+) task runs, (\d+) states \((\d+) new\) via (events|states) "
-    r"in (\d+) requests, [\d.]+ s; .+ has (\d+) states in (\d+) files"
-    r"(?:; and \d+ flow runs, \d+ flow-run states \(\d+ new\); \d+ in its flow-run table)?$"
+    r"^exported (\d+) task runs?, (\d+) states? \((\d+) new\) via (events|states) "
+    r"in (\d+) requests?, [\d.]+ s; .+ has (\d+) states? in (\d+) files?"
+    r"(?:; and \d+ flow runs?, \d+ flow-run states? \(\d+ new\); \d+ in its flow-run table)?$"
 )
 NOTHING_NEW = re.compile(
-    r"^nothing new: the (\d+) task runs \((\d+) states\) read via (?:events|states) in \d+ "
-    r"requests, [\d.]+ s were already in .+; it has (\d+) states in \d+ files"
-    r"(?:; and \d+ flow runs, \d+ flow-run states \(\d+ new\); \d+ in its flow-run table)?$"
+    r"^nothing new: the (\d+) task runs? \((\d+) states?\) read via (?:events|states) in \d+ "
+    r"requests?, [\d.]+ s were already in .+; it has (\d+) states? in \d+ files?"
+    r"(?:; and \d+ flow runs?, \d+ flow-run states? \(\d+ new\); \d+ in its flow-run table)?$"
 )
 
 
@@ -509,6 +509,7 @@ def test_the_summary_names_the_source_read_when_prefect_2_refuses_events(tmp_pat
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert (summary["source"], summary["states"]) == ("states", 13)
     assert " via states in " in summary["message"]
+    assert " has 13 states in 1 file; and 0 flow runs, 0 flow-run states " in summary["message"]
     refused = [p for p in router.paths() if p == "POST /api/events/filter"]
     assert len(refused) == 2  # the task-run and the flow-run table each asked once
 

@@ -193,7 +193,12 @@ def test_breakdowns_count_crashed_and_cancelled_apart(tmp_path: Path) -> None:
     text = write_report(ta.generate_states(400, seed=6), tmp_path / "r.html").read_text(
         encoding="utf-8"
     )
-    for heading in ("Runs per flow", "Runs per task", "Top error messages per task", "Run volume"):
+    for heading in (
+        "Task runs per flow",
+        "Task runs per task",
+        "Top error messages per task",
+        "Run volume",
+    ):
         assert f"<h2>{heading}</h2>" in text
     assert "<th>crashed</th><th>cancelled</th>" in text
 
@@ -336,12 +341,20 @@ def test_the_anomalies_and_slas_section_lists_what_was_planted_or_says_nothing(
     [
         pytest.param(
             "Pending@0 Running@1 AwaitingRetry@2 Retrying@3 Completed@5",
-            ["5 states; 0 unfinished", "1 run failed its first attempt", "1 retry; 1 run rescued"],
+            [
+                "5 states; 0 unfinished",
+                "1 task run failed its first attempt",
+                "1 retry; 1 task run rescued",
+            ],
             id="one",
         ),
         pytest.param(
             "Pending@0 Running@1 Completed@2",
-            ["3 states; 0 unfinished", "0 runs failed their first attempt", "0 retries; 0 runs"],
+            [
+                "3 states; 0 unfinished",
+                "0 task runs failed their first attempt",
+                "0 retries; 0 task runs",
+            ],
             id="none",
         ),
     ],
@@ -352,5 +365,6 @@ def test_the_headline_cards_count_in_words_that_agree(spec: str, notes: list[str
 
     cards = {h.label: h.note for h in headlines(states(history(spec, task_run_id="a")), agree=True)}
     assert [cards["Task runs"], cards["First-attempt failure rate"]] == notes[:2]
-    assert cards["Retried runs"].startswith(notes[2])
+    assert cards["Retried task runs"].startswith(notes[2])
+    assert cards["Final failure rate"].endswith("; 0 of 1 finished task run")  # not "1 runs"
     assert "unfinished" not in cards["Flow runs"]  # task runs are counted on their own card

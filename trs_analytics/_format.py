@@ -178,14 +178,18 @@ def span_text(first: datetime, last: datetime) -> str:
     return f"{fmt(first, f'%Y-%m-%d {clock}')} to {fmt(last, end)} UTC ({duration_text(span)})"
 
 
-def count_text(count: int, noun: str, plural: str | None = None) -> str:
-    """``count`` and its noun, singular or plural, with thousands separators.
+def count_text(count: int, noun: str, plural: str | None = None, *, grouped: bool = True) -> str:
+    """``count`` and its noun, singular or plural, with thousands separators (unless not
+    ``grouped``: summary lines that scripts read keep plain digits).
 
     Examples:
         >>> count_text(1, "task run"), count_text(2_760, "task run"), count_text(0, "retry", "retries")
         ('1 task run', '2,760 task runs', '0 retries')
+        >>> count_text(1, "file", grouped=False), count_text(1200, "file", grouped=False)
+        ('1 file', '1200 files')
     """
-    return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
+    number = f"{count:,}" if grouped else str(count)
+    return f"{number} {noun if count == 1 else plural or noun + 's'}"
 
 
 #: Whether messages name command-line options (``--api-url``) rather than arguments.

@@ -51,7 +51,7 @@ import narwhals as nw
 import polars as pl
 
 from trs_analytics._atomic import write_json_atomic
-from trs_analytics._format import duration_text, markdown_cell, markdown_link
+from trs_analytics._format import count_text, duration_text, markdown_cell, markdown_link
 from trs_analytics._time import iso, parse_duration
 from trs_analytics.exceptions import ConfigurationError, StorageError
 from trs_analytics.metrics import (
@@ -200,10 +200,11 @@ class CheckResult:
     def summary(self) -> str:
         """One line: what was checked and what was found."""
         counts = self.counts()
+        runs = count_text(self.runs, "task run", grouped=False)
         if not self.flagged:
-            return f"nothing flagged: {self.runs} task runs checked, {self.rules} SLA rules"
+            return f"nothing flagged: {runs} checked, {count_text(self.rules, 'SLA rule')}"
         parts = ", ".join(f"{n} {kind}" for kind, n in counts.items() if n)
-        return f"flagged {self.findings.height} ({parts}) in {self.runs} task runs"
+        return f"flagged {self.findings.height} ({parts}) in {runs}"
 
 
 def _recent_start(now: datetime, recent: str) -> datetime:

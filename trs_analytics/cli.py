@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, NoReturn, TypeVar, cast
 import click
 
 from trs_analytics._atomic import check_writable, os_error_of, storage_error
-from trs_analytics._format import cli_spelling, terminal_text
+from trs_analytics._format import cli_spelling, count_text, terminal_text
 from trs_analytics._progress import progress_bar, steps_bar
 from trs_analytics._redact import redact
 from trs_analytics._time import iso, parse_age, parse_when
@@ -709,7 +709,9 @@ def fetch(
     runs = states[kind.id_column].n_unique()
     seconds = time.monotonic() - started
     output.summary(
-        f"fetched {runs} {kind.noun}s, {states.height} states in {requests} requests, "
+        f"fetched {count_text(runs, kind.noun, grouped=False)}, "
+        f"{count_text(states.height, 'state', grouped=False)} in "
+        f"{count_text(requests, 'request', grouped=False)}, "
         f"{seconds:.1f} s; wrote {out}",
         event="fetch",
         out=str(out),

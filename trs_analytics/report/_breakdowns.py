@@ -18,21 +18,21 @@ __all__ = ["error_table", "outcome_table", "run_table"]
 
 
 def outcome_table(counts: pl.DataFrame | None, *, by: str) -> pl.DataFrame:
-    """Runs per ``by`` value by how they ended (``outcome_counts``' rows, or ``None`` when the
+    """Task runs per ``by`` value by how they ended (``outcome_counts``' rows, or ``None`` when the
     states have no ``by`` column); empty when no run has a ``by`` value.
 
     Examples:
         >>> import trs_analytics as ta
         >>> counts = ta.outcome_counts(ta.generate_states(100, seed=1), by="flow_name")
         >>> outcome_table(counts, by="flow_name").columns[:3]
-        ['flow_name', 'runs', 'completed']
+        ['flow_name', 'task runs', 'completed']
     """
     if counts is None or counts[by].null_count() == counts.height:
         return pl.DataFrame()
     return counts.with_columns(
         pl.col(by).cast(pl.String).fill_null(missing_label(by)),
         pl.format("{}%", (pl.col("failure_rate") * 100).round(1)).alias("failure_rate"),
-    ).rename({"failure_rate": "failed + crashed"})
+    ).rename({"failure_rate": "failed + crashed", "runs": "task runs"})
 
 
 def error_table(states: Any, *, top: int = 3) -> pl.DataFrame:
@@ -41,7 +41,7 @@ def error_table(states: Any, *, top: int = 3) -> pl.DataFrame:
     Examples:
         >>> import trs_analytics as ta
         >>> error_table(ta.generate_states(100, seed=1)).columns
-        ['task_name', 'error', 'failures', 'runs', 'last seen (UTC)']
+        ['task_name', 'error', 'failures', 'task runs', 'last seen (UTC)']
     """
     if "message" not in schema_of(states).names():
         return pl.DataFrame()
@@ -50,7 +50,7 @@ def error_table(states: Any, *, top: int = 3) -> pl.DataFrame:
         "task_name",
         pl.col("error").str.slice(0, 160),
         "failures",
-        "runs",
+        pl.col("runs").alias("task runs"),
         pl.col("last_seen").dt.strftime("%Y-%m-%d %H:%M:%S").alias("last seen (UTC)"),
     )
 

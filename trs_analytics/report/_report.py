@@ -282,7 +282,7 @@ def _sections(data: dict[str, Any], ui: str | None) -> list[Section]:
     for by_column, noun in _BREAKDOWNS:
         sections.append(
             TableSection(
-                f"Runs per {noun}",
+                f"Task runs per {noun}",
                 data[f"outcomes:{by_column}"],
                 empty=f"No task run here has a {noun}.",
                 caption="By final state; crashed and cancelled apart from failed.",

@@ -157,21 +157,21 @@ def headlines(states: Any, *, agree: bool, seen: dict[str, Any] | None = None) -
             "Final failure rate",
             fmt_rate(overall["failure_rate"]),
             f"95% CI {fmt_rate(overall['ci_low'])} to {fmt_rate(overall['ci_high'])}; "
-            f"{overall['failed']:,} of {overall['runs']:,} finished runs",
+            f"{overall['failed']:,} of {count_text(overall['runs'], 'finished task run')}",
         ),
         Headline(
             "First-attempt failure rate",
             fmt_rate(overall["first_attempt_failure_rate"]),
-            f"{count_text(first, 'run')} failed {'its' if first == 1 else 'their'} first attempt",
+            f"{count_text(first, 'task run')} failed {'its' if first == 1 else 'their'} first attempt",
         ),
         Headline(
-            "Retried runs",
+            "Retried task runs",
             f"{runs['retried']:,}",
             f"{count_text(runs['retries'], 'retry', 'retries')}; "
-            f"{count_text(overall['rescued'], 'run')} rescued",
+            f"{count_text(overall['rescued'], 'task run')} rescued",
         ),
         Headline(
-            "Crashed / cancelled runs",
+            "Crashed / cancelled task runs",
             f"{runs['crashed']:,} / {runs['cancelled']:,}",
             "counted apart from failed; crashed count in the failure rate",
         ),
@@ -186,13 +186,13 @@ def worst_by_p95(states: Any, *, by: str = "task_name", top: int = 10) -> pl.Dat
     Examples:
         >>> import trs_analytics as ta
         >>> worst_by_p95(ta.generate_states(300, seed=1), top=2).columns
-        ['task_name', 'runs', 'p50', 'p95', 'p99', 'max']
+        ['task_name', 'task runs', 'p50', 'p95', 'p99', 'max']
     """
     stats = to_polars(summarize(run_time(states), by=by)).filter(pl.col("count") > 0)
     rows = stats.sort("p95", descending=True, nulls_last=True).head(top)
     return rows.select(
         pl.col(by).cast(pl.String),
-        runs=pl.col("count"),
+        pl.col("count").alias("task runs"),
         **{
             c: pl.col(c).map_elements(fmt_seconds, return_dtype=pl.String)
             for c in ("p50", "p95", "p99", "max")
@@ -209,13 +209,13 @@ def worst_by_failure_rate(states: Any, *, by: str = "task_name", top: int = 10) 
     Examples:
         >>> import trs_analytics as ta
         >>> worst_by_failure_rate(ta.generate_states(300, seed=1), top=2).columns
-        ['task_name', 'runs', 'failed', 'failure rate', '95% CI', 'first attempt', 'rescued']
+        ['task_name', 'task runs', 'failed', 'failure rate', '95% CI', 'first attempt', 'rescued']
     """
     rates = to_polars(failure_rates(states, by=by)).filter(pl.col("failed") > 0)
     rows = rates.sort(["ci_low", "failure_rate"], descending=True, nulls_last=True).head(top)
     return rows.select(
         pl.col(by).cast(pl.String),
-        "runs",
+        pl.col("runs").alias("task runs"),
         "failed",
         pl.col("failure_rate").map_elements(fmt_rate, return_dtype=pl.String).alias("failure rate"),
         pl.format(

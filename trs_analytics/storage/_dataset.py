@@ -74,6 +74,7 @@ from typing import IO, TYPE_CHECKING, Any, Final, Self
 import polars as pl
 
 from trs_analytics._atomic import storage_error, write_json_atomic
+from trs_analytics._format import count_text
 from trs_analytics._progress import Progress
 from trs_analytics._time import iso, parse_when
 from trs_analytics.exceptions import ConfigurationError, StorageError
@@ -185,6 +186,8 @@ class ExportResult:
             'nothing new: the 40 task runs (120 states) read via events in 5 requests, 1.2 s were already in out; it has 1000 states in 2 files'
             >>> replace(r, added=0, states=0, task_runs=0).summary()
             'nothing new: the server has no task-run states from 2026-01-01T00:00:00Z to 2026-01-02T00:00:00Z (events, 5 requests, 1.2 s); out has 1000 states in 2 files'
+            >>> replace(r, states=1, task_runs=1, added=1, rows=1, files=1, requests=1).summary()
+            'exported 1 task run, 1 state (1 new) via events in 1 request, 1.2 s; out has 1 state in 1 file'
             >>> replace(r, flow_run_states=9, flow_runs=3, flow_run_added=9, flow_run_rows=30).summary()
             'exported 40 task runs, 120 states (100 new) via events in 5 requests, 1.2 s; out has 1000 states in 2 files; and 3 flow runs, 9 flow-run states (9 new); 30 in its flow-run table'
         """
@@ -194,28 +197,28 @@ class ExportResult:
         if self.flow_run_states is None:
             return ""
         return (
-            f"; and {self.flow_runs} flow runs, {self.flow_run_states} flow-run states "
+            f"; and {_count(self.flow_runs, 'flow run')}, "
+            f"{_count(self.flow_run_states, 'flow-run state')} "
             f"({self.flow_run_added} new); {self.flow_run_rows} in its flow-run table"
         )
 
     def _task_summary(self) -> str:
-        how = f"via {self.source} in {self.requests} requests, {self.seconds:.1f} s"
-        holds = f"{self.rows} states in {self.files} files"
+        requests = _count(self.requests, "request")
+        how = f"via {self.source} in {requests}, {self.seconds:.1f} s"
+        holds = f"{_count(self.rows, 'state')} in {_count(self.files, 'file')}"
+        runs, states = _count(self.task_runs, "task run"), _count(self.states, "state")
         if self.states == 0:
             return (
                 f"nothing new: the server has no task-run states from {iso(self.since)} to "
-                f"{iso(self.until)} ({self.source}, {self.requests} requests, "
+                f"{iso(self.until)} ({self.source}, {requests}, "
                 f"{self.seconds:.1f} s); {self.out} has {holds}"
             )
         if self.added == 0:
             return (
-                f"nothing new: the {self.task_runs} task runs ({self.states} states) read "
-                f"{how} were already in {self.out}; it has {holds}"
+                f"nothing new: the {runs} ({states}) read {how} were already in {self.out}; "
+                f"it has {holds}"
             )
-        return (
-            f"exported {self.task_runs} task runs, {self.states} states ({self.added} new) "
-            f"{how}; {self.out} has {holds}"
-        )
+        return f"exported {runs}, {states} ({self.added} new) {how}; {self.out} has {holds}"
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready fields (times as ISO-8601 strings)."""
@@ -863,3 +866,8 @@ class Dataset:
         if self.is_new:
             write_json_atomic(self.path / MARKER_NAME, self.info.to_json())
             self.is_new = False
+
+
+def _count(count: int, noun: str) -> str:
+    """``count`` and its noun, plural or not, in plain digits (scripts read summary lines)."""
+    return count_text(count, noun, grouped=False)
