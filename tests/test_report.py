@@ -140,6 +140,21 @@ def test_short_capture_has_no_blank_panel(states: pl.DataFrame, tmp_path: Path) 
         assert all(n > 0 for n in chart["panels"]), f"a blank panel: {chart}"
 
 
+def test_run_volume_of_a_short_capture_is_bucketed_by_its_span(states: pl.DataFrame) -> None:
+    """Issue 26.4: a 56-second capture was drawn as two thin bars (1-minute buckets)."""
+    from trs_analytics.report._report import report_data
+
+    short = _first_seconds(states, 56)
+    data = report_data(short)
+    assert data["every"] == "5s"  # the shortest round width giving at most 40 buckets
+    volume = data["volume"]
+    firsts = short.group_by("task_run_id").agg(pl.col("timestamp").min())["timestamp"]
+    expected = firsts.dt.truncate("5s").value_counts().sort("timestamp")
+    got = volume.group_by("bucket").agg(pl.col("runs").sum()).sort("bucket")
+    assert got.rows() == expected.rows()
+    assert got.height >= 10
+
+
 def test_sample_probe_panel_shows_its_failures(states: pl.DataFrame) -> None:
     series = ta.charts.failure_rate_series(states, by="task_name", top=6)
     probe = series.filter(group="probe", rate="final")

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ROUND_WIDTHS",
+    "SHORT_WIDTHS",
     "argument_text",
     "auto_every",
     "auto_period",
@@ -105,18 +106,33 @@ def duration_expr(seconds: pl.Expr) -> pl.Expr:
     return seconds.map_elements(duration_text, return_dtype=pl.String, skip_nulls=True)
 
 
+#: Round bucket widths under a minute, for data that spans seconds (not comparison periods).
+SHORT_WIDTHS: Final = (
+    ("1s", timedelta(seconds=1)),
+    ("5s", timedelta(seconds=5)),
+    ("10s", timedelta(seconds=10)),
+    ("15s", timedelta(seconds=15)),
+    ("30s", timedelta(seconds=30)),
+)
+
+
 def auto_every(span: timedelta | None, *, buckets: int = 60) -> str:
     """Pick the shortest round width that cuts ``span`` into at most ``buckets`` buckets.
 
+    A capture of seconds gets buckets of seconds: a 56-second capture in 1-minute
+    buckets was drawn as two thin bars.
+
     Examples:
-        >>> auto_every(timedelta(days=7)), auto_every(timedelta(minutes=20))
+        >>> auto_every(timedelta(days=7)), auto_every(timedelta(hours=1))
         ('3h', '1m')
+        >>> auto_every(timedelta(seconds=56), buckets=40), auto_every(timedelta(seconds=56))
+        ('5s', '1s')
         >>> auto_every(None)
         '1h'
     """
     if span is None:
         return "1h"
-    for name, width in ROUND_WIDTHS:
+    for name, width in (*SHORT_WIDTHS, *ROUND_WIDTHS):
         if span / width <= buckets:
             return name
     return ROUND_WIDTHS[-1][0]

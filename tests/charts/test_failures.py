@@ -111,9 +111,10 @@ def test_overall_chart_is_one_panel(states: pl.DataFrame) -> None:
 
 
 def test_one_bucket_still_draws_visible_points() -> None:
-    # probe failed 24 of 24 within seconds: one bucket, so no line and no band can be drawn
+    # probe failed 24 of 24 within half a second: one bucket (of 1 s, the shortest), so no
+    # line and no band can be drawn
     probes = [
-        history(f"Running@{i} Failed@{i + 0.5}", task_run_id=f"p{i}", task_name="probe")
+        history(f"Running@{i / 50} Failed@{i / 50 + 0.01}", task_run_id=f"p{i}", task_name="probe")
         for i in range(24)
     ]
     chart = failure_rate_chart(states(*probes))
