@@ -81,6 +81,25 @@ def test_chromium_check_sees_errors_and_blank_pages(tmp_path: Path) -> None:
     assert result["pixels"]["std"] < 1
 
 
+@pytest.mark.clock("2031-07-15T09:30:00Z")  # after the recording: a fetch never reads past now
+def test_the_waits_caption_names_no_server_line_on_prefect_2_data(tmp_path: Path) -> None:
+    """Issue 26.6: on Prefect 2 data the caption said "Prefect 3 sets ...": say what the data
+    shows instead (the states do not say which line wrote them)."""
+    import httpx
+
+    from tests.recorded import SINCE, UNTIL, Router
+    from trs_analytics.charts import WAITS_AGREE_NOTE
+    from trs_analytics.client import PrefectClient
+
+    transport = httpx.MockTransport(Router(server="2.20.16"))
+    with PrefectClient("http://test/api", transport=transport) as client:
+        states = ta.fetch_states(client=client, since=SINCE, until=UNTIL)
+    text = write_report(states, tmp_path / "r.html").read_text(encoding="utf-8")
+    assert WAITS_AGREE_NOTE in text  # the waits agree in this capture: one panel, and why
+    assert "expected start time is the moment its first state was written" in WAITS_AGREE_NOTE
+    assert "Prefect 3" not in text
+
+
 def test_report_refuses_an_empty_dataset(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="no task-run states"):
         write_report(ta.empty_states(), tmp_path / "r.html")

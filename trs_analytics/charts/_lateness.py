@@ -31,11 +31,12 @@ __all__ = ["WAITS_AGREE_NOTE", "draw_waits", "wait_chart", "wait_series", "waits
 #: The two waits drawn, in panel order.
 _WAITS: Final = ("Lateness", "Queue wait")
 
-#: Why one figure stands for both waits when they agree (see docs/metrics.md).
+#: Why one figure stands for both waits when they agree (see docs/metrics.md). What the
+#: data shows, on whichever server line it came from: no line is named (the states do not
+#: say theirs, and only Prefect 3.9.1 was measured to set it so).
 WAITS_AGREE_NOTE: Final = (
-    "Lateness equals queue wait for every run here: Prefect 3 sets a task run's expected "
-    "start time to the moment its first (Pending) state is written, so both measure first "
-    "state to first Running."
+    "Lateness equals queue wait for every run here: each run's expected start time is the "
+    "moment its first state was written, so both measure first state to first Running."
 )
 
 
