@@ -192,6 +192,7 @@ Array.from(document.querySelectorAll(".chart")).map(el => {
       return Number(m.getAttribute("opacity") ?? 1) > 0 && style.display !== "none"
         && (filled || (stroked && (b.width > 0 || b.height > 0))); }).length);
   return {id: el.id, svg: !!svg, width: box.width, height: box.height, panels: visible,
+          card: el.clientWidth,
           marks: svg ? svg.querySelectorAll("path, rect, line, circle, text").length : 0};
 })
 """

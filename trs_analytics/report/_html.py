@@ -33,8 +33,8 @@ p.meta, p.caption { color: var(--muted); margin: 0 0 14px; }
                letter-spacing: .04em; }
 .card .value { font-size: 24px; font-weight: bold; margin: 2px 0; }
 .card .note { color: var(--muted); font-size: 12px; }
-.chart { background: white; border: 1px solid var(--line); border-radius: 8px; padding: 8px; width: fit-content; max-width: 100%;
-         margin: 0 0 16px; overflow-x: auto; }
+.chart { background: white; border: 1px solid var(--line); border-radius: 8px; padding: 8px;
+         width: 100%; margin: 0 0 16px; overflow-x: auto; }
 table { border-collapse: collapse; background: white; border: 1px solid var(--line);
         border-radius: 8px; width: 100%; }
 th, td { text-align: left; padding: 6px 10px; border-bottom: 1px solid var(--line); }
@@ -118,6 +118,10 @@ def chart_block(index: int) -> str:
     return f'<div class="chart" id="chart-{index}" data-chart="{index}"></div>'
 
 
+#: Pixels a facet's panel leaves for its axis, axis title and the gap beside it.
+FACET_ALLOWANCE = 90
+
+
 def page(
     *, title: str, meta: str, body: str, specs: list[dict[str, Any]], config: dict[str, Any]
 ) -> str:
@@ -132,8 +136,33 @@ const specs = {script_json(specs)};
 const config = {script_json(config)};
 const opts = {{renderer: "svg", config: config,
   actions: {{export: true, source: false, compiled: false, editor: false}}}};
-Promise.allSettled(specs.map((spec, i) =>
-  vegaEmbed(document.getElementById("chart-" + i), spec, opts)))
+// Each chart fills its card: one view (or layers) takes the card's width ("container");
+// a facet, which Vega-Lite cannot size so, gets panels that share it.
+const fit = (spec, el) => {{
+  const room = el.clientWidth - 16, s = structuredClone(spec);
+  if (s.facet && s.spec) {{
+    const columns = s.facet.row && !s.facet.column ? 1 : s.columns;
+    if (columns) s.spec.width = Math.max(150, Math.floor(room / columns) - {FACET_ALLOWANCE});
+  }} else if (!s.hconcat && !s.vconcat && !s.concat && !s.repeat && fixHeight(s)) {{
+    s.width = "container";
+  }}
+  return s;
+}};
+// A height of so many pixels per row (a step) becomes pixels: a container width needs
+// autosize "fit", which Vega-Lite drops, with a warning, beside a step height.
+const fixHeight = s => {{
+  if (!s.height || s.height.step === undefined) return true;
+  const views = s.layer || [s];
+  const y = views.map(v => (v.encoding || {{}}).y).find(y => y && y.field);
+  const rows = s.data && s.datasets ? s.datasets[s.data.name] : undefined;
+  if (!y || !rows) return false;
+  s.height = Math.max(1, new Set(rows.map(r => r[y.field])).size) * s.height.step;
+  return true;
+}};
+Promise.allSettled(specs.map((spec, i) => {{
+  const el = document.getElementById("chart-" + i);
+  return vegaEmbed(el, fit(spec, el), opts);
+}}))
   .then(results => {{
     const failed = results.filter(r => r.status === "rejected");
     failed.forEach(r => console.error("chart failed:", r.reason));
