@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import narwhals as nw
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -189,3 +190,33 @@ def test_a_missing_by_column_names_the_fix() -> None:
     runs = ta.run_table(ta.generate_states(20, seed=1).drop("work_pool_name"))
     with pytest.raises(SchemaError, match="work_pool_name"):
         ta.failure_rates(runs, by="work_pool_name")
+
+
+def _queue_of_table(runs: Any) -> Any:
+    """The run table's queue waits in queue_wait's columns (what the report reads)."""
+    frame = nw.from_native(runs)
+    return (
+        frame.filter(~nw.col("queue_start").is_null())
+        .select("task_run_id", start_time=nw.col("queue_start"), duration=nw.col("queue_wait"))
+        .to_native()
+    )
+
+
+@pytest.mark.parametrize("engine", SEPARATE_SAMPLE, indirect=True)
+def test_queue_wait_of_the_table_is_queue_waits(
+    engine: str, on_engine: Callable[[pl.DataFrame], Any], sample: pl.DataFrame
+) -> None:
+    @settings(
+        max_examples=EXAMPLES[engine],
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(histories())
+    def holds(states: pl.DataFrame) -> None:
+        states = with_sample(sample, states)
+        expected = ta.queue_wait(states).select("task_run_id", "start_time", "duration")
+        with materialized(ta.run_table(on_engine(states))) as runs:
+            assert_same(_queue_of_table(runs), expected)
+
+    holds()

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+import narwhals as nw
 import polars as pl
 
 from trs_analytics._atomic import atomic_write, check_writable
@@ -43,7 +44,7 @@ from trs_analytics.charts import (
 )
 from trs_analytics.charts._common import time_bounds, time_span
 from trs_analytics.exceptions import ConfigurationError
-from trs_analytics.metrics import RUN_COLUMNS, parse_every, queue_wait
+from trs_analytics.metrics import RUN_COLUMNS, parse_every
 from trs_analytics.metrics import run_table as ta_run_table
 from trs_analytics.metrics._breakdowns import run_breakdowns
 from trs_analytics.metrics._frames import lazy, materialized
@@ -99,7 +100,6 @@ _REPORT_COLUMNS = ("id", *REQUIRED_METRIC_COLUMNS, "message", *RUN_COLUMNS)
 SECTIONS = (
     "overview",
     "one row per task run",
-    "queue waits",
     "regressions",
     "queue wait against lateness",
     "headline numbers",
@@ -189,7 +189,7 @@ def report_data(
             "one row per task run",
             lambda: kept.enter_context(materialized(ta_run_table(frame))),
         )
-        queue = step("queue waits", lambda: kept.enter_context(materialized(_queue_waits(frame))))
+        queue = _queue_waits(runs)
         data["regressions"] = step(
             "regressions", lambda: regression_table(runs, period=period, now=now)
         )
@@ -243,12 +243,13 @@ def _check_period(period: str, now: datetime | None) -> None:
         raise ConfigurationError(msg)
 
 
-def _queue_waits(states: Any) -> Any:
-    """Each task run's queue wait (``queue_wait``), read from the states' own columns only."""
-    frame = lazy(states, caller="write_report")
-    core = [c for c in ("id", *REQUIRED_METRIC_COLUMNS) if c in frame.collect_schema().names()]
-    measured = lazy(queue_wait(frame.select(core).to_native()), caller="write_report")
-    return measured.select("task_run_id", "start_time", "duration").to_native()
+def _queue_waits(runs: Any) -> Any:
+    """The run table's queue waits, as ``queue_wait``'s columns (runs with a waiting state)."""
+    frame = lazy(runs, caller="write_report")
+    waited = frame.filter(~nw.col("queue_start").is_null())
+    return waited.select(
+        "task_run_id", start_time=nw.col("queue_start"), duration=nw.col("queue_wait")
+    ).to_native()
 
 
 def _failure_rates(states: Any, every: str) -> tuple[str | None, pl.DataFrame]:
