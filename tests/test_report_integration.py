@@ -8,6 +8,7 @@ from collections import Counter
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+import polars as pl
 import pytest
 
 import trs_analytics as ta
@@ -17,8 +18,6 @@ from trs_analytics.report import write_report
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-    import polars as pl
 
     from devtools.prefect_harness import PrefectServer
     from devtools.workload import GroundTruth
@@ -72,6 +71,40 @@ def test_real_capture_has_no_blank_panel(states: pl.DataFrame, tmp_path: Path) -
     path = write_report(states, tmp_path / "r.html")
     result = open_in_chromium(path, tmp_path / "r.png")
     assert result["errors"] == [], "\n".join(result["errors"])
+    for chart in result["charts"]:
+        assert chart["panels"], chart
+        assert all(n > 0 for n in chart["panels"]), f"a blank panel: {chart}"
+
+
+def test_flow_runs_without_a_deployment_are_drawn_per_flow(
+    prefect_server: PrefectServer, workload: GroundTruth, states: pl.DataFrame, tmp_path: Path
+) -> None:
+    """Issue 26.1 and 26.2 on a real capture: the workload calls most flows directly (no
+    deployment); every flow-run chart draws, in Chromium without a Vega warning, and each
+    flow run is grouped under its deployment, or its flow when it has none."""
+    from trs_analytics.report._flows import by_deployment_or_flow
+
+    flow_runs = ta.fetch_flow_run_states(
+        prefect_server.api_url,
+        since=workload.started_at - timedelta(minutes=1),
+        until=workload.finished_at + timedelta(minutes=1),
+    )
+    mine = flow_runs.filter(pl.col("flow_run_id").is_in(list(workload.flow_runs)))
+    grouped = (
+        by_deployment_or_flow(mine).group_by("flow_run_id").agg(pl.col("deployment_name").first())
+    )
+    truth = {
+        run_id: run.deployment_name if run.deployment_id else f"{run.flow_name} (no deployment)"
+        for run_id, run in workload.flow_runs.items()
+    }
+    assert any(run.deployment_id is None for run in workload.flow_runs.values())
+    assert dict(grouped.iter_rows()) == truth
+    path = write_report(states, tmp_path / "r.html", flow_run_states=flow_runs)
+    result = open_in_chromium(path, tmp_path / "r.png")
+    assert result["errors"] == [], "\n".join(result["errors"])
+    text = path.read_text(encoding="utf-8")
+    assert "Flow runs: landing times" in text
+    assert "No flow run failed: the rate over all finished flow runs" in text  # none failed
     for chart in result["charts"]:
         assert chart["panels"], chart
         assert all(n > 0 for n in chart["panels"]), f"a blank panel: {chart}"

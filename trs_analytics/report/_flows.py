@@ -13,7 +13,12 @@ import narwhals as nw
 import polars as pl
 
 from trs_analytics._format import duration_expr, missing_label
-from trs_analytics.charts import failure_rate_chart, flow_duration_chart, landing_time_chart
+from trs_analytics.charts import (
+    draw_failure_rates,
+    failure_rate_series,
+    flow_duration_chart,
+    landing_time_chart,
+)
 from trs_analytics.charts._common import seconds
 from trs_analytics.metrics import currently_failing, summarize, time_to_resolution, to_polars
 from trs_analytics.report._sections import ChartSection, TableSection
@@ -98,11 +103,7 @@ def flow_run_sections(flow_run_states: Any, *, every: str) -> list[Section]:
             landing_time_chart(flow_run_states, by=_BY),
             "End of each finished flow run minus its scheduled start." + _WITHOUT,
         ),
-        ChartSection(
-            "Flow runs: failure rates per deployment",
-            failure_rate_chart(flow_run_states, by=_BY, top=6),
-            "Failed and crashed flow runs among finished ones, with 95% intervals." + _WITHOUT,
-        ),
+        _failure_section(flow_run_states),
         TableSection(
             "Flow runs: deployments currently failing",
             failing_table(flow_run_states),
@@ -112,3 +113,20 @@ def flow_run_sections(flow_run_states: Any, *, every: str) -> list[Section]:
             + _WITHOUT,
         ),
     ]
+
+
+def _failure_section(flow_run_states: Any) -> ChartSection:
+    """Failure rates per deployment; when no flow run failed, the rate over all of them (a
+    chart of only the groups that failed would be empty)."""
+    rates = failure_rate_series(flow_run_states, by=_BY, top=6)
+    if rates.is_empty():
+        return ChartSection(
+            "Flow runs: failure rates per deployment",
+            draw_failure_rates(failure_rate_series(flow_run_states, by=None), by=None),
+            "No flow run failed: the rate over all finished flow runs, with its 95% interval.",
+        )
+    return ChartSection(
+        "Flow runs: failure rates per deployment",
+        draw_failure_rates(rates, by=_BY),
+        "Failed and crashed flow runs among finished ones, with 95% intervals." + _WITHOUT,
+    )
