@@ -76,3 +76,15 @@ def test_verbose_logs_each_section_once_in_order(tmp_path: Path) -> None:
         if "report: " in line and line.rstrip().endswith(" s")
     ]
     assert logged == list(SECTIONS)
+
+
+def test_the_report_names_cli_options_in_the_cli(tmp_path: Path) -> None:
+    """Issue 26.10: hints name the option a CLI user can pass, the argument in Python."""
+    small = ta.write_states(ta.generate_states(200, seed=3), tmp_path / "s.parquet")
+    result = CliRunner().invoke(main, ["report", str(small), "--out", str(tmp_path / "c.html")])
+    assert result.exit_code == 0, result.output
+    cli = (tmp_path / "c.html").read_text(encoding="utf-8")
+    python = ta.write_report(ta.scan_states(small), tmp_path / "p.html").read_text(encoding="utf-8")
+    assert "Pass --ui-url to link the runs to the Prefect UI." in cli
+    assert "Pass ui_url= to link the runs to the Prefect UI." in python
+    assert "ui_url=" not in cli

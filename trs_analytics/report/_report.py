@@ -21,7 +21,7 @@ import narwhals as nw
 import polars as pl
 
 from trs_analytics._atomic import atomic_write, check_writable
-from trs_analytics._format import auto_every, span_text
+from trs_analytics._format import argument_text, auto_every, span_text
 from trs_analytics._format import auto_period as _auto_period
 from trs_analytics.charts import (
     CONFIG,
@@ -279,7 +279,7 @@ def _flow_run_parts(flow_run_states: Any | None) -> list[Section]:
 def _sections(data: dict[str, Any], ui: str | None) -> list[Section]:
     """The report, top to bottom, drawn from :func:`report_data`'s small frames."""
     regressed, regression_caption, no_regression = data["regressions"]
-    link_note = "" if ui else " Pass ui_url= (or api_url=) to link the runs to the Prefect UI."
+    link_note = "" if ui else f" Pass {argument_text('ui_url')} to link the runs to the Prefect UI."
     by, rates = data["failure_rates"]
     failure_caption = (
         "The tasks with the most failed runs."
