@@ -45,6 +45,7 @@ from trs_analytics.fetch import (
     stream_states,
     window,
 )
+from trs_analytics.fetch._sources import FRESH_SPAN
 from trs_analytics.schema import STATES_SCHEMA
 
 if TYPE_CHECKING:
@@ -426,6 +427,25 @@ def test_auto_picks_events_for_a_recent_window(
     assert not [r for r in router.requests if _events_probe(r)]
 
 
+@pytest.mark.clock(UNTIL)  # the recorded window ends now
+def test_the_freshest_states_are_read_per_run_while_events_lag(
+    connect: Callable[..., PrefectClient], clean: pl.DataFrame
+) -> None:
+    """Issue 26.17: the event store lags the per-run states by seconds, so a window that
+    ends now, read from events, missed its last states. Here the events of the window's
+    last states are not stored yet; the per-run states hold every state."""
+    lag = "2026-11-28T13:35:53.215"  # events from here on are not in the event store yet
+    router = Router()
+    for name in ("events_filter_page1", "events_filter_page2", "events_filter_page3"):
+        page = router.data[name]
+        page["events"] = [e for e in page["events"] if e["occurred"] < lag]
+    late = clean.filter(pl.col("timestamp") >= datetime.fromisoformat(lag + "+00:00"))
+    assert late.height == 4  # what reading events alone would miss
+    frame = fetch(connect(router), "auto")
+    assert frame.equals(clean)
+    assert "GET /api/task_run_states/" in router.paths()
+
+
 NOW = datetime.fromisoformat(RECORDED_NOW)
 
 
@@ -439,17 +459,29 @@ def _oldest_at(when: datetime) -> httpx.Response:
 @pytest.mark.parametrize(
     ("age", "probe", "plan", "events_requests"),
     [
-        pytest.param(timedelta(hours=1), None, ["events"], 0, id="recent"),
-        pytest.param(timedelta(days=6), None, ["events"], 0, id="inside-retention"),
-        pytest.param(timedelta(days=30), "older", ["events"], 1, id="server-keeps-older-events"),
+        # every window here ends now: its last FRESH_SPAN is read from states (events lag)
+        pytest.param(timedelta(hours=1), None, ["events", "states"], 0, id="recent"),
+        pytest.param(timedelta(days=6), None, ["events", "states"], 0, id="inside-retention"),
         pytest.param(
-            timedelta(days=30), "2026-11-21T15:00:00Z", ["states", "events"], 1, id="crosses"
+            timedelta(days=30), "older", ["events", "states"], 1, id="server-keeps-older-events"
+        ),
+        pytest.param(
+            timedelta(days=30),
+            "2026-11-21T15:00:00Z",
+            ["states", "events", "states"],
+            1,
+            id="crosses",
         ),
         pytest.param(timedelta(days=30), "empty", ["states"], 1, id="no-events-at-all"),
         pytest.param(
-            timedelta(days=30), "error_422_limit", ["states", "events"], 1, id="cloud-limit"
+            timedelta(days=30),
+            "error_422_limit",
+            ["states", "events", "states"],
+            1,
+            id="cloud-limit",
         ),
         pytest.param(timedelta(days=30), "error_404_no_api_prefix", ["states"], 1, id="refused"),
+        pytest.param(timedelta(minutes=1), None, ["states"], 0, id="all-fresh"),
     ],
 )
 def test_plan_sources(
@@ -485,9 +517,9 @@ def test_plan_sources(
         assert chosen.segments[1].start == NOW - timedelta(days=7) + timedelta(hours=1)
     # the plan needs no server probe: the events request itself tells
     assert router.paths() == ["POST /api/events/filter"] * events_requests
-    assert resolve_source(client, NOW - age, until=NOW, now=NOW) == (
-        "events" if plan == ["events"] else "states"
-    )
+    if (plan[-1] == "states" and plan != ["states"]) or age <= FRESH_SPAN:
+        assert chosen.segments[-1].start == NOW - min(age, FRESH_SPAN)  # issue 26.17
+    assert resolve_source(client, NOW - age, until=NOW, now=NOW) == plan[0]
 
 
 def test_plan_sources_does_not_hide_other_errors(connect: Callable[..., PrefectClient]) -> None:

@@ -557,7 +557,8 @@ def main(ctx: click.Context, log_format: str, quiet: bool, verbose: bool) -> Non
     type=click.Choice(["auto", "events", "states"]),
     default="auto",
     show_default=True,
-    help="auto: events inside the server's event retention (7 days), per-run states before.",
+    help="auto: events inside the server's event retention (7 days), per-run states before "
+    "it and for the last 2 minutes (events lag).",
 )
 @click.option(
     "--overlap",

@@ -157,7 +157,7 @@ def resolve_source(
     """
     now = now or datetime.now(UTC)
     plan = plan_sources(client, since, until or now, event_retention=event_retention, now=now)
-    return "events" if plan.label == "events" else "states"
+    return "events" if plan.segments[0].source == "events" else "states"  # the fresh end aside
 
 
 def stream_states(
