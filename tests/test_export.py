@@ -30,6 +30,7 @@ from rich.console import Console
 from tests.builders import history, states
 from tests.clock import DISTANT
 from tests.disks import disk, fill, mounted, read_only
+from tests.fresh import auto_sources
 from tests.recorded import SINCE, UNTIL, Router
 from trs_analytics._progress import Progress, progress_bar
 from trs_analytics.client import PrefectClient
@@ -364,8 +365,10 @@ def test_the_workload_exports_as_its_ground_truth(
     tmp_path: Path, prefect_server: PrefectServer, workload: GroundTruth
 ) -> None:
     out = tmp_path / "ds"
+    before = datetime.now(UTC)
     result = export_states(out, api_url=prefect_server.api_url, **window(workload))
-    assert result.source == "events"  # the window is inside the event retention
+    # inside the event retention: events, but the last FRESH_SPAN before now from states
+    assert result.source in auto_sources(workload, before, datetime.now(UTC))
     frame = of_workload(scan_states(out).collect(), workload)
     assert frame.height == workload.n_states
     assert frame["id"].is_unique().all()
