@@ -47,7 +47,7 @@ from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.metrics import RUN_COLUMNS, parse_every
 from trs_analytics.metrics import run_table as ta_run_table
 from trs_analytics.metrics._breakdowns import run_breakdowns
-from trs_analytics.metrics._frames import lazy, materialized
+from trs_analytics.metrics._frames import lazy, materialized_by_run
 from trs_analytics.report._breakdowns import error_table, outcome_table, run_table
 from trs_analytics.report._flagged import flagged_sections, flagged_tables
 from trs_analytics.report._flows import flow_run_sections
@@ -197,7 +197,11 @@ def report_data(
         # per-run section below reads this table instead of the states
         runs = step(
             "one row per task run",
-            lambda: kept.enter_context(materialized(ta_run_table(frame))),
+            lambda: kept.enter_context(
+                materialized_by_run(
+                    frame, ta_run_table, run="task_run_id", parts=_parts(seen["states"])
+                )
+            ),
         )
         queue = _queue_waits(runs)
         data["regressions"] = step(
@@ -240,6 +244,20 @@ def report_data(
     data["flow_run"] = step("a flow run up close", lambda: _one_flow_run(frame))
     data["flow_runs"] = step("flow runs", lambda: _flow_run_parts(flow_run_states))
     return data
+
+
+#: States per set when a Polars run table is built a set of runs at a time.
+_STATES_PER_PART = 2_500_000
+
+
+def _parts(states: int) -> int:
+    """How many sets of runs a Polars run table is built in (one up to 2.5M states).
+
+    Examples:
+        >>> _parts(300), _parts(20_000_000)
+        (1, 8)
+    """
+    return max(1, -(-states // _STATES_PER_PART))
 
 
 def _check_period(period: str, now: datetime | None) -> None:
