@@ -192,6 +192,32 @@ def report_data(
     every = auto_every(span, buckets=40)
     at = now or seen["last"]
     data: dict[str, Any] = {"overview": seen, "period": period, "every": every}
+    data |= _run_sections(frame, step, seen=seen, period=period, now=now, at=at, ui=ui, rules=rules)
+    parts = _parts(seen["states"])
+    data["transitions"] = step(
+        "state transitions", lambda: transition_counts(frame, level="name", parts=parts)
+    )
+    data["flow_run"] = step("a flow run up close", lambda: _one_flow_run(frame))
+    data["flow_runs"] = step("flow runs", lambda: _flow_run_parts(flow_run_states))
+    return data
+
+
+def _run_sections(
+    frame: Any,
+    step: _Steps,
+    *,
+    seen: dict[str, Any],
+    period: str,
+    now: datetime | None,
+    at: datetime,
+    ui: str | None,
+    rules: Sequence[SlaRule],
+) -> dict[str, Any]:
+    """The sections read from the run table, kept on the engine while they are computed
+    (and let go of when this returns)."""
+    span = seen["last"] - seen["first"]
+    every = auto_every(span, buckets=40)
+    data: dict[str, Any] = {}
     with ExitStack() as kept:
         # each run's states reduced to one row, once, kept on the engine: every
         # per-run section below reads this table instead of the states
@@ -240,9 +266,6 @@ def report_data(
             "queue wait and lateness",
             lambda: wait_series(runs, every=auto_every(span), waits=waits, queue=queue),
         )
-    data["transitions"] = step("state transitions", lambda: transition_counts(frame, level="name"))
-    data["flow_run"] = step("a flow run up close", lambda: _one_flow_run(frame))
-    data["flow_runs"] = step("flow runs", lambda: _flow_run_parts(flow_run_states))
     return data
 
 
