@@ -1,7 +1,9 @@
-"""Anomalies per group and time bucket: durations by robust z-score, failure rates by Wilson.
+"""Anomalies per group and time bucket: durations by robust z-score, failure rates by a
+beta-binomial test.
 
 Each group's runs fall in ``every``-wide UTC buckets (by the start of the
-measured duration, or by the run's first state for failure rates). Every
+measured duration, or by the run's first state for failure rates), aligned
+to the epoch or to ``origin``. Every
 bucket is a *detection bucket*; its *training window* is the group's runs in
 the ``training`` before the bucket (the bucket itself excluded), optionally
 only those in buckets of the same hour of day or day of week.
@@ -17,12 +19,13 @@ Durations (``run_time``, ``queue_wait``, ...), on log durations:
 - the band is ``expected`` times/divided by ``max(exp(z * se), 1 + min_change)``;
   a bucket outside it is a spike (above) or a drop (below).
 
-Failure rates: a bucket is a spike when the lower bound of its Wilson
-interval (at ``z``: 99.73% for z = 3) lies above the upper bound of the
-training runs' (pooled) interval,
-a drop when its upper bound lies below the training's lower bound; and its
-rate is at least ``1 + min_change`` times (at most ``1 / (1 + min_change)``
-times) the training's.
+Failure rates: a bucket is a spike when the chance of its failures or more,
+if nothing changed, is at most the one-sided level of ``z`` (0.00135 for
+z = 3): beta-binomial, the rate Beta(training failures + 1/2, training
+successes + 1/2), so the training's own uncertainty counts (a drop: the
+chance of that few); and its rate is at least ``1 + min_change`` times (at
+most ``1 / (1 + min_change)`` times) the training's. The band (``lower``,
+``upper``) is the training's Wilson interval at ``z``.
 
 Everything is one narwhals query: the training window is an equi-join of each
 detection bucket with its group's runs, filtered on the bucket range.
@@ -420,6 +423,22 @@ def _chance_text(p: nw.Expr) -> nw.Expr:
     return nw.concat_str(under, nw.lit("1 in "), whole)
 
 
+def _with_chances(stats: nw.LazyFrame[Any], s: _Settings) -> nw.LazyFrame[Any]:
+    """The tail sums as chances: within ``[1e-300, 1]`` (an underflow to 0 stays a number
+    under ``log`` and ``1 / x``), certain at the edges, null without training."""
+    trained = nw.col("training_size") > 0
+    tiny = 1e-300
+    if s.spikes:  # no failure at all is certain to be matched or beaten
+        up = nw.col("_p_up").clip(lower_bound=tiny, upper_bound=1.0)
+        edge = nw.when(nw.col("failed") == 0).then(1.0).otherwise(up)
+        stats = stats.with_columns(_p_up=nw.when(trained).then(edge))
+    if s.drops:  # nor is every run failed
+        down = nw.col("_p_down").clip(lower_bound=tiny, upper_bound=1.0)
+        edge = nw.when(nw.col("failed") == nw.col("runs")).then(1.0).otherwise(down)
+        stats = stats.with_columns(_p_down=nw.when(trained).then(edge))
+    return stats
+
+
 def _failure_anomalies(states: Any, s: _Settings) -> nw.LazyFrame[Any]:
     runs = _failure_runs(states, s)
     detect = runs.group_by("_gk", *s.keys, "bucket", "_season", drop_null_keys=False).agg(
@@ -447,21 +466,7 @@ def _failure_anomalies(states: Any, s: _Settings) -> nw.LazyFrame[Any]:
         .join(base, on=on, how="left")
         .with_columns(training_size=nw.col("training_size").fill_null(0))
     )
-    stats = stats.join(_tails(runs, stats, s), on=on, how="left")
-    trained = nw.col("training_size") > 0
-    tiny = 1e-300  # a chance that underflowed to 0 stays a number under log and 1/x
-    up = nw.col("_p_up").clip(lower_bound=tiny, upper_bound=1.0)
-    down = nw.col("_p_down").clip(lower_bound=tiny, upper_bound=1.0)
-    if s.spikes:  # no failure at all is certain to be matched or beaten
-        stats = stats.with_columns(
-            _p_up=nw.when(trained).then(nw.when(nw.col("failed") == 0).then(1.0).otherwise(up))
-        )
-    if s.drops:  # nor is every run failed
-        stats = stats.with_columns(
-            _p_down=nw.when(trained).then(
-                nw.when(nw.col("failed") == runs_n).then(1.0).otherwise(down)
-            )
-        )
+    stats = _with_chances(stats.join(_tails(runs, stats, s), on=on, how="left"), s)
     alpha = one_sided_level(s.z)
     factor = 1 + s.min_change
     above = (nw.col("_p_up") <= alpha) & (nw.col("observed") >= nw.col("expected") * factor)
