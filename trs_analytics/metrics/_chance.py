@@ -59,8 +59,8 @@ def log_gamma(x: nw.Expr) -> nw.Expr:
         >>> import polars as pl
         >>> frame = nw.from_native(pl.DataFrame({"x": [0.5, 1.0, 7.0, 1234.5]}))
         >>> got = frame.select(g=log_gamma(nw.col("x")))["g"].to_list()
-        >>> [round(g - math.lgamma(x), 10) for g, x in zip(got, [0.5, 1.0, 7.0, 1234.5])]
-        [0.0, 0.0, 0.0, 0.0]
+        >>> [abs(g - math.lgamma(x)) < 1e-10 for g, x in zip(got, [0.5, 1.0, 7.0, 1234.5])]
+        [True, True, True, True]
     """
     w = x + _SHIFT
     inverse = 1 / w
