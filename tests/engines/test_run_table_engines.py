@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import narwhals as nw
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -24,7 +25,7 @@ from tests.engines.cases import NOW, OPEN_RULES, RULES, Case, opened
 from tests.engines.native import KIND_OF, assert_same, kind
 from tests.engines.test_metric_engines import EXAMPLES, SEPARATE_SAMPLE, histories, with_sample
 from trs_analytics.exceptions import SchemaError
-from trs_analytics.metrics._frames import materialized
+from trs_analytics.metrics._frames import materialized, materialized_by_run
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -189,3 +190,45 @@ def test_a_missing_by_column_names_the_fix() -> None:
     runs = ta.run_table(ta.generate_states(20, seed=1).drop("work_pool_name"))
     with pytest.raises(SchemaError, match="work_pool_name"):
         ta.failure_rates(runs, by="work_pool_name")
+
+
+def _queue_of_table(runs: Any) -> Any:
+    """The run table's queue waits in queue_wait's columns (what the report reads)."""
+    frame = nw.from_native(runs)
+    return (
+        frame.filter(~nw.col("queue_start").is_null())
+        .select("task_run_id", start_time=nw.col("queue_start"), duration=nw.col("queue_wait"))
+        .to_native()
+    )
+
+
+@pytest.mark.parametrize("engine", SEPARATE_SAMPLE, indirect=True)
+def test_queue_wait_of_the_table_is_queue_waits(
+    engine: str, on_engine: Callable[[pl.DataFrame], Any], sample: pl.DataFrame
+) -> None:
+    @settings(
+        max_examples=EXAMPLES[engine],
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(histories())
+    def holds(states: pl.DataFrame) -> None:
+        states = with_sample(sample, states)
+        expected = ta.queue_wait(states).select("task_run_id", "start_time", "duration")
+        with materialized(ta.run_table(on_engine(states))) as runs:
+            assert_same(_queue_of_table(runs), expected)
+
+    holds()
+
+
+@pytest.mark.parametrize("parts", [2, 7])
+def test_a_polars_run_table_built_in_sets_of_runs_is_the_whole_table(
+    parts: int, sample: pl.DataFrame
+) -> None:
+    """Every run's states land in one set (copies of a state too), so the rows are equal."""
+    doubled = pl.concat([sample, sample.head(500)])  # copies of states, as an export overlap
+    whole = ta.run_table(doubled)
+    with materialized_by_run(doubled.lazy(), ta.run_table, run="task_run_id", parts=parts) as kept:
+        assert_same(kept.collect(), whole)
+        assert_same(ta.failure_rates(kept, by="task_name"), ta.failure_rates(doubled))

@@ -31,8 +31,11 @@ import narwhals as nw
 from trs_analytics.exceptions import SchemaError
 from trs_analytics.metrics._common import (
     RUN,
+    TIME_ORDER,
     carried,
+    in_run,
     is_type,
+    narrow_windows,
     once_closed,
     outcomes,
     timeline,
@@ -74,6 +77,8 @@ RUN_TABLE_COLUMNS: Final = (
     "run_end",
     "run_time",
     "lateness",
+    "queue_start",
+    "queue_wait",
 )
 
 #: The internal columns (microseconds and flags), as :func:`outcomes` names them
@@ -89,6 +94,7 @@ _INTERNAL: Final = (
     "_wait_from",
     "_run_from",
     "_expected_run",
+    "_queue_end",
 )
 
 
@@ -133,7 +139,10 @@ def run_table(states: Frame, *, needs: Sequence[str] = ()) -> Frame:
         ``run_start`` (first RUNNING state), ``run_end`` and ``run_time``
         (as :func:`~trs_analytics.run_time` gives them: null while running or
         never ran), ``lateness`` (as :func:`~trs_analytics.lateness`: null
-        when negative or unknown), and the internal ``_`` columns.
+        when negative or unknown), ``queue_start`` and ``queue_wait`` (the
+        first of :func:`~trs_analytics.queue_wait`'s rows: from the first
+        SCHEDULED/PENDING state to the next RUNNING state; null without
+        one), and the internal ``_`` columns.
 
     Raises:
         SchemaError: a required or ``needs`` column is missing.
@@ -150,17 +159,34 @@ def run_table(states: Frame, *, needs: Sequence[str] = ()) -> Frame:
     carry = carried(states, needs)
     running = is_type("RUNNING")
     waiting = is_type("SCHEDULED", "PENDING")
+    # queue wait: from the first SCHEDULED/PENDING state to the next RUNNING state after
+    # it, which is the first RUNNING state with a waiting one before it in the run
+    waited = in_run(waiting.cast(nw.Int64()).cum_sum(), order=TIME_ORDER)
+    queue_end = nw.when(running & (nw.col("_waited") > 0)).then(nw.col("_us")).min()
     extra = {
         "_ran": running.cast(nw.Int64()).max(),
         "_wait_from": nw.when(waiting).then(nw.col("_us")).min(),
         "_run_from": nw.when(running).then(nw.col("_us")).min(),
     }
+    queue = None
+    if narrow_windows(tl):  # the window on a few columns, its result joined (as run_aggregate)
+        queue = (
+            tl.select(RUN, "_us", "_key", "_rank")
+            .with_columns(_waited=waited)
+            .group_by(RUN)
+            .agg(_queue_end=queue_end)
+        )
+    else:
+        tl = tl.with_columns(_waited=waited)
+        extra["_queue_end"] = queue_end
     if "expected_start_time" in names:
         extra["_expected_run"] = nw.when(running).then(nw.col("expected_start_time")).min()
     finals = {"final_name": "name"}
     if "message" in names:
         finals["final_message"] = "message"
     runs = outcomes(tl, carry, extra=extra, finals=finals, spent=running)
+    if queue is not None:
+        runs = runs.join(queue, on=RUN, how="left")
     if "message" not in names:
         runs = runs.with_columns(final_message=nw.lit(None, dtype=nw.String()))
     if "expected_start_time" not in names:
@@ -174,13 +200,22 @@ def run_table(states: Frame, *, needs: Sequence[str] = ()) -> Frame:
         run_end=nw.when(ran).then(once_closed("_end")),
         run_time=nw.when(ran).then(once_closed("_time")),
         lateness=nw.when(late >= 0).then(late),
+        queue_start=nw.col("_wait_from"),
+        queue_wait=nw.col("_queue_end") - nw.col("_wait_from"),
         **{RUN_TABLE_MARK: nw.lit(value=True)},
     ).select(RUN, *carry, *RUN_TABLE_COLUMNS, *_STORED.values(), *_INTERNAL, RUN_TABLE_MARK)
     return finish(
         table,
         states,
-        timestamps=["start_time", "end_time", "run_start", "run_end", *_times(carry)],
-        durations=["run_time", "lateness"],
+        timestamps=[
+            "start_time",
+            "end_time",
+            "run_start",
+            "run_end",
+            "queue_start",
+            *_times(carry),
+        ],
+        durations=["run_time", "lateness", "queue_wait"],
         counts=["attempts", "retries"],
         state_types=["final_type"],
     )

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+import narwhals as nw
 import polars as pl
 
 from trs_analytics._atomic import atomic_write, check_writable
@@ -43,10 +44,10 @@ from trs_analytics.charts import (
 )
 from trs_analytics.charts._common import time_bounds, time_span
 from trs_analytics.exceptions import ConfigurationError
-from trs_analytics.metrics import RUN_COLUMNS, parse_every, queue_wait
+from trs_analytics.metrics import RUN_COLUMNS, parse_every
 from trs_analytics.metrics import run_table as ta_run_table
 from trs_analytics.metrics._breakdowns import run_breakdowns
-from trs_analytics.metrics._frames import lazy, materialized
+from trs_analytics.metrics._frames import lazy, materialized_by_run
 from trs_analytics.report._breakdowns import error_table, outcome_table, run_table
 from trs_analytics.report._flagged import flagged_sections, flagged_tables
 from trs_analytics.report._flows import flow_run_sections
@@ -92,14 +93,23 @@ _BREAKDOWNS = (
 )
 
 
+#: The run's columns no section shows or groups by (every byte read is carried through
+#: the run table's pass: ``tags``, ``task_key`` and ``dynamic_key`` are 1.1 GB of Arrow
+#: buffers on 20M states).
+_UNSHOWN = ("task_key", "dynamic_key", "tags", "flow_id", "work_queue_name", "parent_task_run_id")
+
 #: The columns the report reads (the state's own and the run's); the rest is not loaded.
-_REPORT_COLUMNS = ("id", *REQUIRED_METRIC_COLUMNS, "message", *RUN_COLUMNS)
+_REPORT_COLUMNS = (
+    "id",
+    *REQUIRED_METRIC_COLUMNS,
+    "message",
+    *(c for c in RUN_COLUMNS if c not in _UNSHOWN),
+)
 
 #: The sections computed, in order (what the progress shows and ``-v`` logs).
 SECTIONS = (
     "overview",
     "one row per task run",
-    "queue waits",
     "regressions",
     "queue wait against lateness",
     "headline numbers",
@@ -187,9 +197,13 @@ def report_data(
         # per-run section below reads this table instead of the states
         runs = step(
             "one row per task run",
-            lambda: kept.enter_context(materialized(ta_run_table(frame))),
+            lambda: kept.enter_context(
+                materialized_by_run(
+                    frame, ta_run_table, run="task_run_id", parts=_parts(seen["states"])
+                )
+            ),
         )
-        queue = step("queue waits", lambda: kept.enter_context(materialized(_queue_waits(frame))))
+        queue = _queue_waits(runs)
         data["regressions"] = step(
             "regressions", lambda: regression_table(runs, period=period, now=now)
         )
@@ -232,6 +246,20 @@ def report_data(
     return data
 
 
+#: States per set when a Polars run table is built a set of runs at a time.
+_STATES_PER_PART = 2_500_000
+
+
+def _parts(states: int) -> int:
+    """How many sets of runs a Polars run table is built in (one up to 2.5M states).
+
+    Examples:
+        >>> _parts(300), _parts(20_000_000)
+        (1, 8)
+    """
+    return max(1, -(-states // _STATES_PER_PART))
+
+
 def _check_period(period: str, now: datetime | None) -> None:
     """Refuse a bad ``period`` or a naive ``now`` (as the regressions would, later)."""
     parse_every(period, argument="period")
@@ -243,12 +271,13 @@ def _check_period(period: str, now: datetime | None) -> None:
         raise ConfigurationError(msg)
 
 
-def _queue_waits(states: Any) -> Any:
-    """Each task run's queue wait (``queue_wait``), read from the states' own columns only."""
-    frame = lazy(states, caller="write_report")
-    core = [c for c in ("id", *REQUIRED_METRIC_COLUMNS) if c in frame.collect_schema().names()]
-    measured = lazy(queue_wait(frame.select(core).to_native()), caller="write_report")
-    return measured.select("task_run_id", "start_time", "duration").to_native()
+def _queue_waits(runs: Any) -> Any:
+    """The run table's queue waits, as ``queue_wait``'s columns (runs with a waiting state)."""
+    frame = lazy(runs, caller="write_report")
+    waited = frame.filter(~nw.col("queue_start").is_null())
+    return waited.select(
+        "task_run_id", start_time=nw.col("queue_start"), duration=nw.col("queue_wait")
+    ).to_native()
 
 
 def _failure_rates(states: Any, every: str) -> tuple[str | None, pl.DataFrame]:
