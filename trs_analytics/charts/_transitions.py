@@ -67,9 +67,9 @@ def transition_counts(
         to_order=(pl.col("to_order") * pl.col("count")).sum() / count,
     )
     share = pl.col("count") / pl.col("count").sum().over("from")
-    return summed.select("from", "to", "count", share.alias("share"), "from_order", "to_order").sort(
-        ["count", "from", "to"], descending=[True, False, False]
-    )
+    return summed.select(
+        "from", "to", "count", share.alias("share"), "from_order", "to_order"
+    ).sort(["count", "from", "to"], descending=[True, False, False])
 
 
 def _axis_order(data: pl.DataFrame, column: str) -> list[str]:

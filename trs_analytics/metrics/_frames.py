@@ -474,9 +474,7 @@ def materialized_by_run(
     """
     if parts > 1 and isinstance(states, pl.LazyFrame):
         key = pl.col(run).hash() % parts
-        pieces = [
-            build(states.filter(key == k)).collect(engine="streaming") for k in range(parts)
-        ]
+        pieces = [build(states.filter(key == k)).collect(engine="streaming") for k in range(parts)]
         yield pl.concat(pieces, how="vertical", rechunk=False).lazy()
         return
     with materialized(build(states)) as kept:
