@@ -36,14 +36,15 @@ def test_the_recent_period_holds_the_stuck_runs_and_the_late_slow_runs(planted: 
     late = truth.filter(pl.col("kind") == "late_run")["task_run_id"]
     assert sorted(found.filter(pl.col("kind") == "stuck")["task_run_id"]) == sorted(stuck)
     assert sorted(found.filter(pl.col("kind") == "sla")["task_run_id"]) == sorted(late)
-    # anomalies: every planted spike and failure jump (their task-days) is among them
+    # anomalies: every planted spike (its task-day) is among them
     anomalies = found.filter(pl.col("kind") == "anomaly").select("subject", "at").rows()
-    for task, day in (
-        truth.filter(pl.col("kind").is_in(["duration_spike", "failure_jump"]))
-        .select("task_name", "bucket")
-        .iter_rows()
-    ):
+    for task, day in truth.filter(kind="duration_spike").select("task_name", "bucket").iter_rows():
         assert (task, day) in anomalies
+    # and every failure jump, by the check made at the end of its day (its last 24 hours)
+    for task, day in truth.filter(kind="failure_jump").select("task_name", "bucket").iter_rows():
+        then = run_check(planted.states, now=day + timedelta(days=1), recent="1d").findings
+        rates = then.filter(pl.col("check") == "failure_rate")
+        assert (task, day) in rates.select("subject", "at").rows()
     # a day later only the stuck runs are recent
     recent = run_check(planted.states, rules=rules, now=planted.end, recent="1d")
     assert recent.counts() == {"anomaly": 0, "stuck": stuck.len(), "sla": 0}

@@ -4,9 +4,11 @@ A use case above the metrics: :func:`run_check` runs
 :func:`~trs_analytics.detect_anomalies` (run time and failure rate, its
 defaults), :func:`~trs_analytics.stuck_runs` and, given rules,
 :func:`~trs_analytics.sla_report`, and keeps what concerns the *recent*
-period (``recent``, default the last day): anomalous buckets that overlap
-it, SLA breaches that happened in it (freshness is always measured at
-``now``), and the runs stuck now. The older states are the history the
+period (``recent``, default the last day): anomalous run-time buckets that
+overlap it, the failure rate of the recent period itself (a trailing window
+that ends at ``now``, not calendar buckets, which would split the last 24
+hours in two), SLA breaches that happened in it (freshness is always
+measured at ``now``), and the runs stuck now. The older states are the history the
 checks learn from. :func:`finding_events` turns findings into Prefect events
 (``POST /api/events``, :meth:`~trs_analytics.PrefectClient.post_events`), so
 that a Prefect automation can notify someone.
@@ -258,25 +260,38 @@ def _window(states: Any, start: datetime | None) -> Any:
     return frame.to_native()
 
 
-def _anomalies(states: Any, since: datetime, every: str) -> pl.DataFrame:
-    """The anomalous buckets that end after ``since``; only they come into Polars."""
+def _anomalies(states: Any, now: datetime, recent: str, every: str) -> pl.DataFrame:
+    """The anomalous run-time buckets that end after ``now - recent``, and an anomalous
+    failure rate over ``[now - recent, now)``; only they come into Polars.
+
+    The failure rate's buckets are ``recent`` wide and end at ``now``
+    (``origin=now``): the last one is the recent period itself, judged
+    against the :data:`TRAINING` before it. Its finding id names the window
+    (``last-1d``), not its start, which moves with every check: it stays open
+    while the rate stays high, and is resolved once it is not.
+    """
+    since = _recent_start(now, recent)
     width = timedelta(microseconds=duration_micros(every))
-    frames = []
-    for metric in ANOMALY_METRICS:
-        found = nw.from_native(
-            detect_anomalies(states, metric=metric, every=every, training=TRAINING)
+    times = nw.from_native(
+        detect_anomalies(states, metric="run_time", every=every, training=TRAINING)
+    ).filter(nw.col("anomalous") & (nw.col("bucket") > since - width))
+    rates = nw.from_native(
+        detect_anomalies(states, metric="failure_rate", every=recent, origin=now, training=TRAINING)
+    ).filter(nw.col("anomalous") & (nw.col("bucket") == since))
+    frames = [
+        to_polars(found.to_native()).select(
+            kind=pl.lit("anomaly"),
+            check=pl.lit(metric),
+            subject=pl.col("task_name"),
+            at=pl.col("bucket"),
+            message=pl.col("reason"),
         )
-        recent = found.filter(nw.col("anomalous") & (nw.col("bucket") > since - width))
-        frames.append(
-            to_polars(recent.to_native()).select(
-                kind=pl.lit("anomaly"),
-                check=pl.lit(metric),
-                subject=pl.col("task_name"),
-                at=pl.col("bucket"),
-                message=pl.col("reason"),
-            )
-        )
-    return pl.concat(frames)
+        for metric, found in zip(ANOMALY_METRICS, (times, rates), strict=True)
+    ]
+    key = f"last-{recent}"
+    ids = [_joined("anomaly", s, "failure_rate", key) for s in frames[1]["subject"]]
+    window = frames[1].with_columns(finding_id=pl.Series(ids, dtype=pl.String))
+    return pl.concat([frames[0], window], how="diagonal")
 
 
 def _stuck(states: Any, now: datetime, stuck_after: str | None, min_history: int) -> pl.DataFrame:
@@ -396,7 +411,8 @@ def run_check(
             the checks learn from).
         rules: SLA rules (:func:`load_rules`); none: no SLA check.
         now: the time the check is made at (aware); default: the current UTC time.
-        recent: the period whose findings are reported (``"1d"``).
+        recent: the period whose findings are reported (``"1d"``); its
+            failure rate is tested as one trailing window ending at ``now``.
         every: the bucket width of anomalies and per-run SLA checks.
         ui_url: the Prefect UI's address, to link the runs found.
         stuck_after: a run open longer than this is stuck, whatever its
@@ -425,13 +441,13 @@ def run_check(
     states = _window(states, first)
     # each run's states reduced to one row, once, and kept on the engine: every check reads it
     with materialized(run_table(states)) as runs:
-        parts = [_anomalies(runs, since, every), _stuck(runs, at, stuck_after, min_history)]
+        parts = [_anomalies(runs, at, recent, every), _stuck(runs, at, stuck_after, min_history)]
         if rules:
             parts.append(_breaches(runs, rules, at, since, every, first))
         checked = to_polars(lazy(runs, caller="run_check").select(nw.len()).to_native()).item()
     empty = pl.DataFrame(schema=FINDINGS_SCHEMA)
     findings = pl.concat([empty, *(p.select(_fill(p)) for p in parts)], how="vertical")
-    ids = [finding_id(r) for r in findings.iter_rows(named=True)]
+    ids = [r["finding_id"] or finding_id(r) for r in findings.iter_rows(named=True)]
     findings = findings.with_columns(finding_id=pl.Series(ids, dtype=pl.String))
     if ui_url:
         urls = [None if r is None else task_run_url(ui_url, r) for r in findings["task_run_id"]]
@@ -555,6 +571,8 @@ def finding_id(row: dict[str, Any]) -> str:
     The same finding has the same id in every check that sees it: a stuck or
     breaching run by its run id; an anomalous bucket, a success-rate window or
     a freshness gap by when it starts (``never`` for no completion at all).
+    (The failure rate of the recent period is named by the period instead,
+    ``anomaly.<task>.failure_rate.last-1d``: its start moves with ``now``.)
 
     Examples:
         >>> from datetime import UTC, datetime
@@ -566,7 +584,12 @@ def finding_id(row: dict[str, Any]) -> str:
         'anomaly.etl.failure_rate.2026-01-01T00-00-00Z'
     """
     key = row["task_run_id"] or (iso(row["at"]) if row["at"] else "never")
-    return ".".join(_slug(p) for p in (row["kind"], row["subject"], row["check"], key))
+    return _joined(row["kind"], row["subject"], row["check"], key)
+
+
+def _joined(*parts: object) -> str:
+    """A finding id from its parts, each slugged (:func:`_slug`)."""
+    return ".".join(_slug(p) for p in parts)
 
 
 def _resource_id(row: dict[str, Any]) -> str:

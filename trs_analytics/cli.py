@@ -920,7 +920,8 @@ def _positive_age(text: str, option: str) -> timedelta:
     default="1d",
     show_default=True,
     metavar="AGE",
-    help="Report what happened in this last period (older states are history).",
+    help="Report what happened in this last period (older states are history); its failure "
+    "rate is tested as one window ending at --now.",
 )
 @click.option(
     "--every",

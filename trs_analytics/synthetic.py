@@ -530,6 +530,7 @@ def generate_planted(
     late_runs: int = 2,
     late_by: timedelta = timedelta(minutes=30),
     gaps: int = 1,
+    failure_probability: tuple[float, float] = (0.01, 0.05),
 ) -> Planted:
     """Generate a history of regular task runs with anomalies planted at known places.
 
@@ -539,7 +540,7 @@ def generate_planted(
     run is a flow run of its own. A task's run time is log-normal, with a median
     of 1 s to 2 min and ``sigma`` 0.2 to 0.5, times a weekly factor
     (:data:`WEEKDAY_FACTORS`: Mondays 1.3x, weekends 0.75-0.8x); it fails
-    with a probability of 1-5%. After ``warmup_days`` (the detection's
+    with a probability of 1-5% (``failure_probability``). After ``warmup_days`` (the detection's
     training), never two in one task-day and never on the last day:
 
     - ``duration_spike``: every run of a task-day takes ``spike_factor``
@@ -577,6 +578,8 @@ def generate_planted(
         late_runs: how many late runs.
         late_by: how late a late run starts.
         gaps: how many task-days without runs.
+        failure_probability: the range each task's failure probability is
+            drawn from, uniformly.
 
     Raises:
         ConfigurationError: a count is negative, ``start`` is not midnight
@@ -595,8 +598,14 @@ def generate_planted(
     counts = {"spikes": spikes, "failure_jumps": failure_jumps, "gaps": gaps}
     counts |= {"slow_runs": slow_runs, "late_runs": late_runs, "stuck": stuck}
     _check_planted(start, days, n_tasks, runs_per_day, warmup_days, counts, stuck_age)
+    if not 0 <= failure_probability[0] <= failure_probability[1] <= 1:
+        msg = (
+            f"failure_probability={failure_probability!r} is not a range (low, high) within "
+            "0..1. Hint: pass (0.02, 0.03)."
+        )
+        raise ConfigurationError(msg)
     start_us = (start - _EPOCH) // _MICROSECOND
-    tasks = _planted_tasks(n_tasks, seed)
+    tasks = _planted_tasks(n_tasks, seed, failure_probability)
     runs = _planted_runs(tasks, days, runs_per_day, start_us, seed)
     plan = _plan(random.Random(seed), runs, counts, days, warmup_days, stuck_age, runs_per_day)
     runs = _apply(runs, plan, spike_factor, jump_probability, slow_factor, late_by)
@@ -651,8 +660,10 @@ def _check_planted(
         raise ConfigurationError(msg)
 
 
-def _planted_tasks(n_tasks: int, seed: int) -> pl.DataFrame:
+def _planted_tasks(n_tasks: int, seed: int, failing: tuple[float, float]) -> pl.DataFrame:
     rng = random.Random(seed * 7919 + 1)
+    low, high = failing
+    spread = high - low
     names = []
     for t in range(n_tasks):
         word = f"{_VERBS[t % len(_VERBS)]}_{_NOUNS[(t // len(_VERBS)) % len(_NOUNS)]}"
@@ -665,7 +676,7 @@ def _planted_tasks(n_tasks: int, seed: int) -> pl.DataFrame:
             "flow_name": [f"flow-{t // 4}" for t in range(n_tasks)],
             "mu": [math.log(1.0) + rng.random() * math.log(120.0) for _ in range(n_tasks)],
             "sigma": [0.2 + 0.3 * rng.random() for _ in range(n_tasks)],
-            "fail_p": [0.01 + 0.04 * rng.random() for _ in range(n_tasks)],
+            "fail_p": [low + spread * rng.random() for _ in range(n_tasks)],
         }
     )
 

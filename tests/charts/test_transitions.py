@@ -1,16 +1,13 @@
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+import polars as pl
 import pytest
 
+import trs_analytics as ta
 from tests.builders import history, states
 from tests.charts.datasets import rows_of
 from trs_analytics.charts import transition_chart, transition_counts
 from trs_analytics.exceptions import ConfigurationError
-
-if TYPE_CHECKING:
-    import polars as pl
 
 
 @pytest.fixture(name="states")
@@ -59,3 +56,14 @@ def test_counts_by_name_and_axis_order(states: pl.DataFrame) -> None:
 def test_bad_level(states: pl.DataFrame) -> None:
     with pytest.raises(ConfigurationError, match="level='state'"):
         transition_counts(states, level="state")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("level", ["type", "name"])
+def test_counting_a_set_of_runs_at_a_time_gives_the_same_counts(level: str) -> None:
+    generated = ta.generate_states(600, seed=11)
+    doubled = pl.concat([generated, generated.head(300)])  # copies of states, as an export overlap
+    whole = transition_counts(doubled.lazy(), level=level)  # type: ignore[arg-type]
+    in_sets = transition_counts(doubled.lazy(), level=level, parts=5)  # type: ignore[arg-type]
+    assert in_sets.select("from", "to", "count").equals(whole.select("from", "to", "count"))
+    for column in ("share", "from_order", "to_order"):
+        assert in_sets[column].to_list() == pytest.approx(whole[column].to_list(), rel=1e-12)

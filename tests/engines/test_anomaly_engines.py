@@ -4,11 +4,13 @@ Its own cross-engine test rather than rows of ``cases.py``: the training
 window is a self-join per group, which Spark answers in tens of seconds on a
 shared 2-core machine, so one small planted history (2 tasks x 17 days x 4
 runs a day, one task with a null name, both paths: durations and failure
-rates) stands for the table of generated histories.
+rates, whose beta-binomial tail sums are floats to 1e-9) stands for the
+table of generated histories.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -34,6 +36,10 @@ CALLS: dict[str, Callable[[Any], Any]] = {
     # one direction by flow: one gap, which Spark's greatest() refused (it needs two columns)
     "failure_rate-by-flow-up": lambda s: ta.detect_anomalies(
         s, metric="failure_rate", by="flow_name", z=2.0, **LOOSE
+    ),
+    # trailing windows (check's): buckets end at a time that is no day boundary, default z
+    "failure_rate-trailing": lambda s: ta.detect_anomalies(
+        s, metric="failure_rate", origin=datetime(2026, 1, 19, 22, 30, tzinfo=UTC), **LOOSE
     ),
 }
 

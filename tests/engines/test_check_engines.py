@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -82,6 +82,7 @@ PLANTED: dict[str, Any] = {
     "runs_per_day": 8,
     "spikes": 1,
     "failure_jumps": 1,
+    "jump_probability": 0.9,  # a day of it stands out of the 6 days the check tests at once
     "stuck": 1,
     "slow_runs": 1,
     "late_runs": 1,
@@ -114,9 +115,13 @@ def test_the_planted_anomalies_and_stuck_run_are_found() -> None:
     planted = ta.generate_planted(**PLANTED)
     found = _planted().expected
     truth = planted.truth
-    anomalies = set(found.filter(kind="anomaly").select("subject", "at").rows())
-    planted_days = truth.filter(pl.col("kind").is_in(["duration_spike", "failure_jump"]))
-    assert set(planted_days.select("task_name", "bucket").rows()) <= anomalies
+    anomalies = set(found.filter(kind="anomaly").select("check", "subject", "at").rows())
+    spikes = truth.filter(kind="duration_spike").select("task_name", "bucket").rows()
+    assert {("run_time", task, day) for task, day in spikes} <= anomalies
+    # the failure rate is tested over the recent period, the 6 days before now, as one window
+    jumped = truth.filter(kind="failure_jump")["task_name"].to_list()
+    window = planted.end - timedelta(days=6)
+    assert {("failure_rate", task, window) for task in jumped} <= anomalies
     assert (
         found.filter(kind="stuck")["task_run_id"].to_list()
         == truth.filter(kind="stuck")["task_run_id"].to_list()

@@ -17,6 +17,7 @@ import pytest
 
 import trs_analytics as ta
 from tests.builders import T0, at
+from tests.chance import lower, upper
 from trs_analytics.exceptions import ConfigurationError, SchemaError
 
 if TYPE_CHECKING:
@@ -203,21 +204,21 @@ ONE_IN_60 = [
 ]
 
 
-def test_a_failure_rate_jump_is_flagged_when_the_wilson_intervals_part() -> None:
+def test_a_failure_rate_jump_is_flagged_when_its_chance_is_under_the_level() -> None:
     jump = [(3 * HOUR + i, 1, "fail" if i < 12 else "ok") for i in range(20)]
     rates = LOOSE | {"metric": "failure_rate"}
     got = row(ta.detect_anomalies(frame(ONE_IN_60 + jump), **rates), 3)
-    base_low, base_high = wilson(1, 60, 3.0)  # (0.0015, 0.158)
-    low, _ = wilson(12, 20, 3.0)  # 0.294
+    base_low, base_high = wilson(1, 60, 3.0)  # the band drawn: the training's interval
     assert (got["observed"], got["training_size"], got["runs"]) == (0.6, 60, 20)
     assert got["expected"] == pytest.approx(1 / 60)
     assert got["lower"] == pytest.approx(base_low)
     assert got["upper"] == pytest.approx(base_high)
-    assert got["score"] == pytest.approx(low - base_high)
-    assert got["score"] > 0
+    chance = upper(12, 20, 1, 60)  # 7.96e-9, exact sums of rational terms
+    assert got["score"] == pytest.approx(-math.log10(chance), rel=1e-9)
     assert (got["anomalous"], got["direction"]) == (True, "spike")
     assert got["reason"] == (
-        "failure rate 60.0% against 1.7% expected; the Wilson intervals do not overlap"
+        "failure rate 60.0% (12 of 20 runs) against 1.7% expected; "
+        "as many failures by chance: under 1 in 1000000"
     )
 
 
@@ -225,12 +226,16 @@ def test_a_small_failure_rate_rise_is_not_flagged() -> None:
     rise = [(3 * HOUR + i, 1, "fail" if i < 2 else "ok") for i in range(20)]  # 10%
     rates = LOOSE | {"metric": "failure_rate"}
     got = row(ta.detect_anomalies(frame(ONE_IN_60 + rise), **rates), 3)
-    low, _ = wilson(2, 20, 3.0)
-    assert got["score"] == pytest.approx(low - wilson(1, 60, 3.0)[1])
+    chance = upper(2, 20, 1, 60)  # 0.147: 2 of 20 is not unusual against 1 of 60
+    assert got["score"] == pytest.approx(-math.log10(chance), rel=1e-9)
     assert got["anomalous"] is False
-    # at z = 1 the intervals part: 95% is not the default, 3 is
-    got = row(ta.detect_anomalies(frame(ONE_IN_60 + rise), **(rates | {"z": 1.0})), 3)
-    assert got["anomalous"] is True
+    # at z = 1 the level is 0.159 (one-sided), and 0.147 is under it
+    loose = row(ta.detect_anomalies(frame(ONE_IN_60 + rise), **(rates | {"z": 1.0})), 3)
+    assert (loose["anomalous"], loose["reason"]) == (
+        True,
+        "failure rate 10.0% (2 of 20 runs) against 1.7% expected; "
+        f"as many failures by chance: 1 in {round(1 / chance)}",
+    )
 
 
 def test_failure_rate_drops_count_only_when_asked() -> None:
@@ -241,7 +246,10 @@ def test_failure_rate_drops_count_only_when_asked() -> None:
     assert not row(ta.detect_anomalies(states, **rates), 3)["anomalous"]
     both = row(ta.detect_anomalies(states, **(rates | {"direction": "both"})), 3)
     assert (both["anomalous"], both["direction"]) == (True, "drop")
-    assert both["score"] == pytest.approx(wilson(30, 60, 3.0)[0] - wilson(0, 30, 3.0)[1])
+    assert both["score"] == pytest.approx(math.log10(lower(0, 30, 30, 60)), rel=1e-9)
+    assert both["reason"].startswith(
+        "failure rate 0.0% (0 of 30 runs) against 50.0% expected; as few"
+    )
 
 
 def test_groups_are_apart_and_a_null_group_is_a_group() -> None:

@@ -8,6 +8,8 @@ import altair as alt
 import polars as pl
 
 from trs_analytics.metrics import to_polars, transitions
+from trs_analytics.metrics._frames import materialized_by_run, schema_of
+from trs_analytics.schema import run_id_column
 
 if TYPE_CHECKING:
     from trs_analytics.charts._theme import AnyChart
@@ -15,7 +17,9 @@ if TYPE_CHECKING:
 __all__ = ["draw_transitions", "transition_chart", "transition_counts"]
 
 
-def transition_counts(states: Any, *, level: Literal["type", "name"] = "type") -> pl.DataFrame:
+def transition_counts(
+    states: Any, *, level: Literal["type", "name"] = "type", parts: int = 1
+) -> pl.DataFrame:
     """Count how often a task run went from one state to the next.
 
     Each run's states are de-duplicated and ordered by timestamp (as the
@@ -23,6 +27,9 @@ def transition_counts(states: Any, *, level: Literal["type", "name"] = "type") -
 
     Args:
         states: a states frame of any engine: the transitions are counted there.
+        parts: on a Polars LazyFrame, count a set of runs at a time, in this many
+            sets (:func:`~trs_analytics.metrics._frames.materialized_by_run`): the
+            same counts, one set's states held at once.
         level: ``"type"`` counts transitions between state types, ``"name"``
             between state names.
 
@@ -46,7 +53,23 @@ def transition_counts(states: Any, *, level: Literal["type", "name"] = "type") -
         [('PENDING', 'RUNNING', 2, 1.0), ('RUNNING', 'COMPLETED', 1, 1.0)]
     """
     source = states.lazy() if isinstance(states, pl.DataFrame) else states
-    return to_polars(transitions(source, level=level))
+    if parts == 1:
+        return to_polars(transitions(source, level=level))
+    # a set of runs at a time (Polars): counts add up, the mean positions weigh by count
+    run = run_id_column(schema_of(source).names())
+    build = lambda frame: transitions(frame, level=level)  # noqa: E731
+    with materialized_by_run(source, build, run=run, parts=parts) as pieces:
+        sets = to_polars(pieces)
+    count = pl.col("count").sum()
+    summed = sets.group_by("from", "to").agg(
+        count.cast(pl.UInt32),
+        from_order=(pl.col("from_order") * pl.col("count")).sum() / count,
+        to_order=(pl.col("to_order") * pl.col("count")).sum() / count,
+    )
+    share = pl.col("count") / pl.col("count").sum().over("from")
+    return summed.select(
+        "from", "to", "count", share.alias("share"), "from_order", "to_order"
+    ).sort(["count", "from", "to"], descending=[True, False, False])
 
 
 def _axis_order(data: pl.DataFrame, column: str) -> list[str]:

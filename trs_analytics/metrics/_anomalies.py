@@ -1,7 +1,9 @@
-"""Anomalies per group and time bucket: durations by robust z-score, failure rates by Wilson.
+"""Anomalies per group and time bucket: durations by robust z-score, failure rates by a
+beta-binomial test.
 
 Each group's runs fall in ``every``-wide UTC buckets (by the start of the
-measured duration, or by the run's first state for failure rates). Every
+measured duration, or by the run's first state for failure rates), aligned
+to the epoch or to ``origin``. Every
 bucket is a *detection bucket*; its *training window* is the group's runs in
 the ``training`` before the bucket (the bucket itself excluded), optionally
 only those in buckets of the same hour of day or day of week.
@@ -17,12 +19,13 @@ Durations (``run_time``, ``queue_wait``, ...), on log durations:
 - the band is ``expected`` times/divided by ``max(exp(z * se), 1 + min_change)``;
   a bucket outside it is a spike (above) or a drop (below).
 
-Failure rates: a bucket is a spike when the lower bound of its Wilson
-interval (at ``z``: 99.73% for z = 3) lies above the upper bound of the
-training runs' (pooled) interval,
-a drop when its upper bound lies below the training's lower bound; and its
-rate is at least ``1 + min_change`` times (at most ``1 / (1 + min_change)``
-times) the training's.
+Failure rates: a bucket is a spike when the chance of its failures or more,
+if nothing changed, is at most the one-sided level of ``z`` (0.00135 for
+z = 3): beta-binomial, the rate Beta(training failures + 1/2, training
+successes + 1/2), so the training's own uncertainty counts (a drop: the
+chance of that few); and its rate is at least ``1 + min_change`` times (at
+most ``1 / (1 + min_change)`` times) the training's. The band (``lower``,
+``upper``) is the training's Wilson interval at ``z``.
 
 Everything is one narwhals query: the training window is an equi-join of each
 detection bucket with its group's runs, filtered on the bucket range.
@@ -31,16 +34,23 @@ detection bucket with its group's runs, filtered on the bucket range.
 from __future__ import annotations
 
 import math
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Literal, TypedDict, get_args
 
 import narwhals as nw
 
 from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.metrics._buckets import bucket_of, duration_micros
+from trs_analytics.metrics._chance import (
+    JEFFREYS,
+    beta_binomial_log_norm,
+    beta_binomial_log_term,
+    one_sided_level,
+)
 from trs_analytics.metrics._common import RUN, as_list, explode_tags, group_keys, outcomes
 from trs_analytics.metrics._durations import end_to_end, lateness, queue_wait, retry_wait, run_time
 from trs_analytics.metrics._failures import wilson
-from trs_analytics.metrics._frames import finish, lazy, reused, schema_of, with_micros
+from trs_analytics.metrics._frames import EPOCH, finish, lazy, reused, schema_of, with_micros
 from trs_analytics.metrics._run_table import per_run
 from trs_analytics.schema import FAILURE_TYPES, require_columns, run_id_column
 
@@ -123,6 +133,7 @@ class AnomalyOptions(TypedDict, total=False):
     direction: Direction | None
     seasonality: Seasonality | None
     min_change: float
+    origin: datetime | None
 
 
 class _Settings:
@@ -142,6 +153,7 @@ class _Settings:
         self.min_runs = int(options.get("min_runs", 5))
         self.z = float(options.get("z", 3.0))
         self.min_change = float(options.get("min_change", 1.0))
+        self.origin = _origin_micros(options.get("origin"))
         direction = options.get("direction")
         if direction is None:
             direction = "spike" if self.metric == "failure_rate" else "both"
@@ -186,6 +198,10 @@ class _Settings:
             )
             raise ConfigurationError(msg)
 
+    def bucket(self, us: nw.Expr) -> nw.Expr:
+        """The start of the bucket holding ``us`` (microseconds), aligned to ``origin``."""
+        return bucket_of(us, self.every, origin=self.origin)
+
     def season(self, bucket: nw.Expr) -> nw.Expr:
         """The bucket's place in its day (hour_of_day) or week (day_of_week), in microseconds."""
         if self.seasonality == "hour_of_day":
@@ -201,6 +217,19 @@ class _Settings:
     @property
     def drops(self) -> bool:
         return self.direction in ("drop", "both")
+
+
+def _origin_micros(origin: datetime | None) -> int | None:
+    """``origin`` in microseconds since the epoch; it must be time-zone aware."""
+    if origin is None:
+        return None
+    if not isinstance(origin, datetime) or origin.tzinfo is None:
+        msg = (
+            f"origin={origin!r} is not a time-zone-aware datetime. "
+            "Hint: pass datetime(2026, 1, 5, 9, 30, tzinfo=UTC), or None for epoch-aligned buckets."
+        )
+        raise ConfigurationError(msg)
+    return (origin - EPOCH) // timedelta(microseconds=1)
 
 
 def _mod(value: nw.Expr, width: int) -> nw.Expr:
@@ -281,7 +310,7 @@ def _duration_points(states: Any, s: _Settings) -> nw.LazyFrame[Any]:
         runs = built.select(nw.col(RUN).alias(run), *missing)
         measured = measured.join(runs, on=run, how="left")
     points: nw.LazyFrame[Any] = explode_tags(measured.select(*s.keys, "_start", "_d"), s.keys)
-    bucket = bucket_of(nw.col("_start"), s.every)
+    bucket = s.bucket(nw.col("_start"))
     measured_points = points.with_columns(
         _gk=_group_key(s.keys),
         bucket=bucket,
@@ -332,7 +361,8 @@ def _duration_anomalies(states: Any, s: _Settings) -> nw.LazyFrame[Any]:
     return _explain(stats, s, sentence)
 
 
-def _failure_anomalies(states: Any, s: _Settings) -> nw.LazyFrame[Any]:
+def _failure_runs(states: Any, s: _Settings) -> nw.LazyFrame[Any]:
+    """One row per run (per tag with ``by="tags"``): group key, bucket, counted, failed."""
     built = per_run(
         states,
         caller="detect_anomalies",
@@ -342,12 +372,86 @@ def _failure_anomalies(states: Any, s: _Settings) -> nw.LazyFrame[Any]:
     runs = explode_tags(built, s.keys)
     final = nw.col("final_type")
     failed = final.is_in(FAILURE_TYPES)
-    runs = runs.with_columns(
+    counted = runs.with_columns(
         _gk=_group_key(s.keys),
-        bucket=bucket_of(nw.col("start_time"), s.every),
+        bucket=s.bucket(nw.col("start_time")),
         _counted=((final == "COMPLETED") | failed).cast(nw.Int64()),
         _failed=failed.cast(nw.Int64()),
     ).with_columns(_season=s.season(nw.col("bucket")))
+    # read by the bucket counts and by the tail sums
+    return reused(counted)
+
+
+def _tails(runs: nw.LazyFrame[Any], stats: nw.LazyFrame[Any], s: _Settings) -> nw.LazyFrame[Any]:
+    """Per bucket with training, the beta-binomial chance of its failures or more (``_p_up``)
+    and of its failures or fewer (``_p_down``), if nothing changed.
+
+    The chance of ``k`` failures among the bucket's ``n`` runs is
+    beta-binomial, its rate Beta(training failures + 1/2, training successes
+    + 1/2). The tail sums over ``k`` need one row per ``k``: the bucket's own
+    counted runs, numbered 1..n, give them (``k`` for the upper tail, ``k -
+    1`` for the lower), so the sum is a group-by on every engine.
+    """
+    on = ["_gk", "bucket"]
+    base_failed = nw.col("_base_failed").cast(nw.Float64())
+    params = (
+        stats.filter(nw.col("training_size") > 0)
+        .select(
+            *on,
+            _x=nw.col("failed"),
+            _n=nw.col("runs").cast(nw.Float64()),
+            _a=base_failed + JEFFREYS,
+            _b=nw.col("training_size").cast(nw.Float64()) - base_failed + JEFFREYS,
+        )
+        .with_columns(_norm=beta_binomial_log_norm(nw.col("_n"), nw.col("_a"), nw.col("_b")))
+    )
+    ranked = runs.filter(nw.col("_counted") == 1).select(
+        *on, _k=nw.col("start_time").rank(method="ordinal").over(*on)
+    )
+    rows = ranked.join(params, on=on)
+    k = nw.col("_k").cast(nw.Float64())
+
+    def chance(count: nw.Expr) -> nw.Expr:
+        term = beta_binomial_log_term(count, nw.col("_n"), nw.col("_a"), nw.col("_b"))
+        return (nw.col("_norm") + term).exp()
+
+    tails = {}
+    if s.spikes:
+        tails["_p_up"] = nw.when(nw.col("_k") >= nw.col("_x")).then(chance(k)).sum()
+    if s.drops:
+        tails["_p_down"] = nw.when(nw.col("_k") - 1 <= nw.col("_x")).then(chance(k - 1)).sum()
+    return rows.group_by(*on).agg(**tails)
+
+
+#: The smallest chance told apart (its reciprocal is written as a whole number).
+_LEAST_CHANCE: Final = 1e-6
+
+
+def _chance_text(p: nw.Expr) -> nw.Expr:
+    """``"1 in 2786"`` for a chance of 0.000359, ``"under 1 in 1000000"`` below a millionth."""
+    under = nw.when(p < _LEAST_CHANCE).then(nw.lit("under ")).otherwise(nw.lit(""))
+    whole = _whole(1 / p.clip(lower_bound=_LEAST_CHANCE))
+    return nw.concat_str(under, nw.lit("1 in "), whole)
+
+
+def _with_chances(stats: nw.LazyFrame[Any], s: _Settings) -> nw.LazyFrame[Any]:
+    """The tail sums as chances: within ``[1e-300, 1]`` (an underflow to 0 stays a number
+    under ``log`` and ``1 / x``), certain at the edges, null without training."""
+    trained = nw.col("training_size") > 0
+    tiny = 1e-300
+    if s.spikes:  # no failure at all is certain to be matched or beaten
+        up = nw.col("_p_up").clip(lower_bound=tiny, upper_bound=1.0)
+        edge = nw.when(nw.col("failed") == 0).then(1.0).otherwise(up)
+        stats = stats.with_columns(_p_up=nw.when(trained).then(edge))
+    if s.drops:  # nor is every run failed
+        down = nw.col("_p_down").clip(lower_bound=tiny, upper_bound=1.0)
+        edge = nw.when(nw.col("failed") == nw.col("runs")).then(1.0).otherwise(down)
+        stats = stats.with_columns(_p_down=nw.when(trained).then(edge))
+    return stats
+
+
+def _failure_anomalies(states: Any, s: _Settings) -> nw.LazyFrame[Any]:
+    runs = _failure_runs(states, s)
     detect = runs.group_by("_gk", *s.keys, "bucket", "_season", drop_null_keys=False).agg(
         runs=nw.col("_counted").sum(), failed=nw.col("_failed").sum()
     )
@@ -365,35 +469,45 @@ def _failure_anomalies(states: Any, s: _Settings) -> nw.LazyFrame[Any]:
             upper=base_high,
         )
     )
-    low, high = wilson(nw.col("failed"), nw.col("runs"), z=s.z)
     runs_n = nw.col("runs")
-    bounded = detect.with_columns(
-        observed=nw.when(runs_n > 0).then(nw.col("failed") / runs_n.cast(nw.Float64())),
-        _low=low,
-        _high=high,
+    stats = (
+        detect.with_columns(
+            observed=nw.when(runs_n > 0).then(nw.col("failed") / runs_n.cast(nw.Float64()))
+        )
+        .join(base, on=on, how="left")
+        .with_columns(training_size=nw.col("training_size").fill_null(0))
     )
-    stats = bounded.join(base, on=on, how="left").with_columns(
-        training_size=nw.col("training_size").fill_null(0),
-        _up=nw.col("_low") - nw.col("upper"),
-        _down=nw.col("lower") - nw.col("_high"),
-    )
-    gaps = [nw.col("_up")] if s.spikes else []
-    gaps += [nw.col("_down")] if s.drops else []
+    stats = _with_chances(stats.join(_tails(runs, stats, s), on=on, how="left"), s)
+    alpha = one_sided_level(s.z)
     factor = 1 + s.min_change
-    above = (nw.col("_up") > 0) & (nw.col("observed") >= nw.col("expected") * factor)
-    below = (nw.col("_down") > 0) & (nw.col("observed") * factor <= nw.col("expected"))
-    # one side: the gap itself (Spark's greatest() needs two columns or more)
-    score = gaps[0] if len(gaps) == 1 else nw.max_horizontal(*gaps)
+    above = (nw.col("_p_up") <= alpha) & (nw.col("observed") >= nw.col("expected") * factor)
+    below = (nw.col("_p_down") <= alpha) & (nw.col("observed") * factor <= nw.col("expected"))
+    # log10(1 / p): 3 is a chance of 1 in 1,000; negative for a drop
+    rise, fall = (1 / nw.col("_p_up")).log(10), nw.col("_p_down").log(10)
+    score: nw.Expr = rise if s.spikes else fall
+    chance: nw.Expr = nw.col("_p_up") if s.spikes else nw.col("_p_down")
+    if s.spikes and s.drops:
+        score = nw.when(nw.col("_p_up") <= nw.col("_p_down")).then(rise).otherwise(fall)
+        spike = nw.col("direction") == "spike"
+        chance = nw.when(spike).then(nw.col("_p_up")).otherwise(nw.col("_p_down"))
     stats = _flag(stats.with_columns(score=score), s, above, below)
+    many = nw.when(nw.col("direction") == "spike").then(nw.lit("many")).otherwise(nw.lit("few"))
     return _explain(
         stats,
         s,
         nw.concat_str(
             nw.lit("failure rate "),
             _tenths(nw.col("observed") * 100),
-            nw.lit("% against "),
+            nw.lit("% ("),
+            nw.col("failed").cast(nw.String()),
+            nw.lit(" of "),
+            runs_n.cast(nw.String()),
+            nw.lit(" runs) against "),
             _tenths(nw.col("expected") * 100),
-            nw.lit("% expected; the Wilson intervals do not overlap"),
+            nw.lit("% expected; as "),
+            many,
+            nw.lit(" failures by chance: "),
+            _chance_text(chance),
         ),
     )
 
@@ -448,6 +562,7 @@ def detect_anomalies(
     direction: Direction | None = None,
     seasonality: Seasonality | None = None,
     min_change: float = 1.0,
+    origin: datetime | None = None,
 ) -> Frame:
     """Flag the time buckets in which a group's durations or failure rate left their normal range.
 
@@ -457,9 +572,10 @@ def detect_anomalies(
     ``(median - training median) / (1.2533 * 1.4826 * MAD / sqrt(runs))``,
     and is flagged outside ``z`` standard errors *and* outside ``1 +
     min_change`` times the expected value. Failure rates: flagged when the
-    bucket's Wilson interval and the training's lie apart (and the rate
-    moved by ``1 + min_change`` times); the intervals are taken at ``z``
-    (99.73% for 3). ``docs/anomalies.md`` gives the
+    bucket's failures are that unlikely if nothing changed (a one-sided
+    beta-binomial test of its failures against the training's rate, with that
+    rate's own uncertainty, at the level of ``z``: 0.00135 for 3) and the
+    rate moved by ``1 + min_change`` times. ``docs/anomalies.md`` gives the
     method and where each default comes from.
 
     Args:
@@ -476,7 +592,9 @@ def detect_anomalies(
         min_runs: the fewest runs (durations, or completed + failed runs) in
             the bucket for it to be judged.
         z: how many standard errors from the expected median is an anomaly
-            (durations); the z of both Wilson intervals (failure rates).
+            (durations); for failure rates, the level of the test is the
+            one-sided normal tail beyond ``z`` (0.00135 for 3), and the
+            training's Wilson interval (``lower``, ``upper``) is taken at ``z``.
         direction: ``"spike"``, ``"drop"`` or ``"both"``; ``None``: ``"both"``
             for durations, ``"spike"`` (more failures) for failure rates.
         seasonality: ``"hour_of_day"`` (``every`` of at most 1h) or
@@ -484,6 +602,10 @@ def detect_anomalies(
             hour of day, or day of week.
         min_change: the smallest relative change that is an anomaly: 1.0
             means at least twice (or at most half) the expected value.
+        origin: a bucket boundary instead of the epoch (aware): with the
+            time of a check and ``every="1d"``, the last bucket is the 24
+            hours before it, a trailing window (what ``trs-analytics check``
+            does for failure rates).
 
     Returns:
         The kind of frame given, one row per group and bucket with runs,
@@ -491,8 +613,8 @@ def detect_anomalies(
         start, UTC), ``metric``, ``runs`` (durations, or completed + failed
         runs, in the bucket), ``observed``, ``expected``, ``lower``,
         ``upper`` (seconds for durations, rates for failure rates),
-        ``score`` (robust z; for failure rates the gap between the Wilson
-        intervals, positive when apart), ``training_size`` (training runs),
+        ``score`` (robust z; for failure rates ``log10(1 / p)`` of the
+        test's chance ``p``, negative for a drop), ``training_size`` (training runs),
         ``anomalous``, ``direction`` (``"spike"``, ``"drop"`` or null) and
         ``reason`` (a sentence, null when normal).
 
@@ -510,6 +632,9 @@ def detect_anomalies(
         True
         >>> flagged["reason"].to_list()
         ['median run_time 2.9 times the expected (robust z 8.5)']
+        >>> rates = ta.detect_anomalies(planted.states, metric="failure_rate").filter("anomalous")
+        >>> rates["reason"].to_list()
+        ['failure rate 50.0% (12 of 24 runs) against 1.5% expected; as many failures by chance: under 1 in 1000000']
         >>> found.columns[1:]
         ['bucket', 'metric', 'runs', 'observed', 'expected', 'lower', 'upper', 'score', 'training_size', 'anomalous', 'direction', 'reason']
     """
@@ -525,6 +650,7 @@ def detect_anomalies(
             direction=direction,
             seasonality=seasonality,
             min_change=min_change,
+            origin=origin,
         )
     )
     require_columns(lazy(states, caller="detect_anomalies"), s.keys, caller="detect_anomalies")

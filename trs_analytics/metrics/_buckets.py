@@ -74,8 +74,12 @@ def parse_every(every: str, *, argument: str = "every") -> str:
     return every
 
 
-def bucket_of(us: nw.Expr, every: str) -> nw.Expr:
+def bucket_of(us: nw.Expr, every: str, *, origin: int | None = None) -> nw.Expr:
     """The start of the ``every``-wide bucket holding ``us`` (microseconds), in microseconds.
+
+    ``origin`` (microseconds since the epoch) is a bucket boundary instead of
+    the epoch (or, for weeks, Monday 1970-01-05): with the time of a check, the
+    bucket that ends at that time is the trailing ``every`` before it.
 
     Examples:
         >>> import narwhals as nw
@@ -84,8 +88,10 @@ def bucket_of(us: nw.Expr, every: str) -> nw.Expr:
         >>> frame = nw.from_native(pl.DataFrame({"us": [day + 7, 5 * day + 1]}))
         >>> frame.select(d=bucket_of(nw.col("us"), "1d"), w=bucket_of(nw.col("us"), "1w")).rows()
         [(86400000000, -259200000000), (432000000000, 345600000000)]
+        >>> frame.select(d=bucket_of(nw.col("us"), "1d", origin=day // 2)).rows()
+        [(43200000000,), (388800000000,)]
     """
-    return _floor(us, duration_micros(every))  # type: ignore[no-any-return]
+    return _floor(us, duration_micros(every), origin)  # type: ignore[no-any-return]
 
 
 def bucket_start(when: datetime, every: str) -> datetime:
@@ -104,9 +110,11 @@ def bucket_start(when: datetime, every: str) -> datetime:
     return EPOCH + timedelta(microseconds=_floor(micros, duration_micros(every)))
 
 
-def _floor(us: Any, width: int) -> Any:
-    """``us`` (an integer or an expression of one) down to a multiple of ``width`` (weeks: Monday)."""
-    origin = _MONDAY if width % _WEEK == 0 else 0
+def _floor(us: Any, width: int, origin: int | None = None) -> Any:
+    """``us`` (an integer or an expression of one) down to ``origin`` plus a multiple of
+    ``width`` (default origin: the epoch; for weeks, Monday)."""
+    if origin is None:
+        origin = _MONDAY if width % _WEEK == 0 else 0
     shifted = us - origin
     # floor division that rounds towards minus infinity on every engine
     return shifted - (shifted % width + width) % width + origin
