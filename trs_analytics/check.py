@@ -54,9 +54,11 @@ import polars as pl
 from trs_analytics._atomic import write_json_atomic
 from trs_analytics._format import duration_text, markdown_cell, markdown_link
 from trs_analytics._time import iso, parse_duration, parse_when
+from trs_analytics.client import task_run_url
+from trs_analytics.client import ui_url as ui_from_api
 from trs_analytics.engines import check_engine
 from trs_analytics.exceptions import ConfigurationError, StorageError
-from trs_analytics.fetch import fetch_states
+from trs_analytics.fetch import fetch_states, iter_event_pages
 from trs_analytics.metrics import (
     detect_anomalies,
     parse_rules,
@@ -65,8 +67,6 @@ from trs_analytics.metrics import (
     to_polars,
 )
 from trs_analytics.metrics._buckets import bucket_start, duration_micros
-from trs_analytics.report._links import task_run_url
-from trs_analytics.report._links import ui_url as ui_from_api
 from trs_analytics.schema import UTC_US
 from trs_analytics.storage import require_parquet, scan_states
 
@@ -483,7 +483,6 @@ def last_heartbeats(
     Raises:
         NotFoundError: the server has no events (Prefect 2).
     """
-    from trs_analytics.fetch._pages import iter_event_pages
     from trs_analytics.schema import FLOW_RUNS
 
     latest: dict[str, datetime] = {}  # flow-run events: their state changes and heartbeats

@@ -19,6 +19,7 @@ from trs_analytics.fetch._api import (
 from trs_analytics.fetch._filters import FilterKwargs, StateFilters
 from trs_analytics.fetch._limits import fetch_concurrency_limits
 from trs_analytics.fetch._names import check_filter_names, check_names
+from trs_analytics.fetch._pages import iter_event_pages
 from trs_analytics.fetch._records import derive_task_name
 from trs_analytics.fetch._sources import (
     DEFAULT_EVENT_RETENTION,
@@ -43,6 +44,7 @@ __all__ = [
     "fetch_concurrency_limits",
     "fetch_flow_run_states",
     "fetch_states",
+    "iter_event_pages",
     "iter_flow_run_states",
     "iter_states",
     "open_client",
