@@ -141,3 +141,22 @@ def test_readme_documents_the_flow_run_contract_column_for_column() -> None:
 def test_schema_version_is_current() -> None:
     # Bump SCHEMA_VERSION (and this number) together with the README table.
     assert SCHEMA_VERSION == 2
+
+
+@pytest.mark.parametrize(
+    ("pattern", "owner"),
+    [
+        (r'\.replace\("Z", "\+00:00"\)', "_time.parse_iso"),
+        (r"^[^>]*datetime\(1970, 1, 1", "_time.EPOCH"),
+        (r"^def iso\(", "_time.iso / _time.api_iso"),
+        (r'timespec="microseconds"\)\.replace', "_time.iso"),
+    ],
+)
+def test_time_has_one_owner(pattern: str, owner: str) -> None:
+    written = [
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.rglob("*.py")
+        if path.name != "_time.py"
+        and re.search(pattern, path.read_text(encoding="utf-8"), flags=re.MULTILINE)
+    ]
+    assert written == [], f"written again outside {owner}: {written}"

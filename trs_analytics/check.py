@@ -53,7 +53,7 @@ import polars as pl
 
 from trs_analytics._atomic import write_json_atomic
 from trs_analytics._format import duration_text, markdown_cell, markdown_link
-from trs_analytics._time import iso, parse_duration, parse_when
+from trs_analytics._time import duration_micros, iso, parse_duration, parse_iso, parse_when
 from trs_analytics.client import task_run_url
 from trs_analytics.client import ui_url as ui_from_api
 from trs_analytics.engines import check_engine
@@ -66,7 +66,7 @@ from trs_analytics.metrics import (
     stuck_runs,
     to_polars,
 )
-from trs_analytics.metrics._buckets import bucket_start, duration_micros
+from trs_analytics.metrics._buckets import bucket_start
 from trs_analytics.schema import UTC_US
 from trs_analytics.storage import require_parquet, scan_states
 
@@ -492,7 +492,7 @@ def last_heartbeats(
             if event.get("event") != HEARTBEAT or not resource.startswith("prefect.flow-run."):
                 continue
             run = resource.removeprefix("prefect.flow-run.")
-            when = datetime.fromisoformat(str(event["occurred"]).replace("Z", "+00:00"))
+            when = parse_iso(str(event["occurred"]))
             latest[run] = max(latest.get(run, when), when)
     return latest
 

@@ -30,11 +30,11 @@ from typing import TYPE_CHECKING, Literal, Unpack
 import polars as pl
 
 from trs_analytics._progress import Progress, Tally, progress_bar
+from trs_analytics._time import api_iso
 from trs_analytics.client import PrefectClient
 from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.fetch._filters import FilterKwargs, StateFilters
 from trs_analytics.fetch._names import check_filter_names
-from trs_analytics.fetch._pages import iso
 from trs_analytics.fetch._sources import (
     DEFAULT_EVENT_RETENTION,
     SourcePlan,
@@ -132,7 +132,7 @@ def window(
     end = parse_when(until) if until is not None else datetime.now(UTC)
     if end <= start:
         msg = (
-            f"the window is empty: since={iso(start)} is not before until={iso(end)}. "
+            f"the window is empty: since={api_iso(start)} is not before until={api_iso(end)}. "
             "Hint: since is the older bound."
         )
         raise ConfigurationError(msg)
@@ -184,8 +184,8 @@ def stream_states(
     logger.info(
         "reading %s %s .. %s from %s via %s",
         kind.states_label,
-        iso(start),
-        iso(end),
+        api_iso(start),
+        api_iso(end),
         client.api_url,
         plan.label,
     )

@@ -28,12 +28,12 @@ state type    ``Enum`` (the contract)   ``VARCHAR``         ``STRING``
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import narwhals as nw
 import polars as pl
 
+from trs_analytics._time import EPOCH
 from trs_analytics.exceptions import ConfigurationError, SchemaError
 from trs_analytics.schema import UTC_US, StateType, run_id_column
 
@@ -69,8 +69,6 @@ __all__ = [
 #: DuckDB relation (``duckdb.DuckDBPyRelation``) or PySpark ``DataFrame``.
 Frame = TypeVar("Frame")
 
-#: The origin of every microsecond count.
-EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 #: The run key inside a metric (``task_run_id`` or ``flow_run_id`` outside).
 RUN_KEY: Final = "_run"

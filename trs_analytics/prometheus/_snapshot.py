@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Final
 import narwhals as nw
 import polars as pl
 
-from trs_analytics._time import parse_duration
+from trs_analytics._time import EPOCH, epoch_micros, parse_duration
 from trs_analytics.check import run_check
 from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.metrics import (
@@ -48,7 +48,7 @@ from trs_analytics.metrics import (
     summarize,
     to_polars,
 )
-from trs_analytics.metrics._frames import EPOCH, lazy, with_micros
+from trs_analytics.metrics._frames import lazy, with_micros
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -143,7 +143,7 @@ def _window(window: str | timedelta) -> timedelta:
 
 
 def _us(at: datetime) -> int:
-    return (at.astimezone(UTC) - EPOCH) // timedelta(microseconds=1)
+    return epoch_micros(at)
 
 
 def _dataset_stats(states: Any) -> tuple[int, datetime | None]:
