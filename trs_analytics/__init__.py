@@ -17,6 +17,8 @@ from trs_analytics.client import PrefectClient
 from trs_analytics.exceptions import (
     AuthenticationError,
     ConfigurationError,
+    DatasetLockedError,
+    MissingDependencyError,
     NotFoundError,
     PrefectAPIError,
     RequestRejectedError,
@@ -113,6 +115,8 @@ __all__ = [
     "TERMINAL_TYPES",
     "AuthenticationError",
     "ConfigurationError",
+    "DatasetLockedError",
+    "MissingDependencyError",
     "NotFoundError",
     "Planted",
     "PrefectAPIError",

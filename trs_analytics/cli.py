@@ -57,26 +57,19 @@ if TYPE_CHECKING:
 
     from trs_analytics.fetch import Source
 
-__all__ = ["CRASH_EXIT_CODE", "EXIT_CODES", "Flagged", "main"]
+__all__ = ["CRASH_EXIT_CODE", "EXIT_CODES", "main"]
 
 _T = TypeVar("_T")
-
-
-class Flagged(Exception):
-    """``check`` found something: exit code 1, which is not an error code."""
-
-
-class Crashed(Exception):
-    """An error trs_analytics did not foresee (a bug): its own exit code, shared with no outcome."""
 
 
 #: The exit code of an unforeseen error (``EX_SOFTWARE``): never ``check``'s 1 ("flagged").
 CRASH_EXIT_CODE: Final = 70
 
 
-#: Exit codes, most specific first: ``(exception class, code, meaning)``. The
-#: top-level help and docs/cli.md's table are written from this one table.
-EXIT_CODES: Final[tuple[tuple[type[BaseException], int, str], ...]] = (
+#: Exit codes, most specific first: ``(exception class, code, meaning)``; the class
+#: is ``None`` for an outcome no exception carries (``check`` flagged something, a
+#: crash). The top-level help and docs/cli.md's table are written from this one table.
+EXIT_CODES: Final[tuple[tuple[type[BaseException] | None, int, str], ...]] = (
     (DatasetLockedError, 75, "another export is writing the dataset: try again later"),
     (AuthenticationError, 4, "the server refused the credentials"),
     (TransportError, 3, "the server could not be reached: try again later"),
@@ -84,9 +77,9 @@ EXIT_CODES: Final[tuple[tuple[type[BaseException], int, str], ...]] = (
     (PrefectAPIError, 5, "the server answered, but not with the Prefect API (wrong URL?)"),
     (StorageError, 6, "the dataset or file cannot be read, or written safely (read-only, full)"),
     (ConfigurationError, 2, "a bad option, or no API URL configured"),
-    (Flagged, 1, "check: something was flagged (anomaly, stuck run, SLA breach); not an error"),
+    (None, 1, "check: something was flagged (anomaly, stuck run, SLA breach); not an error"),
     (TrsAnalyticsError, 8, "any other error"),
-    (Crashed, CRASH_EXIT_CODE, "an unforeseen error (a bug: please report it); one Error: line"),
+    (None, CRASH_EXIT_CODE, "an unforeseen error (a bug: please report it); one Error: line"),
     (BrokenPipeError, 141, "the output was closed early (such as by | head); nothing is wrong"),
     (KeyboardInterrupt, 130, "interrupted (Ctrl-C); files written before are kept"),
 )
@@ -210,7 +203,7 @@ def _output() -> _Output:
 
 
 def _fail(err: TrsAnalyticsError) -> NoReturn:
-    code = next(code for kind, code, _ in EXIT_CODES if isinstance(err, kind))
+    code = next(code for kind, code, _ in EXIT_CODES if kind and isinstance(err, kind))
     _output().error(" ".join(str(err).split()))
     sys.exit(code)
 

@@ -76,7 +76,7 @@ import polars as pl
 from trs_analytics._atomic import storage_error, write_json_atomic
 from trs_analytics._progress import Progress
 from trs_analytics._time import iso, parse_when
-from trs_analytics.exceptions import ConfigurationError, StorageError
+from trs_analytics.exceptions import ConfigurationError, DatasetLockedError, StorageError
 from trs_analytics.schema import FLOW_RUNS, TASK_RUNS, RunKind
 from trs_analytics.storage._parquet import (
     FLOW_RUN_TABLE,
@@ -118,10 +118,6 @@ DEFAULT_SINCE: Final = "7d"
 #: How much of the previous window every incremental export reads again.
 DEFAULT_OVERLAP: Final = timedelta(minutes=10)
 _HISTORY_KEPT: Final = 100
-
-
-class DatasetLockedError(StorageError):
-    """Another export holds the dataset's lock."""
 
 
 #: How far an export has got; passed to ``on_progress`` after every batch
