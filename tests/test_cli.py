@@ -28,11 +28,11 @@ from tests.recorded import Router, serve
 from tests.test_fetch_flow_runs import N_RUNS, FlowRunServer
 from trs_analytics import generate_flow_run_states, generate_states
 from trs_analytics.cli import EXIT_CODES, main
+from trs_analytics.export import ExportResult
 from trs_analytics.schema import FLOW_RUN_STATES_SCHEMA, FLOW_RUNS, TASK_RUNS
 from trs_analytics.storage import (
     MARKER_NAME,
     Dataset,
-    ExportResult,
     scan_flow_run_states,
     scan_states,
 )

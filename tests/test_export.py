@@ -34,7 +34,7 @@ from tests.recorded import SINCE, UNTIL, Router
 from trs_analytics._progress import Progress, progress_bar
 from trs_analytics.client import PrefectClient
 from trs_analytics.exceptions import ConfigurationError, StorageError, TransportError
-from trs_analytics.export import export_states
+from trs_analytics.export import ExportResult, export_states
 from trs_analytics.fetch import fetch_states, iter_states, parse_when
 from trs_analytics.schema import STATES_SCHEMA, empty_states
 from trs_analytics.storage import (
@@ -44,7 +44,6 @@ from trs_analytics.storage import (
     DatasetInfo,
     DatasetLockedError,
     DatasetProgress,
-    ExportResult,
     read_dataset_info,
     scan_states,
 )

@@ -94,7 +94,7 @@ def export_flow(
         flow_runs: also export flow-run states into the dataset's flow-run table.
 
     Returns:
-        the export's :meth:`~trs_analytics.storage.ExportResult.as_dict`.
+        the export's :meth:`~trs_analytics.export.ExportResult.as_dict`.
 
     Examples:
         >>> export_flow(out="/data/prefect-states", since="1d")  # doctest: +SKIP

@@ -10,7 +10,7 @@ from trs_analytics.storage._dataset import (
     DatasetInfo,
     DatasetLockedError,
     DatasetProgress,
-    ExportResult,
+    ExportRecord,
     read_dataset_info,
 )
 from trs_analytics.storage._parquet import (
@@ -38,7 +38,7 @@ __all__ = [
     "DatasetInfo",
     "DatasetLockedError",
     "DatasetProgress",
-    "ExportResult",
+    "ExportRecord",
     "StatesSummary",
     "TableSummary",
     "atomic_write_parquet",
