@@ -47,7 +47,7 @@ from trs_analytics.storage import (
     read_dataset_info,
     scan_states,
 )
-from trs_analytics.storage._dataset import _locked, _Writer
+from trs_analytics.storage._dataset import _Writer
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -247,7 +247,7 @@ def test_a_second_export_fails_fast_on_the_lock(tmp_path: Path, client: PrefectC
     out = tmp_path / "ds"
     export(out, client)
     before = snapshot(out / DAY)
-    with _locked(out, wait=0):
+    with Dataset.open(out):  # another export holds the lock
         with pytest.raises(DatasetLockedError, match=rf"another export \(pid {os.getpid()} since"):
             export(out, client)
         started = time.monotonic()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from trs_analytics._time import parse_when
 from trs_analytics.fetch._api import (
     Source,
     check_client_args,
@@ -11,7 +12,6 @@ from trs_analytics.fetch._api import (
     iter_flow_run_states,
     iter_states,
     open_client,
-    resolve_source,
     run_tally,
     stream_states,
     window,
@@ -27,7 +27,6 @@ from trs_analytics.fetch._sources import (
     SourcePlan,
     plan_sources,
 )
-from trs_analytics.fetch._window import parse_when
 
 __all__ = [
     "DEFAULT_EVENT_RETENTION",
@@ -50,7 +49,6 @@ __all__ = [
     "open_client",
     "parse_when",
     "plan_sources",
-    "resolve_source",
     "run_tally",
     "stream_states",
     "window",

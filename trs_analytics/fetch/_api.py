@@ -24,24 +24,22 @@ from __future__ import annotations
 import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal, Unpack
 
 import polars as pl
 
 from trs_analytics._progress import Progress, Tally, progress_bar
-from trs_analytics._time import api_iso
+from trs_analytics._time import api_iso, parse_when
 from trs_analytics.client import PrefectClient
 from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.fetch._filters import FilterKwargs, StateFilters
 from trs_analytics.fetch._names import check_filter_names
 from trs_analytics.fetch._sources import (
-    DEFAULT_EVENT_RETENTION,
     SourcePlan,
     iter_plan,
     plan_sources,
 )
-from trs_analytics.fetch._window import parse_when
 from trs_analytics.schema import FLOW_RUNS, TASK_RUNS
 
 if TYPE_CHECKING:
@@ -59,7 +57,6 @@ __all__ = [
     "iter_flow_run_states",
     "iter_states",
     "open_client",
-    "resolve_source",
     "run_tally",
     "stream_states",
     "window",
@@ -137,26 +134,6 @@ def window(
         )
         raise ConfigurationError(msg)
     return start, end
-
-
-def resolve_source(
-    client: PrefectClient,
-    since: datetime,
-    *,
-    until: datetime | None = None,
-    event_retention: timedelta = DEFAULT_EVENT_RETENTION,
-    now: datetime | None = None,
-) -> Literal["states", "events"]:
-    """``"events"`` when events alone serve the window from ``since``, else ``"states"``.
-
-    Kept for callers that want one word; :func:`stream_states` with
-    ``source="auto"`` does better for a window that crosses event retention: it
-    reads the recent part from events and only the older part per run
-    (see :func:`~trs_analytics.fetch._sources.plan_sources`).
-    """
-    now = now or datetime.now(UTC)
-    plan = plan_sources(client, since, until or now, event_retention=event_retention, now=now)
-    return "events" if plan.label == "events" else "states"
 
 
 def stream_states(

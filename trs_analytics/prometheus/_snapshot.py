@@ -80,9 +80,6 @@ BUCKETS: Final = (
 #: The window quantiles published, and the summarize column of each.
 QUANTILES: Final = {"0.5": "p50", "0.95": "p95", "0.99": "p99"}
 
-#: Final state types of finished runs, and how failure_rates counts each.
-FINAL_TYPES: Final = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
-
 _US: Final = 1_000_000
 
 

@@ -91,7 +91,7 @@ from trs_analytics.storage._parquet import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator, Mapping
+    from collections.abc import Callable, Iterable, Mapping
     from types import TracebackType
 
 __all__ = [
@@ -446,15 +446,6 @@ def _release(out: Path, handle: IO[str], *, forget: bool, made_folder: bool) -> 
     if forget and made_folder:
         with contextlib.suppress(OSError):
             out.rmdir()  # only when empty
-
-
-@contextlib.contextmanager
-def _locked(out: Path, *, wait: float) -> Iterator[None]:
-    handle = _lock(out, wait=wait)
-    try:
-        yield
-    finally:
-        handle.close()
 
 
 def _any_data(out: Path) -> bool:
