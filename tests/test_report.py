@@ -97,7 +97,7 @@ def test_report_uses_now_and_period(states: pl.DataFrame, tmp_path: Path) -> Non
 
 
 def test_bad_period_fails_before_drawing(states: pl.DataFrame, tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match="window='soon'"):
+    with pytest.raises(ConfigurationError, match="period='soon'"):
         write_report(states, tmp_path / "r.html", period="soon")
     assert list(tmp_path.iterdir()) == []
 

@@ -62,11 +62,13 @@ from trs_analytics.fetch import fetch_states, iter_event_pages
 from trs_analytics.metrics import (
     detect_anomalies,
     parse_rules,
+    run_table,
     sla_report,
     stuck_runs,
     to_polars,
 )
 from trs_analytics.metrics._buckets import bucket_start
+from trs_analytics.metrics._frames import lazy, materialized
 from trs_analytics.schema import UTC_US
 from trs_analytics.storage import require_parquet, scan_states
 
@@ -429,9 +431,12 @@ def run_check(
     first = check_start(at, recent=recent, every=every) if start == "auto" else start
     first = None if first is None else first.astimezone(UTC)
     states = _window(states, first)
-    parts = [_anomalies(states, since, every), _stuck(states, at, stuck_after, min_history)]
-    if rules:
-        parts.append(_breaches(states, rules, at, since, every, first))
+    # each run's states reduced to one row, once, and kept on the engine: every check reads it
+    with materialized(run_table(states)) as runs:
+        parts = [_anomalies(runs, since, every), _stuck(runs, at, stuck_after, min_history)]
+        if rules:
+            parts.append(_breaches(runs, rules, at, since, every, first))
+        checked = to_polars(lazy(runs, caller="run_check").select(nw.len()).to_native()).item()
     empty = pl.DataFrame(schema=FINDINGS_SCHEMA)
     findings = pl.concat([empty, *(p.select(_fill(p)) for p in parts)], how="vertical")
     ids = [finding_id(r) for r in findings.iter_rows(named=True)]
@@ -443,15 +448,7 @@ def run_check(
     findings = findings.sort(
         pl.col("kind").replace_strict(order, return_dtype=pl.Int8), "at", "subject"
     )
-    runs = to_polars(_count_runs(states)).item()
-    return CheckResult(findings, at, int(runs), len(rules))
-
-
-def _count_runs(states: Any) -> Any:
-    import narwhals as nw
-
-    frame = nw.from_native(states)
-    return frame.select(nw.col("task_run_id").n_unique()).to_native()
+    return CheckResult(findings, at, int(checked), len(rules))
 
 
 def _fill(part: pl.DataFrame) -> list[pl.Expr]:

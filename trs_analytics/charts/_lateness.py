@@ -39,12 +39,14 @@ WAITS_AGREE_NOTE: Final = (
 )
 
 
-def waits_agree(states: Any) -> bool:
+def waits_agree(states: Any, *, queue: Any | None = None) -> bool:
     """Tell whether lateness and queue wait are the same for every run that has both.
 
     They differ only where Prefect records an expected start time apart from
     the run's first state (scheduled runs, runs created ahead of time).
-    Computed on ``states``' engine: one count comes back.
+    Computed on ``states``' engine: one count comes back. ``states`` may be a
+    :func:`~trs_analytics.run_table` when ``queue`` (``queue_wait``'s frame,
+    computed once) is given.
 
     Examples:
         >>> from datetime import UTC, datetime
@@ -61,8 +63,8 @@ def waits_agree(states: Any) -> bool:
     source = states.lazy() if isinstance(states, pl.DataFrame) else states
     run = "task_run_id"
     late = _micros(lateness(source)).select(run, _late="_d")
-    queue = _micros(queue_wait(source)).select(run, _queue="_d")
-    both = late.join(queue, on=run, how="inner")
+    waited = _micros(queue_wait(source) if queue is None else queue).select(run, _queue="_d")
+    both = late.join(waited, on=run, how="inner")
     differ = both.filter(
         ~nw.col("_late").is_null(), ~nw.col("_queue").is_null(), nw.col("_late") != nw.col("_queue")
     ).select(n=nw.len())
@@ -80,6 +82,7 @@ def wait_series(
     *,
     every: str | None = None,
     waits: Sequence[str] = _WAITS,
+    queue: Any | None = None,
 ) -> pl.DataFrame:
     """Aggregate lateness and queue wait per time bucket into p50 and p95.
 
@@ -92,6 +95,8 @@ def wait_series(
         every: bucket width (``"1h"``, ``"1d"``); default: about 60 buckets
             over the span of the data.
         waits: which of ``"Lateness"`` and ``"Queue wait"`` to measure.
+        queue: ``queue_wait(states)`` when already computed; ``states`` may
+            then be a :func:`~trs_analytics.run_table` (with ``every`` given).
 
     Returns:
         Columns ``metric`` (``"Lateness"`` or ``"Queue wait"``), ``bucket``,
@@ -115,11 +120,14 @@ def wait_series(
     if every is None:
         every = auto_every(time_span(source))
     parse_every(every)
-    measures = {"Lateness": lateness, "Queue wait": queue_wait}
+    measures = {
+        "Lateness": lambda: lateness(source),
+        "Queue wait": lambda: queue_wait(source) if queue is None else queue,
+    }
     parts = []
     for name in waits:
         rows = (
-            _micros(measures[name](source))
+            _micros(measures[name]())
             .filter(~nw.col("_d").is_null())
             .select(bucket=bucket_of(nw.col("_t"), every), _s=nw.col("_d").cast(nw.Float64()) / 1e6)
         )

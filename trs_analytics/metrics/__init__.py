@@ -54,6 +54,7 @@ from trs_analytics.metrics._flows import currently_failing, landing_time, time_t
 from trs_analytics.metrics._frames import to_polars
 from trs_analytics.metrics._inside import critical_path, flow_time_shares
 from trs_analytics.metrics._retries import retry_counts, retry_distribution
+from trs_analytics.metrics._run_table import run_table
 from trs_analytics.metrics._sla import SlaReport, SlaRule, parse_rules, sla_report
 from trs_analytics.metrics._states import state_intervals, transitions
 from trs_analytics.metrics._stuck import stuck_runs
@@ -107,6 +108,7 @@ __all__ = [
     "retry_distribution",
     "retry_wait",
     "run_outcomes",
+    "run_table",
     "run_time",
     "run_volume",
     "sla_report",

@@ -37,10 +37,11 @@ import narwhals as nw
 
 from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.metrics._buckets import bucket_of, duration_micros
-from trs_analytics.metrics._common import RUN, as_list, explode_tags, group_keys, outcomes, timeline
+from trs_analytics.metrics._common import RUN, as_list, explode_tags, group_keys, outcomes
 from trs_analytics.metrics._durations import end_to_end, lateness, queue_wait, retry_wait, run_time
 from trs_analytics.metrics._failures import wilson
 from trs_analytics.metrics._frames import finish, lazy, reused, schema_of, with_micros
+from trs_analytics.metrics._run_table import per_run
 from trs_analytics.schema import FAILURE_TYPES, require_columns, run_id_column
 
 if TYPE_CHECKING:
@@ -270,9 +271,14 @@ def _duration_points(states: Any, s: _Settings) -> nw.LazyFrame[Any]:
     present = measured.collect_schema().names()
     missing = [k for k in s.keys if k not in present]
     if missing:
-        tl = timeline(states, caller="detect_anomalies", needs=missing, copies=True)
         run = run_id_column(schema_of(states).names())
-        runs = outcomes(tl, group_keys(missing)).select(nw.col(RUN).alias(run), *missing)
+        built = per_run(
+            states,
+            caller="detect_anomalies",
+            needs=missing,
+            build=lambda tl: outcomes(tl, group_keys(missing)),
+        )
+        runs = built.select(nw.col(RUN).alias(run), *missing)
         measured = measured.join(runs, on=run, how="left")
     points: nw.LazyFrame[Any] = explode_tags(measured.select(*s.keys, "_start", "_d"), s.keys)
     bucket = bucket_of(nw.col("_start"), s.every)
@@ -327,8 +333,13 @@ def _duration_anomalies(states: Any, s: _Settings) -> nw.LazyFrame[Any]:
 
 
 def _failure_anomalies(states: Any, s: _Settings) -> nw.LazyFrame[Any]:
-    tl = timeline(states, caller="detect_anomalies", needs=s.keys, copies=True)
-    runs = explode_tags(outcomes(tl, group_keys(s.keys)), s.keys)
+    built = per_run(
+        states,
+        caller="detect_anomalies",
+        needs=s.keys,
+        build=lambda tl: outcomes(tl, group_keys(s.keys)),
+    )
+    runs = explode_tags(built, s.keys)
     final = nw.col("final_type")
     failed = final.is_in(FAILURE_TYPES)
     runs = runs.with_columns(

@@ -24,9 +24,9 @@ from trs_analytics.metrics._common import (
     RUN,
     is_type,
     outcomes,
-    timeline,
 )
 from trs_analytics.metrics._frames import collect_shared, finish, lazy, schema_of
+from trs_analytics.metrics._run_table import per_run
 from trs_analytics.schema import require_columns, run_id_column
 
 if TYPE_CHECKING:
@@ -121,13 +121,17 @@ def run_outcomes(states: IntoFrameT) -> IntoFrameT:
 def _outcomes(states: Any, *, caller: str, needs: Sequence[str] = ()) -> nw.LazyFrame[Any]:
     """One row per run, on the metrics' timeline: ``start``/``end`` in microseconds."""
     names = schema_of(states).names()
-    tl = timeline(states, caller=caller, needs=needs, copies=True)
     own = run_id_column(names)
     carry = [c for c in dict.fromkeys([*_CARRIED, *needs]) if c in names and c != own]
     message = {"final_message": "message"} if "message" in names else {}
-    runs = outcomes(tl, carry, finals=message, spent=is_type("RUNNING"))
-    if not message:
-        runs = runs.with_columns(final_message=nw.lit(None, dtype=nw.String()))
+
+    def build(tl: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
+        runs = outcomes(tl, carry, finals=message, spent=is_type("RUNNING"))
+        if message:
+            return runs
+        return runs.with_columns(final_message=nw.lit(None, dtype=nw.String()))
+
+    runs = per_run(states, caller=caller, needs=needs, build=build)
     return runs.select(
         RUN,
         *carry,

@@ -27,8 +27,10 @@ _WEEK: Final = 604_800_000_000
 _MONDAY: Final = 4 * 86_400_000_000
 
 
-def parse_every(every: str) -> str:
+def parse_every(every: str, *, argument: str = "every") -> str:
     """Check a bucket width such as ``"1d"`` or ``"6h"`` and return it.
+
+    ``argument`` names it in the error (``period`` where it is a period).
 
     Raises:
         ConfigurationError: ``every`` is not a positive duration in fixed units.
@@ -37,7 +39,7 @@ def parse_every(every: str) -> str:
         >>> parse_every("6h")
         '6h'
     """
-    duration_micros(every)
+    duration_micros(every, argument=argument)
     return every
 
 

@@ -36,6 +36,7 @@ from trs_analytics.metrics._common import (
     with_polars_selectors,
 )
 from trs_analytics.metrics._frames import aggregate, finish
+from trs_analytics.metrics._run_table import table_runs
 from trs_analytics.schema import EXPECTED_START, TERMINAL_TYPES
 
 if TYPE_CHECKING:
@@ -393,15 +394,19 @@ def run_time(states: Frame) -> Frame:
         [(2, datetime.timedelta(seconds=4))]
     """
     carry = carried(states)
-    tl = timeline(states, caller="run_time", copies=True)
-    running = is_type("RUNNING")
-    aggs = {
-        "attempts": attempt_count(tl),
-        "start_time": nw.when(running).then(nw.col("_us")).min(),
-    }
+    runs = table_runs(states, caller="run_time")
+    if runs is None:
+        tl = timeline(states, caller="run_time", copies=True)
+        running = is_type("RUNNING")
+        aggs = {
+            "attempts": attempt_count(tl),
+            "start_time": nw.when(running).then(nw.col("_us")).min(),
+        }
+        runs = run_aggregate(tl, carry, aggs, spent=running)
+    else:
+        runs = runs.with_columns(start_time=nw.col("_run_from"))
     result = (
-        run_aggregate(tl, carry, aggs, spent=running)
-        .filter(nw.col("attempts") > 0)
+        runs.filter(nw.col("attempts") > 0)
         .with_columns(end_time=once_closed("_end"), duration=once_closed("_time"))
         .select(RUN, *carry, "attempts", "start_time", "end_time", "duration")
         .sort(RUN)
@@ -445,24 +450,28 @@ def lateness(states: Frame) -> Frame:
         [('a', datetime.timedelta(seconds=3), False), ('b', None, True)]
     """
     carry = carried(states)
-    tl = timeline(states, caller="lateness", needs=[EXPECTED_START], copies=True)
-    running = is_type("RUNNING")
     diff = nw.col("end_time") - nw.col("start_time")
-    steps = tl.with_columns(
-        _running=running.cast(nw.Int64()),
-        _expected=nw.when(running).then(nw.col(EXPECTED_START)),
-        _start=nw.when(running).then(nw.col("_us")),
-    )
-    aggs = {
-        **{c: nw.col(c).min() for c in carried_timestamps(carry)},
-        "_ran": nw.col("_running").sum(),
-        "start_time": nw.col("_expected").min(),
-        "end_time": nw.col("_start").min(),
-    }
-    attrs = [c for c in carry if c not in carried_timestamps(carry)]
+    runs = table_runs(states, caller="lateness", needs=[EXPECTED_START])
+    if runs is None:
+        tl = timeline(states, caller="lateness", needs=[EXPECTED_START], copies=True)
+        running = is_type("RUNNING")
+        steps = tl.with_columns(
+            _running=running.cast(nw.Int64()),
+            _expected=nw.when(running).then(nw.col(EXPECTED_START)),
+            _start=nw.when(running).then(nw.col("_us")),
+        )
+        aggs = {
+            **{c: nw.col(c).min() for c in carried_timestamps(carry)},
+            "_ran": nw.col("_running").sum(),
+            "start_time": nw.col("_expected").min(),
+            "end_time": nw.col("_start").min(),
+        }
+        attrs = [c for c in carry if c not in carried_timestamps(carry)]
+        runs = aggregate(steps, [RUN], carry=attrs, aggs=aggs)
+    else:
+        runs = runs.with_columns(start_time=nw.col("_expected_run"), end_time=nw.col("_run_from"))
     result = (
-        aggregate(steps, [RUN], carry=attrs, aggs=aggs)
-        .filter(nw.col("_ran") > 0)
+        runs.filter(nw.col("_ran") > 0)
         .with_columns(negative=(diff < 0).fill_null(value=False))
         .with_columns(duration=nw.when(~nw.col("negative")).then(diff))
         .select(RUN, *carry, "start_time", "end_time", "duration", "negative")

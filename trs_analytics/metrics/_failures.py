@@ -25,9 +25,9 @@ from trs_analytics.metrics._common import (
     explode_tags,
     group_keys,
     outcomes,
-    timeline,
 )
 from trs_analytics.metrics._frames import finish
+from trs_analytics.metrics._run_table import per_run
 from trs_analytics.schema import FAILURE_TYPES
 
 if TYPE_CHECKING:
@@ -134,8 +134,13 @@ def failure_rates(
         [('etl', 3, 1, 1, 0.3333333333333333, 0.6666666666666666)]
     """
     keys: list[str] = as_list(by)
-    tl = timeline(states, caller="failure_rates", needs=keys, copies=True)
-    runs = explode_tags(outcomes(tl, group_keys(keys)), keys)
+    built = per_run(
+        states,
+        caller="failure_rates",
+        needs=keys,
+        build=lambda tl: outcomes(tl, group_keys(keys)),
+    )
+    runs = explode_tags(built, keys)
     groups = list(keys)
     if every is not None:
         runs = runs.with_columns(bucket=bucket_of(nw.col("start_time"), every))

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import sys
 import uuid
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import narwhals as nw
@@ -39,7 +40,7 @@ from trs_analytics.exceptions import ConfigurationError, SchemaError
 from trs_analytics.schema import UTC_US, StateType, run_id_column
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterator, Sequence
     from types import FrameType
 
     from narwhals.typing import IntoFrame
@@ -58,6 +59,7 @@ __all__ = [
     "has_ordered_last",
     "is_duration",
     "lazy",
+    "materialized",
     "quantile",
     "reused",
     "schema_of",
@@ -411,37 +413,63 @@ def collect_shared(
 
     ``queries`` builds each result from ``shared`` (as native frames of its
     engine); they come back as Polars DataFrames. ``shared`` is computed once:
-
-    - Polars: cached (``LazyFrame.cache``) and every query collected together
-      (``pl.collect_all``), one plan;
-    - DuckDB: written to a temporary table of the relation's connection (which
-      spills beyond ``memory_limit``), read by each query, then dropped;
-    - Spark: persisted (memory and disk), then unpersisted.
+    on Polars cached (``LazyFrame.cache``) and every query collected together
+    (``pl.collect_all``), one plan; on DuckDB and Spark kept by
+    :func:`materialized` while the queries read it.
     """
-    impl = shared.implementation
-    if impl.is_polars():
+    if shared.implementation.is_polars():
         cached: pl.LazyFrame = shared.to_native().cache()
         built = queries(nw.from_native(cached))
         frames = pl.collect_all([frame.lazy() for frame in built.values()])
         return dict(zip(built, frames, strict=True))
+    with materialized(shared.to_native()) as kept:
+        return {k: to_polars(v) for k, v in queries(nw.from_native(kept)).items()}
+
+
+@contextmanager
+def materialized(frame: Any) -> Iterator[Any]:
+    """Compute ``frame`` once and keep it, for the block, where reading it again is cheap.
+
+    For a frame that several later queries read (a :func:`run_table`, say):
+
+    - Polars: collected into a DataFrame, yielded as a LazyFrame over it (so
+      each query is planned whole: ``summarize(run_time(kept))`` skips the
+      sort ``run_time`` gives its rows);
+    - DuckDB: written to a temporary table of the relation's connection
+      (which spills beyond ``memory_limit`` and needs no writable database),
+      dropped after the block;
+    - Spark: persisted (memory and disk) and counted, unpersisted after the block.
+
+    Yields the kept frame, of the engine given.
+
+    Examples:
+        >>> import duckdb
+        >>> with materialized(duckdb.sql("SELECT 1 AS a")) as kept:
+        ...     kept.fetchall()
+        [(1,)]
+    """
+    impl = lazy(frame, caller="materialized").implementation
+    if impl.is_polars():
+        yield (frame if isinstance(frame, pl.DataFrame) else frame.collect()).lazy()
+        return
     if impl.is_duckdb():
-        relation = shared.to_native()
-        name = f"_trs_shared_{uuid.uuid4().hex}"
-        # a temporary table: it needs no writable database, and it spills
-        relation.query(f"{name}_source", f'CREATE TEMP TABLE "{name}" AS FROM "{name}_source"')
+        name = f"_trs_kept_{uuid.uuid4().hex}"
+        frame.query(f"{name}_source", f'CREATE TEMP TABLE "{name}" AS FROM "{name}_source"')
         try:
-            table = relation.query(f"{name}_view", f'SELECT * FROM "{name}"')
-            return {k: to_polars(v) for k, v in queries(nw.from_native(table)).items()}
+            yield frame.query(f"{name}_view", f'SELECT * FROM "{name}"')
         finally:
-            relation.query(f"{name}_drop", f'DROP TABLE IF EXISTS "{name}"')
+            frame.query(f"{name}_drop", f'DROP TABLE IF EXISTS "{name}"')
+        return
     if impl.is_pyspark() or impl.is_pyspark_connect():
         from pyspark import StorageLevel
 
-        persisted = shared.to_native().persist(StorageLevel.MEMORY_AND_DISK)
+        persisted = frame.persist(StorageLevel.MEMORY_AND_DISK)
+        persisted.count()  # computed now, once, not by the first query that reads it
         try:
-            return {k: to_polars(v) for k, v in queries(nw.from_native(persisted)).items()}
+            yield persisted
         finally:
             persisted.unpersist()
+        return
     msg = f"engine {impl.name} is not supported. Hint: use Polars, DuckDB or PySpark frames."
     raise ConfigurationError(msg)
 

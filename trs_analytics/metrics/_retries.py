@@ -25,9 +25,9 @@ from trs_analytics.metrics._common import (
     explode_tags,
     group_keys,
     outcomes,
-    timeline,
 )
 from trs_analytics.metrics._frames import finish
+from trs_analytics.metrics._run_table import per_run
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -96,9 +96,12 @@ def retry_counts(states: Frame) -> Frame:
         │ p3          ┆ 3        ┆ 2       ┆ COMPLETED  ┆ true     ┆ true    │
         └─────────────┴──────────┴─────────┴────────────┴──────────┴─────────┘
     """
-    tl = timeline(states, caller="retry_counts", copies=True)
     carry = carried(states)
-    runs = outcomes(tl, carry, finals={"final_name": "name"})
+    runs = per_run(
+        states,
+        caller="retry_counts",
+        build=lambda tl: outcomes(tl, carry, finals={"final_name": "name"}),
+    )
     result = runs.select(RUN, *carry, *_OUTCOME_COLUMNS).sort(RUN)
     return finish(
         result,
@@ -141,8 +144,13 @@ def retry_distribution(states: Frame, *, by: str | Sequence[str] | None = "task_
         [('etl', 0, 2, 0.6666666666666666), ('etl', 1, 1, 0.3333333333333333)]
     """
     keys: list[str] = as_list(by)
-    tl = timeline(states, caller="retry_distribution", needs=keys, copies=True)
-    runs = explode_tags(outcomes(tl, group_keys(keys)), keys).filter(nw.col("terminal"))
+    built = per_run(
+        states,
+        caller="retry_distribution",
+        needs=keys,
+        build=lambda tl: outcomes(tl, group_keys(keys)),
+    )
+    runs = explode_tags(built, keys).filter(nw.col("terminal"))
     counted = runs.group_by(*keys, "retries", drop_null_keys=False).agg(runs=nw.len())
     total = nw.col("runs").sum().over(*keys) if keys else nw.col("runs").sum()
     result = counted.with_columns(share=nw.col("runs") / total).sort(

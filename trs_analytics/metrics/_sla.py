@@ -33,9 +33,9 @@ from trs_analytics.metrics._common import (
     RUN,
     is_type,
     outcomes,
-    timeline,
 )
 from trs_analytics.metrics._frames import Frame, finish, schema_of
+from trs_analytics.metrics._run_table import is_run_table, per_run
 from trs_analytics.metrics._stuck import micros_at
 from trs_analytics.schema import EXPECTED_START, FAILURE_TYPES
 
@@ -258,14 +258,19 @@ def _runs(states: Any, rules: Sequence[SlaRule]) -> nw.LazyFrame[Any]:
     needs = sorted({SELECTORS[k] for r in rules for k in r.selectors()})
     if any(r.max_lateness is not None for r in rules):
         needs.append(EXPECTED_START)
-    tl = timeline(states, caller="sla_report", needs=needs, copies=True)
     running = is_type("RUNNING")
     carry = [c for c in ("task_name", "flow_name", *needs) if c in names]
     extra = {
         "_ran": running.cast(nw.Int64()).max(),
         "_first_run": nw.when(running).then(nw.col("_us")).min(),
     }
-    return outcomes(tl, list(dict.fromkeys(carry)), extra=extra, spent=running)
+    runs = per_run(
+        states,
+        caller="sla_report",
+        needs=needs,
+        build=lambda tl: outcomes(tl, list(dict.fromkeys(carry)), extra=extra, spent=running),
+    )
+    return runs.with_columns(_first_run=nw.col("_run_from")) if is_run_table(states) else runs
 
 
 def _selected(runs: nw.LazyFrame[Any], rule: SlaRule) -> nw.LazyFrame[Any]:

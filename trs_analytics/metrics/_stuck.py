@@ -40,9 +40,9 @@ from trs_analytics.metrics._common import (
     group_keys,
     is_type,
     outcomes,
-    timeline,
 )
 from trs_analytics.metrics._frames import finish
+from trs_analytics.metrics._run_table import per_run
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -199,10 +199,14 @@ def stuck_runs(
     )
     now_us = micros_at(now)
     keys = as_list(by)
-    tl = timeline(states, caller="stuck_runs", needs=keys, copies=True)
     carry = carried(states, keys)
-    per_run = _per_run(tl, group_keys([*carry, *keys]))
-    runs = explode_tags(per_run, keys)
+    runs_of = per_run(
+        states,
+        caller="stuck_runs",
+        needs=keys,
+        build=lambda tl: _per_run(tl, group_keys([*carry, *keys])),
+    )
+    runs = explode_tags(runs_of, keys)
     phase = nw.col("final_type")
     open_runs = runs.filter(phase.is_in(list(PHASES)))
     open_runs = (
@@ -212,7 +216,7 @@ def stuck_runs(
     )
     backups = [c for c in as_list(fallback) if c in carry and c not in keys]
     for i, column in enumerate(backups):
-        own = _history(per_run, [column], quantile)
+        own = _history(runs_of, [column], quantile)
         renamed = own.rename({c: f"{c}_{i}" for c in ("_history", "_p_run", "_p_wait")})
         open_runs = open_runs.join(renamed, on=column, how="left")
     bases = [(",".join(keys) or "all", ""), *((c, f"_{i}") for i, c in enumerate(backups))]

@@ -18,7 +18,6 @@ from trs_analytics.metrics._common import (
     is_type,
     once_closed,
     outcomes,
-    timeline,
 )
 from trs_analytics.metrics._durations import end_to_end, queue_wait, run_time
 from trs_analytics.metrics._frames import (
@@ -30,6 +29,7 @@ from trs_analytics.metrics._frames import (
     schema_of,
     with_micros,
 )
+from trs_analytics.metrics._run_table import per_run
 from trs_analytics.schema import FAILURE_TYPES, require_columns, run_id_column
 
 if TYPE_CHECKING:
@@ -211,8 +211,7 @@ def compare_windows(
     keys: list[str] = as_list(by)
     step = duration_micros(window, argument="window")
     end = _at_micros(at)
-    tl = timeline(states, caller="compare_windows", needs=keys, copies=True)
-    per_run = _measured_runs(states, tl, keys, metric)
+    per_run = _measured_runs(states, keys, metric)
     current_end = nw.col("start_time").max() if end is None else nw.lit(end)
     per_run = per_run.with_columns(current_end=current_end).with_columns(
         current_start=nw.col("current_end") - step,
@@ -236,9 +235,7 @@ def compare_windows(
     )
 
 
-def _measured_runs(
-    states: Any, tl: nw.LazyFrame[Any], keys: list[str], metric: str
-) -> nw.LazyFrame[Any]:
+def _measured_runs(states: Any, keys: list[str], metric: str) -> nw.LazyFrame[Any]:
     """:func:`outcomes` of each run, with ``_duration``: its ``metric`` (microseconds).
 
     Run time comes from the outcomes' own pass, as :func:`run_time` takes it
@@ -246,7 +243,12 @@ def _measured_runs(
     running); the other metrics are computed apart and joined on the run.
     """
     if metric == "run_time":
-        runs = outcomes(tl, group_keys(keys), spent=is_type("RUNNING"))
+        runs = per_run(
+            states,
+            caller="compare_windows",
+            needs=keys,
+            build=lambda tl: outcomes(tl, group_keys(keys), spent=is_type("RUNNING")),
+        )
         ran = nw.col("attempts") > 0
         return runs.with_columns(_duration=nw.when(ran).then(once_closed("_time")))
     run = run_id_column(schema_of(states).names())
@@ -254,7 +256,13 @@ def _measured_runs(
         lazy(_METRICS[metric](states), caller="compare_windows"),
         durations={"_duration": "duration"},
     ).select(nw.col(run).alias(RUN), "_duration")
-    return outcomes(tl, group_keys(keys)).join(measured, on=RUN, how="left")
+    runs = per_run(
+        states,
+        caller="compare_windows",
+        needs=keys,
+        build=lambda tl: outcomes(tl, group_keys(keys)),
+    )
+    return runs.join(measured, on=RUN, how="left")
 
 
 #: The two windows compared, in the order of the output columns.

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+import narwhals as nw
 import polars as pl
 
 from trs_analytics._atomic import atomic_write, check_writable
@@ -44,9 +46,10 @@ from trs_analytics.charts import (
 )
 from trs_analytics.client import ui_url as _ui_from_api
 from trs_analytics.exceptions import ConfigurationError
-from trs_analytics.metrics import RUN_COLUMNS
+from trs_analytics.metrics import RUN_COLUMNS, parse_every
+from trs_analytics.metrics import run_table as ta_run_table
 from trs_analytics.metrics._breakdowns import run_breakdowns
-from trs_analytics.metrics._frames import lazy
+from trs_analytics.metrics._frames import lazy, materialized
 from trs_analytics.report._breakdowns import error_table, outcome_table, run_table
 from trs_analytics.report._flagged import flagged_sections, flagged_tables
 from trs_analytics.report._flows import flow_run_sections
@@ -97,6 +100,7 @@ _REPORT_COLUMNS = ("id", *REQUIRED_METRIC_COLUMNS, "message", *RUN_COLUMNS)
 #: The sections computed, in order (what the progress shows and ``-v`` logs).
 SECTIONS = (
     "overview",
+    "one row per task run",
     "regressions",
     "queue wait against lateness",
     "headline numbers",
@@ -175,43 +179,78 @@ def report_data(
     span = seen["last"] - seen["first"]
     if period == "auto":
         period = _auto_period(span)
+    _check_period(period, now)  # before anything costly is computed
     every = auto_every(span, buckets=40)
     at = now or seen["last"]
     data: dict[str, Any] = {"overview": seen, "period": period, "every": every}
-    # first, so that a bad period or now fails before anything else is computed
-    data["regressions"] = step(
-        "regressions", lambda: regression_table(frame, period=period, now=now)
-    )
-    agree = data["waits_agree"] = step("queue wait against lateness", lambda: waits_agree(frame))
-    data["headlines"] = step("headline numbers", lambda: headlines(frame, agree=agree, seen=seen))
-    runs = step(
-        "runs: volume, outcomes, trend, failed and slowest",
-        lambda: run_breakdowns(
-            frame, every=every, by=[b for b, _ in _BREAKDOWNS], failed_top=15, slowest_top=10
-        ),
-    )
-    data["volume"], data["trend"] = runs["volume"], runs["trend"]
-    data["failed_runs"] = run_table(runs["failed"], ui=ui)
-    data["slowest_runs"] = run_table(runs["slowest"], ui=ui)
-    for by, _ in _BREAKDOWNS:
-        data[f"outcomes:{by}"] = outcome_table(runs.get(f"outcomes:{by}"), by=by)
-    data["run_time"] = step("run time per task", lambda: duration_stats(frame))
-    data["failure_rates"] = step("failure rates over time", lambda: _failure_rates(frame, every))
-    data["errors"] = step("error messages", lambda: error_table(frame))
-    data["flagged"] = step(
-        "anomalies and SLAs", lambda: flagged_tables(frame, now=at, rules=rules, ui=ui)
-    )
-    data["worst_p95"] = step("worst tasks by p95", lambda: worst_by_p95(frame))
-    data["worst_failure_rate"] = step(
-        "worst tasks by failure rate", lambda: worst_by_failure_rate(frame)
-    )
-    data["retries"] = step("retries", lambda: retry_outcomes(frame))
-    waits = ("Queue wait",) if agree else ("Lateness", "Queue wait")
-    data["waits"] = step("queue wait and lateness", lambda: wait_series(frame, waits=waits))
+    with ExitStack() as kept:
+        # each run's states reduced to one row, once, kept on the engine: every
+        # per-run section below reads this table instead of the states
+        runs = step(
+            "one row per task run",
+            lambda: kept.enter_context(materialized(ta_run_table(frame))),
+        )
+        queue = _queue_waits(runs)
+        data["regressions"] = step(
+            "regressions", lambda: regression_table(runs, period=period, now=now)
+        )
+        agree = data["waits_agree"] = step(
+            "queue wait against lateness", lambda: waits_agree(runs, queue=queue)
+        )
+        data["headlines"] = step(
+            "headline numbers", lambda: headlines(runs, agree=agree, seen=seen, queue=queue)
+        )
+        parts = step(
+            "runs: volume, outcomes, trend, failed and slowest",
+            lambda: run_breakdowns(
+                runs, every=every, by=[b for b, _ in _BREAKDOWNS], failed_top=15, slowest_top=10
+            ),
+        )
+        data["volume"], data["trend"] = parts["volume"], parts["trend"]
+        data["failed_runs"] = run_table(parts["failed"], ui=ui)
+        data["slowest_runs"] = run_table(parts["slowest"], ui=ui)
+        for by, _ in _BREAKDOWNS:
+            data[f"outcomes:{by}"] = outcome_table(parts.get(f"outcomes:{by}"), by=by)
+        data["run_time"] = step("run time per task", lambda: duration_stats(runs))
+        data["failure_rates"] = step("failure rates over time", lambda: _failure_rates(runs, every))
+        data["errors"] = step("error messages", lambda: error_table(frame))
+        data["flagged"] = step(
+            "anomalies and SLAs", lambda: flagged_tables(runs, now=at, rules=rules, ui=ui)
+        )
+        data["worst_p95"] = step("worst tasks by p95", lambda: worst_by_p95(runs))
+        data["worst_failure_rate"] = step(
+            "worst tasks by failure rate", lambda: worst_by_failure_rate(runs)
+        )
+        data["retries"] = step("retries", lambda: retry_outcomes(runs))
+        waits = ("Queue wait",) if agree else ("Lateness", "Queue wait")
+        data["waits"] = step(
+            "queue wait and lateness",
+            lambda: wait_series(runs, every=auto_every(span), waits=waits, queue=queue),
+        )
     data["transitions"] = step("state transitions", lambda: transition_counts(frame, level="name"))
     data["flow_run"] = step("a flow run up close", lambda: _one_flow_run(frame))
     data["flow_runs"] = step("flow runs", lambda: _flow_run_parts(flow_run_states))
     return data
+
+
+def _check_period(period: str, now: datetime | None) -> None:
+    """Refuse a bad ``period`` or a naive ``now`` (as the regressions would, later)."""
+    parse_every(period, argument="period")
+    if now is not None and now.tzinfo is None:
+        msg = (
+            f"now={now!r} has no time zone. Hint: pass an aware datetime, "
+            "for example datetime(2026, 1, 8, tzinfo=UTC)."
+        )
+        raise ConfigurationError(msg)
+
+
+def _queue_waits(runs: Any) -> Any:
+    """The run table's queue waits, as ``queue_wait``'s columns (runs with a waiting state)."""
+    frame = lazy(runs, caller="write_report")
+    waited = frame.filter(~nw.col("queue_start").is_null())
+    return waited.select(
+        "task_run_id", start_time=nw.col("queue_start"), duration=nw.col("queue_wait")
+    ).to_native()
 
 
 def _failure_rates(states: Any, every: str) -> tuple[str | None, pl.DataFrame]:

@@ -109,15 +109,23 @@ def run_counts(states: Any) -> dict[str, int]:
     return {k: int(v or 0) for k, v in row.items()}
 
 
-def headlines(states: Any, *, agree: bool, seen: dict[str, Any] | None = None) -> list[Headline]:
+def headlines(
+    states: Any,
+    *,
+    agree: bool,
+    seen: dict[str, Any] | None = None,
+    queue: Any | None = None,
+) -> list[Headline]:
     """Compute the report's headline numbers from a states frame of any engine.
 
     Every figure is aggregated on the states' engine: a few one-row results come back.
 
     Args:
-        states: a states frame.
+        states: a states frame, or its :func:`~trs_analytics.run_table` (with
+            ``seen`` and ``queue`` given).
         agree: lateness equals queue wait for every run (:func:`trs_analytics.charts.waits_agree`).
         seen: :func:`overview`'s result, when already computed.
+        queue: ``queue_wait(states)``, when already computed.
 
     Examples:
         >>> import trs_analytics as ta
@@ -129,7 +137,8 @@ def headlines(states: Any, *, agree: bool, seen: dict[str, Any] | None = None) -
     overall = to_polars(failure_rates(states, by=None)).row(0, named=True)
     first = overall["first_attempt_failed"]
     run = to_polars(summarize(run_time(states))).row(0, named=True)
-    queue = to_polars(summarize(queue_wait(states))).row(0, named=True)
+    waited = queue_wait(states) if queue is None else queue
+    queue = to_polars(summarize(waited)).row(0, named=True)
     if agree:
         waits = [
             Headline(
