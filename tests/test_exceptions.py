@@ -95,3 +95,15 @@ def test_a_metric_given_no_frame_names_itself_and_its_argument(name: str, wrong:
     with pytest.raises(ta.ConfigurationError, match=re.escape(expected)) as caught:
         function(wrong, *extra, **options)
     assert f"got {type(wrong).__name__}. Hint: read states with" in str(caught.value)
+
+
+def test_a_bad_anomaly_option_says_the_defaults_its_signature_has() -> None:
+    states = ta.generate_states(20, seed=1)
+    with pytest.raises(
+        ta.ConfigurationError, match=r"Hint: the defaults are 3\.0, 1\.0, 14 and 5\.$"
+    ):
+        ta.detect_anomalies(states, z=0)
+    spelled = ta.detect_anomalies(
+        states, by="task_name", metric="run_time", every="1d", min_training=14, min_runs=5, z=3.0
+    )
+    assert spelled.equals(ta.detect_anomalies(states))
