@@ -160,3 +160,17 @@ def test_time_has_one_owner(pattern: str, owner: str) -> None:
         and re.search(pattern, path.read_text(encoding="utf-8"), flags=re.MULTILINE)
     ]
     assert written == [], f"written again outside {owner}: {written}"
+
+
+def test_the_api_reference_has_a_page_for_every_public_package() -> None:
+    pages = "\n".join(
+        p.read_text(encoding="utf-8") for p in sorted((ROOT / "docs" / "reference").glob("*.md"))
+    )
+    documented = set(re.findall(r"^::: (trs_analytics[\w.]*)$", pages, flags=re.MULTILINE))
+    public = {"trs_analytics", "trs_analytics.export", "trs_analytics.check"} | {
+        f"trs_analytics.{p.name}" for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()
+    }
+    assert public <= documented, sorted(public - documented)
+    nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    for page in sorted((ROOT / "docs" / "reference").glob("*.md")):
+        assert page.name in nav, f"{page.name} is not in mkdocs.yml's nav"

@@ -258,7 +258,9 @@ def export_states(
             (``_flow_run_states/``, read with :func:`~trs_analytics.scan_flow_run_states`),
             with its own cursor; the same filters apply but ``task_names``. A table
             that is new starts where the dataset's first export started.
-        **filter_kwargs: the filters of :func:`~trs_analytics.fetch_states`:
+        **filter_kwargs: the filters of :func:`~trs_analytics.fetch_states`, below.
+
+    Keyword Args:
         flow_names: keep runs of these flows (checked against the server).
         deployments: keep runs of these deployments (names or ids).
         work_pools: keep runs whose flow run used these work pools (checked too).

@@ -346,7 +346,10 @@ def fetch_states(
             making one from ``api_url`` (its retries, budget and concurrency apply).
         progress: draw a progress bar in a notebook or a terminal (never in a
             non-interactive run); ``False`` turns it off.
-        **filters: any of (see :class:`FilterKwargs`), each one value or several:
+        **filters: any of the keyword arguments below (:class:`FilterKwargs`),
+            each one value or several.
+
+    Keyword Args:
         flow_names: keep runs of these flows.
         deployments: keep runs of these deployments (names or ids).
         work_pools: keep runs whose flow run used these work pools.
@@ -403,8 +406,8 @@ def fetch_flow_run_states(
     ``"auto"`` uses events where they reach and states before. Every source
     gives the same rows.
 
-    Args: as :func:`fetch_states`; ``tags`` and ``state_types`` are the flow
-        run's own, and ``task_names`` is refused.
+    Its arguments are those of :func:`fetch_states`; ``tags`` and
+    ``state_types`` are the flow run's own, and ``task_names`` is refused.
 
     Raises:
         ConfigurationError: no URL, a naive or unreadable time, an empty window,
