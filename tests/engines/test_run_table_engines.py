@@ -25,7 +25,7 @@ from tests.engines.cases import NOW, OPEN_RULES, RULES, Case, opened
 from tests.engines.native import KIND_OF, assert_same, kind
 from tests.engines.test_metric_engines import EXAMPLES, SEPARATE_SAMPLE, histories, with_sample
 from trs_analytics.exceptions import SchemaError
-from trs_analytics.metrics._frames import materialized
+from trs_analytics.metrics._frames import materialized, materialized_by_run
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -220,3 +220,15 @@ def test_queue_wait_of_the_table_is_queue_waits(
             assert_same(_queue_of_table(runs), expected)
 
     holds()
+
+
+@pytest.mark.parametrize("parts", [2, 7])
+def test_a_polars_run_table_built_in_sets_of_runs_is_the_whole_table(
+    parts: int, sample: pl.DataFrame
+) -> None:
+    """Every run's states land in one set (copies of a state too), so the rows are equal."""
+    doubled = pl.concat([sample, sample.head(500)])  # copies of states, as an export overlap
+    whole = ta.run_table(doubled)
+    with materialized_by_run(doubled.lazy(), ta.run_table, run="task_run_id", parts=parts) as kept:
+        assert_same(kept.collect(), whole)
+        assert_same(ta.failure_rates(kept, by="task_name"), ta.failure_rates(doubled))

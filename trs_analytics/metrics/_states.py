@@ -127,7 +127,13 @@ def transitions(states: Frame, *, level: Literal["type", "name"] = "type") -> Fr
         [('PENDING', 'RUNNING', 2, 1.0), ('RUNNING', 'COMPLETED', 1, 1.0)]
     """
     check_level(level)
-    tl = _ordered(timeline(states, caller="transitions"))
+    # only the windows a transition reads (each ordered window sorts every run's states)
+    tl = timeline(states, caller="transitions").with_columns(
+        position=in_run(nw.col("_us").cum_count()) - 1,
+        _next_us=next_us(),
+        _next_rank=in_run(nw.col("_rank").shift(-1)),
+        **({"_next_name": in_run(nw.col("name").shift(-1))} if level == "name" else {}),
+    )
     if level == "type":
         source, target = type_of_rank(nw.col("_rank")), type_of_rank(nw.col("_next_rank"))
     else:

@@ -43,12 +43,13 @@ from trs_analytics.metrics import (
     failure_rates,
     lateness,
     retry_distribution,
+    run_table,
     run_time,
     stuck_runs,
     summarize,
     to_polars,
 )
-from trs_analytics.metrics._frames import lazy, with_micros
+from trs_analytics.metrics._frames import lazy, materialized, with_micros
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -300,8 +301,14 @@ def compute_snapshot(
         raise ConfigurationError(msg)
     count, last = _dataset_stats(states)
     at = (now or cursor or last or datetime.now(UTC)).astimezone(UTC)
-    task_runs, totals = _outcomes(states, TASK_KEYS)
-    kept = _kept(totals, TASK_KEYS, max_series)
+    # each run's states reduced to one row once, kept on the engine, read by every
+    # whole-dataset family (the window's families read the window's own states)
+    with materialized(run_table(states)) as runs:
+        task_runs, totals = _outcomes(runs, TASK_KEYS)
+        kept = _kept(totals, TASK_KEYS, max_series)
+        retries = _fold(_retries(runs, TASK_KEYS), TASK_KEYS, kept)
+        times = _fold(_histogram(run_time(runs), TASK_KEYS, "duration"), TASK_KEYS, kept)
+        stuck = _stuck(runs, at, kept)
     window_states = _relabel(_in_window(states, at - span, at), TASK_KEYS, kept)
     flows = _flow_families(flow_run_states, max_series)
     recent = span if isinstance(window, timedelta) else str(window)
@@ -313,10 +320,10 @@ def compute_snapshot(
         last_state=last,
         cursor=cursor,
         task_runs=_fold(task_runs, TASK_KEYS, kept),
-        task_retries=_fold(_retries(states, TASK_KEYS), TASK_KEYS, kept),
-        task_run_time=_fold(_histogram(run_time(states), TASK_KEYS, "duration"), TASK_KEYS, kept),
+        task_retries=retries,
+        task_run_time=times,
         task_window=_window_stats(window_states),
-        stuck=_stuck(states, at, kept),
+        stuck=stuck,
         findings=check.counts(),
         flow_runs=flows[0],
         flow_run_time=flows[1],

@@ -49,7 +49,7 @@ from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.metrics import RUN_COLUMNS, parse_every
 from trs_analytics.metrics import run_table as ta_run_table
 from trs_analytics.metrics._breakdowns import run_breakdowns
-from trs_analytics.metrics._frames import lazy, materialized
+from trs_analytics.metrics._frames import lazy, materialized_by_run
 from trs_analytics.report._breakdowns import error_table, outcome_table, run_table
 from trs_analytics.report._flagged import flagged_sections, flagged_tables
 from trs_analytics.report._flows import flow_run_sections
@@ -94,8 +94,18 @@ _BREAKDOWNS = (
 )
 
 
+#: The run's columns no section shows or groups by (every byte read is carried through
+#: the run table's pass: ``tags``, ``task_key`` and ``dynamic_key`` are 1.1 GB of Arrow
+#: buffers on 20M states).
+_UNSHOWN = ("task_key", "dynamic_key", "tags", "flow_id", "work_queue_name", "parent_task_run_id")
+
 #: The columns the report reads (the state's own and the run's); the rest is not loaded.
-_REPORT_COLUMNS = ("id", *REQUIRED_METRIC_COLUMNS, "message", *RUN_COLUMNS)
+_REPORT_COLUMNS = (
+    "id",
+    *REQUIRED_METRIC_COLUMNS,
+    "message",
+    *(c for c in RUN_COLUMNS if c not in _UNSHOWN),
+)
 
 #: The sections computed, in order (what the progress shows and ``-v`` logs).
 SECTIONS = (
@@ -188,7 +198,11 @@ def report_data(
         # per-run section below reads this table instead of the states
         runs = step(
             "one row per task run",
-            lambda: kept.enter_context(materialized(ta_run_table(frame))),
+            lambda: kept.enter_context(
+                materialized_by_run(
+                    frame, ta_run_table, run="task_run_id", parts=_parts(seen["states"])
+                )
+            ),
         )
         queue = _queue_waits(runs)
         data["regressions"] = step(
@@ -231,6 +245,20 @@ def report_data(
     data["flow_run"] = step("a flow run up close", lambda: _one_flow_run(frame))
     data["flow_runs"] = step("flow runs", lambda: _flow_run_parts(flow_run_states))
     return data
+
+
+#: States per set when a Polars run table is built a set of runs at a time.
+_STATES_PER_PART = 2_500_000
+
+
+def _parts(states: int) -> int:
+    """How many sets of runs a Polars run table is built in (one up to 2.5M states).
+
+    Examples:
+        >>> _parts(300), _parts(20_000_000)
+        (1, 8)
+    """
+    return max(1, -(-states // _STATES_PER_PART))
 
 
 def _check_period(period: str, now: datetime | None) -> None:
