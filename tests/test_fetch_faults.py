@@ -41,7 +41,6 @@ from trs_analytics.fetch import (
     StateFilters,
     fetch_states,
     plan_sources,
-    resolve_source,
     stream_states,
     window,
 )
@@ -485,9 +484,6 @@ def test_plan_sources(
         assert chosen.segments[1].start == NOW - timedelta(days=7) + timedelta(hours=1)
     # the plan needs no server probe: the events request itself tells
     assert router.paths() == ["POST /api/events/filter"] * events_requests
-    assert resolve_source(client, NOW - age, until=NOW, now=NOW) == (
-        "events" if plan == ["events"] else "states"
-    )
 
 
 def test_plan_sources_does_not_hide_other_errors(connect: Callable[..., PrefectClient]) -> None:

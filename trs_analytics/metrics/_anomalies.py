@@ -136,25 +136,31 @@ class AnomalyOptions(TypedDict, total=False):
     origin: datetime | None
 
 
+def _defaults(option: str) -> object:
+    """The default of one of :func:`detect_anomalies`' options: its signature's."""
+    return (detect_anomalies.__kwdefaults__ or {})[option]
+
+
 class _Settings:
     """The checked options of one call."""
 
     def __init__(self, options: AnomalyOptions) -> None:
-        self.keys: list[str] = as_list(options.get("by", "task_name"))
-        self.metric = str(options.get("metric", "run_time"))
-        self.every = str(options.get("every", "1d"))
+        # every option given: the defaults are written once, in detect_anomalies' signature
+        self.keys: list[str] = as_list(options["by"])
+        self.metric = str(options["metric"])
+        self.every = str(options["every"])
         self.width = duration_micros(self.every)
-        self.seasonality = options.get("seasonality")
-        training = options.get("training")
+        self.seasonality = options["seasonality"]
+        training = options["training"]
         if training is None:
             training = "98d" if self.seasonality == "day_of_week" else "14d"
         self.training = duration_micros(training, argument="training")
-        self.min_training = int(options.get("min_training", 14))
-        self.min_runs = int(options.get("min_runs", 5))
-        self.z = float(options.get("z", 3.0))
-        self.min_change = float(options.get("min_change", 1.0))
+        self.min_training = int(options["min_training"])
+        self.min_runs = int(options["min_runs"])
+        self.z = float(options["z"])
+        self.min_change = float(options["min_change"])
         self.origin = _origin_micros(options.get("origin"))
-        direction = options.get("direction")
+        direction = options["direction"]
         if direction is None:
             direction = "spike" if self.metric == "failure_rate" else "both"
         self.direction: str = direction
@@ -175,7 +181,8 @@ class _Settings:
             msg = (
                 f"need z > 0, min_change >= 0, min_training >= 1 and min_runs >= 1, got "
                 f"z={self.z}, min_change={self.min_change}, min_training={self.min_training}, "
-                f"min_runs={self.min_runs}. Hint: the defaults are 3, 1.0, 14 and 5."
+                f"min_runs={self.min_runs}. Hint: the defaults are {_defaults('z')}, "
+                f"{_defaults('min_change')}, {_defaults('min_training')} and {_defaults('min_runs')}."
             )
             raise ConfigurationError(msg)
         self._check_seasonality()
