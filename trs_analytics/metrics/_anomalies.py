@@ -48,7 +48,14 @@ from trs_analytics.metrics._chance import (
     one_sided_level,
 )
 from trs_analytics.metrics._common import RUN, as_list, explode_tags, group_keys, outcomes
-from trs_analytics.metrics._durations import end_to_end, lateness, queue_wait, retry_wait, run_time
+from trs_analytics.metrics._durations import (
+    end_to_end,
+    lateness,
+    queue_wait,
+    retry_wait,
+    run_time,
+    run_time_rows,
+)
 from trs_analytics.metrics._failures import wilson
 from trs_analytics.metrics._frames import EPOCH, finish, lazy, reused, schema_of, with_micros
 from trs_analytics.metrics._run_table import per_run
@@ -299,11 +306,19 @@ def _whole(value: nw.Expr) -> nw.Expr:
 
 def _duration_points(states: Any, s: _Settings) -> nw.LazyFrame[Any]:
     """One row per measured duration: group key, bucket, log duration."""
-    measured = with_micros(
-        lazy(_DURATIONS[s.metric](states), caller="detect_anomalies"),
-        timestamps={"_start": "start_time"},
-        durations={"_d": "duration"},
-    ).filter(~nw.col("_d").is_null() & ~nw.col("_start").is_null())
+    if s.metric == "run_time":  # its rows unsorted, already in microseconds
+        run = run_id_column(schema_of(states).names())
+        carry = [k for k in s.keys if k in schema_of(states).names() and k != run]
+        rows = run_time_rows(states, carry).select(
+            nw.col(RUN).alias(run), *carry, _start=nw.col("start_time"), _d=nw.col("duration")
+        )
+    else:
+        rows = with_micros(
+            lazy(_DURATIONS[s.metric](states), caller="detect_anomalies"),
+            timestamps={"_start": "start_time"},
+            durations={"_d": "duration"},
+        )
+    measured = rows.filter(~nw.col("_d").is_null() & ~nw.col("_start").is_null())
     present = measured.collect_schema().names()
     missing = [k for k in s.keys if k not in present]
     if missing:

@@ -40,7 +40,7 @@ from trs_analytics.metrics._run_table import table_runs
 from trs_analytics.schema import EXPECTED_START, TERMINAL_TYPES
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from trs_analytics.metrics._frames import Frame
 
@@ -52,6 +52,7 @@ __all__ = [
     "queue_wait",
     "retry_wait",
     "run_time",
+    "run_time_rows",
     "time_in_state",
 ]
 
@@ -394,6 +395,19 @@ def run_time(states: Frame) -> Frame:
         [(2, datetime.timedelta(seconds=4))]
     """
     carry = carried(states)
+    result = run_time_rows(states, carry).sort(RUN)
+    return finish(
+        result,
+        states,
+        timestamps=["start_time", "end_time", *carried_timestamps(carry)],
+        durations=["duration"],
+        counts=["attempts"],
+    )
+
+
+def run_time_rows(states: Any, carry: Sequence[str]) -> nw.LazyFrame[Any]:
+    """:func:`run_time`'s rows in no order, in microseconds (``RUN``, ``carry``, ``attempts``,
+    ``start_time``, ``end_time``, ``duration``): for metrics that aggregate them."""
     runs = table_runs(states, caller="run_time")
     if runs is None:
         tl = timeline(states, caller="run_time", copies=True)
@@ -405,18 +419,10 @@ def run_time(states: Frame) -> Frame:
         runs = run_aggregate(tl, carry, aggs, spent=running)
     else:
         runs = runs.with_columns(start_time=nw.col("_run_from"))
-    result = (
+    return (
         runs.filter(nw.col("attempts") > 0)
         .with_columns(end_time=once_closed("_end"), duration=once_closed("_time"))
         .select(RUN, *carry, "attempts", "start_time", "end_time", "duration")
-        .sort(RUN)
-    )
-    return finish(
-        result,
-        states,
-        timestamps=["start_time", "end_time", *carried_timestamps(carry)],
-        durations=["duration"],
-        counts=["attempts"],
     )
 
 
