@@ -50,7 +50,6 @@ import sys
 import threading
 import time
 import uuid
-from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -667,10 +666,6 @@ class GroundTruth:
         entry at the same instant do not overlap.
         """
         return _peak(self.task_runs.values(), tag)
-
-    def pattern_counts(self) -> dict[str, int]:
-        """Task runs per pattern name."""
-        return dict(Counter(truth.pattern for truth in self.task_runs.values()))
 
     def select(
         self,

@@ -13,7 +13,15 @@ from click.testing import CliRunner
 
 import trs_analytics as ta
 from tests.builders import at, history, states
-from trs_analytics.check import EVENTS, CheckResult, finding_events, run_check
+from trs_analytics.check import (
+    EVENTS,
+    CheckResult,
+    Emitted,
+    check_from,
+    check_start,
+    finding_events,
+    run_check,
+)
 from trs_analytics.cli import main
 
 if TYPE_CHECKING:
@@ -193,6 +201,49 @@ def test_cli_emit_events_without_a_folder_needs_a_state_file(tmp_path: Path) -> 
     result = CliRunner().invoke(main, ["check", str(states_file), "--emit-events"])
     assert result.exit_code == 2, result.output
     assert "emitting events needs a file to remember the open findings in" in result.stderr
+
+
+def test_check_from_a_path_is_what_the_command_prints_and_what_run_check_finds(
+    tmp_path: Path, planted: ta.Planted
+) -> None:
+    path = tmp_path / "planted.parquet"
+    planted.states.write_parquet(path)
+    outcome = check_from(path, now=planted.end, engine="duckdb")
+    direct = run_check(planted.states, now=planted.end)
+    assert outcome.result.findings.drop("at").equals(direct.findings.drop("at"))
+    read = planted.states.filter(pl.col("timestamp") >= check_start(planted.end))
+    assert outcome.result.runs == direct.runs == read["task_run_id"].n_unique() > 0
+    assert outcome.emitted == Emitted([], [])
+    stuck = planted.truth.filter(pl.col("kind") == "stuck")["task_run_id"].to_list()
+    assert outcome.result.counts()["stuck"] == len(stuck)
+    cli = CliRunner().invoke(
+        main, ["--log-format", "json", "check", str(path), "--now", planted.end.isoformat()]
+    )
+    records = [json.loads(line) for line in cli.stdout.splitlines()]
+    assert [r["finding_id"] for r in records[:-1]] == outcome.result.findings[
+        "finding_id"
+    ].to_list()
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        (None, "needs a client of the server to fetch the states (no path given)"),
+        ("STATES", None),
+    ],
+)
+def test_check_from_says_when_it_needs_a_client(
+    tmp_path: Path, path: str | None, message: str | None
+) -> None:
+    states_file = tmp_path / "s.parquet"
+    ta.generate_states(50, seed=1).write_parquet(states_file)
+    given = None if path is None else states_file
+    if message is None:
+        with pytest.raises(ta.ConfigurationError, match="to read heartbeats"):
+            check_from(given, heartbeat_after=timedelta(hours=1))
+        return
+    with pytest.raises(ta.ConfigurationError, match=re.escape(message)):
+        check_from(given)
 
 
 @pytest.mark.parametrize(

@@ -32,15 +32,14 @@ from tests.recorded import Router, serve
 from tests.test_fetch_flow_runs import N_RUNS, FlowRunServer
 from trs_analytics import generate_flow_run_states, generate_states
 from trs_analytics.cli import EXIT_CODES, main
+from trs_analytics.export import ExportResult
 from trs_analytics.schema import FLOW_RUN_STATES_SCHEMA, FLOW_RUNS, TASK_RUNS
 from trs_analytics.storage import (
     MARKER_NAME,
     Dataset,
-    ExportResult,
     scan_flow_run_states,
     scan_states,
 )
-from trs_analytics.storage._dataset import _locked
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -294,7 +293,7 @@ def test_a_dataset_locked_by_another_export(tmp_path: Path) -> None:
     (out / MARKER_NAME).write_text(
         json.dumps({"format": "trs_analytics.dataset", "format_version": 1, "filters": {}})
     )
-    with _locked(out, wait=0):
+    with Dataset.open(out):  # another export holds the lock
         result = run("export", "--api-url", "http://127.0.0.1:9/api", "--out", out)
     assert_one_error_line(result, 75, r"being written by another export \(pid \d+")
 

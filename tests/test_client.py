@@ -514,7 +514,7 @@ def test_budget_refills_while_idle_but_never_above_the_burst() -> None:
 
 @pytest.mark.parametrize("per_minute", [0, -1])
 def test_budget_refuses_a_rate_that_is_not_positive(per_minute: float) -> None:
-    with pytest.raises(ValueError, match="must be positive"):
+    with pytest.raises(ConfigurationError, match="must be positive"):
         RequestBudget(per_minute)
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from trs_analytics.client import ordered_map, prefetch
+from trs_analytics.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -55,7 +56,7 @@ def test_ordered_map_raises_the_first_error_and_cancels_the_rest() -> None:
 
 
 def test_ordered_map_refuses_no_workers() -> None:
-    with pytest.raises(ValueError, match="workers must be at least 1"):
+    with pytest.raises(ConfigurationError, match="workers must be at least 1"):
         ordered_map(str, [1], workers=0)
 
 
@@ -125,7 +126,7 @@ def test_an_error_while_the_consumer_is_gone_does_not_hang() -> None:
 
 
 def test_prefetch_refuses_a_depth_below_one() -> None:
-    with pytest.raises(ValueError, match="depth must be at least 1"):
+    with pytest.raises(ConfigurationError, match="depth must be at least 1"):
         prefetch(iter([]), depth=0)
 
 

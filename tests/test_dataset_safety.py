@@ -13,7 +13,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -39,7 +42,6 @@ from trs_analytics.storage import (
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
 API = "http://test/api"
 DAY = "day=2026-11-28"
@@ -300,3 +302,34 @@ def test_a_full_disk_during_a_parquet_write_is_a_storage_error(tmp_path: Path) -
         with pytest.raises(StorageError, match=r"No space left on device\. Hint: the disk is full"):
             atomic_write_parquet(frame, folder / "x.parquet", compression="uncompressed")
         assert list(folder.iterdir()) == []
+
+
+NO_FCNTL = """
+import sys, tempfile, pathlib
+sys.modules["fcntl"] = None  # as on Windows, which has no fcntl
+import trs_analytics as ta
+from trs_analytics.storage import Dataset
+print(ta.scan_states("data/sample_states.parquet").collect().height)
+out = pathlib.Path(tempfile.mkdtemp()) / "ds"
+try:
+    Dataset.open(out)
+except ta.StorageError as err:
+    print(err)
+print(out.exists())
+"""
+
+
+def test_without_fcntl_the_package_imports_and_reads_and_refuses_to_write() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", NO_FCNTL],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    height, message, made = done.stdout.strip().splitlines()
+    sample = Path(__file__).resolve().parents[1] / "data" / "sample_states.parquet"
+    assert int(height) == pl.read_parquet(sample).height > 0
+    assert message.startswith("writing a dataset needs POSIX file locks (fcntl.flock)")
+    assert made == "False"

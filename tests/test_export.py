@@ -35,7 +35,7 @@ from tests.recorded import SINCE, UNTIL, Router
 from trs_analytics._progress import Progress, progress_bar
 from trs_analytics.client import PrefectClient
 from trs_analytics.exceptions import ConfigurationError, StorageError, TransportError
-from trs_analytics.export import export_states
+from trs_analytics.export import ExportResult, export_states
 from trs_analytics.fetch import fetch_states, iter_states, parse_when
 from trs_analytics.schema import STATES_SCHEMA, empty_states
 from trs_analytics.storage import (
@@ -45,11 +45,10 @@ from trs_analytics.storage import (
     DatasetInfo,
     DatasetLockedError,
     DatasetProgress,
-    ExportResult,
     read_dataset_info,
     scan_states,
 )
-from trs_analytics.storage._dataset import _locked, _Writer
+from trs_analytics.storage._dataset import _Writer
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -249,7 +248,7 @@ def test_a_second_export_fails_fast_on_the_lock(tmp_path: Path, client: PrefectC
     out = tmp_path / "ds"
     export(out, client)
     before = snapshot(out / DAY)
-    with _locked(out, wait=0):
+    with Dataset.open(out):  # another export holds the lock
         with pytest.raises(DatasetLockedError, match=rf"another export \(pid {os.getpid()} since"):
             export(out, client)
         started = time.monotonic()

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 API = "http://test/api"
 
 
-def _recorded_export(out: Path, **kwargs: object) -> ta.storage.ExportResult:
+def _recorded_export(out: Path, **kwargs: object) -> ta.export.ExportResult:
     with ta.PrefectClient(API, transport=httpx.MockTransport(Router())) as client:
         return export_states(out, client=client, since=SINCE, until=UNTIL, progress=False, **kwargs)  # type: ignore[arg-type]
 

@@ -41,7 +41,6 @@ from trs_analytics.fetch import (
     StateFilters,
     fetch_states,
     plan_sources,
-    resolve_source,
     stream_states,
     window,
 )
@@ -519,7 +518,6 @@ def test_plan_sources(
     assert router.paths() == ["POST /api/events/filter"] * events_requests
     if (plan[-1] == "states" and plan != ["states"]) or age <= FRESH_SPAN:
         assert chosen.segments[-1].start == NOW - min(age, FRESH_SPAN)  # issue 26.17
-    assert resolve_source(client, NOW - age, until=NOW, now=NOW) == plan[0]
 
 
 def test_plan_sources_does_not_hide_other_errors(connect: Callable[..., PrefectClient]) -> None:

@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING
 
 import httpx
 import polars as pl
+from click.testing import CliRunner
 
 from tests.fresh import auto_sources, now
+from trs_analytics.cli import main
 from trs_analytics.fetch import parse_when
 from trs_analytics.storage import read_dataset_info, scan_states
 
@@ -133,6 +135,16 @@ def test_the_check_flow_publishes_its_findings_as_an_artifact(
     result = json.loads(line.removeprefix("RESULT "))
     assert result["flagged"] is True
     assert result["stuck"] == len(stuck)
+    # the command checks the same file at the same time: the same findings, in the same order
+    cli = CliRunner().invoke(
+        main, ["--log-format", "json", "check", str(path), "--now", planted.end.isoformat()]
+    )
+    assert cli.exit_code == 1, cli.output
+    records = [json.loads(x) for x in cli.stdout.splitlines()]
+    assert [r["message"] for r in records if r["event"] == "finding"] == result["findings"]
+    assert {k: records[-1][k] for k in ("anomaly", "stuck", "sla", "runs")} == {
+        k: result[k] for k in ("anomaly", "stuck", "sla", "runs")
+    }
 
     artifacts = httpx.post(
         f"{prefect_server.api_url}/artifacts/filter",

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import ast
 import re
+import tomllib
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pytest
@@ -19,29 +20,40 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "trs_analytics"
 
-# Lower layers first. A module may import only from its own layer or layers before it.
-LAYERS = [
-    {"_redact", "exceptions", "schema", "engines", "_time", "_atomic", "_progress", "_format"},
-    {"client"},
-    {"fetch"},
-    {"storage"},
-    {"metrics", "synthetic"},
-    {"charts"},
-    {"report"},
-    {"export", "check"},
-    {"prometheus"},
-    {"cli", "flows", "__init__"},
-]
+#: Private modules of one package that other packages may import: the metrics'
+#: engine layer (the one engine-aware module, its time buckets and the one-pass
+#: breakdowns), which charts, report and prometheus compute through.
+SHARED_PRIVATE = {
+    "trs_analytics.metrics._frames",
+    "trs_analytics.metrics._buckets",
+    "trs_analytics.metrics._breakdowns",
+}
 
 
-def _layer_of(module: str) -> int:
-    for index, names in enumerate(LAYERS):
-        if module in names:
-            return index
-    raise AssertionError(f"module trs_analytics.{module} is in no layer; add it to LAYERS")
+def _contracts() -> list[dict[str, Any]]:
+    """The import-linter contracts of pyproject.toml: the one definition of the layers."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    contracts: list[dict[str, Any]] = config["tool"]["importlinter"]["contracts"]
+    return contracts
+
+
+def _layered_modules() -> list[str]:
+    (layers,) = [c for c in _contracts() if c["type"] == "layers" and "containers" not in c]
+    return [name.strip() for layer in layers["layers"] for name in layer.split("|")]
+
+
+def _top_modules() -> list[str]:
+    """Every module and package directly under trs_analytics (not the root itself)."""
+    found = [
+        f"trs_analytics.{p.stem}"
+        for p in PACKAGE.iterdir()
+        if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").is_file()
+    ]
+    return sorted(found)
 
 
 def _imports(path: Path) -> set[str]:
+    """The trs_analytics modules ``path`` imports (``from a.b import c``: ``a.b``)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     found = set()
     for node in ast.walk(tree):
@@ -56,9 +68,35 @@ def _imports(path: Path) -> set[str]:
     return found
 
 
-def _top(dotted: str) -> str:
-    parts = dotted.split(".")
-    return parts[1] if len(parts) > 1 else "__init__"
+def test_every_module_stands_in_one_layer_of_the_import_linter_contract() -> None:
+    # lint-imports checks the contract, but says nothing of a module left out of it
+    assert sorted(_layered_modules()) == _top_modules()
+
+
+def test_the_readme_describes_every_layered_module_and_points_to_the_contract() -> None:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    architecture = text.split("## Architecture")[1].split("\n## ")[0]
+    for module in _layered_modules():
+        name = module.removeprefix("trs_analytics.")
+        assert re.search(rf"\b{re.escape(name)}(\.py|/)", architecture), name
+    assert "[tool.importlinter]" in architecture
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(p for p in PACKAGE.rglob("*.py")),
+    ids=lambda p: str(p.relative_to(PACKAGE)),
+)
+def test_no_module_imports_a_private_module_of_another_package(path: Path) -> None:
+    rel = path.relative_to(PACKAGE)
+    own = "trs_analytics." + rel.parts[0].removesuffix(".py")
+    for imported in _imports(path) - SHARED_PRIVATE:
+        parts = imported.split(".")
+        private = len(parts) > 2 and parts[2].startswith("_")
+        assert not (private and not imported.startswith(own + ".")), (
+            f"{rel} imports {imported}, a private module of another package. Hint: import "
+            "it from its package, which exports what the others use."
+        )
 
 
 def _isort_key(name: str) -> tuple[int, str]:
@@ -71,26 +109,6 @@ def test_all_is_sorted_and_importable() -> None:
     assert trs_analytics.__all__ == sorted(trs_analytics.__all__, key=_isort_key)
     for name in trs_analytics.__all__:
         assert hasattr(trs_analytics, name), name
-
-
-@pytest.mark.parametrize(
-    "path",
-    sorted(p for p in PACKAGE.rglob("*.py")),
-    ids=lambda p: str(p.relative_to(PACKAGE)),
-)
-def test_imports_point_down_the_layers(path: Path) -> None:
-    rel = path.relative_to(PACKAGE)
-    own = rel.parts[0].removesuffix(".py")
-    if own == "__init__" and len(rel.parts) == 1:
-        return  # the package root re-exports everything
-    own_layer = _layer_of(own)
-    for imported in _imports(path):
-        target = _top(imported)
-        if target == "__init__":
-            continue  # only `__version__` is read lazily from the root
-        assert _layer_of(target) <= own_layer, (
-            f"{rel} imports {imported}: layer {target!r} is above {own!r}"
-        )
 
 
 def _readme_contract(marker: str = "contract") -> list[tuple[str, str]]:
@@ -123,3 +141,36 @@ def test_readme_documents_the_flow_run_contract_column_for_column() -> None:
 def test_schema_version_is_current() -> None:
     # Bump SCHEMA_VERSION (and this number) together with the README table.
     assert SCHEMA_VERSION == 2
+
+
+@pytest.mark.parametrize(
+    ("pattern", "owner"),
+    [
+        (r'\.replace\("Z", "\+00:00"\)', "_time.parse_iso"),
+        (r"^[^>]*datetime\(1970, 1, 1", "_time.EPOCH"),
+        (r"^def iso\(", "_time.iso / _time.api_iso"),
+        (r'timespec="microseconds"\)\.replace', "_time.iso"),
+    ],
+)
+def test_time_has_one_owner(pattern: str, owner: str) -> None:
+    written = [
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.rglob("*.py")
+        if path.name != "_time.py"
+        and re.search(pattern, path.read_text(encoding="utf-8"), flags=re.MULTILINE)
+    ]
+    assert written == [], f"written again outside {owner}: {written}"
+
+
+def test_the_api_reference_has_a_page_for_every_public_package() -> None:
+    pages = "\n".join(
+        p.read_text(encoding="utf-8") for p in sorted((ROOT / "docs" / "reference").glob("*.md"))
+    )
+    documented = set(re.findall(r"^::: (trs_analytics[\w.]*)$", pages, flags=re.MULTILINE))
+    public = {"trs_analytics", "trs_analytics.export", "trs_analytics.check"} | {
+        f"trs_analytics.{p.name}" for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()
+    }
+    assert public <= documented, sorted(public - documented)
+    nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    for page in sorted((ROOT / "docs" / "reference").glob("*.md")):
+        assert page.name in nav, f"{page.name} is not in mkdocs.yml's nav"

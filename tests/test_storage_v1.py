@@ -33,7 +33,7 @@ def _as_version_1(file: Path) -> None:
     frame.write_parquet(file, metadata={SCHEMA_VERSION_KEY: "1"})
 
 
-def _export(out: Path, **kwargs: Any) -> ta.storage.ExportResult:
+def _export(out: Path, **kwargs: Any) -> ta.export.ExportResult:
     with ta.PrefectClient(API, transport=httpx.MockTransport(Router())) as client:
         return export_states(out, client=client, source="events", **kwargs)
 

@@ -1,17 +1,12 @@
 """trs_analytics: task-run state analytics for Prefect.
 
-Layers, with imports pointing one way (nothing below imports from above)::
-
-    client   (config, auth, retries)         trs_analytics.client
-      -> fetch    (pages -> typed frames)     trs_analytics.fetch
-      -> storage  (Parquet datasets)          trs_analytics.storage
-      -> metrics  (pure functions on frames)  trs_analytics.metrics
-      -> charts   (Altair) / report           trs_analytics.charts, trs_analytics.report
-      -> export, cli, flows, notebooks        (use cases and wiring)
-
-``schema`` (the data contract), ``exceptions`` and the base helpers ``_time``
-(parsing and formatting times) and ``_atomic`` (atomic file writes) are shared
-by every layer.
+Layers, with imports pointing one way (a layer imports only the ones after it):
+cli and flows; prometheus; check; report and export; charts and storage;
+metrics and fetch; client and synthetic; the shared base (``schema``,
+``engines``, ``_time``, ``_atomic``, ``_progress``, ``_format``, then
+``exceptions``, ``_redact``). The one definition is the import-linter
+contracts in ``pyproject.toml`` (``[tool.importlinter]``); README's
+Architecture describes each module.
 """
 
 from __future__ import annotations
@@ -22,6 +17,8 @@ from trs_analytics.client import PrefectClient
 from trs_analytics.exceptions import (
     AuthenticationError,
     ConfigurationError,
+    DatasetLockedError,
+    MissingDependencyError,
     NotFoundError,
     PrefectAPIError,
     RequestRejectedError,
@@ -120,6 +117,8 @@ __all__ = [
     "TERMINAL_TYPES",
     "AuthenticationError",
     "ConfigurationError",
+    "DatasetLockedError",
+    "MissingDependencyError",
     "NotFoundError",
     "Planted",
     "PrefectAPIError",

@@ -33,6 +33,7 @@ __all__ = [
     "markdown_cell",
     "markdown_link",
     "missing_label",
+    "seconds",
     "span_text",
     "terminal_text",
 ]
@@ -91,6 +92,21 @@ def duration_text(value: timedelta | float | None) -> str | None:
     if whole < 86400:
         return f"{whole // 3600} h {(whole % 3600) // 60} min"
     return f"{whole // 86400} d {(whole % 86400) // 3600} h"
+
+
+def seconds(column: str | pl.Expr) -> pl.Expr:
+    """Turn a Duration column into float seconds.
+
+    Examples:
+        >>> import polars as pl
+        >>> from datetime import timedelta
+        >>> pl.DataFrame({"d": [timedelta(milliseconds=1500)]}).select(seconds("d")).item()
+        1.5
+    """
+    import polars as pl
+
+    expr = pl.col(column) if isinstance(column, str) else column
+    return expr.dt.total_microseconds().cast(pl.Float64) / 1e6
 
 
 def duration_expr(seconds: pl.Expr) -> pl.Expr:

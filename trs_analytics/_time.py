@@ -12,14 +12,26 @@ from typing import Final, Literal
 
 from trs_analytics.exceptions import ConfigurationError
 
-__all__ = ["iso", "parse_age", "parse_duration", "parse_when"]
+__all__ = [
+    "EPOCH",
+    "api_iso",
+    "duration_micros",
+    "epoch_micros",
+    "iso",
+    "parse_age",
+    "parse_duration",
+    "parse_iso",
+    "parse_when",
+]
 
 #: One part of a duration: a number and a unit (Polars' spelling).
 _PART: Final = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(us|ms|s|m|h|d|w)", re.IGNORECASE)
 #: The longest duration read: a century (longer ones overflow date arithmetic).
 MAX_DURATION: Final = timedelta(days=36_525)
-#: The times read: Prefect has no state before 1970, and Python no year after 9999.
-_EARLIEST: Final = datetime(1970, 1, 1, tzinfo=UTC)
+#: 1970-01-01T00:00Z: where microsecond timestamps count from, and the earliest
+#: time read (Prefect has no state before 1970, and Python no year after 9999).
+EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US: Final = timedelta(microseconds=1)
 _UNIT_MICROS: Final = {
     "us": 1,
     "ms": 1_000,
@@ -45,6 +57,39 @@ def iso(when: datetime, *, timespec: Literal["auto", "seconds", "microseconds"] 
         '2024-01-01T00:00:00.000000Z'
     """
     return when.astimezone(UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
+
+
+def api_iso(when: datetime) -> str:
+    """Format an aware datetime as Prefect writes and expects it: UTC, microseconds, ``Z``.
+
+    Examples:
+        >>> from datetime import timezone
+        >>> api_iso(datetime(2024, 1, 1, 1, tzinfo=timezone(timedelta(hours=1))))
+        '2024-01-01T00:00:00.000000Z'
+    """
+    return iso(when, timespec="microseconds")
+
+
+def parse_iso(text: str) -> datetime:
+    """Read a timestamp as a Prefect server writes it (ISO-8601, ``Z`` or an offset).
+
+    Examples:
+        >>> parse_iso("2024-01-01T00:00:00.5Z")
+        datetime.datetime(2024, 1, 1, 0, 0, 0, 500000, tzinfo=datetime.timezone.utc)
+        >>> parse_iso("2024-01-01T01:00:00+01:00") == parse_iso("2024-01-01T00:00:00Z")
+        True
+    """
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def epoch_micros(when: datetime) -> int:
+    """An aware datetime as microseconds since :data:`EPOCH` (as Parquet and the engines hold it).
+
+    Examples:
+        >>> epoch_micros(datetime(1970, 1, 2, tzinfo=UTC))
+        86400000000
+    """
+    return (when - EPOCH) // _ONE_US
 
 
 def parse_age(text: str) -> timedelta | None:
@@ -106,6 +151,35 @@ def parse_duration(text: str) -> timedelta | None:
     return timedelta(microseconds=micros)
 
 
+def duration_micros(text: str | timedelta, *, argument: str = "every") -> int:
+    """Read a duration (``"6h"``, ``"1d"``, ``"1h30m"`` or a ``timedelta``) as microseconds.
+
+    Raises:
+        ConfigurationError: ``text`` is not a positive duration in fixed units.
+
+    Examples:
+        >>> duration_micros("1h30m"), duration_micros(timedelta(seconds=2))
+        (5400000000, 2000000)
+        >>> duration_micros("1mo")
+        Traceback (most recent call last):
+        ...
+        trs_analytics.exceptions.ConfigurationError: every='1mo' is not a duration in fixed units. Hint: use a string such as '1h', '6h', '1d' or '1w' (units us, ms, s, m, h, d, w; months and years vary in length).
+    """
+    span = text if isinstance(text, timedelta) else parse_duration(text)
+    if span is None:
+        msg = (
+            f"{argument}={text!r} is not a duration in fixed units. Hint: use a string "
+            "such as '1h', '6h', '1d' or '1w' (units us, ms, s, m, h, d, w; months and "
+            "years vary in length)."
+        )
+        raise ConfigurationError(msg)
+    total = span // timedelta(microseconds=1)
+    if total <= 0:
+        msg = f"{argument}={text!r} must be a positive duration. Hint: use '1h', '1d' or '1w'."
+        raise ConfigurationError(msg)
+    return total
+
+
 def parse_when(value: datetime | date | str, *, now: datetime | None = None) -> datetime:
     """Turn ``since``/``until`` into an aware UTC datetime.
 
@@ -130,7 +204,7 @@ def parse_when(value: datetime | date | str, *, now: datetime | None = None) -> 
 
 
 def _in_range(when: datetime, value: object) -> datetime:
-    if when < _EARLIEST:
+    if when < EPOCH:
         msg = (
             f"time {value!r} is before 1970, when no Prefect state can exist. "
             "Hint: give a later time, such as 2026-01-01 or 30d."
@@ -160,7 +234,7 @@ def _parse_when(value: datetime | date | str, *, now: datetime | None) -> dateti
         try:
             return (now or datetime.now(UTC)).astimezone(UTC) - age
         except OverflowError:
-            return _EARLIEST - timedelta(microseconds=1)  # before 1970: refused
+            return EPOCH - timedelta(microseconds=1)  # before 1970: refused
     text = value.strip()
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))

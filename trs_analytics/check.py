@@ -36,7 +36,8 @@ DataFrame of a Parquet scan push down into the scan. It runs on the engine
 of the frame it is given, and only the findings (and a few counts) come into
 Polars. :func:`check_start` explains the window and its bounds.
 
-``trs-analytics check`` and :func:`trs_analytics.flows.check_flow` call this.
+:func:`check_from` is the whole use case (load from a path or a server, check, post
+the events); ``trs-analytics check`` and :func:`trs_analytics.flows.check_flow` call it.
 """
 
 from __future__ import annotations
@@ -54,8 +55,12 @@ import polars as pl
 
 from trs_analytics._atomic import write_json_atomic
 from trs_analytics._format import count_text, duration_text, markdown_cell, markdown_link
-from trs_analytics._time import iso, parse_duration
+from trs_analytics._time import duration_micros, iso, parse_duration, parse_iso, parse_when
+from trs_analytics.client import task_run_url
+from trs_analytics.client import ui_url as ui_from_api
+from trs_analytics.engines import check_engine
 from trs_analytics.exceptions import ConfigurationError, StorageError
+from trs_analytics.fetch import fetch_states, iter_event_pages
 from trs_analytics.metrics import (
     detect_anomalies,
     parse_rules,
@@ -64,13 +69,15 @@ from trs_analytics.metrics import (
     stuck_runs,
     to_polars,
 )
-from trs_analytics.metrics._buckets import bucket_start, duration_micros
+from trs_analytics.metrics._buckets import bucket_start
 from trs_analytics.metrics._frames import lazy, materialized
-from trs_analytics.report._links import task_run_url
 from trs_analytics.schema import UTC_US
+from trs_analytics.storage import require_parquet, scan_states
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+    import duckdb
 
     from trs_analytics.client import PrefectClient
     from trs_analytics.metrics import SlaRule
@@ -79,8 +86,10 @@ __all__ = [
     "EVENTS",
     "FINDINGS_SCHEMA",
     "TRAINING",
+    "CheckOutcome",
     "CheckResult",
     "Emitted",
+    "check_from",
     "check_start",
     "emit_findings",
     "event_id",
@@ -488,7 +497,6 @@ def last_heartbeats(
     Raises:
         NotFoundError: the server has no events (Prefect 2).
     """
-    from trs_analytics.fetch._pages import iter_event_pages
     from trs_analytics.schema import FLOW_RUNS
 
     latest: dict[str, datetime] = {}  # flow-run events: their state changes and heartbeats
@@ -498,7 +506,7 @@ def last_heartbeats(
             if event.get("event") != HEARTBEAT or not resource.startswith("prefect.flow-run."):
                 continue
             run = resource.removeprefix("prefect.flow-run.")
-            when = datetime.fromisoformat(str(event["occurred"]).replace("Z", "+00:00"))
+            when = parse_iso(str(event["occurred"]))
             latest[run] = max(latest.get(run, when), when)
     return latest
 
@@ -825,3 +833,119 @@ def findings_markdown(result: CheckResult) -> str:
         cells = [markdown_cell(r["kind"]), markdown_cell(r["check"]), markdown_cell(r["subject"])]
         lines.append(f"| {' | '.join(cells)} | {at} | {message} |")
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """What :func:`check_from` did: the check's ``result`` and the events it ``emitted``."""
+
+    result: CheckResult
+    emitted: Emitted
+
+
+def check_from(
+    path: str | Path | None = None,
+    *,
+    client: PrefectClient | None = None,
+    rules: Sequence[SlaRule] = (),
+    now: datetime | None = None,
+    since: str | None = None,
+    recent: str = "1d",
+    every: str = "1d",
+    ui_url: str | None = None,
+    stuck_after: str | None = None,
+    min_history: int = 5,
+    heartbeat_after: timedelta | None = None,
+    engine: str = "polars",
+    connection: duckdb.DuckDBPyConnection | None = None,
+    emit_events: bool = False,
+    state: str | Path | None = None,
+    progress: bool = False,
+) -> CheckOutcome:
+    """The check as ``trs-analytics check`` and the check flow make it: load, check, post.
+
+    Loads the states (the dataset folder or Parquet file ``path``, read on
+    ``engine``; without ``path``, fetched from ``client``'s server), runs
+    :func:`run_check`, adds the hung runs of the server's heartbeats
+    (``heartbeat_after``, :func:`with_hung_runs`) and, with ``emit_events``,
+    posts the new and resolved findings (:func:`emit_findings`, its state in
+    :func:`state_path`). The findings link to ``ui_url``, by default the UI of
+    ``client``'s server.
+
+    Args:
+        path: a dataset folder or Parquet file; ``None``: fetch from the server.
+        client: the server's client: needed without ``path``, with
+            ``emit_events`` and with ``heartbeat_after``.
+        rules: SLA rules (:func:`load_rules`).
+        now: check as of this time (aware); default the current UTC time.
+        since: the oldest state read (an age such as ``7d``, or ISO-8601).
+            From a server, default ``7d``; from ``path``, default what the
+            checks need (:func:`check_start`).
+        recent: the period whose findings are reported.
+        every: bucket width of anomalies and per-run SLA checks.
+        ui_url: the Prefect UI's address the findings link to.
+        stuck_after: a run open longer than this is stuck, whatever its history.
+        min_history: finished runs a task needs before its p99 bounds its open runs.
+        heartbeat_after: a flow run whose heartbeats stopped this long ago is hung.
+        engine: where the checks on ``path`` run: ``"polars"``, ``"duckdb"`` or ``"spark"``.
+        connection: the DuckDB connection ``path`` is read on (``engine="duckdb"``).
+        emit_events: post each new finding, and each resolution, as a Prefect event.
+        state: the file that remembers the open findings (default: the
+            ``check-state.json`` of the dataset folder ``path``).
+        progress: show the fetch's progress on stderr.
+
+    Raises:
+        ConfigurationError: options that cannot work together (no client where
+            one is needed, ``engine`` without ``path``, no state file for events).
+        StorageError: ``path`` holds no states, or cannot be read.
+
+    Examples:
+        >>> from datetime import UTC, datetime
+        >>> outcome = check_from("data/sample_states.parquet", now=datetime(2026, 1, 1, tzinfo=UTC))
+        >>> outcome.result.counts(), outcome.emitted
+        ({'anomaly': 0, 'stuck': 0, 'sla': 0}, Emitted(opened=[], resolved=[]))
+    """
+    at = (now or datetime.now(UTC)).astimezone(UTC)
+    needs = {
+        "to fetch the states (no path given)": path is None,
+        "to post events (emit_events=True)": emit_events,
+        "to read heartbeats (heartbeat_after=)": heartbeat_after is not None,
+    }
+    why = next((reason for reason, needed in needs.items() if needed), None)
+    if client is None and why is not None:
+        msg = f"the check needs a client of the server {why}. Hint: pass client=PrefectClient(...)."
+        raise ConfigurationError(msg)
+    remember = state_path(path, state) if emit_events else None
+    start: datetime | Literal["auto"] | None = None  # fetched: every state fetched
+    if path is not None:
+        require_parquet(path, to="check")
+        engine = check_engine(engine)
+        states: Any = scan_states(path, engine, connection=connection)
+        start = parse_when(since, now=at) if since is not None else "auto"
+    else:
+        if engine != "polars" or connection is not None:
+            msg = "engine= and connection= are for a path. Hint: pass path=, or drop them."
+            raise ConfigurationError(msg)
+        assert client is not None
+        states = fetch_states(client=client, since=since or "7d", until=at, progress=progress)
+    if ui_url is None and client is not None:
+        ui_url = ui_from_api(client.settings.api_url)
+    result = run_check(
+        states,
+        rules=rules,
+        now=at,
+        recent=recent,
+        every=every,
+        ui_url=ui_url,
+        stuck_after=stuck_after,
+        min_history=min_history,
+        start=start,
+    )
+    if heartbeat_after is not None:
+        assert client is not None
+        result = with_hung_runs(result, states, client, after=heartbeat_after)
+    emitted = Emitted([], [])
+    if remember is not None:
+        assert client is not None
+        emitted = emit_findings(client, result, remember)
+    return CheckOutcome(result, emitted)

@@ -19,7 +19,7 @@ import time
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal, NoReturn, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar, cast
 
 import click
 
@@ -47,7 +47,7 @@ from trs_analytics.storage import (
     MARKER_NAME,
     DatasetLockedError,
     find_damaged_file,
-    list_parquet_files,
+    require_parquet,
     scan_states,
     summarize_states,
     write_flow_run_states,
@@ -59,26 +59,19 @@ if TYPE_CHECKING:
 
     from trs_analytics.fetch import Source
 
-__all__ = ["CRASH_EXIT_CODE", "EXIT_CODES", "Flagged", "main"]
+__all__ = ["CRASH_EXIT_CODE", "EXIT_CODES", "main"]
 
 _T = TypeVar("_T")
-
-
-class Flagged(Exception):
-    """``check`` found something: exit code 1, which is not an error code."""
-
-
-class Crashed(Exception):
-    """An error trs_analytics did not foresee (a bug): its own exit code, shared with no outcome."""
 
 
 #: The exit code of an unforeseen error (``EX_SOFTWARE``): never ``check``'s 1 ("flagged").
 CRASH_EXIT_CODE: Final = 70
 
 
-#: Exit codes, most specific first: ``(exception class, code, meaning)``. The
-#: top-level help and docs/cli.md's table are written from this one table.
-EXIT_CODES: Final[tuple[tuple[type[BaseException], int, str], ...]] = (
+#: Exit codes, most specific first: ``(exception class, code, meaning)``; the class
+#: is ``None`` for an outcome no exception carries (``check`` flagged something, a
+#: crash). The top-level help and docs/cli.md's table are written from this one table.
+EXIT_CODES: Final[tuple[tuple[type[BaseException] | None, int, str], ...]] = (
     (DatasetLockedError, 75, "another export is writing the dataset: try again later"),
     (AuthenticationError, 4, "the server refused the credentials"),
     (TransportError, 3, "the server could not be reached: try again later"),
@@ -86,9 +79,9 @@ EXIT_CODES: Final[tuple[tuple[type[BaseException], int, str], ...]] = (
     (PrefectAPIError, 5, "the server answered, but not with the Prefect API (wrong URL?)"),
     (StorageError, 6, "the dataset or file cannot be read, or written safely (read-only, full)"),
     (ConfigurationError, 2, "a bad option, or no API URL configured"),
-    (Flagged, 1, "check: something was flagged (anomaly, stuck run, SLA breach); not an error"),
+    (None, 1, "check: something was flagged (anomaly, stuck run, SLA breach); not an error"),
     (TrsAnalyticsError, 8, "any other error"),
-    (Crashed, CRASH_EXIT_CODE, "an unforeseen error (a bug: please report it); one Error: line"),
+    (None, CRASH_EXIT_CODE, "an unforeseen error (a bug: please report it); one Error: line"),
     (BrokenPipeError, 141, "the output was closed early (such as by | head); nothing is wrong"),
     (KeyboardInterrupt, 130, "interrupted (Ctrl-C); a dataset keeps the files it wrote"),
 )
@@ -212,7 +205,7 @@ def _output() -> _Output:
 
 
 def _fail(err: TrsAnalyticsError) -> NoReturn:
-    code = next(code for kind, code, _ in EXIT_CODES if isinstance(err, kind))
+    code = next(code for kind, code, _ in EXIT_CODES if kind and isinstance(err, kind))
     _output().error(" ".join(str(err).split()))
     sys.exit(code)
 
@@ -485,18 +478,6 @@ def _client(options: dict[str, Any]) -> PrefectClient:
     )
 
 
-def _require_parquet(path: Path, *, to: str) -> None:
-    """A folder to ``to`` (report on, check, ...) must hold Parquet files; say so first."""
-    if path.is_dir() and not list_parquet_files(path):
-        kind = "dataset" if (path / MARKER_NAME).is_file() else "folder"
-        msg = (
-            f"{path} holds no Parquet files, so there is nothing to {to} ({kind} with no "
-            "states yet). Hint: pass a Parquet file of states or a folder written by "
-            "'trs-analytics export', such as data/sample_states.parquet."
-        )
-        raise StorageError(msg)
-
-
 # -- the commands --------------------------------------------------------------
 
 
@@ -751,11 +732,17 @@ def info(path: Path, as_json: bool) -> None:
 
 def _scan_on(path: Path, engine: str, memory_limit: str | None) -> Any:
     """Open PATH's states on ENGINE (DuckDB with its memory limit)."""
+    connection = _duckdb_connection(engine, memory_limit)
+    return scan_states(path, engine=check_engine(engine), connection=connection)
+
+
+def _duckdb_connection(engine: str, memory_limit: str | None) -> Any:
+    """A DuckDB connection in UTC with --memory-limit, for --engine duckdb; else ``None``."""
     if memory_limit is not None and engine != "duckdb":
         msg = f"--memory-limit is for --engine duckdb, not {engine}. Hint: add --engine duckdb."
         raise ConfigurationError(msg)
     if engine != "duckdb":
-        return scan_states(path, engine=check_engine(engine))
+        return None
     duckdb = import_engine("duckdb")
     connection = duckdb.connect()
     connection.sql("SET TimeZone = 'UTC'")
@@ -768,7 +755,7 @@ def _scan_on(path: Path, engine: str, memory_limit: str | None) -> Any:
                 f"({str(err).splitlines()[0][:120]}). Hint: use a number and a unit, such as 2GB."
             )
             raise ConfigurationError(msg) from err
-    return scan_states(path, engine="duckdb", connection=connection)
+    return connection
 
 
 def _flow_runs_for_report(path: Path, explicit: Path | None) -> Any:
@@ -868,7 +855,7 @@ def report(
     with _errors(reads=path), steps_bar(output.progress_enabled(), title="report") as on_section:
         check_writable(out.absolute().parent)  # now, not after minutes of computing
         chosen = load_rules(rules) if rules is not None else []
-        _require_parquet(path, to="report on")
+        require_parquet(path, to="report on")
         states = _scan_on(path, engine, memory_limit)
         written = _interruptible(
             lambda: write_report(
@@ -1016,60 +1003,43 @@ def check(
       trs-analytics check states/ --engine duckdb --memory-limit 1GB
     """
 
-    from trs_analytics.check import (
-        emit_findings,
-        load_rules,
-        run_check,
-        state_path,
-        with_hung_runs,
-    )
-    from trs_analytics.report._links import ui_url as ui_from_api
+    from trs_analytics.check import check_from, load_rules, state_path
 
     output = _output()
     with _errors(reads=path), ExitStack() as stack:
-        at = parse_when(now) if now else datetime.now(UTC)
-        chosen = load_rules(rules) if rules is not None else []
         if path is None and (engine != "polars" or memory_limit is not None):
             msg = (
                 "--engine and --memory-limit are for PATH. Hint: pass a dataset folder or "
                 "Parquet file, or drop them to check the states fetched with --api-url."
             )
             raise ConfigurationError(msg)
-        state = state_path(path, state_file) if emit_events else None
-        posted = resolved = 0
+        if emit_events:
+            state_path(path, state_file)  # says a missing state file before the server is asked
         client = None
         if path is None or emit_events or heartbeat_after:
             client = stack.enter_context(_client(client_options))
-        start: datetime | Literal["auto"] | None = None  # fetched: every state fetched
-        if path is not None:
-            _require_parquet(path, to="check")
-            states: Any = _scan_on(path, engine, memory_limit)
-            start = parse_when(since, now=at) if since is not None else "auto"
-        else:
-            assert client is not None
-            states = fetch_states(
-                client=client, since=since or "7d", until=at, progress=output.progress_enabled()
-            )
-        links = ui_url or (ui_from_api(client.settings.api_url) if client is not None else None)
-        result = run_check(
-            states,
-            rules=chosen,
-            now=at,
+        outcome = check_from(
+            path,
+            client=client,
+            rules=load_rules(rules) if rules is not None else [],
+            now=parse_when(now) if now else None,
+            since=since,
             recent=recent,
             every=every,
-            ui_url=links,
+            ui_url=ui_url,
             stuck_after=stuck_after,
             min_history=min_history,
-            start=start,
+            heartbeat_after=(
+                _positive_age(heartbeat_after, "--heartbeat-after") if heartbeat_after else None
+            ),
+            engine=engine,
+            connection=_duckdb_connection(engine, memory_limit) if path is not None else None,
+            emit_events=emit_events,
+            state=state_file,
+            progress=output.progress_enabled(),
         )
-        if heartbeat_after is not None:
-            assert client is not None
-            silence = _positive_age(heartbeat_after, "--heartbeat-after")
-            result = with_hung_runs(result, states, client, after=silence)
-        if state is not None:
-            assert client is not None
-            emitted = emit_findings(client, result, state)
-            posted, resolved = len(emitted.opened), len(emitted.resolved)
+    result = outcome.result
+    posted, resolved = len(outcome.emitted.opened), len(outcome.emitted.resolved)
     for row in result.findings.iter_rows(named=True):
         fields = {k: (iso(v) if isinstance(v, datetime) else v) for k, v in row.items()}
         text = f"{row['kind']:<8} {row['check']:<16} {row['subject']}: {row['message']}"
@@ -1174,7 +1144,7 @@ def serve_metrics(path: Path, port: int, host: str, refresh: timedelta, **option
 
     output = _output()
     with _errors():
-        _require_parquet(path, to="serve metrics of")
+        require_parquet(path, to="serve metrics of")
         source = _metrics_source(path, options)
         output.summary(
             f"serving http://{host}:{port}/metrics from {path}",
@@ -1209,7 +1179,7 @@ def metrics(path: Path, textfile: Path | None, **options: Any) -> None:
 
     output = _output()
     with _errors():
-        _require_parquet(path, to="compute metrics of")
+        require_parquet(path, to="compute metrics of")
         snap = _metrics_source(path, options).snapshot()
         if textfile is None:
             click.echo(render_metrics(snap).decode(), nl=False)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any, Final, Literal, get_args
 
-from trs_analytics.exceptions import ConfigurationError
+from trs_analytics.exceptions import ConfigurationError, MissingDependencyError
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -51,10 +51,6 @@ _MODULES: Final[dict[Engine, tuple[str, str]]] = {
 
 #: Time-zone names that mean UTC, as DuckDB and Spark report them.
 UTC_NAMES: Final = frozenset({"UTC", "Etc/UTC", "GMT", "Etc/GMT", "Z", "+00:00", "UTC+00:00"})
-
-
-class MissingDependencyError(ConfigurationError):
-    """An optional engine was asked for, but its package is not installed."""
 
 
 def check_engine(engine: str) -> Engine:

@@ -5,7 +5,8 @@ everything with a single ``except TrsAnalyticsError``::
 
     TrsAnalyticsError
     ├── ConfigurationError        no API URL, unreadable profile, bad argument,
-    │                             a host name that does not resolve, a TLS mismatch
+    │   │                         a host name that does not resolve, a TLS mismatch
+    │   └── MissingDependencyError  an optional engine's package is not installed
     ├── PrefectAPIError           the server answered, but not with what we need
     │   ├── AuthenticationError   401 / 403: credentials or CSRF token rejected
     │   ├── NotFoundError         404: usually a URL that misses ``/api``
@@ -15,6 +16,7 @@ everything with a single ``except TrsAnalyticsError``::
     ├── TransportError            connection refused, timeout, resolver down: no answer
     ├── SchemaError               a frame misses columns or has the wrong types
     └── StorageError              a dataset that cannot be read or written safely
+        └── DatasetLockedError    another export holds the dataset's lock
 
 Messages are plain sentences: what was found, what was expected, and a
 ``Hint:`` with what to do about it. They never hold a credential: every
@@ -29,6 +31,8 @@ from trs_analytics._redact import redact
 __all__ = [
     "AuthenticationError",
     "ConfigurationError",
+    "DatasetLockedError",
+    "MissingDependencyError",
     "NotFoundError",
     "PrefectAPIError",
     "RequestRejectedError",
@@ -100,3 +104,11 @@ class SchemaError(TrsAnalyticsError):
 
 class StorageError(TrsAnalyticsError):
     """A Parquet dataset cannot be read or written safely."""
+
+
+class MissingDependencyError(ConfigurationError):
+    """An optional engine was asked for, but its package is not installed."""
+
+
+class DatasetLockedError(StorageError):
+    """Another export holds the dataset's lock."""

@@ -25,10 +25,11 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Unpack
+from typing import TYPE_CHECKING, Any, Unpack
 
+from trs_analytics._format import count_text
 from trs_analytics._progress import progress_bar
 from trs_analytics._time import iso, parse_when
 from trs_analytics.client import PrefectClient
@@ -52,20 +53,123 @@ from trs_analytics.storage import (
     Dataset,
     DatasetInfo,
     DatasetProgress,
-    ExportResult,
 )
 
 if TYPE_CHECKING:
     import os
     from collections.abc import Callable
     from datetime import date
+    from pathlib import Path
 
     from trs_analytics.fetch import Source
     from trs_analytics.schema import RunKind
 
-__all__ = ["export_states"]
+__all__ = ["ExportResult", "export_states"]
 
 logger = logging.getLogger("trs_analytics.export")
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What one export did.
+
+    Attributes:
+        out: the dataset folder.
+        source: the source used: ``"events"``, ``"states"``, or ``"states+events"``
+            (older part per run, recent part from events).
+        since: start of the window read (inclusive).
+        until: end of the window read (exclusive); the new cursor.
+        states: states read from the server (rows of the overlap included).
+        task_runs: distinct task runs among them.
+        added: states that were new and were written.
+        rows: states in the dataset afterwards.
+        files: Parquet files in the dataset afterwards.
+        days: day partitions that were written, ``YYYY-MM-DD``.
+        requests: HTTP requests sent.
+        retries: requests that were retried.
+        seconds: wall-clock time of the export.
+        flow_run_states: flow-run states read (None: the flow-run table was not exported).
+        flow_runs: distinct flow runs among them.
+        flow_run_added: flow-run states that were new and were written.
+        flow_run_rows: flow-run states in the dataset's flow-run table afterwards.
+    """
+
+    out: Path
+    source: str
+    since: datetime
+    until: datetime
+    states: int
+    task_runs: int
+    added: int
+    rows: int
+    files: int
+    days: tuple[str, ...] = field(default=())
+    requests: int = 0
+    retries: int = 0
+    seconds: float = 0.0
+    flow_run_states: int | None = None
+    flow_runs: int = 0
+    flow_run_added: int = 0
+    flow_run_rows: int = 0
+
+    def summary(self) -> str:
+        """One line for logs and the CLI, saying what happened.
+
+        Examples:
+            >>> from pathlib import Path
+            >>> r = ExportResult(Path("out"), "events", datetime(2026, 1, 1, tzinfo=UTC),
+            ...                  datetime(2026, 1, 2, tzinfo=UTC), states=120, task_runs=40,
+            ...                  added=100, rows=1000, files=2, requests=5, seconds=1.25)
+            >>> r.summary()
+            'exported 40 task runs, 120 states (100 new) via events in 5 requests, 1.2 s; out has 1000 states in 2 files'
+            >>> replace(r, added=0).summary()
+            'nothing new: the 40 task runs (120 states) read via events in 5 requests, 1.2 s were already in out; it has 1000 states in 2 files'
+            >>> replace(r, added=0, states=0, task_runs=0).summary()
+            'nothing new: the server has no task-run states from 2026-01-01T00:00:00Z to 2026-01-02T00:00:00Z (events, 5 requests, 1.2 s); out has 1000 states in 2 files'
+            >>> replace(r, states=1, task_runs=1, added=1, rows=1, files=1, requests=1).summary()
+            'exported 1 task run, 1 state (1 new) via events in 1 request, 1.2 s; out has 1 state in 1 file'
+            >>> replace(r, flow_run_states=9, flow_runs=3, flow_run_added=9, flow_run_rows=30).summary()
+            'exported 40 task runs, 120 states (100 new) via events in 5 requests, 1.2 s; out has 1000 states in 2 files; and 3 flow runs, 9 flow-run states (9 new); 30 in its flow-run table'
+        """
+        return self._task_summary() + self._flow_summary()
+
+    def _flow_summary(self) -> str:
+        if self.flow_run_states is None:
+            return ""
+        return (
+            f"; and {_count(self.flow_runs, 'flow run')}, "
+            f"{_count(self.flow_run_states, 'flow-run state')} "
+            f"({self.flow_run_added} new); {self.flow_run_rows} in its flow-run table"
+        )
+
+    def _task_summary(self) -> str:
+        requests = _count(self.requests, "request")
+        how = f"via {self.source} in {requests}, {self.seconds:.1f} s"
+        holds = f"{_count(self.rows, 'state')} in {_count(self.files, 'file')}"
+        runs, states = _count(self.task_runs, "task run"), _count(self.states, "state")
+        if self.states == 0:
+            return (
+                f"nothing new: the server has no task-run states from {iso(self.since)} to "
+                f"{iso(self.until)} ({self.source}, {requests}, "
+                f"{self.seconds:.1f} s); {self.out} has {holds}"
+            )
+        if self.added == 0:
+            return (
+                f"nothing new: the {runs} ({states}) read {how} were already in {self.out}; "
+                f"it has {holds}"
+            )
+        return f"exported {runs}, {states} ({self.added} new) {how}; {self.out} has {holds}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (times as ISO-8601 strings)."""
+        data = asdict(self)
+        data.update(
+            out=str(self.out),
+            since=iso(self.since),
+            until=iso(self.until),
+            days=list(self.days),
+        )
+        return data
 
 
 def _window(
@@ -159,7 +263,9 @@ def export_states(
             (``_flow_run_states/``, read with :func:`~trs_analytics.scan_flow_run_states`),
             with its own cursor; the same filters apply but ``task_names``. A table
             that is new starts where the dataset's first export started.
-        **filter_kwargs: the filters of :func:`~trs_analytics.fetch_states`:
+        **filter_kwargs: the filters of :func:`~trs_analytics.fetch_states`, below.
+
+    Keyword Args:
         flow_names: keep runs of these flows (checked against the server).
         deployments: keep runs of these deployments (names or ids).
         work_pools: keep runs whose flow run used these work pools (checked too).
@@ -168,7 +274,7 @@ def export_states(
         state_types: keep runs whose current state has one of these types.
 
     Returns:
-        an :class:`~trs_analytics.storage.ExportResult`; ``result.summary()`` is a
+        an :class:`ExportResult`; ``result.summary()`` is a
         one-line report.
 
     Raises:
@@ -303,3 +409,8 @@ def _with_flow_runs(result: ExportResult, flow_result: ExportResult) -> ExportRe
         retries=result.retries + flow_result.retries,
         seconds=result.seconds + flow_result.seconds,
     )
+
+
+def _count(count: int, noun: str) -> str:
+    """``count`` and its noun, plural or not, in plain digits (scripts read summary lines)."""
+    return count_text(count, noun, grouped=False)

@@ -26,7 +26,7 @@ rules) and publishes its findings as a Markdown artifact (key
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 try:
@@ -39,19 +39,11 @@ except ImportError as err:  # pragma: no cover - exercised only without prefect
     )
     raise ImportError(msg) from err
 
-from trs_analytics.check import (
-    emit_findings,
-    findings_markdown,
-    load_rules,
-    run_check,
-    state_path,
-)
+from trs_analytics.check import check_from, findings_markdown, load_rules
 from trs_analytics.client import PrefectClient
-from trs_analytics.engines import check_engine
 from trs_analytics.export import export_states
-from trs_analytics.fetch import fetch_states, parse_when
-from trs_analytics.report._links import ui_url as ui_from_api
-from trs_analytics.storage import DEFAULT_OVERLAP, scan_states
+from trs_analytics.fetch import parse_when
+from trs_analytics.storage import DEFAULT_OVERLAP
 
 if TYPE_CHECKING:
     from trs_analytics.fetch import Source
@@ -102,7 +94,7 @@ def export_flow(
         flow_runs: also export flow-run states into the dataset's flow-run table.
 
     Returns:
-        the export's :meth:`~trs_analytics.storage.ExportResult.as_dict`.
+        the export's :meth:`~trs_analytics.export.ExportResult.as_dict`.
 
     Examples:
         >>> export_flow(out="/data/prefect-states", since="1d")  # doctest: +SKIP
@@ -138,7 +130,7 @@ def export_flow(
 def check_flow(
     path: str | None = None,
     api_url: str | None = None,
-    since: str = "7d",
+    since: str | None = None,
     rules: str | None = None,
     recent: str = "1d",
     every: str = "1d",
@@ -151,10 +143,10 @@ def check_flow(
 ) -> dict[str, Any]:
     """Check for anomalies, stuck runs and SLA breaches; publish the findings as an artifact.
 
-    The same check as ``trs-analytics check``: the states it needs from the
+    The same check as ``trs-analytics check`` (both call
+    :func:`~trs_analytics.check.check_from`): the states it needs from the
     dataset or Parquet file ``path`` (read on ``engine``), else fetched
-    (``since``) from ``api_url`` (default
-    the flow run's own ``PREFECT_API_URL``). The findings become a Markdown
+    (``since``) from ``api_url`` (default the flow run's own ``PREFECT_API_URL``). The findings become a Markdown
     artifact (key :data:`ARTIFACT_KEY`); with ``emit_events`` each new one is
     also a Prefect event, and each one no longer seen a resolution
     (:func:`~trs_analytics.check.emit_findings`). The flow run completes whether or not something was
@@ -163,7 +155,9 @@ def check_flow(
     Args:
         path: a dataset folder or Parquet file; ``None``: fetch from the server.
         api_url: the API URL; default the flow run's own ``PREFECT_API_URL``.
-        since: the history fetched from the server (an age or ISO-8601 time).
+        since: the oldest state read (an age or ISO-8601 time); default ``7d``
+            from the server, what the checks need (:func:`~trs_analytics.check.check_start`)
+            from ``path``.
         rules: a TOML file of SLA rules.
         recent: the period whose findings are reported.
         every: bucket width of anomalies and per-run SLA checks.
@@ -185,29 +179,21 @@ def check_flow(
         >>> check_flow(path="/data/prefect-states", rules="/etc/sla.toml")  # doctest: +SKIP
         {'flagged': True, 'anomaly': 0, 'stuck': 1, 'sla': 2, ...}
     """
-    at = parse_when(now) if now else datetime.now(UTC)
-    chosen = load_rules(rules) if rules else []
-    remember = state_path(path, state) if emit_events else None
     with PrefectClient(api_url) as client:
-        states = (
-            scan_states(path, engine=check_engine(engine))
-            if path
-            else fetch_states(client=client, since=since, until=at, progress=False)
-        )
-        ui = ui_from_api(client.settings.api_url)
-        result = run_check(
-            states,
-            rules=chosen,
-            now=at,
+        result = check_from(
+            path,
+            client=client,
+            rules=load_rules(rules) if rules else [],
+            now=parse_when(now) if now else None,
+            since=since,
             recent=recent,
             every=every,
-            ui_url=ui,
-            start="auto" if path else None,
             stuck_after=stuck_after,
             min_history=min_history,
-        )
-        if remember is not None:
-            emit_findings(client, result, remember)
+            engine=engine,
+            emit_events=emit_events,
+            state=state,
+        ).result
     create_markdown_artifact(
         markdown=findings_markdown(result), key=ARTIFACT_KEY, description=result.summary()
     )

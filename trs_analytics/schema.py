@@ -23,6 +23,7 @@ __all__ = [
     "COLUMNS_ADDED",
     "CONCURRENCY_LIMITS_SCHEMA",
     "DETAILS_COLUMNS",
+    "EXPECTED_START",
     "FAILURE_TYPES",
     "FLOW_RUNS",
     "FLOW_RUN_SCHEMA_VERSION",
@@ -110,6 +111,9 @@ _STATE_COLUMNS: Final[dict[str, pl.DataType]] = {
     "data": pl.String(),
     **DETAILS_COLUMNS,
 }
+
+#: The column of a run's scheduled start (both contracts): lateness is measured from it.
+EXPECTED_START: Final = "expected_start_time"
 
 #: The states frame: one row per task-run state.
 STATES_SCHEMA: Final = pl.Schema(

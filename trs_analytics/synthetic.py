@@ -19,6 +19,7 @@ from typing import Final
 
 import polars as pl
 
+from trs_analytics._time import EPOCH, epoch_micros
 from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.schema import FLOW_RUNS, TASK_RUNS, UTC_US, RunKind, StateType
 
@@ -60,9 +61,6 @@ _TYPE_OF_NAME: Final = {
     "Crashed": "CRASHED",
     "Cancelled": "CANCELLED",
 }
-
-#: The origin of the microsecond counts.
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _uniform(key: pl.Expr, seed: int, stream: int) -> pl.Expr:
@@ -271,7 +269,7 @@ def generate_states(
     if start.tzinfo is None:
         msg = f"start={start!r} has no time zone. Hint: pass datetime(..., tzinfo=UTC)."
         raise ConfigurationError(msg)
-    start_us = (start - datetime(1970, 1, 1, tzinfo=UTC)) // _MICROSECOND
+    start_us = epoch_micros(start)
     runs = _runs(n_task_runs, n_tasks, n_flows, seed, start_us, int(days * 86_400e6))
     runs = _histories(runs.join(_tasks(n_tasks, n_flows, seed), on="task_idx", how="left"))
     states = _state_rows(runs.sort("run_idx"), seed)
@@ -604,7 +602,7 @@ def generate_planted(
             "0..1. Hint: pass (0.02, 0.03)."
         )
         raise ConfigurationError(msg)
-    start_us = (start - _EPOCH) // _MICROSECOND
+    start_us = epoch_micros(start)
     tasks = _planted_tasks(n_tasks, seed, failure_probability)
     runs = _planted_runs(tasks, days, runs_per_day, start_us, seed)
     plan = _plan(random.Random(seed), runs, counts, days, warmup_days, stuck_age, runs_per_day)
@@ -634,7 +632,7 @@ def _check_planted(
     counts: dict[str, int],
     stuck_age: timedelta,
 ) -> None:
-    if start.tzinfo is None or (start - _EPOCH) % timedelta(days=1):
+    if start.tzinfo is None or (start - EPOCH) % timedelta(days=1):
         msg = f"start={start!r} is not midnight UTC. Hint: pass datetime(2026, 1, 5, tzinfo=UTC)."
         raise ConfigurationError(msg)
     negative = {k: v for k, v in counts.items() if v < 0}
@@ -853,7 +851,7 @@ def _truth(
     timed: pl.DataFrame, plan: _Plan, start_us: int, end: datetime, seed: int
 ) -> pl.DataFrame:
     """One row per planted anomaly, read back from the runs as generated."""
-    end_us = (end - _EPOCH) // _MICROSECOND
+    end_us = epoch_micros(end)
     by_cell = timed.group_by("task", "day").agg(
         pl.col("task_name", "flow_name").first(), pl.col("factor", "fail_p").first()
     )

@@ -31,8 +31,9 @@ import pytest
 
 import trs_analytics as ta
 from devtools.prefect_harness import free_port
+from trs_analytics.export import ExportResult
 from trs_analytics.schema import FLOW_RUNS, TASK_RUNS
-from trs_analytics.storage import Dataset, ExportResult
+from trs_analytics.storage import Dataset
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

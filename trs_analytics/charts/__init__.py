@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from trs_analytics.charts._anomalies import anomaly_chart, anomaly_series
 from trs_analytics.charts._breakdowns import duration_trend_chart, volume_chart
+from trs_analytics.charts._common import time_bounds, time_span
 from trs_analytics.charts._durations import (
     DURATION_METRICS,
     DurationMetric,
@@ -106,6 +107,8 @@ __all__ = [
     "save_chart",
     "state_color",
     "state_scale",
+    "time_bounds",
+    "time_span",
     "timeline_chart",
     "transition_chart",
     "transition_counts",

@@ -9,7 +9,7 @@ import altair as alt
 import narwhals as nw
 import polars as pl
 
-from trs_analytics._format import auto_every, axis_time_format, duration_expr
+from trs_analytics._format import auto_every, axis_time_format, duration_expr, seconds
 from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.metrics import to_polars
 from trs_analytics.metrics._frames import lazy
@@ -25,12 +25,6 @@ __all__ = [
     "time_span",
     "top_groups",
 ]
-
-
-def seconds(column: str | pl.Expr) -> pl.Expr:
-    """Turn a Duration column into float seconds."""
-    expr = pl.col(column) if isinstance(column, str) else column
-    return expr.dt.total_microseconds().cast(pl.Float64) / 1e6
 
 
 def human(column: str | pl.Expr) -> pl.Expr:

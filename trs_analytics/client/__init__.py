@@ -16,6 +16,8 @@ from trs_analytics.client._config import (
     configured_api_url,
     redact_url,
     resolve_settings,
+    task_run_url,
+    ui_url,
 )
 from trs_analytics.client._probe import ServerInfo, probe_server
 
@@ -34,4 +36,6 @@ __all__ = [
     "probe_server",
     "redact_url",
     "resolve_settings",
+    "task_run_url",
+    "ui_url",
 ]

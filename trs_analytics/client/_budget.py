@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+from trs_analytics.exceptions import ConfigurationError
+
 __all__ = ["RequestBudget"]
 
 
@@ -38,7 +40,7 @@ class RequestBudget:
     ) -> None:
         if per_minute <= 0:
             msg = f"requests_per_minute must be positive, got {per_minute}."
-            raise ValueError(msg)
+            raise ConfigurationError(msg)
         self.rate = per_minute / 60.0
         self.capacity = float(burst if burst is not None else max(1, int(per_minute // 10)))
         self._tokens = self.capacity

@@ -44,6 +44,7 @@ from trs_analytics.client._auth import PrefectAuth
 from trs_analytics.client._budget import RequestBudget
 from trs_analytics.client._concurrency import ordered_map
 from trs_analytics.client._config import ClientSettings, redact_url, resolve_settings
+from trs_analytics.client._probe import ServerInfo, probe_server
 from trs_analytics.exceptions import (
     AuthenticationError,
     ConfigurationError,
@@ -58,8 +59,6 @@ from trs_analytics.exceptions import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
     from types import TracebackType
-
-    from trs_analytics.client._probe import ServerInfo
 
 __all__ = ["RETRY_STATUSES", "ClientStats", "PrefectClient"]
 
@@ -407,8 +406,6 @@ class PrefectClient:
 
         See :func:`~trs_analytics.client.probe_server`.
         """
-        from trs_analytics.client._probe import probe_server
-
         with self._probe_lock:
             if self._server_info is None:
                 self._server_info = probe_server(self)

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
 
+from trs_analytics.exceptions import ConfigurationError
+
 __all__ = ["ordered_map", "prefetch"]
 
 T = TypeVar("T")
@@ -49,7 +51,7 @@ def ordered_map(
     """
     if workers < 1:
         msg = f"workers must be at least 1, got {workers}."
-        raise ValueError(msg)
+        raise ConfigurationError(msg)
     return _ordered_map(fn, items, workers, window or 4 * workers)
 
 
@@ -86,7 +88,7 @@ def prefetch(items: Iterable[T], *, depth: int, start: bool = False) -> Iterator
     """
     if depth < 1:
         msg = f"depth must be at least 1, got {depth}."
-        raise ValueError(msg)
+        raise ConfigurationError(msg)
     buffer: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
     stop = threading.Event()
     thread = threading.Thread(

@@ -13,10 +13,11 @@ Settings are read when a client is made, never at import time.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 from trs_analytics._format import argument_text
@@ -26,7 +27,20 @@ from trs_analytics.exceptions import ConfigurationError
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["ClientSettings", "configured_api_url", "redact_url", "resolve_settings"]
+__all__ = [
+    "ClientSettings",
+    "configured_api_url",
+    "redact_url",
+    "resolve_settings",
+    "task_run_url",
+    "ui_url",
+]
+
+#: A Prefect Cloud workspace's API URL; the one definition of "Cloud".
+_CLOUD: Final = re.compile(
+    r"^https://api\.prefect\.(?P<domain>cloud|dev)/api/accounts/(?P<account>[^/]+)"
+    r"/workspaces/(?P<workspace>[^/]+)/?$"
+)
 
 #: The API URL of a local Prefect server, as hints show it.
 _EXAMPLE_URL = "http://127.0.0.1:4200/api"
@@ -54,7 +68,39 @@ class ClientSettings:
     @property
     def is_cloud(self) -> bool:
         """True for a Prefect Cloud workspace URL (``/api/accounts/…/workspaces/…``)."""
-        return "/accounts/" in self.api_url and "/workspaces/" in self.api_url
+        return _CLOUD.match(self.api_url) is not None
+
+
+def ui_url(api_url: str) -> str:
+    """Derive the Prefect UI's address from the API's.
+
+    A self-hosted server serves its UI beside its API (``/api`` removed);
+    Prefect Cloud's UI is ``app.prefect.cloud/account/A/workspace/W``.
+
+    Examples:
+        >>> ui_url("http://127.0.0.1:4200/api")
+        'http://127.0.0.1:4200'
+        >>> ui_url("https://api.prefect.cloud/api/accounts/A/workspaces/W")
+        'https://app.prefect.cloud/account/A/workspace/W'
+    """
+    cloud = _CLOUD.match(api_url)
+    if cloud:
+        return (
+            f"https://app.prefect.{cloud['domain']}/account/{cloud['account']}"
+            f"/workspace/{cloud['workspace']}"
+        )
+    base = api_url.rstrip("/")
+    return base.removesuffix("/api")
+
+
+def task_run_url(ui: str, task_run_id: str) -> str:
+    """The Prefect UI page of one task run.
+
+    Examples:
+        >>> task_run_url("http://127.0.0.1:4200", "0197")
+        'http://127.0.0.1:4200/runs/task-run/0197'
+    """
+    return f"{ui.rstrip('/')}/runs/task-run/{task_run_id}"
 
 
 def redact_url(url: str) -> str:

@@ -14,12 +14,9 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from trs_analytics.exceptions import PrefectAPIError
-
-if TYPE_CHECKING:
-    from trs_analytics.client._client import PrefectClient
 
 __all__ = ["ServerInfo", "probe_server"]
 
@@ -28,6 +25,15 @@ logger = logging.getLogger("trs_analytics.client")
 #: The time fields of a current server's TaskRunFilter.
 CURRENT_TIME_FIELDS = frozenset({"start_time", "expected_start_time", "end_time"})
 _TIME_FIELDS = ("start_time", "expected_start_time", "end_time")
+
+
+class _Asks(Protocol):
+    """What the probe needs of a client (a :class:`PrefectClient`): no import of it, no cycle."""
+
+    @property
+    def api_url(self) -> str: ...
+
+    def get(self, path: str) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -71,7 +77,7 @@ class ServerInfo:
         return field in fields
 
 
-def _version(client: PrefectClient) -> str | None:
+def _version(client: _Asks) -> str | None:
     try:
         answer = client.get("/admin/version")
     except PrefectAPIError as err:
@@ -80,7 +86,7 @@ def _version(client: PrefectClient) -> str | None:
     return answer if isinstance(answer, str) else None
 
 
-def _time_fields(client: PrefectClient) -> tuple[frozenset[str], frozenset[str]]:
+def _time_fields(client: _Asks) -> tuple[frozenset[str], frozenset[str]]:
     """The time fields of ``TaskRunFilter`` and of ``FlowRunFilter`` (a filter the
     schema does not describe is taken as a current server's)."""
     try:
@@ -100,7 +106,7 @@ def _time_fields(client: PrefectClient) -> tuple[frozenset[str], frozenset[str]]
     return fields("TaskRunFilter"), fields("FlowRunFilter")
 
 
-def probe_server(client: PrefectClient) -> ServerInfo:
+def probe_server(client: _Asks) -> ServerInfo:
     """Ask the server its version and filter fields (two GETs).
 
     Use :meth:`PrefectClient.server_info`, which asks once per client.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from trs_analytics._time import parse_when
 from trs_analytics.fetch._api import (
     Source,
     check_client_args,
@@ -11,7 +12,6 @@ from trs_analytics.fetch._api import (
     iter_flow_run_states,
     iter_states,
     open_client,
-    resolve_source,
     run_tally,
     stream_states,
     window,
@@ -19,6 +19,7 @@ from trs_analytics.fetch._api import (
 from trs_analytics.fetch._filters import FilterKwargs, StateFilters
 from trs_analytics.fetch._limits import fetch_concurrency_limits
 from trs_analytics.fetch._names import check_filter_names, check_names
+from trs_analytics.fetch._pages import iter_event_pages
 from trs_analytics.fetch._records import derive_task_name
 from trs_analytics.fetch._sources import (
     DEFAULT_EVENT_RETENTION,
@@ -26,7 +27,6 @@ from trs_analytics.fetch._sources import (
     SourcePlan,
     plan_sources,
 )
-from trs_analytics.fetch._window import parse_when
 
 __all__ = [
     "DEFAULT_EVENT_RETENTION",
@@ -43,12 +43,12 @@ __all__ = [
     "fetch_concurrency_limits",
     "fetch_flow_run_states",
     "fetch_states",
+    "iter_event_pages",
     "iter_flow_run_states",
     "iter_states",
     "open_client",
     "parse_when",
     "plan_sources",
-    "resolve_source",
     "run_tally",
     "stream_states",
     "window",

@@ -24,25 +24,23 @@ from __future__ import annotations
 import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal, Unpack
 
 import polars as pl
 
 from trs_analytics._progress import Progress, Tally, progress_bar
+from trs_analytics._time import api_iso, parse_when
 from trs_analytics.client import PrefectClient
 from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.fetch._filters import FilterKwargs, StateFilters
 from trs_analytics.fetch._names import check_filter_names
-from trs_analytics.fetch._pages import iso
 from trs_analytics.fetch._sources import (
-    DEFAULT_EVENT_RETENTION,
     Segment,
     SourcePlan,
     iter_plan,
     plan_sources,
 )
-from trs_analytics.fetch._window import parse_when
 from trs_analytics.schema import FLOW_RUNS, TASK_RUNS
 
 if TYPE_CHECKING:
@@ -60,7 +58,6 @@ __all__ = [
     "iter_flow_run_states",
     "iter_states",
     "open_client",
-    "resolve_source",
     "run_tally",
     "stream_states",
     "window",
@@ -133,31 +130,11 @@ def window(
     end = parse_when(until) if until is not None else datetime.now(UTC)
     if end <= start:
         msg = (
-            f"the window is empty: since={iso(start)} is not before until={iso(end)}. "
+            f"the window is empty: since={api_iso(start)} is not before until={api_iso(end)}. "
             "Hint: since is the older bound."
         )
         raise ConfigurationError(msg)
     return start, end
-
-
-def resolve_source(
-    client: PrefectClient,
-    since: datetime,
-    *,
-    until: datetime | None = None,
-    event_retention: timedelta = DEFAULT_EVENT_RETENTION,
-    now: datetime | None = None,
-) -> Literal["states", "events"]:
-    """``"events"`` when events alone serve the window from ``since``, else ``"states"``.
-
-    Kept for callers that want one word; :func:`stream_states` with
-    ``source="auto"`` does better for a window that crosses event retention: it
-    reads the recent part from events and only the older part per run
-    (see :func:`~trs_analytics.fetch._sources.plan_sources`).
-    """
-    now = now or datetime.now(UTC)
-    plan = plan_sources(client, since, until or now, event_retention=event_retention, now=now)
-    return "events" if plan.segments[0].source == "events" else "states"  # the fresh end aside
 
 
 def stream_states(
@@ -187,8 +164,8 @@ def stream_states(
     logger.info(
         "reading %s %s .. %s from %s via %s",
         kind.states_label,
-        iso(start),
-        iso(end),
+        api_iso(start),
+        api_iso(end),
         client.api_url,
         plan.label,
     )
@@ -372,7 +349,10 @@ def fetch_states(
             making one from ``api_url`` (its retries, budget and concurrency apply).
         progress: draw a progress bar in a notebook or a terminal (never in a
             non-interactive run); ``False`` turns it off.
-        **filters: any of (see :class:`FilterKwargs`), each one value or several:
+        **filters: any of the keyword arguments below (:class:`FilterKwargs`),
+            each one value or several.
+
+    Keyword Args:
         flow_names: keep runs of these flows.
         deployments: keep runs of these deployments (names or ids).
         work_pools: keep runs whose flow run used these work pools.
@@ -429,8 +409,8 @@ def fetch_flow_run_states(
     ``"auto"`` uses events where they reach and states before. Every source
     gives the same rows.
 
-    Args: as :func:`fetch_states`; ``tags`` and ``state_types`` are the flow
-        run's own, and ``task_names`` is refused.
+    Its arguments are those of :func:`fetch_states`; ``tags`` and
+    ``state_types`` are the flow run's own, and ``task_names`` is refused.
 
     Raises:
         ConfigurationError: no URL, a naive or unreadable time, an empty window,

@@ -33,8 +33,9 @@ import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from trs_analytics._time import api_iso, parse_iso
 from trs_analytics.exceptions import ConfigurationError
-from trs_analytics.fetch._pages import iso, iter_offset_pages, iter_run_pages
+from trs_analytics.fetch._pages import iter_offset_pages, iter_run_pages
 from trs_analytics.schema import STATE_TYPES, TASK_RUNS, TERMINAL_TYPES
 
 if TYPE_CHECKING:
@@ -70,14 +71,10 @@ def _ended_since(
 ) -> Iterator[list[dict[str, Any]]]:
     """Runs of ``body`` that ended at or after ``since``, newest end first."""
     for page in iter_offset_pages(client, body, sort="END_TIME_DESC", kind=kind):
-        ends = [_time(r["end_time"]) for r in page if r.get("end_time")]
-        yield [r for r in page if r.get("end_time") and _time(r["end_time"]) >= since]
+        ends = [parse_iso(r["end_time"]) for r in page if r.get("end_time")]
+        yield [r for r in page if r.get("end_time") and parse_iso(r["end_time"]) >= since]
         if ends and min(ends) < since:
             return
-
-
-def _time(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def _by_expected_start(
@@ -92,10 +89,10 @@ def _by_expected_start(
     yield from iter_run_pages(client, body, after=start, before=end, kind=kind)
     yield from iter_run_pages(client, _unfinished(body, kind), before=before, kind=kind)
     if info.can_filter("end_time", kind.name):
-        ended = _where(body, kind, end_time={"after_": iso(start)})
+        ended = _where(body, kind, end_time={"after_": api_iso(start)})
         yield from iter_run_pages(client, ended, before=before, kind=kind)
         return
-    earlier = _where(body, kind, expected_start_time={"before_": iso(before)})
+    earlier = _where(body, kind, expected_start_time={"before_": api_iso(before)})
     yield from _ended_since(client, earlier, start, kind)
 
 
@@ -103,9 +100,9 @@ def _by_start_time(
     client: PrefectClient, body: dict[str, Any], start: datetime, end: datetime
 ) -> Iterator[list[dict[str, Any]]]:
     sort = "EXPECTED_START_TIME_ASC"
-    before = iso(start - _ONE_US)
+    before = api_iso(start - _ONE_US)
     yield from iter_offset_pages(client, _where(body, start_time={"is_null_": True}), sort=sort)
-    inside = {"after_": iso(start), "before_": iso(end + START_SLACK)}
+    inside = {"after_": api_iso(start), "before_": api_iso(end + START_SLACK)}
     yield from iter_offset_pages(client, _where(body, start_time=inside), sort=sort)
     unfinished = _unfinished(body, start_time={"before_": before})
     yield from iter_offset_pages(client, unfinished, sort=sort)

@@ -96,15 +96,6 @@ class StateFilters:
             raise ConfigurationError(msg)
         return cls(**{**values, "state_types": types})
 
-    def as_kwargs(self) -> FilterKwargs:
-        """These filters as keywords for :func:`fetch_states` or :func:`iter_states`.
-
-        Examples:
-            >>> StateFilters(tags=("prod",)).as_kwargs()["tags"]
-            ('prod',)
-        """
-        return cast("FilterKwargs", {f.name: getattr(self, f.name) for f in fields(self)})
-
     def check_kind(self, kind: RunKind) -> None:
         """Refuse a filter that does not apply to ``kind``'s runs.
 

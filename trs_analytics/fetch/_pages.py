@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from trs_analytics._time import iso as iso_utc
+from trs_analytics._time import api_iso, parse_iso
 from trs_analytics.exceptions import ResponseFormatError
 from trs_analytics.schema import TASK_RUNS
 
@@ -46,7 +46,6 @@ __all__ = [
     "event_bound",
     "event_histogram",
     "event_page",
-    "iso",
     "iter_event_pages",
     "iter_offset_pages",
     "iter_run_pages",
@@ -58,21 +57,6 @@ PAGE_LIMIT = 200
 #: Events per page on a self-hosted server.
 EVENT_PAGE_LIMIT = 50
 _ONE_US = timedelta(microseconds=1)
-
-
-def iso(when: datetime) -> str:
-    """Format an aware datetime the way Prefect does (UTC, microseconds, ``Z``).
-
-    Examples:
-        >>> from datetime import timezone
-        >>> iso(datetime(2024, 1, 1, 1, tzinfo=timezone(timedelta(hours=1))))
-        '2024-01-01T00:00:00.000000Z'
-    """
-    return iso_utc(when, timespec="microseconds")
-
-
-def _parse(ts: str) -> datetime:
-    return datetime.fromisoformat(ts.replace("Z", "+00:00"))
 
 
 def _runaway(url: str, what: str) -> ResponseFormatError:
@@ -89,9 +73,9 @@ def _with_window(
     body = copy.deepcopy(body)
     window: dict[str, str] = {}
     if after is not None:
-        window["after_"] = iso(after)
+        window["after_"] = api_iso(after)
     if before is not None:
-        window["before_"] = iso(before)
+        window["before_"] = api_iso(before)
     body.setdefault(kind.name, {})["expected_start_time"] = window
     return body
 
@@ -120,7 +104,7 @@ def _check_page(page: Any, url: str) -> list[dict[str, Any]]:
                 )
                 raise ResponseFormatError(msg, url=url)
         try:
-            _parse(record["expected_start_time"])
+            parse_iso(record["expected_start_time"])
         except ValueError as err:
             msg = f"{url} returned a run whose 'expected_start_time' is not ISO-8601 ({err})."
             raise ResponseFormatError(msg, url=url) from err
@@ -158,14 +142,14 @@ def iter_run_pages(
             ),
             url,
         )
-        if cursor is not None and any(_parse(r["expected_start_time"]) < cursor for r in page):
-            raise _runaway(url, f"answered runs expected before the cursor {iso(cursor)}")
+        if cursor is not None and any(parse_iso(r["expected_start_time"]) < cursor for r in page):
+            raise _runaway(url, f"answered runs expected before the cursor {api_iso(cursor)}")
         fresh = [r for r in page if r["id"] not in seen]
         if len(page) < page_size:
             if fresh:
                 yield fresh
             return
-        last = _parse(page[-1]["expected_start_time"])
+        last = parse_iso(page[-1]["expected_start_time"])
         if cursor is not None and last == cursor:
             # A whole page at one timestamp: drain it by id, then step past it.
             yield from _drain_timestamp(client, body, last, seen, page_size, kind)
@@ -175,7 +159,7 @@ def iter_run_pages(
         if fresh:
             yield fresh
         cursor = last
-        seen = {r["id"] for r in page if _parse(r["expected_start_time"]) == last}
+        seen = {r["id"] for r in page if parse_iso(r["expected_start_time"]) == last}
 
 
 def _drain_timestamp(
@@ -254,7 +238,7 @@ def event_page(
     body = {
         "filter": {
             "event": {"prefix": [kind.event_prefix]},
-            "occurred": {"since": iso(since), "until": iso(until)},
+            "occurred": {"since": api_iso(since), "until": api_iso(until)},
             "order": "ASC",
         },
         "limit": page_size,
@@ -279,7 +263,7 @@ def event_histogram(
     body = {
         "filter": {
             "event": {"prefix": [kind.event_prefix]},
-            "occurred": {"since": iso(since), "until": iso(until)},
+            "occurred": {"since": api_iso(since), "until": api_iso(until)},
         },
         "time_unit": "second",
         "time_interval": seconds,
@@ -287,7 +271,7 @@ def event_histogram(
     answer = client.post("/events/count-by/time", json_body=body)
     url = f"{client.api_url}/events/count-by/time"
     try:
-        return [(_parse(b["start_time"]), int(b["count"])) for b in answer]
+        return [(parse_iso(b["start_time"]), int(b["count"])) for b in answer]
     except (TypeError, KeyError, ValueError) as err:
         msg = f"{url} returned {str(answer)[:120]!r}, expected a list of time buckets."
         raise ResponseFormatError(msg, url=url) from err

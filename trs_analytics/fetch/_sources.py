@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
 
+from trs_analytics._time import api_iso, parse_iso
 from trs_analytics.client import ordered_map, prefetch
 from trs_analytics.exceptions import (
     AuthenticationError,
@@ -44,7 +45,6 @@ from trs_analytics.fetch._pages import (
     PAGE_LIMIT,
     event_histogram,
     event_page,
-    iso,
     iter_event_pages,
     read_by_ids,
 )
@@ -189,7 +189,7 @@ def _event_pages(
     count = min(_MAX_SLICES, math.ceil(total / SLICE_EVENTS))
     events = first.get("events") or [{}]
     oldest = events[0].get("occurred")
-    lo = max(start, datetime.fromisoformat(oldest.replace("Z", "+00:00"))) if oldest else start
+    lo = max(start, parse_iso(oldest)) if oldest else start
     slices = _slices_by_count(client, start, lo, end, count)
     logger.info(
         "paging %d events in %d time slices, %d at a time", total, len(slices), client.concurrency
@@ -395,7 +395,7 @@ def _oldest_event(
     events = page["events"]
     if not events:
         return None
-    return datetime.fromisoformat(str(events[0]["occurred"]).replace("Z", "+00:00"))
+    return parse_iso(str(events[0]["occurred"]))
 
 
 def plan_sources(
@@ -458,7 +458,7 @@ def _plan_auto(
         oldest = _oldest_event(client, kind, start, end)
     except RequestRejectedError:
         cut = now - event_retention + _RETENTION_MARGIN
-        return _logged(_split(start, cut, end, f"events can only be asked back to {iso(cut)}"))
+        return _logged(_split(start, cut, end, f"events can only be asked back to {api_iso(cut)}"))
     except PrefectAPIError as err:
         if not _refused(err):
             raise
@@ -468,7 +468,7 @@ def _plan_auto(
         reason = f"the server holds no {kind.adjective} events up to the window's end"
         return _logged(SourcePlan((Segment("states", start, end),), reason))
     return _logged(
-        _split(start, oldest, end, f"the oldest {kind.adjective} event is from {iso(oldest)}")
+        _split(start, oldest, end, f"the oldest {kind.adjective} event is from {api_iso(oldest)}")
     )
 
 
@@ -476,7 +476,7 @@ def _logged(plan: SourcePlan) -> SourcePlan:
     logger.info(
         "source auto: %s, so %s",
         plan.reason,
-        "; ".join(f"{s.source} for {iso(s.start)} .. {iso(s.end)}" for s in plan.segments),
+        "; ".join(f"{s.source} for {api_iso(s.start)} .. {api_iso(s.end)}" for s in plan.segments),
     )
     return plan
 
@@ -509,8 +509,8 @@ def iter_plan(
             logger.info(
                 "source auto: the events endpoint refused (%s), so states for %s .. %s",
                 err.status_code,
-                iso(segment.start),
-                iso(segment.end),
+                api_iso(segment.start),
+                api_iso(segment.end),
             )
             read.append(replace(segment, source="states"))
             yield from iter_per_run(client, kind, filters, segment.start, segment.end)

@@ -48,7 +48,14 @@ from trs_analytics.metrics._chance import (
     one_sided_level,
 )
 from trs_analytics.metrics._common import RUN, as_list, explode_tags, group_keys, outcomes
-from trs_analytics.metrics._durations import end_to_end, lateness, queue_wait, retry_wait, run_time
+from trs_analytics.metrics._durations import (
+    end_to_end,
+    lateness,
+    queue_wait,
+    retry_wait,
+    run_time,
+    run_time_rows,
+)
 from trs_analytics.metrics._failures import wilson
 from trs_analytics.metrics._frames import EPOCH, finish, lazy, reused, schema_of, with_micros
 from trs_analytics.metrics._run_table import per_run
@@ -136,25 +143,31 @@ class AnomalyOptions(TypedDict, total=False):
     origin: datetime | None
 
 
+def _defaults(option: str) -> object:
+    """The default of one of :func:`detect_anomalies`' options: its signature's."""
+    return (detect_anomalies.__kwdefaults__ or {})[option]
+
+
 class _Settings:
     """The checked options of one call."""
 
     def __init__(self, options: AnomalyOptions) -> None:
-        self.keys: list[str] = as_list(options.get("by", "task_name"))
-        self.metric = str(options.get("metric", "run_time"))
-        self.every = str(options.get("every", "1d"))
+        # every option given: the defaults are written once, in detect_anomalies' signature
+        self.keys: list[str] = as_list(options["by"])
+        self.metric = str(options["metric"])
+        self.every = str(options["every"])
         self.width = duration_micros(self.every)
-        self.seasonality = options.get("seasonality")
-        training = options.get("training")
+        self.seasonality = options["seasonality"]
+        training = options["training"]
         if training is None:
             training = "98d" if self.seasonality == "day_of_week" else "14d"
         self.training = duration_micros(training, argument="training")
-        self.min_training = int(options.get("min_training", 14))
-        self.min_runs = int(options.get("min_runs", 5))
-        self.z = float(options.get("z", 3.0))
-        self.min_change = float(options.get("min_change", 1.0))
+        self.min_training = int(options["min_training"])
+        self.min_runs = int(options["min_runs"])
+        self.z = float(options["z"])
+        self.min_change = float(options["min_change"])
         self.origin = _origin_micros(options.get("origin"))
-        direction = options.get("direction")
+        direction = options["direction"]
         if direction is None:
             direction = "spike" if self.metric == "failure_rate" else "both"
         self.direction: str = direction
@@ -175,7 +188,8 @@ class _Settings:
             msg = (
                 f"need z > 0, min_change >= 0, min_training >= 1 and min_runs >= 1, got "
                 f"z={self.z}, min_change={self.min_change}, min_training={self.min_training}, "
-                f"min_runs={self.min_runs}. Hint: the defaults are 3, 1.0, 14 and 5."
+                f"min_runs={self.min_runs}. Hint: the defaults are {_defaults('z')}, "
+                f"{_defaults('min_change')}, {_defaults('min_training')} and {_defaults('min_runs')}."
             )
             raise ConfigurationError(msg)
         self._check_seasonality()
@@ -292,11 +306,19 @@ def _whole(value: nw.Expr) -> nw.Expr:
 
 def _duration_points(states: Any, s: _Settings) -> nw.LazyFrame[Any]:
     """One row per measured duration: group key, bucket, log duration."""
-    measured = with_micros(
-        lazy(_DURATIONS[s.metric](states), caller="detect_anomalies"),
-        timestamps={"_start": "start_time"},
-        durations={"_d": "duration"},
-    ).filter(~nw.col("_d").is_null() & ~nw.col("_start").is_null())
+    if s.metric == "run_time":  # its rows unsorted, already in microseconds
+        run = run_id_column(schema_of(states).names())
+        carry = [k for k in s.keys if k in schema_of(states).names() and k != run]
+        rows = run_time_rows(states, carry).select(
+            nw.col(RUN).alias(run), *carry, _start=nw.col("start_time"), _d=nw.col("duration")
+        )
+    else:
+        rows = with_micros(
+            lazy(_DURATIONS[s.metric](states), caller="detect_anomalies"),
+            timestamps={"_start": "start_time"},
+            durations={"_d": "duration"},
+        )
+    measured = rows.filter(~nw.col("_d").is_null() & ~nw.col("_start").is_null())
     present = measured.collect_schema().names()
     missing = [k for k in s.keys if k not in present]
     if missing:

@@ -13,9 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
-from trs_analytics._time import parse_duration
-from trs_analytics.exceptions import ConfigurationError
-from trs_analytics.metrics._frames import EPOCH
+from trs_analytics._time import EPOCH, duration_micros, epoch_micros
 
 if TYPE_CHECKING:
     import narwhals as nw
@@ -27,35 +25,6 @@ _WEEK: Final = 604_800_000_000
 
 #: Monday 1970-01-05, where Polars starts its weeks, in microseconds.
 _MONDAY: Final = 4 * 86_400_000_000
-
-
-def duration_micros(text: str | timedelta, *, argument: str = "every") -> int:
-    """Read a duration (``"6h"``, ``"1d"``, ``"1h30m"`` or a ``timedelta``) as microseconds.
-
-    Raises:
-        ConfigurationError: ``text`` is not a positive duration in fixed units.
-
-    Examples:
-        >>> duration_micros("1h30m"), duration_micros(timedelta(seconds=2))
-        (5400000000, 2000000)
-        >>> duration_micros("1mo")
-        Traceback (most recent call last):
-        ...
-        trs_analytics.exceptions.ConfigurationError: every='1mo' is not a duration in fixed units. Hint: use a string such as '1h', '6h', '1d' or '1w' (units us, ms, s, m, h, d, w; months and years vary in length).
-    """
-    span = text if isinstance(text, timedelta) else parse_duration(text)
-    if span is None:
-        msg = (
-            f"{argument}={text!r} is not a duration in fixed units. Hint: use a string "
-            "such as '1h', '6h', '1d' or '1w' (units us, ms, s, m, h, d, w; months and "
-            "years vary in length)."
-        )
-        raise ConfigurationError(msg)
-    total = span // timedelta(microseconds=1)
-    if total <= 0:
-        msg = f"{argument}={text!r} must be a positive duration. Hint: use '1h', '1d' or '1w'."
-        raise ConfigurationError(msg)
-    return total
 
 
 def parse_every(every: str, *, argument: str = "every") -> str:
@@ -106,7 +75,7 @@ def bucket_start(when: datetime, every: str) -> datetime:
         >>> bucket_start(datetime(2026, 1, 7, 15, 30, tzinfo=UTC), "1w").strftime("%A %d")
         'Monday 05'
     """
-    micros = (when - EPOCH) // timedelta(microseconds=1)
+    micros = epoch_micros(when)
     return EPOCH + timedelta(microseconds=_floor(micros, duration_micros(every)))
 
 

@@ -45,6 +45,7 @@ from trs_analytics.metrics._frames import (
     with_rank,
 )
 from trs_analytics.schema import (
+    EXPECTED_START,
     FAILURE_TYPES,
     REQUIRED_METRIC_COLUMNS,
     STATE_TYPES,
@@ -68,6 +69,7 @@ __all__ = [
     "as_list",
     "attempt_count",
     "carried",
+    "carried_timestamps",
     "check_level",
     "distinct_count",
     "explode_tags",
@@ -125,7 +127,7 @@ RUN_COLUMNS: Final = (
     "task_name",
     "dynamic_key",
     "tags",
-    "expected_start_time",
+    EXPECTED_START,
     "flow_run_name",
     "flow_id",
     "flow_name",
@@ -137,7 +139,7 @@ RUN_COLUMNS: Final = (
 )
 
 #: Timestamps among the carried columns (read as microseconds, like ``timestamp``).
-_CARRIED_TIMESTAMPS: Final = ("expected_start_time",)
+_CARRIED_TIMESTAMPS: Final = (EXPECTED_START,)
 
 
 def as_list(value: str | Sequence[str] | None) -> list[str]:
@@ -184,6 +186,16 @@ def carried(frame: Any, extra: Sequence[str] = ()) -> list[str]:
     out: list[str] = [c for c in RUN_COLUMNS if c in names and c != own]
     out += [c for c in extra if c not in out and c not in (own, RUN, "type", "name", "timestamp")]
     return out
+
+
+def carried_timestamps(carry: Sequence[str]) -> list[str]:
+    """The timestamps among the carried columns ``carry`` (for ``finish(timestamps=...)``).
+
+    Examples:
+        >>> carried_timestamps(["task_name", "expected_start_time"])
+        ['expected_start_time']
+    """
+    return [c for c in carry if c in _CARRIED_TIMESTAMPS]
 
 
 def type_of_rank(rank: nw.Expr) -> nw.Expr:

@@ -23,6 +23,7 @@ from trs_analytics.metrics._buckets import bucket_of, parse_every
 from trs_analytics.metrics._common import (
     RUN,
     as_list,
+    carried_timestamps,
     explode_tags,
     is_type,
     next_us,
@@ -220,5 +221,5 @@ def slot_waits(states: Frame) -> Frame:
     result = runs.select(
         nw.col(RUN).alias(column), *carry, "waits", "slot_wait", waiting=nw.col("_open") > 0
     ).sort(column)
-    stamps = [c for c in carry if c == "expected_start_time"]
+    stamps = carried_timestamps(carry)
     return finish(result, states, timestamps=stamps, durations=["slot_wait"], counts=["waits"])

@@ -21,6 +21,7 @@ from trs_analytics.metrics._common import (
     Selector,
     attempt_count,
     carried,
+    carried_timestamps,
     check_level,
     in_run,
     is_type,
@@ -36,7 +37,7 @@ from trs_analytics.metrics._common import (
 )
 from trs_analytics.metrics._frames import aggregate, finish
 from trs_analytics.metrics._run_table import table_runs
-from trs_analytics.schema import TERMINAL_TYPES
+from trs_analytics.schema import EXPECTED_START, TERMINAL_TYPES
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -51,6 +52,7 @@ __all__ = [
     "queue_wait",
     "retry_wait",
     "run_time",
+    "run_time_rows",
     "time_in_state",
 ]
 
@@ -58,10 +60,6 @@ __all__ = [
 Occurrence = Literal["first", "last", "every"]
 
 _OUT = ("occurrence", "start_state", "end_state", "start_time", "end_time", "duration")
-
-
-def _carried_times(carry: Sequence[str]) -> list[str]:
-    return [c for c in carry if c == "expected_start_time"]
 
 
 def _occurrence(occurrence: str) -> Occurrence:
@@ -144,7 +142,7 @@ def _durations(
     return finish(
         result,
         states,
-        timestamps=["start_time", "end_time", *_carried_times(carry)],
+        timestamps=["start_time", "end_time", *carried_timestamps(carry)],
         durations=["duration"],
         counts=["occurrence"],
     )
@@ -362,7 +360,7 @@ def time_in_state(states: Frame, *, level: Literal["type", "name"] = "type") -> 
     return finish(
         result,
         states,
-        timestamps=_carried_times(carry),
+        timestamps=carried_timestamps(carry),
         durations=["duration"],
         counts=["entries"],
         state_types=["type"] if level == "type" else [],
@@ -397,6 +395,19 @@ def run_time(states: Frame) -> Frame:
         [(2, datetime.timedelta(seconds=4))]
     """
     carry = carried(states)
+    result = run_time_rows(states, carry).sort(RUN)
+    return finish(
+        result,
+        states,
+        timestamps=["start_time", "end_time", *carried_timestamps(carry)],
+        durations=["duration"],
+        counts=["attempts"],
+    )
+
+
+def run_time_rows(states: Any, carry: Sequence[str]) -> nw.LazyFrame[Any]:
+    """:func:`run_time`'s rows in no order, in microseconds (``RUN``, ``carry``, ``attempts``,
+    ``start_time``, ``end_time``, ``duration``): for metrics that aggregate them."""
     runs = table_runs(states, caller="run_time")
     if runs is None:
         tl = timeline(states, caller="run_time", copies=True)
@@ -408,18 +419,10 @@ def run_time(states: Frame) -> Frame:
         runs = run_aggregate(tl, carry, aggs, spent=running)
     else:
         runs = runs.with_columns(start_time=nw.col("_run_from"))
-    result = (
+    return (
         runs.filter(nw.col("attempts") > 0)
         .with_columns(end_time=once_closed("_end"), duration=once_closed("_time"))
         .select(RUN, *carry, "attempts", "start_time", "end_time", "duration")
-        .sort(RUN)
-    )
-    return finish(
-        result,
-        states,
-        timestamps=["start_time", "end_time", *_carried_times(carry)],
-        durations=["duration"],
-        counts=["attempts"],
     )
 
 
@@ -454,22 +457,22 @@ def lateness(states: Frame) -> Frame:
     """
     carry = carried(states)
     diff = nw.col("end_time") - nw.col("start_time")
-    runs = table_runs(states, caller="lateness", needs=["expected_start_time"])
+    runs = table_runs(states, caller="lateness", needs=[EXPECTED_START])
     if runs is None:
-        tl = timeline(states, caller="lateness", needs=["expected_start_time"], copies=True)
+        tl = timeline(states, caller="lateness", needs=[EXPECTED_START], copies=True)
         running = is_type("RUNNING")
         steps = tl.with_columns(
             _running=running.cast(nw.Int64()),
-            _expected=nw.when(running).then(nw.col("expected_start_time")),
+            _expected=nw.when(running).then(nw.col(EXPECTED_START)),
             _start=nw.when(running).then(nw.col("_us")),
         )
         aggs = {
-            **{c: nw.col(c).min() for c in carry if c == "expected_start_time"},
+            **{c: nw.col(c).min() for c in carried_timestamps(carry)},
             "_ran": nw.col("_running").sum(),
             "start_time": nw.col("_expected").min(),
             "end_time": nw.col("_start").min(),
         }
-        attrs = [c for c in carry if c != "expected_start_time"]
+        attrs = [c for c in carry if c not in carried_timestamps(carry)]
         runs = aggregate(steps, [RUN], carry=attrs, aggs=aggs)
     else:
         runs = runs.with_columns(start_time=nw.col("_expected_run"), end_time=nw.col("_run_from"))
@@ -483,6 +486,6 @@ def lateness(states: Frame) -> Frame:
     return finish(
         result,
         states,
-        timestamps=["start_time", "end_time", *_carried_times(carry)],
+        timestamps=["start_time", "end_time", *carried_timestamps(carry)],
         durations=["duration"],
     )

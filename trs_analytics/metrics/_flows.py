@@ -24,13 +24,14 @@ from trs_analytics.metrics._common import (
     RANK_BITS,
     RUN,
     as_list,
+    carried_timestamps,
     explode_tags,
     is_type,
     outcomes,
 )
 from trs_analytics.metrics._frames import finish, with_micros
 from trs_analytics.metrics._runs import run_carry, run_timeline
-from trs_analytics.schema import FAILURE_TYPES, TERMINAL_TYPES
+from trs_analytics.schema import EXPECTED_START, FAILURE_TYPES, TERMINAL_TYPES
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -123,7 +124,7 @@ def landing_time(flow_run_states: Frame) -> Frame:
     tl = tl.with_columns(_scheduled=scheduled)
     runs = outcomes(tl, carry, extra={"_scheduled": nw.col("_scheduled").min()})
     runs = runs.filter(nw.col("final_type").is_in(TERMINAL_TYPES))
-    expected = nw.col("expected_start_time") if "expected_start_time" in carry else None
+    expected = nw.col(EXPECTED_START) if EXPECTED_START in carry else None
     start = nw.col("_scheduled") if expected is None else expected.fill_null(nw.col("_scheduled"))
     result = (
         runs.with_columns(scheduled_time=start)
@@ -138,7 +139,7 @@ def landing_time(flow_run_states: Frame) -> Frame:
         )
         .sort(column)
     )
-    stamps = [c for c in carry if c == "expected_start_time"]
+    stamps = carried_timestamps(carry)
     return finish(
         result,
         flow_run_states,

@@ -27,19 +27,21 @@ state type    ``Enum`` (the contract)   ``VARCHAR``         ``STRING``
 
 from __future__ import annotations
 
+import sys
 import uuid
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import narwhals as nw
 import polars as pl
 
+from trs_analytics._time import EPOCH
 from trs_analytics.exceptions import ConfigurationError, SchemaError
 from trs_analytics.schema import UTC_US, StateType, run_id_column
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
+    from types import FrameType
 
     from narwhals.typing import IntoFrame
 
@@ -72,8 +74,6 @@ __all__ = [
 #: DuckDB relation (``duckdb.DuckDBPyRelation``) or PySpark ``DataFrame``.
 Frame = TypeVar("Frame")
 
-#: The origin of every microsecond count.
-EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 #: The run key inside a metric (``task_run_id`` or ``flow_run_id`` outside).
 RUN_KEY: Final = "_run"
@@ -98,23 +98,49 @@ def lazy(frame: IntoFrame | Any, *, caller: str) -> nw.LazyFrame[Any]:
 
 def from_native(frame: Any, *, caller: str) -> Any:
     """``nw.from_native(frame)``; anything but a supported engine's frame is a
-    ConfigurationError naming ``caller`` and what it got.
+    ConfigurationError naming the public function called and its argument.
+
+    The one guard of every metric's frame argument: the function and the
+    argument are read from the call stack, on the error path only.
 
     Examples:
         >>> from_native("states.parquet", caller="run_time")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
         trs_analytics.exceptions.ConfigurationError: run_time() needs a Polars DataFrame ..., got str. Hint: ...
+        >>> import trs_analytics as ta
+        >>> ta.run_time("states.parquet")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        trs_analytics.exceptions.ConfigurationError: run_time(states=...) needs a Polars DataFrame ..., got str. Hint: ...
     """
     try:
         return nw.from_native(frame)
     except TypeError as err:
         msg = (
-            f"{caller}() needs a Polars DataFrame or LazyFrame, a DuckDB relation or a "
-            f"PySpark DataFrame, got {type(frame).__name__}. Hint: read states with "
+            f"{_called(frame, caller)} needs a Polars DataFrame or LazyFrame, a DuckDB relation "
+            f"or a PySpark DataFrame, got {type(frame).__name__}. Hint: read states with "
             "trs_analytics.scan_states(path, engine=...)."
         )
         raise ConfigurationError(msg) from err
+
+
+def _called(value: object, caller: str) -> str:
+    """``name(argument=...)``: the outermost public metric that was given ``value``.
+
+    Walks the call stack out through :mod:`trs_analytics.metrics` (a public
+    metric may call others); ``caller()`` when no argument holds ``value``.
+    """
+    found = f"{caller}()"
+    at: FrameType | None = sys._getframe(2)  # from_native's caller
+    while at is not None and at.f_globals.get("__name__", "").startswith(__package__ or "-"):
+        code = at.f_code
+        names = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
+        held = [n for n in names if at.f_locals.get(n) is value]
+        if held and not code.co_name.startswith("_"):
+            found = f"{code.co_name}({held[0]}=...)"
+        at = at.f_back
+    return found
 
 
 def schema_of(frame: Any) -> nw.Schema:
@@ -125,7 +151,7 @@ def schema_of(frame: Any) -> nw.Schema:
         >>> schema_of(pl.LazyFrame({"a": [1]})).names()
         ['a']
     """
-    native = frame if isinstance(frame, nw.LazyFrame) else from_native(frame, caller="the metric")
+    native = frame if isinstance(frame, nw.LazyFrame) else from_native(frame, caller="a metric")
     return native.collect_schema()
 
 

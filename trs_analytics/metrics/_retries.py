@@ -21,6 +21,7 @@ from trs_analytics.metrics._common import (
     RUN,
     as_list,
     carried,
+    carried_timestamps,
     explode_tags,
     group_keys,
     outcomes,
@@ -105,14 +106,10 @@ def retry_counts(states: Frame) -> Frame:
     return finish(
         result,
         states,
-        timestamps=["start_time", "end_time", *_carried_timestamps(carry)],
+        timestamps=["start_time", "end_time", *carried_timestamps(carry)],
         counts=["attempts", "retries"],
         state_types=["final_type"],
     )
-
-
-def _carried_timestamps(carry: Sequence[str]) -> list[str]:
-    return [c for c in carry if c == "expected_start_time"]
 
 
 def retry_distribution(states: Frame, *, by: str | Sequence[str] | None = "task_name") -> Frame:

@@ -33,6 +33,7 @@ from trs_analytics.metrics._common import (
     RUN,
     TIME_ORDER,
     carried,
+    carried_timestamps,
     in_run,
     is_type,
     narrow_windows,
@@ -41,7 +42,7 @@ from trs_analytics.metrics._common import (
     timeline,
 )
 from trs_analytics.metrics._frames import finish, lazy, schema_of, with_micros
-from trs_analytics.schema import require_columns, run_id_column
+from trs_analytics.schema import EXPECTED_START, require_columns, run_id_column
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -179,8 +180,8 @@ def run_table(states: Frame, *, needs: Sequence[str] = ()) -> Frame:
     else:
         tl = tl.with_columns(_waited=waited)
         extra["_queue_end"] = queue_end
-    if "expected_start_time" in names:
-        extra["_expected_run"] = nw.when(running).then(nw.col("expected_start_time")).min()
+    if EXPECTED_START in names:
+        extra["_expected_run"] = nw.when(running).then(nw.col(EXPECTED_START)).min()
     finals = {"final_name": "name"}
     if "message" in names:
         finals["final_message"] = "message"
@@ -189,7 +190,7 @@ def run_table(states: Frame, *, needs: Sequence[str] = ()) -> Frame:
         runs = runs.join(queue, on=RUN, how="left")
     if "message" not in names:
         runs = runs.with_columns(final_message=nw.lit(None, dtype=nw.String()))
-    if "expected_start_time" not in names:
+    if EXPECTED_START not in names:
         runs = runs.with_columns(_expected_run=nw.lit(None, dtype=nw.Int64()))
     ran = nw.col("attempts") > 0
     late = nw.col("_run_from") - nw.col("_expected_run")
@@ -213,16 +214,12 @@ def run_table(states: Frame, *, needs: Sequence[str] = ()) -> Frame:
             "run_start",
             "run_end",
             "queue_start",
-            *_times(carry),
+            *carried_timestamps(carry),
         ],
         durations=["run_time", "lateness", "queue_wait"],
         counts=["attempts", "retries"],
         state_types=["final_type"],
     )
-
-
-def _times(carry: Sequence[str]) -> list[str]:
-    return [c for c in carry if c == "expected_start_time"]
 
 
 def table_runs(states: Any, *, caller: str, needs: Sequence[str] = ()) -> nw.LazyFrame[Any] | None:
@@ -253,10 +250,10 @@ def table_runs(states: Any, *, caller: str, needs: Sequence[str] = ()) -> nw.Laz
     require_columns(lf, needs, caller=caller)
     own = run_id_column(names)
     public_times = ["start_time", "end_time"]
-    stamps = {"_expected_start_us": "expected_start_time"} if "expected_start_time" in names else {}
+    stamps = {"_expected_start_us": EXPECTED_START} if EXPECTED_START in names else {}
     lf = with_micros(lf.drop(*public_times), timestamps=stamps)
     if stamps:
-        lf = lf.drop("expected_start_time").rename({"_expected_start_us": "expected_start_time"})
+        lf = lf.drop(EXPECTED_START).rename({"_expected_start_us": EXPECTED_START})
     return lf.rename({own: RUN, **{v: k for k, v in _STORED.items()}}).with_columns(
         final_type=nw.col("final_type").cast(nw.String()),
         attempts=nw.col("attempts").cast(nw.Int64()),

@@ -37,7 +37,7 @@ from trs_analytics.metrics._common import (
 from trs_analytics.metrics._frames import Frame, finish, schema_of
 from trs_analytics.metrics._run_table import is_run_table, per_run
 from trs_analytics.metrics._stuck import micros_at
-from trs_analytics.schema import FAILURE_TYPES
+from trs_analytics.schema import EXPECTED_START, FAILURE_TYPES
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -257,7 +257,7 @@ def _runs(states: Any, rules: Sequence[SlaRule]) -> nw.LazyFrame[Any]:
     names = schema_of(states).names()
     needs = sorted({SELECTORS[k] for r in rules for k in r.selectors()})
     if any(r.max_lateness is not None for r in rules):
-        needs.append("expected_start_time")
+        needs.append(EXPECTED_START)
     running = is_type("RUNNING")
     carry = [c for c in ("task_name", "flow_name", *needs) if c in names]
     extra = {
@@ -485,7 +485,7 @@ def sla_report(
     now_us = micros_at(now)
     runs = _runs(states, rules)
     parts: list[tuple[Any, Any]] = []
-    lateness = nw.col("_first_run") - nw.col("expected_start_time")
+    lateness = nw.col("_first_run") - nw.col(EXPECTED_START)
     age = nw.lit(now_us) - nw.col("end_time")  # in its latest state
     running = nw.col("final_type") == "RUNNING"
     finished = nw.col("terminal") & (nw.col("_ran") > 0)

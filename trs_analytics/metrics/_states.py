@@ -9,6 +9,7 @@ import narwhals as nw
 from trs_analytics.metrics._common import (
     RUN,
     carried,
+    carried_timestamps,
     check_level,
     in_run,
     is_type,
@@ -83,7 +84,7 @@ def state_intervals(states: Frame) -> Frame:
     return finish(
         result,
         states,
-        timestamps=["start_time", "end_time", *(c for c in carry if c == "expected_start_time")],
+        timestamps=["start_time", "end_time", *carried_timestamps(carry)],
         durations=["duration"],
         counts=["position", "attempt"],
         state_types=["type"],

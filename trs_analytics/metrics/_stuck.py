@@ -28,18 +28,20 @@ from typing import TYPE_CHECKING, Any, Final
 
 import narwhals as nw
 
+from trs_analytics._time import epoch_micros
 from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.metrics._buckets import duration_micros
 from trs_analytics.metrics._common import (
     RUN,
     as_list,
     carried,
+    carried_timestamps,
     explode_tags,
     group_keys,
     is_type,
     outcomes,
 )
-from trs_analytics.metrics._frames import EPOCH, finish
+from trs_analytics.metrics._frames import finish
 from trs_analytics.metrics._run_table import per_run
 
 if TYPE_CHECKING:
@@ -79,7 +81,7 @@ def micros_at(now: datetime | None, *, argument: str = "now") -> int:
             "datetime such as datetime(2026, 1, 1, tzinfo=datetime.UTC)."
         )
         raise ConfigurationError(msg)
-    return (when - EPOCH) // timedelta(microseconds=1)
+    return epoch_micros(when)
 
 
 def _check(k: float, quantile: float, min_history: int) -> None:
@@ -221,7 +223,7 @@ def stuck_runs(
     return finish(
         _flagged(open_runs, now_us, bounds, bases, carry, keys),
         states,
-        timestamps=["since", *[c for c in carry if c == "expected_start_time"]],
+        timestamps=["since", *carried_timestamps(carry)],
         durations=["age", "threshold", "usual"],
         counts=["history"],
     )

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from statistics import NormalDist
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, Unpack
 
 import narwhals as nw
 
+from trs_analytics._time import epoch_micros
 from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.metrics._buckets import duration_micros
 from trs_analytics.metrics._common import (
@@ -21,7 +21,6 @@ from trs_analytics.metrics._common import (
 )
 from trs_analytics.metrics._durations import end_to_end, queue_wait, run_time
 from trs_analytics.metrics._frames import (
-    EPOCH,
     describe,
     finish,
     is_duration,
@@ -35,6 +34,7 @@ from trs_analytics.schema import FAILURE_TYPES, require_columns, run_id_column
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+    from datetime import datetime, timedelta
 
     from trs_analytics.metrics._frames import Frame
 
@@ -139,7 +139,7 @@ def _at_micros(at: datetime | None) -> int | None:
             "for example datetime(2026, 1, 8, tzinfo=UTC)."
         )
         raise ConfigurationError(msg)
-    return (at - EPOCH) // timedelta(microseconds=1)
+    return epoch_micros(at)
 
 
 def compare_windows(

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Final
 import narwhals as nw
 import polars as pl
 
-from trs_analytics._time import parse_duration
+from trs_analytics._time import EPOCH, epoch_micros, parse_duration
 from trs_analytics.check import run_check
 from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.metrics import (
@@ -49,7 +49,7 @@ from trs_analytics.metrics import (
     summarize,
     to_polars,
 )
-from trs_analytics.metrics._frames import EPOCH, lazy, materialized, with_micros
+from trs_analytics.metrics._frames import lazy, materialized, with_micros
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -80,9 +80,6 @@ BUCKETS: Final = (
 
 #: The window quantiles published, and the summarize column of each.
 QUANTILES: Final = {"0.5": "p50", "0.95": "p95", "0.99": "p99"}
-
-#: Final state types of finished runs, and how failure_rates counts each.
-FINAL_TYPES: Final = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 
 _US: Final = 1_000_000
 
@@ -144,7 +141,7 @@ def _window(window: str | timedelta) -> timedelta:
 
 
 def _us(at: datetime) -> int:
-    return (at.astimezone(UTC) - EPOCH) // timedelta(microseconds=1)
+    return epoch_micros(at)
 
 
 def _dataset_stats(states: Any) -> tuple[int, datetime | None]:

@@ -10,9 +10,9 @@ from typing import Any
 import polars as pl
 
 from trs_analytics._format import duration_expr, missing_label
+from trs_analytics.client import task_run_url
 from trs_analytics.metrics import error_messages, to_polars
 from trs_analytics.metrics._frames import schema_of
-from trs_analytics.report._links import task_run_url
 
 __all__ = ["error_table", "outcome_table", "run_table"]
 

@@ -16,8 +16,8 @@ import polars as pl
 
 from trs_analytics._format import duration_expr
 from trs_analytics.charts import anomaly_chart
+from trs_analytics.client import task_run_url
 from trs_analytics.metrics import detect_anomalies, sla_report, stuck_runs, to_polars
-from trs_analytics.report._links import task_run_url
 from trs_analytics.report._sections import ChartSection, Section, TableSection
 
 if TYPE_CHECKING:

@@ -12,14 +12,13 @@ from typing import TYPE_CHECKING, Any
 import narwhals as nw
 import polars as pl
 
-from trs_analytics._format import duration_expr, missing_label
+from trs_analytics._format import duration_expr, missing_label, seconds
 from trs_analytics.charts import (
     draw_failure_rates,
     failure_rate_series,
     flow_duration_chart,
     landing_time_chart,
 )
-from trs_analytics.charts._common import seconds
 from trs_analytics.metrics import currently_failing, summarize, time_to_resolution, to_polars
 from trs_analytics.report._sections import ChartSection, TableSection
 

@@ -36,13 +36,15 @@ from trs_analytics.charts import (
     one_flow_run,
     pick_flow_run,
     retry_outcomes,
+    time_bounds,
+    time_span,
     timeline_chart,
     transition_counts,
     volume_chart,
     wait_series,
     waits_agree,
 )
-from trs_analytics.charts._common import time_bounds, time_span
+from trs_analytics.client import ui_url as _ui_from_api
 from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.metrics import RUN_COLUMNS, parse_every
 from trs_analytics.metrics import run_table as ta_run_table
@@ -52,7 +54,6 @@ from trs_analytics.report._breakdowns import error_table, outcome_table, run_tab
 from trs_analytics.report._flagged import flagged_sections, flagged_tables
 from trs_analytics.report._flows import flow_run_sections
 from trs_analytics.report._html import page
-from trs_analytics.report._links import ui_url as _ui_from_api
 from trs_analytics.report._sections import Cards, ChartSection, Section, TableSection, render
 from trs_analytics.report._tables import (
     headlines,

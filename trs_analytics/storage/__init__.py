@@ -10,7 +10,7 @@ from trs_analytics.storage._dataset import (
     DatasetInfo,
     DatasetLockedError,
     DatasetProgress,
-    ExportResult,
+    ExportRecord,
     read_dataset_info,
 )
 from trs_analytics.storage._parquet import (
@@ -20,6 +20,7 @@ from trs_analytics.storage._parquet import (
     find_damaged_file,
     list_parquet_files,
     read_marker,
+    require_parquet,
     scan_flow_run_states,
     scan_states,
     write_flow_run_states,
@@ -37,7 +38,7 @@ __all__ = [
     "DatasetInfo",
     "DatasetLockedError",
     "DatasetProgress",
-    "ExportResult",
+    "ExportRecord",
     "StatesSummary",
     "TableSummary",
     "atomic_write_parquet",
@@ -45,6 +46,7 @@ __all__ = [
     "list_parquet_files",
     "read_dataset_info",
     "read_marker",
+    "require_parquet",
     "scan_flow_run_states",
     "scan_states",
     "summarize_states",

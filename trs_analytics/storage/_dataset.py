@@ -61,23 +61,21 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import logging
 import os
 import stat
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Final, Self
+from typing import IO, TYPE_CHECKING, Any, Final, Protocol, Self
 
 import polars as pl
 
 from trs_analytics._atomic import storage_error, write_json_atomic
-from trs_analytics._format import count_text
 from trs_analytics._progress import Progress
 from trs_analytics._time import iso, parse_when
-from trs_analytics.exceptions import ConfigurationError, StorageError
+from trs_analytics.exceptions import ConfigurationError, DatasetLockedError, StorageError
 from trs_analytics.schema import FLOW_RUNS, TASK_RUNS, RunKind
 from trs_analytics.storage._parquet import (
     FLOW_RUN_TABLE,
@@ -93,7 +91,7 @@ from trs_analytics.storage._parquet import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator, Mapping
+    from collections.abc import Callable, Iterable, Mapping
     from types import TracebackType
 
 __all__ = [
@@ -104,7 +102,7 @@ __all__ = [
     "DatasetInfo",
     "DatasetLockedError",
     "DatasetProgress",
-    "ExportResult",
+    "ExportRecord",
     "read_dataset_info",
 ]
 
@@ -121,115 +119,31 @@ DEFAULT_OVERLAP: Final = timedelta(minutes=10)
 _HISTORY_KEPT: Final = 100
 
 
-class DatasetLockedError(StorageError):
-    """Another export holds the dataset's lock."""
-
-
 #: How far an export has got; passed to ``on_progress`` after every batch
 #: (the record every fetcher reports, see :class:`trs_analytics._progress.Progress`).
 DatasetProgress = Progress
 
 
-@dataclass(frozen=True)
-class ExportResult:
-    """What one export did.
+class ExportRecord(Protocol):
+    """What :meth:`Dataset.commit` records of an export (the export's result, such as
+    :class:`trs_analytics.export.ExportResult`): storage knows no export type."""
 
-    Attributes:
-        out: the dataset folder.
-        source: the source used: ``"events"``, ``"states"``, or ``"states+events"``
-            (older part per run, recent part from events).
-        since: start of the window read (inclusive).
-        until: end of the window read (exclusive); the new cursor.
-        states: states read from the server (rows of the overlap included).
-        task_runs: distinct task runs among them.
-        added: states that were new and were written.
-        rows: states in the dataset afterwards.
-        files: Parquet files in the dataset afterwards.
-        days: day partitions that were written, ``YYYY-MM-DD``.
-        requests: HTTP requests sent.
-        retries: requests that were retried.
-        seconds: wall-clock time of the export.
-        flow_run_states: flow-run states read (None: the flow-run table was not exported).
-        flow_runs: distinct flow runs among them.
-        flow_run_added: flow-run states that were new and were written.
-        flow_run_rows: flow-run states in the dataset's flow-run table afterwards.
-    """
-
-    out: Path
-    source: str
-    since: datetime
-    until: datetime
-    states: int
-    task_runs: int
-    added: int
-    rows: int
-    files: int
-    days: tuple[str, ...] = field(default=())
-    requests: int = 0
-    retries: int = 0
-    seconds: float = 0.0
-    flow_run_states: int | None = None
-    flow_runs: int = 0
-    flow_run_added: int = 0
-    flow_run_rows: int = 0
-
-    def summary(self) -> str:
-        """One line for logs and the CLI, saying what happened.
-
-        Examples:
-            >>> r = ExportResult(Path("out"), "events", datetime(2026, 1, 1, tzinfo=UTC),
-            ...                  datetime(2026, 1, 2, tzinfo=UTC), states=120, task_runs=40,
-            ...                  added=100, rows=1000, files=2, requests=5, seconds=1.25)
-            >>> r.summary()
-            'exported 40 task runs, 120 states (100 new) via events in 5 requests, 1.2 s; out has 1000 states in 2 files'
-            >>> replace(r, added=0).summary()
-            'nothing new: the 40 task runs (120 states) read via events in 5 requests, 1.2 s were already in out; it has 1000 states in 2 files'
-            >>> replace(r, added=0, states=0, task_runs=0).summary()
-            'nothing new: the server has no task-run states from 2026-01-01T00:00:00Z to 2026-01-02T00:00:00Z (events, 5 requests, 1.2 s); out has 1000 states in 2 files'
-            >>> replace(r, states=1, task_runs=1, added=1, rows=1, files=1, requests=1).summary()
-            'exported 1 task run, 1 state (1 new) via events in 1 request, 1.2 s; out has 1 state in 1 file'
-            >>> replace(r, flow_run_states=9, flow_runs=3, flow_run_added=9, flow_run_rows=30).summary()
-            'exported 40 task runs, 120 states (100 new) via events in 5 requests, 1.2 s; out has 1000 states in 2 files; and 3 flow runs, 9 flow-run states (9 new); 30 in its flow-run table'
-        """
-        return self._task_summary() + self._flow_summary()
-
-    def _flow_summary(self) -> str:
-        if self.flow_run_states is None:
-            return ""
-        return (
-            f"; and {_count(self.flow_runs, 'flow run')}, "
-            f"{_count(self.flow_run_states, 'flow-run state')} "
-            f"({self.flow_run_added} new); {self.flow_run_rows} in its flow-run table"
-        )
-
-    def _task_summary(self) -> str:
-        requests = _count(self.requests, "request")
-        how = f"via {self.source} in {requests}, {self.seconds:.1f} s"
-        holds = f"{_count(self.rows, 'state')} in {_count(self.files, 'file')}"
-        runs, states = _count(self.task_runs, "task run"), _count(self.states, "state")
-        if self.states == 0:
-            return (
-                f"nothing new: the server has no task-run states from {iso(self.since)} to "
-                f"{iso(self.until)} ({self.source}, {requests}, "
-                f"{self.seconds:.1f} s); {self.out} has {holds}"
-            )
-        if self.added == 0:
-            return (
-                f"nothing new: the {runs} ({states}) read {how} were already in {self.out}; "
-                f"it has {holds}"
-            )
-        return f"exported {runs}, {states} ({self.added} new) {how}; {self.out} has {holds}"
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready fields (times as ISO-8601 strings)."""
-        data = asdict(self)
-        data.update(
-            out=str(self.out),
-            since=iso(self.since),
-            until=iso(self.until),
-            days=list(self.days),
-        )
-        return data
+    @property
+    def source(self) -> str: ...
+    @property
+    def since(self) -> datetime: ...
+    @property
+    def until(self) -> datetime: ...
+    @property
+    def states(self) -> int: ...
+    @property
+    def added(self) -> int: ...
+    @property
+    def requests(self) -> int: ...
+    @property
+    def retries(self) -> int: ...
+    @property
+    def seconds(self) -> float: ...
 
 
 # -- the marker ------------------------------------------------------------
@@ -463,8 +377,29 @@ def _open_lock_file(path: Path) -> IO[str]:
     return os.fdopen(fd, "a+", encoding="utf-8")
 
 
+def _flock() -> Any:
+    """The ``fcntl`` module, whose ``flock`` is the lock: imported when a dataset is written.
+
+    Writing a dataset needs POSIX advisory locks (Linux, macOS, WSL), which die
+    with their process. Windows has none: there ``import trs_analytics`` and
+    every reader work, and :meth:`Dataset.open` refuses to write a dataset
+    before it makes anything.
+    """
+    try:
+        import fcntl
+    except ImportError as err:
+        msg = (
+            "writing a dataset needs POSIX file locks (fcntl.flock), which this platform "
+            "does not have. Hint: export from Linux, macOS or WSL; reading a dataset "
+            "(scan_states, report, check) works on every platform."
+        )
+        raise StorageError(msg) from err
+    return fcntl
+
+
 def _acquire(out: Path, *, wait: float) -> IO[str]:
     """Open and ``flock`` ``out/.lock``; the returned handle holds the lock until closed."""
+    fcntl = _flock()
     path = out / _LOCK_NAME
     deadline = time.monotonic() + wait
     while True:
@@ -511,15 +446,6 @@ def _release(out: Path, handle: IO[str], *, forget: bool, made_folder: bool) -> 
     if forget and made_folder:
         with contextlib.suppress(OSError):
             out.rmdir()  # only when empty
-
-
-@contextlib.contextmanager
-def _locked(out: Path, *, wait: float) -> Iterator[None]:
-    handle = _lock(out, wait=wait)
-    try:
-        yield
-    finally:
-        handle.close()
 
 
 def _any_data(out: Path) -> bool:
@@ -746,6 +672,7 @@ class Dataset:
                 (or its marker says it is) another kind's table.
         """
         check_path(path, "the dataset folder (out)")
+        _flock()  # this platform can lock: said before anything is made
         if flush_rows < 1 or target_file_rows < 1:
             msg = "flush_rows and target_file_rows must be at least 1."
             raise ConfigurationError(msg)
@@ -835,7 +762,7 @@ class Dataset:
         rows = int(pl.scan_parquet(files).select(pl.len()).collect().item()) if files else 0
         return rows, len(files)
 
-    def commit(self, result: ExportResult, *, started: datetime) -> DatasetInfo:
+    def commit(self, result: ExportRecord, *, started: datetime) -> DatasetInfo:
         """Flush, then move the cursor to ``result.until`` (never back) and record the export."""
         self.flush()
         cursor = self.info.cursor
@@ -866,8 +793,3 @@ class Dataset:
         if self.is_new:
             write_json_atomic(self.path / MARKER_NAME, self.info.to_json())
             self.is_new = False
-
-
-def _count(count: int, noun: str) -> str:
-    """``count`` and its noun, plural or not, in plain digits (scripts read summary lines)."""
-    return count_text(count, noun, grouped=False)

@@ -45,6 +45,7 @@ __all__ = [
     "list_parquet_files",
     "read_marker",
     "read_states_files",
+    "require_parquet",
     "scan_flow_run_states",
     "scan_states",
     "write_flow_run_states",
@@ -256,6 +257,32 @@ def list_parquet_files(folder: Path) -> list[Path]:
                 yield entry
 
     return list(walk(folder))
+
+
+def require_parquet(path: str | os.PathLike[str], *, to: str = "read") -> None:
+    """Raise :class:`StorageError` when the folder ``path`` holds no Parquet files to ``to``.
+
+    A file, a URI or a folder with Parquet files passes. An empty folder (or a
+    dataset with no states yet) is said first, instead of an empty result.
+
+    Examples:
+        >>> import tempfile
+        >>> require_parquet("data/sample_states.parquet", to="check")
+        >>> require_parquet(tempfile.mkdtemp(), to="check")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        trs_analytics.exceptions.StorageError: ... holds no Parquet files, so there is nothing to check (folder with no states yet). Hint: ...
+    """
+    folder = Path(path)
+    if _is_uri(path) or not folder.is_dir() or list_parquet_files(folder):
+        return
+    kind = "dataset" if (folder / MARKER_NAME).is_file() else "folder"
+    msg = (
+        f"{folder} holds no Parquet files, so there is nothing to {to} ({kind} with no "
+        "states yet). Hint: pass a Parquet file of states or a folder written by "
+        "'trs-analytics export', such as data/sample_states.parquet."
+    )
+    raise StorageError(msg)
 
 
 def read_marker(folder: Path) -> dict[str, Any] | None:
