@@ -70,7 +70,7 @@ from trs_analytics.metrics import (
     to_polars,
 )
 from trs_analytics.metrics._buckets import bucket_start
-from trs_analytics.metrics._frames import lazy, materialized
+from trs_analytics.metrics._frames import lazy, materialized_by_run
 from trs_analytics.schema import UTC_US
 from trs_analytics.storage import require_parquet, scan_states
 
@@ -449,7 +449,7 @@ def run_check(
     first = None if first is None else first.astimezone(UTC)
     states = _window(states, first)
     # each run's states reduced to one row, once, and kept on the engine: every check reads it
-    with materialized(run_table(states)) as runs:
+    with materialized_by_run(states, run_table, run="task_run_id") as runs:
         parts = [_anomalies(runs, at, recent, every), _stuck(runs, at, stuck_after, min_history)]
         if rules:
             parts.append(_breaches(runs, rules, at, since, every, first))

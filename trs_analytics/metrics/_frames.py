@@ -475,9 +475,23 @@ def materialized(frame: Any) -> Iterator[Any]:
     raise ConfigurationError(msg)
 
 
+#: States per set when a Polars frame is reduced a set of runs at a time.
+STATES_PER_PART: Final = 2_500_000
+
+
+def parts_for(states: int) -> int:
+    """How many sets of runs ``states`` states are reduced in on Polars (one up to 2.5M).
+
+    Examples:
+        >>> parts_for(300), parts_for(20_000_000)
+        (1, 8)
+    """
+    return max(1, -(-states // STATES_PER_PART))
+
+
 @contextmanager
 def materialized_by_run(
-    states: Any, build: Callable[[Any], Any], *, run: str, parts: int = 1
+    states: Any, build: Callable[[Any], Any], *, run: str, parts: int | None = None
 ) -> Iterator[Any]:
     """:func:`materialized` ``build(states)``, where ``build`` gives one row per run.
 
@@ -487,8 +501,10 @@ def materialized_by_run(
     each time): a run's states are all in one set, so the rows are those of
     one ``build`` over every state, while only a set's states are held at
     once. On 20M states one pass held 9.6 GiB; the peak now is about one
-    set's work plus the rows kept so far. Other engines spill or spread the
-    work themselves: ``materialized(build(states))``.
+    set's work plus the rows kept so far. ``parts=None``: one set per 2.5M
+    states (:func:`parts_for`; counting them reads one column's metadata).
+    Other engines spill or spread the work themselves:
+    ``materialized(build(states))``.
 
     Examples:
         >>> import polars as pl
@@ -498,7 +514,9 @@ def materialized_by_run(
         ...     kept.sort("run").collect().rows()
         [('a', 4), ('b', 2), ('c', 4)]
     """
-    if parts > 1 and isinstance(states, pl.LazyFrame):
+    if parts is None and isinstance(states, pl.LazyFrame):
+        parts = parts_for(states.select(pl.len()).collect().item())
+    if parts is not None and parts > 1 and isinstance(states, pl.LazyFrame):
         key = pl.col(run).hash() % parts
         pieces = [build(states.filter(key == k)).collect(engine="streaming") for k in range(parts)]
         yield pl.concat(pieces, how="vertical", rechunk=False).lazy()

@@ -49,7 +49,7 @@ from trs_analytics.metrics import (
     summarize,
     to_polars,
 )
-from trs_analytics.metrics._frames import lazy, materialized, with_micros
+from trs_analytics.metrics._frames import lazy, materialized_by_run, with_micros
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -303,7 +303,7 @@ def compute_snapshot(
     at = (now or cursor or last or datetime.now(UTC)).astimezone(UTC)
     # each run's states reduced to one row once, kept on the engine, read by every
     # whole-dataset family (the window's families read the window's own states)
-    with materialized(run_table(states)) as runs:
+    with materialized_by_run(states, run_table, run="task_run_id") as runs:
         task_runs, totals = _outcomes(runs, TASK_KEYS)
         kept = _kept(totals, TASK_KEYS, max_series)
         retries = _fold(_retries(runs, TASK_KEYS), TASK_KEYS, kept)

@@ -49,7 +49,7 @@ from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.metrics import RUN_COLUMNS, parse_every
 from trs_analytics.metrics import run_table as ta_run_table
 from trs_analytics.metrics._breakdowns import run_breakdowns
-from trs_analytics.metrics._frames import lazy, materialized_by_run
+from trs_analytics.metrics._frames import lazy, materialized_by_run, parts_for
 from trs_analytics.report._breakdowns import error_table, outcome_table, run_table
 from trs_analytics.report._flagged import flagged_sections, flagged_tables
 from trs_analytics.report._flows import flow_run_sections
@@ -194,7 +194,7 @@ def report_data(
     at = now or seen["last"]
     data: dict[str, Any] = {"overview": seen, "period": period, "every": every}
     data |= _run_sections(frame, step, seen=seen, period=period, now=now, at=at, ui=ui, rules=rules)
-    parts = _parts(seen["states"])
+    parts = parts_for(seen["states"])
     data["transitions"] = step(
         "state transitions", lambda: transition_counts(frame, level="name", parts=parts)
     )
@@ -226,7 +226,7 @@ def _run_sections(
             "one row per task run",
             lambda: kept.enter_context(
                 materialized_by_run(
-                    frame, ta_run_table, run="task_run_id", parts=_parts(seen["states"])
+                    frame, ta_run_table, run="task_run_id", parts=parts_for(seen["states"])
                 )
             ),
         )
@@ -268,20 +268,6 @@ def _run_sections(
             lambda: wait_series(runs, every=auto_every(span), waits=waits, queue=queue),
         )
     return data
-
-
-#: States per set when a Polars run table is built a set of runs at a time.
-_STATES_PER_PART = 2_500_000
-
-
-def _parts(states: int) -> int:
-    """How many sets of runs a Polars run table is built in (one up to 2.5M states).
-
-    Examples:
-        >>> _parts(300), _parts(20_000_000)
-        (1, 8)
-    """
-    return max(1, -(-states // _STATES_PER_PART))
 
 
 def _check_period(period: str, now: datetime | None) -> None:
