@@ -243,7 +243,10 @@ def one(run: Run, folder: Path, args: argparse.Namespace) -> dict[str, Any]:
         command += ["--rules", str(rules), "--now", NOW]
     command += extra
     print(f"{job} {dataset} {engine}: {' '.join(command[1:])}", flush=True)
+    load_before = os.getloadavg()[0]
     result = measure(command, max_rss_mib=args.max_rss_gib * GIB, timeout_s=args.timeout_min * 60)
+    # the 1-minute load average before and after: above ~2 on 2 cores, times are inflated
+    result["loadavg_1m"] = {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)}
     stdout, stderr = result.pop("stdout"), result.pop("stderr")
     result.update(job=job, dataset=dataset, engine=engine)
     result["ok"] = result["stopped"] is None and result["exit_code"] in (
@@ -336,7 +339,7 @@ def main() -> None:
         "data": data,
         "runs": results,
         "agree": agreement(results),
-        "load_note": "a shared machine (other agents ran meanwhile): RSS holds, times are inflated",
+        "load_note": "each run's loadavg_1m says how busy the machine was; RSS holds either way",
         "cpu_count": os.cpu_count(),
     }
     saved = save_results(args.name, payload)
