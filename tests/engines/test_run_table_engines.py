@@ -119,38 +119,13 @@ def test_sample(
     check(case, is_open, sample, on_engine(sample), engine)
 
 
-def _holds(
-    case: Case,
-    is_open: bool,
-    engine: str,
-    on_engine: Callable[[pl.DataFrame], Any],
-    sample: pl.DataFrame,
-) -> None:
-    @settings(
-        max_examples=max(1, EXAMPLES[engine] // 2),
+def _settings(examples: int) -> settings:
+    return settings(
+        max_examples=examples,
         deadline=None,
         database=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
-    @given(histories())
-    def holds(states: pl.DataFrame) -> None:
-        if engine not in SEPARATE_SAMPLE:
-            states = with_sample(sample, states)
-        check(case, is_open, states, on_engine(states), engine)
-
-    holds()
-
-
-@pytest.mark.parametrize("engine", SEPARATE_SAMPLE, indirect=True)
-@pytest.mark.parametrize(("case", "is_open"), CASES)
-def test_generated(
-    case: Case,
-    is_open: bool,
-    engine: str,
-    on_engine: Callable[[pl.DataFrame], Any],
-    sample: pl.DataFrame,
-) -> None:
-    _holds(case, is_open, engine, on_engine, sample)
 
 
 #: The cases Spark runs (each query costs it seconds): outcome counts, run time through
@@ -158,20 +133,31 @@ def test_generated(
 #: table through every other section.
 SPARK_CASES = {"failure_rates-every", "anomalies-run_time", "stuck_runs"}
 
+#: Every case on the engines that run the sample apart; the Spark cases on Spark.
+GENERATED = [
+    pytest.param(*p.values, engine, id=f"{p.id}-{engine}")
+    for engine in [*SEPARATE_SAMPLE, "spark"]
+    for p in CASES
+    if engine != "spark" or str(p.id).removesuffix("-open") in SPARK_CASES
+]
 
-SPARK = [p for p in CASES if str(p.id).removesuffix("-open") in SPARK_CASES]
 
-
-@pytest.mark.parametrize("engine", ["spark"], indirect=True)
-@pytest.mark.parametrize(("case", "is_open"), SPARK)
-def test_generated_with_sample_on_spark(
+@pytest.mark.parametrize(("case", "is_open", "engine"), GENERATED, indirect=["engine"])
+def test_generated(
     case: Case,
     is_open: bool,
     engine: str,
     on_engine: Callable[[pl.DataFrame], Any],
     sample: pl.DataFrame,
 ) -> None:
-    _holds(case, is_open, engine, on_engine, sample)
+    @_settings(max(1, EXAMPLES[engine] // 2))
+    @given(histories())
+    def holds(states: pl.DataFrame) -> None:
+        if engine not in SEPARATE_SAMPLE:
+            states = with_sample(sample, states)
+        check(case, is_open, states, on_engine(states), engine)
+
+    holds()
 
 
 def test_metrics_of_single_states_refuse_a_run_table() -> None:
@@ -206,12 +192,7 @@ def _queue_of_table(runs: Any) -> Any:
 def test_queue_wait_of_the_table_is_queue_waits(
     engine: str, on_engine: Callable[[pl.DataFrame], Any], sample: pl.DataFrame
 ) -> None:
-    @settings(
-        max_examples=EXAMPLES[engine],
-        deadline=None,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    )
+    @_settings(EXAMPLES[engine])
     @given(histories())
     def holds(states: pl.DataFrame) -> None:
         states = with_sample(sample, states)

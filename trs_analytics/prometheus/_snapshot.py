@@ -309,6 +309,7 @@ def compute_snapshot(
         retries = _fold(_retries(runs, TASK_KEYS), TASK_KEYS, kept)
         times = _fold(_histogram(run_time(runs), TASK_KEYS, "duration"), TASK_KEYS, kept)
         stuck = _stuck(runs, at, kept)
+    del runs  # let the table go before the check builds its own
     window_states = _relabel(_in_window(states, at - span, at), TASK_KEYS, kept)
     flows = _flow_families(flow_run_states, max_series)
     recent = span if isinstance(window, timedelta) else str(window)
