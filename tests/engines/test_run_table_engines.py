@@ -213,3 +213,17 @@ def test_a_polars_run_table_built_in_sets_of_runs_is_the_whole_table(
     with materialized_by_run(doubled.lazy(), ta.run_table, run="task_run_id", parts=parts) as kept:
         assert_same(kept.collect(), whole)
         assert_same(ta.failure_rates(kept, by="task_name"), ta.failure_rates(doubled))
+
+
+@pytest.mark.parametrize("engine", SEPARATE_SAMPLE, indirect=True)
+def test_a_run_table_of_flow_run_states_is_keyed_by_flow_run(
+    engine: str, on_engine: Callable[[pl.DataFrame], Any]
+) -> None:
+    """The same path serves flow runs: the table is keyed by flow_run_id, the answers equal."""
+    flow_runs = ta.generate_flow_run_states(400, seed=2)
+    with materialized(ta.run_table(on_engine(flow_runs))) as runs:
+        assert "flow_run_id" in nw.from_native(runs).collect_schema().names()
+        assert_same(
+            ta.failure_rates(runs, by="flow_name"), ta.failure_rates(flow_runs, by="flow_name")
+        )
+        assert_same(ta.run_time(runs), ta.run_time(flow_runs))
