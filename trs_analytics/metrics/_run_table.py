@@ -71,26 +71,6 @@ __all__ = [
 #: version, so a table saved by another version is refused, not misread.
 RUN_TABLE_MARK: Final = "_run_table_v1"
 
-#: The public columns of a run table, after the run id and the carried columns.
-RUN_TABLE_COLUMNS: Final = (
-    "attempts",
-    "retries",
-    "final_type",
-    "final_name",
-    "final_message",
-    "terminal",
-    "first_attempt_failed",
-    "rescued",
-    "start_time",
-    "end_time",
-    "run_start",
-    "run_end",
-    "run_time",
-    "lateness",
-    "queue_start",
-    "queue_wait",
-)
-
 #: The run table's own columns that are stored (the rest of :data:`RUN_TABLE_COLUMNS` is
 #: computed from the internal ones on read).
 _OWN: Final = (
@@ -102,6 +82,19 @@ _OWN: Final = (
     "terminal",
     "first_attempt_failed",
     "rescued",
+)
+
+#: The public columns of a run table, after the run id and the carried columns.
+RUN_TABLE_COLUMNS: Final = (
+    *_OWN,
+    "start_time",
+    "end_time",
+    "run_start",
+    "run_end",
+    "run_time",
+    "lateness",
+    "queue_start",
+    "queue_wait",
 )
 
 #: The internal columns (microseconds and flags), as :func:`outcomes` names them
