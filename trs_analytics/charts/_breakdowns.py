@@ -30,9 +30,9 @@ def volume_chart(volume: pl.DataFrame, *, title: str | None = None) -> AnyChart:
         title: the chart title.
 
     Examples:
-        >>> import trs_analytics as ta
+        >>> from trs_analytics.testing import generate_states
         >>> from trs_analytics.metrics import run_volume
-        >>> chart = volume_chart(run_volume(ta.generate_states(200, seed=1), every="1d"))
+        >>> chart = volume_chart(run_volume(generate_states(200, seed=1), every="1d"))
         >>> chart.to_dict()["encoding"]["color"]["field"]
         'final_type'
     """
@@ -95,9 +95,9 @@ def duration_trend_chart(
         title: the chart title.
 
     Examples:
-        >>> import trs_analytics as ta
+        >>> from trs_analytics.testing import generate_states
         >>> from trs_analytics.metrics import duration_trend
-        >>> trend = duration_trend(ta.generate_states(300, seed=1), every="1d")
+        >>> trend = duration_trend(generate_states(300, seed=1), every="1d")
         >>> duration_trend_chart(trend, top=2).to_dict()["facet"]["field"]
         'task_name'
     """

@@ -155,8 +155,8 @@ def duration_chart(
         A layered Altair chart with one row of data per group.
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> chart = duration_chart(ta.generate_states(200, seed=1), top=5)
+        >>> from trs_analytics.testing import generate_states
+        >>> chart = duration_chart(generate_states(200, seed=1), top=5)
         >>> [layer.mark.type for layer in chart.layer]
         ['rule', 'bar', 'tick', 'point']
         >>> len(chart.data)
@@ -177,8 +177,8 @@ def draw_durations(
     """Draw :func:`duration_stats`' rows as :func:`duration_chart` does.
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> stats = duration_stats(ta.generate_states(200, seed=1))
+        >>> from trs_analytics.testing import generate_states
+        >>> stats = duration_stats(generate_states(200, seed=1))
         >>> len(draw_durations(stats, top=3, label="Run time").data)
         3
     """

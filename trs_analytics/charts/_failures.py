@@ -134,8 +134,8 @@ def failure_rate_chart(
         ``by`` is None.
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> chart = failure_rate_chart(ta.generate_states(500, seed=2), by="flow_name", top=2)
+        >>> from trs_analytics.testing import generate_states
+        >>> chart = failure_rate_chart(generate_states(500, seed=2), by="flow_name", top=2)
         >>> type(chart).__name__, chart.to_dict()["facet"]["field"]
         ('FacetChart', 'group')
     """
@@ -153,8 +153,8 @@ def draw_failure_rates(
     """Draw :func:`failure_rate_series`' rows as :func:`failure_rate_chart` does.
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> series = failure_rate_series(ta.generate_states(500, seed=2), by=None)
+        >>> from trs_analytics.testing import generate_states
+        >>> series = failure_rate_series(generate_states(500, seed=2), by=None)
         >>> type(draw_failure_rates(series, by=None)).__name__
         'LayerChart'
     """

@@ -56,8 +56,8 @@ def flow_duration_chart(
         top: how many groups to draw (the longest medians).
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> chart = flow_duration_chart(ta.generate_flow_run_states(400, seed=1))
+        >>> from trs_analytics.testing import generate_flow_run_states
+        >>> chart = flow_duration_chart(generate_flow_run_states(400, seed=1))
         >>> chart.to_dict()["facet"]["field"]
         'deployment_name'
     """
@@ -71,8 +71,8 @@ def landing_times(flow_run_states: Any, *, by: str = "deployment_name") -> pl.Da
     """The finished runs' landing times in seconds, what :func:`landing_time_chart` draws.
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> landing_times(ta.generate_flow_run_states(400, seed=1)).columns
+        >>> from trs_analytics.testing import generate_flow_run_states
+        >>> landing_times(generate_flow_run_states(400, seed=1)).columns
         ['deployment_name', 'scheduled_time', 'final_type', 'landing_s', 'landing_label']
     """
     frame = to_polars(landing_time(flow_run_states))
@@ -96,8 +96,8 @@ def landing_time_chart(
         top: how many groups to draw (the longest median landing times).
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> chart = landing_time_chart(ta.generate_flow_run_states(400, seed=1))
+        >>> from trs_analytics.testing import generate_flow_run_states
+        >>> chart = landing_time_chart(generate_flow_run_states(400, seed=1))
         >>> chart.to_dict()["encoding"]["color"]["field"]
         'deployment_name'
     """
@@ -148,8 +148,8 @@ def critical_path_segments(states: Any, flow_run_id: str) -> pl.DataFrame:
         ConfigurationError: the flow run has no task run in ``states``.
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> states = ta.generate_states(80, seed=2)
+        >>> from trs_analytics.testing import generate_states
+        >>> states = generate_states(80, seed=2)
         >>> one = states["flow_run_id"][0]
         >>> critical_path_segments(states, one)["on_path"].any()
         True
@@ -201,8 +201,8 @@ def critical_path_chart(states: Any, *, flow_run_id: str | None = None) -> AnyCh
         flow_run_id: the flow run; by default the one ``pick_flow_run`` picks.
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> chart = critical_path_chart(ta.generate_states(80, seed=2))
+        >>> from trs_analytics.testing import generate_states
+        >>> chart = critical_path_chart(generate_states(80, seed=2))
         >>> chart.to_dict()["mark"]["type"]
         'bar'
     """
@@ -260,9 +260,9 @@ def concurrency_series(
     otherwise, a limit whose ``name`` is the group.
 
     Examples:
-        >>> import trs_analytics as ta
+        >>> from trs_analytics.testing import generate_states
         >>> limits = pl.DataFrame({"tag": ["etl"], "name": ["etl"], "limit": [2]})
-        >>> series = concurrency_series(ta.generate_states(200, seed=1), by="tags", limits=limits)
+        >>> series = concurrency_series(generate_states(200, seed=1), by="tags", limits=limits)
         >>> series.filter(pl.col("tags") == "etl")["limit"].unique().to_list()
         [2]
     """
@@ -297,8 +297,8 @@ def concurrency_chart(
         top: how many groups to draw (the highest peaks).
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> chart = concurrency_chart(ta.generate_states(200, seed=1), by="tags", top=2)
+        >>> from trs_analytics.testing import generate_states
+        >>> chart = concurrency_chart(generate_states(200, seed=1), by="tags", top=2)
         >>> chart.to_dict()["facet"]["row"]["field"]
         'tags'
     """

@@ -117,8 +117,8 @@ def retry_chart(
         A layered Altair chart with one row per group and final state type.
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> chart = retry_chart(ta.generate_states(500, seed=2), top=3)
+        >>> from trs_analytics.testing import generate_states
+        >>> chart = retry_chart(generate_states(500, seed=2), top=3)
         >>> spec = chart.to_dict()
         >>> [layer["mark"]["type"] for layer in spec["layer"]]
         ['bar', 'text']
@@ -134,8 +134,8 @@ def draw_retries(
     """Draw :func:`retry_outcomes`' rows as :func:`retry_chart` does.
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> data = retry_outcomes(ta.generate_states(500, seed=2))
+        >>> from trs_analytics.testing import generate_states
+        >>> data = retry_outcomes(generate_states(500, seed=2))
         >>> [layer.mark.type for layer in draw_retries(data, top=3).layer]
         ['bar', 'text']
     """

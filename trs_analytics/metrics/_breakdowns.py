@@ -169,8 +169,8 @@ def outcome_counts(states: IntoFrameT, *, by: str = "task_name") -> IntoFrameT:
         and crashed among finished runs, null when none finished).
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> outcome_counts(ta.generate_states(200, seed=1), by="flow_name").columns
+        >>> from trs_analytics.testing import generate_states
+        >>> outcome_counts(generate_states(200, seed=1), by="flow_name").columns
         ['flow_name', 'runs', 'completed', 'failed', 'crashed', 'cancelled', 'unfinished', 'failure_rate']
     """
     runs = _outcomes(states, caller="outcome_counts", needs=[by])
@@ -194,8 +194,8 @@ def run_volume(states: IntoFrameT, *, every: str) -> IntoFrameT:
     """Count task runs per time bucket (of their first state) and final state type.
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> volume = run_volume(ta.generate_states(200, seed=1), every="1d")
+        >>> from trs_analytics.testing import generate_states
+        >>> volume = run_volume(generate_states(200, seed=1), every="1d")
         >>> volume.columns, int(volume["runs"].sum())
         (['bucket', 'final_type', 'runs'], 200)
     """
@@ -290,8 +290,8 @@ def duration_trend(states: IntoFrameT, *, every: str, by: str = "task_name") -> 
         all buckets), by group and bucket.
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> trend = duration_trend(ta.generate_states(300, seed=1), every="1d")
+        >>> from trs_analytics.testing import generate_states
+        >>> trend = duration_trend(generate_states(300, seed=1), every="1d")
         >>> trend.columns
         ['task_name', 'bucket', 'runs', 'p50', 'p95', 'max', 'median']
     """
@@ -322,8 +322,8 @@ def slowest_runs(states: IntoFrameT, *, top: int = 10) -> IntoFrameT:
     """The ``top`` task runs with the longest run time (see :func:`run_outcomes`).
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> slow = slowest_runs(ta.generate_states(300, seed=1), top=3)
+        >>> from trs_analytics.testing import generate_states
+        >>> slow = slowest_runs(generate_states(300, seed=1), top=3)
         >>> slow.height, slow["run_seconds"].is_sorted(descending=True)
         (3, True)
     """
@@ -338,8 +338,8 @@ def failed_runs(states: IntoFrameT, *, top: int = 20) -> IntoFrameT:
     """The latest ``top`` task runs that ended FAILED, CRASHED or CANCELLED, newest first.
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> failed = failed_runs(ta.generate_states(300, seed=1), top=5)
+        >>> from trs_analytics.testing import generate_states
+        >>> failed = failed_runs(generate_states(300, seed=1), top=5)
         >>> set(failed["final_type"]) <= {"FAILED", "CRASHED", "CANCELLED"}
         True
     """
@@ -377,8 +377,8 @@ def run_breakdowns(
         states, ``trend``, ``failed``, ``slowest``.
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> parts = run_breakdowns(ta.generate_states(200, seed=1), every="1d", by=["flow_name"])
+        >>> from trs_analytics.testing import generate_states
+        >>> parts = run_breakdowns(generate_states(200, seed=1), every="1d", by=["flow_name"])
         >>> sorted(parts), int(parts["volume"]["runs"].sum())
         (['failed', 'outcomes:flow_name', 'slowest', 'trend', 'volume'], 200)
     """

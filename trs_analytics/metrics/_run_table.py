@@ -104,7 +104,8 @@ def is_run_table(frame: Any) -> bool:
 
     Examples:
         >>> import trs_analytics as ta
-        >>> states = ta.generate_states(20, seed=1)
+        >>> from trs_analytics.testing import generate_states
+        >>> states = generate_states(20, seed=1)
         >>> is_run_table(states), is_run_table(ta.run_table(states))
         (False, True)
     """
@@ -150,7 +151,8 @@ def run_table(states: Frame, *, needs: Sequence[str] = ()) -> Frame:
 
     Examples:
         >>> import trs_analytics as ta
-        >>> states = ta.generate_states(300, seed=1)
+        >>> from trs_analytics.testing import generate_states
+        >>> states = generate_states(300, seed=1)
         >>> runs = ta.run_table(states)
         >>> runs.height, ta.failure_rates(runs).equals(ta.failure_rates(states))
         (300, True)

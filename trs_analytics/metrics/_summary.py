@@ -194,7 +194,8 @@ def compare_windows(
 
     Examples:
         >>> import trs_analytics as ta
-        >>> states = ta.generate_states(400, seed=1, days=2, n_tasks=2, n_flows=1)
+        >>> from trs_analytics.testing import generate_states
+        >>> states = generate_states(400, seed=1, days=2, n_tasks=2, n_flows=1)
         >>> ta.compare_windows(states, window="1d", min_runs=10).select(
         ...     "task_name", "runs_previous", "runs_current", "regressed").shape
         (2, 4)
@@ -352,7 +353,8 @@ def regressions(states: Frame, **options: Unpack[CompareOptions]) -> Frame:
 
     Examples:
         >>> import trs_analytics as ta
-        >>> states = ta.generate_states(200, seed=3, days=2, n_tasks=3, n_flows=1)
+        >>> from trs_analytics.testing import generate_states
+        >>> states = generate_states(200, seed=3, days=2, n_tasks=3, n_flows=1)
         >>> ta.regressions(states, window="1d", min_runs=1_000).height
         0
     """
