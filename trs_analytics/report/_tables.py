@@ -258,7 +258,7 @@ def regression_table(
         >>> regression_table(states, period="30d", now=None)[2]
         'Nothing to compare against: the previous 30d has no runs.'
     """
-    compared = to_polars(compare_windows(states, window=period, at=now, by=by))
+    compared = to_polars(compare_windows(states, window=period, now=now, by=by))
     caption, empty = "No runs to compare.", "Nothing to compare against."
     if compared.height:
         first = compared.row(0, named=True)
