@@ -15,7 +15,16 @@ import polars as pl
 
 from trs_analytics._format import missing_label
 from trs_analytics.charts._breakdowns import duration_trend_chart
-from trs_analytics.charts._common import check_top, human, seconds, time_axis, time_span, top_groups
+from trs_analytics.charts._common import (
+    auto_every,
+    check_top,
+    human,
+    one_group,
+    seconds,
+    time_axis,
+    time_span,
+    top_groups,
+)
 from trs_analytics.charts._theme import NEUTRAL, STATE_COLORS
 from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.metrics import (
@@ -27,6 +36,8 @@ from trs_analytics.metrics import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from trs_analytics.charts._theme import AnyChart
 
 __all__ = [
@@ -41,7 +52,11 @@ __all__ = [
 
 
 def flow_duration_chart(
-    flow_run_states: Any, *, every: str = "1d", by: str = "deployment_name", top: int = 6
+    flow_run_states: Any,
+    *,
+    every: str | None = None,
+    by: str | Sequence[str] = "deployment_name",
+    top: int = 6,
 ) -> AnyChart:
     """Chart each deployment's flow-run duration over time, beside its median.
 
@@ -51,7 +66,8 @@ def flow_duration_chart(
 
     Args:
         flow_run_states: flow-run states of any engine.
-        every: the bucket width.
+        every: the bucket width (``"1h"``, ``"1d"``); default: about 40 buckets
+            over the data's span.
         by: the grouping column (``deployment_name``, ``flow_name``, ``work_pool_name``).
         top: how many groups to draw (the longest medians).
 
@@ -61,13 +77,18 @@ def flow_duration_chart(
         >>> chart.to_dict()["facet"]["field"]
         'deployment_name'
     """
+    by = one_group(by)
+    if every is None:
+        every = auto_every(time_span(flow_run_states), buckets=40)
     trend = to_polars(duration_trend(flow_run_states, every=every, by=by))
     return duration_trend_chart(
         trend, by=by, top=top, title=f"Flow-run duration per {by.replace('_', ' ')} over time"
     )
 
 
-def landing_times(flow_run_states: Any, *, by: str = "deployment_name") -> pl.DataFrame:
+def landing_times(
+    flow_run_states: Any, *, by: str | Sequence[str] = "deployment_name"
+) -> pl.DataFrame:
     """The finished runs' landing times in seconds, what :func:`landing_time_chart` draws.
 
     Examples:
@@ -75,6 +96,7 @@ def landing_times(flow_run_states: Any, *, by: str = "deployment_name") -> pl.Da
         >>> landing_times(generate_flow_run_states(400, seed=1)).columns
         ['deployment_name', 'scheduled_time', 'final_type', 'landing_s', 'landing_label']
     """
+    by = one_group(by)
     frame = to_polars(landing_time(flow_run_states))
     return frame.filter(pl.col("landing_time").is_not_null()).select(
         by,
@@ -86,7 +108,7 @@ def landing_times(flow_run_states: Any, *, by: str = "deployment_name") -> pl.Da
 
 
 def landing_time_chart(
-    flow_run_states: Any, *, by: str = "deployment_name", top: int = 6
+    flow_run_states: Any, *, by: str | Sequence[str] = "deployment_name", top: int = 6
 ) -> AnyChart:
     """Chart when each run landed after its scheduled start (Airflow's "Landing Times").
 
@@ -101,6 +123,7 @@ def landing_time_chart(
         >>> chart.to_dict()["encoding"]["color"]["field"]
         'deployment_name'
     """
+    by = one_group(by)
     data = landing_times(flow_run_states, by=by)
     # a missing group is drawn under its label: filtered out, it left a blank chart
     data = data.with_columns(pl.col(by).cast(pl.String).fill_null(missing_label(by)))
@@ -251,7 +274,7 @@ def critical_path_chart(states: Any, *, flow_run_id: str | None = None) -> AnyCh
 
 
 def concurrency_series(
-    states: Any, *, by: str | None = None, limits: pl.DataFrame | None = None
+    states: Any, *, by: str | Sequence[str] | None = None, limits: pl.DataFrame | None = None
 ) -> pl.DataFrame:
     """The step series :func:`concurrency_chart` draws, with each group's limit when known.
 
@@ -266,6 +289,7 @@ def concurrency_series(
         >>> series.filter(pl.col("tags") == "etl")["limit"].unique().to_list()
         [2]
     """
+    by = one_group(by)
     series = to_polars(concurrency(states, by=by))
     group = by or "_all"
     if by is None:
@@ -284,7 +308,11 @@ def concurrency_series(
 
 
 def concurrency_chart(
-    states: Any, *, by: str | None = None, limits: pl.DataFrame | None = None, top: int = 6
+    states: Any,
+    *,
+    by: str | Sequence[str] | None = None,
+    limits: pl.DataFrame | None = None,
+    top: int = 6,
 ) -> AnyChart:
     """Draw how many runs were RUNNING over time, a step line per group, its limit beside it.
 
@@ -302,6 +330,7 @@ def concurrency_chart(
         >>> chart.to_dict()["facet"]["row"]["field"]
         'tags'
     """
+    by = one_group(by)
     group = by or "_all"
     series = concurrency_series(states, by=by, limits=limits)
     peaks = series.group_by(group).agg(pl.col("running").max())

@@ -8,13 +8,15 @@ import altair as alt
 import narwhals as nw
 import polars as pl
 
-from trs_analytics.charts._common import check_top, top_groups
+from trs_analytics.charts._common import check_top, one_group, top_groups
 from trs_analytics.charts._theme import STATE_COLORS, state_scale
 from trs_analytics.metrics import explode_tags, retry_counts, to_polars
 from trs_analytics.metrics._frames import lazy
 from trs_analytics.schema import StateType, require_columns
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from trs_analytics.charts._theme import AnyChart
 
 __all__ = ["draw_retries", "retry_chart", "retry_outcomes"]
@@ -33,7 +35,7 @@ _STACK: Final = (
 )
 
 
-def retry_outcomes(states: Any, *, by: str = "task_name") -> pl.DataFrame:
+def retry_outcomes(states: Any, *, by: str | Sequence[str] = "task_name") -> pl.DataFrame:
     """Count, per group, the retried runs by how they ended.
 
     One aggregate per group and final state, computed on ``states``' engine;
@@ -66,6 +68,7 @@ def retry_outcomes(states: Any, *, by: str = "task_name") -> pl.DataFrame:
         >>> retry_outcomes(states).select("final_type", "retried", "runs", "rescued").rows()
         [('COMPLETED', 1, 3, 1), ('FAILED', 1, 3, 1)]
     """
+    by = one_group(by)
     require_columns(states, [by], caller="retry_outcomes")
     source = states.lazy() if isinstance(states, pl.DataFrame) else states
     runs = lazy(explode_tags(retry_counts(source), [by]), caller="retry_outcomes")
@@ -97,7 +100,7 @@ def retry_outcomes(states: Any, *, by: str = "task_name") -> pl.DataFrame:
 def retry_chart(
     states: Any,
     *,
-    by: str = "task_name",
+    by: str | Sequence[str] = "task_name",
     top: int = 20,
     title: str | None = None,
 ) -> AnyChart:
@@ -125,11 +128,16 @@ def retry_chart(
         >>> spec["layer"][0]["encoding"]["color"]["field"]
         'final_type'
     """
+    by = one_group(by)
     return draw_retries(retry_outcomes(states, by=by), by=by, top=top, title=title)
 
 
 def draw_retries(
-    data: pl.DataFrame, *, by: str = "task_name", top: int = 20, title: str | None = None
+    data: pl.DataFrame,
+    *,
+    by: str | Sequence[str] = "task_name",
+    top: int = 20,
+    title: str | None = None,
 ) -> AnyChart:
     """Draw :func:`retry_outcomes`' rows as :func:`retry_chart` does.
 
@@ -139,6 +147,7 @@ def draw_retries(
         >>> [layer.mark.type for layer in draw_retries(data, top=3).layer]
         ['bar', 'text']
     """
+    by = one_group(by)
     totals = data.unique(by, keep="first")
     groups = top_groups(totals, by, "group_retried", check_top(top))
     data = data.filter(pl.col(by).cast(pl.String).is_in(groups)).with_columns(
