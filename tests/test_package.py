@@ -198,3 +198,27 @@ def test_the_current_time_is_called_now(name: str, fn: object) -> None:
         text = _documented(fn, parameter)
         if re.search(r"\bcurrent (UTC )?time\b", text):
             assert parameter == "now", f"{name}({parameter}=) is the current time: call it now="
+
+
+def _readme_api() -> list[str]:
+    """The names of the README's "Public API" list, in order."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text.split("<!-- api:start -->")[1].split("<!-- api:end -->")[0]
+    return re.findall(r"`(\w+)`", block)
+
+
+def _reference_api() -> list[str]:
+    """The members the API reference's package page shows, in order."""
+    page = (ROOT / "docs" / "reference" / "package.md").read_text(encoding="utf-8")
+    return re.findall(r"^ {8}- (\w+)$", page, flags=re.MULTILINE)
+
+
+def test_all_the_readme_and_the_api_reference_list_the_same_top_level_names() -> None:
+    exported = set(trs_analytics.__all__) - {"__version__"}
+    readme, reference = _readme_api(), _reference_api()
+    assert len(readme) == len(set(readme)), "a name is listed twice in the README"
+    assert set(readme) == exported, (
+        f"README only: {sorted(set(readme) - exported)}; "
+        f"__all__ only: {sorted(exported - set(readme))}"
+    )
+    assert reference == readme, "docs/reference/package.md: the README's names, in its order"
