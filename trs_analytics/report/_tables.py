@@ -10,6 +10,7 @@ import polars as pl
 
 from trs_analytics._format import count_text, duration_text, span_text
 from trs_analytics.metrics import (
+    as_list,
     compare_windows,
     failure_rates,
     lateness,
@@ -274,7 +275,7 @@ def regression_table(
     flagged = compared.filter(pl.col("regressed")).sort(
         ["failure_rate_worse", "p95_ratio"], descending=True, nulls_last=True
     )
-    keys = [by] if isinstance(by, str) else list(by)
+    keys = as_list(by)
     why = pl.concat_list(
         pl.when(pl.col("failure_rate_worse")).then(pl.lit("failure rate")),
         pl.when(pl.col("p95_worse")).then(pl.lit("p95")),
