@@ -46,10 +46,9 @@ from trs_analytics.charts import (
 )
 from trs_analytics.client import ui_url as _ui_from_api
 from trs_analytics.exceptions import ConfigurationError
-from trs_analytics.metrics import RUN_COLUMNS, parse_every
-from trs_analytics.metrics import run_table as ta_run_table
+from trs_analytics.metrics import RUN_COLUMNS, kept_run_table, parse_every
 from trs_analytics.metrics._breakdowns import run_breakdowns
-from trs_analytics.metrics._frames import lazy, materialized_by_run, narrowed, parts_for
+from trs_analytics.metrics._frames import lazy, narrowed, parts_for
 from trs_analytics.report._breakdowns import error_table, outcome_table, run_table
 from trs_analytics.report._flagged import flagged_sections, flagged_tables
 from trs_analytics.report._flows import flow_run_sections
@@ -219,11 +218,7 @@ def _run_sections(
         # per-run section below reads this table instead of the states
         runs = step(
             "one row per task run",
-            lambda: kept.enter_context(
-                materialized_by_run(
-                    frame, ta_run_table, run="task_run_id", parts=parts_for(seen["states"])
-                )
-            ),
+            lambda: kept.enter_context(kept_run_table(frame, parts=parts_for(seen["states"]))),
         )
         queue = _queue_waits(runs)
         data["regressions"] = step(
