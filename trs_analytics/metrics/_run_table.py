@@ -277,7 +277,8 @@ def kept_run_table(
 
     Examples:
         >>> import trs_analytics as ta
-        >>> states = ta.generate_states(300, seed=1)
+        >>> from trs_analytics.testing import generate_states
+        >>> states = generate_states(300, seed=1)
         >>> with kept_run_table(states) as runs:
         ...     ta.failure_rates(runs).collect().equals(ta.failure_rates(states))
         True
