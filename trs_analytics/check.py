@@ -457,8 +457,8 @@ def run_check(
 
     Examples:
         >>> from datetime import UTC, datetime
-        >>> import trs_analytics as ta
-        >>> states = ta.generate_states(300, seed=1, start=datetime(2026, 1, 1, tzinfo=UTC), days=1)
+        >>> from trs_analytics.testing import generate_states
+        >>> states = generate_states(300, seed=1, start=datetime(2026, 1, 1, tzinfo=UTC), days=1)
         >>> result = run_check(states, now=datetime(2026, 1, 2, tzinfo=UTC))
         >>> result.counts()
         {'anomaly': 0, 'stuck': 2, 'sla': 0}

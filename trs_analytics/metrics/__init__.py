@@ -38,6 +38,9 @@ from trs_analytics.metrics._common import (
     Selector,
     explode_tags,
 )
+from trs_analytics.metrics._common import (
+    as_list as as_list,  # the one normaliser of `by` (a name or names), shared with charts
+)
 from trs_analytics.metrics._concurrency import concurrency, peak_concurrency, slot_waits
 from trs_analytics.metrics._durations import (
     Occurrence,

@@ -673,7 +673,8 @@ def detect_anomalies(
 
     Examples:
         >>> import trs_analytics as ta
-        >>> planted = ta.generate_planted(seed=1, n_tasks=3, days=21, spikes=1, failure_jumps=1)
+        >>> from trs_analytics.testing import generate_planted
+        >>> planted = generate_planted(seed=1, n_tasks=3, days=21, spikes=1, failure_jumps=1)
         >>> found = ta.detect_anomalies(planted.states, by="task_name")
         >>> flagged = found.filter("anomalous")
         >>> planted_spike = planted.truth.filter(kind="duration_spike")

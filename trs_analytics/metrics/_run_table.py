@@ -119,7 +119,8 @@ def is_run_table(frame: Any) -> bool:
 
     Examples:
         >>> import trs_analytics as ta
-        >>> states = ta.generate_states(20, seed=1)
+        >>> from trs_analytics.testing import generate_states
+        >>> states = generate_states(20, seed=1)
         >>> is_run_table(states), is_run_table(ta.run_table(states))
         (False, True)
     """
@@ -165,7 +166,8 @@ def run_table(states: Frame, *, needs: Sequence[str] = ()) -> Frame:
 
     Examples:
         >>> import trs_analytics as ta
-        >>> states = ta.generate_states(300, seed=1)
+        >>> from trs_analytics.testing import generate_states
+        >>> states = generate_states(300, seed=1)
         >>> runs = ta.run_table(states)
         >>> runs.height, ta.failure_rates(runs).equals(ta.failure_rates(states))
         (300, True)
@@ -268,7 +270,8 @@ def kept_run_table(
 
     Examples:
         >>> import trs_analytics as ta
-        >>> states = ta.generate_states(300, seed=1)
+        >>> from trs_analytics.testing import generate_states
+        >>> states = generate_states(300, seed=1)
         >>> with kept_run_table(states) as runs:
         ...     ta.failure_rates(runs).collect().equals(ta.failure_rates(states))
         True

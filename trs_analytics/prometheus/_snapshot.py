@@ -283,8 +283,8 @@ def compute_snapshot(
 
     Examples:
         >>> from datetime import UTC, datetime
-        >>> import trs_analytics as ta
-        >>> states = ta.generate_states(500, seed=1, start=datetime(2026, 1, 1, tzinfo=UTC), days=2)
+        >>> from trs_analytics.testing import generate_states
+        >>> states = generate_states(500, seed=1, start=datetime(2026, 1, 1, tzinfo=UTC), days=2)
         >>> snap = compute_snapshot(states, window="1d", now=datetime(2026, 1, 3, tzinfo=UTC))
         >>> snap.states == states.height, snap.task_runs["runs"].sum() <= 500
         (True, True)

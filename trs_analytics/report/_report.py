@@ -79,8 +79,8 @@ def auto_period(states: Any) -> str:
     """The longest round width (``trs_analytics._format.ROUND_WIDTHS``) the data spans twice.
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> auto_period(ta.generate_states(300, seed=1, days=3))
+        >>> from trs_analytics.testing import generate_states
+        >>> auto_period(generate_states(300, seed=1, days=3))
         '1d'
     """
     return _auto_period(time_span(states))
@@ -169,8 +169,8 @@ def report_data(
             ``period``/``now``.
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> data = report_data(ta.generate_states(300, seed=1))
+        >>> from trs_analytics.testing import generate_states
+        >>> data = report_data(generate_states(300, seed=1))
         >>> data["period"], data["volume"]["runs"].sum()
         ('1d', 300)
     """
@@ -472,10 +472,10 @@ def write_report(
 
     Examples:
         >>> import tempfile
-        >>> import trs_analytics as ta
+        >>> from trs_analytics.testing import generate_states
         >>> from trs_analytics.report import write_report
         >>> with tempfile.TemporaryDirectory() as folder:
-        ...     path = write_report(ta.generate_states(300, seed=1), f"{folder}/r.html")
+        ...     path = write_report(generate_states(300, seed=1), f"{folder}/r.html")
         ...     text = path.read_text()
         >>> "<h1>Task-run report</h1>" in text, text.count('class="chart"')
         (True, 8)
