@@ -215,9 +215,7 @@ def _core(states: Frame, needs: Sequence[str]) -> Frame:
         runs = runs.with_columns(final_message=nw.lit(None, dtype=nw.String()))
     if EXPECTED_START not in names:
         runs = runs.with_columns(_expected_run=nw.lit(None, dtype=nw.Int64()))
-    core = runs.rename(dict(_STORED)).select(
-        RUN, *carry, *_OWN, *_STORED.values(), *_INTERNAL
-    )
+    core = runs.rename(dict(_STORED)).select(RUN, *carry, *_OWN, *_STORED.values(), *_INTERNAL)
     return finish(
         core,
         states,
