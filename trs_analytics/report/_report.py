@@ -245,7 +245,10 @@ def _run_sections(
         data["failure_rates"] = step("failure rates over time", lambda: _failure_rates(runs, every))
         data["errors"] = step("error messages", lambda: error_table(frame))
         data["flagged"] = step(
-            "anomalies and SLAs", lambda: flagged_tables(runs, now=at, rules=rules, ui=ui)
+            "anomalies and SLAs",
+            lambda: flagged_tables(
+                runs, now=at, rules=rules, ui=ui, parts=parts_for(seen["states"])
+            ),
         )
         data["worst_p95"] = step("worst tasks by p95", lambda: worst_by_p95(runs))
         data["worst_failure_rate"] = step(
