@@ -12,6 +12,7 @@ on Spark, one query per case there).
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -214,6 +215,30 @@ def test_a_polars_run_table_built_in_sets_of_runs_is_the_whole_table(
     with materialized_by_run(doubled.lazy(), ta.run_table, run="task_run_id", parts=parts) as kept:
         assert_same(kept.collect(), whole)
         assert_same(ta.failure_rates(kept, by="task_name"), ta.failure_rates(doubled))
+    # what the report and the check keep: the stored figures in files, the public view on read
+    with ta.kept_run_table(doubled.lazy(), parts=parts) as kept:
+        assert_same(kept.collect(), whole)
+        assert_same(ta.run_time(kept), ta.run_time(doubled))
+        files = list(Path(tempfile.gettempdir()).glob("trs-analytics-runs-*/*.parquet"))
+        assert len(files) >= parts
+    assert not any(file.exists() for file in files)  # removed after the block
+
+
+def test_a_kept_run_table_removes_its_files_when_the_block_fails(sample: pl.DataFrame) -> None:
+    folders: set[Path] = set()
+
+    def fail_while_kept() -> None:
+        with ta.kept_run_table(sample.lazy(), parts=3) as kept:
+            folders.update(
+                p.parent for p in Path(tempfile.gettempdir()).glob("trs-analytics-runs-*/*")
+            )
+            assert kept.select(pl.len()).collect().item() == sample["task_run_id"].n_unique()
+            raise KeyError
+
+    with pytest.raises(KeyError):
+        fail_while_kept()
+    assert folders
+    assert not any(folder.exists() for folder in folders)
 
 
 @pytest.mark.parametrize("engine", SEPARATE_SAMPLE, indirect=True)

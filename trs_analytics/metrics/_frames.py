@@ -28,8 +28,10 @@ state type    ``Enum`` (the contract)   ``VARCHAR``         ``STRING``
 from __future__ import annotations
 
 import sys
+import tempfile
 import uuid
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import narwhals as nw
@@ -547,13 +549,14 @@ def materialized_by_run(
     On a Polars ``LazyFrame`` with ``parts`` > 1 the runs are split by a hash
     of their ``run`` id into ``parts`` disjoint sets, and ``build`` runs on
     each set's states in turn (the streaming engine, reading the scan again
-    each time): a run's states are all in one set, so the rows are those of
-    one ``build`` over every state, while only a set's states are held at
-    once. On 20M states one pass held 9.6 GiB; the peak now is about one
-    set's work plus the rows kept so far. ``parts=None``: one set per 2.5M
-    states (:func:`parts_for`; counting them reads one column's metadata).
-    Other engines spill or spread the work themselves:
-    ``materialized(build(states))``.
+    each time), its rows written to a Parquet file of a temporary folder
+    (``TMPDIR``), removed after the block; the block reads them back as one
+    scan. A run's states are all in one set, so the rows are those of one
+    ``build`` over every state, while only one set's states are held at once
+    and the rows are not held at all: each query reads the columns it needs
+    from the files. ``parts=None``: one set per 2.5M states (:func:`parts_for`;
+    counting them reads one column's metadata). Other engines spill or
+    spread the work themselves: ``materialized(build(states))``.
 
     Examples:
         >>> import polars as pl
@@ -567,14 +570,11 @@ def materialized_by_run(
         parts = parts_for(states.select(pl.len()).collect().item())
     if parts is not None and parts > 1 and isinstance(states, pl.LazyFrame):
         key = pl.col(run).hash() % parts
-        first = build(states.filter(key == 0)).collect(engine="streaming")
-        repeated = _repeated_text(first)
-        pieces = [_as_categories(first, repeated)]
-        for k in range(1, parts):
-            piece = build(states.filter(key == k)).collect(engine="streaming")
-            pieces.append(_as_categories(piece, repeated))
-        kept = pl.concat(pieces, how="vertical", rechunk=False)
-        yield _as_text(kept.lazy(), repeated)
+        with tempfile.TemporaryDirectory(prefix="trs-analytics-runs-") as folder:
+            files = [Path(folder) / f"part-{k:04d}.parquet" for k in range(parts)]
+            for k, file in enumerate(files):
+                build(states.filter(key == k)).sink_parquet(file, compression="lz4")
+            yield pl.scan_parquet(files)
         return
     with materialized(build(states)) as kept:
         yield kept
