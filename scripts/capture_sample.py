@@ -1,7 +1,7 @@
 """Capture the sample dataset: the known workload run on a real Prefect server.
 
 Starts a throwaway Prefect server (SQLite, in a temporary folder), runs the
-test workload (``devtools/workload.py``) at ``--scale`` (230 task runs per unit),
+test workload (``devtools/workload/``) at ``--scale`` (230 task runs per unit),
 fetches every state with ``trs_analytics.fetch_states(source="states")``,
 checks the frame against the workload's ground truth, and writes:
 

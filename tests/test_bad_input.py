@@ -27,8 +27,10 @@ from click.testing import CliRunner, Result
 import trs_analytics as ta
 from tests.cliout import assert_one_error
 from tests.clock import DISTANT
-from trs_analytics.cli import CRASH_EXIT_CODE, EXIT_CODES, _Group
+from trs_analytics.cli import CRASH_EXIT_CODE, EXIT_CODES
 from trs_analytics.cli import main as cli_main
+from trs_analytics.cli._exits import Group
+from trs_analytics.cli._output import Output
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -311,7 +313,7 @@ def test_a_killed_reports_temporary_files_are_removed_by_the_next(tmp_path: Path
 
 
 def test_an_unforeseen_error_has_its_own_exit_code_and_one_error_line() -> None:
-    group = _Group("demo")
+    group = Group("demo")
 
     @group.command()
     def boom() -> None:
@@ -330,13 +332,11 @@ def test_an_unforeseen_error_has_its_own_exit_code_and_one_error_line() -> None:
 
 
 def test_an_unforeseen_error_in_json_logs_stays_one_object_a_line() -> None:
-    @click.group(cls=_Group)
+    @click.group(cls=Group)
     @click.option("--log-format", default="text")
     @click.pass_context
     def group(ctx: click.Context, log_format: str) -> None:
-        from trs_analytics.cli import _Output
-
-        ctx.obj = _Output(log_format=log_format, quiet=False, verbose=True)
+        ctx.obj = Output(log_format=log_format, quiet=False, verbose=True)
         ctx.obj.install()
         ctx.call_on_close(ctx.obj.uninstall)
 

@@ -1,6 +1,6 @@
 """fetch_states against a real Prefect server, checked against the workload's ground truth.
 
-The workload (devtools/workload.py) makes 230 task runs (past the 200-row page cap) and
+The workload (devtools/workload/) makes 230 task runs (past the 200-row page cap) and
 ~900 states (past the 50-event page), recording what each task did as it ran.
 """
 

@@ -1,6 +1,6 @@
 """Flow-level metrics on a real Prefect server equal what the workload recorded itself.
 
-The workload (``devtools/workload.py``) records, inside its flows and tasks, each
+The workload (``devtools/workload/``) records, inside its flows and tasks, each
 flow run's final state and scheduled start and when its body returned, each
 task run's cache hit, and when each task body entered and exited. The states
 are fetched from the session's server (Prefect 3.9.1) and every check here

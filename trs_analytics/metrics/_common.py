@@ -230,10 +230,10 @@ def keeps_copies(frame: nw.LazyFrame[Any]) -> bool:
     """Whether a timeline on ``frame``'s engine keeps copies when asked (``copies=True``).
 
     Polars and DuckDB count distinct ids in a group-by cheaply; Spark plans an
-    ``Expand`` for each ``count(DISTINCT ...)``: its failure rates on 10M
-    states took 60.4 s that way against 24.9 s de-duplicating first
-    (benchmarks/results), so on Spark the timeline always drops copies and
-    counts are plain sums (:func:`attempt_count`).
+    ``Expand`` for each ``count(DISTINCT ...)``, which copies every row once
+    per distinct count: its failure rates took much longer that way than
+    de-duplicating first (benchmarks/results), so on Spark the
+    timeline always drops copies and counts are plain sums (:func:`attempt_count`).
     """
     return not frame.implementation.is_pyspark()
 
@@ -246,13 +246,12 @@ def attempt_count(tl: nw.LazyFrame[Any]) -> nw.Expr:
 
     - on a Polars LazyFrame the timeline marks the first row of each RUNNING
       state (``_attempt``, :func:`~._frames.with_first_seen`): one hash set
-      of ids, where a group-by's distinct count keeps one per run. From
-      Parquet (10M states) it took ``retry_counts`` from 2,289 to 1,173 MiB
-      peak, ``failure_rates`` from 2,458 to 1,218 MiB;
+      of ids, where a group-by's distinct count keeps one per run: those
+      sets were most of the memory of ``retry_counts`` and ``failure_rates``
+      from Parquet (benchmarks/README.md, section 2);
     - on a Polars DataFrame, already in memory, and on DuckDB it is
       :func:`distinct_count`: on a DataFrame the marks cost more time than
-      they save memory (``retry_counts`` 3.3 s -> 3.9 s, 6,052 -> 5,694 MiB
-      peak, 3,998 MiB of it the frame).
+      they save memory (the frame itself is most of the peak).
 
     Where the timeline cannot keep copies (Spark, :func:`keeps_copies`), a plain sum.
     """
@@ -374,14 +373,13 @@ def narrow_windows(frame: nw.LazyFrame[Any]) -> bool:
     """Whether windows on ``frame``'s engine should read a few columns, the rest joined.
 
     On DuckDB and Spark (engines for data larger than memory) a window keeps
-    every column it carries until it is done: for ``run_time`` on 100M
-    states at ``memory_limit`` 3GB DuckDB spilled more than 60 GB with the
-    run attributes in the window, 2.6 GB over the run id and two integers.
+    every column it carries until it is done, so with the run attributes in
+    the window DuckDB spills every attribute of every state, many times what
+    the run id and two integers cost (benchmarks/README.md, section 2b).
     There the window reads those few columns and the run attributes come
     from a hash aggregate, joined (:func:`run_aggregate`, :func:`with_carried`).
-    In Polars, in memory, the join costs more than it saves:
-    ``summarize(run_time(df.lazy()))`` on 10M states took 4.75 s in one
-    pass, 6.39 s joined.
+    In Polars, in memory, the join costs more time than the one pass it
+    replaces.
     """
     return not frame.implementation.is_polars()
 

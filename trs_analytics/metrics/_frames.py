@@ -240,7 +240,7 @@ def with_rank(
 
     On Polars, a ``column`` that is an ``Enum`` of exactly ``order`` (the
     contract's state type) holds that position as its physical code, read
-    without comparing a string (about 0.5 s of every metric on 10M states).
+    without comparing a string on every row.
 
     Examples:
         >>> import polars as pl
@@ -274,8 +274,8 @@ def with_first_seen(
 
     A hash set of the flagged values, kept once for the whole frame, where a
     group-by's ``n_unique`` keeps one per group: counting a run's distinct
-    RUNNING ids of 10M states from Parquet this way peaked at 1,079 MiB
-    (1.57 s), against 1,930 MiB (1.45 s) with ``n_unique`` in the group-by.
+    RUNNING ids this way holds one set instead of one per run: much less
+    memory for a little more time (benchmarks/README.md, section 2).
     Only on Polars: narwhals refuses an order-dependent expression on a lazy
     frame, and the first of a set of copies needs no order (they are equal).
 
@@ -404,9 +404,9 @@ def aggregate(
     gathers strings and lists in a group-by slowly, so there the group-by
     keeps each group's first row number and the carried columns are joined
     back on it, one integer key; columns a query does not read are pruned
-    from the join. On 10M states (3.2M runs, eleven attributes) this made
-    ``run_time`` on a DataFrame 11.4 s -> 7.5 s and ``retry_counts`` 9.4 s ->
-    5.7 s, and ``summarize(run_time(...))`` from Parquet about 1.5 s faster.
+    from the join: the group-by moves one integer per group instead of every
+    carried string and list, which the metrics that carry many attributes
+    (``run_time``, ``retry_counts``) feel most.
     """
     if not carry or not frame.implementation.is_polars():
         return frame.group_by(*keys).agg(*(nw.col(c).any_value() for c in carry), **aggs)
@@ -420,10 +420,10 @@ def reused(frame: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
     """Mark ``frame`` as read more than once in one query (joined with itself, say).
 
     Polars then computes it once per query (``LazyFrame.cache``) instead of
-    once per read: ``detect_anomalies(metric="run_time")`` on 600k states
-    from Parquet took 48.4 s without it (its per-run points are read by the
-    bucket medians and by the training window), 6.7 s with it (9.9 s on an
-    eager frame). Other engines plan the query as they see fit.
+    once per read: ``detect_anomalies(metric="run_time")`` reads its per-run
+    points twice (the bucket medians and the training window), and without
+    it computed them twice from the scan. Other engines plan the query as
+    they see fit.
     """
     if not frame.implementation.is_polars():
         return frame
@@ -630,8 +630,9 @@ def describe(
     in memory, and DuckDB cannot spill it; narwhals asks DuckDB for one
     ``quantile_cont`` per quantile, each with its own copy of the values, so
     on DuckDB the quantiles are one ``quantile_cont(value, [q, ...])`` (the
-    aggregate a DuckDB expert writes): ``summarize(run_time(...))`` on 10M
-    states ran out of memory at ``memory_limit`` 200MB with four, and ran with one.
+    aggregate a DuckDB expert writes): with four, ``summarize(run_time(...))``
+    ran out of memory at a ``memory_limit`` where it runs with one
+    (benchmarks/README.md, section 2b).
     """
     if not frame.implementation.is_duckdb():
         x = nw.col(value)

@@ -97,8 +97,8 @@ _BREAKDOWNS = (
 
 
 #: The run's columns no section shows or groups by (every byte read is carried through
-#: the run table's pass: ``tags``, ``task_key`` and ``dynamic_key`` are 1.1 GB of Arrow
-#: buffers on 20M states).
+#: the run table's pass: ``tags``, ``task_key`` and ``dynamic_key`` are long strings and
+#: lists, among the largest columns of the states).
 _UNSHOWN = ("task_key", "dynamic_key", "tags", "flow_id", "work_queue_name", "parent_task_run_id")
 
 #: The columns the report reads (the state's own and the run's); the rest is not loaded.
