@@ -178,15 +178,19 @@ def _json_lines(text: str) -> list[dict[str, Any]]:
     return records
 
 
-def sections(stderr: str) -> dict[str, float]:
-    """Each section's seconds, from the ``-v`` log lines ``report: <section> in <s> s``."""
-    found: dict[str, float] = {}
+def sections(stderr: str) -> tuple[dict[str, float], dict[str, float]]:
+    """Each section's seconds and the process's peak RSS after it (MiB), from the ``-v``
+    log lines ``report: <section> in <s> s (peak RSS <n> MiB)``."""
+    seconds: dict[str, float] = {}
+    peaks: dict[str, float] = {}
     for line in stderr.splitlines():
         record = _json_lines(line)
         text = str(record[0].get("message", "")) if record else line
-        if match := re.search(r"report: (.+?) in ([\d.]+) s", text):
-            found[match[1]] = float(match[2])
-    return found
+        if match := re.search(r"report: (.+?) in ([\d.]+) s(?: \(peak RSS (\d+) MiB\))?", text):
+            seconds[match[1]] = float(match[2])
+            if match[3]:
+                peaks[match[1]] = float(match[3])
+    return seconds, peaks
 
 
 def headlines(page: Path) -> dict[str, str]:
@@ -259,7 +263,7 @@ def one(run: Run, folder: Path, args: argparse.Namespace) -> dict[str, Any]:
         result["findings"] = found
         result["summary"] = {k: summary.get(k) for k in ("runs", "anomaly", "stuck", "sla")}
     if job == "report":  # the sections done, even in a run that was stopped
-        result["sections_s"] = sections(stderr)
+        result["sections_s"], result["sections_peak_rss_mib"] = sections(stderr)
     if job == "report" and result["ok"]:
         result["headlines"] = headlines(out)
     result["targets"] = {"peak_rss_mib": rss_target, "wall_s": time_target}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -70,12 +71,15 @@ def test_verbose_logs_each_section_once_in_order(tmp_path: Path) -> None:
         main, ["report", str(path), "--out", str(tmp_path / "r.html"), "-v"]
     )
     assert result.exit_code == 0, result.output
-    logged = [
-        line.split("report: ", 1)[1].rsplit(" in ", 1)[0]
+    found = [
+        re.search(r"report: (.+) in [\d.]+ s \(peak RSS (\d+) MiB\)", line)
         for line in result.output.splitlines()
-        if "report: " in line and line.rstrip().endswith(" s")
     ]
-    assert logged == list(SECTIONS)
+    logged = [(m[1], int(m[2])) for m in found if m]
+    assert [name for name, _ in logged] == list(SECTIONS)
+    peaks = [peak for _, peak in logged]  # the process's high-water mark: it only grows
+    assert peaks == sorted(peaks)
+    assert peaks[0] > 0
 
 
 def test_the_report_names_cli_options_in_the_cli(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     import polars as pl
     from rich.console import Console
 
-__all__ = ["Progress", "Tally", "describe", "progress_bar", "steps_bar"]
+__all__ = ["Progress", "Tally", "describe", "peak_rss_mib", "progress_bar", "steps_bar"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -155,6 +155,19 @@ def describe(progress: Progress, elapsed: float) -> str:
     if 0.0 < done < 1.0:
         text += f", about {elapsed * (1 - done) / done:.0f} s left"
     return text
+
+
+def peak_rss_mib() -> float | None:
+    """This process's peak resident memory so far, in MiB (None where the OS does not say).
+
+    What ``-v`` logs after each step of a long job, to show which step set the peak.
+    """
+    try:
+        import resource  # POSIX only
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, else KiB
 
 
 def _in_jupyter() -> bool:

@@ -70,8 +70,8 @@ from trs_analytics.metrics import (
     to_polars,
 )
 from trs_analytics.metrics._buckets import bucket_start
-from trs_analytics.metrics._frames import lazy, materialized_by_run
-from trs_analytics.schema import UTC_US
+from trs_analytics.metrics._frames import lazy, materialized_by_run, narrowed
+from trs_analytics.schema import EXPECTED_START, REQUIRED_METRIC_COLUMNS, UTC_US
 from trs_analytics.storage import require_parquet, scan_states
 
 if TYPE_CHECKING:
@@ -259,6 +259,23 @@ def check_start(now: datetime, *, recent: str = "1d", every: str = "1d") -> date
     return first - timedelta(microseconds=duration_micros(TRAINING) + duration_micros(every))
 
 
+#: The columns every check reads: the states' own, the run's name, flow and deployment
+#: (stuck runs fall back to theirs; findings name them). The rest is never read.
+_CHECK_COLUMNS: Final = (
+    *REQUIRED_METRIC_COLUMNS,
+    "flow_run_id",
+    "task_name",
+    "flow_name",
+    "deployment_id",
+)
+
+
+def _columns(rules: Sequence[SlaRule]) -> tuple[str, ...]:
+    """What the check reads: :data:`_CHECK_COLUMNS`, and the expected start time for lateness rules."""
+    late = any(rule.max_lateness is not None for rule in rules)
+    return (*_CHECK_COLUMNS, EXPECTED_START) if late else _CHECK_COLUMNS
+
+
 def _window(states: Any, start: datetime | None) -> Any:
     """The states from ``start`` on (all with ``None``), lazily, on their own engine."""
     frame: Any = nw.from_native(states)
@@ -281,11 +298,14 @@ def _anomalies(states: Any, now: datetime, recent: str, every: str) -> pl.DataFr
     """
     since = _recent_start(now, recent)
     width = timedelta(microseconds=duration_micros(every))
+    # only the recent buckets are judged (the older ones only train them)
     times = nw.from_native(
-        detect_anomalies(states, metric="run_time", every=every, training=TRAINING)
+        detect_anomalies(states, metric="run_time", every=every, training=TRAINING, since=since)
     ).filter(nw.col("anomalous") & (nw.col("bucket") > since - width))
     rates = nw.from_native(
-        detect_anomalies(states, metric="failure_rate", every=recent, origin=now, training=TRAINING)
+        detect_anomalies(
+            states, metric="failure_rate", every=recent, origin=now, training=TRAINING, since=since
+        )
     ).filter(nw.col("anomalous") & (nw.col("bucket") == since))
     frames = [
         to_polars(found.to_native()).select(
@@ -447,7 +467,7 @@ def run_check(
     since = _recent_start(at, recent)
     first = check_start(at, recent=recent, every=every) if start == "auto" else start
     first = None if first is None else first.astimezone(UTC)
-    states = _window(states, first)
+    states = _window(narrowed(states, _columns(rules), caller="run_check"), first)
     # each run's states reduced to one row, once, and kept on the engine: every check reads it
     with materialized_by_run(states, run_table, run="task_run_id") as runs:
         parts = [_anomalies(runs, at, recent, every), _stuck(runs, at, stuck_after, min_history)]

@@ -73,3 +73,31 @@ def test_engines_agree(
     result = CALLS[call](on_engine(planted))
     assert kind(result) == KIND_OF[engine]
     assert_same(result, reference, ordered=True)
+
+
+#: A time inside the planted history's 15th day: the buckets that end after it are judged.
+SINCE = datetime(2026, 1, 15, 7, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("engine", ["polars-lazy", "duckdb"], indirect=True)
+@pytest.mark.parametrize("call", ["run_time-by-task", "failure_rate-by-flow-both"])
+def test_since_gives_the_rows_of_the_buckets_that_end_after_it(
+    call: str, planted: pl.DataFrame, engine: str, on_engine: Callable[[pl.DataFrame], Any]
+) -> None:
+    """``since`` judges the recent buckets with all their training: the same rows as judging
+    every bucket and keeping those that end after it (what ``trs-analytics check`` reads)."""
+    everything = CALLS[call](planted)
+    day = pl.duration(days=1)
+    expected = everything.filter(pl.col("bucket") + day > SINCE)
+    assert 0 < expected.height < everything.height
+    assert expected["anomalous"].sum() > 0
+    found = _with_since(call, on_engine(planted))
+    assert_same(found, expected, ordered=True)
+
+
+def _with_since(call: str, states: Any) -> Any:
+    if call == "run_time-by-task":
+        return ta.detect_anomalies(states, since=SINCE, **LOOSE)
+    return ta.detect_anomalies(
+        states, metric="failure_rate", by="flow_name", direction="both", z=2.0, since=SINCE, **LOOSE
+    )

@@ -141,6 +141,7 @@ class AnomalyOptions(TypedDict, total=False):
     seasonality: Seasonality | None
     min_change: float
     origin: datetime | None
+    since: datetime | None
 
 
 def _defaults(option: str) -> object:
@@ -166,7 +167,8 @@ class _Settings:
         self.min_runs = int(options["min_runs"])
         self.z = float(options["z"])
         self.min_change = float(options["min_change"])
-        self.origin = _origin_micros(options.get("origin"))
+        self.origin = _aware_micros(options.get("origin"), "origin")
+        self.since = _aware_micros(options.get("since"), "since")
         direction = options["direction"]
         if direction is None:
             direction = "spike" if self.metric == "failure_rate" else "both"
@@ -233,17 +235,17 @@ class _Settings:
         return self.direction in ("drop", "both")
 
 
-def _origin_micros(origin: datetime | None) -> int | None:
-    """``origin`` in microseconds since the epoch; it must be time-zone aware."""
-    if origin is None:
+def _aware_micros(at: datetime | None, argument: str) -> int | None:
+    """``at`` in microseconds since the epoch; it must be time-zone aware."""
+    if at is None:
         return None
-    if not isinstance(origin, datetime) or origin.tzinfo is None:
+    if not isinstance(at, datetime) or at.tzinfo is None:
         msg = (
-            f"origin={origin!r} is not a time-zone-aware datetime. "
-            "Hint: pass datetime(2026, 1, 5, 9, 30, tzinfo=UTC), or None for epoch-aligned buckets."
+            f"{argument}={at!r} is not a time-zone-aware datetime. "
+            "Hint: pass datetime(2026, 1, 5, 9, 30, tzinfo=UTC), or None (the default)."
         )
         raise ConfigurationError(msg)
-    return (origin - EPOCH) // timedelta(microseconds=1)
+    return (at - EPOCH) // timedelta(microseconds=1)
 
 
 def _mod(value: nw.Expr, width: int) -> nw.Expr:
@@ -259,22 +261,31 @@ def _group_key(keys: Sequence[str]) -> nw.Expr:
     return nw.concat_str(parts, separator=_SEPARATOR)
 
 
+def _judged(detect: nw.LazyFrame[Any], s: _Settings) -> nw.LazyFrame[Any]:
+    """The buckets judged: every one, or those that end after ``since``."""
+    if s.since is None:
+        return detect
+    return detect.filter(nw.col("bucket") + s.width > s.since)
+
+
 def _training_pairs(
     detect: nw.LazyFrame[Any], points: nw.LazyFrame[Any], s: _Settings
 ) -> nw.LazyFrame[Any]:
-    """Each detection bucket joined with its group's points in the training window.
+    """Each judged bucket joined with its group's points in the training window.
 
-    The window is found on buckets first (each detection bucket with the
+    The window is found on buckets first (each judged bucket with the
     group's earlier buckets in range: a few hundred rows per group), and only
-    then are the points joined in, each to the buckets it trains.
+    then are the points joined in, each to the buckets it trains: a point is
+    copied once per bucket it trains, so judging only the recent buckets
+    (``since``) copies it once, not once per bucket of the training window.
     """
     window = (
         (nw.col("_tb") < nw.col("bucket"))
         & (nw.col("_tb") >= nw.col("bucket") - s.training)
         & (nw.col("_ts") == nw.col("_season"))
     )
-    buckets = detect.select("_gk", "bucket", "_season")
-    earlier = buckets.select(
+    buckets = _judged(detect, s).select("_gk", "bucket", "_season")
+    earlier = detect.select(
         nw.col("_gk"), nw.col("bucket").alias("_tb"), nw.col("_season").alias("_ts")
     )
     if points is detect:  # bucket-level points (failure counts): one join is enough
@@ -356,7 +367,7 @@ def _duration_anomalies(states: Any, s: _Settings) -> nw.LazyFrame[Any]:
         .group_by(*on)
         .agg(_mad=_median(nw.col("_dev")))
     )
-    stats = detect.join(centre, on=on, how="left").join(spread, on=on, how="left")
+    stats = _judged(detect, s).join(centre, on=on, how="left").join(spread, on=on, how="left")
     se = MAD_SCALE * _MEDIAN_SE * nw.col("_mad") / nw.col("runs").cast(nw.Float64()).sqrt()
     stats = stats.with_columns(_se=se).with_columns(
         _width=nw.max_horizontal(s.z * nw.col("_se"), nw.lit(math.log1p(s.min_change))),
@@ -493,7 +504,8 @@ def _failure_anomalies(states: Any, s: _Settings) -> nw.LazyFrame[Any]:
     )
     runs_n = nw.col("runs")
     stats = (
-        detect.with_columns(
+        _judged(detect, s)
+        .with_columns(
             observed=nw.when(runs_n > 0).then(nw.col("failed") / runs_n.cast(nw.Float64()))
         )
         .join(base, on=on, how="left")
@@ -585,6 +597,7 @@ def detect_anomalies(
     seasonality: Seasonality | None = None,
     min_change: float = 1.0,
     origin: datetime | None = None,
+    since: datetime | None = None,
 ) -> Frame:
     """Flag the time buckets in which a group's durations or failure rate left their normal range.
 
@@ -628,6 +641,11 @@ def detect_anomalies(
             time of a check and ``every="1d"``, the last bucket is the 24
             hours before it, a trailing window (what ``trs-analytics check``
             does for failure rates).
+        since: judge only the buckets that end after this time (aware);
+            earlier buckets still train them. What a check of the last day
+            needs: the rows of older buckets are neither computed nor
+            returned, and each training run is compared once, not once per
+            bucket it trains. ``None``: every bucket.
 
     Returns:
         The kind of frame given, one row per group and bucket with runs,
@@ -673,6 +691,7 @@ def detect_anomalies(
             seasonality=seasonality,
             min_change=min_change,
             origin=origin,
+            since=since,
         )
     )
     require_columns(lazy(states, caller="detect_anomalies"), s.keys, caller="detect_anomalies")

@@ -61,6 +61,7 @@ __all__ = [
     "lazy",
     "materialized",
     "materialized_by_run",
+    "narrowed",
     "quantile",
     "reused",
     "schema_of",
@@ -94,6 +95,26 @@ def lazy(frame: IntoFrame | Any, *, caller: str) -> nw.LazyFrame[Any]:
         return frame
     wrapped = from_native(frame, caller=caller)
     return wrapped.lazy() if isinstance(wrapped, nw.DataFrame) else wrapped
+
+
+def narrowed(frame: Any, columns: Sequence[str], *, caller: str) -> Any:
+    """``frame`` with only those of ``columns`` it has, lazily, on its own engine.
+
+    What a job reads, said once: a column left out is never read from the
+    scan, nor carried through a pass over the states (a Polars DataFrame
+    comes back as a LazyFrame).
+
+    Examples:
+        >>> import polars as pl
+        >>> narrowed(pl.DataFrame({"a": [1], "b": [2]}), ["b", "c"], caller="demo").collect().columns
+        ['b']
+    """
+    if isinstance(frame, pl.DataFrame | pl.LazyFrame):  # no narwhals round trip
+        present = frame.lazy().collect_schema().names()
+        return frame.lazy().select([c for c in columns if c in present])
+    wrapped = lazy(frame, caller=caller)
+    present = wrapped.collect_schema().names()
+    return wrapped.select([c for c in columns if c in present]).to_native()
 
 
 def from_native(frame: Any, *, caller: str) -> Any:
@@ -427,6 +448,30 @@ def collect_shared(
         return {k: to_polars(v) for k, v in queries(nw.from_native(kept)).items()}
 
 
+def _repeated_text(frame: pl.DataFrame) -> list[str]:
+    """The text columns of ``frame`` whose values repeat: fewer than half of them distinct."""
+    return [
+        c
+        for c, dtype in frame.schema.items()
+        if dtype == pl.String and frame[c].n_unique() * 2 < frame.height
+    ]
+
+
+def _as_categories(frame: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
+    """``columns`` kept as categories: each distinct text once, a 4-byte code per row.
+
+    A Polars text value takes a 16-byte view plus its bytes beyond 12; a run
+    table's flow run, deployment, flow and task names repeat across its
+    rows, and stored as text they took most of its memory.
+    """
+    return frame.with_columns(pl.col(c).cast(pl.Categorical) for c in columns)
+
+
+def _as_text(frame: pl.LazyFrame, columns: Sequence[str]) -> pl.LazyFrame:
+    """``columns`` read back as text (as they were built): each query decodes what it reads."""
+    return frame.with_columns(pl.col(c).cast(pl.String) for c in columns)
+
+
 @contextmanager
 def materialized(frame: Any) -> Iterator[Any]:
     """Compute ``frame`` once and keep it, for the block, where reading it again is cheap.
@@ -435,7 +480,8 @@ def materialized(frame: Any) -> Iterator[Any]:
 
     - Polars: collected into a DataFrame, yielded as a LazyFrame over it (so
       each query is planned whole: ``summarize(run_time(kept))`` skips the
-      sort ``run_time`` gives its rows);
+      sort ``run_time`` gives its rows); text columns whose values repeat are
+      kept as categories and read back as text;
     - DuckDB: written to a temporary table of the relation's connection
       (which spills beyond ``memory_limit`` and needs no writable database),
       dropped after the block;
@@ -451,7 +497,9 @@ def materialized(frame: Any) -> Iterator[Any]:
     """
     impl = lazy(frame, caller="materialized").implementation
     if impl.is_polars():
-        yield (frame if isinstance(frame, pl.DataFrame) else frame.collect()).lazy()
+        kept = frame if isinstance(frame, pl.DataFrame) else frame.collect()
+        repeated = _repeated_text(kept)
+        yield _as_text(_as_categories(kept, repeated).lazy(), repeated)
         return
     if impl.is_duckdb():
         name = f"_trs_kept_{uuid.uuid4().hex}"
@@ -518,8 +566,14 @@ def materialized_by_run(
         parts = parts_for(states.select(pl.len()).collect().item())
     if parts is not None and parts > 1 and isinstance(states, pl.LazyFrame):
         key = pl.col(run).hash() % parts
-        pieces = [build(states.filter(key == k)).collect(engine="streaming") for k in range(parts)]
-        yield pl.concat(pieces, how="vertical", rechunk=False).lazy()
+        first = build(states.filter(key == 0)).collect(engine="streaming")
+        repeated = _repeated_text(first)
+        pieces = [_as_categories(first, repeated)]
+        for k in range(1, parts):
+            piece = build(states.filter(key == k)).collect(engine="streaming")
+            pieces.append(_as_categories(piece, repeated))
+        kept = pl.concat(pieces, how="vertical", rechunk=False)
+        yield _as_text(kept.lazy(), repeated)
         return
     with materialized(build(states)) as kept:
         yield kept

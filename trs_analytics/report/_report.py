@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import narwhals as nw
-import polars as pl
 
 from trs_analytics._atomic import atomic_write, check_writable
 from trs_analytics._format import argument_text, auto_every, span_text
 from trs_analytics._format import auto_period as _auto_period
+from trs_analytics._progress import peak_rss_mib
 from trs_analytics.charts import (
     CONFIG,
     draw_durations,
@@ -49,7 +49,7 @@ from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.metrics import RUN_COLUMNS, parse_every
 from trs_analytics.metrics import run_table as ta_run_table
 from trs_analytics.metrics._breakdowns import run_breakdowns
-from trs_analytics.metrics._frames import lazy, materialized_by_run, parts_for
+from trs_analytics.metrics._frames import lazy, materialized_by_run, narrowed, parts_for
 from trs_analytics.report._breakdowns import error_table, outcome_table, run_table
 from trs_analytics.report._flagged import flagged_sections, flagged_tables
 from trs_analytics.report._flows import flow_run_sections
@@ -66,6 +66,8 @@ from trs_analytics.schema import REQUIRED_METRIC_COLUMNS, require_columns
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+
+    import polars as pl
 
     from trs_analytics.metrics import SlaRule
 
@@ -129,15 +131,6 @@ SECTIONS = (
 )
 
 
-def _report_columns(states: Any) -> Any:
-    """The report's columns of ``states``, still on its engine (nothing is computed)."""
-    if isinstance(states, pl.DataFrame | pl.LazyFrame):
-        return states.select([c for c in _REPORT_COLUMNS if c in states.collect_schema()])
-    frame = lazy(states, caller="write_report")
-    present = [c for c in _REPORT_COLUMNS if c in frame.collect_schema().names()]
-    return frame.select(present).to_native()
-
-
 class _Steps:
     """Runs the sections one by one: tells ``on_section`` and logs each one's time."""
 
@@ -150,7 +143,9 @@ class _Steps:
             self.on_section(self.done, len(SECTIONS), name)
         started = time.monotonic()
         out = compute()
-        logger.info("report: %s in %.1f s", name, time.monotonic() - started)
+        peak = peak_rss_mib()
+        memory = "" if peak is None else f" (peak RSS {peak:.0f} MiB)"
+        logger.info("report: %s in %.1f s%s", name, time.monotonic() - started, memory)
         return out
 
 
@@ -181,7 +176,7 @@ def report_data(
         ('1d', 300)
     """
     step = _Steps(on_section)
-    frame = _report_columns(states)
+    frame = narrowed(states, _REPORT_COLUMNS, caller="write_report")
     seen = step("overview", lambda: overview(frame))
     if not seen["states"]:
         msg = "write_report() got no task-run states. Hint: check the dataset path and its filters."
