@@ -8,7 +8,7 @@
 another checkout's package first on ``PYTHONPATH`` to measure it); each label's
 figures replace that label's in ``results/alerts.json`` and leave the others.
 
-What is measured, all on :func:`trs_analytics.generate_planted` histories whose
+What is measured, all on :func:`trs_analytics.testing.generate_planted` histories whose
 truth is what was planted, never our own output:
 
 * ``failures.recall``: tasks failing 2-3% of their runs (``failure_probability``)
@@ -52,13 +52,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, machine, save_results
 
 import trs_analytics as ta
+import trs_analytics.testing as tt
 from trs_analytics.check import run_check
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 
 
 class Counts(TypedDict):
-    """How many anomalies of each kind :func:`trs_analytics.generate_planted` plants."""
+    """How many anomalies of each kind :func:`trs_analytics.testing.generate_planted` plants."""
 
     spikes: int
     failure_jumps: int
@@ -93,7 +94,7 @@ def failure_recall(seeds: range) -> list[dict[str, Any]]:
             caught = planted_total = 0
             started = time.perf_counter()
             for seed in seeds:
-                planted = ta.generate_planted(
+                planted = tt.generate_planted(
                     seed=seed,
                     days=22,
                     n_tasks=40,
@@ -133,7 +134,7 @@ def false_alarms(seeds: range) -> list[dict[str, Any]]:
         alarms = windows = every_alarms = every_windows = 0
         started = time.perf_counter()
         for seed in seeds:
-            clean = ta.generate_planted(
+            clean = tt.generate_planted(
                 seed=100 + seed, days=22, n_tasks=100, runs_per_day=runs, **NOTHING
             )
             assert clean.truth.is_empty()
@@ -191,7 +192,7 @@ def durations(seeds: range) -> dict[str, Any]:
         per_seed = []
         kind = "duration_spike" if metric == "run_time" else "failure_jump"
         for seed in seeds:
-            planted = ta.generate_planted(seed=seed, **plant, **history)  # type: ignore[arg-type]
+            planted = tt.generate_planted(seed=seed, **plant, **history)  # type: ignore[arg-type]
             found = ta.detect_anomalies(planted.states, metric=metric)  # type: ignore[arg-type]
             hits, planted_n, flagged_n = _recall_precision(found, planted.truth, kind)
             per_seed.append(
@@ -206,7 +207,7 @@ def durations(seeds: range) -> dict[str, Any]:
             )
         out[name] = per_seed
         print(json.dumps({name: per_seed}), flush=True)
-    clean = ta.generate_planted(seed=11, days=40, n_tasks=200, runs_per_day=12, **NOTHING)
+    clean = tt.generate_planted(seed=11, days=40, n_tasks=200, runs_per_day=12, **NOTHING)
     judged = _judged_windows(ta.detect_anomalies(clean.states))
     alarms = int(judged["anomalous"].sum())
     out["clean_run_time"] = {

@@ -105,9 +105,9 @@ def dataset(states: int, *, order: str = "run") -> Path:
 
 
 def generate(states: int, *, seed: int) -> Any:
-    import trs_analytics as ta
+    import trs_analytics.testing as tt
 
-    return ta.generate_states(
+    return tt.generate_states(
         round(states / STATES_PER_RUN), seed=seed, days=30, n_flows=20, n_tasks=200
     )
 

@@ -43,6 +43,7 @@ def label(codec: str, level: int | None) -> str:
 def main() -> None:
 
     import trs_analytics as ta
+    import trs_analytics.testing as tt
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--states", type=int, default=1_000_000)
@@ -52,7 +53,7 @@ def main() -> None:
     states = 200_000 if args.quick else args.states
     repeats = 3 if args.quick else args.repeats
 
-    frame = ta.generate_states(round(states / 3.17), seed=3, days=30, n_flows=20, n_tasks=200)
+    frame = tt.generate_states(round(states / 3.17), seed=3, days=30, n_flows=20, n_tasks=200)
     in_memory_mib = frame.estimated_size() / 2**20
     per_million = 1_000_000 / frame.height
     samples: dict[str, list[dict[str, float]]] = {label(*s): [] for s in SETTINGS}

@@ -57,6 +57,7 @@ def build_dataset(states: int, chunk_states: int, root: Path | None = None) -> P
     import polars as pl
 
     import trs_analytics as ta
+    import trs_analytics.testing as tt
 
     root = root or WORK / f"states-{states}"
     chunks = -(-states // chunk_states)
@@ -65,7 +66,7 @@ def build_dataset(states: int, chunk_states: int, root: Path | None = None) -> P
         done = root / f"_chunk-{k:05d}.done"  # hidden from readers (leading "_")
         if done.exists():
             continue
-        frame = ta.generate_states(
+        frame = tt.generate_states(
             round(min(chunk_states, states - k * chunk_states) / STATES_PER_RUN),
             seed=1000 + k,
             start=START + timedelta(days=k * days_per_chunk),

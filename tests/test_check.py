@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 import trs_analytics as ta
+import trs_analytics.testing as tt
 from tests.builders import at, history, states
 from trs_analytics.check import (
     EVENTS,
@@ -31,11 +32,11 @@ CLEAN = {"spikes": 0, "failure_jumps": 0, "stuck": 0, "slow_runs": 0, "late_runs
 
 
 @pytest.fixture(scope="module")
-def planted() -> ta.Planted:
-    return ta.generate_planted(seed=7)
+def planted() -> tt.Planted:
+    return tt.generate_planted(seed=7)
 
 
-def test_the_recent_period_holds_the_stuck_runs_and_the_late_slow_runs(planted: ta.Planted) -> None:
+def test_the_recent_period_holds_the_stuck_runs_and_the_late_slow_runs(planted: tt.Planted) -> None:
     truth = planted.truth
     rules = ta.parse_rules('[[rule]]\nname = "late"\ntask = "*"\nmax_lateness = "15m"')
     result = run_check(planted.states, rules=rules, now=planted.end, recent="35d")
@@ -66,7 +67,7 @@ def found(result: CheckResult, kind: str, *columns: str) -> list[tuple[object, .
 
 
 def test_an_anomalous_bucket_is_recent_when_it_ends_after_the_recent_period_starts(
-    planted: ta.Planted,
+    planted: tt.Planted,
 ) -> None:
     spike = planted.truth.filter(pl.col("kind") == "duration_spike").row(0, named=True)
     task, day = spike["task_name"], spike["bucket"]
@@ -113,7 +114,7 @@ def test_a_past_freshness_gap_is_recent_when_it_ends_in_the_recent_period(gap: t
     assert found(ends_before, "sla", "check", "at") == []
 
 
-def test_events_carry_the_finding_and_its_runs(planted: ta.Planted) -> None:
+def test_events_carry_the_finding_and_its_runs(planted: tt.Planted) -> None:
     result = run_check(planted.states, now=planted.end, recent="1d")
     events = finding_events(result.findings, now=planted.end)
     assert [e["event"] for e in events] == [EVENTS["stuck"]] * result.findings.height
@@ -124,11 +125,11 @@ def test_events_carry_the_finding_and_its_runs(planted: ta.Planted) -> None:
 
 
 def test_cli_exit_0_when_clean_1_when_flagged_json_lines(
-    tmp_path: Path, planted: ta.Planted
+    tmp_path: Path, planted: tt.Planted
 ) -> None:
     flagged, clean = tmp_path / "planted.parquet", tmp_path / "clean.parquet"
     planted.states.write_parquet(flagged)
-    ta.generate_planted(seed=7, **CLEAN).states.write_parquet(clean)  # type: ignore[arg-type]
+    tt.generate_planted(seed=7, **CLEAN).states.write_parquet(clean)  # type: ignore[arg-type]
     now = ["--now", planted.end.isoformat()]
     ok = CliRunner().invoke(main, ["check", str(clean), *now])
     assert ok.exit_code == 0, ok.output
@@ -154,7 +155,7 @@ def test_cli_bad_rules_exit_2(tmp_path: Path, rules: str | None, message: str) -
     if rules is not None:
         path.write_text(rules, encoding="utf-8")
     states = tmp_path / "s.parquet"
-    ta.generate_states(50, seed=1).write_parquet(states)
+    tt.generate_states(50, seed=1).write_parquet(states)
     result = CliRunner().invoke(main, ["check", str(states), "--rules", str(path)])
     assert result.exit_code == 2, result.output
     errors = [x for x in result.stderr.splitlines() if x.startswith("Error: ")]
@@ -163,7 +164,7 @@ def test_cli_bad_rules_exit_2(tmp_path: Path, rules: str | None, message: str) -
     assert re.search(message, errors[0]), errors[0]
 
 
-def test_finding_ids_are_stable_and_resource_ids_hold_no_spaces(planted: ta.Planted) -> None:
+def test_finding_ids_are_stable_and_resource_ids_hold_no_spaces(planted: tt.Planted) -> None:
     rules = ta.parse_rules('[[rule]]\nname = "render fast"\ntask = "*"\nmax_run_time = "1s"')
     first = run_check(planted.states, rules=rules, now=planted.end, recent="1d")
     later = run_check(planted.states, rules=rules, now=planted.end + timedelta(hours=1))
@@ -197,14 +198,14 @@ def test_stuck_after_and_min_history_reach_stuck_runs() -> None:
 
 def test_cli_emit_events_without_a_folder_needs_a_state_file(tmp_path: Path) -> None:
     states_file = tmp_path / "s.parquet"
-    ta.generate_states(50, seed=1).write_parquet(states_file)
+    tt.generate_states(50, seed=1).write_parquet(states_file)
     result = CliRunner().invoke(main, ["check", str(states_file), "--emit-events"])
     assert result.exit_code == 2, result.output
     assert "emitting events needs a file to remember the open findings in" in result.stderr
 
 
 def test_check_from_a_path_is_what_the_command_prints_and_what_run_check_finds(
-    tmp_path: Path, planted: ta.Planted
+    tmp_path: Path, planted: tt.Planted
 ) -> None:
     path = tmp_path / "planted.parquet"
     planted.states.write_parquet(path)
@@ -236,7 +237,7 @@ def test_check_from_says_when_it_needs_a_client(
     tmp_path: Path, path: str | None, message: str | None
 ) -> None:
     states_file = tmp_path / "s.parquet"
-    ta.generate_states(50, seed=1).write_parquet(states_file)
+    tt.generate_states(50, seed=1).write_parquet(states_file)
     given = None if path is None else states_file
     if message is None:
         with pytest.raises(ta.ConfigurationError, match="to read heartbeats"):
@@ -257,7 +258,7 @@ def test_cli_engine_options_need_a_path_and_duckdb(
     tmp_path: Path, args: list[str], message: str
 ) -> None:
     states = tmp_path / "s.parquet"
-    ta.generate_states(50, seed=1).write_parquet(states)
+    tt.generate_states(50, seed=1).write_parquet(states)
     args = [str(states) if a == "STATES" else a for a in args]
     result = CliRunner().invoke(main, ["check", *args, "--api-url", "http://127.0.0.1:9/api"])
     assert result.exit_code == 2, result.output

@@ -30,7 +30,6 @@ from tests.disks import disk, read_only
 from tests.fresh import auto_sources
 from tests.recorded import Router, serve
 from tests.test_fetch_flow_runs import N_RUNS, FlowRunServer
-from trs_analytics import generate_flow_run_states, generate_states
 from trs_analytics.cli import EXIT_CODES, main
 from trs_analytics.export import ExportResult
 from trs_analytics.schema import FLOW_RUN_STATES_SCHEMA, FLOW_RUNS, TASK_RUNS
@@ -40,6 +39,7 @@ from trs_analytics.storage import (
     scan_flow_run_states,
     scan_states,
 )
+from trs_analytics.testing import generate_flow_run_states, generate_states
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 
 import trs_analytics as ta
+import trs_analytics.testing as tt
 from trs_analytics import exceptions, metrics
 from trs_analytics.client import PrefectClient
 
@@ -98,7 +99,7 @@ def test_a_metric_given_no_frame_names_itself_and_its_argument(name: str, wrong:
 
 
 def test_a_bad_anomaly_option_says_the_defaults_its_signature_has() -> None:
-    states = ta.generate_states(20, seed=1)
+    states = tt.generate_states(20, seed=1)
     with pytest.raises(
         ta.ConfigurationError, match=r"Hint: the defaults are 3\.0, 1\.0, 14 and 5\.$"
     ):

@@ -24,6 +24,7 @@ import polars as pl
 import pytest
 
 import trs_analytics as ta
+import trs_analytics.testing as tt
 from tests.recorded import recorded_body
 from trs_analytics._progress import Progress, describe
 from trs_analytics.exceptions import ConfigurationError
@@ -200,7 +201,7 @@ TWINS = [
     (ta.fetch_states, ta.fetch_flow_run_states),
     (ta.iter_states, ta.iter_flow_run_states),
     (ta.scan_states, ta.scan_flow_run_states),
-    (ta.generate_states, ta.generate_flow_run_states),
+    (tt.generate_states, tt.generate_flow_run_states),
     (ta.write_states, ta.storage.write_flow_run_states),
 ]
 

@@ -114,9 +114,9 @@ RUN_CHECK_FLOW = textwrap.dedent(
 def test_the_check_flow_publishes_its_findings_as_an_artifact(
     tmp_path: Path, prefect_server: PrefectServer
 ) -> None:
-    import trs_analytics as ta
+    import trs_analytics.testing as tt
 
-    planted = ta.generate_planted(seed=11, days=20, warmup_days=14, n_tasks=4)
+    planted = tt.generate_planted(seed=11, days=20, warmup_days=14, n_tasks=4)
     path = tmp_path / "planted.parquet"
     planted.states.write_parquet(path)
     stuck = sorted(planted.truth.filter(pl.col("kind") == "stuck")["task_run_id"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import inspect
 import re
 import tomllib
 from pathlib import Path
@@ -12,6 +13,7 @@ import polars as pl
 import pytest
 
 import trs_analytics
+from tests.public import public_functions
 from trs_analytics.schema import FLOW_RUN_STATES_SCHEMA, SCHEMA_VERSION, STATES_SCHEMA
 
 if TYPE_CHECKING:
@@ -174,3 +176,49 @@ def test_the_api_reference_has_a_page_for_every_public_package() -> None:
     nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
     for page in sorted((ROOT / "docs" / "reference").glob("*.md")):
         assert page.name in nav, f"{page.name} is not in mkdocs.yml's nav"
+
+
+#: Names a parameter for "the current time" must not have: it is ``now`` everywhere.
+_NOT_NOW = {"at", "as_of", "asof", "current_time", "reference_time", "when", "today"}
+
+
+def _documented(fn: object, parameter: str) -> str:
+    """The ``Args:`` entry of ``parameter`` in ``fn``'s docstring ("" if none)."""
+    doc = inspect.getdoc(fn) or ""
+    match = re.search(rf"^\s+{parameter}: (.*(?:\n\s{{8,}}\S.*)*)", doc, flags=re.MULTILINE)
+    return " ".join(match.group(1).split()) if match else ""
+
+
+@pytest.mark.parametrize(
+    ("name", "fn"), public_functions(), ids=[name for name, _ in public_functions()]
+)
+def test_the_current_time_is_called_now(name: str, fn: object) -> None:
+    for parameter in inspect.signature(fn).parameters:  # type: ignore[arg-type]
+        assert parameter not in _NOT_NOW, f"{name}({parameter}=): call it now="
+        text = _documented(fn, parameter)
+        if re.search(r"\bcurrent (UTC )?time\b", text):
+            assert parameter == "now", f"{name}({parameter}=) is the current time: call it now="
+
+
+def _readme_api() -> list[str]:
+    """The names of the README's "Public API" list, in order."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text.split("<!-- api:start -->")[1].split("<!-- api:end -->")[0]
+    return re.findall(r"`(\w+)`", block)
+
+
+def _reference_api() -> list[str]:
+    """The members the API reference's package page shows, in order."""
+    page = (ROOT / "docs" / "reference" / "package.md").read_text(encoding="utf-8")
+    return re.findall(r"^ {8}- (\w+)$", page, flags=re.MULTILINE)
+
+
+def test_all_the_readme_and_the_api_reference_list_the_same_top_level_names() -> None:
+    exported = set(trs_analytics.__all__) - {"__version__"}
+    readme, reference = _readme_api(), _reference_api()
+    assert len(readme) == len(set(readme)), "a name is listed twice in the README"
+    assert set(readme) == exported, (
+        f"README only: {sorted(set(readme) - exported)}; "
+        f"__all__ only: {sorted(exported - set(readme))}"
+    )
+    assert reference == readme, "docs/reference/package.md: the README's names, in its order"

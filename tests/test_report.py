@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 
 import trs_analytics as ta
+import trs_analytics.testing as tt
 from tests.chromium import open_in_chromium
 from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.report import write_report
@@ -124,12 +125,12 @@ def test_bad_period_fails_before_drawing(states: pl.DataFrame, tmp_path: Path) -
 
 def test_report_makes_its_folder(tmp_path: Path) -> None:
     out = tmp_path / "a" / "b" / "report.html"
-    assert write_report(ta.generate_states(50, seed=2), out) == out
+    assert write_report(tt.generate_states(50, seed=2), out) == out
     assert [p.name for p in out.parent.iterdir()] == ["report.html"]
 
 
 def test_report_without_failures_draws_the_overall_rate(tmp_path: Path) -> None:
-    states = ta.generate_states(300, seed=4).filter(~pl.col("type").is_in(["FAILED", "CRASHED"]))
+    states = tt.generate_states(300, seed=4).filter(~pl.col("type").is_in(["FAILED", "CRASHED"]))
     text = write_report(states, tmp_path / "r.html").read_text(encoding="utf-8")
     assert "No task run failed: the rate over all runs." in text
     assert '"all runs"' in text
@@ -182,7 +183,7 @@ def test_sample_probe_panel_shows_its_failures(states: pl.DataFrame) -> None:
 
 
 def test_text_is_escaped_once(tmp_path: Path) -> None:
-    states = ta.generate_states(100, seed=3).with_columns(task_name=pl.lit("<b>x</b>"))
+    states = tt.generate_states(100, seed=3).with_columns(task_name=pl.lit("<b>x</b>"))
     text = write_report(states, tmp_path / "r.html", title="A & <B>").read_text(encoding="utf-8")
     assert "<title>A &amp; &lt;B&gt;</title>" in text
     assert "<h1>A &amp; &lt;B&gt;</h1>" in text
@@ -192,7 +193,7 @@ def test_text_is_escaped_once(tmp_path: Path) -> None:
 
 def test_text_in_a_linked_cell_is_escaped_inside_its_link(tmp_path: Path) -> None:
     evil = "<img src=x onerror=alert(1)>"
-    states = ta.generate_states(100, seed=3).with_columns(task_run_name=pl.lit(evil))
+    states = tt.generate_states(100, seed=3).with_columns(task_run_name=pl.lit(evil))
     report = write_report(states, tmp_path / "r.html", ui_url="http://127.0.0.1:4200")
     text = report.read_text(encoding="utf-8")
     link = (
@@ -206,7 +207,7 @@ def test_text_in_a_linked_cell_is_escaped_inside_its_link(tmp_path: Path) -> Non
 def test_a_name_that_opens_an_html_comment_does_not_stop_the_charts(tmp_path: Path) -> None:
     # In a <script>, "<!--<script>" makes the HTML parser pass over the element's own
     # </script>: the chart data must hold no "<" for the parser to see.
-    states = ta.generate_states(100, seed=3).with_columns(task_run_name=pl.lit("<!--<script>"))
+    states = tt.generate_states(100, seed=3).with_columns(task_run_name=pl.lit("<!--<script>"))
     report = write_report(states, tmp_path / "r.html")
     assert open_in_chromium(report, tmp_path / "r.png")["rendered"] == str(CHARTS)
     assert "<!--" not in report.read_text(encoding="utf-8")
@@ -225,7 +226,7 @@ def test_runs_link_to_the_prefect_ui(states: pl.DataFrame, tmp_path: Path) -> No
 
 
 def test_breakdowns_count_crashed_and_cancelled_apart(tmp_path: Path) -> None:
-    text = write_report(ta.generate_states(400, seed=6), tmp_path / "r.html").read_text(
+    text = write_report(tt.generate_states(400, seed=6), tmp_path / "r.html").read_text(
         encoding="utf-8"
     )
     for heading in (
@@ -350,7 +351,7 @@ def test_flow_run_charts_draw_runs_without_a_deployment_on_their_own() -> None:
 def test_the_anomalies_and_slas_section_lists_what_was_planted_or_says_nothing(
     tmp_path: Path,
 ) -> None:
-    planted = ta.generate_planted(seed=2, days=20, n_tasks=4)
+    planted = tt.generate_planted(seed=2, days=20, n_tasks=4)
     rules = ta.parse_rules('[[rule]]\nname = "on time"\ntask = "*"\nmax_lateness = "15m"')
     path = write_report(
         planted.states, tmp_path / "r.html", now=planted.end, rules=rules, ui_url="http://ui"
@@ -362,7 +363,7 @@ def test_the_anomalies_and_slas_section_lists_what_was_planted_or_says_nothing(
     for kind in ("stuck", "late_run"):
         for run in truth.filter(pl.col("kind") == kind)["task_run_id"]:
             assert f'href="http://ui/runs/task-run/{run}"' in text, (kind, run)
-    clean = ta.generate_planted(
+    clean = tt.generate_planted(
         seed=2, days=20, n_tasks=4, spikes=0, failure_jumps=0, stuck=0, slow_runs=0,
         late_runs=0, gaps=0,
     )  # fmt: skip

@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 import trs_analytics as ta
+import trs_analytics.testing as tt
 from trs_analytics.cli import main
 from trs_analytics.report._report import SECTIONS
 
@@ -27,7 +28,7 @@ COMMAND = [sys.executable, "-c", "from trs_analytics.cli import main; main()"]
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Enough states for the report to take well over the few seconds the test waits."""
-    states = ta.generate_states(60_000, seed=8, days=10)
+    states = tt.generate_states(60_000, seed=8, days=10)
     return ta.write_states(states, tmp_path_factory.mktemp("ds") / "states.parquet")
 
 
@@ -66,7 +67,7 @@ def test_an_unwritable_out_fails_before_computing(dataset: Path, tmp_path: Path)
 
 
 def test_verbose_logs_each_section_once_in_order(tmp_path: Path) -> None:
-    path = ta.write_states(ta.generate_states(200, seed=4), tmp_path / "s.parquet")
+    path = ta.write_states(tt.generate_states(200, seed=4), tmp_path / "s.parquet")
     result = CliRunner().invoke(
         main, ["report", str(path), "--out", str(tmp_path / "r.html"), "-v"]
     )
@@ -84,7 +85,7 @@ def test_verbose_logs_each_section_once_in_order(tmp_path: Path) -> None:
 
 def test_the_report_names_cli_options_in_the_cli(tmp_path: Path) -> None:
     """Issue 26.10: hints name the option a CLI user can pass, the argument in Python."""
-    small = ta.write_states(ta.generate_states(200, seed=3), tmp_path / "s.parquet")
+    small = ta.write_states(tt.generate_states(200, seed=3), tmp_path / "s.parquet")
     result = CliRunner().invoke(main, ["report", str(small), "--out", str(tmp_path / "c.html")])
     assert result.exit_code == 0, result.output
     cli = (tmp_path / "c.html").read_text(encoding="utf-8")

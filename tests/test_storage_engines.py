@@ -12,6 +12,7 @@ import polars as pl
 import pytest
 
 import trs_analytics as ta
+import trs_analytics.testing as tt
 from tests.engines.native import spark_session, to_polars
 from trs_analytics.engines import ENGINES, MissingDependencyError, engine_of
 from trs_analytics.storage import DatasetInfo
@@ -42,7 +43,7 @@ def engine(request: pytest.FixtureRequest) -> str:
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pl.DataFrame]:
     """An exported dataset's layout: day partitions, parts, a marker and a hidden leftover."""
     root = tmp_path_factory.mktemp("dataset")
-    states = ta.generate_states(600, seed=3, days=2, n_tasks=4, n_flows=2)
+    states = tt.generate_states(600, seed=3, days=2, n_tasks=4, n_flows=2)
     day = pl.col("timestamp").dt.date().cast(pl.String)
     for (name,), part in states.with_columns(_day=day).partition_by("_day", as_dict=True).items():
         half = part.height // 2
@@ -106,7 +107,7 @@ def test_empty_dataset_has_the_contract_columns(engine: str, tmp_path: Path) -> 
 
 def test_timestamps_are_utc_instants_and_days_are_utc_days(engine: str, tmp_path: Path) -> None:
     late = datetime(2026, 3, 1, 23, 30, tzinfo=UTC)  # 2026-03-02 in Tokyo, 18:30 in New York
-    states = ta.generate_states(1, seed=1).with_columns(
+    states = tt.generate_states(1, seed=1).with_columns(
         timestamp=pl.lit(late, ta.STATES_SCHEMA["timestamp"])
     )
     path = ta.write_states(states, tmp_path / "late.parquet")

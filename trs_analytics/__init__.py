@@ -1,8 +1,8 @@
 """trs_analytics: task-run state analytics for Prefect.
 
 Layers, with imports pointing one way (a layer imports only the ones after it):
-cli and flows; prometheus; check; report and export; charts and storage;
-metrics and fetch; client and synthetic; the shared base (``schema``,
+cli and flows; prometheus; check; report, export and testing (the test-data
+generators); charts and storage; metrics and fetch; client; the shared base (``schema``,
 ``engines``, ``_time``, ``_atomic``, ``_progress``, ``_format``, then
 ``exceptions``, ``_redact``). The one definition is the import-linter
 contracts in ``pyproject.toml`` (``[tool.importlinter]``); README's
@@ -11,7 +11,7 @@ Architecture describes each module.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from trs_analytics.client import PrefectClient
 from trs_analytics.exceptions import (
@@ -59,6 +59,7 @@ from trs_analytics.metrics import (
     failure_rates,
     flow_time_shares,
     in_seconds,
+    kept_run_table,
     landing_time,
     lateness,
     outcome_counts,
@@ -96,12 +97,6 @@ from trs_analytics.schema import (
     validate_states,
 )
 from trs_analytics.storage import scan_flow_run_states, scan_states, write_states
-from trs_analytics.synthetic import (
-    Planted,
-    generate_flow_run_states,
-    generate_planted,
-    generate_states,
-)
 
 if TYPE_CHECKING:
     from trs_analytics.charts import save_chart
@@ -121,7 +116,6 @@ __all__ = [
     "DatasetLockedError",
     "MissingDependencyError",
     "NotFoundError",
-    "Planted",
     "PrefectAPIError",
     "PrefectClient",
     "RequestRejectedError",
@@ -156,12 +150,10 @@ __all__ = [
     "fetch_flow_run_states",
     "fetch_states",
     "flow_time_shares",
-    "generate_flow_run_states",
-    "generate_planted",
-    "generate_states",
     "in_seconds",
     "iter_flow_run_states",
     "iter_states",
+    "kept_run_table",
     "landing_time",
     "lateness",
     "outcome_counts",
@@ -197,8 +189,17 @@ __all__ = [
 ]
 
 
+#: Names the top level held before the test-data generators moved to :mod:`trs_analytics.testing`.
+_MOVED_TO_TESTING: Final = frozenset(
+    {"Planted", "generate_flow_run_states", "generate_planted", "generate_states"}
+)
+
+
 def __getattr__(name: str) -> object:
-    """Import the chart and report layers (Altair, vl-convert) only when first used."""
+    """Import the chart and report layers (Altair, vl-convert) only when first used.
+
+    A name that moved to :mod:`trs_analytics.testing` raises an AttributeError saying where.
+    """
     if name == "save_chart":
         from trs_analytics.charts import save_chart
 
@@ -207,5 +208,12 @@ def __getattr__(name: str) -> object:
         from trs_analytics.report import write_report
 
         return write_report
+    if name in _MOVED_TO_TESTING:
+        msg = (
+            f"module 'trs_analytics' has no attribute {name!r}: the test-data generators "
+            f"moved. Hint: use trs_analytics.testing.{name} "
+            f"(from trs_analytics.testing import {name})."
+        )
+        raise AttributeError(msg)
     msg = f"module 'trs_analytics' has no attribute {name!r}"
     raise AttributeError(msg)

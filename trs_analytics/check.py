@@ -63,14 +63,14 @@ from trs_analytics.exceptions import ConfigurationError, StorageError
 from trs_analytics.fetch import fetch_states, iter_event_pages
 from trs_analytics.metrics import (
     detect_anomalies,
+    kept_run_table,
     parse_rules,
-    run_table,
     sla_report,
     stuck_runs,
     to_polars,
 )
 from trs_analytics.metrics._buckets import bucket_start
-from trs_analytics.metrics._frames import lazy, materialized_by_run, narrowed
+from trs_analytics.metrics._frames import lazy, narrowed
 from trs_analytics.schema import EXPECTED_START, REQUIRED_METRIC_COLUMNS, UTC_US
 from trs_analytics.storage import require_parquet, scan_states
 
@@ -457,8 +457,8 @@ def run_check(
 
     Examples:
         >>> from datetime import UTC, datetime
-        >>> import trs_analytics as ta
-        >>> states = ta.generate_states(300, seed=1, start=datetime(2026, 1, 1, tzinfo=UTC), days=1)
+        >>> from trs_analytics.testing import generate_states
+        >>> states = generate_states(300, seed=1, start=datetime(2026, 1, 1, tzinfo=UTC), days=1)
         >>> result = run_check(states, now=datetime(2026, 1, 2, tzinfo=UTC))
         >>> result.counts()
         {'anomaly': 0, 'stuck': 2, 'sla': 0}
@@ -469,7 +469,7 @@ def run_check(
     first = None if first is None else first.astimezone(UTC)
     states = _window(narrowed(states, _columns(rules), caller="run_check"), first)
     # each run's states reduced to one row, once, and kept on the engine: every check reads it
-    with materialized_by_run(states, run_table, run="task_run_id") as runs:
+    with kept_run_table(states) as runs:
         parts = [_anomalies(runs, at, recent, every), _stuck(runs, at, stuck_after, min_history)]
         if rules:
             parts.append(_breaches(runs, rules, at, since, every, first))

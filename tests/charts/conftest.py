@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-import trs_analytics as ta
+import trs_analytics.testing as tt
 
 if TYPE_CHECKING:
     import polars as pl
@@ -19,6 +19,6 @@ if TYPE_CHECKING:
 @pytest.fixture(scope="session")
 def million_states() -> pl.DataFrame:
     """About a million states (330,000 task runs over a week)."""
-    states = ta.generate_states(330_000, seed=42)
+    states = tt.generate_states(330_000, seed=42)
     assert states.height > 1_000_000
     return states

@@ -6,17 +6,18 @@ import polars as pl
 import pytest
 
 import trs_analytics as ta
+import trs_analytics.testing as tt
 from tests.charts.datasets import rows_of
 from trs_analytics import charts
 from trs_analytics.exceptions import SchemaError
 
 
 @pytest.fixture(scope="module")
-def planted() -> ta.Planted:
-    return ta.generate_planted(seed=1, n_tasks=3, days=21, runs_per_day=6, spikes=2)
+def planted() -> tt.Planted:
+    return tt.generate_planted(seed=1, n_tasks=3, days=21, runs_per_day=6, spikes=2)
 
 
-def test_the_chart_draws_the_band_and_marks_the_flagged_buckets(planted: ta.Planted) -> None:
+def test_the_chart_draws_the_band_and_marks_the_flagged_buckets(planted: tt.Planted) -> None:
     result = ta.detect_anomalies(planted.states)
     rows = rows_of(charts.anomaly_chart(result, top=3))
     assert len(rows) == result.height
@@ -32,7 +33,7 @@ def test_the_chart_draws_the_band_and_marks_the_flagged_buckets(planted: ta.Plan
         assert drawn[key] == (got["lower"], got["upper"])
 
 
-def test_top_keeps_the_groups_with_most_flags_first(planted: ta.Planted) -> None:
+def test_top_keeps_the_groups_with_most_flags_first(planted: tt.Planted) -> None:
     result = ta.detect_anomalies(planted.states)
     kept = charts.anomaly_series(result, top=1)["group"].unique().to_list()
     most = (
@@ -43,7 +44,7 @@ def test_top_keeps_the_groups_with_most_flags_first(planted: ta.Planted) -> None
     assert kept == [most]
 
 
-def test_failure_rates_get_a_percent_axis_and_one_group_one_panel(planted: ta.Planted) -> None:
+def test_failure_rates_get_a_percent_axis_and_one_group_one_panel(planted: tt.Planted) -> None:
     result = ta.detect_anomalies(planted.states, metric="failure_rate", by=None)
     spec = charts.anomaly_chart(result).to_dict()
     assert "facet" not in spec
@@ -52,6 +53,6 @@ def test_failure_rates_get_a_percent_axis_and_one_group_one_panel(planted: ta.Pl
     assert all(label.endswith("%") for label in labels)
 
 
-def test_a_frame_that_is_not_a_result_is_refused(planted: ta.Planted) -> None:
+def test_a_frame_that_is_not_a_result_is_refused(planted: tt.Planted) -> None:
     with pytest.raises(SchemaError, match=r"Hint: pass ta\.detect_anomalies"):
         charts.anomaly_chart(planted.states)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 import altair as alt
 import pytest
 
-import trs_analytics as ta
+import trs_analytics.testing as tt
 from trs_analytics.charts import AnyChart, retry_chart, save_chart
 from trs_analytics.exceptions import ConfigurationError
 
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 @pytest.fixture(scope="module")
 def chart() -> AnyChart:
-    return retry_chart(ta.generate_states(300, seed=3), top=5)
+    return retry_chart(tt.generate_states(300, seed=3), top=5)
 
 
 def test_png(chart: AnyChart, tmp_path: Path) -> None:

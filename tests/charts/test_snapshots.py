@@ -16,6 +16,7 @@ import polars as pl
 import pytest
 
 import trs_analytics as ta
+import trs_analytics.testing as tt
 from trs_analytics import charts
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ SNAPSHOTS = Path(__file__).parent / "__snapshots__"
 
 
 def _anomalies(_states: pl.DataFrame) -> Any:
-    planted = ta.generate_planted(seed=1, n_tasks=3, days=21, runs_per_day=6, spikes=2)
+    planted = tt.generate_planted(seed=1, n_tasks=3, days=21, runs_per_day=6, spikes=2)
     return charts.anomaly_chart(ta.detect_anomalies(planted.states), top=2)
 
 
@@ -53,12 +54,12 @@ FLOW_CHARTS: dict[str, Callable[[pl.DataFrame], Any]] = {
 
 @pytest.fixture(scope="module")
 def states() -> pl.DataFrame:
-    return ta.generate_states(400, seed=5, days=2, n_tasks=8, n_flows=2)
+    return tt.generate_states(400, seed=5, days=2, n_tasks=8, n_flows=2)
 
 
 @pytest.fixture(scope="module")
 def flow_runs() -> pl.DataFrame:
-    return ta.generate_flow_run_states(400, seed=5, days=2, n_tasks=8, n_flows=2)
+    return tt.generate_flow_run_states(400, seed=5, days=2, n_tasks=8, n_flows=2)
 
 
 @pytest.mark.parametrize("name", list(CHARTS) + list(FLOW_CHARTS))

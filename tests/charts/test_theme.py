@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import trs_analytics as ta
+import trs_analytics.testing as tt
 from trs_analytics.charts import STATE_COLORS, retry_chart, state_scale, timeline_chart
 
 
@@ -10,7 +11,7 @@ def test_every_state_type_has_its_own_colour() -> None:
 
 
 def test_charts_share_the_state_colours() -> None:
-    states = ta.generate_states(2_000, seed=8)
+    states = tt.generate_states(2_000, seed=8)
     for chart in (retry_chart(states), timeline_chart(states)):
         scale = chart.to_dict()["layer"][0]["encoding"]["color"]["scale"]
         for state_type, colour in zip(scale["domain"], scale["range"], strict=True):

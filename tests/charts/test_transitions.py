@@ -3,7 +3,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-import trs_analytics as ta
+import trs_analytics.testing as tt
 from tests.builders import history, states
 from tests.charts.datasets import rows_of
 from trs_analytics.charts import transition_chart, transition_counts
@@ -60,7 +60,7 @@ def test_bad_level(states: pl.DataFrame) -> None:
 
 @pytest.mark.parametrize("level", ["type", "name"])
 def test_counting_a_set_of_runs_at_a_time_gives_the_same_counts(level: str) -> None:
-    generated = ta.generate_states(600, seed=11)
+    generated = tt.generate_states(600, seed=11)
     doubled = pl.concat([generated, generated.head(300)])  # copies of states, as an export overlap
     whole = transition_counts(doubled.lazy(), level=level)  # type: ignore[arg-type]
     in_sets = transition_counts(doubled.lazy(), level=level, parts=5)  # type: ignore[arg-type]

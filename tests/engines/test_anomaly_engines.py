@@ -17,6 +17,7 @@ import polars as pl
 import pytest
 
 import trs_analytics as ta
+import trs_analytics.testing as tt
 from tests.engines.native import KIND_OF, assert_same, kind
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ CALLS: dict[str, Callable[[Any], Any]] = {
 
 @pytest.fixture(scope="module")
 def planted() -> pl.DataFrame:
-    history = ta.generate_planted(
+    history = tt.generate_planted(
         seed=5,
         days=17,
         n_tasks=2,

@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 import trs_analytics as ta
+import trs_analytics.testing as tt
 from trs_analytics._time import iso
 from trs_analytics.check import FINDINGS_SCHEMA, CheckResult, _window, check_start, run_check
 from trs_analytics.cli import main
@@ -91,7 +92,7 @@ PLANTED: dict[str, Any] = {
 
 
 def _planted() -> Scenario:
-    planted = ta.generate_planted(**PLANTED)
+    planted = tt.generate_planted(**PLANTED)
     rules = RULES.format(run="1m", late="15m", window="1d", fresh_task="load_orders", fresh="12h")
     return Scenario(planted.states, rules, now=planted.end, recent="6d")
 
@@ -112,7 +113,7 @@ def test_the_reference_breaks_every_rule(scenario: Scenario) -> None:
 
 
 def test_the_planted_anomalies_and_stuck_run_are_found() -> None:
-    planted = ta.generate_planted(**PLANTED)
+    planted = tt.generate_planted(**PLANTED)
     found = _planted().expected
     truth = planted.truth
     anomalies = set(found.filter(kind="anomaly").select("check", "subject", "at").rows())

@@ -1,6 +1,6 @@
 """The flow-level metrics give the same answer on every engine for flow-run states.
 
-The flow-run states are synthetic (:func:`trs_analytics.generate_flow_run_states`):
+The flow-run states are synthetic (:func:`trs_analytics.testing.generate_flow_run_states`):
 50 flow runs of six deployments on three work pools, with failing streaks,
 resolutions and overlapping runs. The metrics of ``cases.py`` run on task-run
 states; these run on a frame without ``task_run_id`` and count flow runs.
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import trs_analytics as ta
+import trs_analytics.testing as tt
 from tests.engines.cases import Case
 from tests.engines.native import KIND_OF, assert_same, kind
 
@@ -35,7 +36,7 @@ CASES = [
 @pytest.fixture(scope="module")
 def flow_runs() -> pl.DataFrame:
     # seed 7: three deployments end on a failing streak, 20 failures, 13 resolved
-    return ta.generate_flow_run_states(400, seed=7, days=0.5)
+    return tt.generate_flow_run_states(400, seed=7, days=0.5)
 
 
 @pytest.fixture(scope="module")

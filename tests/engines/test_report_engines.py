@@ -21,6 +21,7 @@ import polars as pl
 import pytest
 
 import trs_analytics as ta
+import trs_analytics.testing as tt
 from tests.engines.native import ENGINE_IDS, assert_same
 from trs_analytics._format import missing_label
 from trs_analytics.metrics import parse_rules
@@ -88,7 +89,7 @@ def sample() -> pl.DataFrame:
 
 @pytest.fixture(scope="module")
 def generated() -> pl.DataFrame:
-    return ta.generate_states(1500, seed=11, days=3, n_tasks=12, n_flows=3)
+    return tt.generate_states(1500, seed=11, days=3, n_tasks=12, n_flows=3)
 
 
 def _now(states: pl.DataFrame) -> datetime:
@@ -213,7 +214,7 @@ def test_the_report_command_runs_on_spark(spark: Any, tmp_path: Path) -> None:
     from trs_analytics.cli import main
 
     assert spark is not None  # the session's one local SparkSession, which the command finds
-    states = ta.generate_states(300, seed=3, days=2, n_tasks=6, n_flows=2)
+    states = tt.generate_states(300, seed=3, days=2, n_tasks=6, n_flows=2)
     path = ta.write_states(states, tmp_path / "states.parquet")
     pages = {}
     for engine in ("polars", "spark"):

@@ -21,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 import trs_analytics as ta
+import trs_analytics.testing as tt
 from tests.engines.cases import NOW, OPEN_RULES, RULES, Case, opened
 from tests.engines.native import KIND_OF, assert_same, kind
 from tests.engines.test_metric_engines import EXAMPLES, SEPARATE_SAMPLE, histories, with_sample
@@ -161,19 +162,19 @@ def test_generated(
 
 
 def test_metrics_of_single_states_refuse_a_run_table() -> None:
-    runs = ta.run_table(ta.generate_states(20, seed=1))
+    runs = ta.run_table(tt.generate_states(20, seed=1))
     with pytest.raises(SchemaError, match="type"):
         ta.queue_wait(runs)
 
 
 def test_a_table_of_another_layout_is_refused() -> None:
-    runs = ta.run_table(ta.generate_states(20, seed=1)).rename({"_run_table_v1": "_run_table_v0"})
+    runs = ta.run_table(tt.generate_states(20, seed=1)).rename({"_run_table_v1": "_run_table_v0"})
     with pytest.raises(SchemaError, match="another layout"):
         ta.failure_rates(runs)
 
 
 def test_a_missing_by_column_names_the_fix() -> None:
-    runs = ta.run_table(ta.generate_states(20, seed=1).drop("work_pool_name"))
+    runs = ta.run_table(tt.generate_states(20, seed=1).drop("work_pool_name"))
     with pytest.raises(SchemaError, match="work_pool_name"):
         ta.failure_rates(runs, by="work_pool_name")
 
@@ -220,7 +221,7 @@ def test_a_run_table_of_flow_run_states_is_keyed_by_flow_run(
     engine: str, on_engine: Callable[[pl.DataFrame], Any]
 ) -> None:
     """The same path serves flow runs: the table is keyed by flow_run_id, the answers equal."""
-    flow_runs = ta.generate_flow_run_states(400, seed=2)
+    flow_runs = tt.generate_flow_run_states(400, seed=2)
     with materialized(ta.run_table(on_engine(flow_runs))) as runs:
         assert "flow_run_id" in nw.from_native(runs).collect_schema().names()
         assert_same(

@@ -1,6 +1,6 @@
 """How well detect_anomalies finds planted anomalies, and how rarely it cries wolf.
 
-Ground truth is what :func:`trs_analytics.generate_planted` planted (its
+Ground truth is what :func:`trs_analytics.testing.generate_planted` planted (its
 ``truth``), never our own output. Targets (issue 11): recall >= 0.95 for
 duration spikes of 3x the typical duration; at most 1 false alarm per 1,000
 clean group-buckets. Measured on Polars, with the default options unless
@@ -15,13 +15,14 @@ import polars as pl
 import pytest
 
 import trs_analytics as ta
+import trs_analytics.testing as tt
 
 if TYPE_CHECKING:
     from trs_analytics.metrics import AnomalyOptions
 
 
 class History(TypedDict):
-    """Options of :func:`trs_analytics.generate_planted` shared by the recall tests."""
+    """Options of :func:`trs_analytics.testing.generate_planted` shared by the recall tests."""
 
     days: int
     n_tasks: int
@@ -32,7 +33,7 @@ class History(TypedDict):
 
 
 class Nothing(TypedDict, total=False):
-    """Counts of :func:`trs_analytics.generate_planted` that plant nothing."""
+    """Counts of :func:`trs_analytics.testing.generate_planted` that plant nothing."""
 
     spikes: int
     failure_jumps: int
@@ -62,7 +63,7 @@ def recall_precision(found: Any, truth: pl.DataFrame, kind: str) -> tuple[float,
 
 @pytest.mark.parametrize(("factor", "seed"), [(3.0, 0), (3.0, 1), (1 / 3, 2)])
 def test_duration_spikes_and_drops_of_3x_are_found(factor: float, seed: int) -> None:
-    planted = ta.generate_planted(
+    planted = tt.generate_planted(
         seed=seed, spikes=60, spike_factor=factor, failure_jumps=0, **PLANTED
     )
     found = ta.detect_anomalies(planted.states)
@@ -77,7 +78,7 @@ def test_duration_spikes_and_drops_of_3x_are_found(factor: float, seed: int) -> 
 
 
 def test_spikes_are_found_with_day_of_week_seasonality() -> None:
-    planted = ta.generate_planted(
+    planted = tt.generate_planted(
         seed=3, days=56, n_tasks=40, warmup_days=21, spikes=40, failure_jumps=0, gaps=0, stuck=0
     )
     found = ta.detect_anomalies(planted.states, seasonality="day_of_week")
@@ -87,7 +88,7 @@ def test_spikes_are_found_with_day_of_week_seasonality() -> None:
 
 
 def test_failure_rate_jumps_are_found() -> None:
-    planted = ta.generate_planted(seed=4, spikes=0, failure_jumps=60, **PLANTED)
+    planted = tt.generate_planted(seed=4, spikes=0, failure_jumps=60, **PLANTED)
     found = ta.detect_anomalies(planted.states, metric="failure_rate")
     recall, precision = recall_precision(found, planted.truth, "failure_jump")
     assert recall >= 0.9  # a jump to 50% over 24 runs, against 1-5% before
@@ -99,7 +100,7 @@ def clean() -> pl.DataFrame:
     """200 tasks x 40 days, 12 runs a day, weekly seasonality and noise, nothing planted."""
     nothing: Nothing = {"spikes": 0, "failure_jumps": 0, "gaps": 0, "stuck": 0}
     nothing |= {"slow_runs": 0, "late_runs": 0}
-    planted = ta.generate_planted(seed=11, days=40, n_tasks=200, runs_per_day=12, **nothing)
+    planted = tt.generate_planted(seed=11, days=40, n_tasks=200, runs_per_day=12, **nothing)
     assert planted.truth.is_empty()
     return planted.states
 

@@ -16,12 +16,13 @@ import polars as pl
 import pytest
 
 import trs_analytics as ta
+import trs_analytics.testing as tt
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample_states.parquet"
 
 
 def _synthetic() -> pl.DataFrame:
-    clean = ta.generate_states(4_000, seed=11, days=2, n_flows=3, n_tasks=12)
+    clean = tt.generate_states(4_000, seed=11, days=2, n_flows=3, n_tasks=12)
     # late and duplicated deliveries: 10% of the states twice, all in random order
     return pl.concat([clean, clean.sample(fraction=0.1, seed=1)]).sample(
         fraction=1.0, shuffle=True, seed=2

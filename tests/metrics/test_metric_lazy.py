@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 
 import trs_analytics as ta
+import trs_analytics.testing as tt
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -31,7 +32,7 @@ METRICS: dict[str, Callable[[Any], Any]] = {
 
 @pytest.fixture(scope="module")
 def eager() -> pl.DataFrame:
-    return ta.generate_states(3_000, seed=21, days=2, n_flows=3, n_tasks=9)
+    return tt.generate_states(3_000, seed=21, days=2, n_flows=3, n_tasks=9)
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 
 import trs_analytics as ta
+import trs_analytics.testing as tt
 from tests.builders import at, runs
 
 RUNS = {
@@ -119,7 +120,7 @@ def test_bad_rules_name_the_file_rule_and_key(text: str, message: str) -> None:
 
 
 def test_every_planted_breach_is_found_and_none_on_a_clean_history() -> None:
-    planted = ta.generate_planted(seed=5)
+    planted = tt.generate_planted(seed=5)
     truth = planted.truth
     tasks = dict(planted.tasks.select("task_name", "median_run_time").iter_rows())
     slow, late, gap = (truth.filter(pl.col("kind") == k) for k in ("slow_run", "late_run", "gap"))
@@ -141,7 +142,7 @@ def test_every_planted_breach_is_found_and_none_on_a_clean_history() -> None:
     other = by_check["max_run_time"].join(spikes, on=["task_name", "bucket"], how="anti")
     assert set(other["task_run_id"]) == set(slow["task_run_id"])
 
-    clean = ta.generate_planted(
+    clean = tt.generate_planted(
         seed=5, spikes=0, failure_jumps=0, stuck=0, slow_runs=0, late_runs=0, gaps=0
     )
     assert ta.sla_report(clean.states, rules, now=clean.end).breaches.is_empty()

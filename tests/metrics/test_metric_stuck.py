@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 
 import trs_analytics as ta
+import trs_analytics.testing as tt
 from tests.builders import at, runs
 
 #: Five finished runs of "etl" (run time 2 s, queue wait 1 s) and three open ones.
@@ -105,7 +106,7 @@ def test_a_naive_now_or_a_bad_k_is_refused() -> None:
 
 
 def test_every_planted_stuck_run_is_found_and_nothing_on_a_clean_history() -> None:
-    planted = ta.generate_planted(seed=3)
+    planted = tt.generate_planted(seed=3)
     truth = planted.truth.filter(pl.col("kind") == "stuck")
     found = ta.stuck_runs(planted.states, now=planted.end)
     assert truth.height > 0
@@ -113,7 +114,7 @@ def test_every_planted_stuck_run_is_found_and_nothing_on_a_clean_history() -> No
     ages = dict(zip(found["task_run_id"], found["age"], strict=True))
     for run, size in truth.select("task_run_id", "size").iter_rows():
         assert abs(ages[run] - timedelta(seconds=size)) < timedelta(milliseconds=1)
-    clean = ta.generate_planted(
+    clean = tt.generate_planted(
         seed=3, spikes=0, failure_jumps=0, stuck=0, slow_runs=0, late_runs=0, gaps=0
     )
     assert ta.stuck_runs(clean.states, now=clean.end).is_empty()

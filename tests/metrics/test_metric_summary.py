@@ -109,7 +109,7 @@ AT = datetime(2026, 1, 3, tzinfo=UTC)
 
 
 def test_compare_windows_flags_what_got_worse() -> None:
-    out = ta.compare_windows(_two_days(), window="1d", at=AT, min_runs=20)
+    out = ta.compare_windows(_two_days(), window="1d", now=AT, min_runs=20)
     flags = out.select("task_name", "failure_rate_worse", "p95_worse", "regressed").rows()
     assert flags == [
         ("flaky", True, False, True),
@@ -139,20 +139,20 @@ def test_compare_windows_default_at_is_the_latest_run() -> None:
 
 
 def test_regressions_keeps_flagged_rows_lazily() -> None:
-    out = ta.regressions(_two_days().lazy(), window=timedelta(days=1), at=AT, min_runs=20)
+    out = ta.regressions(_two_days().lazy(), window=timedelta(days=1), now=AT, min_runs=20)
     assert isinstance(out, pl.LazyFrame)
     assert out.collect()["task_name"].to_list() == ["flaky", "slow"]
 
 
 def test_min_runs_and_ratio_gate_the_flags() -> None:
-    strict = ta.regressions(_two_days(), window="1d", at=AT, min_runs=200)
+    strict = ta.regressions(_two_days(), window="1d", now=AT, min_runs=200)
     assert strict.height == 0
-    lenient = ta.compare_windows(_two_days(), window="1d", at=AT, min_runs=5, p95_ratio=4.0)
+    lenient = ta.compare_windows(_two_days(), window="1d", now=AT, min_runs=5, p95_ratio=4.0)
     assert lenient.filter(pl.col("regressed"))["task_name"].to_list() == ["flaky", "rare"]
 
 
 def test_end_to_end_metric() -> None:
-    out = ta.compare_windows(_two_days(), window="1d", at=AT, metric="end_to_end")
+    out = ta.compare_windows(_two_days(), window="1d", now=AT, metric="end_to_end")
     slow = out.filter(pl.col("task_name") == "slow").row(0, named=True)
     assert (slow["p95_previous"], slow["p95_current"]) == (2 * S, 4 * S)
 
@@ -162,7 +162,7 @@ def test_end_to_end_metric() -> None:
     [
         ({"window": "fortnight"}, "window="),
         ({"window": "-1d"}, "window="),
-        ({"at": datetime(2026, 1, 3)}, "time zone"),
+        ({"now": datetime(2026, 1, 3)}, "time zone"),
         ({"metric": "lateness"}, "metric="),
         ({"alpha": 1.5}, "alpha"),
     ],

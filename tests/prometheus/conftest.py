@@ -2,7 +2,7 @@
 
 - ``dataset`` (session) -> :class:`Exported`: a dataset folder written by the
   storage layer's own writer (:class:`~trs_analytics.storage.Dataset`) from
-  ``ta.generate_states`` and ``ta.generate_flow_run_states`` (3 days, 2026-01-01
+  ``tt.generate_states`` and ``tt.generate_flow_run_states`` (3 days, 2026-01-01
   to 01-04), with its cursor at :data:`CURSOR`; in its last day one task
   (:data:`PLANTED`) fails every run (so the failure-rate alert has a jump to
   find), and some runs are still open (so the stuck-runs alert fires).
@@ -29,7 +29,7 @@ import httpx
 import polars as pl
 import pytest
 
-import trs_analytics as ta
+import trs_analytics.testing as tt
 from devtools.prefect_harness import free_port
 from trs_analytics.export import ExportResult
 from trs_analytics.schema import FLOW_RUNS, TASK_RUNS
@@ -90,8 +90,8 @@ def write_dataset(path: Path, states: pl.DataFrame, flows: pl.DataFrame, until: 
 
 @pytest.fixture(scope="session")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Exported:
-    states = _plant_failures(ta.generate_states(4_000, seed=3, days=3))
-    flows = ta.generate_flow_run_states(4_000, seed=3, days=3)
+    states = _plant_failures(tt.generate_states(4_000, seed=3, days=3))
+    flows = tt.generate_flow_run_states(4_000, seed=3, days=3)
     path = tmp_path_factory.mktemp("prometheus") / "states"
     write_dataset(path, states, flows, CURSOR)
     return Exported(path, states, flows)

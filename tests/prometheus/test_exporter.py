@@ -21,6 +21,7 @@ from click.testing import CliRunner, Result
 from prometheus_client.parser import text_string_to_metric_families
 
 import trs_analytics as ta
+import trs_analytics.testing as tt
 from tests.prometheus.conftest import CURSOR, write_dataset
 from tests.prometheus.truth import per_run, read_table, window_states
 from trs_analytics.cli import main
@@ -165,8 +166,8 @@ def test_the_window_ends_at_now_when_given(dataset: Exported) -> None:
 
 
 def test_a_moved_cursor_triggers_a_refresh(tmp_path: Path) -> None:
-    states = ta.generate_states(300, seed=5, days=1)
-    flows = ta.generate_flow_run_states(300, seed=5, days=1)
+    states = tt.generate_states(300, seed=5, days=1)
+    flows = tt.generate_flow_run_states(300, seed=5, days=1)
     path = tmp_path / "states"
     write_dataset(path, states.head(500), flows, CURSOR)
     collector = SnapshotCollector()
@@ -186,7 +187,7 @@ def test_a_moved_cursor_triggers_a_refresh(tmp_path: Path) -> None:
 
 def test_a_failed_refresh_keeps_the_last_values(tmp_path: Path) -> None:
     path = tmp_path / "states"
-    write_dataset(path, ta.generate_states(100, seed=5, days=1), ta.empty_flow_run_states(), CURSOR)
+    write_dataset(path, tt.generate_states(100, seed=5, days=1), ta.empty_flow_run_states(), CURSOR)
     collector = SnapshotCollector()
     refresher = Refresher(MetricsSource(path), collector)
     assert refresher.refresh()

@@ -34,7 +34,8 @@ def anomaly_series(result: Any, *, top: int = 6) -> pl.DataFrame:
 
     Examples:
         >>> import trs_analytics as ta
-        >>> planted = ta.generate_planted(seed=1, n_tasks=3, days=21, spikes=1, failure_jumps=0)
+        >>> from trs_analytics.testing import generate_planted
+        >>> planted = generate_planted(seed=1, n_tasks=3, days=21, spikes=1, failure_jumps=0)
         >>> series = anomaly_series(ta.detect_anomalies(planted.states), top=1)
         >>> series["group"].unique().to_list(), int(series["anomalous"].sum())
         (['extract_orders'], 1)
@@ -111,7 +112,8 @@ def anomaly_chart(
 
     Examples:
         >>> import trs_analytics as ta
-        >>> planted = ta.generate_planted(seed=1, n_tasks=3, days=21, spikes=1, failure_jumps=0)
+        >>> from trs_analytics.testing import generate_planted
+        >>> planted = generate_planted(seed=1, n_tasks=3, days=21, spikes=1, failure_jumps=0)
         >>> chart = anomaly_chart(ta.detect_anomalies(planted.states))
         >>> type(chart).__name__, chart.to_dict()["facet"]["field"]
         ('FacetChart', 'group')

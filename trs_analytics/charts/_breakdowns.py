@@ -12,11 +12,20 @@ import altair as alt
 import polars as pl
 
 from trs_analytics._format import duration_expr, missing_label
-from trs_analytics.charts._common import check_top, log_seconds, time_axis, time_span, top_groups
+from trs_analytics.charts._common import (
+    check_top,
+    log_seconds,
+    one_group,
+    time_axis,
+    time_span,
+    top_groups,
+)
 from trs_analytics.charts._theme import NEUTRAL, STATE_COLORS, state_scale
 from trs_analytics.schema import STATE_TYPES
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from trs_analytics.charts._theme import AnyChart
 
 __all__ = ["duration_trend_chart", "volume_chart"]
@@ -30,9 +39,9 @@ def volume_chart(volume: pl.DataFrame, *, title: str | None = None) -> AnyChart:
         title: the chart title.
 
     Examples:
-        >>> import trs_analytics as ta
+        >>> from trs_analytics.testing import generate_states
         >>> from trs_analytics.metrics import run_volume
-        >>> chart = volume_chart(run_volume(ta.generate_states(200, seed=1), every="1d"))
+        >>> chart = volume_chart(run_volume(generate_states(200, seed=1), every="1d"))
         >>> chart.to_dict()["encoding"]["color"]["field"]
         'final_type'
     """
@@ -79,7 +88,7 @@ def volume_chart(volume: pl.DataFrame, *, title: str | None = None) -> AnyChart:
 def duration_trend_chart(
     trend: pl.DataFrame,
     *,
-    by: str = "task_name",
+    by: str | Sequence[str] = "task_name",
     top: int = 6,
     columns: int = 3,
     title: str | None = None,
@@ -95,12 +104,13 @@ def duration_trend_chart(
         title: the chart title.
 
     Examples:
-        >>> import trs_analytics as ta
+        >>> from trs_analytics.testing import generate_states
         >>> from trs_analytics.metrics import duration_trend
-        >>> trend = duration_trend(ta.generate_states(300, seed=1), every="1d")
+        >>> trend = duration_trend(generate_states(300, seed=1), every="1d")
         >>> duration_trend_chart(trend, top=2).to_dict()["facet"]["field"]
         'task_name'
     """
+    by = one_group(by)
     # a missing group is drawn under its label: filtered out, it left a blank chart
     trend = trend.with_columns(pl.col(by).cast(pl.String).fill_null(missing_label(by)))
     medians = trend.group_by(by).agg(pl.col("median").first())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, overload
 
 import altair as alt
 import narwhals as nw
@@ -11,20 +11,59 @@ import polars as pl
 
 from trs_analytics._format import auto_every, axis_time_format, duration_expr, seconds
 from trs_analytics.exceptions import ConfigurationError
-from trs_analytics.metrics import to_polars
+from trs_analytics.metrics import as_list, to_polars
 from trs_analytics.metrics._frames import lazy
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = [
     "auto_every",
     "check_top",
     "human",
     "log_seconds",
+    "one_group",
     "seconds",
     "time_axis",
     "time_bounds",
     "time_span",
     "top_groups",
 ]
+
+
+@overload
+def one_group(by: str | Sequence[str]) -> str: ...
+@overload
+def one_group(by: None) -> None: ...
+@overload
+def one_group(by: str | Sequence[str] | None) -> str | None: ...
+def one_group(by: str | Sequence[str] | None) -> str | None:
+    """The one column a chart groups by: ``by`` as a name, a sequence of one name, or ``None``.
+
+    A chart draws one group per colour or row, so a sequence of several names is
+    refused (the metrics take several).
+
+    Raises:
+        ConfigurationError: ``by`` names more than one column.
+
+    Examples:
+        >>> one_group("task_name"), one_group(["task_name"]), one_group(None)
+        ('task_name', 'task_name', None)
+        >>> one_group(["flow_name", "task_name"])
+        Traceback (most recent call last):
+        ...
+        trs_analytics.exceptions.ConfigurationError: by=['flow_name', 'task_name'] names 2 columns; a chart draws one group column. Hint: chart one of them, or add a column that joins them (pl.concat_str) and pass its name.
+    """
+    if by is None:
+        return None
+    keys = as_list(by)
+    if len(keys) != 1:
+        msg = (
+            f"by={keys!r} names {len(keys)} columns; a chart draws one group column. Hint: "
+            "chart one of them, or add a column that joins them (pl.concat_str) and pass its name."
+        )
+        raise ConfigurationError(msg)
+    return keys[0]
 
 
 def human(column: str | pl.Expr) -> pl.Expr:

@@ -8,7 +8,7 @@ import altair as alt
 import narwhals as nw
 import polars as pl
 
-from trs_analytics.charts._common import check_top, human, log_seconds, top_groups
+from trs_analytics.charts._common import check_top, human, log_seconds, one_group, top_groups
 from trs_analytics.charts._theme import NEUTRAL, STATE_COLORS
 from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.metrics import (
@@ -24,7 +24,7 @@ from trs_analytics.metrics._frames import describe, lazy, with_micros
 from trs_analytics.schema import require_columns
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from trs_analytics.charts._theme import AnyChart
 
@@ -89,7 +89,7 @@ def duration_stats(
     states: Any,
     *,
     metric: DurationMetric | Callable[[Any], Any] = "run_time",
-    by: str = "task_name",
+    by: str | Sequence[str] = "task_name",
 ) -> pl.DataFrame:
     """Aggregate a duration per group into what :func:`duration_chart` draws.
 
@@ -118,6 +118,7 @@ def duration_stats(
         >>> duration_stats(states).select("task_name", "count", "p50", "max").rows()
         [('etl', 2, 3.0, 4.0)]
     """
+    by = one_group(by)
     measured = _measure(states, metric)
     require_columns(measured, ["duration", by], caller="duration_stats")
     frame = lazy(explode_tags(measured, [by]), caller="duration_stats")
@@ -134,7 +135,7 @@ def duration_chart(
     states: Any,
     *,
     metric: DurationMetric | Callable[[Any], Any] = "run_time",
-    by: str = "task_name",
+    by: str | Sequence[str] = "task_name",
     top: int = 25,
     title: str | None = None,
 ) -> AnyChart:
@@ -155,13 +156,14 @@ def duration_chart(
         A layered Altair chart with one row of data per group.
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> chart = duration_chart(ta.generate_states(200, seed=1), top=5)
+        >>> from trs_analytics.testing import generate_states
+        >>> chart = duration_chart(generate_states(200, seed=1), top=5)
         >>> [layer.mark.type for layer in chart.layer]
         ['rule', 'bar', 'tick', 'point']
         >>> len(chart.data)
         5
     """
+    by = one_group(by)
     stats = duration_stats(states, metric=metric, by=by)
     return draw_durations(stats, by=by, top=top, label=duration_label(metric), title=title)
 
@@ -169,7 +171,7 @@ def duration_chart(
 def draw_durations(
     stats: pl.DataFrame,
     *,
-    by: str = "task_name",
+    by: str | Sequence[str] = "task_name",
     top: int = 25,
     label: str = "Duration",
     title: str | None = None,
@@ -177,11 +179,12 @@ def draw_durations(
     """Draw :func:`duration_stats`' rows as :func:`duration_chart` does.
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> stats = duration_stats(ta.generate_states(200, seed=1))
+        >>> from trs_analytics.testing import generate_states
+        >>> stats = duration_stats(generate_states(200, seed=1))
         >>> len(draw_durations(stats, top=3, label="Run time").data)
         3
     """
+    by = one_group(by)
     groups = top_groups(stats, by, "p95", check_top(top))
     data = stats.filter(pl.col(by).cast(pl.String).is_in(groups)).with_columns(
         *(pl.col(c).clip(lower_bound=_FLOOR).alias(f"{c}_x") for c in ("min", *_QUANTILES, "max")),

@@ -8,11 +8,20 @@ import altair as alt
 import polars as pl
 
 from trs_analytics._format import missing_label
-from trs_analytics.charts._common import auto_every, check_top, time_axis, time_span, top_groups
+from trs_analytics.charts._common import (
+    auto_every,
+    check_top,
+    one_group,
+    time_axis,
+    time_span,
+    top_groups,
+)
 from trs_analytics.charts._theme import NEUTRAL, STATE_COLORS
 from trs_analytics.metrics import failure_rates, to_polars
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from trs_analytics.charts._theme import AnyChart
 
 __all__ = ["draw_failure_rates", "failure_rate_chart", "failure_rate_series"]
@@ -32,7 +41,7 @@ _RATES: Final = {
 def failure_rate_series(
     states: Any,
     *,
-    by: str | None = "task_name",
+    by: str | Sequence[str] | None = "task_name",
     every: str | None = None,
     top: int = 6,
 ) -> pl.DataFrame:
@@ -67,6 +76,7 @@ def failure_rate_series(
         >>> failure_rate_series(states, every="1d").select("rate", "value", "runs", "failed").rows()
         [('final', 0.5, 2, 1), ('first attempt', 1.0, 2, 2)]
     """
+    by = one_group(by)
     check_top(top)
     source = states.lazy() if isinstance(states, pl.DataFrame) else states
     if every is None:
@@ -106,7 +116,7 @@ def failure_rate_series(
 def failure_rate_chart(
     states: Any,
     *,
-    by: str | None = "task_name",
+    by: str | Sequence[str] | None = "task_name",
     every: str | None = None,
     top: int = 6,
     columns: int = 3,
@@ -134,11 +144,12 @@ def failure_rate_chart(
         ``by`` is None.
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> chart = failure_rate_chart(ta.generate_states(500, seed=2), by="flow_name", top=2)
+        >>> from trs_analytics.testing import generate_states
+        >>> chart = failure_rate_chart(generate_states(500, seed=2), by="flow_name", top=2)
         >>> type(chart).__name__, chart.to_dict()["facet"]["field"]
         ('FacetChart', 'group')
     """
+    by = one_group(by)
     data = failure_rate_series(states, by=by, every=every, top=top)
     return draw_failure_rates(data, by=by, columns=columns, title=title)
 
@@ -146,18 +157,19 @@ def failure_rate_chart(
 def draw_failure_rates(
     data: pl.DataFrame,
     *,
-    by: str | None = "task_name",
+    by: str | Sequence[str] | None = "task_name",
     columns: int = 3,
     title: str | None = None,
 ) -> AnyChart:
     """Draw :func:`failure_rate_series`' rows as :func:`failure_rate_chart` does.
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> series = failure_rate_series(ta.generate_states(500, seed=2), by=None)
+        >>> from trs_analytics.testing import generate_states
+        >>> series = failure_rate_series(generate_states(500, seed=2), by=None)
         >>> type(draw_failure_rates(series, by=None)).__name__
         'LayerChart'
     """
+    by = one_group(by)
     groups = data["group"].unique(maintain_order=True).to_list()
     color = alt.Color(
         "rate:N",

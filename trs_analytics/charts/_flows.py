@@ -15,7 +15,16 @@ import polars as pl
 
 from trs_analytics._format import missing_label
 from trs_analytics.charts._breakdowns import duration_trend_chart
-from trs_analytics.charts._common import check_top, human, seconds, time_axis, time_span, top_groups
+from trs_analytics.charts._common import (
+    auto_every,
+    check_top,
+    human,
+    one_group,
+    seconds,
+    time_axis,
+    time_span,
+    top_groups,
+)
 from trs_analytics.charts._theme import NEUTRAL, STATE_COLORS
 from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.metrics import (
@@ -27,6 +36,8 @@ from trs_analytics.metrics import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from trs_analytics.charts._theme import AnyChart
 
 __all__ = [
@@ -41,7 +52,11 @@ __all__ = [
 
 
 def flow_duration_chart(
-    flow_run_states: Any, *, every: str = "1d", by: str = "deployment_name", top: int = 6
+    flow_run_states: Any,
+    *,
+    every: str | None = None,
+    by: str | Sequence[str] = "deployment_name",
+    top: int = 6,
 ) -> AnyChart:
     """Chart each deployment's flow-run duration over time, beside its median.
 
@@ -51,30 +66,37 @@ def flow_duration_chart(
 
     Args:
         flow_run_states: flow-run states of any engine.
-        every: the bucket width.
+        every: the bucket width (``"1h"``, ``"1d"``); default: about 40 buckets
+            over the data's span.
         by: the grouping column (``deployment_name``, ``flow_name``, ``work_pool_name``).
         top: how many groups to draw (the longest medians).
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> chart = flow_duration_chart(ta.generate_flow_run_states(400, seed=1))
+        >>> from trs_analytics.testing import generate_flow_run_states
+        >>> chart = flow_duration_chart(generate_flow_run_states(400, seed=1))
         >>> chart.to_dict()["facet"]["field"]
         'deployment_name'
     """
+    by = one_group(by)
+    if every is None:
+        every = auto_every(time_span(flow_run_states), buckets=40)
     trend = to_polars(duration_trend(flow_run_states, every=every, by=by))
     return duration_trend_chart(
         trend, by=by, top=top, title=f"Flow-run duration per {by.replace('_', ' ')} over time"
     )
 
 
-def landing_times(flow_run_states: Any, *, by: str = "deployment_name") -> pl.DataFrame:
+def landing_times(
+    flow_run_states: Any, *, by: str | Sequence[str] = "deployment_name"
+) -> pl.DataFrame:
     """The finished runs' landing times in seconds, what :func:`landing_time_chart` draws.
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> landing_times(ta.generate_flow_run_states(400, seed=1)).columns
+        >>> from trs_analytics.testing import generate_flow_run_states
+        >>> landing_times(generate_flow_run_states(400, seed=1)).columns
         ['deployment_name', 'scheduled_time', 'final_type', 'landing_s', 'landing_label']
     """
+    by = one_group(by)
     frame = to_polars(landing_time(flow_run_states))
     return frame.filter(pl.col("landing_time").is_not_null()).select(
         by,
@@ -86,7 +108,7 @@ def landing_times(flow_run_states: Any, *, by: str = "deployment_name") -> pl.Da
 
 
 def landing_time_chart(
-    flow_run_states: Any, *, by: str = "deployment_name", top: int = 6
+    flow_run_states: Any, *, by: str | Sequence[str] = "deployment_name", top: int = 6
 ) -> AnyChart:
     """Chart when each run landed after its scheduled start (Airflow's "Landing Times").
 
@@ -96,11 +118,12 @@ def landing_time_chart(
         top: how many groups to draw (the longest median landing times).
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> chart = landing_time_chart(ta.generate_flow_run_states(400, seed=1))
+        >>> from trs_analytics.testing import generate_flow_run_states
+        >>> chart = landing_time_chart(generate_flow_run_states(400, seed=1))
         >>> chart.to_dict()["encoding"]["color"]["field"]
         'deployment_name'
     """
+    by = one_group(by)
     data = landing_times(flow_run_states, by=by)
     # a missing group is drawn under its label: filtered out, it left a blank chart
     data = data.with_columns(pl.col(by).cast(pl.String).fill_null(missing_label(by)))
@@ -148,8 +171,8 @@ def critical_path_segments(states: Any, flow_run_id: str) -> pl.DataFrame:
         ConfigurationError: the flow run has no task run in ``states``.
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> states = ta.generate_states(80, seed=2)
+        >>> from trs_analytics.testing import generate_states
+        >>> states = generate_states(80, seed=2)
         >>> one = states["flow_run_id"][0]
         >>> critical_path_segments(states, one)["on_path"].any()
         True
@@ -201,8 +224,8 @@ def critical_path_chart(states: Any, *, flow_run_id: str | None = None) -> AnyCh
         flow_run_id: the flow run; by default the one ``pick_flow_run`` picks.
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> chart = critical_path_chart(ta.generate_states(80, seed=2))
+        >>> from trs_analytics.testing import generate_states
+        >>> chart = critical_path_chart(generate_states(80, seed=2))
         >>> chart.to_dict()["mark"]["type"]
         'bar'
     """
@@ -251,7 +274,7 @@ def critical_path_chart(states: Any, *, flow_run_id: str | None = None) -> AnyCh
 
 
 def concurrency_series(
-    states: Any, *, by: str | None = None, limits: pl.DataFrame | None = None
+    states: Any, *, by: str | Sequence[str] | None = None, limits: pl.DataFrame | None = None
 ) -> pl.DataFrame:
     """The step series :func:`concurrency_chart` draws, with each group's limit when known.
 
@@ -260,12 +283,13 @@ def concurrency_series(
     otherwise, a limit whose ``name`` is the group.
 
     Examples:
-        >>> import trs_analytics as ta
+        >>> from trs_analytics.testing import generate_states
         >>> limits = pl.DataFrame({"tag": ["etl"], "name": ["etl"], "limit": [2]})
-        >>> series = concurrency_series(ta.generate_states(200, seed=1), by="tags", limits=limits)
+        >>> series = concurrency_series(generate_states(200, seed=1), by="tags", limits=limits)
         >>> series.filter(pl.col("tags") == "etl")["limit"].unique().to_list()
         [2]
     """
+    by = one_group(by)
     series = to_polars(concurrency(states, by=by))
     group = by or "_all"
     if by is None:
@@ -284,7 +308,11 @@ def concurrency_series(
 
 
 def concurrency_chart(
-    states: Any, *, by: str | None = None, limits: pl.DataFrame | None = None, top: int = 6
+    states: Any,
+    *,
+    by: str | Sequence[str] | None = None,
+    limits: pl.DataFrame | None = None,
+    top: int = 6,
 ) -> AnyChart:
     """Draw how many runs were RUNNING over time, a step line per group, its limit beside it.
 
@@ -297,11 +325,12 @@ def concurrency_chart(
         top: how many groups to draw (the highest peaks).
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> chart = concurrency_chart(ta.generate_states(200, seed=1), by="tags", top=2)
+        >>> from trs_analytics.testing import generate_states
+        >>> chart = concurrency_chart(generate_states(200, seed=1), by="tags", top=2)
         >>> chart.to_dict()["facet"]["row"]["field"]
         'tags'
     """
+    by = one_group(by)
     group = by or "_all"
     series = concurrency_series(states, by=by, limits=limits)
     peaks = series.group_by(group).agg(pl.col("running").max())

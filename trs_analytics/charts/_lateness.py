@@ -176,8 +176,8 @@ def wait_chart(
         Two panels (an ``alt.FacetChart``) with a log seconds axis each, or one.
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> spec = wait_chart(ta.generate_states(300, seed=7)).to_dict()
+        >>> from trs_analytics.testing import generate_states
+        >>> spec = wait_chart(generate_states(300, seed=7)).to_dict()
         >>> spec["facet"]["row"]["field"], spec["spec"]["layer"][0]["mark"]["type"]
         ('metric', 'line')
     """
@@ -192,8 +192,8 @@ def draw_waits(data: pl.DataFrame, *, merged: bool = False, title: str | None = 
     queue wait only, drawn as one panel for both waits (they agree).
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> data = wait_series(ta.generate_states(300, seed=7))
+        >>> from trs_analytics.testing import generate_states
+        >>> data = wait_series(generate_states(300, seed=7))
         >>> draw_waits(data).to_dict()["facet"]["row"]["field"]
         'metric'
     """

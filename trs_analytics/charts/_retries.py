@@ -8,13 +8,15 @@ import altair as alt
 import narwhals as nw
 import polars as pl
 
-from trs_analytics.charts._common import check_top, top_groups
+from trs_analytics.charts._common import check_top, one_group, top_groups
 from trs_analytics.charts._theme import STATE_COLORS, state_scale
 from trs_analytics.metrics import explode_tags, retry_counts, to_polars
 from trs_analytics.metrics._frames import lazy
 from trs_analytics.schema import StateType, require_columns
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from trs_analytics.charts._theme import AnyChart
 
 __all__ = ["draw_retries", "retry_chart", "retry_outcomes"]
@@ -33,7 +35,7 @@ _STACK: Final = (
 )
 
 
-def retry_outcomes(states: Any, *, by: str = "task_name") -> pl.DataFrame:
+def retry_outcomes(states: Any, *, by: str | Sequence[str] = "task_name") -> pl.DataFrame:
     """Count, per group, the retried runs by how they ended.
 
     One aggregate per group and final state, computed on ``states``' engine;
@@ -66,6 +68,7 @@ def retry_outcomes(states: Any, *, by: str = "task_name") -> pl.DataFrame:
         >>> retry_outcomes(states).select("final_type", "retried", "runs", "rescued").rows()
         [('COMPLETED', 1, 3, 1), ('FAILED', 1, 3, 1)]
     """
+    by = one_group(by)
     require_columns(states, [by], caller="retry_outcomes")
     source = states.lazy() if isinstance(states, pl.DataFrame) else states
     runs = lazy(explode_tags(retry_counts(source), [by]), caller="retry_outcomes")
@@ -97,7 +100,7 @@ def retry_outcomes(states: Any, *, by: str = "task_name") -> pl.DataFrame:
 def retry_chart(
     states: Any,
     *,
-    by: str = "task_name",
+    by: str | Sequence[str] = "task_name",
     top: int = 20,
     title: str | None = None,
 ) -> AnyChart:
@@ -117,28 +120,34 @@ def retry_chart(
         A layered Altair chart with one row per group and final state type.
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> chart = retry_chart(ta.generate_states(500, seed=2), top=3)
+        >>> from trs_analytics.testing import generate_states
+        >>> chart = retry_chart(generate_states(500, seed=2), top=3)
         >>> spec = chart.to_dict()
         >>> [layer["mark"]["type"] for layer in spec["layer"]]
         ['bar', 'text']
         >>> spec["layer"][0]["encoding"]["color"]["field"]
         'final_type'
     """
+    by = one_group(by)
     return draw_retries(retry_outcomes(states, by=by), by=by, top=top, title=title)
 
 
 def draw_retries(
-    data: pl.DataFrame, *, by: str = "task_name", top: int = 20, title: str | None = None
+    data: pl.DataFrame,
+    *,
+    by: str | Sequence[str] = "task_name",
+    top: int = 20,
+    title: str | None = None,
 ) -> AnyChart:
     """Draw :func:`retry_outcomes`' rows as :func:`retry_chart` does.
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> data = retry_outcomes(ta.generate_states(500, seed=2))
+        >>> from trs_analytics.testing import generate_states
+        >>> data = retry_outcomes(generate_states(500, seed=2))
         >>> [layer.mark.type for layer in draw_retries(data, top=3).layer]
         ['bar', 'text']
     """
+    by = one_group(by)
     totals = data.unique(by, keep="first")
     groups = top_groups(totals, by, "group_retried", check_top(top))
     data = data.filter(pl.col(by).cast(pl.String).is_in(groups)).with_columns(

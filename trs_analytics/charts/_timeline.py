@@ -54,8 +54,8 @@ def pick_flow_run(states: Any) -> str:
         ConfigurationError: ``states`` has no flow run.
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> states = ta.generate_states(100, seed=4)
+        >>> from trs_analytics.testing import generate_states
+        >>> states = generate_states(100, seed=4)
         >>> pick_flow_run(states) in set(states["flow_run_id"])
         True
     """
@@ -82,8 +82,8 @@ def one_flow_run(states: Any, flow_run_id: str) -> pl.DataFrame:
     Only the columns a timeline reads come back; ``type`` is the contract's Enum.
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> states = ta.generate_states(100, seed=4)
+        >>> from trs_analytics.testing import generate_states
+        >>> states = generate_states(100, seed=4)
         >>> one = one_flow_run(states, pick_flow_run(states))
         >>> one["flow_run_id"].n_unique(), one.height < states.height
         (1, True)
@@ -191,8 +191,8 @@ def timeline_chart(
         A layered Altair chart with one row of data per state of the flow run.
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> states = ta.generate_states(80, seed=5)
+        >>> from trs_analytics.testing import generate_states
+        >>> states = generate_states(80, seed=5)
         >>> spec = timeline_chart(states).to_dict()
         >>> [layer["mark"]["type"] for layer in spec["layer"]]
         ['bar', 'point']
@@ -211,8 +211,8 @@ def draw_timeline(
     """Draw :func:`flow_run_segments`' rows as :func:`timeline_chart` does.
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> states = ta.generate_states(80, seed=5)
+        >>> from trs_analytics.testing import generate_states
+        >>> states = generate_states(80, seed=5)
         >>> run = pick_flow_run(states)
         >>> len(draw_timeline(flow_run_segments(states, run), run).layer)
         2

@@ -99,8 +99,8 @@ def transition_chart(
         A layered Altair chart with one row of data per observed transition.
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> spec = transition_chart(ta.generate_states(100, seed=6)).to_dict()
+        >>> from trs_analytics.testing import generate_states
+        >>> spec = transition_chart(generate_states(100, seed=6)).to_dict()
         >>> [layer["mark"]["type"] for layer in spec["layer"]]
         ['rect', 'text']
         >>> spec["layer"][0]["encoding"]["color"]["scale"]["type"]
@@ -115,8 +115,8 @@ def draw_transitions(
     """Draw :func:`transition_counts`' rows as :func:`transition_chart` does.
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> data = transition_counts(ta.generate_states(100, seed=6))
+        >>> from trs_analytics.testing import generate_states
+        >>> data = transition_counts(generate_states(100, seed=6))
         >>> [layer["mark"]["type"] for layer in draw_transitions(data).to_dict()["layer"]]
         ['rect', 'text']
     """

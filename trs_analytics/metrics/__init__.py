@@ -38,6 +38,9 @@ from trs_analytics.metrics._common import (
     Selector,
     explode_tags,
 )
+from trs_analytics.metrics._common import (
+    as_list as as_list,  # the one normaliser of `by` (a name or names), shared with charts
+)
 from trs_analytics.metrics._concurrency import concurrency, peak_concurrency, slot_waits
 from trs_analytics.metrics._durations import (
     Occurrence,
@@ -60,7 +63,7 @@ from trs_analytics.metrics._flows import (
 from trs_analytics.metrics._frames import to_polars
 from trs_analytics.metrics._inside import critical_path, flow_time_shares
 from trs_analytics.metrics._retries import retry_counts, retry_distribution
-from trs_analytics.metrics._run_table import run_table
+from trs_analytics.metrics._run_table import kept_run_table, run_table
 from trs_analytics.metrics._seconds import in_seconds
 from trs_analytics.metrics._sla import SlaReport, SlaRule, parse_rules, sla_report
 from trs_analytics.metrics._states import state_intervals, transitions
@@ -106,6 +109,7 @@ __all__ = [
     "failure_rates",
     "flow_time_shares",
     "in_seconds",
+    "kept_run_table",
     "landing_time",
     "lateness",
     "outcome_counts",

@@ -269,7 +269,7 @@ def _judged(detect: nw.LazyFrame[Any], s: _Settings) -> nw.LazyFrame[Any]:
 
 
 def _training_pairs(
-    detect: nw.LazyFrame[Any], points: nw.LazyFrame[Any], s: _Settings
+    detect: nw.LazyFrame[Any], points: nw.LazyFrame[Any], s: _Settings, *, key: str = "_gk"
 ) -> nw.LazyFrame[Any]:
     """Each judged bucket joined with its group's points in the training window.
 
@@ -284,17 +284,17 @@ def _training_pairs(
         & (nw.col("_tb") >= nw.col("bucket") - s.training)
         & (nw.col("_ts") == nw.col("_season"))
     )
-    buckets = _judged(detect, s).select("_gk", "bucket", "_season")
+    buckets = _judged(detect, s).select(key, "bucket", "_season")
     earlier = detect.select(
-        nw.col("_gk"), nw.col("bucket").alias("_tb"), nw.col("_season").alias("_ts")
+        nw.col(key), nw.col("bucket").alias("_tb"), nw.col("_season").alias("_ts")
     )
     if points is detect:  # bucket-level points (failure counts): one join is enough
         values = [nw.col(c).alias(f"_t{c}") for c in ("runs", "failed")]
-        train = detect.select(nw.col("_gk"), *values, _tb="bucket", _ts="_season")
-        return buckets.join(train, on="_gk").filter(window)
-    ranges = buckets.join(earlier, on="_gk").filter(window).select("_gk", "bucket", "_tb")
-    train = points.select(nw.col("_gk"), _tb=nw.col("bucket"), _t_x=nw.col("_x"))
-    return ranges.join(train, on=["_gk", "_tb"])
+        train = detect.select(nw.col(key), *values, _tb="bucket", _ts="_season")
+        return buckets.join(train, on=key).filter(window)
+    ranges = buckets.join(earlier, on=key).filter(window).select(key, "bucket", "_tb")
+    train = points.select(nw.col(key), _tb=nw.col("bucket"), _t_x=nw.col("_x"))
+    return ranges.join(train, on=[key, "_tb"])
 
 
 def _median(expr: nw.Expr) -> nw.Expr:
@@ -358,8 +358,17 @@ def _duration_anomalies(states: Any, s: _Settings) -> nw.LazyFrame[Any]:
     detect = points.group_by("_gk", *s.keys, "bucket", "_season", drop_null_keys=False).agg(
         runs=nw.len(), _obs=_median(nw.col("_x"))
     )
-    pairs = _training_pairs(detect, points, s)
-    on = ["_gk", "bucket"]
+    # the pairs copy a point once per bucket it trains: they carry a whole number per
+    # group (``_gid``), not the group key's text
+    ids = (
+        detect.select("_gk")
+        .unique()
+        .with_columns(_gid=nw.col("_gk").rank(method="dense").cast(nw.Int64()))
+    )
+    detect = detect.join(ids, on="_gk")
+    measured = points.select("_gk", "bucket", "_x").join(ids, on="_gk")
+    pairs = _training_pairs(detect, measured, s, key="_gid")
+    on = ["_gid", "bucket"]
     centre = pairs.group_by(*on).agg(_med=_median(nw.col("_t_x")), training_size=nw.len())
     spread = (
         pairs.join(centre.select(*on, "_med"), on=on)
@@ -664,7 +673,8 @@ def detect_anomalies(
 
     Examples:
         >>> import trs_analytics as ta
-        >>> planted = ta.generate_planted(seed=1, n_tasks=3, days=21, spikes=1, failure_jumps=1)
+        >>> from trs_analytics.testing import generate_planted
+        >>> planted = generate_planted(seed=1, n_tasks=3, days=21, spikes=1, failure_jumps=1)
         >>> found = ta.detect_anomalies(planted.states, by="task_name")
         >>> flagged = found.filter("anomalous")
         >>> planted_spike = planted.truth.filter(kind="duration_spike")

@@ -22,6 +22,7 @@ import polars as pl
 from trs_analytics.metrics._buckets import bucket_of
 from trs_analytics.metrics._common import (
     RUN,
+    as_list,
     is_type,
     outcomes,
 )
@@ -171,7 +172,7 @@ def _finish(
     return finish(out, states, timestamps=[c for c in times if c in present])
 
 
-def outcome_counts(states: IntoFrameT, *, by: str = "task_name") -> IntoFrameT:
+def outcome_counts(states: IntoFrameT, *, by: str | Sequence[str] = "task_name") -> IntoFrameT:
     """Count task runs per group by how they ended: completed, failed, crashed, cancelled.
 
     Crashed (infrastructure) and cancelled (by a person or automation) runs are
@@ -179,8 +180,9 @@ def outcome_counts(states: IntoFrameT, *, by: str = "task_name") -> IntoFrameT:
 
     Args:
         states: a states frame.
-        by: a per-run column: ``task_name``, ``flow_name``, ``deployment_id``,
-            ``work_pool_name``... Runs without a value form a group whose key is null.
+        by: a per-run column or several: ``task_name``, ``flow_name``,
+            ``deployment_id``, ``work_pool_name``... Runs without a value form a
+            group whose key is null.
 
     Returns:
         The kind of frame given, one row per group, most runs first: ``by``,
@@ -190,34 +192,39 @@ def outcome_counts(states: IntoFrameT, *, by: str = "task_name") -> IntoFrameT:
         and crashed among finished runs, null when none finished).
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> outcome_counts(ta.generate_states(200, seed=1), by="flow_name").columns
+        >>> from trs_analytics.testing import generate_states
+        >>> outcome_counts(generate_states(200, seed=1), by="flow_name").columns
         ['flow_name', 'flow_runs', 'runs', 'completed', 'failed', 'crashed', 'cancelled', 'unfinished', 'failure_rate']
     """
-    runs = _outcomes(states, caller="outcome_counts", needs=[by])
-    return finish(_counts(runs, by), states)
+    keys = as_list(by)
+    runs = _outcomes(states, caller="outcome_counts", needs=keys)
+    return finish(_counts(runs, keys), states)
 
 
-def _counts(runs: nw.LazyFrame[Any], by: str) -> nw.LazyFrame[Any]:
+def _counts(runs: nw.LazyFrame[Any], keys: list[str]) -> nw.LazyFrame[Any]:
     counts = {
         name: (nw.col("final_type") == state).cast(nw.Int64).sum()
         for name, state in OUTCOME_COLUMNS.items()
     }
     flows = {"flow_runs": distinct_values("flow_run_id")} if "flow_run_id" in runs.columns else {}
-    grouped = runs.group_by(by, drop_null_keys=False).agg(**flows, runs=nw.len(), **counts)
+    grouped = runs.group_by(keys, drop_null_keys=False).agg(**flows, runs=nw.len(), **counts)
     finished = sum((nw.col(c) for c in OUTCOME_COLUMNS), nw.lit(0))
     return grouped.with_columns(
         unfinished=nw.col("runs") - finished,
         failure_rate=nw.when(finished > 0).then((nw.col("failed") + nw.col("crashed")) / finished),
-    ).sort(["runs", by], descending=[True, False], nulls_last=True)
+    ).sort(["runs", *keys], descending=[True] + [False] * len(keys), nulls_last=True)
 
 
-def run_volume(states: IntoFrameT, *, every: str) -> IntoFrameT:
+def run_volume(states: IntoFrameT, *, every: str = "1d") -> IntoFrameT:
     """Count task runs per time bucket (of their first state) and final state type.
 
+    Args:
+        states: a states frame.
+        every: the bucket width (``"1h"``, ``"1d"``), aligned to the epoch (UTC).
+
     Examples:
-        >>> import trs_analytics as ta
-        >>> volume = run_volume(ta.generate_states(200, seed=1), every="1d")
+        >>> from trs_analytics.testing import generate_states
+        >>> volume = run_volume(generate_states(200, seed=1), every="1d")
         >>> volume.columns, int(volume["runs"].sum())
         (['bucket', 'final_type', 'runs'], 200)
     """
@@ -239,7 +246,9 @@ def _normalised(message: nw.Expr) -> nw.Expr:
     return message
 
 
-def error_messages(states: IntoFrameT, *, by: str = "task_name", top: int = 5) -> IntoFrameT:
+def error_messages(
+    states: IntoFrameT, *, by: str | Sequence[str] = "task_name", top: int = 5
+) -> IntoFrameT:
     """Rank the error messages of failed and crashed states per group.
 
     Messages that differ only in quoted values or numbers (``planned failure
@@ -249,7 +258,7 @@ def error_messages(states: IntoFrameT, *, by: str = "task_name", top: int = 5) -
 
     Args:
         states: a states frame with a ``message`` column.
-        by: the grouping column.
+        by: the grouping column(s).
         top: how many messages to keep per group (the most frequent).
 
     Returns:
@@ -271,7 +280,8 @@ def error_messages(states: IntoFrameT, *, by: str = "task_name", top: int = 5) -
         [("no file '…' (N tries)", 2, 2), ('OOM', 1, 1)]
     """
     run = run_id_column(schema_of(states).names())
-    columns = [run, "type", "timestamp", "message", by]
+    keys = as_list(by)
+    columns = list(dict.fromkeys([run, "type", "timestamp", "message", *keys]))
     frame = _frame(states, columns, caller="error_messages")
     failed = frame.filter(
         nw.col("type").cast(nw.String).is_in(["FAILED", "CRASHED"]),
@@ -280,7 +290,7 @@ def error_messages(states: IntoFrameT, *, by: str = "task_name", top: int = 5) -
     )
     grouped = (
         failed.with_columns(error=_normalised(nw.col("message")))
-        .group_by(by, "error", drop_null_keys=False)
+        .group_by([*keys, "error"], drop_null_keys=False)
         .agg(
             failures=nw.len(),
             runs=nw.col(run).n_unique(),
@@ -289,22 +299,33 @@ def error_messages(states: IntoFrameT, *, by: str = "task_name", top: int = 5) -
         )
     )
     ranked = grouped.with_columns(
-        _rank=nw.col("failures").rank("ordinal", descending=True).over(by)
+        _rank=nw.col("failures").rank("ordinal", descending=True).over(*keys)
     )
     out = (
         ranked.filter(nw.col("_rank") <= top)
-        .sort([by, "failures", "error"], descending=[False, True, False], nulls_last=True)
+        .sort(
+            [*keys, "failures", "error"],
+            descending=[*[False] * len(keys), True, False],
+            nulls_last=True,
+        )
         .drop("_rank")
     )
     return finish(out, states)
 
 
-def duration_trend(states: IntoFrameT, *, every: str, by: str = "task_name") -> IntoFrameT:
+def duration_trend(
+    states: IntoFrameT, *, every: str = "1d", by: str | Sequence[str] = "task_name"
+) -> IntoFrameT:
     """Each group's run time over time: p50, p95 and max per bucket, beside the group's median.
 
     The Prefect counterpart of Airflow's "Task Duration" view. A run falls in
     the bucket of its first state; its run time is its time in RUNNING states
     (all attempts). Runs that never ran are left out.
+
+    Args:
+        states: a states frame.
+        every: the bucket width (``"1h"``, ``"1d"``), aligned to the epoch (UTC).
+        by: the grouping column(s).
 
     Returns:
         The kind of frame given: ``by``, ``bucket``, ``runs``, ``p50``,
@@ -312,21 +333,22 @@ def duration_trend(states: IntoFrameT, *, every: str, by: str = "task_name") -> 
         all buckets), by group and bucket.
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> trend = duration_trend(ta.generate_states(300, seed=1), every="1d")
+        >>> from trs_analytics.testing import generate_states
+        >>> trend = duration_trend(generate_states(300, seed=1), every="1d")
         >>> trend.columns
         ['task_name', 'bucket', 'runs', 'p50', 'p95', 'max', 'median']
     """
-    runs = _outcomes(states, caller="duration_trend", needs=[by])
-    return _finish(_trend(runs, every, by), states, times=["bucket"])
+    keys = as_list(by)
+    runs = _outcomes(states, caller="duration_trend", needs=keys)
+    return _finish(_trend(runs, every, keys), states, times=["bucket"])
 
 
-def _trend(runs: nw.LazyFrame[Any], every: str, by: str) -> nw.LazyFrame[Any]:
+def _trend(runs: nw.LazyFrame[Any], every: str, keys: list[str]) -> nw.LazyFrame[Any]:
     ran = runs.filter(nw.col("attempts") > 0)
     s = nw.col("run_seconds")
     per_bucket = (
         ran.with_columns(bucket=bucket_of(nw.col("start"), every))
-        .group_by(by, "bucket", drop_null_keys=False)
+        .group_by([*keys, "bucket"], drop_null_keys=False)
         .agg(
             runs=nw.len(),
             p50=s.quantile(0.5, interpolation="linear"),
@@ -334,18 +356,19 @@ def _trend(runs: nw.LazyFrame[Any], every: str, by: str) -> nw.LazyFrame[Any]:
             max=s.max(),
         )
     )
-    medians = ran.group_by(by, drop_null_keys=False).agg(
+    medians = ran.group_by(keys, drop_null_keys=False).agg(
         median=s.quantile(0.5, interpolation="linear")
     )
-    return per_bucket.join(medians, on=by, how="left").sort(by, "bucket", nulls_last=True)
+    joined = per_bucket.join(medians, on=keys, how="left")
+    return joined.sort([*keys, "bucket"], nulls_last=True)
 
 
 def slowest_runs(states: IntoFrameT, *, top: int = 10) -> IntoFrameT:
     """The ``top`` task runs with the longest run time (see :func:`run_outcomes`).
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> slow = slowest_runs(ta.generate_states(300, seed=1), top=3)
+        >>> from trs_analytics.testing import generate_states
+        >>> slow = slowest_runs(generate_states(300, seed=1), top=3)
         >>> slow.height, slow["run_seconds"].is_sorted(descending=True)
         (3, True)
     """
@@ -360,8 +383,8 @@ def failed_runs(states: IntoFrameT, *, top: int = 20) -> IntoFrameT:
     """The latest ``top`` task runs that ended FAILED, CRASHED or CANCELLED, newest first.
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> failed = failed_runs(ta.generate_states(300, seed=1), top=5)
+        >>> from trs_analytics.testing import generate_states
+        >>> failed = failed_runs(generate_states(300, seed=1), top=5)
         >>> set(failed["final_type"]) <= {"FAILED", "CRASHED", "CANCELLED"}
         True
     """
@@ -399,21 +422,22 @@ def run_breakdowns(
         states, ``trend``, ``failed``, ``slowest``.
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> parts = run_breakdowns(ta.generate_states(200, seed=1), every="1d", by=["flow_name"])
+        >>> from trs_analytics.testing import generate_states
+        >>> parts = run_breakdowns(generate_states(200, seed=1), every="1d", by=["flow_name"])
         >>> sorted(parts), int(parts["volume"]["runs"].sum())
         (['failed', 'outcomes:flow_name', 'slowest', 'trend', 'volume'], 200)
     """
     names = schema_of(states).names()
     groups = [b for b in by if b in names]
     runs = _outcomes(states, caller="run_breakdowns", needs=[*groups, trend_by])
+    trend_keys = as_list(trend_by)
     template = states.lazy() if isinstance(states, pl.DataFrame) else states
 
     def queries(shared: nw.LazyFrame[Any]) -> dict[str, Any]:
         return {
             "volume": _finish(_volume(shared, every), template, times=["bucket"]),
-            **{f"outcomes:{b}": finish(_counts(shared, b), template) for b in groups},
-            "trend": _finish(_trend(shared, every, trend_by), template, times=["bucket"]),
+            **{f"outcomes:{b}": finish(_counts(shared, [b]), template) for b in groups},
+            "trend": _finish(_trend(shared, every, trend_keys), template, times=["bucket"]),
             "failed": _finish(_failed(shared, failed_top), template),
             "slowest": _finish(_slowest(shared, slowest_top), template),
         }

@@ -587,7 +587,7 @@ def with_polars_selectors(
     return states, out
 
 
-def explode_tags(frame: Any, by: Sequence[str]) -> Any:
+def explode_tags(frame: Any, by: str | Sequence[str] | None) -> Any:
     """Give a run one row per tag when ``tags`` is a grouping column.
 
     A run with no tags (or null tags) gets one row whose ``tags`` is null, so
@@ -599,8 +599,10 @@ def explode_tags(frame: Any, by: Sequence[str]) -> Any:
         >>> runs = pl.DataFrame({"task_run_id": ["a", "b"], "tags": [["x", "y"], []]})
         >>> explode_tags(runs, ["tags"]).rows()
         [('a', 'x'), ('a', 'y'), ('b', None)]
+        >>> explode_tags(runs, "tags").equals(explode_tags(runs, ["tags"]))
+        True
     """
-    if "tags" not in by:
+    if "tags" not in as_list(by):
         return frame
     if isinstance(frame, nw.LazyFrame):
         return frame.explode("tags")

@@ -110,7 +110,7 @@ def concurrency(states: Frame, *, by: str | Sequence[str] | None = None) -> Fram
 
 
 def peak_concurrency(
-    states: Frame, *, by: str | Sequence[str] | None = None, every: str = "1h"
+    states: Frame, *, by: str | Sequence[str] | None = None, every: str = "1d"
 ) -> Frame:
     """The most runs RUNNING at once in each time bucket, per group.
 
@@ -122,7 +122,8 @@ def peak_concurrency(
         states: task-run or flow-run states of any supported engine.
         by: the grouping column(s), as for :func:`concurrency`.
         every: the bucket width (``"1m"``, ``"1h"``, ``"1d"``...), aligned to
-            the epoch (weeks to Mondays), in UTC.
+            the epoch (weeks to Mondays), in UTC; one day by default (see
+            docs/metrics.md, "Time buckets").
 
     Returns:
         The kind of frame given, ordered by group and bucket: the ``by``

@@ -24,6 +24,8 @@ microseconds, which the metrics read; a column ``_run_table`` marks it.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 import narwhals as nw
@@ -41,11 +43,17 @@ from trs_analytics.metrics._common import (
     outcomes,
     timeline,
 )
-from trs_analytics.metrics._frames import finish, lazy, schema_of, with_micros
+from trs_analytics.metrics._frames import (
+    finish,
+    lazy,
+    materialized_by_run,
+    schema_of,
+    with_micros,
+)
 from trs_analytics.schema import EXPECTED_START, require_columns, run_id_column
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
     from trs_analytics.metrics._frames import Frame
 
@@ -53,6 +61,7 @@ __all__ = [
     "RUN_TABLE_COLUMNS",
     "RUN_TABLE_MARK",
     "is_run_table",
+    "kept_run_table",
     "per_run",
     "run_table",
     "table_runs",
@@ -62,8 +71,9 @@ __all__ = [
 #: version, so a table saved by another version is refused, not misread.
 RUN_TABLE_MARK: Final = "_run_table_v1"
 
-#: The public columns of a run table, after the run id and the carried columns.
-RUN_TABLE_COLUMNS: Final = (
+#: The run table's own columns that are stored (the rest of :data:`RUN_TABLE_COLUMNS` is
+#: computed from the internal ones on read).
+_OWN: Final = (
     "attempts",
     "retries",
     "final_type",
@@ -72,6 +82,11 @@ RUN_TABLE_COLUMNS: Final = (
     "terminal",
     "first_attempt_failed",
     "rescued",
+)
+
+#: The public columns of a run table, after the run id and the carried columns.
+RUN_TABLE_COLUMNS: Final = (
+    *_OWN,
     "start_time",
     "end_time",
     "run_start",
@@ -104,7 +119,8 @@ def is_run_table(frame: Any) -> bool:
 
     Examples:
         >>> import trs_analytics as ta
-        >>> states = ta.generate_states(20, seed=1)
+        >>> from trs_analytics.testing import generate_states
+        >>> states = generate_states(20, seed=1)
         >>> is_run_table(states), is_run_table(ta.run_table(states))
         (False, True)
     """
@@ -150,11 +166,18 @@ def run_table(states: Frame, *, needs: Sequence[str] = ()) -> Frame:
 
     Examples:
         >>> import trs_analytics as ta
-        >>> states = ta.generate_states(300, seed=1)
+        >>> from trs_analytics.testing import generate_states
+        >>> states = generate_states(300, seed=1)
         >>> runs = ta.run_table(states)
         >>> runs.height, ta.failure_rates(runs).equals(ta.failure_rates(states))
         (300, True)
     """
+    return _public(_core(states, needs))
+
+
+def _core(states: Frame, needs: Sequence[str]) -> Frame:
+    """Each run's figures, each stored once: the outcome columns and the internal
+    microseconds (the public times and durations are :func:`_public`'s, from them)."""
     names = schema_of(states).names()
     tl = timeline(states, caller="run_table", needs=needs, copies=True)
     carry = carried(states, needs)
@@ -192,11 +215,28 @@ def run_table(states: Frame, *, needs: Sequence[str] = ()) -> Frame:
         runs = runs.with_columns(final_message=nw.lit(None, dtype=nw.String()))
     if EXPECTED_START not in names:
         runs = runs.with_columns(_expected_run=nw.lit(None, dtype=nw.Int64()))
+    core = runs.rename(dict(_STORED)).select(RUN, *carry, *_OWN, *_STORED.values(), *_INTERNAL)
+    return finish(
+        core,
+        states,
+        timestamps=carried_timestamps(carry),
+        counts=["attempts", "retries"],
+        state_types=["final_type"],
+    )
+
+
+def _public(core: Frame) -> Frame:
+    """:func:`_core`'s table with the public times and durations, computed from the internal
+    microseconds (cheap, on read), and the mark: what :func:`run_table` gives."""
+    frame = lazy(core, caller="run_table")
+    names = frame.collect_schema().names()
+    own = run_id_column(names)
+    carry = [c for c in names if c not in (own, *_OWN, *_STORED.values(), *_INTERNAL)]
     ran = nw.col("attempts") > 0
     late = nw.col("_run_from") - nw.col("_expected_run")
-    table = runs.with_columns(
-        _start_us=nw.col("start_time"),
-        _end_us=nw.col("end_time"),
+    table = frame.with_columns(
+        start_time=nw.col("_start_us"),
+        end_time=nw.col("_end_us"),
         run_start=nw.col("_run_from"),
         run_end=nw.when(ran).then(once_closed("_end")),
         run_time=nw.when(ran).then(once_closed("_time")),
@@ -204,22 +244,40 @@ def run_table(states: Frame, *, needs: Sequence[str] = ()) -> Frame:
         queue_start=nw.col("_wait_from"),
         queue_wait=nw.col("_queue_end") - nw.col("_wait_from"),
         **{RUN_TABLE_MARK: nw.lit(value=True)},
-    ).select(RUN, *carry, *RUN_TABLE_COLUMNS, *_STORED.values(), *_INTERNAL, RUN_TABLE_MARK)
+    ).select(own, *carry, *RUN_TABLE_COLUMNS, *_STORED.values(), *_INTERNAL, RUN_TABLE_MARK)
     return finish(
         table,
-        states,
-        timestamps=[
-            "start_time",
-            "end_time",
-            "run_start",
-            "run_end",
-            "queue_start",
-            *carried_timestamps(carry),
-        ],
+        core,
+        timestamps=["start_time", "end_time", "run_start", "run_end", "queue_start"],
         durations=["run_time", "lateness", "queue_wait"],
-        counts=["attempts", "retries"],
-        state_types=["final_type"],
     )
+
+
+@contextmanager
+def kept_run_table(
+    states: Any, *, needs: Sequence[str] = (), parts: int | None = None
+) -> Iterator[Any]:
+    """:func:`run_table` computed once and kept where reading it again is cheap, for the block.
+
+    What a job that reads the table in several metrics does (the report, the
+    check, the metrics exporter): the runs' figures are stored once each (a
+    Polars DataFrame built a set of runs at a time, a DuckDB temporary table,
+    a persisted Spark DataFrame: :func:`~._frames.materialized_by_run`), and
+    the public times and durations are computed from them as each metric
+    reads them. Yields a frame of the states' engine (a LazyFrame for Polars).
+
+    Examples:
+        >>> import trs_analytics as ta
+        >>> from trs_analytics.testing import generate_states
+        >>> states = generate_states(300, seed=1)
+        >>> with kept_run_table(states) as runs:
+        ...     ta.failure_rates(runs).collect().equals(ta.failure_rates(states))
+        True
+    """
+    own = run_id_column(schema_of(states).names())
+    build = partial(_core, needs=needs)
+    with materialized_by_run(states, build, run=own, parts=parts) as core:
+        yield _public(core)
 
 
 def table_runs(states: Any, *, caller: str, needs: Sequence[str] = ()) -> nw.LazyFrame[Any] | None:

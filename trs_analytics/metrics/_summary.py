@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict, Unpack
 
 import narwhals as nw
 
-from trs_analytics._time import epoch_micros
 from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.metrics._buckets import duration_micros
 from trs_analytics.metrics._common import (
@@ -30,6 +29,7 @@ from trs_analytics.metrics._frames import (
     with_micros,
 )
 from trs_analytics.metrics._run_table import per_run
+from trs_analytics.metrics._stuck import micros_at
 from trs_analytics.schema import FAILURE_TYPES, require_columns, run_id_column
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ class CompareOptions(TypedDict, total=False):
     """The options of :func:`compare_windows`, which :func:`regressions` takes too."""
 
     window: str | timedelta
-    at: datetime | None
+    now: datetime | None
     by: str | Sequence[str] | None
     metric: Metric
     min_runs: int
@@ -130,23 +130,11 @@ def summarize(
     )
 
 
-def _at_micros(at: datetime | None) -> int | None:
-    if at is None:
-        return None
-    if at.tzinfo is None:
-        msg = (
-            f"at={at!r} has no time zone. Hint: pass an aware datetime, "
-            "for example datetime(2026, 1, 8, tzinfo=UTC)."
-        )
-        raise ConfigurationError(msg)
-    return epoch_micros(at)
-
-
 def compare_windows(
     states: Frame,
     *,
     window: str | timedelta = "7d",
-    at: datetime | None = None,
+    now: datetime | None = None,
     by: str | Sequence[str] | None = "task_name",
     metric: Metric = "run_time",
     min_runs: int = 20,
@@ -156,8 +144,8 @@ def compare_windows(
     """Compare each group's failure rate and p95 duration in a window with the window before.
 
     A run belongs to the window holding its first state's timestamp: the
-    *current* window is ``(at - window, at]``, the *previous* one
-    ``(at - 2*window, at - window]``.
+    *current* window is ``(now - window, now]``, the *previous* one
+    ``(now - 2*window, now - window]``.
 
     A group's failure rate got significantly worse when both windows have at
     least ``min_runs`` runs (completed + failed) and a one-sided
@@ -170,7 +158,7 @@ def compare_windows(
         states: a states frame.
         window: the window length, a Polars duration string (``"1d"``,
             ``"7d"``) or a ``timedelta``.
-        at: the end of the current window (time-zone aware); default: the
+        now: the end of the current window (time-zone aware); default: the
             latest first-state timestamp among the runs.
         by: grouping column(s), ``None`` for one overall row.
         metric: the per-run duration whose p95 is compared: ``"run_time"``,
@@ -190,11 +178,12 @@ def compare_windows(
 
     Raises:
         SchemaError: a required or ``by`` column is missing.
-        ConfigurationError: a bad ``window``, ``at``, ``metric`` or threshold.
+        ConfigurationError: a bad ``window``, ``now``, ``metric`` or threshold.
 
     Examples:
         >>> import trs_analytics as ta
-        >>> states = ta.generate_states(400, seed=1, days=2, n_tasks=2, n_flows=1)
+        >>> from trs_analytics.testing import generate_states
+        >>> states = generate_states(400, seed=1, days=2, n_tasks=2, n_flows=1)
         >>> ta.compare_windows(states, window="1d", min_runs=10).select(
         ...     "task_name", "runs_previous", "runs_current", "regressed").shape
         (2, 4)
@@ -210,7 +199,7 @@ def compare_windows(
         raise ConfigurationError(msg)
     keys: list[str] = as_list(by)
     step = duration_micros(window, argument="window")
-    end = _at_micros(at)
+    end = None if now is None else micros_at(now)
     per_run = _measured_runs(states, keys, metric)
     current_end = nw.col("start_time").max() if end is None else nw.lit(end)
     per_run = per_run.with_columns(current_end=current_end).with_columns(
@@ -352,7 +341,8 @@ def regressions(states: Frame, **options: Unpack[CompareOptions]) -> Frame:
 
     Examples:
         >>> import trs_analytics as ta
-        >>> states = ta.generate_states(200, seed=3, days=2, n_tasks=3, n_flows=1)
+        >>> from trs_analytics.testing import generate_states
+        >>> states = generate_states(200, seed=3, days=2, n_tasks=3, n_flows=1)
         >>> ta.regressions(states, window="1d", min_runs=1_000).height
         0
     """

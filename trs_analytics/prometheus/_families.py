@@ -198,9 +198,9 @@ def families(snap: Snapshot) -> list[Metric]:
 
     Examples:
         >>> from datetime import UTC, datetime
-        >>> import trs_analytics as ta
+        >>> from trs_analytics.testing import generate_states
         >>> from trs_analytics.prometheus import compute_snapshot
-        >>> states = ta.generate_states(200, seed=1, start=datetime(2026, 1, 1, tzinfo=UTC), days=1)
+        >>> states = generate_states(200, seed=1, start=datetime(2026, 1, 1, tzinfo=UTC), days=1)
         >>> [f.name for f in families(compute_snapshot(states))][:3]
         ['trs_task_runs', 'trs_task_run_retries', 'trs_task_run_time_seconds']
     """

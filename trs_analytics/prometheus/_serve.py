@@ -279,9 +279,9 @@ def render_metrics(snap: Snapshot) -> bytes:
 
     Examples:
         >>> from datetime import UTC, datetime
-        >>> import trs_analytics as ta
+        >>> from trs_analytics.testing import generate_states
         >>> from trs_analytics.prometheus import compute_snapshot
-        >>> states = ta.generate_states(200, seed=1, start=datetime(2026, 1, 1, tzinfo=UTC), days=1)
+        >>> states = generate_states(200, seed=1, start=datetime(2026, 1, 1, tzinfo=UTC), days=1)
         >>> text = render_metrics(compute_snapshot(states)).decode()
         >>> "trs_dataset_states_total 621.0" in text
         True

@@ -41,15 +41,15 @@ from trs_analytics.check import run_check
 from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.metrics import (
     failure_rates,
+    kept_run_table,
     lateness,
     retry_distribution,
-    run_table,
     run_time,
     stuck_runs,
     summarize,
     to_polars,
 )
-from trs_analytics.metrics._frames import lazy, materialized_by_run, with_micros
+from trs_analytics.metrics._frames import lazy, with_micros
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -283,8 +283,8 @@ def compute_snapshot(
 
     Examples:
         >>> from datetime import UTC, datetime
-        >>> import trs_analytics as ta
-        >>> states = ta.generate_states(500, seed=1, start=datetime(2026, 1, 1, tzinfo=UTC), days=2)
+        >>> from trs_analytics.testing import generate_states
+        >>> states = generate_states(500, seed=1, start=datetime(2026, 1, 1, tzinfo=UTC), days=2)
         >>> snap = compute_snapshot(states, window="1d", now=datetime(2026, 1, 3, tzinfo=UTC))
         >>> snap.states == states.height, snap.task_runs["runs"].sum() <= 500
         (True, True)
@@ -303,7 +303,7 @@ def compute_snapshot(
     at = (now or cursor or last or datetime.now(UTC)).astimezone(UTC)
     # each run's states reduced to one row once, kept on the engine, read by every
     # whole-dataset family (the window's families read the window's own states)
-    with materialized_by_run(states, run_table, run="task_run_id") as runs:
+    with kept_run_table(states) as runs:
         task_runs, totals = _outcomes(runs, TASK_KEYS)
         kept = _kept(totals, TASK_KEYS, max_series)
         retries = _fold(_retries(runs, TASK_KEYS), TASK_KEYS, kept)

@@ -24,7 +24,8 @@ def outcome_table(counts: pl.DataFrame | None, *, by: str) -> pl.DataFrame:
 
     Examples:
         >>> import trs_analytics as ta
-        >>> counts = ta.outcome_counts(ta.generate_states(100, seed=1), by="flow_name")
+        >>> from trs_analytics.testing import generate_states
+        >>> counts = ta.outcome_counts(generate_states(100, seed=1), by="flow_name")
         >>> outcome_table(counts, by="flow_name").columns[:3]
         ['flow_name', 'flow runs', 'task runs']
     """
@@ -43,8 +44,8 @@ def error_table(states: Any, *, top: int = 3) -> pl.DataFrame:
     """The most frequent error messages per task (numbers and quoted values folded).
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> error_table(ta.generate_states(100, seed=1)).columns
+        >>> from trs_analytics.testing import generate_states
+        >>> error_table(generate_states(100, seed=1)).columns
         ['task_name', 'error', 'failures', 'task runs', 'last seen (UTC)']
     """
     if "message" not in schema_of(states).names():
@@ -65,7 +66,8 @@ def run_table(runs: pl.DataFrame, *, ui: str | None) -> pl.DataFrame:
 
     Examples:
         >>> import trs_analytics as ta
-        >>> slowest = ta.slowest_runs(ta.generate_states(100, seed=1), top=2)
+        >>> from trs_analytics.testing import generate_states
+        >>> slowest = ta.slowest_runs(generate_states(100, seed=1), top=2)
         >>> table = run_table(slowest, ui="http://x")
         >>> table.columns, table["url"][0].startswith("http://x/runs/task-run/")
         (['task run', 'task', 'flow', 'ended', 'run time', 'started (UTC)', 'message', 'url'], True)

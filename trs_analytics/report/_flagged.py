@@ -108,8 +108,8 @@ def flagged_tables(
     """Compute the anomalies, stuck runs and SLA breaches on the states' engine (any).
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> states = ta.generate_states(200, seed=1)
+        >>> from trs_analytics.testing import generate_states
+        >>> states = generate_states(200, seed=1)
         >>> flagged = flagged_tables(states, now=states["timestamp"].max(), rules=[], ui=None)
         >>> sorted(flagged.results), flagged.breaches is None
         (['failure_rate', 'run_time'], True)
@@ -127,8 +127,8 @@ def flagged_sections(flagged: Flagged) -> list[Section]:
     """The "Anomalies and SLAs" tables, or one line when nothing is flagged.
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> states = ta.generate_states(200, seed=1)
+        >>> from trs_analytics.testing import generate_states
+        >>> states = generate_states(200, seed=1)
         >>> flagged = flagged_tables(states, now=states["timestamp"].max(), rules=[], ui=None)
         >>> [s.heading for s in flagged_sections(flagged)]
         ['Anomalies and SLAs', 'Stuck runs']

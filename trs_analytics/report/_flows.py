@@ -41,8 +41,8 @@ def failing_table(flow_run_states: Any) -> pl.DataFrame:
     """Deployments whose latest finished run failed, with their usual time to resolution.
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> failing_table(ta.generate_flow_run_states(400, seed=7)).columns
+        >>> from trs_analytics.testing import generate_flow_run_states
+        >>> failing_table(generate_flow_run_states(400, seed=7)).columns
         ['deployment', 'failing since (UTC)', 'failures in a row', 'last success (UTC)', 'usually resolved in', 'resolved failures']
     """
     failing = to_polars(currently_failing(flow_run_states, by=_BY))
@@ -68,8 +68,8 @@ def flow_run_sections(flow_run_states: Any, *, every: str) -> list[Section]:
     """The "Flow runs" part of the report, top to bottom.
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> [s.heading for s in flow_run_sections(ta.generate_flow_run_states(400, seed=7), every="6h")][:2]
+        >>> from trs_analytics.testing import generate_flow_run_states
+        >>> [s.heading for s in flow_run_sections(generate_flow_run_states(400, seed=7), every="6h")][:2]
         ['Flow runs: duration per deployment', 'Flow runs: landing times']
     """
     flow_run_states = deployment_or_flow(flow_run_states)

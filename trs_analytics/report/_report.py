@@ -46,10 +46,9 @@ from trs_analytics.charts import (
 )
 from trs_analytics.client import ui_url as _ui_from_api
 from trs_analytics.exceptions import ConfigurationError
-from trs_analytics.metrics import RUN_COLUMNS, parse_every
-from trs_analytics.metrics import run_table as ta_run_table
+from trs_analytics.metrics import RUN_COLUMNS, kept_run_table, parse_every
 from trs_analytics.metrics._breakdowns import run_breakdowns
-from trs_analytics.metrics._frames import lazy, materialized_by_run, narrowed, parts_for
+from trs_analytics.metrics._frames import lazy, narrowed, parts_for
 from trs_analytics.report._breakdowns import error_table, outcome_table, run_table
 from trs_analytics.report._flagged import flagged_sections, flagged_tables
 from trs_analytics.report._flows import flow_run_sections
@@ -80,8 +79,8 @@ def auto_period(states: Any) -> str:
     """The longest round width (``trs_analytics._format.ROUND_WIDTHS``) the data spans twice.
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> auto_period(ta.generate_states(300, seed=1, days=3))
+        >>> from trs_analytics.testing import generate_states
+        >>> auto_period(generate_states(300, seed=1, days=3))
         '1d'
     """
     return _auto_period(time_span(states))
@@ -170,8 +169,8 @@ def report_data(
             ``period``/``now``.
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> data = report_data(ta.generate_states(300, seed=1))
+        >>> from trs_analytics.testing import generate_states
+        >>> data = report_data(generate_states(300, seed=1))
         >>> data["period"], data["volume"]["runs"].sum()
         ('1d', 300)
     """
@@ -219,11 +218,7 @@ def _run_sections(
         # per-run section below reads this table instead of the states
         runs = step(
             "one row per task run",
-            lambda: kept.enter_context(
-                materialized_by_run(
-                    frame, ta_run_table, run="task_run_id", parts=parts_for(seen["states"])
-                )
-            ),
+            lambda: kept.enter_context(kept_run_table(frame, parts=parts_for(seen["states"]))),
         )
         queue = _queue_waits(runs)
         data["regressions"] = step(
@@ -477,10 +472,10 @@ def write_report(
 
     Examples:
         >>> import tempfile
-        >>> import trs_analytics as ta
+        >>> from trs_analytics.testing import generate_states
         >>> from trs_analytics.report import write_report
         >>> with tempfile.TemporaryDirectory() as folder:
-        ...     path = write_report(ta.generate_states(300, seed=1), f"{folder}/r.html")
+        ...     path = write_report(generate_states(300, seed=1), f"{folder}/r.html")
         ...     text = path.read_text()
         >>> "<h1>Task-run report</h1>" in text, text.count('class="chart"')
         (True, 8)

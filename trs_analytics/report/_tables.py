@@ -10,6 +10,7 @@ import polars as pl
 
 from trs_analytics._format import count_text, duration_text, span_text
 from trs_analytics.metrics import (
+    as_list,
     compare_windows,
     failure_rates,
     lateness,
@@ -70,8 +71,8 @@ def overview(states: Any) -> dict[str, Any]:
     """Count the states and flow runs and find the first and last state, on the states' engine.
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> overview(ta.generate_states(50, seed=1))["states"] > 50
+        >>> from trs_analytics.testing import generate_states
+        >>> overview(generate_states(50, seed=1))["states"] > 50
         True
     """
     frame = lazy(states, caller="write_report")
@@ -89,8 +90,8 @@ def run_counts(states: Any) -> dict[str, int]:
     """Count the task runs by retries and outcome, on the states' engine (one row comes back).
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> counts = run_counts(ta.generate_states(50, seed=1))
+        >>> from trs_analytics.testing import generate_states
+        >>> counts = run_counts(generate_states(50, seed=1))
         >>> counts["task_runs"], sorted(counts)[:3]
         (50, ['cancelled', 'crashed', 'retried'])
     """
@@ -127,8 +128,8 @@ def headlines(
         queue: ``queue_wait(states)``, when already computed.
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> [h.label for h in headlines(ta.generate_states(50, seed=1), agree=False)][:3]
+        >>> from trs_analytics.testing import generate_states
+        >>> [h.label for h in headlines(generate_states(50, seed=1), agree=False)][:3]
         ['Task runs', 'Flow runs', 'Final failure rate']
     """
     seen = seen or overview(states)
@@ -192,8 +193,8 @@ def worst_by_p95(states: Any, *, by: str = "task_name", top: int = 10) -> pl.Dat
     """Return the ``top`` groups with the longest p95 run time, as display text.
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> worst_by_p95(ta.generate_states(300, seed=1), top=2).columns
+        >>> from trs_analytics.testing import generate_states
+        >>> worst_by_p95(generate_states(300, seed=1), top=2).columns
         ['task_name', 'task runs', 'p50', 'p95', 'p99', 'max']
     """
     stats = to_polars(summarize(run_time(states), by=by)).filter(pl.col("count") > 0)
@@ -215,8 +216,8 @@ def worst_by_failure_rate(states: Any, *, by: str = "task_name", top: int = 10) 
     above one that failed 1 of 2: both may be bad, but only one is shown to be.
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> worst_by_failure_rate(ta.generate_states(300, seed=1), top=2).columns
+        >>> from trs_analytics.testing import generate_states
+        >>> worst_by_failure_rate(generate_states(300, seed=1), top=2).columns
         ['task_name', 'task runs', 'failed', 'failure rate', '95% CI', 'first attempt', 'rescued']
     """
     rates = to_polars(failure_rates(states, by=by)).filter(pl.col("failed") > 0)
@@ -249,15 +250,15 @@ def regression_table(
     the text for an empty table (which says so when the previous period had no runs).
 
     Examples:
-        >>> import trs_analytics as ta
-        >>> states = ta.generate_states(300, seed=1)
+        >>> from trs_analytics.testing import generate_states
+        >>> states = generate_states(300, seed=1)
         >>> table, caption, empty = regression_table(states, period="1d", now=None)
         >>> table.columns[:3], caption.startswith("Current period")
         (['task_name', 'why', 'runs (prev → now)'], True)
         >>> regression_table(states, period="30d", now=None)[2]
         'Nothing to compare against: the previous 30d has no runs.'
     """
-    compared = to_polars(compare_windows(states, window=period, at=now, by=by))
+    compared = to_polars(compare_windows(states, window=period, now=now, by=by))
     caption, empty = "No runs to compare.", "Nothing to compare against."
     if compared.height:
         first = compared.row(0, named=True)
@@ -273,7 +274,7 @@ def regression_table(
     flagged = compared.filter(pl.col("regressed")).sort(
         ["failure_rate_worse", "p95_ratio"], descending=True, nulls_last=True
     )
-    keys = [by] if isinstance(by, str) else list(by)
+    keys = as_list(by)
     why = pl.concat_list(
         pl.when(pl.col("failure_rate_worse")).then(pl.lit("failure rate")),
         pl.when(pl.col("p95_worse")).then(pl.lit("p95")),

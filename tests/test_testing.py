@@ -1,4 +1,5 @@
-"""The synthetic state generator: contract schema, determinism, realistic histories."""
+"""trs_analytics.testing, the test-data generators: contract schema, determinism, realistic
+histories, one naming for every generator, and the top level pointing to them."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ import polars as pl
 import pytest
 
 import trs_analytics as ta
+import trs_analytics.testing as tt
 from trs_analytics.exceptions import ConfigurationError
 
 
 @pytest.fixture(scope="module")
 def generated() -> pl.DataFrame:
-    return ta.generate_states(20_000, seed=5, days=3, n_flows=4, n_tasks=30)
+    return tt.generate_states(20_000, seed=5, days=3, n_flows=4, n_tasks=30)
 
 
 def test_schema_is_exactly_the_contract(generated: pl.DataFrame) -> None:
@@ -22,8 +24,8 @@ def test_schema_is_exactly_the_contract(generated: pl.DataFrame) -> None:
 
 
 def test_same_seed_same_frame_other_seed_other_frame() -> None:
-    assert ta.generate_states(500, seed=1).equals(ta.generate_states(500, seed=1))
-    assert not ta.generate_states(500, seed=1).equals(ta.generate_states(500, seed=2))
+    assert tt.generate_states(500, seed=1).equals(tt.generate_states(500, seed=1))
+    assert not tt.generate_states(500, seed=1).equals(tt.generate_states(500, seed=2))
 
 
 def test_counts_ids_and_spread(generated: pl.DataFrame) -> None:
@@ -105,9 +107,49 @@ def test_durations_are_skewed(generated: pl.DataFrame) -> None:
 )
 def test_bad_arguments(kwargs: dict[str, object]) -> None:
     with pytest.raises(ConfigurationError):
-        ta.generate_states(**kwargs)  # type: ignore[arg-type]
+        tt.generate_states(**kwargs)  # type: ignore[arg-type]
 
 
 def test_zero_runs_is_an_empty_contract_frame() -> None:
-    assert ta.generate_states(0).schema == ta.STATES_SCHEMA
-    assert ta.generate_states(0).height == 0
+    assert tt.generate_states(0).schema == ta.STATES_SCHEMA
+    assert tt.generate_states(0).height == 0
+
+
+@pytest.mark.parametrize(
+    "name", ["Planted", "generate_flow_run_states", "generate_planted", "generate_states"]
+)
+def test_the_top_level_says_where_a_moved_generator_went(name: str) -> None:
+    assert name not in ta.__all__
+    with pytest.raises(AttributeError, match=rf"Hint: use trs_analytics\.testing\.{name} "):
+        getattr(ta, name)
+    assert name in tt.__all__
+    assert getattr(tt, name) is not None
+
+
+@pytest.mark.parametrize("name", ["nope", "generate_nothing"])
+def test_an_unknown_top_level_name_is_a_plain_attribute_error(name: str) -> None:
+    with pytest.raises(
+        AttributeError, match=rf"^module 'trs_analytics' has no attribute '{name}'$"
+    ):
+        getattr(ta, name)
+
+
+def test_every_generator_names_tasks_the_same_way() -> None:
+    # a verb and a noun per task index (8 verbs, then the next noun), a lap number after 64
+    expected = {0: "extract_orders", 1: "load_orders", 8: "extract_users", 63: "aggregate_prices"}
+    expected |= {64: "extract_orders_1", 65: "load_orders_1"}
+    planted = tt.generate_planted(
+        seed=1, days=3, warmup_days=0, n_tasks=66, spikes=0, failure_jumps=0, gaps=0, stuck=0
+    )
+    names = planted.tasks["task_name"].to_list()
+    assert {i: names[i] for i in expected} == expected
+    states = tt.generate_states(5_000, seed=1, n_flows=1, n_tasks=66)
+    assert set(states["task_name"]) == set(names)
+    planted_types = planted.states.select("name", "type").unique().sort("name").rows()
+    assert planted_types == [
+        ("Completed", "COMPLETED"),
+        ("Failed", "FAILED"),
+        ("Pending", "PENDING"),
+        ("Running", "RUNNING"),
+        ("Scheduled", "SCHEDULED"),
+    ]
