@@ -18,6 +18,7 @@ __all__ = [
     "duration_micros",
     "epoch_micros",
     "iso",
+    "micros_at",
     "parse_age",
     "parse_duration",
     "parse_iso",
@@ -90,6 +91,32 @@ def epoch_micros(when: datetime) -> int:
         86400000000
     """
     return (when - EPOCH) // _ONE_US
+
+
+def micros_at(now: datetime | None, *, argument: str = "now") -> int:
+    """An aware datetime (default: the current UTC time) as microseconds since the epoch.
+
+    Raises:
+        ConfigurationError: ``now`` is naive.
+
+    Examples:
+        >>> micros_at(datetime(1970, 1, 1, 0, 0, 2, tzinfo=UTC))
+        2000000
+    """
+    when = now if now is not None else datetime.now(UTC)
+    if not isinstance(when, datetime):
+        msg = (
+            f"{argument} must be an aware datetime, got {type(when).__name__} {when!r:.40}. "
+            "Hint: pass datetime(2026, 1, 1, tzinfo=datetime.UTC), or leave it out for now."
+        )
+        raise ConfigurationError(msg)
+    if when.tzinfo is None or when.utcoffset() is None:
+        msg = (
+            f"{argument}={when.isoformat()} is naive (no time zone). Hint: pass an aware "
+            "datetime such as datetime(2026, 1, 1, tzinfo=datetime.UTC)."
+        )
+        raise ConfigurationError(msg)
+    return epoch_micros(when)
 
 
 def parse_age(text: str) -> timedelta | None:

@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 import trs_analytics as ta
 import trs_analytics.testing as tt
 from tests.engines.native import KIND_OF, assert_same, kind
+from trs_analytics.metrics._frames import in_group_sets
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -102,3 +104,16 @@ def _with_since(call: str, states: Any) -> Any:
     return ta.detect_anomalies(
         states, metric="failure_rate", by="flow_name", direction="both", z=2.0, since=SINCE, **LOOSE
     )
+
+
+@pytest.mark.parametrize("call", ["run_time-by-task", "failure_rate-by-task-spike"])
+@pytest.mark.parametrize("parts", [2, 3])
+def test_judged_a_set_of_tasks_at_a_time_the_rows_are_the_whole(
+    call: str, parts: int, planted: pl.DataFrame
+) -> None:
+    """The report computes the anomalies a set of tasks at a time on Polars: the same rows,
+    in the same order, the null task among them."""
+    whole = CALLS[call](planted)
+    assert whole["task_name"].null_count() > 0
+    pieces = in_group_sets(planted.lazy(), "task_name", parts, CALLS[call])
+    assert_frame_equal(pieces, whole)

@@ -34,11 +34,11 @@ detection bucket with its group's runs, filtered on the bucket range.
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Literal, TypedDict, get_args
 
 import narwhals as nw
 
+from trs_analytics._time import micros_at
 from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.metrics._buckets import bucket_of, duration_micros
 from trs_analytics.metrics._chance import (
@@ -57,12 +57,13 @@ from trs_analytics.metrics._durations import (
     run_time_rows,
 )
 from trs_analytics.metrics._failures import wilson
-from trs_analytics.metrics._frames import EPOCH, finish, lazy, reused, schema_of, with_micros
+from trs_analytics.metrics._frames import finish, lazy, reused, schema_of, with_micros
 from trs_analytics.metrics._run_table import per_run
 from trs_analytics.schema import FAILURE_TYPES, require_columns, run_id_column
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+    from datetime import datetime
 
     from trs_analytics.metrics._frames import Frame
 
@@ -236,16 +237,8 @@ class _Settings:
 
 
 def _aware_micros(at: datetime | None, argument: str) -> int | None:
-    """``at`` in microseconds since the epoch; it must be time-zone aware."""
-    if at is None:
-        return None
-    if not isinstance(at, datetime) or at.tzinfo is None:
-        msg = (
-            f"{argument}={at!r} is not a time-zone-aware datetime. "
-            "Hint: pass datetime(2026, 1, 5, 9, 30, tzinfo=UTC), or None (the default)."
-        )
-        raise ConfigurationError(msg)
-    return (at - EPOCH) // timedelta(microseconds=1)
+    """``at`` in microseconds since the epoch (it must be time-zone aware); None stays None."""
+    return None if at is None else micros_at(at, argument=argument)
 
 
 def _mod(value: nw.Expr, width: int) -> nw.Expr:

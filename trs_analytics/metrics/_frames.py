@@ -57,6 +57,7 @@ __all__ = [
     "from_micros",
     "from_native",
     "has_ordered_last",
+    "in_group_sets",
     "is_duration",
     "lazy",
     "materialized",
@@ -577,6 +578,41 @@ def materialized_by_run(
         return
     with materialized(build(states)) as kept:
         yield kept
+
+
+def in_group_sets(
+    frame: Any, column: str, parts: int, compute: Callable[[Any], Any]
+) -> pl.DataFrame:
+    """``to_polars(compute(frame))``, on a Polars ``LazyFrame`` a set of ``column``'s values at a time.
+
+    For a metric whose rows for a value of ``column`` depend on that value's
+    rows alone, and are ordered by it (nulls last), as ``detect_anomalies(by=column)``'s:
+    the distinct values, in order, are cut into ``parts`` runs of neighbours,
+    ``compute`` runs on each run's rows in turn, and the results are put end to
+    end: the rows of one ``compute`` over every row, while only a set's work
+    is held at once. Other engines spill or spread the work themselves: one
+    ``compute``.
+
+    Examples:
+        >>> frame = pl.LazyFrame({"g": ["b", None, "a", "b"], "x": [1, 2, 3, 4]})
+        >>> sums = lambda f: f.group_by("g").agg(pl.col("x").sum()).sort("g", nulls_last=True)
+        >>> in_group_sets(frame, "g", 2, sums).rows()
+        [('a', 3), ('b', 5), (None, 2)]
+    """
+    if parts <= 1 or not isinstance(frame, pl.LazyFrame):
+        return to_polars(compute(frame))
+    values = frame.select(pl.col(column).unique()).collect().to_series()
+    values = values.sort(nulls_last=True)
+    size = -(-values.len() // parts)
+    pieces = []
+    for start in range(0, values.len(), size):
+        chunk = values.slice(start, size)
+        known = chunk.drop_nulls()
+        keep = pl.col(column).is_in(known.implode())
+        if chunk.null_count():
+            keep = keep | pl.col(column).is_null()
+        pieces.append(to_polars(compute(frame.filter(keep))))
+    return pl.concat(pieces, how="vertical")
 
 
 def quantile(value: nw.Expr, q: float) -> nw.Expr:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Final, Generic, NamedTuple
 
 import narwhals as nw
 
-from trs_analytics._time import parse_duration
+from trs_analytics._time import micros_at, parse_duration
 from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.metrics._buckets import bucket_of, duration_micros
 from trs_analytics.metrics._common import (
@@ -36,7 +36,6 @@ from trs_analytics.metrics._common import (
 )
 from trs_analytics.metrics._frames import Frame, finish, schema_of
 from trs_analytics.metrics._run_table import is_run_table, per_run
-from trs_analytics.metrics._stuck import micros_at
 from trs_analytics.schema import EXPECTED_START, FAILURE_TYPES
 
 if TYPE_CHECKING:

@@ -23,12 +23,11 @@ ordering of the few flagged runs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 import narwhals as nw
 
-from trs_analytics._time import epoch_micros
+from trs_analytics._time import micros_at
 from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.metrics._buckets import duration_micros
 from trs_analytics.metrics._common import (
@@ -46,42 +45,17 @@ from trs_analytics.metrics._run_table import per_run
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from datetime import datetime, timedelta
 
     from trs_analytics.metrics._frames import Frame
 
-__all__ = ["micros_at", "stuck_runs"]
+__all__ = ["stuck_runs"]
 
 #: The phases an open run can be stuck in, and the state types of each.
 PHASES: Final = {"RUNNING": ("RUNNING",), "PENDING": ("PENDING",)}
 
 #: The groups whose history stands in for a group with too little, in order (when present).
 FALLBACK: Final = ("deployment_id", "flow_name")
-
-
-def micros_at(now: datetime | None, *, argument: str = "now") -> int:
-    """An aware datetime (default: the current UTC time) as microseconds since the epoch.
-
-    Raises:
-        ConfigurationError: ``now`` is naive.
-
-    Examples:
-        >>> micros_at(datetime(1970, 1, 1, 0, 0, 2, tzinfo=UTC))
-        2000000
-    """
-    when = now if now is not None else datetime.now(UTC)
-    if not isinstance(when, datetime):
-        msg = (
-            f"{argument} must be an aware datetime, got {type(when).__name__} {when!r:.40}. "
-            "Hint: pass datetime(2026, 1, 1, tzinfo=datetime.UTC), or leave it out for now."
-        )
-        raise ConfigurationError(msg)
-    if when.tzinfo is None or when.utcoffset() is None:
-        msg = (
-            f"{argument}={when.isoformat()} is naive (no time zone). Hint: pass an aware "
-            "datetime such as datetime(2026, 1, 1, tzinfo=datetime.UTC)."
-        )
-        raise ConfigurationError(msg)
-    return epoch_micros(when)
 
 
 def _check(k: float, quantile: float, min_history: int) -> None:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict, Unpack
 
 import narwhals as nw
 
+from trs_analytics._time import micros_at
 from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.metrics._buckets import duration_micros
 from trs_analytics.metrics._common import (
@@ -29,7 +30,6 @@ from trs_analytics.metrics._frames import (
     with_micros,
 )
 from trs_analytics.metrics._run_table import per_run
-from trs_analytics.metrics._stuck import micros_at
 from trs_analytics.schema import FAILURE_TYPES, require_columns, run_id_column
 
 if TYPE_CHECKING:

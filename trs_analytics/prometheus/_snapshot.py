@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Final
 import narwhals as nw
 import polars as pl
 
-from trs_analytics._time import EPOCH, epoch_micros, parse_duration
+from trs_analytics._time import EPOCH, epoch_micros, micros_at, parse_duration
 from trs_analytics.check import run_check
 from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.metrics import (
@@ -296,9 +296,8 @@ def compute_snapshot(
     if max_series < 1:
         msg = f"max_series={max_series} must be at least 1. Hint: the default is 200."
         raise ConfigurationError(msg)
-    if now is not None and now.tzinfo is None:
-        msg = f"now={now!r} has no time zone. Hint: pass datetime(..., tzinfo=UTC)."
-        raise ConfigurationError(msg)
+    if now is not None:
+        micros_at(now)  # refuses a naive one
     count, last = _dataset_stats(states)
     at = (now or cursor or last or datetime.now(UTC)).astimezone(UTC)
     # each run's states reduced to one row once, kept on the engine, read by every

@@ -10,6 +10,7 @@ for months).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -18,6 +19,7 @@ from trs_analytics._format import duration_expr
 from trs_analytics.charts import anomaly_chart
 from trs_analytics.client import task_run_url
 from trs_analytics.metrics import detect_anomalies, sla_report, stuck_runs, to_polars
+from trs_analytics.metrics._frames import in_group_sets
 from trs_analytics.report._sections import ChartSection, Section, TableSection
 
 if TYPE_CHECKING:
@@ -38,10 +40,14 @@ def _urls(ids: pl.Series, ui: str | None) -> pl.Series:
     )
 
 
-def _anomalies(states: Any) -> dict[str, pl.DataFrame]:
+def _anomalies(states: Any, parts: int) -> dict[str, pl.DataFrame]:
     """detect_anomalies' full result per metric (the chart draws the band around the series):
-    one row per task and day, computed on the states' engine."""
-    return {m: to_polars(detect_anomalies(states, metric=m)) for m in ("run_time", "failure_rate")}
+    one row per task and day, computed on the states' engine; on Polars a set of tasks at a
+    time (``parts`` sets: the training window copies each run once per bucket it trains)."""
+    return {
+        m: in_group_sets(states, "task_name", parts, partial(detect_anomalies, metric=m))
+        for m in ("run_time", "failure_rate")
+    }
 
 
 def _anomaly_table(results: dict[str, pl.DataFrame]) -> pl.DataFrame:
@@ -103,9 +109,10 @@ class Flagged:
 
 
 def flagged_tables(
-    states: Any, *, now: datetime, rules: Sequence[SlaRule], ui: str | None
+    states: Any, *, now: datetime, rules: Sequence[SlaRule], ui: str | None, parts: int = 1
 ) -> Flagged:
-    """Compute the anomalies, stuck runs and SLA breaches on the states' engine (any).
+    """Compute the anomalies, stuck runs and SLA breaches on the states' engine (any);
+    the anomalies a set of tasks at a time on Polars with ``parts`` > 1 (the same rows).
 
     Examples:
         >>> from trs_analytics.testing import generate_states
@@ -114,7 +121,7 @@ def flagged_tables(
         >>> sorted(flagged.results), flagged.breaches is None
         (['failure_rate', 'run_time'], True)
     """
-    results = _anomalies(states)
+    results = _anomalies(states, parts)
     return Flagged(
         results=results,
         anomalies=_anomaly_table(results),

@@ -23,6 +23,7 @@ from trs_analytics._atomic import atomic_write, check_writable
 from trs_analytics._format import argument_text, auto_every, span_text
 from trs_analytics._format import auto_period as _auto_period
 from trs_analytics._progress import peak_rss_mib
+from trs_analytics._time import micros_at
 from trs_analytics.charts import (
     CONFIG,
     draw_durations,
@@ -245,7 +246,10 @@ def _run_sections(
         data["failure_rates"] = step("failure rates over time", lambda: _failure_rates(runs, every))
         data["errors"] = step("error messages", lambda: error_table(frame))
         data["flagged"] = step(
-            "anomalies and SLAs", lambda: flagged_tables(runs, now=at, rules=rules, ui=ui)
+            "anomalies and SLAs",
+            lambda: flagged_tables(
+                runs, now=at, rules=rules, ui=ui, parts=parts_for(seen["states"])
+            ),
         )
         data["worst_p95"] = step("worst tasks by p95", lambda: worst_by_p95(runs))
         data["worst_failure_rate"] = step(
@@ -263,12 +267,8 @@ def _run_sections(
 def _check_period(period: str, now: datetime | None) -> None:
     """Refuse a bad ``period`` or a naive ``now`` (as the regressions would, later)."""
     parse_every(period, argument="period")
-    if now is not None and now.tzinfo is None:
-        msg = (
-            f"now={now!r} has no time zone. Hint: pass an aware datetime, "
-            "for example datetime(2026, 1, 8, tzinfo=UTC)."
-        )
-        raise ConfigurationError(msg)
+    if now is not None:
+        micros_at(now)
 
 
 def _queue_waits(runs: Any) -> Any:
