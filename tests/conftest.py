@@ -132,11 +132,21 @@ def pytest_ignore_collect(collection_path: Path) -> bool | None:
     return True if collection_path.name in {"prefect_harness.py", "workload.py"} else None
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that uses a server fixture as ``integration``."""
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> Iterator[None]:
+    """Mark every test that uses a server fixture as ``integration``; run those last.
+
+    The marks are set before ``-m`` selects; once pytest has ordered the tests by
+    their fixtures' parameters, the integration tests move behind the others, in
+    their order. The servers and workloads they need start in the background when
+    collection ends (:class:`_Lines`): the first test that needed the workload
+    used to wait a minute for it, now the other tests run meanwhile.
+    """
     for item in items:
         if INTEGRATION_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.integration)
+    yield
+    items.sort(key=lambda item: item.get_closest_marker("integration") is not None)
 
 
 class _Lines:

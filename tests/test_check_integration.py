@@ -44,11 +44,11 @@ PROBE = textwrap.dedent(
         print("TRUTH " + json.dumps({"task_run_id": str(task_run.id), "seconds": seconds}))
 
     @flow(name="trs-check-probe")
-    def probe(seconds: float) -> None:
-        step(seconds)
+    def probe() -> None:
+        for seconds in [0.0] * 3 + [2.0]:
+            step(seconds)
 
-    for seconds in [0.0] * 3 + [2.0]:
-        probe(seconds)
+    probe()
     """
 )
 

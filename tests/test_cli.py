@@ -446,7 +446,9 @@ def test_output_options_work_after_the_command(tmp_path: Path) -> None:
     assert record["event"] == "report"
     verbose = run("report", SAMPLE, "--out", html, "-v")
     assert verbose.exit_code == 0, verbose.output
-    failed = run("export", "--api-url", DEAD, "--out", tmp_path / "ds", "--log-format", "json")
+    # one attempt: the refused connection is not retried (six attempts waited 8 s)
+    dead = ["--api-url", DEAD, "--max-attempts", "1"]
+    failed = run("export", *dead, "--out", tmp_path / "ds", "--log-format", "json")
     assert json.loads(failed.stderr.splitlines()[-1])["message"].startswith("Error: ")
 
 

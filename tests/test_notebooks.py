@@ -103,3 +103,23 @@ def test_the_quickstart_reads_the_server_in_prefect_api_url(
     ]
     assert numbers == [workload.n_states, workload.n_task_runs]
     assert _charts(notebook)
+
+
+def test_the_flow_runs_notebook_groups_runs_without_a_deployment_by_flow(
+    prefect_server: PrefectServer, workload: GroundTruth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 26: the workload calls most flows directly, as most users do; the notebook groups
+    those runs under ``"<flow> (no deployment)"``, as the report does, not all under null."""
+    monkeypatch.setenv("PREFECT_API_URL", prefect_server.api_url)
+    monkeypatch.setenv("TRS_SINCE", workload.started_at.isoformat())
+    monkeypatch.setenv("TRS_UNTIL", workload.finished_at.isoformat())
+    notebook = _run(ROOT / "notebooks" / "04_flow_runs_and_deployments.ipynb")
+    # the run time per deployment: one row per group (below the header), its name first
+    rows = _text(_code(notebook)[2]).split("╞", 1)[1]
+    shown = re.findall(r"^│ ([^│┆]+?)\s+┆", rows, flags=re.MULTILINE)
+    want = {
+        run.deployment_name if run.deployment_id else f"{run.flow_name} (no deployment)"
+        for run in workload.flow_runs.values()
+    }
+    assert any(run.deployment_id is None for run in workload.flow_runs.values())
+    assert set(shown) == want

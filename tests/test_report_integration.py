@@ -82,8 +82,6 @@ def test_flow_runs_without_a_deployment_are_drawn_per_flow(
     """Issue 26.1 and 26.2 on a real capture: the workload calls most flows directly (no
     deployment); every flow-run chart draws, in Chromium without a Vega warning, and each
     flow run is grouped under its deployment, or its flow when it has none."""
-    from trs_analytics.report._flows import by_deployment_or_flow
-
     flow_runs = ta.fetch_flow_run_states(
         prefect_server.api_url,
         since=workload.started_at - timedelta(minutes=1),
@@ -91,7 +89,7 @@ def test_flow_runs_without_a_deployment_are_drawn_per_flow(
     )
     mine = flow_runs.filter(pl.col("flow_run_id").is_in(list(workload.flow_runs)))
     grouped = (
-        by_deployment_or_flow(mine).group_by("flow_run_id").agg(pl.col("deployment_name").first())
+        ta.deployment_or_flow(mine).group_by("flow_run_id").agg(pl.col("deployment_name").first())
     )
     truth = {
         run_id: run.deployment_name if run.deployment_id else f"{run.flow_name} (no deployment)"

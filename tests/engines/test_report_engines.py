@@ -11,6 +11,7 @@ The HTML written from Polars and from DuckDB shows the same figures.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +23,7 @@ import pytest
 import trs_analytics as ta
 import trs_analytics.testing as tt
 from tests.engines.native import ENGINE_IDS, assert_same
+from trs_analytics._format import missing_label
 from trs_analytics.metrics import parse_rules
 from trs_analytics.report import write_report
 from trs_analytics.report._flagged import Flagged
@@ -36,6 +38,9 @@ if TYPE_CHECKING:
     from devtools.workload import GroundTruth
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample_states.parquet"
+
+#: What the workload that made the sample recorded of each of its task runs.
+SAMPLE_TRUTH = SAMPLE.with_name("sample_ground_truth.json")
 
 #: Rules with a breach in the generated history (its run times reach minutes).
 RULES = parse_rules('[[rule]]\nname = "slow"\ntask = "*"\nmax_run_time = "30s"\n')
@@ -112,12 +117,44 @@ def test_the_data_has_what_the_sections_show(generated: pl.DataFrame) -> None:
 SEPARATE_SAMPLE = [e for e in ENGINE_IDS if e != "spark"]
 
 
+@pytest.fixture(scope="module")
+def sample_want(sample: pl.DataFrame) -> dict[str, Any]:
+    """The sample's section data on eager Polars, the reference of every engine."""
+    return _data(sample, _now(sample))
+
+
+@pytest.fixture(scope="module")
+def sample_data(
+    sample: pl.DataFrame, engine: str, on_engine: Callable[[pl.DataFrame], Any]
+) -> dict[str, Any]:
+    """The sample's section data on ``engine`` (computed once, read by two tests)."""
+    return _data(on_engine(sample), _now(sample))
+
+
 @pytest.mark.parametrize("engine", SEPARATE_SAMPLE, indirect=True)
 def test_report_data_on_the_sample_is_the_same_on_every_engine(
-    sample: pl.DataFrame, engine: str, on_engine: Callable[[pl.DataFrame], Any]
+    sample_data: dict[str, Any], sample_want: dict[str, Any]
 ) -> None:
-    want = _data(sample, _now(sample))
-    assert_same_data(_data(on_engine(sample), _now(sample)), want)
+    assert_same_data(sample_data, sample_want)
+
+
+@pytest.mark.parametrize("engine", SEPARATE_SAMPLE, indirect=True)
+def test_the_runs_per_flow_table_counts_the_flow_runs_the_workload_ran(
+    sample_data: dict[str, Any],
+) -> None:
+    """ "etl: 36 flow runs, 1,440 task runs": both counted from the workload's own record of
+    its task runs; the task runs outside any flow are in no flow run."""
+    flow_runs: dict[str, set[str]] = {}
+    task_runs: dict[str, int] = {}
+    for run in json.loads(SAMPLE_TRUTH.read_text(encoding="utf-8"))["task_runs"].values():
+        flow = run["flow_name"] or missing_label("flow_name")
+        flow_runs.setdefault(flow, set()).update([run["flow_run_id"]] if run["flow_run_id"] else [])
+        task_runs[flow] = task_runs.get(flow, 0) + 1
+    want = {flow: (len(runs), task_runs[flow]) for flow, runs in flow_runs.items()}
+    assert want["etl"] == (36, 1440)
+    table = sample_data["outcomes:flow_name"]
+    got = table.select("flow_name", "flow runs", "task runs").rows()
+    assert {flow: (flows, tasks) for flow, flows, tasks in got} == want
 
 
 @pytest.mark.timeout(1800)

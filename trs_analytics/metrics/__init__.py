@@ -53,7 +53,13 @@ from trs_analytics.metrics._durations import (
     time_in_state,
 )
 from trs_analytics.metrics._failures import failure_rates, wilson
-from trs_analytics.metrics._flows import currently_failing, landing_time, time_to_resolution
+from trs_analytics.metrics._flows import (
+    NO_DEPLOYMENT,
+    currently_failing,
+    deployment_or_flow,
+    landing_time,
+    time_to_resolution,
+)
 from trs_analytics.metrics._frames import to_polars
 from trs_analytics.metrics._inside import critical_path, flow_time_shares
 from trs_analytics.metrics._retries import retry_counts, retry_distribution
@@ -73,6 +79,7 @@ from trs_analytics.metrics._summary import (
 __all__ = [
     "ANOMALY_COLUMNS",
     "ANY",
+    "NO_DEPLOYMENT",
     "OUTCOME_COLUMNS",
     "RUN_COLUMNS",
     "TERMINAL",
@@ -91,6 +98,7 @@ __all__ = [
     "concurrency",
     "critical_path",
     "currently_failing",
+    "deployment_or_flow",
     "detect_anomalies",
     "duration_trend",
     "durations",

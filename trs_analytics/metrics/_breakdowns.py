@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "OUTCOME_COLUMNS",
+    "distinct_values",
     "duration_trend",
     "error_messages",
     "failed_runs",
@@ -80,6 +81,25 @@ def _frame(states: Any, columns: list[str], *, caller: str) -> nw.LazyFrame[Any]
 
 def _seconds(micros: nw.Expr) -> nw.Expr:
     return micros.cast(nw.Float64()) / 1_000_000
+
+
+def distinct_values(column: str) -> nw.Expr:
+    """Count the distinct values of ``column``, a null not among them: an aggregate (of a
+    ``select`` or a group-by) on any engine, ``count(DISTINCT column)`` in SQL.
+
+    narwhals' ``n_unique`` counts a null as one value (as Polars does), which is
+    taken off again: task runs outside any flow are in no flow run.
+
+    Examples:
+        >>> import narwhals as nw
+        >>> import polars as pl
+        >>> runs = pl.DataFrame({"flow": ["a", "a", "b"], "flow_run_id": ["1", "2", None]})
+        >>> nw.from_native(runs).group_by("flow").agg(distinct_values("flow_run_id")).sort(
+        ...     "flow").to_native().rows()
+        [('a', 2), ('b', 0)]
+    """
+    values = nw.col(column)
+    return values.n_unique() - values.is_null().cast(nw.Int64()).max()
 
 
 def run_outcomes(states: IntoFrameT) -> IntoFrameT:
@@ -166,6 +186,7 @@ def outcome_counts(states: IntoFrameT, *, by: str | Sequence[str] = "task_name")
 
     Returns:
         The kind of frame given, one row per group, most runs first: ``by``,
+        ``flow_runs`` (distinct flow runs, when the states have ``flow_run_id``),
         ``runs``, ``completed``, ``failed``, ``crashed``, ``cancelled``,
         ``unfinished`` (no terminal state yet) and ``failure_rate`` (failed
         and crashed among finished runs, null when none finished).
@@ -173,7 +194,7 @@ def outcome_counts(states: IntoFrameT, *, by: str | Sequence[str] = "task_name")
     Examples:
         >>> from trs_analytics.testing import generate_states
         >>> outcome_counts(generate_states(200, seed=1), by="flow_name").columns
-        ['flow_name', 'runs', 'completed', 'failed', 'crashed', 'cancelled', 'unfinished', 'failure_rate']
+        ['flow_name', 'flow_runs', 'runs', 'completed', 'failed', 'crashed', 'cancelled', 'unfinished', 'failure_rate']
     """
     keys = as_list(by)
     runs = _outcomes(states, caller="outcome_counts", needs=keys)
@@ -185,7 +206,8 @@ def _counts(runs: nw.LazyFrame[Any], keys: list[str]) -> nw.LazyFrame[Any]:
         name: (nw.col("final_type") == state).cast(nw.Int64).sum()
         for name, state in OUTCOME_COLUMNS.items()
     }
-    grouped = runs.group_by(keys, drop_null_keys=False).agg(runs=nw.len(), **counts)
+    flows = {"flow_runs": distinct_values("flow_run_id")} if "flow_run_id" in runs.columns else {}
+    grouped = runs.group_by(keys, drop_null_keys=False).agg(**flows, runs=nw.len(), **counts)
     finished = sum((nw.col(c) for c in OUTCOME_COLUMNS), nw.lit(0))
     return grouped.with_columns(
         unfinished=nw.col("runs") - finished,

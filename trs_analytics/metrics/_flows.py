@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import narwhals as nw
 
+from trs_analytics._format import missing_label
 from trs_analytics.metrics._common import (
     RANK_BITS,
     RUN,
@@ -29,7 +30,7 @@ from trs_analytics.metrics._common import (
     is_type,
     outcomes,
 )
-from trs_analytics.metrics._frames import finish, with_micros
+from trs_analytics.metrics._frames import finish, lazy, with_micros
 from trs_analytics.metrics._runs import run_carry, run_timeline
 from trs_analytics.schema import EXPECTED_START, FAILURE_TYPES, TERMINAL_TYPES
 
@@ -38,10 +39,22 @@ if TYPE_CHECKING:
 
     from trs_analytics.metrics._frames import Frame
 
-__all__ = ["currently_failing", "landing_time", "time_to_resolution"]
+__all__ = [
+    "NO_DEPLOYMENT",
+    "currently_failing",
+    "deployment_or_flow",
+    "landing_time",
+    "time_to_resolution",
+]
 
 #: Final types of a finished run (CANCELLED runs neither fail nor succeed).
 _FINISHED: Final = ("COMPLETED", *FAILURE_TYPES)
+
+#: The column :func:`deployment_or_flow` fills.
+_BY: Final = "deployment_name"
+
+#: What :func:`deployment_or_flow` puts after the flow's name of a run without a deployment.
+NO_DEPLOYMENT: Final = " (no deployment)"
 
 #: Larger than any ordering key.
 _NO_KEY: Final = 2**62
@@ -65,6 +78,31 @@ def _finished_runs(
         _all=nw.lit(0),
     )
     return explode_tags(runs, keys), column, carry
+
+
+def deployment_or_flow(flow_run_states: Frame) -> Frame:
+    """Each run's ``deployment_name``, or ``"<flow> (no deployment)"`` when it has none.
+
+    A flow called as a script has no deployment: grouping ``by="deployment_name"``
+    would lump every such flow in one null group. After this, the
+    ``deployment_name`` groups are the deployments and, apart, each flow run
+    without one (the report's "Flow runs" sections group so). A frame without
+    ``flow_name`` or ``deployment_name`` comes back as it is; any engine.
+
+    Examples:
+        >>> import polars as pl
+        >>> runs = pl.DataFrame({"flow_name": ["etl", "etl", "sync"],
+        ...     "deployment_name": ["etl/k8s", None, None]})
+        >>> deployment_or_flow(runs)["deployment_name"].to_list()
+        ['etl/k8s', 'etl (no deployment)', 'sync (no deployment)']
+    """
+    frame = lazy(flow_run_states, caller="deployment_or_flow")
+    names = frame.collect_schema().names()
+    if "flow_name" not in names or _BY not in names:
+        return flow_run_states
+    flow = nw.concat_str(nw.col("flow_name"), nw.lit(NO_DEPLOYMENT))
+    grouped = nw.coalesce(nw.col(_BY), flow, nw.lit(missing_label(_BY)))
+    return finish(frame.with_columns(grouped.alias(_BY)), flow_run_states)
 
 
 def landing_time(flow_run_states: Frame) -> Frame:

@@ -18,22 +18,26 @@ __all__ = ["error_table", "outcome_table", "run_table"]
 
 
 def outcome_table(counts: pl.DataFrame | None, *, by: str) -> pl.DataFrame:
-    """Task runs per ``by`` value by how they ended (``outcome_counts``' rows, or ``None`` when the
-    states have no ``by`` column); empty when no run has a ``by`` value.
+    """Flow runs and task runs per ``by`` value, the task runs by how they ended
+    (``outcome_counts``' rows, or ``None`` when the states have no ``by`` column); empty
+    when no run has a ``by`` value.
 
     Examples:
         >>> import trs_analytics as ta
         >>> from trs_analytics.testing import generate_states
         >>> counts = ta.outcome_counts(generate_states(100, seed=1), by="flow_name")
         >>> outcome_table(counts, by="flow_name").columns[:3]
-        ['flow_name', 'task runs', 'completed']
+        ['flow_name', 'flow runs', 'task runs']
     """
     if counts is None or counts[by].null_count() == counts.height:
         return pl.DataFrame()
     return counts.with_columns(
         pl.col(by).cast(pl.String).fill_null(missing_label(by)),
         pl.format("{}%", (pl.col("failure_rate") * 100).round(1)).alias("failure_rate"),
-    ).rename({"failure_rate": "failed + crashed", "runs": "task runs"})
+    ).rename(
+        {"failure_rate": "failed + crashed", "runs": "task runs", "flow_runs": "flow runs"},
+        strict=False,
+    )
 
 
 def error_table(states: Any, *, top: int = 3) -> pl.DataFrame:

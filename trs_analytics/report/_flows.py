@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import narwhals as nw
 import polars as pl
 
 from trs_analytics._format import duration_expr, missing_label, seconds
@@ -19,7 +18,14 @@ from trs_analytics.charts import (
     flow_duration_chart,
     landing_time_chart,
 )
-from trs_analytics.metrics import currently_failing, summarize, time_to_resolution, to_polars
+from trs_analytics.metrics import (
+    NO_DEPLOYMENT,
+    currently_failing,
+    deployment_or_flow,
+    summarize,
+    time_to_resolution,
+    to_polars,
+)
 from trs_analytics.report._sections import ChartSection, TableSection
 
 if TYPE_CHECKING:
@@ -27,31 +33,8 @@ if TYPE_CHECKING:
 
 __all__ = ["failing_table", "flow_run_sections"]
 
-#: The flow runs are grouped by deployment (else by flow: :func:`by_deployment_or_flow`).
+#: The flow runs are grouped by deployment (else by flow: :func:`~trs_analytics.deployment_or_flow`).
 _BY = "deployment_name"
-
-#: What a flow run without a deployment is grouped under, after its flow's name.
-NO_DEPLOYMENT = " (no deployment)"
-
-
-def by_deployment_or_flow(flow_run_states: Any) -> Any:
-    """``flow_run_states`` (any engine) with each run lacking a deployment grouped by its flow.
-
-    Examples:
-        >>> from trs_analytics.testing import generate_flow_run_states
-        >>> runs = generate_flow_run_states(60, seed=7).with_columns(
-        ...     deployment_name=pl.when(pl.col("flow_name").is_in(["daily-etl", "reporting"]))
-        ...     .then(None).otherwise(pl.col("deployment_name")))
-        >>> sorted(by_deployment_or_flow(runs)["deployment_name"].unique())
-        ['daily-etl (no deployment)', 'hourly-sync/k8s-pool', 'ml-training/docker-pool', 'reporting (no deployment)']
-    """
-    frame = nw.from_native(flow_run_states)
-    names = frame.collect_schema().names()
-    if "flow_name" not in names or _BY not in names:
-        return flow_run_states
-    flow = nw.concat_str(nw.col("flow_name"), nw.lit(NO_DEPLOYMENT))
-    grouped = nw.coalesce(nw.col(_BY), flow, nw.lit(missing_label(_BY)))
-    return frame.with_columns(grouped.alias(_BY)).to_native()
 
 
 def failing_table(flow_run_states: Any) -> pl.DataFrame:
@@ -89,7 +72,7 @@ def flow_run_sections(flow_run_states: Any, *, every: str) -> list[Section]:
         >>> [s.heading for s in flow_run_sections(generate_flow_run_states(400, seed=7), every="6h")][:2]
         ['Flow runs: duration per deployment', 'Flow runs: landing times']
     """
-    flow_run_states = by_deployment_or_flow(flow_run_states)
+    flow_run_states = deployment_or_flow(flow_run_states)
     return [
         ChartSection(
             "Flow runs: duration per deployment",

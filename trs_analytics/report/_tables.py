@@ -20,6 +20,7 @@ from trs_analytics.metrics import (
     summarize,
     to_polars,
 )
+from trs_analytics.metrics._breakdowns import distinct_values
 from trs_analytics.metrics._frames import lazy
 
 if TYPE_CHECKING:
@@ -75,12 +76,10 @@ def overview(states: Any) -> dict[str, Any]:
         True
     """
     frame = lazy(states, caller="write_report")
-    flow = nw.col("flow_run_id")
-    # distinct flow runs: a null (task runs outside any flow) is not one
-    flows = flow.n_unique() - flow.is_null().cast(nw.Int64()).max()
+    flows = distinct_values("flow_run_id") if "flow_run_id" in frame.columns else nw.lit(0)
     row = frame.select(
         states=nw.len(),
-        flow_runs=flows if "flow_run_id" in frame.columns else nw.lit(0),
+        flow_runs=flows,
         first=nw.col("timestamp").min(),
         last=nw.col("timestamp").max(),
     )
