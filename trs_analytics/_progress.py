@@ -23,12 +23,21 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import logging
     from collections.abc import Callable, Iterator
 
     import polars as pl
     from rich.console import Console
 
-__all__ = ["Progress", "Tally", "describe", "peak_rss_mib", "progress_bar", "steps_bar"]
+__all__ = [
+    "Progress",
+    "Tally",
+    "describe",
+    "logged_step",
+    "peak_rss_mib",
+    "progress_bar",
+    "steps_bar",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -168,6 +177,20 @@ def peak_rss_mib() -> float | None:
         return None
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, else KiB
+
+
+@contextmanager
+def logged_step(log: logging.Logger, job: str, name: str) -> Iterator[None]:
+    """Log ``"<job>: <name> in <s> s (peak RSS <n> MiB)"`` at INFO once the block is done.
+
+    What ``-v`` shows for each step of the report and the check: which step
+    took the time, and which set the process's peak memory.
+    """
+    started = time.monotonic()
+    yield
+    peak = peak_rss_mib()
+    memory = "" if peak is None else f" (peak RSS {peak:.0f} MiB)"
+    log.info("%s: %s in %.1f s%s", job, name, time.monotonic() - started, memory)
 
 
 def _in_jupyter() -> bool:

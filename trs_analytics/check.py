@@ -43,8 +43,10 @@ the events); ``trs-analytics check`` and :func:`trs_analytics.flows.check_flow` 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import uuid
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -55,6 +57,7 @@ import polars as pl
 
 from trs_analytics._atomic import write_json_atomic
 from trs_analytics._format import count_text, duration_text, markdown_cell, markdown_link
+from trs_analytics._progress import logged_step
 from trs_analytics._time import duration_micros, iso, parse_duration, parse_iso, parse_when
 from trs_analytics.client import task_run_url
 from trs_analytics.client import ui_url as ui_from_api
@@ -104,6 +107,8 @@ __all__ = [
     "state_path",
     "with_hung_runs",
 ]
+
+logger = logging.getLogger(__name__)
 
 #: The Prefect event name of each kind of finding.
 EVENTS: Final = {
@@ -469,10 +474,16 @@ def run_check(
     first = None if first is None else first.astimezone(UTC)
     states = _window(narrowed(states, _columns(rules), caller="run_check"), first)
     # each run's states reduced to one row, once, and kept on the engine: every check reads it
-    with kept_run_table(states) as runs:
-        parts = [_anomalies(runs, at, recent, every), _stuck(runs, at, stuck_after, min_history)]
+    with ExitStack() as kept:
+        with logged_step(logger, "check", "one row per task run"):
+            runs = kept.enter_context(kept_run_table(states))
+        with logged_step(logger, "check", "anomalies"):
+            parts = [_anomalies(runs, at, recent, every)]
+        with logged_step(logger, "check", "stuck runs"):
+            parts.append(_stuck(runs, at, stuck_after, min_history))
         if rules:
-            parts.append(_breaches(runs, rules, at, since, every, first))
+            with logged_step(logger, "check", "SLA breaches"):
+                parts.append(_breaches(runs, rules, at, since, every, first))
         checked = to_polars(lazy(runs, caller="run_check").select(nw.len()).to_native()).item()
     empty = pl.DataFrame(schema=FINDINGS_SCHEMA)
     findings = pl.concat([empty, *(p.select(_fill(p)) for p in parts)], how="vertical")

@@ -11,7 +11,6 @@ flow run it draws on the engine and brings those few rows.
 from __future__ import annotations
 
 import logging
-import time
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +21,7 @@ import narwhals as nw
 from trs_analytics._atomic import atomic_write, check_writable
 from trs_analytics._format import argument_text, auto_every, span_text
 from trs_analytics._format import auto_period as _auto_period
-from trs_analytics._progress import peak_rss_mib
+from trs_analytics._progress import logged_step
 from trs_analytics._time import micros_at
 from trs_analytics.charts import (
     CONFIG,
@@ -141,12 +140,8 @@ class _Steps:
         self.done += 1
         if self.on_section is not None:
             self.on_section(self.done, len(SECTIONS), name)
-        started = time.monotonic()
-        out = compute()
-        peak = peak_rss_mib()
-        memory = "" if peak is None else f" (peak RSS {peak:.0f} MiB)"
-        logger.info("report: %s in %.1f s%s", name, time.monotonic() - started, memory)
-        return out
+        with logged_step(logger, "report", name):
+            return compute()
 
 
 def report_data(
