@@ -22,11 +22,11 @@
    sum of their current RSS is kept beside it (a lower bound).
 3. A run over ``--max-rss`` (default 10 GiB, to protect the shared machine) or
    ``--timeout-min`` is killed and recorded as such.
-4. The variants must agree on the runs timed: the check's findings (every field)
-   are equal on every engine, and so are the report's headline numbers (the cards
-   of its HTML).
-5. Section times: the ``-v`` log lines that name a section and its seconds, when
-   the report logs them.
+4. The variants must agree on the runs timed: the check's findings (a digest of every field
+   but the log line's time) are equal on every engine, and so are the report's headline
+   numbers (the cards of its HTML).
+5. Section times: the ``-v`` log lines that name a report section or a check step, its
+   seconds and the process's peak RSS after it.
 
 Results go to ``results/report.json``, with the targets of issue 22 and whether each
 was met; a run with ``--jobs`` keeps the saved runs of the other jobs.
@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -179,14 +180,15 @@ def _json_lines(text: str) -> list[dict[str, Any]]:
 
 
 def sections(stderr: str) -> tuple[dict[str, float], dict[str, float]]:
-    """Each section's seconds and the process's peak RSS after it (MiB), from the ``-v``
-    log lines ``report: <section> in <s> s (peak RSS <n> MiB)``."""
+    """Each section's (or check step's) seconds and the process's peak RSS after it (MiB),
+    from the ``-v`` log lines ``report: <section> in <s> s (peak RSS <n> MiB)`` (``check:``)."""
     seconds: dict[str, float] = {}
     peaks: dict[str, float] = {}
     for line in stderr.splitlines():
         record = _json_lines(line)
         text = str(record[0].get("message", "")) if record else line
-        if match := re.search(r"report: (.+?) in ([\d.]+) s(?: \(peak RSS (\d+) MiB\))?", text):
+        step = r"(?:report|check): (.+?) in ([\d.]+) s(?: \(peak RSS (\d+) MiB\))?"
+        if match := re.search(step, text):
             seconds[match[1]] = float(match[2])
             if match[3]:
                 peaks[match[1]] = float(match[3])
@@ -202,11 +204,17 @@ def headlines(page: Path) -> dict[str, str]:
     return dict(pairs)
 
 
-def findings(stdout: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def findings(stdout: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What the check found, as a count and a SHA-256 of every field of every finding but the
+    log line's own time (sorted: the same findings give the same digest on every engine),
+    and its summary line. The findings themselves are tens of MB on 20M states."""
     records = _json_lines(stdout)
-    return [r for r in records if r.get("event") == "finding"], next(
-        (r for r in records if r.get("event") == "check"), {}
-    )
+    found = [
+        {k: v for k, v in r.items() if k != "time"} for r in records if r.get("event") == "finding"
+    ]
+    text = "\n".join(sorted(json.dumps(r, sort_keys=True) for r in found))
+    digest = {"count": len(found), "sha256": hashlib.sha256(text.encode()).hexdigest()}
+    return digest, next((r for r in records if r.get("event") == "check"), {})
 
 
 def report_columns_arrow_mib(folder: Path) -> dict[str, float]:
@@ -262,7 +270,7 @@ def one(run: Run, folder: Path, args: argparse.Namespace) -> dict[str, Any]:
         found, summary = findings(stdout)
         result["findings"] = found
         result["summary"] = {k: summary.get(k) for k in ("runs", "anomaly", "stuck", "sla")}
-    if job == "report":  # the sections done, even in a run that was stopped
+    if job in ("report", "check"):  # the sections done, even in a run that was stopped
         result["sections_s"], result["sections_peak_rss_mib"] = sections(stderr)
     if job == "report" and result["ok"]:
         result["headlines"] = headlines(out)

@@ -583,15 +583,16 @@ def materialized_by_run(
 def in_group_sets(
     frame: Any, column: str, parts: int, compute: Callable[[Any], Any]
 ) -> pl.DataFrame:
-    """``to_polars(compute(frame))``, on a Polars ``LazyFrame`` a set of ``column``'s values at a time.
+    """``to_polars(compute(frame))``, on Polars and DuckDB a set of ``column``'s values at a time.
 
     For a metric whose rows for a value of ``column`` depend on that value's
     rows alone, and are ordered by it (nulls last), as ``detect_anomalies(by=column)``'s:
     the distinct values, in order, are cut into ``parts`` runs of neighbours,
     ``compute`` runs on each run's rows in turn, and the results are put end to
     end: the rows of one ``compute`` over every row, while only a set's work
-    is held at once. Other engines spill or spread the work themselves: one
-    ``compute``.
+    is held at once (Polars) or spilled at once (DuckDB, whose spill files of
+    one ``compute`` over every row can fill a disk). Spark spreads the work
+    over its cluster: one ``compute``.
 
     Examples:
         >>> frame = pl.LazyFrame({"g": ["b", None, "a", "b"], "x": [1, 2, 3, 4]})
@@ -599,19 +600,19 @@ def in_group_sets(
         >>> in_group_sets(frame, "g", 2, sums).rows()
         [('a', 3), ('b', 5), (None, 2)]
     """
-    if parts <= 1 or not isinstance(frame, pl.LazyFrame):
+    wrapped = lazy(frame, caller="in_group_sets")
+    if parts <= 1 or not (wrapped.implementation.is_polars() or wrapped.implementation.is_duckdb()):
         return to_polars(compute(frame))
-    values = frame.select(pl.col(column).unique()).collect().to_series()
+    values = to_polars(wrapped.select(nw.col(column)).unique().to_native()).to_series()
     values = values.sort(nulls_last=True)
     size = -(-values.len() // parts)
     pieces = []
     for start in range(0, values.len(), size):
         chunk = values.slice(start, size)
-        known = chunk.drop_nulls()
-        keep = pl.col(column).is_in(known.implode())
+        keep = nw.col(column).is_in(chunk.drop_nulls().to_list())
         if chunk.null_count():
-            keep = keep | pl.col(column).is_null()
-        pieces.append(to_polars(compute(frame.filter(keep))))
+            keep = keep | nw.col(column).is_null()
+        pieces.append(to_polars(compute(wrapped.filter(keep).to_native())))
     return pl.concat(pieces, how="vertical")
 
 
