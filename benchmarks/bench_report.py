@@ -345,6 +345,9 @@ def main() -> None:
         args.report_arrow_mib = round(sum(columns.values()), 1)
     results = [one(run, folders[run[1]], args) for run in runs(jobs, engines, args.scale)]
     results = _earlier(args.name, results) + results
+    path = RESULTS / f"{args.name}.json"
+    if path.exists():  # the datasets of the runs kept from earlier
+        data = {**json.loads(path.read_text()).get("data", {}), **data}
     payload = {
         "machine": machine(),
         "args": {k: str(v) for k, v in vars(args).items()},
