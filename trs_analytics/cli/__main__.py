@@ -2,4 +2,5 @@
 
 from trs_analytics.cli import main
 
-main()
+if __name__ == "__main__":  # imported (a walk over the package's modules): nothing runs
+    main()

@@ -54,6 +54,7 @@ from trs_analytics.schema import EXPECTED_START, require_columns, run_id_column
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
+    from contextlib import AbstractContextManager
 
     from trs_analytics.metrics._frames import Frame
 
@@ -253,10 +254,9 @@ def _public(core: Frame) -> Frame:
     )
 
 
-@contextmanager
 def kept_run_table(
     states: Any, *, needs: Sequence[str] = (), parts: int | None = None
-) -> Iterator[Any]:
+) -> AbstractContextManager[Any]:
     """:func:`run_table` computed once and kept where reading it again is cheap, for the block.
 
     What a job that reads the table in several metrics does (the report, the
@@ -274,9 +274,13 @@ def kept_run_table(
         ...     ta.failure_rates(runs).collect().equals(ta.failure_rates(states))
         True
     """
-    own = run_id_column(schema_of(states).names())
-    build = partial(_core, needs=needs)
-    with materialized_by_run(states, build, run=own, parts=parts) as core:
+    own = run_id_column(schema_of(states).names())  # a wrong argument is refused at once
+    return _kept(states, own, needs, parts)
+
+
+@contextmanager
+def _kept(states: Any, own: str, needs: Sequence[str], parts: int | None) -> Iterator[Any]:
+    with materialized_by_run(states, partial(_core, needs=needs), run=own, parts=parts) as core:
         yield _public(core)
 
 
