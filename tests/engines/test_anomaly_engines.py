@@ -81,7 +81,7 @@ def test_engines_agree(
 SINCE = datetime(2026, 1, 15, 7, 0, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("engine", ["polars-lazy", "duckdb"], indirect=True)
+@pytest.mark.parametrize("engine", ["polars-lazy", "duckdb", "spark"], indirect=True)
 @pytest.mark.parametrize("call", ["run_time-by-task", "failure_rate-by-flow-both"])
 def test_since_gives_the_rows_of_the_buckets_that_end_after_it(
     call: str, planted: pl.DataFrame, engine: str, on_engine: Callable[[pl.DataFrame], Any]
