@@ -40,7 +40,7 @@ from trs_analytics.metrics._common import (
     is_type,
     outcomes,
 )
-from trs_analytics.metrics._frames import finish
+from trs_analytics.metrics._frames import finish, group_quantiles
 from trs_analytics.metrics._run_table import per_run
 
 if TYPE_CHECKING:
@@ -88,14 +88,9 @@ def _history(runs: nw.LazyFrame[Any], keys: list[str], quantile: float) -> nw.La
         _run=nw.when(nw.col("_ran") > 0).then(nw.col("_run_us")),
         _wait=nw.when(wait >= 0).then(wait),
     )
-    stats = {
-        "_history": nw.len(),
-        "_p_run": nw.col("_run").quantile(quantile, interpolation="linear"),
-        "_p_wait": nw.col("_wait").quantile(quantile, interpolation="linear"),
-    }
-    if keys:
-        return finished.group_by(*keys, drop_null_keys=True).agg(**stats)
-    return finished.select(**stats)
+    return group_quantiles(
+        finished, keys, {"_p_run": "_run", "_p_wait": "_wait"}, quantile, count="_history"
+    )
 
 
 def stuck_runs(
