@@ -241,6 +241,35 @@ def test_a_kept_run_table_removes_its_files_when_the_block_fails(sample: pl.Data
     assert not any(folder.exists() for folder in folders)
 
 
+def test_a_duckdb_run_table_is_kept_in_a_parquet_file_removed_after_the_block(
+    sample: pl.DataFrame,
+) -> None:
+    """DuckDB keeps the table in a file, not a temporary table in the memory its
+    ``memory_limit`` bounds; the file is gone after the block, a failing one too."""
+    import duckdb
+
+    connection = duckdb.connect()
+    connection.sql("SET TimeZone = 'UTC'")
+    states = connection.from_arrow(sample.to_arrow())
+    pattern = "trs-analytics-runs-*/runs.parquet"
+    before = set(Path(tempfile.gettempdir()).glob(pattern))  # another process's, if any
+    files: set[Path] = set()
+
+    def fail_while_kept() -> None:
+        with ta.kept_run_table(states) as kept:
+            files.update(set(Path(tempfile.gettempdir()).glob(pattern)) - before)
+            assert_same(kept, ta.run_table(sample))
+            assert_same(ta.failure_rates(kept), ta.failure_rates(sample))
+            temporary = "SELECT count(*) FROM duckdb_tables() WHERE temporary"
+            assert connection.sql(temporary).fetchall() == [(0,)]
+            raise KeyError
+
+    with pytest.raises(KeyError):
+        fail_while_kept()
+    assert len(files) == 1
+    assert not any(file.parent.exists() for file in files)
+
+
 @pytest.mark.parametrize("engine", SEPARATE_SAMPLE, indirect=True)
 def test_a_run_table_of_flow_run_states_is_keyed_by_flow_run(
     engine: str, on_engine: Callable[[pl.DataFrame], Any]

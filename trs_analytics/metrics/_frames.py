@@ -555,8 +555,14 @@ def materialized_by_run(
     ``build`` over every state, while only one set's states are held at once
     and the rows are not held at all: each query reads the columns it needs
     from the files. ``parts=None``: one set per 2.5M states (:func:`parts_for`;
-    counting them reads one column's metadata). Other engines spill or
-    spread the work themselves: ``materialized(build(states))``.
+    counting them reads one column's metadata).
+
+    On DuckDB the rows are written to one Parquet file of such a folder, which
+    the block reads: a temporary table of an in-memory database lives in the
+    memory ``memory_limit`` bounds, and the 6.3M-run table of a 20M-state
+    check took the room its queries needed at 512MB (its anomalies ran out of
+    memory there, and passed reading the same rows from Parquet). Spark spills
+    and spreads the work itself: ``materialized(build(states))``.
 
     Examples:
         >>> import polars as pl
@@ -576,7 +582,15 @@ def materialized_by_run(
                 build(states.filter(key == k)).sink_parquet(file, compression="lz4")
             yield pl.scan_parquet(files)
         return
-    with materialized(build(states)) as kept:
+    built = build(states)
+    if lazy(built, caller="materialized_by_run").implementation.is_duckdb():
+        with tempfile.TemporaryDirectory(prefix="trs-analytics-runs-") as folder:
+            file = str(Path(folder) / "runs.parquet").replace("'", "''")
+            name = f"_trs_runs_{uuid.uuid4().hex}"
+            built.query(name, f"COPY \"{name}\" TO '{file}' (FORMAT parquet)")
+            yield built.query(f"{name}_read", f"FROM read_parquet('{file}')")
+        return
+    with materialized(built) as kept:
         yield kept
 
 

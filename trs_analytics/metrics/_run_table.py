@@ -261,8 +261,8 @@ def kept_run_table(
 
     What a job that reads the table in several metrics does (the report, the
     check, the metrics exporter): the runs' figures are stored once each (a
-    Polars DataFrame built a set of runs at a time, a DuckDB temporary table,
-    a persisted Spark DataFrame: :func:`~._frames.materialized_by_run`), and
+    Polars DataFrame or Parquet files built a set of runs at a time, a
+    Parquet file on DuckDB, a persisted Spark DataFrame: :func:`~._frames.materialized_by_run`), and
     the public times and durations are computed from them as each metric
     reads them. Yields a frame of the states' engine (a LazyFrame for Polars).
 
