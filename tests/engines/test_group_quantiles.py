@@ -44,7 +44,7 @@ def _definition(values: list[Any], q: float) -> float | None:
     if not kept:
         return None
     h = (len(kept) - 1) * q
-    lo, hi = kept[math.floor(h)], kept[math.ceil(h)]
+    lo, hi = float(kept[math.floor(h)]), float(kept[math.ceil(h)])
     return lo + (hi - lo) * (h - math.floor(h))
 
 

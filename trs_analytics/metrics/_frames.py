@@ -585,10 +585,10 @@ def materialized_by_run(
     built = build(states)
     if lazy(built, caller="materialized_by_run").implementation.is_duckdb():
         with tempfile.TemporaryDirectory(prefix="trs-analytics-runs-") as folder:
-            file = str(Path(folder) / "runs.parquet").replace("'", "''")
+            path = str(Path(folder) / "runs.parquet").replace("'", "''")
             name = f"_trs_runs_{uuid.uuid4().hex}"
-            built.query(name, f"COPY \"{name}\" TO '{file}' (FORMAT parquet)")
-            yield built.query(f"{name}_read", f"FROM read_parquet('{file}')")
+            built.query(name, f"COPY \"{name}\" TO '{path}' (FORMAT parquet)")
+            yield built.query(f"{name}_read", f"FROM read_parquet('{path}')")
         return
     with materialized(built) as kept:
         yield kept
