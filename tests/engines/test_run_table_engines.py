@@ -205,9 +205,16 @@ def test_queue_wait_of_the_table_is_queue_waits(
     holds()
 
 
+@pytest.fixture
+def temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """This test's own ``TMPDIR``: the folders it finds are its own, not another process's."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    return tmp_path
+
+
 @pytest.mark.parametrize("parts", [2, 7])
 def test_a_polars_run_table_built_in_sets_of_runs_is_the_whole_table(
-    parts: int, sample: pl.DataFrame
+    parts: int, sample: pl.DataFrame, temp: Path
 ) -> None:
     """Every run's states land in one set (copies of a state too), so the rows are equal."""
     doubled = pl.concat([sample, sample.head(500)])  # copies of states, as an export overlap
@@ -219,19 +226,19 @@ def test_a_polars_run_table_built_in_sets_of_runs_is_the_whole_table(
     with ta.kept_run_table(doubled.lazy(), parts=parts) as kept:
         assert_same(kept.collect(), whole)
         assert_same(ta.run_time(kept), ta.run_time(doubled))
-        files = list(Path(tempfile.gettempdir()).glob("trs-analytics-runs-*/*.parquet"))
+        files = list(temp.glob("trs-analytics-runs-*/*.parquet"))
         assert len(files) >= parts
     assert not any(file.exists() for file in files)  # removed after the block
 
 
-def test_a_kept_run_table_removes_its_files_when_the_block_fails(sample: pl.DataFrame) -> None:
+def test_a_kept_run_table_removes_its_files_when_the_block_fails(
+    sample: pl.DataFrame, temp: Path
+) -> None:
     folders: set[Path] = set()
 
     def fail_while_kept() -> None:
         with ta.kept_run_table(sample.lazy(), parts=3) as kept:
-            folders.update(
-                p.parent for p in Path(tempfile.gettempdir()).glob("trs-analytics-runs-*/*")
-            )
+            folders.update(p.parent for p in temp.glob("trs-analytics-runs-*/*"))
             assert kept.select(pl.len()).collect().item() == sample["task_run_id"].n_unique()
             raise KeyError
 
@@ -242,7 +249,7 @@ def test_a_kept_run_table_removes_its_files_when_the_block_fails(sample: pl.Data
 
 
 def test_a_duckdb_run_table_is_kept_in_a_parquet_file_removed_after_the_block(
-    sample: pl.DataFrame,
+    sample: pl.DataFrame, temp: Path
 ) -> None:
     """DuckDB keeps the table in a file, not a temporary table in the memory its
     ``memory_limit`` bounds; the file is gone after the block, a failing one too."""
@@ -251,13 +258,11 @@ def test_a_duckdb_run_table_is_kept_in_a_parquet_file_removed_after_the_block(
     connection = duckdb.connect()
     connection.sql("SET TimeZone = 'UTC'")
     states = connection.from_arrow(sample.to_arrow())
-    pattern = "trs-analytics-runs-*/runs.parquet"
-    before = set(Path(tempfile.gettempdir()).glob(pattern))  # another process's, if any
     files: set[Path] = set()
 
     def fail_while_kept() -> None:
         with ta.kept_run_table(states) as kept:
-            files.update(set(Path(tempfile.gettempdir()).glob(pattern)) - before)
+            files.update(temp.glob("trs-analytics-runs-*/runs.parquet"))
             assert_same(kept, ta.run_table(sample))
             assert_same(ta.failure_rates(kept), ta.failure_rates(sample))
             temporary = "SELECT count(*) FROM duckdb_tables() WHERE temporary"
