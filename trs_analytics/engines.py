@@ -34,6 +34,7 @@ __all__ = [
     "check_spark_utc",
     "engine_of",
     "import_engine",
+    "sql_name",
 ]
 
 #: An engine name, as ``scan_states(..., engine=...)`` takes it.
@@ -168,3 +169,13 @@ def check_spark_utc(spark: Any) -> None:
             "'UTC'), or build the session with .config('spark.sql.session.timeZone', 'UTC')."
         )
         raise ConfigurationError(msg)
+
+
+def sql_name(name: str) -> str:
+    """``name`` as a quoted DuckDB SQL identifier: any name, a double quote in it doubled.
+
+    Examples:
+        >>> print(sql_name("task_name"), sql_name('a"b'))
+        "task_name" "a""b"
+    """
+    return '"' + name.replace('"', '""') + '"'

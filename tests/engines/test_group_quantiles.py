@@ -19,7 +19,7 @@ import polars as pl
 import pytest
 
 from tests.engines.native import assert_same
-from trs_analytics.metrics._frames import group_quantiles, lazy, to_polars
+from trs_analytics.metrics._frames import describe, group_quantiles, lazy, to_polars
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -94,3 +94,21 @@ def test_group_quantiles_of_no_rows(on_engine: Callable[[pl.DataFrame], Any]) ->
         group_quantiles(lazy(native, caller="t"), [], {"px": "x"}, 0.99, count="n").to_native()
     )
     assert whole.rows() == [(0, None)]
+
+
+def test_group_quantiles_and_describe_take_any_column_name(
+    on_engine: Callable[[pl.DataFrame], Any],
+) -> None:
+    # DuckDB reads them through SQL of our own: a double quote in a name must be escaped
+    frame = pl.DataFrame({'task "a"': ["t", "t", "t", "u"], "run time": [1.0, 2.0, 4.0, 8.0]})
+    native = lazy(on_engine(frame), caller="t")
+    got = to_polars(
+        group_quantiles(native, ['task "a"'], {'p "50"': "run time"}, 0.5, count="n").to_native()
+    )
+    assert sorted(got.rows()) == [("t", 3, 2.0), ("u", 1, 8.0)]
+    assert got.columns == ['task "a"', "n", 'p "50"']
+    described = to_polars(describe(native, ['task "a"'], "run time", {'p "50"': 0.5}).to_native())
+    assert described.sort('task "a"').select('task "a"', "count", 'p "50"', "max").rows() == [
+        ("t", 3, 2.0, 4.0),
+        ("u", 1, 8.0, 8.0),
+    ]

@@ -13,6 +13,7 @@ on Spark, one query per case there).
 from __future__ import annotations
 
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -248,7 +249,7 @@ def test_a_kept_run_table_removes_its_files_when_the_block_fails(
     assert not any(folder.exists() for folder in folders)
 
 
-def test_a_duckdb_run_table_is_kept_in_a_parquet_file_removed_after_the_block(
+def test_a_duckdb_run_table_is_kept_in_a_database_file_removed_after_the_block(
     sample: pl.DataFrame, temp: Path
 ) -> None:
     """DuckDB keeps the table in a file, not a temporary table in the memory its
@@ -262,7 +263,7 @@ def test_a_duckdb_run_table_is_kept_in_a_parquet_file_removed_after_the_block(
 
     def fail_while_kept() -> None:
         with ta.kept_run_table(states) as kept:
-            files.update(temp.glob("trs-analytics-runs-*/runs.parquet"))
+            files.update(temp.glob("trs-analytics-runs-*/kept.duckdb"))
             assert_same(kept, ta.run_table(sample))
             assert_same(ta.failure_rates(kept), ta.failure_rates(sample))
             temporary = "SELECT count(*) FROM duckdb_tables() WHERE temporary"
@@ -271,6 +272,31 @@ def test_a_duckdb_run_table_is_kept_in_a_parquet_file_removed_after_the_block(
 
     with pytest.raises(KeyError):
         fail_while_kept()
+    assert len(files) == 1
+    assert not any(file.parent.exists() for file in files)
+
+
+def test_a_duckdb_frame_kept_for_several_queries_is_in_a_database_file_too(temp: Path) -> None:
+    """``materialized`` (``collect_shared``'s keeper: the report's per-run outcomes) keeps
+    a DuckDB relation the same way: one file, no temporary table, removed after the block,
+    and every type as it was (Parquet would cut an interval to milliseconds)."""
+    import duckdb
+
+    connection = duckdb.connect()
+    relation = connection.sql(
+        "SELECT range AS x, range % 3 AS g, to_microseconds(range * 1001) AS d FROM range(1000)"
+    )
+    files: set[Path] = set()
+    with materialized(relation) as kept:
+        files.update(temp.glob("trs-analytics-runs-*/kept.duckdb"))
+        assert kept.aggregate("g, sum(x)", "g").order("g").fetchall() == [
+            (0, sum(range(0, 1000, 3))),
+            (1, sum(range(1, 1000, 3))),
+            (2, sum(range(2, 1000, 3))),
+        ]
+        assert kept.aggregate("max(d)").fetchall() == [(timedelta(microseconds=999 * 1001),)]
+        temporary = "SELECT count(*) FROM duckdb_tables() WHERE temporary"
+        assert connection.sql(temporary).fetchall() == [(0,)]
     assert len(files) == 1
     assert not any(file.parent.exists() for file in files)
 

@@ -412,7 +412,7 @@ def run_breakdowns(
 
     The per-run outcomes (:func:`run_outcomes`) are computed once, on the
     states' engine (:func:`~._frames.collect_shared`: cached in the one
-    Polars query, a temporary table on DuckDB, persisted on Spark), and read
+    Polars query, a Parquet file on DuckDB, persisted on Spark), and read
     by :func:`run_volume`, :func:`outcome_counts` per ``by`` column,
     :func:`duration_trend`, :func:`failed_runs` and :func:`slowest_runs`,
     which each give the same rows as on their own.

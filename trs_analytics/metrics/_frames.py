@@ -38,6 +38,7 @@ import narwhals as nw
 import polars as pl
 
 from trs_analytics._time import EPOCH
+from trs_analytics.engines import sql_name
 from trs_analytics.exceptions import ConfigurationError, SchemaError
 from trs_analytics.schema import UTC_US, StateType, run_id_column
 
@@ -215,8 +216,8 @@ def with_micros(
     if impl.is_duckdb():
         rel = frame.to_native()
         exprs = [
-            *(f'epoch_us("{c}") AS "{new}"' for new, c in stamps.items()),
-            *(f'epoch_us("{c}") AS "{new}"' for new, c in spans.items()),
+            *(f"epoch_us({sql_name(c)}) AS {sql_name(new)}" for new, c in stamps.items()),
+            *(f"epoch_us({sql_name(c)}) AS {sql_name(new)}" for new, c in spans.items()),
         ]
         return nw.from_native(rel.project(", ".join(["*", *exprs]))) if exprs else frame
     if impl.is_pyspark() or impl.is_pyspark_connect():
@@ -332,9 +333,12 @@ def from_micros(
 
         native = result.to_native()
         exprs = [
-            *(f'make_timestamptz(CAST("{c}" AS BIGINT)) AS "{c}"' for c in timestamps),
             *(
-                f'to_microseconds(CAST(floor(round("{c}", 3) + 0.5) AS BIGINT)) AS "{c}"'
+                f"make_timestamptz(CAST({sql_name(c)} AS BIGINT)) AS {sql_name(c)}"
+                for c in timestamps
+            ),
+            *(
+                f"to_microseconds(CAST(floor(round({sql_name(c)}, 3) + 0.5) AS BIGINT)) AS {sql_name(c)}"
                 for c in durations
             ),
         ]
@@ -485,9 +489,14 @@ def materialized(frame: Any) -> Iterator[Any]:
       each query is planned whole: ``summarize(run_time(kept))`` skips the
       sort ``run_time`` gives its rows); text columns whose values repeat are
       kept as categories and read back as text;
-    - DuckDB: written to a temporary table of the relation's connection
-      (which spills beyond ``memory_limit`` and needs no writable database),
-      dropped after the block;
+    - DuckDB: written to a table of a database file attached in a temporary
+      folder (``TMPDIR``), detached and removed after the block. A temporary
+      table of an in-memory database lives in the memory ``memory_limit``
+      bounds: the 6.3M-run table of a 20M-state check took the room its
+      queries needed at 512MB (its anomalies ran out of memory there, and
+      passed reading the same rows from a file). A database file, unlike
+      Parquet, keeps every type as it is (Parquet keeps an ``INTERVAL`` in
+      milliseconds);
     - Spark: persisted (memory and disk) and counted, unpersisted after the block.
 
     Yields the kept frame, of the engine given.
@@ -506,11 +515,14 @@ def materialized(frame: Any) -> Iterator[Any]:
         return
     if impl.is_duckdb():
         name = f"_trs_kept_{uuid.uuid4().hex}"
-        frame.query(f"{name}_source", f'CREATE TEMP TABLE "{name}" AS FROM "{name}_source"')
-        try:
-            yield frame.query(f"{name}_view", f'SELECT * FROM "{name}"')
-        finally:
-            frame.query(f"{name}_drop", f'DROP TABLE IF EXISTS "{name}"')
+        with tempfile.TemporaryDirectory(prefix="trs-analytics-runs-") as folder:
+            path = str(Path(folder) / "kept.duckdb").replace("'", "''")
+            frame.query(f"{name}_attach", f"ATTACH '{path}' AS {name}")
+            try:
+                frame.query(f"{name}_source", f"CREATE TABLE {name}.kept AS FROM {name}_source")
+                yield frame.query(f"{name}_view", f"FROM {name}.kept")
+            finally:
+                frame.query(f"{name}_detach", f"DETACH {name}")
         return
     if impl.is_pyspark() or impl.is_pyspark_connect():
         from pyspark import StorageLevel
@@ -557,12 +569,8 @@ def materialized_by_run(
     from the files. ``parts=None``: one set per 2.5M states (:func:`parts_for`;
     counting them reads one column's metadata).
 
-    On DuckDB the rows are written to one Parquet file of such a folder, which
-    the block reads: a temporary table of an in-memory database lives in the
-    memory ``memory_limit`` bounds, and the 6.3M-run table of a 20M-state
-    check took the room its queries needed at 512MB (its anomalies ran out of
-    memory there, and passed reading the same rows from Parquet). Spark spills
-    and spreads the work itself: ``materialized(build(states))``.
+    Other engines, and Polars in one set: ``materialized(build(states))`` (on
+    DuckDB a database file; Spark spills and spreads the work itself).
 
     Examples:
         >>> import polars as pl
@@ -582,15 +590,7 @@ def materialized_by_run(
                 build(states.filter(key == k)).sink_parquet(file, compression="lz4")
             yield pl.scan_parquet(files)
         return
-    built = build(states)
-    if lazy(built, caller="materialized_by_run").implementation.is_duckdb():
-        with tempfile.TemporaryDirectory(prefix="trs-analytics-runs-") as folder:
-            path = str(Path(folder) / "runs.parquet").replace("'", "''")
-            name = f"_trs_runs_{uuid.uuid4().hex}"
-            built.query(name, f"COPY \"{name}\" TO '{path}' (FORMAT parquet)")
-            yield built.query(f"{name}_read", f"FROM read_parquet('{path}')")
-        return
-    with materialized(built) as kept:
+    with materialized(build(states)) as kept:
         yield kept
 
 
@@ -605,8 +605,9 @@ def in_group_sets(
     ``compute`` runs on each run's rows in turn, and the results are put end to
     end: the rows of one ``compute`` over every row, while only a set's work
     is held at once (Polars) or spilled at once (DuckDB, whose spill files of
-    one ``compute`` over every row can fill a disk). Spark spreads the work
-    over its cluster: one ``compute``.
+    one ``compute`` over every row can fill a disk; each set's rows are kept
+    by :func:`materialized` first, read once from the frame). Spark spreads
+    the work over its cluster: one ``compute``.
 
     Examples:
         >>> frame = pl.LazyFrame({"g": ["b", None, "a", "b"], "x": [1, 2, 3, 4]})
@@ -626,7 +627,15 @@ def in_group_sets(
         keep = nw.col(column).is_in(chunk.drop_nulls().to_list())
         if chunk.null_count():
             keep = keep | nw.col(column).is_null()
-        pieces.append(to_polars(compute(wrapped.filter(keep).to_native())))
+        rows = wrapped.filter(keep).to_native()
+        if wrapped.implementation.is_polars():
+            pieces.append(to_polars(compute(rows)))
+            continue
+        # DuckDB computes a relation each time a query reads it: a metric reading its
+        # input several times would scan the whole frame each time (50 scans of a
+        # 100M-state report's run table per set of tasks), so the set's rows are kept first
+        with materialized(rows) as kept:
+            pieces.append(to_polars(compute(kept)))
     return pl.concat(pieces, how="vertical")
 
 
@@ -653,7 +662,9 @@ def group_quantiles(
     3GB on 100M. On DuckDB each quantile is therefore taken from its group's
     sorted values (a ``row_number`` window, which spills to disk): the
     ``floor`` and ``ceil`` of ``(n - 1) * q``, interpolated as
-    ``quantile_cont`` does. Other engines use their quantile aggregate.
+    ``quantile_cont`` does. One window and one grouping read the frame once
+    for every value (DuckDB computes a relation read twice in one query
+    twice). Other engines use their quantile aggregate.
 
     Examples:
         >>> import polars as pl
@@ -668,47 +679,30 @@ def group_quantiles(
             return frame.group_by(*keys, drop_null_keys=True).agg(**stats)
         return frame.select(**stats)
     name = f"_trs_q_{uuid.uuid4().hex}"
-    quoted = [_quoted(k) for k in keys]
-    group = ", ".join(quoted)
+    quoted = [sql_name(k) for k in keys]
+    listed = "".join(f"{k}, " for k in quoted)
+    by = f"PARTITION BY {', '.join(quoted)}" if keys else ""
     present = " AND ".join(f"{k} IS NOT NULL" for k in quoted) or "TRUE"
-    by = f"PARTITION BY {group}" if keys else ""
-    selected = f"{group}, " if keys else ""
-    sql = f'SELECT {selected}count(*) AS {_quoted(count)} FROM "{name}" WHERE {present}'
-    sql += f" GROUP BY {group}" if keys else ""
-    for out, column in values.items():
-        x = _quoted(column)
-        ordered = (
-            f"SELECT {selected}CAST({x} AS DOUBLE) AS _x, "
-            f"row_number() OVER ({by} ORDER BY {x}) AS _i, "
-            f'count({x}) OVER ({by}) AS _n FROM "{name}" WHERE {present} AND {x} IS NOT NULL'
+    ranked, ends, picked = [], [], []
+    for i, (out, column) in enumerate(values.items()):
+        x = sql_name(column)
+        # the value's rank in its group (nulls last) and (n - 1) * q over the n non-null ones
+        ranked.append(
+            f"CAST({x} AS DOUBLE) AS _x{i}, row_number() OVER ({by} ORDER BY {x} NULLS LAST) "
+            f"AS _i{i}, (count({x}) OVER ({by}) - 1) * {float(q)!r} AS _h{i}"
         )
-        at = f"(_n - 1) * {float(q)!r}"
-        ends = (
-            f"SELECT {selected}any_value({at}) AS _h, "
-            f"min(_x) FILTER (WHERE _i = floor({at}) + 1) AS _lo, "
-            f"max(_x) FILTER (WHERE _i = ceil({at}) + 1) AS _hi "
-            f"FROM ({ordered}) WHERE _i IN (floor({at}) + 1, ceil({at}) + 1)"
-        ) + (f" GROUP BY {group}" if keys else "")
-        picked = (
-            f"SELECT {selected}_lo + (_hi - _lo) * (_h - floor(_h)) AS {_quoted(out)} FROM ({ends})"
+        ends.append(
+            f"any_value(_h{i}) AS _h{i}, min(_x{i}) FILTER (WHERE _i{i} = floor(_h{i}) + 1) "
+            f"AS _lo{i}, max(_x{i}) FILTER (WHERE _i{i} = ceil(_h{i}) + 1) AS _hi{i}"
         )
-        on = " AND ".join(f"c.{k} IS NOT DISTINCT FROM p.{k}" for k in quoted)
-        outer = ", ".join(f"c.{k}" for k in quoted) + ", " if keys else ""
-        before = ", ".join(
-            f"c.{_quoted(c)}" for c in [count, *list(values)[: list(values).index(out)]]
-        )
-        sql = (
-            f"SELECT {outer}{before}, p.{_quoted(out)} FROM ({sql}) AS c "
-            f"LEFT JOIN ({picked}) AS p ON {on or 'TRUE'}"
-        )
+        picked.append(f"_lo{i} + (_hi{i} - _lo{i}) * (_h{i} - floor(_h{i})) AS {sql_name(out)}")
+    sql = f'SELECT {listed}{", ".join(ranked)} FROM "{name}" WHERE {present}'
+    grouped = f" GROUP BY {', '.join(quoted)}" if keys else ""
+    sql = f"SELECT {listed}count(*) AS _n, {', '.join(ends)} FROM ({sql}){grouped}"
+    sql = f"SELECT {listed}_n AS {sql_name(count)}, {', '.join(picked)} FROM ({sql})"
     native = frame.select(*keys, *dict.fromkeys(values.values())).to_native()
     result: nw.LazyFrame[Any] = nw.from_native(native.query(name, sql))
     return result
-
-
-def _quoted(name: str) -> str:
-    """``name`` as a SQL identifier."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def describe(
@@ -738,8 +732,8 @@ def describe(
         if keys:
             return frame.group_by(*keys, drop_null_keys=False).agg(*stats)
         return frame.select(*stats)
-    v = f'"{value}"'
-    group = ", ".join(f'"{k}"' for k in keys)
+    v = sql_name(value)
+    group = ", ".join(sql_name(k) for k in keys)
     qs = ", ".join(repr(float(q)) for q in quantiles.values())
     aggregates = ", ".join(
         [
@@ -753,8 +747,8 @@ def describe(
         ]
     )
     native = frame.select(*keys, value).to_native().aggregate(aggregates, group)
-    picked = ", ".join(f'"_q"[{i}] AS "{n}"' for i, n in enumerate(quantiles, start=1))
-    columns = ", ".join([*(f'"{k}"' for k in keys), '"count"', '"nulls"', '"mean"', '"min"'])
+    picked = ", ".join(f'"_q"[{i}] AS {sql_name(n)}' for i, n in enumerate(quantiles, start=1))
+    columns = ", ".join([*(sql_name(k) for k in keys), '"count"', '"nulls"', '"mean"', '"min"'])
     described: nw.LazyFrame[Any] = nw.from_native(native.project(f'{columns}, {picked}, "max"'))
     return described
 
@@ -810,7 +804,7 @@ def to_polars(frame: Any) -> pl.DataFrame:
     wrapped = lazy(frame, caller="to_polars")
     spans = [c for c in wrapped.collect_schema().names() if is_duration(wrapped, c)]
     if spans and wrapped.implementation.is_duckdb():
-        replaced = ", ".join(f'epoch_us("{c}") AS "{c}"' for c in spans)
+        replaced = ", ".join(f"epoch_us({sql_name(c)}) AS {sql_name(c)}" for c in spans)
         micros = wrapped.to_native().project(f"* REPLACE ({replaced})")
         out = pl.from_arrow(micros.to_arrow_table())
         assert isinstance(out, pl.DataFrame)

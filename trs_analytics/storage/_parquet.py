@@ -24,6 +24,7 @@ from trs_analytics.engines import (
     check_engine,
     check_spark_utc,
     import_engine,
+    sql_name,
 )
 from trs_analytics.exceptions import ConfigurationError, SchemaError, StorageError
 from trs_analytics.schema import FLOW_RUNS, SCHEMA_VERSION, TASK_RUNS, validate_states
@@ -598,10 +599,6 @@ def _duckdb_type(dtype: pl.DataType) -> str:
     return _sql_type(dtype).replace("STRING", "VARCHAR")
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _scan_duckdb(
     path: str | os.PathLike[str],
     connection: duckdb.DuckDBPyConnection | None,
@@ -613,7 +610,9 @@ def _scan_duckdb(
         connection = duckdb.connect()
         connection.sql("SET TimeZone = 'UTC'")
     check_duckdb_utc(connection)
-    casts = [f"CAST({_quote(c)} AS {_duckdb_type(t)}) AS {_quote(c)}" for c, t in schema.items()]
+    casts = [
+        f"CAST({sql_name(c)} AS {_duckdb_type(t)}) AS {sql_name(c)}" for c, t in schema.items()
+    ]
     hidden = False
     if _is_uri(path):
         hidden = not str(path).endswith(".parquet")
@@ -626,7 +625,7 @@ def _scan_duckdb(
         files = _local_files(path, kind)
         if not files:
             empty = ", ".join(
-                f"CAST(NULL AS {_duckdb_type(t)}) AS {_quote(c)}" for c, t in schema.items()
+                f"CAST(NULL AS {_duckdb_type(t)}) AS {sql_name(c)}" for c, t in schema.items()
             )
             return connection.sql(f"SELECT {empty} WHERE false")
         source = [str(f) for f in files]
@@ -638,7 +637,7 @@ def _scan_duckdb(
     # columns added by later schema versions are absent from older files: nulls
     have = set(relation.columns)
     casts = [
-        cast if c in have else f"CAST(NULL AS {_duckdb_type(t)}) AS {_quote(c)}"
+        cast if c in have else f"CAST(NULL AS {_duckdb_type(t)}) AS {sql_name(c)}"
         for cast, (c, t) in zip(casts, schema.items(), strict=True)
     ]
     return relation.select(", ".join(casts))
