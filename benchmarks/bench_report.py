@@ -266,6 +266,9 @@ def one(run: Run, folder: Path, args: argparse.Namespace) -> dict[str, Any]:
     )
     if not result["ok"]:
         result["stderr_tail"] = stderr[-3000:]
+        # a JVM's trace puts the cause far above the tail: keep every line that names one
+        causes = [line.strip()[:400] for line in stderr.splitlines() if "Caused by" in line]
+        result["stderr_causes"] = list(dict.fromkeys(causes))[:20]
     if job == "check" and result["ok"]:
         found, summary = findings(stdout)
         result["findings"] = found

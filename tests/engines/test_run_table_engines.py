@@ -249,7 +249,7 @@ def test_a_kept_run_table_removes_its_files_when_the_block_fails(
     assert not any(folder.exists() for folder in folders)
 
 
-def test_a_duckdb_run_table_is_kept_in_a_database_file_removed_after_the_block(
+def test_a_duckdb_run_table_is_kept_in_a_parquet_file_removed_after_the_block(
     sample: pl.DataFrame, temp: Path
 ) -> None:
     """DuckDB keeps the table in a file, not a temporary table in the memory its
@@ -263,7 +263,7 @@ def test_a_duckdb_run_table_is_kept_in_a_database_file_removed_after_the_block(
 
     def fail_while_kept() -> None:
         with ta.kept_run_table(states) as kept:
-            files.update(temp.glob("trs-analytics-runs-*/kept.duckdb"))
+            files.update(temp.glob("trs-analytics-runs-*/kept.parquet"))
             assert_same(kept, ta.run_table(sample))
             assert_same(ta.failure_rates(kept), ta.failure_rates(sample))
             temporary = "SELECT count(*) FROM duckdb_tables() WHERE temporary"
@@ -276,10 +276,10 @@ def test_a_duckdb_run_table_is_kept_in_a_database_file_removed_after_the_block(
     assert not any(file.parent.exists() for file in files)
 
 
-def test_a_duckdb_frame_kept_for_several_queries_is_in_a_database_file_too(temp: Path) -> None:
+def test_a_duckdb_frame_kept_for_several_queries_is_a_parquet_file_too(temp: Path) -> None:
     """``materialized`` (``collect_shared``'s keeper: the report's per-run outcomes) keeps
     a DuckDB relation the same way: one file, no temporary table, removed after the block,
-    and every type as it was (Parquet would cut an interval to milliseconds)."""
+    and every type as it was (an interval to the microsecond: Parquet's own keeps milliseconds)."""
     import duckdb
 
     connection = duckdb.connect()
@@ -288,7 +288,7 @@ def test_a_duckdb_frame_kept_for_several_queries_is_in_a_database_file_too(temp:
     )
     files: set[Path] = set()
     with materialized(relation) as kept:
-        files.update(temp.glob("trs-analytics-runs-*/kept.duckdb"))
+        files.update(temp.glob("trs-analytics-runs-*/kept.parquet"))
         assert kept.aggregate("g, sum(x)", "g").order("g").fetchall() == [
             (0, sum(range(0, 1000, 3))),
             (1, sum(range(1, 1000, 3))),

@@ -489,14 +489,14 @@ def materialized(frame: Any) -> Iterator[Any]:
       each query is planned whole: ``summarize(run_time(kept))`` skips the
       sort ``run_time`` gives its rows); text columns whose values repeat are
       kept as categories and read back as text;
-    - DuckDB: written to a table of a database file attached in a temporary
-      folder (``TMPDIR``), detached and removed after the block. A temporary
-      table of an in-memory database lives in the memory ``memory_limit``
-      bounds: the 6.3M-run table of a 20M-state check took the room its
-      queries needed at 512MB (its anomalies ran out of memory there, and
-      passed reading the same rows from a file). A database file, unlike
-      Parquet, keeps every type as it is (Parquet keeps an ``INTERVAL`` in
-      milliseconds);
+    - DuckDB: written to a Parquet file of a temporary folder (``TMPDIR``),
+      removed after the block, which the block reads (an ``INTERVAL`` stored
+      as its microseconds: Parquet's own keeps milliseconds). A temporary
+      table of an in-memory database, and a table of an attached database
+      file too, keeps its blocks in the memory ``memory_limit`` bounds: with
+      either, the 6.3M-run table of a 20M-state check left its anomaly
+      queries no room at 512MB ("failed to pin block"), and they passed
+      reading the same rows from Parquet;
     - Spark: persisted (memory and disk) and counted, unpersisted after the block.
 
     Yields the kept frame, of the engine given.
@@ -515,14 +515,18 @@ def materialized(frame: Any) -> Iterator[Any]:
         return
     if impl.is_duckdb():
         name = f"_trs_kept_{uuid.uuid4().hex}"
+        # Parquet keeps an INTERVAL in milliseconds: intervals go as their microseconds
+        spans = [
+            sql_name(c) for c, t in zip(frame.columns, frame.types, strict=True) if t == "INTERVAL"
+        ]
+        stored = f"* REPLACE ({', '.join(f'epoch_us({c}) AS {c}' for c in spans)})"
+        read = f"* REPLACE ({', '.join(f'to_microseconds({c}) AS {c}' for c in spans)})"
         with tempfile.TemporaryDirectory(prefix="trs-analytics-runs-") as folder:
-            path = str(Path(folder) / "kept.duckdb").replace("'", "''")
-            frame.query(f"{name}_attach", f"ATTACH '{path}' AS {name}")
-            try:
-                frame.query(f"{name}_source", f"CREATE TABLE {name}.kept AS FROM {name}_source")
-                yield frame.query(f"{name}_view", f"FROM {name}.kept")
-            finally:
-                frame.query(f"{name}_detach", f"DETACH {name}")
+            path = str(Path(folder) / "kept.parquet").replace("'", "''")
+            stored, read = (stored, read) if spans else ("*", "*")
+            frame.query(name, f"COPY (SELECT {stored} FROM {name}) TO '{path}' (FORMAT parquet)")
+            kept = f"SELECT {read} FROM read_parquet('{path}')"
+            yield frame.query(f"{name}_read", kept)
         return
     if impl.is_pyspark() or impl.is_pyspark_connect():
         from pyspark import StorageLevel
@@ -570,7 +574,7 @@ def materialized_by_run(
     counting them reads one column's metadata).
 
     Other engines, and Polars in one set: ``materialized(build(states))`` (on
-    DuckDB a database file; Spark spills and spreads the work itself).
+    DuckDB a Parquet file; Spark spills and spreads the work itself).
 
     Examples:
         >>> import polars as pl
