@@ -49,6 +49,7 @@ import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -73,7 +74,7 @@ from trs_analytics.metrics import (
     to_polars,
 )
 from trs_analytics.metrics._buckets import bucket_start
-from trs_analytics.metrics._frames import lazy, narrowed
+from trs_analytics.metrics._frames import in_group_sets, lazy, narrowed, parts_for
 from trs_analytics.schema import EXPECTED_START, REQUIRED_METRIC_COLUMNS, UTC_US
 from trs_analytics.storage import require_parquet, scan_states
 
@@ -291,7 +292,7 @@ def _window(states: Any, start: datetime | None) -> Any:
     return frame.to_native()
 
 
-def _anomalies(states: Any, now: datetime, recent: str, every: str) -> pl.DataFrame:
+def _anomalies(states: Any, now: datetime, recent: str, every: str, parts: int) -> pl.DataFrame:
     """The anomalous run-time buckets that end after ``now - recent``, and an anomalous
     failure rate over ``[now - recent, now)``; only they come into Polars.
 
@@ -303,15 +304,25 @@ def _anomalies(states: Any, now: datetime, recent: str, every: str) -> pl.DataFr
     """
     since = _recent_start(now, recent)
     width = timedelta(microseconds=duration_micros(every))
-    # only the recent buckets are judged (the older ones only train them)
-    times = nw.from_native(
-        detect_anomalies(states, metric="run_time", every=every, training=TRAINING, since=since)
-    ).filter(nw.col("anomalous") & (nw.col("bucket") > since - width))
-    rates = nw.from_native(
-        detect_anomalies(
-            states, metric="failure_rate", every=recent, origin=now, training=TRAINING, since=since
-        )
-    ).filter(nw.col("anomalous") & (nw.col("bucket") == since))
+    # only the recent buckets are judged (the older ones only train them), a set of tasks
+    # at a time on Polars
+    run_time = partial(
+        detect_anomalies, metric="run_time", every=every, training=TRAINING, since=since
+    )
+    rate = partial(
+        detect_anomalies,
+        metric="failure_rate",
+        every=recent,
+        origin=now,
+        training=TRAINING,
+        since=since,
+    )
+    times = nw.from_native(in_group_sets(states, "task_name", parts, run_time)).filter(
+        nw.col("anomalous") & (nw.col("bucket") > since - width)
+    )
+    rates = nw.from_native(in_group_sets(states, "task_name", parts, rate)).filter(
+        nw.col("anomalous") & (nw.col("bucket") == since)
+    )
     frames = [
         to_polars(found.to_native()).select(
             kind=pl.lit("anomaly"),
@@ -329,7 +340,10 @@ def _anomalies(states: Any, now: datetime, recent: str, every: str) -> pl.DataFr
 
 
 def _stuck(states: Any, now: datetime, stuck_after: str | None, min_history: int) -> pl.DataFrame:
-    found = to_polars(stuck_runs(states, now=now, limit=stuck_after, min_history=min_history))
+    # the run table is read from files again per history, not held (to_polars' read_again)
+    found = to_polars(
+        stuck_runs(states, now=now, limit=stuck_after, min_history=min_history), read_again=True
+    )
     rows = [
         f"{r['task_name']} run {r['task_run_id']} has been {r['state']} for "
         f"{duration_text(r['age'])}, over {duration_text(r['threshold'])} ({r['reason']})"
@@ -362,7 +376,9 @@ def _breaches(
     found = nw.from_native(sla_report(states, rules, every=every, now=now).breaches)
     # on the engine: the breaches since `since`, and every freshness gap (one per long gap)
     freshness = nw.col("check") == "freshness"
-    breaches = to_polars(found.filter(freshness | (nw.col("at") >= since)).to_native())
+    breaches = to_polars(
+        found.filter(freshness | (nw.col("at") >= since)).to_native(), read_again=True
+    )
     gap = (pl.col("value") * 1e6).round().cast(pl.Int64)  # seconds as a float: round, not cut
     gap_end = pl.col("at") + pl.duration(microseconds=gap)
     fresh = (pl.col("check") == "freshness") & (pl.col("at").is_null() | (gap_end >= since))
@@ -473,12 +489,13 @@ def run_check(
     first = check_start(at, recent=recent, every=every) if start == "auto" else start
     first = None if first is None else first.astimezone(UTC)
     states = _window(narrowed(states, _columns(rules), caller="run_check"), first)
+    sets = _sets(states)
     # each run's states reduced to one row, once, and kept on the engine: every check reads it
     with ExitStack() as kept:
         with logged_step(logger, "check", "one row per task run"):
-            runs = kept.enter_context(kept_run_table(states))
+            runs = kept.enter_context(kept_run_table(states, parts=sets))
         with logged_step(logger, "check", "anomalies"):
-            parts = [_anomalies(runs, at, recent, every)]
+            parts = [_anomalies(runs, at, recent, every, sets)]
         with logged_step(logger, "check", "stuck runs"):
             parts.append(_stuck(runs, at, stuck_after, min_history))
         if rules:
@@ -497,6 +514,23 @@ def run_check(
         pl.col("kind").replace_strict(order, return_dtype=pl.Int8), "at", "subject"
     )
     return CheckResult(findings, at, int(checked), len(rules))
+
+
+#: States per set of runs on Polars: the check reads its run table in smaller sets
+#: than the report (STATES_PER_PART), so that it keeps within 1 GiB.
+CHECK_STATES_PER_PART: Final = 1_000_000
+
+
+def _sets(states: Any) -> int:
+    """The sets of runs (and of tasks, for anomalies) a Polars LazyFrame is checked in; else 1.
+
+    A set of 2.5M states took 1,109 MiB to reduce to its runs (a 20M-state
+    check), one of 1M 577 MiB in the same time: the scan is read once per
+    set, and only one set's states are held.
+    """
+    if not isinstance(states, pl.LazyFrame):
+        return 1
+    return parts_for(states.select(pl.len()).collect().item(), per_part=CHECK_STATES_PER_PART)
 
 
 def _fill(part: pl.DataFrame) -> list[pl.Expr]:

@@ -138,6 +138,21 @@ def test_findings_equal_polars_eager(
     assert (result.runs, result.rules) == (reference.runs, reference.rules)
 
 
+def test_a_lazy_frame_checked_in_sets_finds_what_one_set_finds(
+    scenario: Scenario, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Polars checks a LazyFrame a set of runs (and of tasks) at a time: the same findings."""
+    import trs_analytics.check as check
+
+    states = scenario.states.lazy()
+    size = scenario.states.height
+    monkeypatch.setattr(check, "CHECK_STATES_PER_PART", size // 5 + 1)
+    assert check._sets(states) == 5
+    result = scenario.check(states)
+    assert result.findings.equals(scenario.expected), (result.findings, scenario.expected)
+    assert result.runs == scenario.check(scenario.states).runs
+
+
 def _cli_findings(path: Path, scenario: Scenario, rules: Path, *extra: str) -> list[dict[str, Any]]:
     options = scenario.options
     args = ["--log-format", "json", "check", str(path), "--rules", str(rules), *extra]
