@@ -209,7 +209,7 @@ def test_a_bad_rules_file_is_exit_2_naming_it(tmp_path: Path, content: bytes, pa
 # -- options ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("limit", ["lots", "12 parsecs", "2GB; DROP"])
+@pytest.mark.parametrize("limit", ["lots", "12 parsecs", "2GB; DROP", "2GB'; SET threads = 1; --"])
 def test_a_memory_limit_duckdb_cannot_read_is_exit_2(tmp_path: Path, limit: str) -> None:
     result = run("report", SAMPLE, "--out", tmp_path / "r.html", "--engine", "duckdb",
                  "--memory-limit", limit)  # fmt: skip

@@ -35,6 +35,7 @@ __all__ = [
     "engine_of",
     "import_engine",
     "sql_name",
+    "sql_text",
 ]
 
 #: An engine name, as ``scan_states(..., engine=...)`` takes it.
@@ -179,3 +180,13 @@ def sql_name(name: str) -> str:
         "task_name" "a""b"
     """
     return '"' + name.replace('"', '""') + '"'
+
+
+def sql_text(text: str) -> str:
+    """``text`` as a DuckDB SQL string literal (a path, a setting): a single quote in it doubled.
+
+    Examples:
+        >>> print(sql_text("/tmp/it's/kept.parquet"))
+        '/tmp/it''s/kept.parquet'
+    """
+    return "'" + text.replace("'", "''") + "'"

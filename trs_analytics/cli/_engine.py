@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from trs_analytics.engines import check_engine, import_engine
+from trs_analytics.engines import check_engine, import_engine, sql_text
 from trs_analytics.exceptions import ConfigurationError
 from trs_analytics.storage import scan_states
 
@@ -32,7 +32,7 @@ def duckdb_connection(engine: str, memory_limit: str | None) -> Any:
     connection.sql("SET TimeZone = 'UTC'")
     if memory_limit is not None:
         try:
-            connection.sql(f"SET memory_limit = '{memory_limit.replace(chr(39), '')}'")
+            connection.sql(f"SET memory_limit = {sql_text(memory_limit)}")
         except duckdb.Error as err:
             msg = (
                 f"--memory-limit {memory_limit!r} is not a size DuckDB understands "

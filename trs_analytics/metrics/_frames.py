@@ -38,7 +38,7 @@ import narwhals as nw
 import polars as pl
 
 from trs_analytics._time import EPOCH
-from trs_analytics.engines import sql_name
+from trs_analytics.engines import sql_name, sql_text
 from trs_analytics.exceptions import ConfigurationError, SchemaError
 from trs_analytics.schema import UTC_US, StateType, run_id_column
 
@@ -519,14 +519,14 @@ def materialized(frame: Any) -> Iterator[Any]:
         spans = [
             sql_name(c) for c, t in zip(frame.columns, frame.types, strict=True) if t == "INTERVAL"
         ]
-        stored = f"* REPLACE ({', '.join(f'epoch_us({c}) AS {c}' for c in spans)})"
-        read = f"* REPLACE ({', '.join(f'to_microseconds({c}) AS {c}' for c in spans)})"
+        stored = read = "*"
+        if spans:
+            stored = f"* REPLACE ({', '.join(f'epoch_us({c}) AS {c}' for c in spans)})"
+            read = f"* REPLACE ({', '.join(f'to_microseconds({c}) AS {c}' for c in spans)})"
         with tempfile.TemporaryDirectory(prefix="trs-analytics-runs-") as folder:
-            path = str(Path(folder) / "kept.parquet").replace("'", "''")
-            stored, read = (stored, read) if spans else ("*", "*")
-            frame.query(name, f"COPY (SELECT {stored} FROM {name}) TO '{path}' (FORMAT parquet)")
-            kept = f"SELECT {read} FROM read_parquet('{path}')"
-            yield frame.query(f"{name}_read", kept)
+            path = sql_text(str(Path(folder) / "kept.parquet"))
+            frame.query(name, f"COPY (SELECT {stored} FROM {name}) TO {path} (FORMAT parquet)")
+            yield frame.query(f"{name}_read", f"SELECT {read} FROM read_parquet({path})")
         return
     if impl.is_pyspark() or impl.is_pyspark_connect():
         from pyspark import StorageLevel
