@@ -17,6 +17,7 @@ which must be UTC for days to be UTC days. :func:`check_duckdb_utc` and
 from __future__ import annotations
 
 import importlib
+import re
 from typing import TYPE_CHECKING, Any, Final, Literal, get_args
 
 from trs_analytics.exceptions import ConfigurationError, MissingDependencyError
@@ -34,6 +35,9 @@ __all__ = [
     "check_spark_utc",
     "engine_of",
     "import_engine",
+    "out_of_memory",
+    "spark_session",
+    "spark_size",
     "sql_name",
     "sql_text",
 ]
@@ -153,6 +157,81 @@ def check_duckdb_utc(connection: Any) -> None:
             "bucketed in it). Hint: run connection.sql(\"SET TimeZone = 'UTC'\") first."
         )
         raise ConfigurationError(msg)
+
+
+def spark_session(*, driver_memory: str | None = None) -> Any:
+    """The SparkSession trs_analytics reads on: the active one, or a new local one in UTC.
+
+    ``driver_memory`` (``"2GB"``, ``"512m"``) is the new session's
+    ``spark.driver.memory``, the heap of the JVM that runs a local session's
+    work: Spark's default, 1g, ran out of memory on the check of 20M states.
+    It cannot change a session that is already running (its JVM has started).
+
+    Raises:
+        ConfigurationError: ``driver_memory`` is not a size, or is given while
+            a session is already active; the active session is not in UTC.
+    """
+    memory = None if driver_memory is None else spark_size(driver_memory)
+    pyspark_sql = import_engine("spark").sql  # the extra's presence, checked with its hint
+    active = pyspark_sql.SparkSession.getActiveSession()
+    if active is not None:
+        if memory is not None:
+            msg = (
+                f"a SparkSession is already running, so its driver memory cannot be set to "
+                f"{driver_memory!r}. Hint: set spark.driver.memory where that session is built "
+                "(spark-submit --driver-memory), or leave out --memory-limit."
+            )
+            raise ConfigurationError(msg)
+        check_spark_utc(active)
+        return active
+    builder = pyspark_sql.SparkSession.builder.appName("trs_analytics")
+    builder = builder.config("spark.sql.session.timeZone", "UTC")
+    if memory is not None:
+        builder = builder.config("spark.driver.memory", memory)
+    return builder.getOrCreate()
+
+
+def spark_size(size: str) -> str:
+    """A size such as ``2GB``, ``1.5GiB`` or ``512m`` as Spark writes one: whole MiB (``2048m``).
+
+    Raises:
+        ConfigurationError: ``size`` is not a number and a unit (k, m, g, t).
+
+    Examples:
+        >>> spark_size("2GB"), spark_size("1.5GiB"), spark_size("512m")
+        ('2048m', '1536m', '512m')
+    """
+    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt])(?:i?b)?\s*", size, flags=re.IGNORECASE)
+    if found is None:
+        msg = (
+            f"{size!r} is not a size Spark understands. Hint: use a number and a unit, "
+            "such as 2GB or 512MB."
+        )
+        raise ConfigurationError(msg)
+    mib = float(found[1]) * {"k": 1 / 1024, "m": 1, "g": 1024, "t": 1024**2}[found[2].lower()]
+    return f"{max(1, round(mib))}m"
+
+
+def out_of_memory(err: BaseException) -> str | None:
+    """What to tell a user whose engine ran out of memory (``err``); None for another error.
+
+    Spark's JVM heap (a ``java.lang.OutOfMemoryError`` inside a Py4J error)
+    and DuckDB's ``memory_limit`` (``duckdb.OutOfMemoryException``).
+    """
+    text = " ".join(str(err).split())
+    if type(err).__name__ == "Py4JJavaError" and "java.lang.OutOfMemoryError" in text:
+        return (
+            "Spark ran out of memory (java.lang.OutOfMemoryError in its JVM). Hint: give the "
+            "local session more with --memory-limit 4GB (spark.driver.memory), or submit the "
+            "job to a cluster (docs/engines.md)."
+        )
+    module = type(err).__module__.lstrip("_")  # DuckDB's exceptions live in _duckdb
+    if type(err).__name__ == "OutOfMemoryException" and module.startswith("duckdb"):
+        return (
+            f"DuckDB ran out of memory ({text[:200]}). Hint: raise --memory-limit, or free "
+            "room in the temporary folder it spills to (TMPDIR)."
+        )
+    return None
 
 
 def check_spark_utc(spark: Any) -> None:

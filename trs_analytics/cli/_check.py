@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from trs_analytics._time import iso, parse_age, parse_when
-from trs_analytics.cli._engine import duckdb_connection
+from trs_analytics.cli._engine import engine_connection
 from trs_analytics.cli._exits import exit_on_error
 from trs_analytics.cli._options import make_client, web_url, with_client_options
 from trs_analytics.cli._output import current_output, with_output_options
@@ -82,7 +82,10 @@ def _positive_age(text: str, option: str) -> timedelta:
 @click.option(
     "--memory-limit",
     metavar="SIZE",
-    help="With --engine duckdb: DuckDB's memory_limit (e.g. 1GB); it spills to disk beyond.",
+    help=(
+        "With --engine duckdb: DuckDB's memory_limit (e.g. 1GB); it spills to disk beyond. "
+        "With --engine spark: the local session's driver memory (spark.driver.memory)."
+    ),
 )
 @click.option(
     "--heartbeat-after",
@@ -173,7 +176,7 @@ def check(
                 _positive_age(heartbeat_after, "--heartbeat-after") if heartbeat_after else None
             ),
             engine=engine,
-            connection=duckdb_connection(engine, memory_limit) if path is not None else None,
+            connection=engine_connection(engine, memory_limit) if path is not None else None,
             emit_events=emit_events,
             state=state_file,
             progress=output.progress_enabled(),

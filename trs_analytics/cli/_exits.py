@@ -21,6 +21,7 @@ import click
 
 from trs_analytics._atomic import os_error_of, storage_error
 from trs_analytics.cli._output import current_output
+from trs_analytics.engines import out_of_memory
 from trs_analytics.exceptions import (
     AuthenticationError,
     ConfigurationError,
@@ -132,6 +133,8 @@ def exit_on_error(reads: Path | None = None, *, writes: Path | None = None) -> I
             _fail(storage_error(cause, f"cannot write{where}"))
         if reads is not None and (damaged := find_damaged_file(reads)) is not None:
             _fail(damaged)
+        if (hint := out_of_memory(err)) is not None:
+            _fail(TrsAnalyticsError(hint))
         raise
 
 

@@ -38,7 +38,7 @@ def with_exporter_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True, help="Where the metrics run (as for report).",
         ),
         click.option(
-            "--memory-limit", metavar="SIZE", help="With --engine duckdb: its memory_limit.",
+            "--memory-limit", metavar="SIZE", help="With --engine duckdb: its memory_limit; spark: the driver's memory.",
         ),
         click.option(
             "--max-series", type=click.IntRange(min=1), default=200, show_default=True,

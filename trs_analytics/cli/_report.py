@@ -64,7 +64,10 @@ def _flow_runs_for_report(path: Path, explicit: Path | None) -> Any:
 @click.option(
     "--memory-limit",
     metavar="SIZE",
-    help="With --engine duckdb: DuckDB's memory_limit (e.g. 2GB); it spills to disk beyond.",
+    help=(
+        "With --engine duckdb: DuckDB's memory_limit (e.g. 2GB); it spills to disk beyond. "
+        "With --engine spark: the local session's driver memory (spark.driver.memory)."
+    ),
 )
 @click.option(
     "--ui-url",

@@ -24,6 +24,7 @@ from trs_analytics.engines import (
     check_engine,
     check_spark_utc,
     import_engine,
+    spark_session,
     sql_name,
 )
 from trs_analytics.exceptions import ConfigurationError, SchemaError, StorageError
@@ -647,13 +648,7 @@ def _spark_session(spark: pyspark.sql.SparkSession | None) -> pyspark.sql.SparkS
     if spark is not None:
         check_spark_utc(spark)
         return spark
-    pyspark_sql = import_engine("spark").sql  # the extra's presence, checked with its hint
-    active = pyspark_sql.SparkSession.getActiveSession()
-    if active is not None:
-        check_spark_utc(active)
-        return active  # type: ignore[no-any-return]
-    builder = pyspark_sql.SparkSession.builder.appName("trs_analytics")
-    return builder.config("spark.sql.session.timeZone", "UTC").getOrCreate()  # type: ignore[no-any-return]
+    return spark_session()  # type: ignore[no-any-return]
 
 
 def _scan_spark(
