@@ -129,6 +129,18 @@ def machine() -> dict[str, Any]:
     }
 
 
+def code_version() -> str:
+    """The commit the package was measured at, ``+edits`` when its code differs from it."""
+    import subprocess
+
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["git", *args], capture_output=True, text=True, check=False, cwd=ROOT)
+
+    commit = git("rev-parse", "--short", "HEAD").stdout.strip() or "unknown"
+    edited = git("diff", "--quiet", "HEAD", "--", "../trs_analytics").returncode != 0
+    return f"{commit}+edits" if edited else commit
+
+
 def save_results(name: str, payload: dict[str, Any]) -> Path:
     """Write ``payload`` (plus the load average at the end) to ``results/<name>.json``."""
     RESULTS.mkdir(exist_ok=True)

@@ -50,7 +50,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RESULTS, WORK, machine, save_results
+from _common import RESULTS, WORK, code_version, machine, save_results
 from bench_scale import build_dataset
 
 GIB = 1024.0  # MiB
@@ -261,14 +261,16 @@ def one(run: Run, folder: Path, args: argparse.Namespace) -> dict[str, Any]:
     # the 1-minute load average before and after: above ~2 on 2 cores, times are inflated
     result["loadavg_1m"] = {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)}
     stdout, stderr = result.pop("stdout"), result.pop("stderr")
-    result.update(job=job, dataset=dataset, engine=engine)
+    result.update(job=job, dataset=dataset, engine=engine, code=code_version())
     result["ok"] = result["stopped"] is None and result["exit_code"] in (
         (0, 1) if job == "check" else (0,)
     )
     if not result["ok"]:
         result["stderr_tail"] = stderr[-3000:]
         # a JVM's trace puts the cause far above the tail: keep every line that names one
-        causes = [line.strip()[:400] for line in stderr.splitlines() if "Caused by" in line]
+        # (and inside a JSON log line's traceback, whose line ends are written as \\n)
+        lines = stderr.replace("\\n", "\n").splitlines()
+        causes = [line.strip()[:400] for line in lines if "Caused by" in line]
         result["stderr_causes"] = list(dict.fromkeys(causes))[:20]
     if job == "check" and result["ok"]:
         found, summary = findings(stdout)
