@@ -67,6 +67,15 @@ def test_a_jvm_out_of_memory_error_names_the_driver_memory() -> None:
     err = py4j_error("An error occurred: java.lang.OutOfMemoryError: Java heap space")
     assert "--memory-limit 4GB (spark.driver.memory)" in (out_of_memory(err) or "")
     assert out_of_memory(py4j_error("java.io.IOException: disk")) is None
+
+    class Unreadable(Exception):  # Py4J asks the JVM for the text: gone, it raises
+        def __str__(self) -> str:
+            raise ConnectionRefusedError(111, "Connection refused")
+
+    gone = type("Py4JJavaError", (Unreadable,), {})()
+    assert (out_of_memory(gone) or "").startswith("Spark's JVM stopped while the command ran")
+    network = type("Py4JNetworkError", (Exception,), {})("Answer from Java side is empty")
+    assert "--memory-limit 4GB" in (out_of_memory(network) or "")
     assert out_of_memory(MemoryError()) is None
 
 

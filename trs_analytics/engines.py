@@ -218,15 +218,25 @@ def out_of_memory(err: BaseException) -> str | None:
     Spark's JVM heap (a ``java.lang.OutOfMemoryError`` inside a Py4J error)
     and DuckDB's ``memory_limit`` (``duckdb.OutOfMemoryException``).
     """
-    text = " ".join(str(err).split())
-    if type(err).__name__ == "Py4JJavaError" and "java.lang.OutOfMemoryError" in text:
+    try:
+        text = " ".join(str(err).split())
+    except Exception:  # a Py4J error's text is asked of its JVM, which may be gone
+        text = ""
+    name = type(err).__name__
+    if name == "Py4JNetworkError" or (name.startswith("Py4J") and not text):
+        return (
+            "Spark's JVM stopped while the command ran: in local mode a task that runs out of "
+            "memory stops the whole JVM. Hint: give the local session more with --memory-limit "
+            "4GB (spark.driver.memory), or submit the job to a cluster (docs/engines.md)."
+        )
+    if name == "Py4JJavaError" and "java.lang.OutOfMemoryError" in text:
         return (
             "Spark ran out of memory (java.lang.OutOfMemoryError in its JVM). Hint: give the "
             "local session more with --memory-limit 4GB (spark.driver.memory), or submit the "
             "job to a cluster (docs/engines.md)."
         )
     module = type(err).__module__.lstrip("_")  # DuckDB's exceptions live in _duckdb
-    if type(err).__name__ == "OutOfMemoryException" and module.startswith("duckdb"):
+    if name == "OutOfMemoryException" and module.startswith("duckdb"):
         return (
             f"DuckDB ran out of memory ({text[:200]}). Hint: raise --memory-limit, or free "
             "room in the temporary folder it spills to (TMPDIR)."
