@@ -786,10 +786,13 @@ def _describe_spark(
     """:func:`describe` on Spark: its quantiles are one ``percentile(value, array(q, ...))``.
 
     Spark's exact ``percentile`` keeps every value of its group in one
-    buffer; narwhals asks for one ``percentile`` per quantile, four buffers
-    of the same values. Over the 6.3M run times of 20M states, in one group
-    (the report's headline numbers), they filled a 2 GiB driver heap, and in
-    local mode a task's ``OutOfMemoryError`` stops the whole JVM.
+    buffer (a hash map of value to count), which it serializes whole into one
+    byte array between the partial and the final aggregation; narwhals asks
+    for one ``percentile`` per quantile, four buffers of the same values. One
+    buffer is still too large for a single group of millions of values: the
+    report's headline numbers over 20M states (the run time of 6.3M runs, one
+    group) ran out of a 2 GiB driver heap serializing it, and in local mode a
+    task's ``OutOfMemoryError`` stops the whole JVM.
     """
     from pyspark.sql import functions as f
 
