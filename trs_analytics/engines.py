@@ -212,6 +212,12 @@ def spark_size(size: str) -> str:
     return f"{max(1, round(mib))}m"
 
 
+_SPARK_MEMORY_HINT: Final = (
+    "give the local session more with --memory-limit 4GB (spark.driver.memory), or submit "
+    "the job to a cluster (docs/engines.md)."
+)
+
+
 def out_of_memory(err: BaseException) -> str | None:
     """What to tell a user whose engine ran out of memory (``err``); None for another error.
 
@@ -226,15 +232,10 @@ def out_of_memory(err: BaseException) -> str | None:
     if name == "Py4JNetworkError" or (name.startswith("Py4J") and not text):
         return (
             "Spark's JVM stopped while the command ran: in local mode a task that runs out of "
-            "memory stops the whole JVM. Hint: give the local session more with --memory-limit "
-            "4GB (spark.driver.memory), or submit the job to a cluster (docs/engines.md)."
+            f"memory stops the whole JVM. Hint: {_SPARK_MEMORY_HINT}"
         )
     if name == "Py4JJavaError" and "java.lang.OutOfMemoryError" in text:
-        return (
-            "Spark ran out of memory (java.lang.OutOfMemoryError in its JVM). Hint: give the "
-            "local session more with --memory-limit 4GB (spark.driver.memory), or submit the "
-            "job to a cluster (docs/engines.md)."
-        )
+        return f"Spark ran out of memory (java.lang.OutOfMemoryError in its JVM). Hint: {_SPARK_MEMORY_HINT}"
     module = type(err).__module__.lstrip("_")  # DuckDB's exceptions live in _duckdb
     if name == "OutOfMemoryException" and module.startswith("duckdb"):
         return (

@@ -516,13 +516,10 @@ def materialized(frame: Any) -> Iterator[Any]:
     if impl.is_duckdb():
         name = f"_trs_kept_{uuid.uuid4().hex}"
         # Parquet keeps an INTERVAL in milliseconds: intervals go as their microseconds
-        spans = [
-            sql_name(c) for c, t in zip(frame.columns, frame.types, strict=True) if t == "INTERVAL"
-        ]
+        spans = [c for c, t in zip(frame.columns, frame.types, strict=True) if t == "INTERVAL"]
         stored = read = "*"
         if spans:
-            stored = f"* REPLACE ({', '.join(f'epoch_us({c}) AS {c}' for c in spans)})"
-            read = f"* REPLACE ({', '.join(f'to_microseconds({c}) AS {c}' for c in spans)})"
+            stored, read = _replaced("epoch_us", spans), _replaced("to_microseconds", spans)
         with tempfile.TemporaryDirectory(prefix="trs-analytics-runs-") as folder:
             path = sql_text(str(Path(folder) / "kept.parquet"))
             frame.query(name, f"COPY (SELECT {stored} FROM {name}) TO {path} (FORMAT parquet)")
@@ -540,6 +537,17 @@ def materialized(frame: Any) -> Iterator[Any]:
         return
     msg = f"engine {impl.name} is not supported. Hint: use Polars, DuckDB or PySpark frames."
     raise ConfigurationError(msg)
+
+
+def _replaced(function: str, columns: Sequence[str]) -> str:
+    """DuckDB's ``* REPLACE (function(c) AS c, ...)``: every column, ``columns`` through ``function``.
+
+    Examples:
+        >>> _replaced("epoch_us", ["run_time"])
+        '* REPLACE (epoch_us("run_time") AS "run_time")'
+    """
+    quoted = [sql_name(c) for c in columns]
+    return f"* REPLACE ({', '.join(f'{function}({c}) AS {c}' for c in quoted)})"
 
 
 #: States per set when a Polars frame is reduced a set of runs at a time.
@@ -872,8 +880,7 @@ def to_polars(frame: Any, *, read_again: bool = False) -> pl.DataFrame:
     wrapped = lazy(frame, caller="to_polars")
     spans = [c for c in wrapped.collect_schema().names() if is_duration(wrapped, c)]
     if spans and wrapped.implementation.is_duckdb():
-        replaced = ", ".join(f"epoch_us({sql_name(c)}) AS {sql_name(c)}" for c in spans)
-        micros = wrapped.to_native().project(f"* REPLACE ({replaced})")
+        micros = wrapped.to_native().project(_replaced("epoch_us", spans))
         out = pl.from_arrow(micros.to_arrow_table())
         assert isinstance(out, pl.DataFrame)
         return _whole_counts(out.with_columns(pl.col(c).cast(pl.Duration("us")) for c in spans))
