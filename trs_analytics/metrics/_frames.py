@@ -680,7 +680,8 @@ def group_quantiles(
     ``floor`` and ``ceil`` of ``(n - 1) * q``, interpolated as
     ``quantile_cont`` does. One window and one grouping read the frame once
     for every value (DuckDB computes a relation read twice in one query
-    twice). Other engines use their quantile aggregate. Polars holds several
+    twice). Spark does the same (:func:`_spark_quantiles`): its exact
+    ``percentile`` serializes a group's values whole. Polars holds several
     times the values of the groups it aggregates (a quantile of 6.3M run
     times by task peaked at 660 MiB); it aggregates the groups in
     :data:`QUANTILE_SETS` sets by a hash of their keys, one after another
@@ -693,6 +694,8 @@ def group_quantiles(
         [('a', 3, 2.0), ('b', 1, None)]
     """
     keys = list(keys)
+    if _is_spark(frame):
+        return _group_quantiles_spark(frame, keys, values, q, count=count)
     if not frame.implementation.is_duckdb():
         stats = {count: nw.len(), **{n: quantile(nw.col(c), q) for n, c in values.items()}}
         if not keys:
@@ -738,6 +741,20 @@ def group_quantiles(
     return result
 
 
+def _group_quantiles_spark(
+    frame: nw.LazyFrame[Any], keys: list[str], values: dict[str, str], q: float, *, count: str
+) -> nw.LazyFrame[Any]:
+    """:func:`group_quantiles` on Spark, from sorted values (:func:`_spark_quantiles`)."""
+    from pyspark.sql import functions as f
+
+    native = frame.select(*keys, *dict.fromkeys(values.values())).to_native()
+    present = native.dropna(subset=keys) if keys else native
+    picks = {out: (column, q) for out, column in values.items()}
+    grouped = _spark_quantiles(present, keys, picks, {count: f.count(f.lit(1))})
+    quantiles: nw.LazyFrame[Any] = nw.from_native(grouped)
+    return quantiles
+
+
 def describe(
     frame: nw.LazyFrame[Any], keys: Sequence[str], value: str, quantiles: dict[str, float]
 ) -> nw.LazyFrame[Any]:
@@ -752,7 +769,7 @@ def describe(
     ran out of memory at a ``memory_limit`` where it runs with one
     (benchmarks/README.md, section 2b).
     """
-    if frame.implementation.is_pyspark() or frame.implementation.is_pyspark_connect():
+    if _is_spark(frame):
         return _describe_spark(frame, keys, value, quantiles)
     if not frame.implementation.is_duckdb():
         x = nw.col(value)
@@ -788,38 +805,76 @@ def describe(
     return described
 
 
+def _is_spark(frame: nw.LazyFrame[Any]) -> bool:
+    return bool(frame.implementation.is_pyspark() or frame.implementation.is_pyspark_connect())
+
+
 def _describe_spark(
     frame: nw.LazyFrame[Any], keys: Sequence[str], value: str, quantiles: dict[str, float]
 ) -> nw.LazyFrame[Any]:
-    """:func:`describe` on Spark: its quantiles are one ``percentile(value, array(q, ...))``.
-
-    Spark's exact ``percentile`` keeps every value of its group in one
-    buffer (a hash map of value to count), which it serializes whole into one
-    byte array between the partial and the final aggregation; narwhals asks
-    for one ``percentile`` per quantile, four buffers of the same values. One
-    buffer is still too large for a single group of millions of values: the
-    report's headline numbers over 20M states (the run time of 6.3M runs, one
-    group) ran out of a 2 GiB driver heap serializing it, and in local mode a
-    task's ``OutOfMemoryError`` stops the whole JVM.
-    """
+    """:func:`describe` on Spark, its quantiles from sorted values (:func:`_spark_quantiles`)."""
     from pyspark.sql import functions as f
 
-    x = f.col(value)
-    stats = [
-        f.count(x).alias("count"),
-        (f.count(f.lit(1)) - f.count(x)).alias("nulls"),
-        f.avg(x).alias("mean"),
-        f.min(x).alias("min"),
-        f.percentile(x, [float(q) for q in quantiles.values()]).alias("_q"),
-        f.max(x).alias("max"),
-    ]
-    native = frame.select(*keys, value).to_native()
-    grouped = native.groupBy(*keys).agg(*stats) if keys else native.agg(*stats)
-    picked = [f.col("_q")[i].alias(n) for i, n in enumerate(quantiles)]
-    described: nw.LazyFrame[Any] = nw.from_native(
-        grouped.select(*keys, "count", "nulls", "mean", "min", *picked, "max")
-    )
+    native, x = frame.select(*keys, value).to_native(), f.col(value)
+    stats = {
+        "count": f.count(x),
+        "nulls": f.count(f.lit(1)) - f.count(x),
+        "mean": f.avg(x),
+        "min": f.min(x),
+        "max": f.max(x),
+    }
+    grouped = _spark_quantiles(native, keys, {n: (value, q) for n, q in quantiles.items()}, stats)
+    columns = [*keys, "count", "nulls", "mean", "min", *quantiles, "max"]
+    described: nw.LazyFrame[Any] = nw.from_native(grouped.select(*columns))
     return described
+
+
+def _spark_quantiles(
+    native: Any, keys: Sequence[str], picks: dict[str, tuple[str, float]], stats: dict[str, Any]
+) -> Any:
+    """Per group of ``keys`` of the Spark DataFrame ``native`` (null keys are a group;
+    no keys: all rows): each ``name: aggregate`` of ``stats`` (a Spark column), then for each
+    ``name: (column, q)`` of ``picks`` the linear-interpolated ``q`` quantile of the
+    column's non-null values (null when it has none).
+
+    Spark's exact ``percentile`` keeps every value of its group in one buffer,
+    which it serializes whole into one byte array between the partial and the
+    final aggregation: the report's run time over 20M states (6.3M runs, one
+    group) ran out of a 2 GiB driver heap there, and in local mode a task's
+    ``OutOfMemoryError`` stops the whole JVM. So, as :func:`group_quantiles`
+    does on DuckDB, each quantile is read from its group's sorted values: one
+    window per column ranks them (``row_number``, nulls last) and counts the
+    non-null ones (the same window, so one sort, which spills to disk); the
+    grouping keeps the values ranked ``floor`` and ``ceil`` of ``(n - 1) * q``
+    and interpolates between them as ``quantile_cont`` does.
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as f
+
+    columns = list(dict.fromkeys(column for column, _ in picks.values()))
+    rows = native
+    for i, column in enumerate(columns):
+        window = Window.partitionBy(*keys).orderBy(f.col(column).asc_nulls_last())
+        whole = window.rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
+        rows = rows.select(
+            "*",
+            f.row_number().over(window).alias(f"_i{i}"),
+            (f.count(column).over(whole) - 1).cast("double").alias(f"_n{i}"),
+        )
+    ends, picked = [], []
+    for k, (name, (column, q)) in enumerate(picks.items()):
+        i = columns.index(column)
+        x, rank, h = f.col(column).cast("double"), f.col(f"_i{i}"), f.col(f"_n{i}") * float(q)
+        ends += [
+            f.max(f.when(rank == f.floor(h) + 1, x)).alias(f"_lo{k}"),
+            f.max(f.when(rank == f.ceil(h) + 1, x)).alias(f"_hi{k}"),
+            f.first(h).alias(f"_h{k}"),
+        ]
+        lo, hi, at = f.col(f"_lo{k}"), f.col(f"_hi{k}"), f.col(f"_h{k}")
+        picked.append((lo + (hi - lo) * (at - f.floor(at))).alias(name))
+    aggregates = [*(aggregate.alias(name) for name, aggregate in stats.items()), *ends]
+    grouped = rows.groupBy(*keys).agg(*aggregates) if keys else rows.agg(*aggregates)
+    return grouped.select(*keys, *stats, *picked)
 
 
 def has_ordered_last(frame: nw.LazyFrame[Any]) -> bool:
