@@ -67,6 +67,12 @@ def test_a_jvm_out_of_memory_error_names_the_driver_memory() -> None:
     err = py4j_error("An error occurred: java.lang.OutOfMemoryError: Java heap space")
     assert "--memory-limit 4GB (spark.driver.memory)" in (out_of_memory(err) or "")
     assert out_of_memory(py4j_error("java.io.IOException: disk")) is None
+    # Spark's own, when an operator gets no more execution memory (20M report, 2 GiB heap)
+    aggregate = py4j_error(
+        "Caused by: org.apache.spark.memory.SparkOutOfMemoryError: [AGGREGATE_OUT_OF_MEMORY] "
+        "No enough memory for aggregation SQLSTATE: 82001"
+    )
+    assert (out_of_memory(aggregate) or "").startswith("Spark ran out of execution memory")
 
     class Unreadable(Exception):  # Py4J asks the JVM for the text: gone, it raises
         def __str__(self) -> str:

@@ -221,8 +221,10 @@ _SPARK_MEMORY_HINT: Final = (
 def out_of_memory(err: BaseException) -> str | None:
     """What to tell a user whose engine ran out of memory (``err``); None for another error.
 
-    Spark's JVM heap (a ``java.lang.OutOfMemoryError`` inside a Py4J error)
-    and DuckDB's ``memory_limit`` (``duckdb.OutOfMemoryException``).
+    Spark's JVM heap (a ``java.lang.OutOfMemoryError`` inside a Py4J error),
+    Spark's execution memory (its ``SparkOutOfMemoryError``, e.g.
+    ``AGGREGATE_OUT_OF_MEMORY``) and DuckDB's ``memory_limit``
+    (``duckdb.OutOfMemoryException``).
     """
     try:
         text = " ".join(str(err).split())
@@ -236,6 +238,11 @@ def out_of_memory(err: BaseException) -> str | None:
         )
     if name == "Py4JJavaError" and "java.lang.OutOfMemoryError" in text:
         return f"Spark ran out of memory (java.lang.OutOfMemoryError in its JVM). Hint: {_SPARK_MEMORY_HINT}"
+    if name.startswith("Py4J") and "SparkOutOfMemoryError" in text:
+        # Spark's own: an operator got no more execution memory (AGGREGATE_OUT_OF_MEMORY, ...)
+        return (
+            f"Spark ran out of execution memory (SparkOutOfMemoryError). Hint: {_SPARK_MEMORY_HINT}"
+        )
     module = type(err).__module__.lstrip("_")  # DuckDB's exceptions live in _duckdb
     if name == "OutOfMemoryException" and module.startswith("duckdb"):
         return (
