@@ -6,6 +6,9 @@ session and stops at the session's end, also when tests fail (see
 (minutes of start-up and of task bodies sleeping) start in a background thread
 as soon as collection shows that the run needs them (:class:`_Lines`), so that
 they overlap the tests that run first; the extra servers start when first asked for.
+``scripts/check`` runs the tests in two pytest-xdist workers (``--dist
+loadgroup``): each test gets an ``xdist_group`` (:func:`_group_of`) that keeps
+each line's server, and the SparkSession, on one worker.
 
 - ``prefect_server`` -> :class:`~devtools.prefect_harness.PrefectServer`: a plain
   server (no auth, no CSRF) of the project's own Prefect (3.9.1) on 127.0.0.1.
@@ -145,6 +148,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> Iterator[None]:
     for item in items:
         if INTEGRATION_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.integration)
+        item.add_marker(pytest.mark.xdist_group(_group_of(item)))
     yield
     items.sort(key=lambda item: item.get_closest_marker("integration") is not None)
 
@@ -152,10 +156,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> Iterator[None]:
 class _Lines:
     """Each needed Prefect line's server and workload, made in one background thread.
 
-    pytest runs tests on one core; the servers' start-up and the workloads'
-    sleeping task bodies leave the other one idle for minutes. The thread
-    starts when collection is done (:func:`pytest_collection_finish`), in the
-    order the tests need them (the project's own line first), and stays alive
+    The servers' start-up and the workloads' sleeping task bodies leave a core
+    idle for minutes. A thread starts when collection is done
+    (:func:`pytest_collection_finish`; under pytest-xdist, when a worker starts
+    a group of tests that needs lines), in the order the tests need them (the
+    project's own line first), and stays alive
     until the session ends: a server is started with ``PR_SET_PDEATHSIG``,
     which Linux sends when the *thread* that started it exits. The fixtures
     take the results (or the errors) from here; a line no test needs is never
@@ -166,23 +171,32 @@ class _Lines:
         self.servers: dict[str, Future[PrefectServer]] = {}
         self.truths: dict[str, Future[GroundTruth]] = {}
         self._done = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._root: Path | None = None
+        self._env: dict[str, str] | None = None
+
+    def keep_env(self) -> None:
+        """The environment the workloads run in: the session's, whatever a test patches later."""
+        self._env = dict(os.environ)
 
     def start(self, needed: dict[str, bool]) -> None:
-        """Make the servers of ``needed`` (line id -> whether its workload is needed too)."""
+        """Make the servers of ``needed`` (line id -> whether its workload is needed too)
+        that are not made yet."""
+        needed = {i: workload for i, workload in needed.items() if i not in self.servers}
         if not needed:
             return
-        self._root = Path(tempfile.mkdtemp(prefix="trs-prefect-lines-"))
+        if self._root is None:
+            self._root = Path(tempfile.mkdtemp(prefix="trs-prefect-lines-"))
         for line_id, workload in needed.items():
             self.servers[line_id] = Future()
             if workload:
                 self.truths[line_id] = Future()
-        env = dict(os.environ)  # as the session set it, whatever a test patches later
-        self._thread = threading.Thread(
+        env = self._env if self._env is not None else dict(os.environ)
+        thread = threading.Thread(
             target=self._run, args=(list(needed), env), name="prefect-lines", daemon=True
         )
-        self._thread.start()
+        self._threads.append(thread)
+        thread.start()
 
     def _run(self, order: list[str], env: dict[str, str]) -> None:
         assert self._root is not None
@@ -221,8 +235,8 @@ class _Lines:
     def stop(self) -> None:
         """Stop the servers and remove their folders (waits for a workload still running)."""
         self._done.set()
-        if self._thread is not None:
-            self._thread.join()
+        for thread in self._threads:
+            thread.join()
         for future in self.servers.values():
             if future.done() and future.exception() is None:
                 future.result().stop()
@@ -238,20 +252,89 @@ def _fixture_of(line_id: str, kind: str) -> str:
     return kind if line.own else f"{kind}_{line.suffix}"
 
 
+def _lines_of(item: pytest.Item) -> dict[str, bool]:
+    """The lines ``item`` needs: line id -> whether it needs the workload too."""
+    names = set(getattr(item, "fixturenames", ()))
+    callspec = getattr(item, "callspec", None)
+    param = callspec.params.get("prefect_line") if callspec is not None else None
+    needed: dict[str, bool] = {}
+    for line_id in LINES:
+        workload = _fixture_of(line_id, "workload") in names or param == line_id
+        if workload or _fixture_of(line_id, "prefect_server") in names:
+            needed[line_id] = workload
+    return needed
+
+
+def _lines_needed(items: list[pytest.Item]) -> dict[str, bool]:
+    """The lines ``items`` need, in the order to make them (the project's own first)."""
+    needed: dict[str, bool] = {}
+    for item in items:
+        for line_id, workload in _lines_of(item).items():
+            needed[line_id] = needed.get(line_id, False) or workload
+    own = [i for i, line in LINES.items() if line.own]
+    return {i: needed[i] for i in [*own, *(i for i in LINES if i not in own)] if i in needed}
+
+
+#: Under pytest-xdist: the lines each group of tests needs (made when the group starts).
+_GROUP_LINES: dict[str, dict[str, bool]] = {}
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Start the lines' servers and workloads the selected tests need (see :class:`_Lines`)."""
+    """Start the lines' servers and workloads the selected tests need (see :class:`_Lines`).
+
+    Under pytest-xdist (``scripts/check`` runs two workers) every worker collects
+    every test but runs only the groups sent to it (:func:`_group_of`): a
+    worker makes a group's lines when it starts the group's first test.
+    """
     if session.config.option.collectonly:
         return
-    used: set[str] = set()
+    _LINES.keep_env()
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        _LINES.start(_lines_needed(session.items))
+        return
+    groups: dict[str, list[pytest.Item]] = {}
     for item in session.items:
-        used.update(getattr(item, "fixturenames", ()))
-    needed: dict[str, bool] = {}
-    own = [i for i, line in LINES.items() if line.own]
-    for line_id in [*own, *(i for i in LINES if i not in own)]:
-        workload = "prefect_line" in used or _fixture_of(line_id, "workload") in used
-        if workload or _fixture_of(line_id, "prefect_server") in used:
-            needed[line_id] = workload
-    _LINES.start(needed)
+        groups.setdefault(_marked_group(item), []).append(item)
+    _GROUP_LINES.update({group: _lines_needed(items) for group, items in groups.items()})
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Under pytest-xdist: make the lines of the test's group when the group starts."""
+    if _GROUP_LINES:
+        _LINES.start(_GROUP_LINES.get(_marked_group(item), {}))
+
+
+def _marked_group(item: pytest.Item) -> str:
+    """The group :func:`pytest_collection_modifyitems` gave ``item``."""
+    mark = item.get_closest_marker("xdist_group")
+    return str(mark.args[0]) if mark is not None else ""
+
+
+#: The xdist group of the tests on Spark or on the project's own Prefect line.
+SPARK_AND_OWN_LINE: Final = "spark-and-own-prefect-line"
+#: The xdist group of the tests on the older lines and the auth/CSRF servers.
+OTHER_SERVERS: Final = "older-prefect-lines-and-auth-servers"
+
+
+def _group_of(item: pytest.Item) -> str:
+    """The pytest-xdist group (``--dist loadgroup``) ``item`` runs in.
+
+    Each server of a Prefect line and the SparkSession are made once per worker
+    that needs them, so the tests on them stay in two groups, each run by one
+    worker: Spark with the project's own line (49 tests use both), and the older
+    lines with the auth/CSRF servers. Every other test runs with its module,
+    whose module-scoped fixtures are then made once, and the Prometheus tests
+    share their server.
+    """
+    names = set(getattr(item, "fixturenames", ()))
+    lines = _lines_of(item)
+    if "spark" in item.nodeid.lower() or "spark" in names or any(LINES[i].own for i in lines):
+        return SPARK_AND_OWN_LINE
+    if lines or INTEGRATION_FIXTURES.intersection(names):
+        return OTHER_SERVERS
+    module = item.nodeid.split("::")[0]
+    return "prometheus" if module.startswith("tests/prometheus/") else module
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
