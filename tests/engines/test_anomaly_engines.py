@@ -105,7 +105,7 @@ def _with_since(call: str, states: Any) -> Any:
     )
 
 
-@pytest.mark.parametrize("engine", ["polars-lazy", "duckdb"], indirect=True)
+@pytest.mark.parametrize("engine", ["polars-lazy", "duckdb", "spark"], indirect=True)
 @pytest.mark.parametrize("call", ["run_time-by-task", "failure_rate-by-task-spike"])
 @pytest.mark.parametrize("parts", [2, 3])
 def test_judged_a_set_of_tasks_at_a_time_the_rows_are_the_whole(
@@ -115,8 +115,8 @@ def test_judged_a_set_of_tasks_at_a_time_the_rows_are_the_whole(
     engine: str,
     on_engine: Callable[[pl.DataFrame], Any],
 ) -> None:
-    """The report computes the anomalies a set of tasks at a time on Polars and DuckDB: the
-    same rows, in the same order, the null task among them."""
+    """The report and the check compute the anomalies a set of tasks at a time: the same
+    rows, in the same order, the null task among them."""
     whole = CALLS[call](planted)
     assert whole["task_name"].null_count() > 0
     pieces = in_group_sets(on_engine(planted), "task_name", parts, CALLS[call])

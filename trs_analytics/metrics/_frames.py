@@ -615,7 +615,7 @@ def materialized_by_run(
 def in_group_sets(
     frame: Any, column: str, parts: int, compute: Callable[[Any], Any]
 ) -> pl.DataFrame:
-    """``to_polars(compute(frame))``, on Polars and DuckDB a set of ``column``'s values at a time.
+    """``to_polars(compute(frame))``, a set of ``column``'s values at a time.
 
     For a metric whose rows for a value of ``column`` depend on that value's
     rows alone, and are ordered by it (nulls last), as ``detect_anomalies(by=column)``'s:
@@ -624,8 +624,9 @@ def in_group_sets(
     end: the rows of one ``compute`` over every row, while only a set's work
     is held at once (Polars) or spilled at once (DuckDB, whose spill files of
     one ``compute`` over every row can fill a disk; each set's rows are kept
-    by :func:`materialized` first, read once from the frame). Spark spreads
-    the work over its cluster: one ``compute``.
+    by :func:`materialized` first, read once from the frame). Spark too: one
+    ``compute`` of the report's anomalies over the 6.3M runs of 20M states ran
+    a local 2 GiB driver out of heap.
 
     Examples:
         >>> frame = pl.LazyFrame({"g": ["b", None, "a", "b"], "x": [1, 2, 3, 4]})
@@ -634,7 +635,7 @@ def in_group_sets(
         [('a', 3), ('b', 5), (None, 2)]
     """
     wrapped = lazy(frame, caller="in_group_sets")
-    if parts <= 1 or not (wrapped.implementation.is_polars() or wrapped.implementation.is_duckdb()):
+    if parts <= 1:
         return to_polars(compute(frame))
     values = to_polars(wrapped.select(nw.col(column)).unique().to_native()).to_series()
     values = values.sort(nulls_last=True)
@@ -652,6 +653,7 @@ def in_group_sets(
         # DuckDB computes a relation each time a query reads it: a metric reading its
         # input several times would scan the whole frame each time (50 scans of a
         # 100M-state report's run table per set of tasks), so the set's rows are kept first
+        # (Spark's too, on disk)
         with materialized(rows) as kept:
             pieces.append(to_polars(compute(kept)))
     return pl.concat(pieces, how="vertical")

@@ -42,9 +42,8 @@ def _urls(ids: pl.Series, ui: str | None) -> pl.Series:
 
 def _anomalies(states: Any, parts: int) -> dict[str, pl.DataFrame]:
     """detect_anomalies' full result per metric (the chart draws the band around the series):
-    one row per task and day, computed on the states' engine; on Polars and DuckDB a set of
-    tasks at a time (``parts`` sets: the training window copies each run once per bucket it
-    trains, which DuckDB spills)."""
+    one row per task and day, computed on the states' engine a set of tasks at a time
+    (``parts`` sets: the training window copies each run once per bucket it trains)."""
     return {
         m: in_group_sets(states, "task_name", parts, partial(detect_anomalies, metric=m))
         for m in ("run_time", "failure_rate")
@@ -113,7 +112,7 @@ def flagged_tables(
     states: Any, *, now: datetime, rules: Sequence[SlaRule], ui: str | None, parts: int = 1
 ) -> Flagged:
     """Compute the anomalies, stuck runs and SLA breaches on the states' engine (any);
-    the anomalies a set of tasks at a time on Polars and DuckDB with ``parts`` > 1 (the same rows).
+    the anomalies a set of tasks at a time with ``parts`` > 1 (the same rows).
 
     Examples:
         >>> from trs_analytics.testing import generate_states
