@@ -256,12 +256,12 @@ def one(run: Run, folder: Path, args: argparse.Namespace) -> dict[str, Any]:
         command += ["--rules", str(rules), "--now", NOW]
     command += extra
     print(f"{job} {dataset} {engine}: {' '.join(command[1:])}", flush=True)
-    load_before = os.getloadavg()[0]
+    load_before, code = os.getloadavg()[0], code_version()  # what runs, not what is there after
     result = measure(command, max_rss_mib=args.max_rss_gib * GIB, timeout_s=args.timeout_min * 60)
     # the 1-minute load average before and after: above ~2 on 2 cores, times are inflated
     result["loadavg_1m"] = {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)}
     stdout, stderr = result.pop("stdout"), result.pop("stderr")
-    result.update(job=job, dataset=dataset, engine=engine, code=code_version())
+    result.update(job=job, dataset=dataset, engine=engine, code=code)
     result["ok"] = result["stopped"] is None and result["exit_code"] in (
         (0, 1) if job == "check" else (0,)
     )
