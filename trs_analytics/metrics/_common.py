@@ -37,6 +37,7 @@ from trs_analytics.metrics._frames import (
     distinct,
     from_native,
     has_ordered_last,
+    is_spark,
     lazy,
     require_utc,
     schema_of,
@@ -235,7 +236,7 @@ def keeps_copies(frame: nw.LazyFrame[Any]) -> bool:
     de-duplicating first (benchmarks/results), so on Spark the
     timeline always drops copies and counts are plain sums (:func:`attempt_count`).
     """
-    return not frame.implementation.is_pyspark()
+    return not is_spark(frame.implementation)
 
 
 def attempt_count(tl: nw.LazyFrame[Any]) -> nw.Expr:

@@ -62,6 +62,7 @@ __all__ = [
     "has_ordered_last",
     "in_group_sets",
     "is_duration",
+    "is_spark",
     "lazy",
     "materialized",
     "materialized_by_run",
@@ -82,6 +83,11 @@ Frame = TypeVar("Frame")
 
 #: The run key inside a metric (``task_run_id`` or ``flow_run_id`` outside).
 RUN_KEY: Final = "_run"
+
+
+def is_spark(impl: nw.Implementation) -> bool:
+    """Whether a frame of this implementation is Spark's (classic or Spark Connect)."""
+    return bool(impl.is_pyspark() or impl.is_pyspark_connect())
 
 
 def lazy(frame: IntoFrame | Any, *, caller: str) -> nw.LazyFrame[Any]:
@@ -220,7 +226,7 @@ def with_micros(
             *(f"epoch_us({sql_name(c)}) AS {sql_name(new)}" for new, c in spans.items()),
         ]
         return nw.from_native(rel.project(", ".join(["*", *exprs]))) if exprs else frame
-    if impl.is_pyspark() or impl.is_pyspark_connect():
+    if is_spark(impl):
         from pyspark.sql import functions as F
 
         df = frame.to_native()
@@ -346,7 +352,7 @@ def from_micros(
         rel = native.project(f"* REPLACE ({replaced})")
         assert isinstance(rel, duckdb.DuckDBPyRelation)
         return nw.from_native(rel)
-    if impl.is_pyspark() or impl.is_pyspark_connect():
+    if is_spark(impl):
         from pyspark.sql import functions as F
 
         native = result.to_native()
@@ -529,7 +535,7 @@ def materialized(frame: Any) -> Iterator[Any]:
             frame.query(name, f"COPY (SELECT {stored} FROM {name}) TO {path} (FORMAT parquet)")
             yield frame.query(f"{name}_read", f"SELECT {read} FROM read_parquet({path})")
         return
-    if impl.is_pyspark() or impl.is_pyspark_connect():
+    if is_spark(impl):
         from pyspark import StorageLevel
 
         # on disk only: kept in memory, two kept frames of 6.3M runs (the run table and
@@ -702,7 +708,7 @@ def group_quantiles(
         [('a', 3, 2.0), ('b', 1, None)]
     """
     keys = list(keys)
-    if _is_spark(frame):
+    if is_spark(frame.implementation):
         return _group_quantiles_spark(frame, keys, values, q, count=count)
     if not frame.implementation.is_duckdb():
         stats = {count: nw.len(), **{n: quantile(nw.col(c), q) for n, c in values.items()}}
@@ -777,7 +783,7 @@ def describe(
     ran out of memory at a ``memory_limit`` where it runs with one
     (benchmarks/README.md, section 2b).
     """
-    if _is_spark(frame):
+    if is_spark(frame.implementation):
         return _describe_spark(frame, keys, value, quantiles)
     if not frame.implementation.is_duckdb():
         x = nw.col(value)
@@ -811,10 +817,6 @@ def describe(
     columns = ", ".join([*(sql_name(k) for k in keys), '"count"', '"nulls"', '"mean"', '"min"'])
     described: nw.LazyFrame[Any] = nw.from_native(native.project(f'{columns}, {picked}, "max"'))
     return described
-
-
-def _is_spark(frame: nw.LazyFrame[Any]) -> bool:
-    return bool(frame.implementation.is_pyspark() or frame.implementation.is_pyspark_connect())
 
 
 def _describe_spark(
@@ -890,7 +892,7 @@ def has_ordered_last(frame: nw.LazyFrame[Any]) -> bool:
 
     Polars and DuckDB do; narwhals' PySpark backend does not (yet).
     """
-    return not frame.implementation.is_pyspark()
+    return not is_spark(frame.implementation)
 
 
 def distinct(frame: nw.LazyFrame[Any], subset: Sequence[str]) -> nw.LazyFrame[Any]:
@@ -961,7 +963,7 @@ def is_duration(frame: nw.LazyFrame[Any], column: str) -> bool:
     """Whether ``column`` holds durations (narwhals does not map Spark's intervals)."""
     if isinstance(frame.collect_schema()[column], nw.Duration):
         return True
-    if frame.implementation.is_pyspark() or frame.implementation.is_pyspark_connect():
+    if is_spark(frame.implementation):
         from pyspark.sql.types import DayTimeIntervalType
 
         return isinstance(frame.to_native().schema[column].dataType, DayTimeIntervalType)
